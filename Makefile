@@ -1,0 +1,165 @@
+# vcpud - cgroup-v2 multi-tenant vCPU resource manager.
+#
+#   make                  build build/vcpud and build/vcpuctl
+#   make check            install missing Debian packages (as root), build,
+#                         run every test tier (unit, end-to-end, real kernel)
+#   make run              vcpud in the foreground on ./run/ (no cgroups)
+#   make SANITIZE=address,undefined check
+#   make install PREFIX=/usr DESTDIR=/tmp/pkg
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DATADIR ?= $(PREFIX)/share/vcpud
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+CC      ?= cc
+BUILD   ?= build
+SANITIZE ?=
+WERROR  ?=
+ifeq ($(CI),true)
+WERROR  := -Werror
+endif
+
+PKGS := sqlite3 yaml-0.1 libmicrohttpd jansson libcurl libvirt libvirt-qemu libcgroup
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wvla -Wimplicit-fallthrough
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = $(WARN) $(WERROR) $(CFLAGS) -D_GNU_SOURCE -Iinclude -Isrc \
+	$(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS)
+ifneq ($(SANITIZE),)
+ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+LIBS = $(PKG_LIBS) -lm
+
+# Library modules (everything but the two main()s), in dependency order.
+MODULES := common store policy cgroup topology discover plan sample throttle api
+LIB_SRCS := $(foreach m,$(MODULES),$(wildcard src/$(m)/*.c))
+DAEMON_SRCS := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c))
+CLI_SRCS := $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+GEN_SCHEMA := $(BUILD)/gen/schema.c
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schema.o
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
+FIXTURE_BINS := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%)
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench tests
+all: $(BUILD)/vcpud $(BUILD)/vcpuctl $(FIXTURE_BINS)
+
+# Rebuild everything when the flags change (e.g. SANITIZE= on and off).
+FLAGS_STAMP := $(BUILD)/.flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+FORCE:
+
+$(GEN_SCHEMA): $(sort $(wildcard schema/*.sql)) src/store/gen-schema.sh
+	@mkdir -p $(dir $@)
+	sh src/store/gen-schema.sh $(sort $(wildcard schema/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/schema.o: $(GEN_SCHEMA) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libvcpud.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvcpudd.a: $(DAEMON_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvcpuctl.a: $(CLI_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/vcpud: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpud.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/vcpuctl: $(BUILD)/obj/src/cli/main.o $(BUILD)/libvcpuctl.a $(BUILD)/libvcpud.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpuctl.a $(BUILD)/libvcpud.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+$(BUILD)/fixtures/%: $(BUILD)/obj/tests/fixtures/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libvcpud.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lpthread
+
+tests: all $(TEST_BINS)
+
+# Set-up: the Debian packages in deploy/debian-packages.txt.
+deps:
+	@sh deploy/install-deps.sh
+
+# The README's test command: every tier, one summary line at the end.
+check: deps
+	@$(MAKE) --no-print-directory tests
+	@sh tests/run.sh $(BUILD)
+
+unit: tests
+	@sh tests/run.sh $(BUILD) unit
+
+e2e: tests
+	@sh tests/run.sh $(BUILD) e2e
+
+kernel: tests
+	@sh tests/run.sh $(BUILD) kernel
+
+bench: all $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+# The main job until the demo lands: vcpud in the foreground on an SQLite
+# file and a socket under ./run/, touching no cgroups.
+RUNDIR ?= $(CURDIR)/run
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(RUNDIR)
+	@echo "vcpud: database $(RUNDIR)/vcpud.db, socket $(RUNDIR)/vcpud.sock"
+	@echo "try:   build/vcpuctl --socket $(RUNDIR)/vcpud.sock tenant create acme --vcpus 8"
+	$(BUILD)/vcpud --foreground --db $(RUNDIR)/vcpud.db --socket $(RUNDIR)/vcpud.sock \
+		--policy policies/default.yaml --cgroup-root $(RUNDIR)/cgroup --dry-run
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies \
+		$(DESTDIR)$(SYSCONFDIR)/vcpud
+	install -m 0755 $(BUILD)/vcpud $(DESTDIR)$(SBINDIR)/vcpud
+	install -m 0755 $(BUILD)/vcpuctl $(DESTDIR)$(BINDIR)/vcpuctl
+	install -m 0644 policies/*.yaml $(DESTDIR)$(DATADIR)/policies/
+	test -e $(DESTDIR)$(SYSCONFDIR)/vcpud/policy.yaml || \
+		install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/vcpud/policy.yaml
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' deploy/vcpud.service.in \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/vcpud.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/vcpud $(DESTDIR)$(BINDIR)/vcpuctl \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/vcpud.service
+	rm -rf $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

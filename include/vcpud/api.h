@@ -1,0 +1,88 @@
+/* api.h - vcpud's HTTP/JSON API: the wire format shared by the daemon and
+ * vcpuctl, and the request router the daemon's HTTP server calls.
+ *
+ * Endpoints (all JSON, UNIX socket, HTTP/1.1):
+ *   GET    /v1/health                 {"status":"ok","version":..,"schema_version":..}
+ *   GET    /v1/tenants                {"tenants":[TENANT...]}
+ *   POST   /v1/tenants                body TENANT (name, vcpus required) -> 201 TENANT
+ *   GET    /v1/tenants/{name}         TENANT
+ *   PATCH  /v1/tenants/{name}         any of vcpus, weight, cpu_max_cores, memory_bytes,
+ *                                     class (null clears cpu_max_cores/memory_bytes) -> 200 TENANT
+ *   DELETE /v1/tenants/{name}         204, no body
+ * TENANT = {"name":"acme","vcpus":8,"weight":100,"cpu_max_cores":2.5|null,
+ *           "memory_bytes":1073741824|null,"class":"burstable",
+ *           "vcpus_used":0,"vm_count":0,"created_at":UNIX_S,"updated_at":UNIX_S}
+ * Errors: {"error":{"code":C,"message":M}} with status 400 "invalid",
+ * 403 "forbidden", 404 "not_found", 405 "method_not_allowed", 409 "conflict",
+ * 413 "too_large", 415 "unsupported_media_type", 500 "internal". */
+#ifndef VCPUD_API_H
+#define VCPUD_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "vcpud/error.h"
+#include "vcpud/tenant.h"
+
+#define API_MAX_BODY_BYTES (64 * 1024)
+
+/* --- wire format ------------------------------------------------------ */
+
+/* New JSON object for a tenant (the caller owns the reference). */
+json_t *api_tenant_to_json(const struct tenant *t);
+
+/* A create request: name and vcpus required; weight, cpu_max_cores,
+ * memory_bytes, class optional; unknown keys and wrong types are EINVAL.
+ * The result is validated with tenant_validate(). */
+int api_tenant_create_from_json(const json_t *obj, struct tenant *out, struct error **err);
+
+/* A PATCH body: at least one known key; "name" or unknown keys are EINVAL.
+ * Values are range-checked. */
+int api_tenant_patch_from_json(const json_t *obj, struct tenant_patch *out, struct error **err);
+
+/* A tenant as the server sent it (client side; extra keys are ignored). */
+int api_tenant_from_reply(const json_t *obj, struct tenant *out, struct error **err);
+
+/* Patch -> JSON body (client side). */
+json_t *api_tenant_patch_to_json(const struct tenant_patch *p);
+
+/* errno -> HTTP status and error code string (EINVAL/ERANGE 400 "invalid",
+ * ENOENT 404 "not_found", EEXIST/EBUSY 409 "conflict", EFBIG 413 "too_large",
+ * EACCES/EPERM 403 "forbidden", others 500 "internal"). */
+int api_status_for_errno(int e);
+const char *api_code_for_status(int status);
+
+/* {"error":{"code":..,"message":..}} as a new JSON object. */
+json_t *api_error_json(int status, const char *message);
+
+/* --- router (server side, no HTTP library here) ----------------------- */
+
+struct store;
+struct policy;
+
+struct api_ctx {
+	struct store *store;
+	const struct policy *policy;   /* current policy (reloaded on SIGHUP) */
+	const char *policy_path;
+	int64_t started_mono_ns;
+};
+
+struct api_request {
+	const char *method;            /* "GET", "POST", ... */
+	const char *path;              /* "/v1/tenants/acme" (no query string) */
+	const char *query;             /* raw query string or NULL */
+	const char *body;              /* may be NULL */
+	size_t body_len;
+	const char *actor;             /* "uid:1000" from SO_PEERCRED */
+};
+
+struct api_response {
+	int status;
+	char *body;                    /* JSON text or NULL (204); owned */
+};
+
+/* Route and handle one request. Never fails: errors become an error body.
+ * The caller frees resp->body. */
+void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp);
+
+#endif

@@ -1,0 +1,100 @@
+/* store.h - vcpud's persistent state in SQLite: tenants, VMs, vCPUs and the
+ * audit log of events.
+ *
+ * The database runs in WAL mode with foreign keys on and a busy timeout.
+ * Schema migrations (schema/NNN_*.sql, compiled into the binary) are applied
+ * in order at open and tracked by PRAGMA user_version; a database written by
+ * a newer vcpud is refused. Every mutation runs in one transaction together
+ * with its audit event, so a refused or failed request changes nothing.
+ * Only this module writes to SQLite. */
+#ifndef VCPUD_STORE_H
+#define VCPUD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vcpud/error.h"
+#include "vcpud/tenant.h"
+
+struct store;
+
+/* One compiled-in migration (schema/NNN_name.sql). */
+struct store_migration {
+	int version;          /* NNN */
+	const char *name;     /* "001_init.sql" */
+	const char *sql;
+};
+/* All migrations, in version order; generated from schema/ at build time. */
+extern const struct store_migration store_migrations[];
+extern const size_t store_migrations_count;
+
+/* Open (creating if needed) and migrate to the newest schema. *out is owned
+ * by the caller (store_close). Errors: EPROTO for a database from a newer
+ * schema version ("was written by a newer vcpud"), EIO for SQLite failures. */
+int store_open(const char *path, struct store **out, struct error **err);
+
+/* As store_open() but migrate only up to `version` (tests: build an "old"
+ * database and upgrade it). */
+int store_open_at_version(const char *path, int version, struct store **out,
+			  struct error **err);
+
+void store_close(struct store *st);
+static inline void store_closep(struct store **st) { if (*st) store_close(*st); }
+
+/* PRAGMA user_version of the open database. */
+int store_schema_version(struct store *st);
+
+/* "ok" when PRAGMA integrity_check passes; 0 or -1 with the first problem. */
+int store_integrity_check(struct store *st, struct error **err);
+
+/* --- tenants ---------------------------------------------------------- */
+
+/* Insert a validated tenant. EEXIST if the name is taken, EINVAL if it does
+ * not validate. `actor` ("uid:0") goes into the audit event. */
+int store_tenant_create(struct store *st, const struct tenant *t,
+			const char *actor, struct error **err);
+
+/* Read one tenant (with vcpus_used and vm_count). ENOENT when unknown. */
+int store_tenant_get(struct store *st, const char *name, struct tenant *out,
+		     struct error **err);
+
+/* All tenants ordered by name. *out (array of *n) is freed by the caller. */
+int store_tenant_list(struct store *st, struct tenant **out, size_t *n,
+		      struct error **err);
+
+/* Apply a patch. ENOENT unknown tenant; EINVAL the result does not validate;
+ * EBUSY lowering the vCPU quota below what its VMs use. On success *out (if
+ * non-NULL) holds the new tenant. */
+int store_tenant_update(struct store *st, const char *name,
+			const struct tenant_patch *p, const char *actor,
+			struct tenant *out, struct error **err);
+
+/* Delete. ENOENT unknown; EBUSY while the tenant still has VMs. */
+int store_tenant_delete(struct store *st, const char *name, const char *actor,
+			struct error **err);
+
+/* --- events (audit log) ----------------------------------------------- */
+
+struct store_event {
+	int64_t id;
+	int64_t ts_ms;        /* unix time, milliseconds */
+	char *actor;          /* "uid:0", "vcpud" */
+	char *action;         /* "tenant.create", "throttle.cap", ... */
+	char *target;         /* "tenant/acme", "vm/web-1" */
+	char *details;        /* JSON object text */
+};
+
+/* Append an event in its own transaction. details_json must be a JSON object
+ * text or NULL ("{}"). */
+int store_event_add(struct store *st, const char *actor, const char *action,
+		    const char *target, const char *details_json,
+		    struct error **err);
+
+/* Events with id > after_id, oldest first, at most `limit`. The caller frees
+ * with store_events_free(). */
+int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
+		     size_t limit, struct store_event **out, size_t *n,
+		     struct error **err);
+void store_events_free(struct store_event *ev, size_t n);
+
+#endif

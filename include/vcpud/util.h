@@ -1,0 +1,68 @@
+/* util.h - small helpers every module uses: aborting allocators,
+ * __attribute__((cleanup)) helpers, ownership transfer and strict number
+ * parsing. Allocation failure aborts the process (no ENOMEM plumbing). */
+#ifndef VCPUD_UTIL_H
+#define VCPUD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "vcpud/error.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Formatted, allocated string; the caller frees it. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_error_ _cleanup_(error_free)
+
+/* Take ownership of *pp: returns it and sets *pp to NULL. */
+static inline void *steal_ptr_(void *pp)
+{
+	void **p = (void **)pp;
+	void *r = *p;
+	*p = NULL;
+	return r;
+}
+#define steal_ptr(pp) steal_ptr_(pp)
+
+/* Strict decimal parsing of the whole string: no sign for unsigned, no
+ * trailing garbage, no overflow, within [min, max]. 0 or -1 (EINVAL/ERANGE). */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, struct error **err);
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, struct error **err);
+/* A finite double in [min, max]. */
+int parse_double(const char *s, double min, double max, double *out, struct error **err);
+
+/* A size in bytes: digits with an optional K, M, G or T suffix (powers of
+ * 1024, case-insensitive, an optional trailing 'B' or 'iB' allowed). */
+int parse_size(const char *s, int64_t *out_bytes, struct error **err);
+
+/* Human form of a byte count: "512M", "2G", "1536K", exact when possible. */
+char *format_size(int64_t bytes);
+
+/* Trim whitespace at both ends, in place; returns s. */
+char *strstrip(char *s);
+
+bool str_has_prefix(const char *s, const char *prefix);
+
+/* Nanoseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
+int64_t now_mono_ns(void);
+int64_t now_real_ns(void);
+
+#endif

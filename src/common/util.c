@@ -1,0 +1,197 @@
+/* util.c - aborting allocators, strict number and size parsing, clocks.
+ * Parsers reject anything strtoull() would silently accept: signs on
+ * unsigned values, leading spaces, trailing junk, overflow. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vcpud/util.h"
+
+static void oom(void)
+{
+	fputs("vcpud: out of memory\n", stderr);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t nmemb, size_t size)
+{
+	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom();
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return s;
+}
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, struct error **err)
+{
+	if (!s || !isdigit((unsigned char)s[0]))
+		return error_set(err, EINVAL, "'%s' is not a whole number", s ? s : "");
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end != '\0')
+		return error_set(err, EINVAL, "'%s' is not a whole number", s);
+	if (errno == ERANGE || v < min || v > max)
+		return error_set(err, ERANGE, "%s is out of range (%" PRIu64 "..%" PRIu64 ")",
+				 s, min, max);
+	*out = v;
+	return 0;
+}
+
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, struct error **err)
+{
+	if (!s || !(isdigit((unsigned char)s[0]) ||
+		    (s[0] == '-' && isdigit((unsigned char)s[1]))))
+		return error_set(err, EINVAL, "'%s' is not a whole number", s ? s : "");
+	errno = 0;
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (*end != '\0')
+		return error_set(err, EINVAL, "'%s' is not a whole number", s);
+	if (errno == ERANGE || v < min || v > max)
+		return error_set(err, ERANGE, "%s is out of range (%" PRId64 "..%" PRId64 ")",
+				 s, min, max);
+	*out = v;
+	return 0;
+}
+
+int parse_double(const char *s, double min, double max, double *out, struct error **err)
+{
+	if (!s || !(isdigit((unsigned char)s[0]) || s[0] == '.' ||
+		    (s[0] == '-' && (isdigit((unsigned char)s[1]) || s[1] == '.'))))
+		return error_set(err, EINVAL, "'%s' is not a number", s ? s : "");
+	errno = 0;
+	char *end;
+	double v = strtod(s, &end);
+	if (*end != '\0' || end == s)
+		return error_set(err, EINVAL, "'%s' is not a number", s);
+	if (errno == ERANGE || !isfinite(v) || v < min || v > max)
+		return error_set(err, ERANGE, "%s is out of range (%g..%g)", s, min, max);
+	*out = v;
+	return 0;
+}
+
+int parse_size(const char *s, int64_t *out_bytes, struct error **err)
+{
+	if (!s || !isdigit((unsigned char)s[0]))
+		return error_set(err, EINVAL,
+				 "invalid size '%s': expected a number with an optional "
+				 "K, M, G or T suffix", s ? s : "");
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	int shift = 0;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default:
+		return error_set(err, EINVAL,
+				 "invalid size '%s': unknown suffix '%s' (use K, M, G or T)",
+				 s, end);
+	}
+	/* accept "4G", "4GB", "4GiB", "512B" */
+	if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
+		end += strlen(end);
+	else if (!shift && strcasecmp(end, "B") == 0)
+		end++;
+	if (*end != '\0')
+		return error_set(err, EINVAL,
+				 "invalid size '%s': unknown suffix (use K, M, G or T)", s);
+	if (errno == ERANGE || v > ((unsigned long long)INT64_MAX >> shift))
+		return error_set(err, ERANGE, "size '%s' is too large", s);
+	*out_bytes = (int64_t)(v << shift);
+	return 0;
+}
+
+char *format_size(int64_t bytes)
+{
+	static const char sfx[] = "KMGT";
+	int i = -1;
+	int64_t v = bytes;
+	while (i < 3 && v > 0 && v % 1024 == 0) {
+		v /= 1024;
+		i++;
+	}
+	if (i < 0)
+		return xasprintf("%" PRId64, bytes);
+	return xasprintf("%" PRId64 "%c", v, sfx[i]);
+}
+
+char *strstrip(char *s)
+{
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	char *b = s;
+	while (isspace((unsigned char)*b))
+		b++;
+	if (b != s)
+		memmove(s, b, strlen(b) + 1);
+	return s;
+}
+
+bool str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t now_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+int64_t now_real_ns(void) { return clock_ns(CLOCK_REALTIME); }

@@ -1,0 +1,76 @@
+#!/bin/sh
+# run.sh - run the test tiers and print one summary line:
+#   "check: N passed, N failed"  (and exit non-zero on any failure)
+# Usage: tests/run.sh BUILD_DIR [unit|e2e|kernel]...   (default: all three)
+#
+# unit   - every build/tests/test_* cmocka binary (no root, seconds)
+# e2e    - every tests/e2e/*.sh: the real vcpud and vcpuctl on temp files
+# kernel - tests/kernel/run.sh: scenarios in a QEMU-booted Debian kernel
+# Each suite prints its own "N passed, N failed" line; this script adds them.
+set -u
+build=${1:?usage: run.sh BUILD_DIR [tier...]}
+shift
+tiers=${*:-unit e2e kernel}
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$build" && pwd)
+export VCPUD_BUILD="$build" VCPUD_SRC="$(dirname "$here")"
+export CMOCKA_MESSAGE_OUTPUT=stdout
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+total_pass=0
+total_fail=0
+failed_suites=""
+
+# add the counts a suite printed; a suite that printed none but failed
+# counts as one failure so a crash can never look green
+account() { # name rc
+	p=0; f=0
+	# cmocka: "[  PASSED  ] 7 test(s)."  "[  FAILED  ] 1 test(s), listed below:"
+	cp=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	cf=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	# plain: "N passed, N failed"
+	pp=$(sed -n 's/^\([a-z-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
+	pf=$(sed -n 's/^\([a-z-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed.*/\3/p' "$log" | awk '{s+=$1} END {print s+0}')
+	p=$((cp + pp)); f=$((cf + pf))
+	if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	if [ "$f" -ne 0 ]; then
+		failed_suites="$failed_suites $1"
+	fi
+	total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+
+run_suite() { # name command...
+	name=$1; shift
+	echo "=== $name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	account "$name" "$rc"
+}
+
+for tier in $tiers; do
+	case "$tier" in
+	unit)
+		for t in "$build"/tests/test_*; do
+			[ -x "$t" ] || continue
+			run_suite "unit/$(basename "$t")" "$t"
+		done ;;
+	e2e)
+		for t in "$here"/e2e/*.sh; do
+			[ -f "$t" ] || continue
+			run_suite "e2e/$(basename "$t" .sh)" sh "$t"
+		done ;;
+	kernel)
+		if [ -f "$here/kernel/run.sh" ]; then
+			run_suite "kernel" sh "$here/kernel/run.sh"
+		fi ;;
+	*) echo "run.sh: unknown tier '$tier'" >&2; exit 2 ;;
+	esac
+done
+
+echo
+[ -n "$failed_suites" ] && echo "failed suites:$failed_suites"
+echo "check: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]
