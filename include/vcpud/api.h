@@ -19,7 +19,9 @@
 #define VCPUD_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "vcpud/error.h"
 #include "vcpud/tenant.h"
@@ -84,5 +86,32 @@ struct api_response {
 /* Route and handle one request. Never fails: errors become an error body.
  * The caller frees resp->body. */
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp);
+
+/* --- server (libmicrohttpd on a UNIX socket, driven by the daemon loop) -- */
+
+struct api_server;
+
+struct api_server_config {
+	const char *socket_path;
+	/* peers allowed besides root and the daemon's own uid: members of this
+	 * group (primary or supplementary); (gid_t)-1 for none. The socket file
+	 * is created 0660 and owned by this group. */
+	gid_t group;
+	bool group_set;
+};
+
+/* Create the socket (refusing to replace a live one or a non-socket file;
+ * a stale socket left by a crash is replaced) and start serving in external
+ * select mode: the caller polls api_server_fd() and calls api_server_run().
+ * *out is freed with api_server_stop(), which also removes the socket. */
+int api_server_start(struct api_ctx *ctx, const struct api_server_config *cfg,
+		     struct api_server **out, struct error **err);
+/* An fd that becomes readable when the server has work (MHD's epoll fd). */
+int api_server_fd(const struct api_server *s);
+/* Milliseconds until the server needs api_server_run() anyway, or -1. */
+int api_server_timeout_ms(const struct api_server *s);
+/* Accept, read, handle and answer whatever is ready. Never blocks. */
+void api_server_run(struct api_server *s);
+void api_server_stop(struct api_server *s);
 
 #endif

@@ -1,0 +1,295 @@
+/* router.c - maps (method, path) to handlers and turns their results into
+ * HTTP status codes and JSON. No HTTP library here: the daemon's server
+ * (server.c) hands in a complete request and sends back what this returns,
+ * so the handlers are unit-tested without sockets.
+ *
+ * Every handler either succeeds or returns an error carrying an errno, which
+ * api_status_for_errno() maps to the status; a refused request changes
+ * nothing because the store runs each mutation in one transaction. */
+#include <errno.h>
+#include <string.h>
+
+#include "vcpud/api.h"
+#include "vcpud/log.h"
+#include "vcpud/policy.h"
+#include "vcpud/store.h"
+#include "vcpud/util.h"
+
+#ifndef VCPUD_VERSION
+#define VCPUD_VERSION "0.1.0"
+#endif
+
+enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_EVENTS, R_LAST };
+
+struct route_match {
+	enum route_id id;
+	char name[NAME_MAX_LEN + 1]; /* {name} segment, validated */
+};
+
+typedef int (*handler_fn)(struct api_ctx *ctx, const struct api_request *req,
+			  const struct route_match *m, json_t *body, int *status,
+			  json_t **out, struct error **err);
+
+/* Parse the body as one JSON value. Empty body -> error. */
+static int body_json(const struct api_request *req, json_t **out, struct error **err)
+{
+	if (!req->body || req->body_len == 0)
+		return error_set(err, EINVAL, "request body is empty: expected a JSON object");
+	json_error_t je;
+	json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		return error_set(err, EINVAL, "malformed JSON at line %d column %d: %s",
+				 je.line, je.column, je.text);
+	*out = j;
+	return 0;
+}
+
+static int h_health(struct api_ctx *ctx, const struct api_request *req,
+		    const struct route_match *m, json_t *body, int *status, json_t **out,
+		    struct error **err)
+{
+	(void)req; (void)m; (void)body; (void)err;
+	int64_t up = (now_mono_ns() - ctx->started_mono_ns) / 1000000000LL;
+	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?}", "status", "ok", "version", VCPUD_VERSION,
+			 "schema_version", store_schema_version(ctx->store), "uptime_s",
+			 (json_int_t)up, "policy", ctx->policy_path);
+	*status = 200;
+	return 0;
+}
+
+static int h_tenant_list(struct api_ctx *ctx, const struct api_request *req,
+			 const struct route_match *m, json_t *body, int *status,
+			 json_t **out, struct error **err)
+{
+	(void)req; (void)m; (void)body;
+	_cleanup_free_ struct tenant *ts = NULL;
+	size_t n = 0;
+	if (store_tenant_list(ctx->store, &ts, &n, err) < 0)
+		return -1;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, api_tenant_to_json(&ts[i]));
+	*out = json_pack("{s:o}", "tenants", arr);
+	*status = 200;
+	return 0;
+}
+
+static int h_tenant_create(struct api_ctx *ctx, const struct api_request *req,
+			   const struct route_match *m, json_t *body, int *status,
+			   json_t **out, struct error **err)
+{
+	(void)m;
+	struct tenant t;
+	if (api_tenant_create_from_json(body, &t, err) < 0)
+		return -1;
+	if (store_tenant_create(ctx->store, &t, req->actor, err) < 0)
+		return -1;
+	if (store_tenant_get(ctx->store, t.name, &t, err) < 0)
+		return -1;
+	log_info("tenant %s created by %s: %u vCPUs, weight %u, class %s", t.name, req->actor,
+		 t.vcpus, t.weight, tenant_class_to_string(t.class_));
+	*out = api_tenant_to_json(&t);
+	*status = 201;
+	return 0;
+}
+
+static int h_tenant_get(struct api_ctx *ctx, const struct api_request *req,
+			const struct route_match *m, json_t *body, int *status, json_t **out,
+			struct error **err)
+{
+	(void)req; (void)body;
+	struct tenant t;
+	if (store_tenant_get(ctx->store, m->name, &t, err) < 0)
+		return -1;
+	*out = api_tenant_to_json(&t);
+	*status = 200;
+	return 0;
+}
+
+static int h_tenant_patch(struct api_ctx *ctx, const struct api_request *req,
+			  const struct route_match *m, json_t *body, int *status,
+			  json_t **out, struct error **err)
+{
+	struct tenant_patch p;
+	struct tenant t;
+	if (api_tenant_patch_from_json(body, &p, err) < 0)
+		return -1;
+	if (store_tenant_update(ctx->store, m->name, &p, req->actor, &t, err) < 0)
+		return -1;
+	if (store_tenant_get(ctx->store, m->name, &t, err) < 0)
+		return -1;
+	log_info("tenant %s changed by %s", t.name, req->actor);
+	*out = api_tenant_to_json(&t);
+	*status = 200;
+	return 0;
+}
+
+static int h_tenant_delete(struct api_ctx *ctx, const struct api_request *req,
+			   const struct route_match *m, json_t *body, int *status,
+			   json_t **out, struct error **err)
+{
+	(void)body;
+	if (store_tenant_delete(ctx->store, m->name, req->actor, err) < 0)
+		return -1;
+	log_info("tenant %s deleted by %s", m->name, req->actor);
+	*out = NULL;
+	*status = 204;
+	return 0;
+}
+
+/* query "after=12&since_ms=...&limit=100" */
+static int query_i64(const char *query, const char *key, int64_t min, int64_t max,
+		     int64_t *out, struct error **err)
+{
+	if (!query)
+		return 0;
+	size_t kl = strlen(key);
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			const char *v = p + kl + 1;
+			size_t n = strcspn(v, "&");
+			_cleanup_free_ char *s = xstrndup(v, n);
+			if (parse_i64(s, min, max, out, err) < 0)
+				return error_wrap(err, "query parameter %s", key);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int h_events(struct api_ctx *ctx, const struct api_request *req,
+		    const struct route_match *m, json_t *body, int *status, json_t **out,
+		    struct error **err)
+{
+	(void)m; (void)body;
+	int64_t after = 0, since = 0, limit = 1000;
+	if (query_i64(req->query, "after", 0, INT64_MAX, &after, err) < 0 ||
+	    query_i64(req->query, "since_ms", 0, INT64_MAX, &since, err) < 0 ||
+	    query_i64(req->query, "limit", 1, 10000, &limit, err) < 0)
+		return -1;
+	struct store_event *ev = NULL;
+	size_t n = 0;
+	if (store_event_list(ctx->store, after, since, (size_t)limit, &ev, &n, err) < 0)
+		return -1;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *details = json_loads(ev[i].details ? ev[i].details : "{}", 0, NULL);
+		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "id",
+						     (json_int_t)ev[i].id, "ts_ms",
+						     (json_int_t)ev[i].ts_ms, "actor", ev[i].actor,
+						     "action", ev[i].action, "target", ev[i].target,
+						     "details", details ? details : json_object()));
+	}
+	store_events_free(ev, n);
+	*out = json_pack("{s:o}", "events", arr);
+	*status = 200;
+	return 0;
+}
+
+struct route {
+	enum route_id id;
+	const char *method;
+	handler_fn fn;
+	bool needs_body;
+};
+
+static const struct route routes[] = {
+	{ R_HEALTH, "GET", h_health, false },
+	{ R_TENANTS, "GET", h_tenant_list, false },
+	{ R_TENANTS, "POST", h_tenant_create, true },
+	{ R_TENANT, "GET", h_tenant_get, false },
+	{ R_TENANT, "PATCH", h_tenant_patch, true },
+	{ R_TENANT, "DELETE", h_tenant_delete, false },
+	{ R_EVENTS, "GET", h_events, false },
+};
+
+/* Match the path to a route id; fills m->name for /v1/tenants/{name}.
+ * Returns 0, or -1 with ENOENT (no such path) / EINVAL (bad name). */
+static int match_path(const char *path, struct route_match *m, struct error **err)
+{
+	memset(m, 0, sizeof(*m));
+	if (strcmp(path, "/v1/health") == 0) {
+		m->id = R_HEALTH;
+		return 0;
+	}
+	if (strcmp(path, "/v1/tenants") == 0 || strcmp(path, "/v1/tenants/") == 0) {
+		m->id = R_TENANTS;
+		return 0;
+	}
+	if (strcmp(path, "/v1/events") == 0) {
+		m->id = R_EVENTS;
+		return 0;
+	}
+	if (str_has_prefix(path, "/v1/tenants/")) {
+		const char *name = path + strlen("/v1/tenants/");
+		if (name_check("tenant name", name, err) < 0)
+			return -1;
+		strcpy(m->name, name);
+		m->id = R_TENANT;
+		return 0;
+	}
+	return error_set(err, ENOENT, "no such endpoint: %.200s", path);
+}
+
+static void respond_error(struct api_response *resp, int status, const char *msg)
+{
+	json_t *j = api_error_json(status, msg);
+	resp->status = status;
+	resp->body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+}
+
+void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct route_match m;
+	resp->status = 500;
+	resp->body = NULL;
+
+	if (match_path(req->path, &m, &err) < 0) {
+		respond_error(resp, api_status_for_errno(err->code), err->msg);
+		return;
+	}
+	const struct route *r = NULL;
+	bool path_known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (routes[i].id != m.id)
+			continue;
+		path_known = true;
+		if (strcmp(routes[i].method, req->method) == 0) {
+			r = &routes[i];
+			break;
+		}
+	}
+	if (!r) {
+		_cleanup_free_ char *msg = xasprintf("method %.16s is not allowed on %.200s",
+						     req->method, req->path);
+		respond_error(resp, path_known ? 405 : 404, msg);
+		return;
+	}
+	if (req->body_len > API_MAX_BODY_BYTES) {
+		_cleanup_free_ char *msg = xasprintf("request body is larger than %d bytes",
+						     API_MAX_BODY_BYTES);
+		respond_error(resp, 413, msg);
+		return;
+	}
+	json_t *body = NULL;
+	if (r->needs_body && body_json(req, &body, &err) < 0) {
+		respond_error(resp, 400, err->msg);
+		return;
+	}
+	json_t *out = NULL;
+	int status = 200;
+	int rc = r->fn(ctx, req, &m, body, &status, &out, &err);
+	json_decref(body);
+	if (rc < 0) {
+		int st = api_status_for_errno(err ? err->code : EIO);
+		if (st >= 500)
+			log_error("%s %s: %s", req->method, req->path, err ? err->msg : "failed");
+		respond_error(resp, st, err ? err->msg : "internal error");
+		return;
+	}
+	resp->status = status;
+	resp->body = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	json_decref(out);
+}

@@ -1,0 +1,264 @@
+/* wire.c - the JSON shapes of the API, shared by vcpud (server) and vcpuctl
+ * (client) so both sides agree on field names, types and ranges. Parsing is
+ * strict on the server side (unknown keys and wrong types are errors) and
+ * lenient on the client side (extra keys from a newer server are ignored). */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "vcpud/api.h"
+#include "vcpud/util.h"
+
+json_t *api_tenant_to_json(const struct tenant *t)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(t->name));
+	json_object_set_new(o, "vcpus", json_integer(t->vcpus));
+	json_object_set_new(o, "weight", json_integer(t->weight));
+	json_object_set_new(o, "cpu_max_cores",
+			    t->cpu_max_set ? json_real(t->cpu_max_cores) : json_null());
+	json_object_set_new(o, "memory_bytes",
+			    t->memory_set ? json_integer(t->memory_bytes) : json_null());
+	json_object_set_new(o, "class", json_string(tenant_class_to_string(t->class_)));
+	json_object_set_new(o, "vcpus_used", json_integer(t->vcpus_used));
+	json_object_set_new(o, "vm_count", json_integer(t->vm_count));
+	json_object_set_new(o, "created_at", json_integer(t->created_at));
+	json_object_set_new(o, "updated_at", json_integer(t->updated_at));
+	return o;
+}
+
+static int get_uint(const json_t *v, const char *key, json_int_t min, json_int_t max,
+		    uint32_t *out, struct error **err)
+{
+	if (!json_is_integer(v))
+		return error_set(err, EINVAL, "%s must be an integer", key);
+	json_int_t i = json_integer_value(v);
+	if (i < min || i > max)
+		return error_set(err, EINVAL, "%s %lld is out of range (%lld..%lld)", key,
+				 (long long)i, (long long)min, (long long)max);
+	*out = (uint32_t)i;
+	return 0;
+}
+
+/* cpu_max_cores: a number or null (no cap) */
+static int get_cpu_max(const json_t *v, bool *set, double *cores, struct error **err)
+{
+	if (json_is_null(v)) {
+		*set = false;
+		*cores = 0;
+		return 0;
+	}
+	if (!json_is_number(v))
+		return error_set(err, EINVAL, "cpu_max_cores must be a number or null");
+	double d = json_number_value(v);
+	if (!isfinite(d) || d < TENANT_CPU_MAX_CORES_MIN || d > TENANT_CPU_MAX_CORES_MAX)
+		return error_set(err, EINVAL, "cpu_max_cores %g is out of range (%g..%g)", d,
+				 TENANT_CPU_MAX_CORES_MIN, TENANT_CPU_MAX_CORES_MAX);
+	*set = true;
+	*cores = d;
+	return 0;
+}
+
+static int get_memory(const json_t *v, bool *set, int64_t *bytes, struct error **err)
+{
+	if (json_is_null(v)) {
+		*set = false;
+		*bytes = 0;
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return error_set(err, EINVAL, "memory_bytes must be an integer or null");
+	json_int_t i = json_integer_value(v);
+	if (i < TENANT_MEMORY_MIN || i > TENANT_MEMORY_MAX)
+		return error_set(err, EINVAL, "memory_bytes %lld is out of range (%lld..%lld)",
+				 (long long)i, (long long)TENANT_MEMORY_MIN,
+				 (long long)TENANT_MEMORY_MAX);
+	*set = true;
+	*bytes = i;
+	return 0;
+}
+
+static int get_class(const json_t *v, enum tenant_class *out, struct error **err)
+{
+	if (!json_is_string(v))
+		return error_set(err, EINVAL, "class must be a string");
+	return tenant_class_from_string(json_string_value(v), out, err);
+}
+
+int api_tenant_create_from_json(const json_t *obj, struct tenant *out, struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EINVAL, "request body must be a JSON object");
+	struct tenant t;
+	tenant_init(&t);
+	bool have_name = false, have_vcpus = false;
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "name") == 0) {
+			if (!json_is_string(v))
+				return error_set(err, EINVAL, "name must be a string");
+			const char *s = json_string_value(v);
+			if (name_check("tenant name", s, err) < 0)
+				return -1;
+			strcpy(t.name, s);
+			have_name = true;
+		} else if (strcmp(key, "vcpus") == 0) {
+			if (get_uint(v, key, 0, TENANT_VCPUS_MAX, &t.vcpus, err) < 0)
+				return -1;
+			have_vcpus = true;
+		} else if (strcmp(key, "weight") == 0) {
+			if (get_uint(v, key, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX, &t.weight, err) < 0)
+				return -1;
+		} else if (strcmp(key, "cpu_max_cores") == 0) {
+			if (get_cpu_max(v, &t.cpu_max_set, &t.cpu_max_cores, err) < 0)
+				return -1;
+		} else if (strcmp(key, "memory_bytes") == 0) {
+			if (get_memory(v, &t.memory_set, &t.memory_bytes, err) < 0)
+				return -1;
+		} else if (strcmp(key, "class") == 0) {
+			if (get_class(v, &t.class_, err) < 0)
+				return -1;
+		} else {
+			return error_set(err, EINVAL, "unknown field '%s'", key);
+		}
+	}
+	if (!have_name)
+		return error_set(err, EINVAL, "missing field 'name'");
+	if (!have_vcpus)
+		return error_set(err, EINVAL, "missing field 'vcpus'");
+	if (tenant_validate(&t, err) < 0)
+		return -1;
+	*out = t;
+	return 0;
+}
+
+int api_tenant_patch_from_json(const json_t *obj, struct tenant_patch *out, struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EINVAL, "request body must be a JSON object");
+	struct tenant_patch p;
+	memset(&p, 0, sizeof(p));
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "vcpus") == 0) {
+			if (get_uint(v, key, 0, TENANT_VCPUS_MAX, &p.vcpus, err) < 0)
+				return -1;
+			p.set_vcpus = true;
+		} else if (strcmp(key, "weight") == 0) {
+			if (get_uint(v, key, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX, &p.weight, err) < 0)
+				return -1;
+			p.set_weight = true;
+		} else if (strcmp(key, "cpu_max_cores") == 0) {
+			if (get_cpu_max(v, &p.cpu_max_set, &p.cpu_max_cores, err) < 0)
+				return -1;
+			p.set_cpu_max = true;
+		} else if (strcmp(key, "memory_bytes") == 0) {
+			if (get_memory(v, &p.memory_set, &p.memory_bytes, err) < 0)
+				return -1;
+			p.set_memory = true;
+		} else if (strcmp(key, "class") == 0) {
+			if (get_class(v, &p.class_, err) < 0)
+				return -1;
+			p.set_class = true;
+		} else if (strcmp(key, "name") == 0) {
+			return error_set(err, EINVAL, "a tenant cannot be renamed");
+		} else {
+			return error_set(err, EINVAL, "unknown field '%s'", key);
+		}
+	}
+	if (!p.set_vcpus && !p.set_weight && !p.set_cpu_max && !p.set_memory && !p.set_class)
+		return error_set(err, EINVAL, "nothing to change: give at least one of vcpus, "
+				 "weight, cpu_max_cores, memory_bytes, class");
+	*out = p;
+	return 0;
+}
+
+int api_tenant_from_reply(const json_t *obj, struct tenant *out, struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EPROTO, "tenant reply is not a JSON object");
+	struct tenant t;
+	tenant_init(&t);
+	const char *name = json_string_value(json_object_get(obj, "name"));
+	if (!name || strlen(name) > NAME_MAX_LEN)
+		return error_set(err, EPROTO, "tenant reply has no valid name");
+	strcpy(t.name, name);
+	t.vcpus = (uint32_t)json_integer_value(json_object_get(obj, "vcpus"));
+	t.weight = (uint32_t)json_integer_value(json_object_get(obj, "weight"));
+	json_t *v = json_object_get(obj, "cpu_max_cores");
+	t.cpu_max_set = json_is_number(v);
+	t.cpu_max_cores = t.cpu_max_set ? json_number_value(v) : 0;
+	v = json_object_get(obj, "memory_bytes");
+	t.memory_set = json_is_integer(v);
+	t.memory_bytes = t.memory_set ? json_integer_value(v) : 0;
+	const char *cls = json_string_value(json_object_get(obj, "class"));
+	if (cls && tenant_class_from_string(cls, &t.class_, NULL) < 0)
+		return error_set(err, EPROTO, "tenant reply has unknown class '%s'", cls);
+	t.vcpus_used = (uint32_t)json_integer_value(json_object_get(obj, "vcpus_used"));
+	t.vm_count = (uint32_t)json_integer_value(json_object_get(obj, "vm_count"));
+	t.created_at = json_integer_value(json_object_get(obj, "created_at"));
+	t.updated_at = json_integer_value(json_object_get(obj, "updated_at"));
+	*out = t;
+	return 0;
+}
+
+json_t *api_tenant_patch_to_json(const struct tenant_patch *p)
+{
+	json_t *o = json_object();
+	if (p->set_vcpus)
+		json_object_set_new(o, "vcpus", json_integer(p->vcpus));
+	if (p->set_weight)
+		json_object_set_new(o, "weight", json_integer(p->weight));
+	if (p->set_cpu_max)
+		json_object_set_new(o, "cpu_max_cores",
+				    p->cpu_max_set ? json_real(p->cpu_max_cores) : json_null());
+	if (p->set_memory)
+		json_object_set_new(o, "memory_bytes",
+				    p->memory_set ? json_integer(p->memory_bytes) : json_null());
+	if (p->set_class)
+		json_object_set_new(o, "class", json_string(tenant_class_to_string(p->class_)));
+	return o;
+}
+
+int api_status_for_errno(int e)
+{
+	switch (e) {
+	case EINVAL:
+	case ERANGE:
+		return 400;
+	case EACCES:
+	case EPERM:
+		return 403;
+	case ENOENT:
+		return 404;
+	case EEXIST:
+	case EBUSY:
+		return 409;
+	case EFBIG:
+		return 413;
+	default:
+		return 500;
+	}
+}
+
+const char *api_code_for_status(int status)
+{
+	switch (status) {
+	case 400: return "invalid";
+	case 403: return "forbidden";
+	case 404: return "not_found";
+	case 405: return "method_not_allowed";
+	case 409: return "conflict";
+	case 413: return "too_large";
+	case 415: return "unsupported_media_type";
+	default: return "internal";
+	}
+}
+
+json_t *api_error_json(int status, const char *message)
+{
+	return json_pack("{s:{s:s,s:s}}", "error", "code", api_code_for_status(status),
+			 "message", message ? message : "");
+}

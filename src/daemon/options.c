@@ -1,0 +1,167 @@
+/* options.c - vcpud's command line, parsed without side effects so that it
+ * can be unit-tested; daemon_options_check() adds the checks that look at
+ * the file system (still without changing anything). */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/daemon.h"
+#include "vcpud/util.h"
+
+enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_SOCKET_GROUP,
+       OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN };
+
+static const struct option long_opts[] = {
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void daemon_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vcpud [OPTION]...\n"
+		"cgroup-v2 multi-tenant vCPU resource manager (daemon).\n\n"
+		"  --db PATH             SQLite database (default %s)\n"
+		"  --socket PATH         API socket (default %s)\n"
+		"  --policy FILE         policy YAML (default %s)\n"
+		"  --cgroup-root DIR     cgroup v2 directory vcpud owns (default: the\n"
+		"                        cgroup2 mount + /vcpud.slice)\n"
+		"  --socket-group NAME   also serve members of this group (SO_PEERCRED)\n"
+		"  --dry-run             log every intended cgroup write, change nothing\n"
+		"  -f, --foreground      stay in the foreground, log to stderr\n"
+		"  --log-level LEVEL     error, warn, info (default) or debug\n"
+		"  --log-file PATH       log here (append) instead of stderr\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version\n\n"
+		"Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the policy (a\n"
+		"policy that does not validate is refused and the old one stays).\n",
+		DAEMON_DEFAULT_DB, DAEMON_DEFAULT_SOCKET, DAEMON_DEFAULT_POLICY);
+}
+
+static int need_value(const char *opt, const char *v, struct error **err)
+{
+	if (!v || !*v)
+		return error_set(err, EINVAL, "option --%s needs a non-empty value", opt);
+	return 0;
+}
+
+int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
+			 struct error **err)
+{
+	struct daemon_options o = {
+		.db_path = DAEMON_DEFAULT_DB,
+		.socket_path = DAEMON_DEFAULT_SOCKET,
+		.policy_path = DAEMON_DEFAULT_POLICY,
+		.log_level = LOG_LVL_INFO,
+	};
+	optind = 0; /* full re-initialisation (GNU), so tests can parse twice */
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":fhV", long_opts, NULL)) != -1) {
+		const char *name = NULL;
+		for (const struct option *lo = long_opts; lo->name; lo++)
+			if (lo->val == c)
+				name = lo->name;
+		switch (c) {
+		case OPT_DB:
+		case OPT_SOCKET:
+		case OPT_POLICY:
+		case OPT_CGROUP_ROOT:
+		case OPT_SOCKET_GROUP:
+		case OPT_LOG_FILE:
+			if (need_value(name, optarg, err) < 0)
+				return -1;
+			if (c == OPT_DB)
+				o.db_path = optarg;
+			else if (c == OPT_SOCKET)
+				o.socket_path = optarg;
+			else if (c == OPT_POLICY)
+				o.policy_path = optarg;
+			else if (c == OPT_CGROUP_ROOT)
+				o.cgroup_root = optarg;
+			else if (c == OPT_SOCKET_GROUP)
+				o.socket_group = optarg;
+			else
+				o.log_file = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_level_from_string(optarg, &o.log_level, err) < 0)
+				return error_wrap(err, "--log-level");
+			break;
+		case OPT_DRY_RUN: o.dry_run = true; break;
+		case 'f': o.foreground = true; break;
+		case 'h': o.help = true; break;
+		case 'V': o.version = true; break;
+		case ':':
+			return error_set(err, EINVAL, "option %s needs a value", argv[optind - 1]);
+		default:
+			return error_set(err, EINVAL, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	*out = o;
+	return 0;
+}
+
+/* An absolute path with no empty, "." or ".." components. */
+static int check_clean_abs(const char *what, const char *p, struct error **err)
+{
+	if (p[0] != '/')
+		return error_set(err, EINVAL, "%s '%s' must be an absolute path", what, p);
+	_cleanup_free_ char *copy = xstrdup(p);
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
+		if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0)
+			return error_set(err, EINVAL, "%s '%s' must not contain '.' or '..'",
+					 what, p);
+	return 0;
+}
+
+int daemon_options_check(const struct daemon_options *o, gid_t *group_out,
+			 struct error **err)
+{
+	if (o->cgroup_root) {
+		if (check_clean_abs("--cgroup-root", o->cgroup_root, err) < 0)
+			return -1;
+		struct stat st;
+		if (stat(o->cgroup_root, &st) == 0) {
+			if (!S_ISDIR(st.st_mode))
+				return error_set(err, ENOTDIR, "--cgroup-root %s is not a directory",
+						 o->cgroup_root);
+		} else {
+			/* vcpud creates the last component itself; its parent must exist */
+			_cleanup_free_ char *parent = xstrdup(o->cgroup_root);
+			char *slash = strrchr(parent, '/');
+			if (slash == parent)
+				slash[1] = '\0';
+			else
+				*slash = '\0';
+			if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
+				return error_set(err, ENOENT,
+						 "--cgroup-root %s: parent directory %s does not exist",
+						 o->cgroup_root, parent);
+		}
+	}
+	if (o->socket_group) {
+		struct group gr, *res = NULL;
+		char buf[4096];
+		if (getgrnam_r(o->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res)
+			return error_set(err, EINVAL, "--socket-group: no group named '%s'",
+					 o->socket_group);
+		*group_out = gr.gr_gid;
+	}
+	return 0;
+}
