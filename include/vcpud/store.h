@@ -18,6 +18,12 @@
 
 struct store;
 
+/* PRAGMA application_id of a vcpud database ('vcpu' in ASCII), set by
+ * schema/001_init.sql. A file with another non-zero id is refused. */
+#define STORE_APPLICATION_ID 0x76637075
+/* How long a statement waits for another connection's lock. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
 /* One compiled-in migration (schema/NNN_name.sql). */
 struct store_migration {
 	int version;          /* NNN */
@@ -34,23 +40,35 @@ extern const size_t store_migrations_count;
 int store_open(const char *path, struct store **out, struct error **err);
 
 /* As store_open() but migrate only up to `version` (tests: build an "old"
- * database and upgrade it). */
+ * database and upgrade it). A database already past `version` is opened
+ * as it is (never downgraded); `version` beyond the newest migration is
+ * EINVAL. */
 int store_open_at_version(const char *path, int version, struct store **out,
 			  struct error **err);
 
 void store_close(struct store *st);
 static inline void store_closep(struct store **st) { if (*st) store_close(*st); }
 
-/* PRAGMA user_version of the open database. */
+/* PRAGMA user_version of the open database (-1 if it cannot be read). */
 int store_schema_version(struct store *st);
 
-/* "ok" when PRAGMA integrity_check passes; 0 or -1 with the first problem. */
+/* The path the store was opened with (owned by the store). */
+const char *store_path(const struct store *st);
+
+/* Tests: stamp rows and events with now_ms() (unix milliseconds) instead of
+ * the real clock; NULL restores the real clock. */
+void store_set_clock(struct store *st, int64_t (*now_ms)(void));
+
+/* "ok" when PRAGMA integrity_check passes and PRAGMA foreign_key_check finds
+ * no dangling reference; 0 or -1 (EIO) with the first problem. */
 int store_integrity_check(struct store *st, struct error **err);
 
 /* --- tenants ---------------------------------------------------------- */
 
 /* Insert a validated tenant. EEXIST if the name is taken, EINVAL if it does
- * not validate. `actor` ("uid:0") goes into the audit event. */
+ * not validate. `actor` ("uid:0"; NULL = "vcpud") goes into the audit event
+ * ("tenant.create", details: the tenant). created_at, updated_at,
+ * vcpus_used and vm_count of *t are ignored. */
 int store_tenant_create(struct store *st, const struct tenant *t,
 			const char *actor, struct error **err);
 
@@ -64,12 +82,15 @@ int store_tenant_list(struct store *st, struct tenant **out, size_t *n,
 
 /* Apply a patch. ENOENT unknown tenant; EINVAL the result does not validate;
  * EBUSY lowering the vCPU quota below what its VMs use. On success *out (if
- * non-NULL) holds the new tenant. */
+ * non-NULL) holds the new tenant. The audit event "tenant.update" has
+ * details {"changed":{"FIELD":{"old":..,"new":..},...}}; a patch that
+ * changes nothing writes nothing (no event, updated_at kept). */
 int store_tenant_update(struct store *st, const char *name,
 			const struct tenant_patch *p, const char *actor,
 			struct tenant *out, struct error **err);
 
-/* Delete. ENOENT unknown; EBUSY while the tenant still has VMs. */
+/* Delete. ENOENT unknown; EBUSY while the tenant still has VMs. The audit
+ * event "tenant.delete" has the deleted tenant as details. */
 int store_tenant_delete(struct store *st, const char *name, const char *actor,
 			struct error **err);
 
@@ -85,13 +106,15 @@ struct store_event {
 };
 
 /* Append an event in its own transaction. details_json must be a JSON object
- * text or NULL ("{}"). */
+ * text or NULL ("{}"), else EINVAL; action must be non-empty (EINVAL);
+ * actor NULL = "vcpud", target NULL = "". */
 int store_event_add(struct store *st, const char *actor, const char *action,
 		    const char *target, const char *details_json,
 		    struct error **err);
 
-/* Events with id > after_id, oldest first, at most `limit`. The caller frees
- * with store_events_free(). */
+/* Events with id > after_id and ts_ms >= since_ts_ms, oldest first, at most
+ * `limit` (0 = no limit). The caller frees *out (NULL when *n is 0) with
+ * store_events_free(). */
 int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
 		     size_t limit, struct store_event **out, size_t *n,
 		     struct error **err);

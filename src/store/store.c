@@ -1,0 +1,359 @@
+/* store.c - the SQLite connection behind vcpud's state: opening (WAL, foreign
+ * keys, busy timeout), refusing files that are not ours or are newer than
+ * us, applying the compiled-in migrations, transactions and the integrity
+ * check. The tenant and event functions (store_tenant.c, store_event.c)
+ * build on the helpers here (store_internal.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "vcpud/log.h"
+#include "vcpud/util.h"
+
+static int64_t real_now_ms(void)
+{
+	return now_real_ns() / 1000000;
+}
+
+/* --- locking, errors, statements ----------------------------------------- */
+
+struct store *store_lock_(struct store *st)
+{
+	if (pthread_mutex_lock(&st->lock) != 0)
+		abort();
+	return st;
+}
+
+void store_unlockp_(struct store **st)
+{
+	if (*st)
+		pthread_mutex_unlock(&(*st)->lock);
+}
+
+int store_sql_error(struct store *st, struct error **err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *ctx = NULL;
+	if (vasprintf(&ctx, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	const char *msg = st->db ? sqlite3_errmsg(st->db) : "no connection";
+	error_set(err, EIO, "%s: %s: %s", ctx, st->path, msg);
+	free(ctx);
+	return -1;
+}
+
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out,
+		  const char *what, struct error **err)
+{
+	*out = NULL;
+	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK) {
+		store_sql_error(st, err, "cannot prepare the statement to %s", what);
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int store_query_int64(struct store *st, const char *sql, int64_t *out, struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot run '%s'", sql);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot run '%s'", sql);
+	*out = sqlite3_column_int64(s, 0);
+	return 0;
+}
+
+int64_t store_now_ms(struct store *st)
+{
+	return st->now_ms();
+}
+
+sqlite3 *store_sqlite(struct store *st)
+{
+	return st->db;
+}
+
+const char *store_path(const struct store *st)
+{
+	return st->path;
+}
+
+void store_set_clock(struct store *st, int64_t (*now_ms)(void))
+{
+	STORE_LOCK(st);
+	st->now_ms = now_ms ? now_ms : real_now_ms;
+}
+
+/* --- transactions ---------------------------------------------------------- */
+
+int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err)
+{
+	tx->st = st;
+	tx->open = false;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot begin a transaction");
+	tx->open = true;
+	return 0;
+}
+
+int store_tx_commit(struct store_tx *tx, struct error **err)
+{
+	if (sqlite3_exec(tx->st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(tx->st, err, "cannot commit");
+	tx->open = false;
+	return 0;
+}
+
+void store_tx_endp(struct store_tx *tx)
+{
+	if (!tx->open)
+		return;
+	tx->open = false;
+	/* SQLite rolls some failures (SQLITE_FULL, I/O errors) back on its
+	 * own; a second ROLLBACK would only fail. */
+	if (sqlite3_get_autocommit(tx->st->db))
+		return;
+	if (sqlite3_exec(tx->st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		log_error("database %s: cannot roll back: %s", tx->st->path,
+			  sqlite3_errmsg(tx->st->db));
+}
+
+/* --- opening and migrations ------------------------------------------------ */
+
+static int newest_version(void)
+{
+	return store_migrations_count ? store_migrations[store_migrations_count - 1].version : 0;
+}
+
+static int pragma_text(struct store *st, const char *sql, char *buf, size_t size,
+		       struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot run '%s'", sql);
+	const unsigned char *v = sqlite3_column_text(s, 0);
+	snprintf(buf, size, "%s", v ? (const char *)v : "");
+	return 0;
+}
+
+/* Refuse files that are not vcpud databases or come from a newer vcpud,
+ * before anything (even the switch to WAL) writes to them. Reading the
+ * header is also where a file that is not SQLite at all fails. */
+static int check_identity(struct store *st, struct error **err)
+{
+	int64_t app_id, version, objects;
+	if (store_query_int64(st, "PRAGMA application_id", &app_id, NULL) < 0)
+		return error_set(err, EIO, "cannot open database %s: %s", st->path,
+				 sqlite3_errmsg(st->db));
+	if (store_query_int64(st, "PRAGMA user_version", &version, err) < 0 ||
+	    store_query_int64(st, "SELECT count(*) FROM sqlite_schema", &objects, err) < 0)
+		return error_wrap(err, "cannot open database %s", st->path);
+	if (app_id != 0 && app_id != STORE_APPLICATION_ID)
+		return error_set(err, EPROTO,
+				 "database %s is not a vcpud database (its application_id "
+				 "is 0x%08" PRIx32 ", vcpud's is 0x%08x); refusing to open it",
+				 st->path, (uint32_t)app_id, (unsigned)STORE_APPLICATION_ID);
+	if (app_id == 0 && (version != 0 || objects != 0))
+		return error_set(err, EPROTO,
+				 "database %s is not a vcpud database (it has %" PRId64
+				 " tables or indexes and schema version %" PRId64
+				 " but no vcpud application_id); refusing to open it",
+				 st->path, objects, version);
+	if (version > newest_version())
+		return error_set(err, EPROTO,
+				 "database %s has schema version %" PRId64 " but this vcpud "
+				 "supports up to %d: it was written by a newer vcpud; "
+				 "refusing to open it", st->path, version, newest_version());
+	return 0;
+}
+
+static int configure(struct store *st, struct error **err)
+{
+	if (sqlite3_db_readonly(st->db, "main") == 1)
+		return error_set(err, EIO,
+				 "cannot open database %s: it is read-only (check the "
+				 "permissions of the file and its directory)", st->path);
+	char mode[32];
+	if (pragma_text(st, "PRAGMA journal_mode = WAL", mode, sizeof(mode), err) < 0)
+		return error_wrap(err, "cannot switch database %s to WAL", st->path);
+	/* an in-memory or temporary database has no file name and no WAL */
+	const char *file = sqlite3_db_filename(st->db, "main");
+	if (strcmp(mode, "wal") != 0 && file && *file)
+		return error_set(err, EIO,
+				 "cannot switch database %s to WAL: it stays in '%s' "
+				 "journal mode", st->path, mode);
+	if (sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot configure the database");
+	int64_t fk;
+	if (store_query_int64(st, "PRAGMA foreign_keys", &fk, err) < 0)
+		return -1;
+	if (fk != 1)
+		return error_set(err, EIO, "database %s: this SQLite cannot enforce foreign "
+				 "keys", st->path);
+	return 0;
+}
+
+/* Apply one migration if the database is still below it. The version is
+ * read again inside the write transaction, so two processes opening the
+ * same file at once cannot both apply it. */
+static int migrate_one(struct store *st, const struct store_migration *m, struct error **err)
+{
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	int64_t cur;
+	if (store_tx_begin(st, &tx, err) < 0 ||
+	    store_query_int64(st, "PRAGMA user_version", &cur, err) < 0)
+		return error_wrap(err, "cannot apply migration %s", m->name);
+	if (m->version <= cur)
+		return 0;
+	if (m->version != cur + 1)
+		return error_set(err, EIO, "cannot apply migration %s to database %s: it is "
+				 "at schema version %" PRId64 ", not %d", m->name, st->path,
+				 cur, m->version - 1);
+	if (sqlite3_exec(st->db, m->sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot apply migration %s", m->name);
+	/* PRAGMA takes no parameters; the version comes from the binary */
+	_cleanup_free_ char *set = xasprintf("PRAGMA user_version = %d", m->version);
+	if (sqlite3_exec(st->db, set, NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot apply migration %s", m->name);
+	if (store_tx_commit(&tx, err) < 0)
+		return error_wrap(err, "cannot apply migration %s", m->name);
+	log_info("database %s: applied migration %s", st->path, m->name);
+	return 0;
+}
+
+static int migrate(struct store *st, int target, struct error **err)
+{
+	for (size_t i = 0; i < store_migrations_count; i++) {
+		const struct store_migration *m = &store_migrations[i];
+		if (m->version != (int)i + 1)
+			return error_set(err, EIO, "compiled-in migration %s has version %d, "
+					 "expected %zu", m->name, m->version, i + 1);
+		if (m->version > target)
+			break;
+		if (migrate_one(st, m, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int open_at(const char *path, int version, struct store **out, struct error **err)
+{
+	*out = NULL;
+	if (!path || !*path)
+		return error_set(err, EINVAL, "the database path is empty");
+	if (version < 0 || version > newest_version())
+		return error_set(err, EINVAL, "schema version %d is out of range (0..%d)",
+				 version, newest_version());
+
+	_cleanup_(store_closep) struct store *st = xcalloc(1, sizeof(*st));
+	st->path = xstrdup(path);
+	st->now_ms = real_now_ms;
+	if (pthread_mutex_init(&st->lock, NULL) != 0)
+		abort();
+
+	int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		int sys = st->db ? sqlite3_system_errno(st->db) : 0;
+		if (sys)
+			return error_set(err, EIO, "cannot open database %s: %s (%s)", path,
+					 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc),
+					 strerror(sys));
+		return error_set(err, EIO, "cannot open database %s: %s", path,
+				 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+
+	if (check_identity(st, err) < 0 || configure(st, err) < 0 ||
+	    migrate(st, version, err) < 0)
+		return -1;
+	st->ready = true;
+	*out = steal_ptr(&st);
+	return 0;
+}
+
+int store_open(const char *path, struct store **out, struct error **err)
+{
+	return open_at(path, newest_version(), out, err);
+}
+
+int store_open_at_version(const char *path, int version, struct store **out,
+			  struct error **err)
+{
+	return open_at(path, version, out, err);
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->db) {
+		/* refresh the planner's statistics if they are stale; cheap */
+		if (st->ready)
+			sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
+		if (sqlite3_close(st->db) != SQLITE_OK)
+			log_error("database %s: cannot close: %s", st->path,
+				  sqlite3_errmsg(st->db));
+	}
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+}
+
+int store_schema_version(struct store *st)
+{
+	STORE_LOCK(st);
+	int64_t v;
+	if (store_query_int64(st, "PRAGMA user_version", &v, NULL) < 0)
+		return -1;
+	return (int)v;
+}
+
+/* --- integrity --------------------------------------------------------------- */
+
+int store_integrity_check(struct store *st, struct error **err)
+{
+	STORE_LOCK(st);
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "PRAGMA integrity_check", &s, "check integrity", err) < 0)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot check the integrity of the database");
+	const char *first = (const char *)sqlite3_column_text(s, 0);
+	if (!first || strcmp(first, "ok") != 0) {
+		_cleanup_free_ char *problem = xstrdup(first ? first : "(no result)");
+		size_t more = 0;
+		while (sqlite3_step(s) == SQLITE_ROW)
+			more++;
+		return error_set(err, EIO, "database %s failed its integrity check: %s%s",
+				 st->path, problem,
+				 more ? " (and more problems)" : "");
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+
+	/* rows a client with foreign keys off could have orphaned */
+	if (store_prepare(st, "PRAGMA foreign_key_check", &s, "check foreign keys", err) < 0)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return error_set(err, EIO, "database %s failed its integrity check: a row "
+				 "of table %s refers to a missing row of table %s",
+				 st->path, (const char *)sqlite3_column_text(s, 0),
+				 (const char *)sqlite3_column_text(s, 2));
+	if (rc != SQLITE_DONE)
+		return store_sql_error(st, err, "cannot check the foreign keys of the database");
+	return 0;
+}

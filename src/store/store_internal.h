@@ -1,0 +1,77 @@
+/* store_internal.h - what the files of the store module share: the
+ * connection, its lock, transactions, statement helpers and the audit-event
+ * insert that every mutation calls inside its own transaction. Not a public
+ * header: only the store's own files and its unit test include it. */
+#ifndef VCPUD_STORE_INTERNAL_H
+#define VCPUD_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vcpud/error.h"
+#include "vcpud/store.h"
+#include "vcpud/util.h"
+
+struct store {
+	sqlite3 *db;
+	char *path;                /* as given to store_open() */
+	pthread_mutex_t lock;      /* one public call at a time (see below) */
+	int64_t (*now_ms)(void);   /* clock; tests replace it */
+	bool ready;                /* opened and migrated */
+};
+
+/* Every public function holds st->lock for its whole duration, so that the
+ * statements of two threads (an HTTP server thread and the main loop) can
+ * never land in each other's transaction. STORE_LOCK(st) takes it until the
+ * end of the enclosing scope. Internal helpers expect it held. */
+struct store *store_lock_(struct store *st);
+void store_unlockp_(struct store **st);
+#define STORE_LOCK(st) \
+	_cleanup_(store_unlockp_) struct store *store_locked_ __attribute__((unused)) = \
+		store_lock_(st)
+
+/* A write transaction (BEGIN IMMEDIATE: the write lock is taken at once, so
+ * a read-then-write cannot fail half way with SQLITE_BUSY). Declare it with
+ * _cleanup_(store_tx_endp): if it has not been committed when it goes out of
+ * scope it is rolled back, so every error path changes nothing. */
+struct store_tx {
+	struct store *st;
+	bool open;
+};
+int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err);
+int store_tx_commit(struct store_tx *tx, struct error **err);
+void store_tx_endp(struct store_tx *tx);
+
+/* EIO "CONTEXT: PATH: SQLITE_MESSAGE" from the connection's last error.
+ * Returns -1. Call it before anything else touches the connection. */
+int store_sql_error(struct store *st, struct error **err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prepare one statement; on failure an EIO error naming `what`. */
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out,
+		  const char *what, struct error **err);
+static inline void store_finalizep(sqlite3_stmt **s)
+{
+	if (*s)
+		sqlite3_finalize(*s);
+}
+#define _cleanup_stmt_ _cleanup_(store_finalizep)
+
+/* One integer from a statement without parameters (PRAGMA user_version). */
+int store_query_int64(struct store *st, const char *sql, int64_t *out, struct error **err);
+
+/* The store's clock, unix milliseconds. */
+int64_t store_now_ms(struct store *st);
+
+/* Insert an audit event inside the caller's open transaction. details_json
+ * must already be a JSON object text (NULL = "{}"); actor NULL = "vcpud". */
+int store_event_insert(struct store *st, int64_t ts_ms, const char *actor,
+		       const char *action, const char *target,
+		       const char *details_json, struct error **err);
+
+/* Tests only: the raw connection (foreign keys on, as the store uses it). */
+sqlite3 *store_sqlite(struct store *st);
+
+#endif
