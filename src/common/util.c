@@ -130,7 +130,8 @@ int parse_size(const char *s, int64_t *out_bytes, struct error **err)
 	unsigned long long v = strtoull(s, &end, 10);
 	int shift = 0;
 	switch (toupper((unsigned char)*end)) {
-	case '\0': break;
+	case '\0':
+	case 'B': break;
 	case 'K': shift = 10; end++; break;
 	case 'M': shift = 20; end++; break;
 	case 'G': shift = 30; end++; break;

@@ -1,0 +1,78 @@
+# lib.sh - helpers for the end-to-end tests: start and stop the real vcpud on
+# temp files, count checks, print "e2e-NAME: N passed, N failed" at the end.
+# Sourced by tests/e2e/*.sh (which must set SUITE first).
+set -u
+SRC=${VCPUD_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${VCPUD_BUILD:-$SRC/build}
+VCPUD=$BUILD/vcpud
+VCPUCTL=$BUILD/vcpuctl
+TMP=$(mktemp -d /tmp/vcpud-e2e.XXXXXX)
+chmod 755 "$TMP"
+DB=$TMP/vcpud.db
+SOCK=$TMP/vcpud.sock
+LOG=$TMP/vcpud.log
+POLICY=$TMP/policy.yaml
+cp "$SRC/policies/default.yaml" "$POLICY"
+PASS=0
+FAIL=0
+DAEMON_PID=
+
+ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+
+# check DESC CMD...: the command must succeed
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+
+# expect_rc RC DESC CMD...: run CMD, its exit status must be RC; output in $OUT
+expect_rc() {
+	want=$1 d=$2; shift 2
+	OUT=$("$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then ok "$d (exit $rc)"; else bad "$d: exit $rc, wanted $want: $OUT"; fi
+}
+
+# contains DESC NEEDLE: $OUT must contain NEEDLE
+contains() {
+	case "$OUT" in
+	*"$2"*) ok "$1" ;;
+	*) bad "$1: output lacks '$2': $OUT" ;;
+	esac
+}
+
+ctl() { "$VCPUCTL" --socket "$SOCK" "$@"; }
+
+start_daemon() {
+	"$VCPUD" --foreground --db "$DB" --socket "$SOCK" --policy "$POLICY" \
+		--cgroup-root "$TMP/cgroup" --dry-run --log-level debug "$@" >>"$LOG" 2>&1 &
+	DAEMON_PID=$!
+	i=0
+	while [ $i -lt 100 ]; do
+		[ -S "$SOCK" ] && ctl tenant list >/dev/null 2>&1 && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || { echo "vcpud died at start:"; tail -20 "$LOG"; return 1; }
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "vcpud did not come up in 5 s"; tail -20 "$LOG"
+	return 1
+}
+
+stop_daemon() { # [SIGNAL]
+	[ -n "$DAEMON_PID" ] || return 0
+	kill "-${1:-TERM}" "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	rc=$?
+	DAEMON_PID=
+	return $rc
+}
+
+finish() {
+	stop_daemon
+	if [ "$FAIL" -ne 0 ]; then
+		echo "--- vcpud log (tail)"
+		tail -30 "$LOG"
+	fi
+	rm -rf "$TMP"
+	echo "$SUITE: $PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
+trap 'stop_daemon; rm -rf "$TMP"' INT TERM

@@ -1,0 +1,357 @@
+/* test_api.c - the API router and wire format, end to end below HTTP: each
+ * request goes through api_handle() against a real SQLite store in a temp
+ * directory, and each refused request must leave the database as it was. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+
+#include "vcpud/api.h"
+#include "vcpud/log.h"
+#include "vcpud/store.h"
+#include "vcpud/path.h"
+#include "vcpud/util.h"
+
+struct fixture {
+	char dir[64];
+	char *db;
+	struct store *st;
+	struct api_ctx ctx;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/vcpud-test-api-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->db = path_join(f->dir, "t.db", NULL);
+	struct error *err = NULL;
+	if (store_open(f->db, &f->st, &err) < 0) {
+		fprintf(stderr, "%s\n", err->msg);
+		return -1;
+	}
+	f->ctx.store = f->st;
+	f->ctx.policy_path = "policies/default.yaml";
+	f->ctx.started_mono_ns = now_mono_ns();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_close(f->st);
+	char *cmd = xasprintf("rm -rf '%s'", f->dir);
+	int rc = system(cmd);
+	(void)rc;
+	free(cmd);
+	free(f->db);
+	free(f);
+	return 0;
+}
+
+/* Run one request; returns the status, *out the parsed body (or NULL). */
+static int call(struct fixture *f, const char *method, const char *path, const char *body,
+		json_t **out)
+{
+	struct api_request req = {
+		.method = method, .path = path, .body = body,
+		.body_len = body ? strlen(body) : 0, .actor = "uid:0",
+	};
+	const char *q = strchr(path, '?');
+	char *p = NULL;
+	if (q) {
+		p = xstrndup(path, (size_t)(q - path));
+		req.path = p;
+		req.query = q + 1;
+	}
+	struct api_response resp;
+	api_handle(&f->ctx, &req, &resp);
+	free(p);
+	if (out)
+		*out = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
+	if (resp.body) {
+		/* every body is valid JSON; errors have the documented shape */
+		json_t *j = json_loads(resp.body, 0, NULL);
+		assert_non_null(j);
+		if (resp.status >= 400) {
+			json_t *e = json_object_get(j, "error");
+			assert_true(json_is_string(json_object_get(e, "code")));
+			assert_true(json_is_string(json_object_get(e, "message")));
+		}
+		json_decref(j);
+	}
+	free(resp.body);
+	return resp.status;
+}
+
+static const char *err_code(json_t *j)
+{
+	return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+static const char *err_msg(json_t *j)
+{
+	return json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+}
+
+static size_t tenant_count(struct fixture *f)
+{
+	struct tenant *ts = NULL;
+	size_t n = 0;
+	assert_int_equal(store_tenant_list(f->st, &ts, &n, NULL), 0);
+	free(ts);
+	return n;
+}
+
+static size_t event_count(struct fixture *f)
+{
+	struct store_event *ev = NULL;
+	size_t n = 0;
+	assert_int_equal(store_event_list(f->st, 0, 0, 0, &ev, &n, NULL), 0);
+	store_events_free(ev, n);
+	return n;
+}
+
+static void test_health(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	assert_int_equal(call(f, "GET", "/v1/health", NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+	assert_int_equal(json_integer_value(json_object_get(j, "schema_version")),
+			 (json_int_t)store_migrations_count);
+	json_decref(j);
+}
+
+static void test_tenant_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	assert_int_equal(call(f, "POST", "/v1/tenants",
+			      "{\"name\":\"acme\",\"vcpus\":8,\"weight\":200,"
+			      "\"cpu_max_cores\":2.5,\"memory_bytes\":1073741824,"
+			      "\"class\":\"guaranteed\"}", &j), 201);
+	assert_string_equal(json_string_value(json_object_get(j, "name")), "acme");
+	assert_int_equal(json_integer_value(json_object_get(j, "vcpus")), 8);
+	assert_int_equal(json_integer_value(json_object_get(j, "weight")), 200);
+	assert_true(json_real_value(json_object_get(j, "cpu_max_cores")) == 2.5);
+	assert_int_equal(json_integer_value(json_object_get(j, "memory_bytes")), 1073741824);
+	assert_string_equal(json_string_value(json_object_get(j, "class")), "guaranteed");
+	assert_int_equal(json_integer_value(json_object_get(j, "vcpus_used")), 0);
+	json_decref(j);
+
+	/* defaults */
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"beta\",\"vcpus\":2}", &j), 201);
+	assert_int_equal(json_integer_value(json_object_get(j, "weight")), 100);
+	assert_true(json_is_null(json_object_get(j, "cpu_max_cores")));
+	assert_true(json_is_null(json_object_get(j, "memory_bytes")));
+	assert_string_equal(json_string_value(json_object_get(j, "class")), "burstable");
+	json_decref(j);
+
+	assert_int_equal(call(f, "GET", "/v1/tenants", NULL, &j), 200);
+	json_t *arr = json_object_get(j, "tenants");
+	assert_int_equal(json_array_size(arr), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "name")), "acme");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "name")), "beta");
+	json_decref(j);
+
+	assert_int_equal(call(f, "PATCH", "/v1/tenants/acme",
+			      "{\"weight\":300,\"cpu_max_cores\":null,\"class\":\"best-effort\"}",
+			      &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "weight")), 300);
+	assert_true(json_is_null(json_object_get(j, "cpu_max_cores")));
+	assert_int_equal(json_integer_value(json_object_get(j, "memory_bytes")), 1073741824);
+	assert_string_equal(json_string_value(json_object_get(j, "class")), "best-effort");
+	json_decref(j);
+
+	assert_int_equal(call(f, "GET", "/v1/tenants/acme", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "weight")), 300);
+	json_decref(j);
+
+	assert_int_equal(call(f, "DELETE", "/v1/tenants/acme", NULL, &j), 204);
+	assert_null(j);
+	assert_int_equal(call(f, "GET", "/v1/tenants/acme", NULL, &j), 404);
+	assert_string_equal(err_code(j), "not_found");
+	json_decref(j);
+	assert_int_equal(tenant_count(f), 1);
+
+	/* the audit log has create, create, update, delete */
+	assert_int_equal(call(f, "GET", "/v1/events", NULL, &j), 200);
+	json_t *ev = json_object_get(j, "events");
+	assert_int_equal(json_array_size(ev), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 2), "action")),
+			    "tenant.update");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 2), "actor")),
+			    "uid:0");
+	json_int_t id2 = json_integer_value(json_object_get(json_array_get(ev, 1), "id"));
+	json_decref(j);
+	char *path = xasprintf("/v1/events?after=%lld&limit=1", (long long)id2);
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	free(path);
+	ev = json_object_get(j, "events");
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "action")),
+			    "tenant.update");
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/events?limit=0", NULL, &j), 400);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/events?after=x", NULL, &j), 400);
+	json_decref(j);
+}
+
+/* Each bad request: the status, the error code, a message fragment, and no
+ * change to tenants or events. */
+static void test_bad_requests(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}", NULL), 201);
+	size_t tenants = tenant_count(f), events = event_count(f);
+	struct {
+		const char *method, *path, *body;
+		int status;
+		const char *code, *msg;
+	} cases[] = {
+		{ "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}", 409, "conflict", "already exists" },
+		{ "POST", "/v1/tenants", "{\"name\":\"../x\",\"vcpus\":4}", 400, "invalid", "invalid tenant name" },
+		{ "POST", "/v1/tenants", "{\"name\":\"a/b\",\"vcpus\":4}", 400, "invalid", "invalid tenant name" },
+		{ "POST", "/v1/tenants", "{\"name\":\"..\",\"vcpus\":4}", 400, "invalid", "invalid tenant name" },
+		{ "POST", "/v1/tenants", "{\"name\":\"\",\"vcpus\":4}", 400, "invalid", "empty" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w0\",\"vcpus\":4,\"weight\":0}", 400, "invalid", "weight 0 is out of range" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w1\",\"vcpus\":4,\"weight\":10001}", 400, "invalid", "weight 10001" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w2\",\"vcpus\":4,\"weight\":\"100\"}", 400, "invalid", "weight must be an integer" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w3\",\"vcpus\":-1}", 400, "invalid", "vcpus -1" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w4\",\"vcpus\":4,\"cpu_max_cores\":0}", 400, "invalid", "cpu_max_cores" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w5\",\"vcpus\":4,\"memory_bytes\":12}", 400, "invalid", "memory_bytes" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w6\",\"vcpus\":4,\"class\":\"gold\"}", 400, "invalid", "invalid class 'gold'" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w7\",\"vcpus\":4,\"colour\":1}", 400, "invalid", "unknown field 'colour'" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w8\"}", 400, "invalid", "missing field 'vcpus'" },
+		{ "POST", "/v1/tenants", "{\"vcpus\":1}", 400, "invalid", "missing field 'name'" },
+		{ "POST", "/v1/tenants", "{\"name\":\"w9\",\"vcpus\":1,\"name\":\"x\"}", 400, "invalid", "malformed JSON" },
+		{ "POST", "/v1/tenants", "{\"name\":", 400, "invalid", "malformed JSON at line 1" },
+		{ "POST", "/v1/tenants", "[1,2]", 400, "invalid", "must be a JSON object" },
+		{ "POST", "/v1/tenants", "", 400, "invalid", "empty" },
+		{ "POST", "/v1/tenants", NULL, 400, "invalid", "empty" },
+		{ "PATCH", "/v1/tenants/acme", "{}", 400, "invalid", "nothing to change" },
+		{ "PATCH", "/v1/tenants/acme", "{\"name\":\"b\"}", 400, "invalid", "cannot be renamed" },
+		{ "PATCH", "/v1/tenants/acme", "{\"weight\":0}", 400, "invalid", "weight 0" },
+		{ "PATCH", "/v1/tenants/nope", "{\"weight\":5}", 404, "not_found", "nope" },
+		{ "PATCH", "/v1/tenants/..", "{\"weight\":5}", 400, "invalid", "invalid tenant name" },
+		{ "DELETE", "/v1/tenants/nope", NULL, 404, "not_found", "nope" },
+		{ "GET", "/v1/tenants/a%2Fb", NULL, 400, "invalid", "invalid tenant name" },
+		{ "GET", "/v1/tenants/a/b", NULL, 400, "invalid", "invalid tenant name" },
+		{ "GET", "/v1/nothing", NULL, 404, "not_found", "no such endpoint" },
+		{ "PUT", "/v1/tenants/acme", "{}", 405, "method_not_allowed", "PUT" },
+		{ "DELETE", "/v1/tenants", NULL, 405, "method_not_allowed", "DELETE" },
+		{ "POST", "/v1/health", NULL, 405, "method_not_allowed", "POST" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int st = call(f, cases[i].method, cases[i].path, cases[i].body, &j);
+		if (st != cases[i].status || strcmp(err_code(j), cases[i].code) != 0 ||
+		    !strstr(err_msg(j), cases[i].msg))
+			fail_msg("case %zu %s %s: got %d %s '%s'", i, cases[i].method,
+				 cases[i].path, st, err_code(j), err_msg(j));
+		json_decref(j);
+		assert_int_equal(tenant_count(f), tenants);
+		assert_int_equal(event_count(f), events);
+	}
+	struct tenant t;
+	assert_int_equal(store_tenant_get(f->st, "acme", &t, NULL), 0);
+	assert_int_equal(t.vcpus, 4);
+	assert_int_equal(t.weight, 100);
+}
+
+static void test_body_limit(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = API_MAX_BODY_BYTES + 10;
+	char *big = xmalloc(n + 1);
+	memset(big, ' ', n);
+	big[n] = '\0';
+	memcpy(big, "{\"name\":\"big\",\"vcpus\":1}", 24);
+	json_t *j;
+	assert_int_equal(call(f, "POST", "/v1/tenants", big, &j), 413);
+	assert_string_equal(err_code(j), "too_large");
+	json_decref(j);
+	free(big);
+	assert_int_equal(tenant_count(f), 0);
+}
+
+static void test_delete_with_vms_refused(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}", NULL), 201);
+	/* a VM row, as VM registration will write it */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO vms(name, tenant, pid, vcpus, state, source,"
+				      " created_at, updated_at) VALUES ('vm1','acme',1,2,'running',"
+				      "'registered',0,0)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	json_t *j;
+	assert_int_equal(call(f, "DELETE", "/v1/tenants/acme", NULL, &j), 409);
+	assert_string_equal(err_code(j), "conflict");
+	json_decref(j);
+	assert_int_equal(call(f, "PATCH", "/v1/tenants/acme", "{\"vcpus\":1}", &j), 409);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/tenants/acme", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "vcpus_used")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "vm_count")), 1);
+	json_decref(j);
+}
+
+static void test_wire_roundtrip(void **state)
+{
+	(void)state;
+	struct tenant t, back;
+	tenant_init(&t);
+	strcpy(t.name, "x");
+	t.vcpus = 3;
+	t.cpu_max_set = true;
+	t.cpu_max_cores = 1.5;
+	t.class_ = TENANT_CLASS_BEST_EFFORT;
+	json_t *j = api_tenant_to_json(&t);
+	assert_int_equal(api_tenant_from_reply(j, &back, NULL), 0);
+	json_decref(j);
+	assert_string_equal(back.name, "x");
+	assert_int_equal(back.vcpus, 3);
+	assert_true(back.cpu_max_set && back.cpu_max_cores == 1.5);
+	assert_false(back.memory_set);
+	assert_int_equal(back.class_, TENANT_CLASS_BEST_EFFORT);
+
+	struct tenant_patch p = { .set_memory = true, .set_weight = true, .weight = 7 };
+	j = api_tenant_patch_to_json(&p);
+	struct tenant_patch q;
+	assert_int_equal(api_tenant_patch_from_json(j, &q, NULL), 0);
+	json_decref(j);
+	assert_true(q.set_memory && !q.memory_set && q.set_weight && q.weight == 7);
+	assert_false(q.set_vcpus || q.set_cpu_max || q.set_class);
+
+	assert_int_equal(api_status_for_errno(EEXIST), 409);
+	assert_int_equal(api_status_for_errno(EBUSY), 409);
+	assert_int_equal(api_status_for_errno(ENOENT), 404);
+	assert_int_equal(api_status_for_errno(EFBIG), 413);
+	assert_int_equal(api_status_for_errno(EIO), 500);
+}
+
+int main(void)
+{
+	log_set_level(LOG_LVL_WARN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_health, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_with_vms_refused, setup, teardown),
+		cmocka_unit_test(test_wire_roundtrip),
+	};
+	return cmocka_run_group_tests_name("api", tests, NULL, NULL);
+}

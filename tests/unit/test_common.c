@@ -1,0 +1,225 @@
+/* test_common.c - the common layer: errors, names that become paths, path
+ * joining, strict number and size parsing, the tenant model's rules. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vcpud/error.h"
+#include "vcpud/path.h"
+#include "vcpud/tenant.h"
+#include "vcpud/util.h"
+
+static void test_error_set_wrap(void **state)
+{
+	(void)state;
+	struct error *err = NULL;
+	assert_int_equal(error_set(&err, EINVAL, "bad %s", "thing"), -1);
+	assert_non_null(err);
+	assert_int_equal(err->code, EINVAL);
+	assert_string_equal(err->msg, "bad thing");
+	/* a second set does not overwrite the first error */
+	error_set(&err, ENOENT, "other");
+	assert_string_equal(err->msg, "bad thing");
+	error_wrap(&err, "tenant %s", "acme");
+	assert_string_equal(err->msg, "tenant acme: bad thing");
+	assert_int_equal(error_code(err), EINVAL);
+	error_free(&err);
+	assert_null(err);
+	assert_int_equal(error_code(NULL), 0);
+	/* NULL err is allowed everywhere */
+	assert_int_equal(error_set(NULL, EINVAL, "x"), -1);
+	assert_int_equal(error_wrap(NULL, "x"), -1);
+	error_set_errno(&err, ENOENT, "cannot open %s", "f");
+	assert_string_equal(err->msg, "cannot open f: No such file or directory");
+	error_free(&err);
+}
+
+static void test_name_valid(void **state)
+{
+	(void)state;
+	const char *good[] = { "a", "acme", "A-Z_0.9", "x.y", "...", "-", "a..b",
+			       "0123456789012345678901234567890123456789012345678901234567890123" };
+	const char *bad[] = { "", ".", "..", "../x", "a/b", "/", "a b", "a\nb", "é",
+			      "acme;rm", "tenant\t", "x/..",
+			      "01234567890123456789012345678901234567890123456789012345678901234" };
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		assert_true(name_valid(good[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_false(name_valid(bad[i]));
+	assert_false(name_valid(NULL));
+	struct error *err = NULL;
+	assert_int_equal(name_check("tenant name", "../x", &err), -1);
+	assert_int_equal(err->code, EINVAL);
+	assert_non_null(strstr(err->msg, "invalid tenant name '../x'"));
+	error_free(&err);
+	assert_int_equal(name_check("tenant name", "", &err), -1);
+	assert_string_equal(err->msg, "tenant name is empty");
+	error_free(&err);
+}
+
+static void test_path_join(void **state)
+{
+	(void)state;
+	char *p = path_join("/", "proc", "1", "task", NULL);
+	assert_string_equal(p, "/proc/1/task");
+	free(p);
+	p = path_join("/tmp/root/", "/sys/fs/cgroup/", "vcpud.slice", NULL);
+	assert_string_equal(p, "/tmp/root/sys/fs/cgroup/vcpud.slice");
+	free(p);
+	p = path_join("rel", "", "x", NULL);
+	assert_string_equal(p, "rel/x");
+	free(p);
+	p = path_join("/", NULL);
+	assert_string_equal(p, "/");
+	free(p);
+	char longc[300];
+	memset(longc, 'a', sizeof(longc) - 1);
+	longc[299] = '\0';
+	p = path_join("/r", longc, longc, NULL);
+	assert_int_equal(strlen(p), 2 + 1 + 299 + 1 + 299);
+	free(p);
+}
+
+static void test_parse_numbers(void **state)
+{
+	(void)state;
+	uint64_t u;
+	int64_t i;
+	double d;
+	struct error *err = NULL;
+	assert_int_equal(parse_u64("42", 0, 100, &u, NULL), 0);
+	assert_int_equal(u, 42);
+	const char *bad_u[] = { "", "-1", "+1", " 1", "1 ", "1x", "0x10", "abc" };
+	for (size_t k = 0; k < ARRAY_SIZE(bad_u); k++) {
+		assert_int_equal(parse_u64(bad_u[k], 0, 100, &u, &err), -1);
+		assert_int_equal(err->code, EINVAL);
+		error_free(&err);
+	}
+	assert_int_equal(parse_u64("101", 0, 100, &u, &err), -1);
+	assert_int_equal(err->code, ERANGE);
+	error_free(&err);
+	assert_int_equal(parse_u64("99999999999999999999999", 0, UINT64_MAX, &u, &err), -1);
+	assert_int_equal(err->code, ERANGE);
+	error_free(&err);
+	assert_int_equal(parse_i64("-5", -10, 10, &i, NULL), 0);
+	assert_int_equal(i, -5);
+	assert_int_equal(parse_i64("-11", -10, 10, &i, NULL), -1);
+	assert_int_equal(parse_i64("--1", -10, 10, &i, NULL), -1);
+	assert_int_equal(parse_double("2.5", 0.01, 10, &d, NULL), 0);
+	assert_true(d == 2.5);
+	assert_int_equal(parse_double(".5", 0, 1, &d, NULL), 0);
+	assert_int_equal(parse_double("nan", 0, 10, &d, NULL), -1);
+	assert_int_equal(parse_double("inf", 0, 10, &d, NULL), -1);
+	assert_int_equal(parse_double("1e999", 0, 1e300, &d, NULL), -1);
+	assert_int_equal(parse_double("-1", 0, 10, &d, NULL), -1);
+	assert_int_equal(parse_double("2.5x", 0, 10, &d, NULL), -1);
+}
+
+static void test_parse_size(void **state)
+{
+	(void)state;
+	struct { const char *s; int64_t v; } ok[] = {
+		{ "0", 0 }, { "4096", 4096 }, { "1K", 1024 }, { "1k", 1024 },
+		{ "512M", 512LL << 20 }, { "2G", 2LL << 30 }, { "1T", 1LL << 40 },
+		{ "4GiB", 4LL << 30 }, { "4GB", 4LL << 30 }, { "100B", 100 },
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(ok); k++) {
+		int64_t v = -1;
+		assert_int_equal(parse_size(ok[k].s, &v, NULL), 0);
+		assert_int_equal(v, ok[k].v);
+	}
+	const char *bad[] = { "", "12Q", "G", "-1G", "1.5G", "1 G", "1GG", "1Gx", "0x10" };
+	struct error *err = NULL;
+	for (size_t k = 0; k < ARRAY_SIZE(bad); k++) {
+		int64_t v;
+		assert_int_equal(parse_size(bad[k], &v, &err), -1);
+		assert_int_equal(err->code, EINVAL);
+		error_free(&err);
+	}
+	int64_t v;
+	assert_int_equal(parse_size("9999999999T", &v, &err), -1);
+	assert_int_equal(err->code, ERANGE);
+	error_free(&err);
+	assert_int_equal(parse_size("12Q", &v, &err), -1);
+	assert_non_null(strstr(err->msg, "12Q"));
+	error_free(&err);
+
+	char *s = format_size(512LL << 20);
+	assert_string_equal(s, "512M");
+	free(s);
+	s = format_size(1536);
+	assert_string_equal(s, "1536");
+	free(s);
+	s = format_size(3LL << 40);
+	assert_string_equal(s, "3T");
+	free(s);
+	s = format_size(1024LL << 40);
+	assert_string_equal(s, "1024T");
+	free(s);
+}
+
+static void test_tenant_rules(void **state)
+{
+	(void)state;
+	struct tenant t;
+	tenant_init(&t);
+	strcpy(t.name, "acme");
+	t.vcpus = 8;
+	assert_int_equal(t.weight, 100);
+	assert_int_equal(t.class_, TENANT_CLASS_BURSTABLE);
+	assert_int_equal(tenant_validate(&t, NULL), 0);
+
+	struct error *err = NULL;
+	t.weight = 0;
+	assert_int_equal(tenant_validate(&t, &err), -1);
+	assert_non_null(strstr(err->msg, "weight 0 is out of range (1..10000)"));
+	error_free(&err);
+	t.weight = 10001;
+	assert_int_equal(tenant_validate(&t, NULL), -1);
+	t.weight = 10000;
+	assert_int_equal(tenant_validate(&t, NULL), 0);
+
+	struct tenant_patch p = { .set_cpu_max = true, .cpu_max_set = true, .cpu_max_cores = 0.001 };
+	assert_int_equal(tenant_apply_patch(&t, &p, &err), -1);
+	assert_false(t.cpu_max_set); /* unchanged on failure */
+	error_free(&err);
+	p.cpu_max_cores = 2.5;
+	p.set_memory = true;
+	p.memory_set = true;
+	p.memory_bytes = 1LL << 30;
+	assert_int_equal(tenant_apply_patch(&t, &p, NULL), 0);
+	assert_true(t.cpu_max_set);
+	assert_true(t.cpu_max_cores == 2.5);
+	assert_int_equal(t.memory_bytes, 1LL << 30);
+	struct tenant_patch clear = { .set_cpu_max = true, .set_memory = true };
+	assert_int_equal(tenant_apply_patch(&t, &clear, NULL), 0);
+	assert_false(t.cpu_max_set);
+	assert_false(t.memory_set);
+
+	enum tenant_class c;
+	assert_int_equal(tenant_class_from_string("best-effort", &c, NULL), 0);
+	assert_int_equal(c, TENANT_CLASS_BEST_EFFORT);
+	assert_string_equal(tenant_class_to_string(c), "best-effort");
+	assert_int_equal(tenant_class_from_string("besteffort", &c, NULL), -1);
+	assert_int_equal(tenant_class_from_string(NULL, &c, NULL), -1);
+	assert_string_equal(tenant_class_to_string(TENANT_CLASS_LAST), "unknown");
+
+	strcpy(t.name, "..");
+	assert_int_equal(tenant_validate(&t, NULL), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_set_wrap),
+		cmocka_unit_test(test_name_valid),
+		cmocka_unit_test(test_path_join),
+		cmocka_unit_test(test_parse_numbers),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_tenant_rules),
+	};
+	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
