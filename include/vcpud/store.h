@@ -15,6 +15,7 @@
 
 #include "vcpud/error.h"
 #include "vcpud/tenant.h"
+#include "vcpud/vm.h"
 
 struct store;
 
@@ -93,6 +94,36 @@ int store_tenant_update(struct store *st, const char *name,
  * event "tenant.delete" has the deleted tenant as details. */
 int store_tenant_delete(struct store *st, const char *name, const char *actor,
 			struct error **err);
+
+/* --- VMs ------------------------------------------------------------- */
+
+/* Register a VM (v->threads included) in one transaction with its audit
+ * event "vm.register". Checks: vm_validate(); the tenant exists (ENOENT "no
+ * tenant 'x'"); the name is free (EEXIST "VM 'web-1' already exists"); the
+ * pid is not already another VM's (EEXIST); the tenant's vCPU quota holds
+ * (EBUSY "tenant acme: 30 of 32 vCPUs used, 4 requested"), and its memory
+ * quota when both the VM's memory and the tenant's quota are set (EBUSY, with
+ * the figures). VMs in state gone do not count against the quota. */
+int store_vm_create(struct store *st, const struct vm *v, const char *actor,
+		    struct error **err);
+
+/* One VM with its threads; ENOENT when unknown. The caller vm_clear()s. */
+int store_vm_get(struct store *st, const char *name, struct vm *out, struct error **err);
+
+/* All VMs ordered by name, with threads; freed with vm_list_free(). */
+int store_vm_list(struct store *st, struct vm **out, size_t *n, struct error **err);
+
+/* What discovery saw this tick: state, pid and threads (replacing the
+ * stored ones). Writes only when something differs (returns 1, else 0); a
+ * state change writes an event "vm.state" with old and new state (actor
+ * "vcpud"). ENOENT when unknown; EINVAL when the threads do not validate. */
+int store_vm_update_runtime(struct store *st, const char *name, enum vm_state state,
+			    pid_t pid, const struct vm_vcpu *threads, size_t n_threads,
+			    struct error **err);
+
+/* Release (delete) a VM and its vCPU rows; event "vm.release". ENOENT. */
+int store_vm_delete(struct store *st, const char *name, const char *actor,
+		    struct error **err);
 
 /* --- events (audit log) ----------------------------------------------- */
 
