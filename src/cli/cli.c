@@ -1,0 +1,319 @@
+/* cli.c - vcpuctl's core: global options, the dispatch table of commands,
+ * help, exit codes, and the request runner shared by every command that
+ * talks to vcpud. A new command is a new file exporting a struct
+ * cli_command plus one row in `commands` below. main.c only calls
+ * cli_main(), so all of this is reachable from the unit tests. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "vcpud/util.h"
+
+/* The dispatch table: one row per top-level command, in help order. */
+static const struct cli_command *const commands[] = {
+	&cli_cmd_tenant,
+	&cli_cmd_policy,
+};
+
+static const char main_usage[] =
+	"usage: vcpuctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
+	"       vcpuctl help [COMMAND] | --help | --version";
+
+static const char main_options[] =
+	"Global options:\n"
+	"  -s, --socket PATH     vcpud's API socket (default: $" CLI_SOCKET_ENV " if set,\n"
+	"                        else " CLI_DEFAULT_SOCKET ")\n"
+	"  -j, --json            print the API's JSON instead of tables (errors too)\n"
+	"      --timeout SECONDS give up waiting for vcpud after this long (default 30)\n"
+	"  -h, --help            this help; `vcpuctl COMMAND --help` for a command\n"
+	"  -V, --version         print vcpuctl's version\n"
+	"\n"
+	"Exit codes:\n"
+	"  0  success\n"
+	"  1  other error (vcpud failed: HTTP 5xx, an unexpected reply)\n"
+	"  2  usage error or invalid input (also HTTP 400, 413)\n"
+	"  3  not found (HTTP 404, or a missing file)\n"
+	"  4  conflict (HTTP 409: already exists, still in use, over quota)\n"
+	"  5  vcpud unreachable (no socket, nobody listening)\n"
+	"  6  permission denied (HTTP 401, 403, or no access to the socket)\n";
+
+int cli_exit_for_status(long status)
+{
+	if (status >= 200 && status < 300)
+		return CLI_EXIT_OK;
+	switch (status) {
+	case 400:
+	case 413:
+		return CLI_EXIT_USAGE;
+	case 401:
+	case 403:
+		return CLI_EXIT_FORBIDDEN;
+	case 404:
+		return CLI_EXIT_NOT_FOUND;
+	case 409:
+		return CLI_EXIT_CONFLICT;
+	default:
+		return CLI_EXIT_ERROR;
+	}
+}
+
+int cli_exit_for_errno(int code)
+{
+	switch (code) {
+	case 0:
+		return CLI_EXIT_OK;
+	case EINVAL:
+	case ERANGE:
+	case EFBIG:
+	case E2BIG:
+		return CLI_EXIT_USAGE;
+	case ENOENT:
+		return CLI_EXIT_NOT_FOUND;
+	case EEXIST:
+	case EBUSY:
+		return CLI_EXIT_CONFLICT;
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+		return CLI_EXIT_UNREACHABLE;
+	case EACCES:
+	case EPERM:
+		return CLI_EXIT_FORBIDDEN;
+	default:
+		return CLI_EXIT_ERROR;
+	}
+}
+
+void cli_errorf(struct cli_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("vcpuctl: ", ctx->err);
+	vfprintf(ctx->err, fmt, ap);
+	fputc('\n', ctx->err);
+	va_end(ap);
+}
+
+int cli_usage_error(struct cli_ctx *ctx, const char *msg, const char *usage,
+		    const char *help_cmd)
+{
+	cli_errorf(ctx, "%s", msg);
+	if (usage)
+		fprintf(ctx->err, "%s\n", usage);
+	if (help_cmd)
+		fprintf(ctx->err, "Try '%s --help' for more information.\n", help_cmd);
+	return CLI_EXIT_USAGE;
+}
+
+void cli_print_help(FILE *f, const char *usage, const char *help_text)
+{
+	fprintf(f, "%s\n", usage);
+	if (help_text)
+		fprintf(f, "\n%s", help_text);
+}
+
+static const struct option *option_by_val(const struct option *opts, int val)
+{
+	for (; opts && opts->name; opts++)
+		if (!opts->flag && opts->val == val)
+			return opts;
+	return NULL;
+}
+
+int cli_getopt_error(int c, char **argv, const struct option *opts, struct error **err)
+{
+	const struct option *o = optopt ? option_by_val(opts, optopt) : NULL;
+	if (c == ':') {
+		if (o)
+			return error_set(err, EINVAL, "option '--%s' needs a value", o->name);
+		return error_set(err, EINVAL, "option '-%c' needs a value", optopt);
+	}
+	if (o && o->has_arg == no_argument)
+		return error_set(err, EINVAL, "option '--%s' does not take a value", o->name);
+	if (optopt)
+		return error_set(err, EINVAL, "unknown option '-%c'", optopt);
+	/* an unknown or ambiguous long option: getopt has stepped past it */
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	size_t n = strcspn(arg, "=");
+	return error_set(err, EINVAL, "unknown option '%.*s'", (int)n, arg);
+}
+
+void cli_print_json(FILE *f, const json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	if (s) {
+		fputs(s, f);
+		fputc('\n', f);
+		free(s);
+	}
+}
+
+void cli_request_clear(struct cli_request *req)
+{
+	free(req->path);
+	free(req->subject);
+	if (req->body)
+		json_decref(req->body);
+	memset(req, 0, sizeof(*req));
+}
+
+int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct client_reply reply;
+	bool json = ctx->json || req->json;
+
+	if (client_request(ctx->socket_path, req->method, req->path, req->body,
+			   ctx->timeout_ms, &reply, &err) < 0) {
+		cli_errorf(ctx, "%s", err->msg);
+		switch (err->code) {
+		case ECONNREFUSED:
+			return CLI_EXIT_UNREACHABLE;
+		case EACCES:
+			return CLI_EXIT_FORBIDDEN;
+		case EINVAL: /* e.g. a socket path that is too long */
+			return CLI_EXIT_USAGE;
+		default:     /* timeouts, replies that are not JSON or too large */
+			return CLI_EXIT_ERROR;
+		}
+	}
+
+	int rc = cli_exit_for_status(reply.status);
+	if (rc != CLI_EXIT_OK) {
+		const char *msg = client_error_message(reply.json);
+		if (json && reply.json)
+			cli_print_json(ctx->out, reply.json);
+		if (msg)
+			cli_errorf(ctx, "%s", msg);
+		else
+			cli_errorf(ctx, "vcpud answered %s %s with HTTP %ld", req->method,
+				   req->path, reply.status);
+		client_reply_clear(&reply);
+		return rc;
+	}
+
+	if (json) {
+		if (reply.json)
+			cli_print_json(ctx->out, reply.json);
+	} else if (req->render && req->render(ctx, req, reply.json, &err) < 0) {
+		cli_errorf(ctx, "unexpected reply from vcpud to %s %s: %s", req->method,
+			   req->path, err->msg);
+		rc = CLI_EXIT_ERROR;
+	}
+	client_reply_clear(&reply);
+	return rc;
+}
+
+/* --- the program ------------------------------------------------------ */
+
+static const struct cli_command *command_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+static void main_help(FILE *f)
+{
+	fprintf(f, "%s\n\nvcpuctl is the command-line client of vcpud, the vCPU resource manager.\n\n",
+		main_usage);
+	fputs("Commands:\n", f);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(f, "  %-10s %s\n\n", "help", "help on vcpuctl or on one command");
+	fputs(main_options, f);
+}
+
+/* `vcpuctl help [COMMAND]` */
+static int help_command(struct cli_ctx *ctx, int argc, char **argv)
+{
+	if (argc < 2) {
+		main_help(ctx->out);
+		return CLI_EXIT_OK;
+	}
+	if (argc > 2)
+		return cli_usage_error(ctx, "help takes at most one COMMAND", main_usage, "vcpuctl");
+	const struct cli_command *cmd = command_find(argv[1]);
+	if (!cmd) {
+		_cleanup_free_ char *m = xasprintf("unknown command '%s'", argv[1]);
+		return cli_usage_error(ctx, m, main_usage, "vcpuctl");
+	}
+	char *sub[] = { (char *)cmd->name, (char *)"--help", NULL };
+	return cmd->run(ctx, 2, sub);
+}
+
+enum { OPT_TIMEOUT = 256 };
+
+int cli_main(int argc, char **argv, FILE *out, FILE *errf)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *env = getenv(CLI_SOCKET_ENV);
+	struct cli_ctx ctx = {
+		.socket_path = env && *env ? env : CLI_DEFAULT_SOCKET,
+		.timeout_ms = CLI_DEFAULT_TIMEOUT_MS,
+		.out = out,
+		.err = errf,
+	};
+	_cleanup_error_ struct error *err = NULL;
+
+	/* '+': stop at the command name, its options are its own */
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+:s:jhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (!*optarg)
+				return cli_usage_error(&ctx, "--socket needs a path", main_usage,
+						       "vcpuctl");
+			ctx.socket_path = optarg;
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case OPT_TIMEOUT: {
+			double s;
+			if (parse_double(optarg, 0.001, 86400, &s, &err) < 0) {
+				error_wrap(&err, "--timeout");
+				return cli_usage_error(&ctx, err->msg, main_usage, "vcpuctl");
+			}
+			ctx.timeout_ms = (long)(s * 1000);
+			if (ctx.timeout_ms < 1)
+				ctx.timeout_ms = 1;
+			break;
+		}
+		case 'h':
+			main_help(out);
+			return CLI_EXIT_OK;
+		case 'V':
+			fprintf(out, "vcpuctl %s\n", VCPUD_VERSION);
+			return CLI_EXIT_OK;
+		default:
+			cli_getopt_error(c, argv, opts, &err);
+			return cli_usage_error(&ctx, err->msg, main_usage, "vcpuctl");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(&ctx, "missing COMMAND", main_usage, "vcpuctl");
+
+	int sub_argc = argc - optind;
+	char **sub_argv = argv + optind;
+	if (strcmp(sub_argv[0], "help") == 0)
+		return help_command(&ctx, sub_argc, sub_argv);
+	const struct cli_command *cmd = command_find(sub_argv[0]);
+	if (!cmd) {
+		_cleanup_free_ char *m = xasprintf("unknown command '%s'", sub_argv[0]);
+		return cli_usage_error(&ctx, m, main_usage, "vcpuctl");
+	}
+	return cmd->run(&ctx, sub_argc, sub_argv);
+}

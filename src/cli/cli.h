@@ -1,0 +1,125 @@
+/* cli.h - vcpuctl's shared core: exit codes, the global context, the
+ * command dispatch table and the request runner every daemon-talking
+ * subcommand uses.
+ *
+ * A subcommand is one file (tenant.c, policy.c, ...) exporting one
+ * `struct cli_command`; cli.c lists them in its dispatch table. Subcommands
+ * that talk to vcpud split into a pure "argv -> struct cli_request" builder
+ * (unit-tested without a daemon) and cli_request_run(), which does the HTTP
+ * exchange, maps the HTTP status to an exit code and renders the reply. */
+#ifndef VCPUD_CLI_H
+#define VCPUD_CLI_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "vcpud/error.h"
+
+#ifndef VCPUD_VERSION
+#define VCPUD_VERSION "0.1.0"
+#endif
+
+#define CLI_DEFAULT_SOCKET "/run/vcpud/vcpud.sock"
+#define CLI_SOCKET_ENV "VCPUD_SOCKET"
+#define CLI_DEFAULT_POLICY "/etc/vcpud/policy.yaml"
+#define CLI_DEFAULT_TIMEOUT_MS 30000L
+
+/* vcpuctl's exit codes (documented in `vcpuctl --help`). */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,        /* anything else: server 5xx, unexpected reply */
+	CLI_EXIT_USAGE = 2,        /* bad arguments or invalid input (HTTP 400, 413) */
+	CLI_EXIT_NOT_FOUND = 3,    /* HTTP 404, or a missing file */
+	CLI_EXIT_CONFLICT = 4,     /* HTTP 409: exists already, still in use */
+	CLI_EXIT_UNREACHABLE = 5,  /* cannot connect to vcpud's socket */
+	CLI_EXIT_FORBIDDEN = 6,    /* HTTP 401/403, or no permission on the socket */
+	CLI_EXIT_LAST
+};
+
+/* Exit code for an HTTP status (2xx -> 0). */
+int cli_exit_for_status(long status);
+
+/* Exit code for an error's errno value (0 -> 0). The client reports an
+ * unreachable daemon as ECONNREFUSED and a refused connect as EACCES. */
+int cli_exit_for_errno(int code);
+
+/* What every subcommand gets: global options and where to print. */
+struct cli_ctx {
+	const char *socket_path;   /* never NULL once cli_main() has run */
+	bool json;                 /* --json: print the API's JSON */
+	long timeout_ms;
+	FILE *out;                 /* stdout (tests: a memstream) */
+	FILE *err;                 /* stderr */
+};
+
+/* One row of the dispatch table. `run` gets argv[0] = the command's name
+ * and returns an enum cli_exit; it handles its own "--help" and "help". */
+struct cli_command {
+	const char *name;
+	const char *summary;       /* one line for `vcpuctl --help` */
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+};
+
+extern const struct cli_command cli_cmd_tenant;
+extern const struct cli_command cli_cmd_policy;
+
+/* The whole program: global options, then dispatch. Returns the exit code.
+ * Safe to call repeatedly (tests); getopt state is reset on each call. */
+int cli_main(int argc, char **argv, FILE *out, FILE *err);
+
+/* --- requests --------------------------------------------------------- */
+
+struct cli_request;
+
+/* Turns a 2xx reply into human output on ctx->out. `reply` is NULL for a
+ * reply without a body (204). Returns 0, or -1 with *err (EPROTO) when the
+ * reply does not have the expected shape. */
+typedef int (*cli_render_fn)(struct cli_ctx *ctx, const struct cli_request *req,
+			     const json_t *reply, struct error **err);
+
+/* A request built from argv, before any I/O. */
+struct cli_request {
+	bool help;                 /* --help was given: print help, send nothing */
+	bool json;                 /* --json was given after the command */
+	const char *usage;         /* usage line(s) of the (sub)command; static */
+	const char *help_text;     /* option descriptions; static, may be NULL */
+	const char *method;        /* "GET", "POST", "PATCH", "DELETE"; static */
+	char *path;                /* "/v1/tenants/acme"; owned */
+	json_t *body;              /* owned reference, NULL for none */
+	char *subject;             /* "acme": for human messages; owned, may be NULL */
+	cli_render_fn render;
+};
+
+/* Free what a request owns and zero it (safe on a zeroed request). */
+void cli_request_clear(struct cli_request *req);
+static inline void cli_request_clearp(struct cli_request *req) { cli_request_clear(req); }
+
+/* Send the request to vcpud and report the outcome: --json prints the JSON
+ * received (errors too) on ctx->out, otherwise req->render; errors go to
+ * ctx->err as "vcpuctl: MESSAGE". Returns an enum cli_exit. */
+int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req);
+
+/* --- helpers for subcommands ------------------------------------------ */
+
+/* Print "vcpuctl: " + the formatted message + newline on ctx->err. */
+void cli_errorf(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Report a usage error: the message, the usage line and a hint to --help
+ * (`help_cmd` = "vcpuctl tenant create"). Returns CLI_EXIT_USAGE. */
+int cli_usage_error(struct cli_ctx *ctx, const char *msg, const char *usage,
+		    const char *help_cmd);
+
+/* Print `usage` and `help_text` (may be NULL) on f. */
+void cli_print_help(FILE *f, const char *usage, const char *help_text);
+
+/* After getopt_long() returned '?' or ':', describe the problem in *err
+ * (EINVAL): unknown option, option needing a value, option taking none.
+ * `opts` is the table that was passed to getopt_long(). Returns -1. */
+int cli_getopt_error(int c, char **argv, const struct option *opts, struct error **err);
+
+/* Print a JSON value on f with two-space indentation and a newline. */
+void cli_print_json(FILE *f, const json_t *v);
+
+#endif
