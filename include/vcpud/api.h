@@ -12,6 +12,15 @@
  * TENANT = {"name":"acme","vcpus":8,"weight":100,"cpu_max_cores":2.5|null,
  *           "memory_bytes":1073741824|null,"class":"burstable",
  *           "vcpus_used":0,"vm_count":0,"created_at":UNIX_S,"updated_at":UNIX_S}
+ *   GET    /v1/vms                    {"vms":[VM...]}
+ *   POST   /v1/vms                    {"name","tenant","pid"[,"memory_bytes"]}: register a
+ *                                     running VM; its vCPU threads are found by name -> 201 VM
+ *   GET    /v1/vms/{name}             VM
+ *   DELETE /v1/vms/{name}             release: 204; its cgroups go at the next tick
+ *   GET    /v1/events?after=ID&since_ms=T&limit=N   {"events":[...]}
+ * VM = {"name","tenant","pid","state","source","uuid"|null,"vcpus","memory_bytes"|null,
+ *       "vcpu_threads":[{"index":0,"tid":1234,"cgroup":"tenant-acme/vm-web/vcpu0"}],
+ *       "created_at","updated_at"}
  * Errors: {"error":{"code":C,"message":M}} with status 400 "invalid",
  * 403 "forbidden", 404 "not_found", 405 "method_not_allowed", 409 "conflict",
  * 413 "too_large", 415 "unsupported_media_type", 500 "internal". */
@@ -25,6 +34,7 @@
 
 #include "vcpud/error.h"
 #include "vcpud/tenant.h"
+#include "vcpud/vm.h"
 
 #define API_MAX_BODY_BYTES (64 * 1024)
 
@@ -57,6 +67,15 @@ const char *api_code_for_status(int status);
 /* {"error":{"code":..,"message":..}} as a new JSON object. */
 json_t *api_error_json(int status, const char *message);
 
+/* A VM; `cgroup` paths of its threads are relative to the tree root. */
+json_t *api_vm_to_json(const struct vm *v);
+
+/* A register request: name, tenant, pid required; memory_bytes optional. */
+int api_vm_register_from_json(const json_t *obj, struct vm *out, struct error **err);
+
+/* A VM as the server sent it (client side). vm_clear() it. */
+int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err);
+
 /* --- router (server side, no HTTP library here) ----------------------- */
 
 struct store;
@@ -67,6 +86,16 @@ struct api_ctx {
 	const struct policy *policy;   /* current policy (reloaded on SIGHUP) */
 	const char *policy_path;
 	int64_t started_mono_ns;
+	const char *host_root;         /* prefix for /proc ("/" on a host) */
+	/* called after a change that the cgroup tree should reflect now
+	 * (tenant or VM mutations), so the daemon can run a tick at once */
+	void (*after_change)(void *data);
+	void *after_change_data;
+	/* control-loop figures for /v1/health, kept up to date by the daemon */
+	const char *cgroup_root;
+	bool dry_run;
+	uint64_t ticks;
+	unsigned last_writes, last_errors;
 };
 
 struct api_request {

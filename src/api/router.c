@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vcpud/api.h"
+#include "vcpud/discover.h"
 #include "vcpud/log.h"
 #include "vcpud/policy.h"
 #include "vcpud/store.h"
@@ -19,7 +20,7 @@
 #define VCPUD_VERSION "0.1.0"
 #endif
 
-enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_EVENTS, R_LAST };
+enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_EVENTS, R_LAST };
 
 struct route_match {
 	enum route_id id;
@@ -44,15 +45,24 @@ static int body_json(const struct api_request *req, json_t **out, struct error *
 	return 0;
 }
 
+static void notify_change(struct api_ctx *ctx)
+{
+	if (ctx->after_change)
+		ctx->after_change(ctx->after_change_data);
+}
+
 static int h_health(struct api_ctx *ctx, const struct api_request *req,
 		    const struct route_match *m, json_t *body, int *status, json_t **out,
 		    struct error **err)
 {
 	(void)req; (void)m; (void)body; (void)err;
 	int64_t up = (now_mono_ns() - ctx->started_mono_ns) / 1000000000LL;
-	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?}", "status", "ok", "version", VCPUD_VERSION,
-			 "schema_version", store_schema_version(ctx->store), "uptime_s",
-			 (json_int_t)up, "policy", ctx->policy_path);
+	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?,s:s?,s:b,s:I,s:i,s:i}", "status", "ok",
+			 "version", VCPUD_VERSION, "schema_version",
+			 store_schema_version(ctx->store), "uptime_s", (json_int_t)up, "policy",
+			 ctx->policy_path, "cgroup_root", ctx->cgroup_root, "dry_run",
+			 ctx->dry_run, "ticks", (json_int_t)ctx->ticks, "last_tick_writes",
+			 (int)ctx->last_writes, "last_tick_errors", (int)ctx->last_errors);
 	*status = 200;
 	return 0;
 }
@@ -88,6 +98,7 @@ static int h_tenant_create(struct api_ctx *ctx, const struct api_request *req,
 		return -1;
 	log_info("tenant %s created by %s: %u vCPUs, weight %u, class %s", t.name, req->actor,
 		 t.vcpus, t.weight, tenant_class_to_string(t.class_));
+	notify_change(ctx);
 	*out = api_tenant_to_json(&t);
 	*status = 201;
 	return 0;
@@ -119,6 +130,7 @@ static int h_tenant_patch(struct api_ctx *ctx, const struct api_request *req,
 	if (store_tenant_get(ctx->store, m->name, &t, err) < 0)
 		return -1;
 	log_info("tenant %s changed by %s", t.name, req->actor);
+	notify_change(ctx);
 	*out = api_tenant_to_json(&t);
 	*status = 200;
 	return 0;
@@ -132,6 +144,90 @@ static int h_tenant_delete(struct api_ctx *ctx, const struct api_request *req,
 	if (store_tenant_delete(ctx->store, m->name, req->actor, err) < 0)
 		return -1;
 	log_info("tenant %s deleted by %s", m->name, req->actor);
+	notify_change(ctx);
+	*out = NULL;
+	*status = 204;
+	return 0;
+}
+
+static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
+		     const struct route_match *m, json_t *body, int *status, json_t **out,
+		     struct error **err)
+{
+	(void)req; (void)m; (void)body;
+	struct vm *vms = NULL;
+	size_t n = 0;
+	if (store_vm_list(ctx->store, &vms, &n, err) < 0)
+		return -1;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, api_vm_to_json(&vms[i]));
+	vm_list_free(vms, n);
+	*out = json_pack("{s:o}", "vms", arr);
+	*status = 200;
+	return 0;
+}
+
+/* Register a running VM by PID: find its vCPU threads by name, then store
+ * it (the store checks the tenant's quota in the same transaction). */
+static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
+			 const struct route_match *m, json_t *body, int *status,
+			 json_t **out, struct error **err)
+{
+	(void)m;
+	struct vm v;
+	if (api_vm_register_from_json(body, &v, err) < 0)
+		return -1;
+	struct vm_vcpu *th = NULL;
+	size_t nth = 0;
+	if (proc_vm_vcpus(ctx->host_root, v.pid, &th, &nth, err) < 0) {
+		/* a missing process or one without vCPU threads is bad input */
+		if (err && *err && ((*err)->code == ESRCH || (*err)->code == ENOENT))
+			(*err)->code = EINVAL;
+		return error_wrap(err, "cannot register VM '%s'", v.name);
+	}
+	v.threads = th;
+	v.n_threads = nth;
+	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
+	int rc = store_vm_create(ctx->store, &v, req->actor, err);
+	vm_clear(&v);
+	if (rc < 0)
+		return -1;
+	struct vm got;
+	if (store_vm_get(ctx->store, v.name, &got, err) < 0)
+		return -1;
+	log_info("VM %s (pid %d, %u vCPUs) registered to tenant %s by %s", got.name,
+		 (int)got.pid, got.vcpus, got.tenant, req->actor);
+	notify_change(ctx);
+	*out = api_vm_to_json(&got);
+	vm_clear(&got);
+	*status = 201;
+	return 0;
+}
+
+static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
+		    const struct route_match *m, json_t *body, int *status, json_t **out,
+		    struct error **err)
+{
+	(void)req; (void)body;
+	struct vm v;
+	if (store_vm_get(ctx->store, m->name, &v, err) < 0)
+		return -1;
+	*out = api_vm_to_json(&v);
+	vm_clear(&v);
+	*status = 200;
+	return 0;
+}
+
+static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
+			const struct route_match *m, json_t *body, int *status,
+			json_t **out, struct error **err)
+{
+	(void)body;
+	if (store_vm_delete(ctx->store, m->name, req->actor, err) < 0)
+		return -1;
+	log_info("VM %s released by %s", m->name, req->actor);
+	notify_change(ctx);
 	*out = NULL;
 	*status = 204;
 	return 0;
@@ -200,6 +296,10 @@ static const struct route routes[] = {
 	{ R_TENANT, "GET", h_tenant_get, false },
 	{ R_TENANT, "PATCH", h_tenant_patch, true },
 	{ R_TENANT, "DELETE", h_tenant_delete, false },
+	{ R_VMS, "GET", h_vm_list, false },
+	{ R_VMS, "POST", h_vm_register, true },
+	{ R_VM, "GET", h_vm_get, false },
+	{ R_VM, "DELETE", h_vm_release, false },
 	{ R_EVENTS, "GET", h_events, false },
 };
 
@@ -218,6 +318,18 @@ static int match_path(const char *path, struct route_match *m, struct error **er
 	}
 	if (strcmp(path, "/v1/events") == 0) {
 		m->id = R_EVENTS;
+		return 0;
+	}
+	if (strcmp(path, "/v1/vms") == 0 || strcmp(path, "/v1/vms/") == 0) {
+		m->id = R_VMS;
+		return 0;
+	}
+	if (str_has_prefix(path, "/v1/vms/")) {
+		const char *name = path + strlen("/v1/vms/");
+		if (name_check("VM name", name, err) < 0)
+			return -1;
+		strcpy(m->name, name);
+		m->id = R_VM;
 		return 0;
 	}
 	if (str_has_prefix(path, "/v1/tenants/")) {

@@ -262,3 +262,120 @@ json_t *api_error_json(int status, const char *message)
 	return json_pack("{s:{s:s,s:s}}", "error", "code", api_code_for_status(status),
 			 "message", message ? message : "");
 }
+
+json_t *api_vm_to_json(const struct vm *v)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(v->name));
+	json_object_set_new(o, "tenant", json_string(v->tenant));
+	json_object_set_new(o, "pid", json_integer(v->pid));
+	json_object_set_new(o, "state", json_string(vm_state_to_string(v->state)));
+	json_object_set_new(o, "source", json_string(vm_source_to_string(v->source)));
+	json_object_set_new(o, "uuid", v->uuid[0] ? json_string(v->uuid) : json_null());
+	json_object_set_new(o, "vcpus", json_integer(v->vcpus));
+	json_object_set_new(o, "memory_bytes",
+			    v->memory_set ? json_integer(v->memory_bytes) : json_null());
+	json_t *arr = json_array();
+	for (size_t i = 0; i < v->n_threads; i++) {
+		char *cg = xasprintf("tenant-%s/vm-%s/vcpu%u", v->tenant, v->name,
+				     v->threads[i].index);
+		json_array_append_new(arr, json_pack("{s:i,s:i,s:s}", "index",
+						     (int)v->threads[i].index, "tid",
+						     (int)v->threads[i].tid, "cgroup", cg));
+		free(cg);
+	}
+	json_object_set_new(o, "vcpu_threads", arr);
+	json_object_set_new(o, "created_at", json_integer(v->created_at));
+	json_object_set_new(o, "updated_at", json_integer(v->updated_at));
+	return o;
+}
+
+static int get_name(const json_t *v, const char *what, char *out, struct error **err)
+{
+	if (!json_is_string(v))
+		return error_set(err, EINVAL, "%s must be a string", what);
+	if (name_check(what, json_string_value(v), err) < 0)
+		return -1;
+	strcpy(out, json_string_value(v));
+	return 0;
+}
+
+int api_vm_register_from_json(const json_t *obj, struct vm *out, struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EINVAL, "request body must be a JSON object");
+	struct vm v;
+	memset(&v, 0, sizeof(v));
+	v.source = VM_SOURCE_REGISTERED;
+	v.state = VM_STATE_RUNNING;
+	bool have_name = false, have_tenant = false, have_pid = false;
+	const char *key;
+	json_t *val;
+	json_object_foreach((json_t *)obj, key, val) {
+		if (strcmp(key, "name") == 0) {
+			if (get_name(val, "VM name", v.name, err) < 0)
+				return -1;
+			have_name = true;
+		} else if (strcmp(key, "tenant") == 0) {
+			if (get_name(val, "tenant name", v.tenant, err) < 0)
+				return -1;
+			have_tenant = true;
+		} else if (strcmp(key, "pid") == 0) {
+			if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+			    json_integer_value(val) > 4194304)
+				return error_set(err, EINVAL, "pid must be an integer 1..4194304");
+			v.pid = (pid_t)json_integer_value(val);
+			have_pid = true;
+		} else if (strcmp(key, "memory_bytes") == 0) {
+			if (get_memory(val, &v.memory_set, &v.memory_bytes, err) < 0)
+				return -1;
+		} else {
+			return error_set(err, EINVAL, "unknown field '%s'", key);
+		}
+	}
+	if (!have_name)
+		return error_set(err, EINVAL, "missing field 'name'");
+	if (!have_tenant)
+		return error_set(err, EINVAL, "missing field 'tenant'");
+	if (!have_pid)
+		return error_set(err, EINVAL, "missing field 'pid'");
+	*out = v;
+	return 0;
+}
+
+int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EPROTO, "VM reply is not a JSON object");
+	struct vm v;
+	memset(&v, 0, sizeof(v));
+	const char *name = json_string_value(json_object_get(obj, "name"));
+	const char *tenant = json_string_value(json_object_get(obj, "tenant"));
+	if (!name || strlen(name) > NAME_MAX_LEN || !tenant || strlen(tenant) > NAME_MAX_LEN)
+		return error_set(err, EPROTO, "VM reply has no valid name or tenant");
+	strcpy(v.name, name);
+	strcpy(v.tenant, tenant);
+	v.pid = (pid_t)json_integer_value(json_object_get(obj, "pid"));
+	v.vcpus = (uint32_t)json_integer_value(json_object_get(obj, "vcpus"));
+	json_t *m = json_object_get(obj, "memory_bytes");
+	v.memory_set = json_is_integer(m);
+	v.memory_bytes = v.memory_set ? json_integer_value(m) : 0;
+	vm_state_from_string(json_string_value(json_object_get(obj, "state")), &v.state, NULL);
+	vm_source_from_string(json_string_value(json_object_get(obj, "source")), &v.source, NULL);
+	const char *uuid = json_string_value(json_object_get(obj, "uuid"));
+	if (uuid && strlen(uuid) == VM_UUID_LEN)
+		strcpy(v.uuid, uuid);
+	json_t *arr = json_object_get(obj, "vcpu_threads");
+	size_t n = json_array_size(arr);
+	v.threads = n ? xcalloc(n, sizeof(*v.threads)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_t *t = json_array_get(arr, i);
+		v.threads[i].index = (unsigned)json_integer_value(json_object_get(t, "index"));
+		v.threads[i].tid = (pid_t)json_integer_value(json_object_get(t, "tid"));
+	}
+	v.n_threads = n;
+	v.created_at = json_integer_value(json_object_get(obj, "created_at"));
+	v.updated_at = json_integer_value(json_object_get(obj, "updated_at"));
+	*out = v;
+	return 0;
+}

@@ -17,6 +17,9 @@
 
 #include "daemon/daemon.h"
 #include "vcpud/api.h"
+#include "vcpud/cgroup.h"
+#include "vcpud/discover.h"
+#include "vcpud/plan.h"
 #include "vcpud/policy.h"
 #include "vcpud/store.h"
 #include "vcpud/util.h"
@@ -27,9 +30,14 @@ struct daemon {
 	struct policy *policy;
 	struct api_ctx api;
 	struct api_server *server;
+	struct cgroup_engine *engine;
+	char *cgroup_root;
+	char *cgroup_mount;      /* NULL with --cgroup-root: the root's parent */
 	int sig_fd;
 	int timer_fd;
 	uint64_t ticks;
+	bool tick_pending;       /* an API change asks for a tick now */
+	char *last_error;        /* the last tick error logged, to log repeats once */
 	bool stop;
 };
 
@@ -91,11 +99,137 @@ static void reload_policy(struct daemon *d)
 		log_warn("cannot record the policy reload: %s", e3->msg);
 }
 
-/* One control-loop tick. The stages of DESIGN.md plug in here. */
+/* Log a tick failure once, not on every tick while it persists. */
+static void tick_error(struct daemon *d, const char *msg)
+{
+	if (d->last_error && strcmp(d->last_error, msg) == 0) {
+		log_debug("%s (again)", msg);
+		return;
+	}
+	log_error("%s", msg);
+	free(d->last_error);
+	d->last_error = xstrdup(msg);
+}
+
+/* discover: refresh each registered VM's state and vCPU threads from /proc.
+ * A process that is gone, or whose PID now belongs to a process without
+ * vCPU threads (PID reuse), makes the VM "gone"; its cgroups are removed
+ * by this tick's reconcile. */
+static void discover_vms(struct daemon *d)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct vm *vms = NULL;
+	size_t n = 0;
+	if (store_vm_list(d->store, &vms, &n, &err) < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vm *v = &vms[i];
+		if (v->state == VM_STATE_GONE || v->pid <= 0)
+			continue;
+		_cleanup_error_ struct error *e = NULL;
+		struct vm_vcpu *th = NULL;
+		size_t nth = 0;
+		enum vm_state state = VM_STATE_RUNNING;
+		pid_t pid = v->pid;
+		if (proc_vm_vcpus("/", v->pid, &th, &nth, &e) < 0) {
+			if (e->code != ESRCH && e->code != ENOENT) {
+				log_warn("VM %s: %s", v->name, e->msg);
+				continue;
+			}
+			log_info("VM %s: %s: marking it gone", v->name, e->msg);
+			state = VM_STATE_GONE;
+		} else {
+			/* drop threads past the registered vCPU count (hot-plug
+			 * beyond the quota is not placed) */
+			while (nth > 0 && th[nth - 1].index >= v->vcpus)
+				nth--;
+		}
+		_cleanup_error_ struct error *e2 = NULL;
+		if (store_vm_update_runtime(d->store, v->name, state, pid, th, nth, &e2) < 0)
+			log_warn("VM %s: %s", v->name, e2->msg);
+		free(th);
+	}
+	vm_list_free(vms, n);
+}
+
+/* plan + reconcile: make the cgroup tree match the store. */
+static void reconcile(struct daemon *d)
+{
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ struct tenant *ts = NULL;
+	size_t nt = 0, nv = 0;
+	struct vm *vms = NULL;
+	if (store_tenant_list(d->store, &ts, &nt, &err) < 0 ||
+	    store_vm_list(d->store, &vms, &nv, &err) < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	struct plan_input in = {
+		.root = d->cgroup_root,
+		.tenants = ts, .n_tenants = nt,
+		.vms = vms, .n_vms = nv,
+	};
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *tree = NULL;
+	int rc = plan_tree(&in, &tree, &err);
+	vm_list_free(vms, nv);
+	if (rc < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	struct cgroup_reconcile_stats st = { 0 };
+	rc = cgroup_tree_reconcile(d->engine, tree, &st, &err);
+	d->api.last_writes = st.writes;
+	d->api.last_errors = st.errors;
+	if (st.writes || st.mkdirs || st.rmdirs || st.vanished || st.busy)
+		log_info("reconcile: %u writes (%u moves), %u mkdir, %u rmdir, %u vanished, "
+			 "%u busy, %u errors", st.writes, st.moves, st.mkdirs, st.rmdirs,
+			 st.vanished, st.busy, st.errors);
+	if (rc < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	free(d->last_error);
+	d->last_error = NULL;
+}
+
+/* One control-loop tick, in the order of DESIGN.md: discover, plan,
+ * reconcile (sample, decide and record come with the throttler). */
 static void tick(struct daemon *d)
 {
 	d->ticks++;
-	log_debug("tick %llu", (unsigned long long)d->ticks);
+	d->api.ticks = d->ticks;
+	d->tick_pending = false;
+	discover_vms(d);
+	reconcile(d);
+}
+
+static void on_api_change(void *data)
+{
+	struct daemon *d = data;
+	d->tick_pending = true;
+}
+
+/* The cgroup root: --cgroup-root as given, else the cgroup2 mount found by
+ * cgroup_discover() (which refuses a hybrid or v1 host) + /vcpud.slice. */
+static int setup_cgroups(struct daemon *d, struct error **err)
+{
+	if (d->opt->cgroup_root) {
+		d->cgroup_root = xstrdup(d->opt->cgroup_root);
+	} else {
+		if (cgroup_discover("/", &d->cgroup_mount, err) < 0)
+			return error_wrap(err, "cannot use this host's cgroups");
+		d->cgroup_root = path_join(d->cgroup_mount, "vcpud.slice", NULL);
+	}
+	struct cgroup_engine_config cfg = {
+		.cgroup_mount = d->cgroup_mount,
+		.sysroot = "/",
+		.dry_run = d->opt->dry_run,
+	};
+	if (cgroup_engine_new(&cfg, &d->engine, err) < 0)
+		return -1;
+	return 0;
 }
 
 static void handle_signal(struct daemon *d)
@@ -128,6 +262,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 	if (store_open(d->opt->db_path, &d->store, err) < 0)
 		return -1;
+	if (setup_cgroups(d, err) < 0)
+		return -1;
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -149,6 +285,11 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.policy = d->policy;
 	d->api.policy_path = d->opt->policy_path;
 	d->api.started_mono_ns = now_mono_ns();
+	d->api.host_root = "/";
+	d->api.after_change = on_api_change;
+	d->api.after_change_data = d;
+	d->api.cgroup_root = d->cgroup_root;
+	d->api.dry_run = d->opt->dry_run;
 	if (ensure_parent_dir(d->opt->socket_path, 0755, err) < 0)
 		return -1;
 	struct api_server_config cfg = {
@@ -172,6 +313,11 @@ static void daemon_teardown(struct daemon *d)
 		store_close(d->store);
 	if (d->policy)
 		policy_free(d->policy);
+	if (d->engine)
+		cgroup_engine_free(d->engine);
+	free(d->cgroup_root);
+	free(d->cgroup_mount);
+	free(d->last_error);
 }
 
 int daemon_run(const struct daemon_options *o, int ready_fd)
@@ -185,9 +331,12 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		daemon_teardown(&d);
 		return 1;
 	}
-	log_info("vcpud ready: socket %s, database %s (schema %d), policy %s, tick %u ms%s",
-		 o->socket_path, o->db_path, store_schema_version(d.store), o->policy_path,
-		 d.policy->interval_ms, o->dry_run ? ", dry-run" : "");
+	log_info("vcpud ready: socket %s, database %s (schema %d), policy %s, cgroup root %s, "
+		 "tick %u ms%s", o->socket_path, o->db_path, store_schema_version(d.store),
+		 o->policy_path, d.cgroup_root, d.policy->interval_ms,
+		 o->dry_run ? ", dry-run" : "");
+	/* the first tick adopts whatever tree an earlier run left */
+	tick(&d);
 	report_ready(&ready_fd, "ok");
 
 	while (!d.stop) {
@@ -216,6 +365,8 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		}
 		/* MHD also needs a call on its own timeouts, so run it every time */
 		api_server_run(d.server);
+		if (d.tick_pending && !d.stop)
+			tick(&d);
 	}
 	daemon_teardown(&d);
 	log_info("vcpud stopped");

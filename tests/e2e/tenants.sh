@@ -108,7 +108,7 @@ sleep 0.3
 grep -q "reloaded" "$LOG" && ok "good policy reloaded on SIGHUP" || bad "no reload logged"
 
 # a second daemon on the same socket is refused, the first keeps serving
-OUT=$("$VCPUD" --foreground --db "$TMP/other.db" --socket "$SOCK" --policy "$POLICY" 2>&1)
+OUT=$("$VCPUD" --foreground --db "$TMP/other.db" --socket "$SOCK" --policy "$POLICY" --cgroup-root "$TMP/cgroup2" --dry-run 2>&1)
 rc=$?
 [ $rc -ne 0 ] && ok "second daemon on a live socket refused" || bad "second daemon started"
 contains "says another vcpud" "another vcpud"
@@ -125,7 +125,7 @@ contains "audit log has the delete" "tenant.delete"
 
 # a database from a newer vcpud is refused
 sqlite3 "$DB" 'PRAGMA user_version = 99;'
-OUT=$("$VCPUD" --foreground --db "$DB" --socket "$SOCK" --policy "$POLICY" 2>&1)
+OUT=$("$VCPUD" --foreground --db "$DB" --socket "$SOCK" --policy "$POLICY" --cgroup-root "$TMP/cgroup" --dry-run 2>&1)
 rc=$?
 [ $rc -ne 0 ] && ok "newer schema refused" || bad "newer schema accepted"
 contains "says newer" "newer"

@@ -1,0 +1,50 @@
+/* plan.h - the desired cgroup tree as a pure function of the store's state
+ * (tenants, VMs) and the policy. No I/O: the daemon reads the store, calls
+ * plan_tree() and hands the result to cgroup_tree_reconcile().
+ *
+ * Mapping (DESIGN.md "cgroup v2 layout"):
+ *   tenant: cpu.weight = weight; cpu.max = cpu_max_cores x period, or max;
+ *           memory.max = memory quota, or max
+ *   VM:     every non-gone VM with a pid; memory.max = its memory, or max;
+ *           cpu.max = the throttle overlay's cap when one is given, else max
+ *   vCPU:   vcpuN with its thread; emulator/ gets every other thread. */
+#ifndef VCPUD_PLAN_H
+#define VCPUD_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vcpud/cgroup.h"
+#include "vcpud/error.h"
+#include "vcpud/tenant.h"
+#include "vcpud/vm.h"
+
+#define PLAN_PERIOD_US 100000ULL
+
+/* A cap laid over a VM by the throttler (the tenant's own settings in the
+ * store stay untouched). */
+struct plan_vm_cap {
+	const char *vm;
+	uint64_t quota_us;     /* per PLAN_PERIOD_US, for the whole VM */
+};
+
+struct plan_input {
+	const char *root;                 /* cgroup tree root */
+	const struct tenant *tenants;
+	size_t n_tenants;
+	const struct vm *vms;
+	size_t n_vms;
+	const struct plan_vm_cap *caps;   /* may be NULL */
+	size_t n_caps;
+};
+
+/* Build the desired tree. VMs that are gone, have no pid, or name an
+ * unknown tenant are left out (so their cgroups are removed). *out is
+ * freed with cgroup_tree_free(). Fails only on invalid names (EINVAL). */
+int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err);
+
+/* cpu.max quota for `cores` cores per PLAN_PERIOD_US (at least the kernel's
+ * minimum of 1000 us). */
+uint64_t plan_cores_to_quota_us(double cores);
+
+#endif

@@ -1,0 +1,103 @@
+/* plan.c - store state -> desired cgroup tree (pure; see plan.h). Every
+ * knob vcpud manages is set explicitly, including "max" for no limit, so
+ * that clearing a limit in the store lifts it in the kernel. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "vcpud/plan.h"
+#include "vcpud/util.h"
+
+uint64_t plan_cores_to_quota_us(double cores)
+{
+	double q = cores * (double)PLAN_PERIOD_US;
+	if (!(q >= (double)CGROUP_QUOTA_MIN_US))
+		return CGROUP_QUOTA_MIN_US;
+	if (q > (double)CGROUP_QUOTA_MAX_US)
+		return CGROUP_QUOTA_MAX_US;
+	return (uint64_t)llround(q);
+}
+
+static struct cgroup_cpu_max cpu_max_unlimited(void)
+{
+	return (struct cgroup_cpu_max){ .set = true, .unlimited = true,
+					.period_us = PLAN_PERIOD_US };
+}
+
+static struct cgroup_cpu_max cpu_max_quota(uint64_t quota_us)
+{
+	return (struct cgroup_cpu_max){ .set = true, .quota_us = quota_us,
+					.period_us = PLAN_PERIOD_US };
+}
+
+static struct cgroup_mem_max mem_max(bool set, int64_t bytes)
+{
+	if (!set)
+		return (struct cgroup_mem_max){ .set = true, .unlimited = true };
+	return (struct cgroup_mem_max){ .set = true, .bytes = (uint64_t)bytes };
+}
+
+static bool vm_planned(const struct vm *v)
+{
+	return v->state != VM_STATE_GONE && v->pid > 0;
+}
+
+static const struct plan_vm_cap *find_cap(const struct plan_input *in, const char *vm)
+{
+	for (size_t i = 0; i < in->n_caps; i++)
+		if (strcmp(in->caps[i].vm, vm) == 0)
+			return &in->caps[i];
+	return NULL;
+}
+
+static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s)
+{
+	s->name = xstrdup(v->name);
+	s->pid = v->pid;
+	s->memory_max = mem_max(v->memory_set, v->memory_bytes);
+	const struct plan_vm_cap *cap = find_cap(in, v->name);
+	s->cpu_max = cap ? cpu_max_quota(cap->quota_us) : cpu_max_unlimited();
+	s->vcpus = xcalloc(v->n_threads ? v->n_threads : 1, sizeof(*s->vcpus));
+	for (size_t i = 0; i < v->n_threads; i++) {
+		s->vcpus[i].index = v->threads[i].index;
+		s->vcpus[i].tid = v->threads[i].tid;
+	}
+	s->n_vcpus = v->n_threads;
+}
+
+int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err)
+{
+	struct cgroup_tree *t = xcalloc(1, sizeof(*t));
+	t->root = xstrdup(in->root);
+	t->tenants = xcalloc(in->n_tenants ? in->n_tenants : 1, sizeof(*t->tenants));
+	for (size_t i = 0; i < in->n_tenants; i++) {
+		const struct tenant *tn = &in->tenants[i];
+		if (!name_valid(tn->name)) {
+			cgroup_tree_free(t);
+			return error_set(err, EINVAL, "plan: invalid tenant name '%.80s'", tn->name);
+		}
+		struct cgroup_tenant_spec *ts = &t->tenants[t->n_tenants++];
+		ts->name = xstrdup(tn->name);
+		ts->weight = tn->weight;
+		ts->cpu_max = tn->cpu_max_set ? cpu_max_quota(plan_cores_to_quota_us(tn->cpu_max_cores))
+					      : cpu_max_unlimited();
+		ts->memory_max = mem_max(tn->memory_set, tn->memory_bytes);
+		size_t nv = 0;
+		for (size_t j = 0; j < in->n_vms; j++)
+			if (vm_planned(&in->vms[j]) && strcmp(in->vms[j].tenant, tn->name) == 0)
+				nv++;
+		ts->vms = xcalloc(nv ? nv : 1, sizeof(*ts->vms));
+		for (size_t j = 0; j < in->n_vms; j++) {
+			const struct vm *v = &in->vms[j];
+			if (!vm_planned(v) || strcmp(v->tenant, tn->name) != 0)
+				continue;
+			if (!name_valid(v->name)) {
+				cgroup_tree_free(t);
+				return error_set(err, EINVAL, "plan: invalid VM name '%.80s'", v->name);
+			}
+			plan_vm(in, v, &ts->vms[ts->n_vms++]);
+		}
+	}
+	*out = t;
+	return 0;
+}
