@@ -15,6 +15,8 @@
 #include "vcpud/error.h"
 
 #define POLICY_VERSION 1
+/* Largest policy file or buffer accepted (EFBIG beyond). */
+#define POLICY_MAX_BYTES (1024 * 1024)
 
 struct policy {
 	int version;                   /* must be 1 */
@@ -37,21 +39,37 @@ struct policy {
 	bool throttle_dry_run;         /* default false */
 };
 
-/* Fill *p with the defaults (strings allocated). */
+/* Fill *p with the defaults (strings allocated; release them with
+ * policy_clear() when *p is not from policy_load_*()). Overwrites *p
+ * without freeing what it held. */
 void policy_defaults(struct policy *p);
 
 /* Parse a YAML buffer; `name` is used in messages ("FILE:L:C: ..."). On
- * success *out is a new policy the caller frees with policy_free(). */
+ * success *out is a new policy the caller frees with policy_free(); on
+ * failure *out is untouched. Errors: EINVAL (syntax, unknown key, wrong
+ * type, duplicate, missing version, crossed values), ERANGE (a number or
+ * CPU out of range), EFBIG (more than POLICY_MAX_BYTES). The CPU list
+ * strings of the result are in canonical form ("0-3,8"). */
 int policy_load_buffer(const char *buf, size_t len, const char *name,
 		       struct policy **out, struct error **err);
 
-/* Read and parse a file. */
+/* Read and parse a file. An unreadable file is an error with its errno
+ * ("cannot open policy file PATH: No such file or directory"). */
 int policy_load_file(const char *path, struct policy **out, struct error **err);
 
+/* Free what *p owns and zero it (for a struct policy not from the heap). */
+void policy_clear(struct policy *p);
+/* policy_clear() and free p itself. NULL is fine. */
 void policy_free(struct policy *p);
 static inline void policy_freep(struct policy **p) { if (*p) policy_free(*p); }
 
-/* YAML text of a policy (what `vcpuctl policy show` prints). Caller frees. */
+/* True when every setting of a and b is the same (e.g. to tell whether a
+ * reload changed anything). */
+bool policy_equal(const struct policy *a, const struct policy *b);
+
+/* YAML text of a policy (what `vcpuctl policy show` prints): every key,
+ * in the order of policies/default.yaml; policy_load_buffer() of the text
+ * gives back an equal policy. Caller frees. */
 char *policy_to_yaml(const struct policy *p);
 
 #endif
