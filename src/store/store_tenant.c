@@ -15,10 +15,13 @@
 #include "vcpud/util.h"
 
 /* One row per tenant with the sums over its VMs; GROUP BY also makes a
- * lookup of an unknown name return no row rather than a row of NULLs. */
+ * lookup of an unknown name return no row rather than a row of NULLs.
+ * vcpus_used leaves out VMs that are gone (they hold no quota), vm_count
+ * does not (a gone VM still blocks the tenant's deletion until released). */
 #define TENANT_SELECT                                                              \
 	"SELECT t.name, t.vcpus, t.weight, t.cpu_max_cores, t.memory_bytes, t.class, " \
-	"t.created_at, t.updated_at, coalesce(sum(v.vcpus), 0), count(v.name) "        \
+	"t.created_at, t.updated_at, "                                                 \
+	"coalesce(sum(v.vcpus) FILTER (WHERE v.state <> 'gone'), 0), count(v.name) "   \
 	"FROM tenants AS t LEFT JOIN vms AS v ON v.tenant = t.name "
 
 /* The column layout ?1..?7 shared by the INSERT and the UPDATE. */
@@ -291,12 +294,23 @@ int store_tenant_update(struct store *st, const char *name, const struct tenant_
 		return error_wrap(err, "cannot update tenant '%s'", name);
 	/* Raising a quota that is already exceeded, or changing other fields
 	 * of such a tenant, is allowed; only a cut below the usage is not. */
-	if (t.vcpus < old.vcpus && t.vcpus < old.vcpus_used)
+	if (t.vcpus < old.vcpus && t.vcpus < old.vcpus_used) {
+		/* vcpus_used counts the VMs that are not gone: so does this */
+		int64_t active;
+		_cleanup_stmt_ sqlite3_stmt *c = NULL;
+		if (store_prepare(st, "SELECT count(*) FROM vms WHERE tenant = ?1 AND "
+				  "state <> 'gone'", &c, "count a tenant's VMs", err) < 0)
+			return -1;
+		if (sqlite3_bind_text(c, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_step(c) != SQLITE_ROW)
+			return store_sql_error(st, err, "cannot update tenant '%s'", name);
+		active = sqlite3_column_int64(c, 0);
 		return error_set(err, EBUSY,
-				 "cannot lower the vCPU quota of tenant '%s' to %u: its %u "
-				 "VM%s already use%s %u vCPUs", name, t.vcpus, old.vm_count,
-				 old.vm_count == 1 ? "" : "s", old.vm_count == 1 ? "s" : "",
+				 "cannot lower the vCPU quota of tenant '%s' to %u: its %" PRId64
+				 " VM%s already use%s %u vCPUs", name, t.vcpus, active,
+				 active == 1 ? "" : "s", active == 1 ? "s" : "",
 				 old.vcpus_used);
+	}
 
 	json_auto_t *changed = tenant_changes(&old, &t);
 	if (json_object_size(changed) == 0) {

@@ -1,0 +1,602 @@
+/* store_vm.c - VMs in SQLite: registration (with the tenant's vCPU and
+ * memory quota checks), reads with their vCPU threads, the runtime state
+ * discovery reports each tick, and release. Like store_tenant.c, every
+ * mutation is one write transaction holding its checks, its writes and its
+ * audit event ("vm.register", "vm.state", "vm.release"). A VM in state gone
+ * keeps its row (and blocks its tenant's deletion) but not its quota. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "vcpud/util.h"
+#include "vcpud/vm.h"
+
+#define VM_SELECT                                                                  \
+	"SELECT name, tenant, pid, vcpus, memory_bytes, state, source, uuid, "         \
+	"created_at, updated_at FROM vms "
+
+/* The threads whose tid is known, in index order (what vm->threads holds). */
+#define VCPUS_SELECT "SELECT idx, tid FROM vcpus WHERE vm = ?1 AND tid IS NOT NULL ORDER BY idx"
+
+/* --- rows ------------------------------------------------------------------ */
+
+/* Copy a TEXT column into a fixed buffer; -1 when NULL or too long. */
+static int column_copy(sqlite3_stmt *s, int i, char *buf, size_t size)
+{
+	const char *v = (const char *)sqlite3_column_text(s, i);
+	if (!v || strlen(v) >= size)
+		return -1;
+	memcpy(buf, v, strlen(v) + 1);
+	return 0;
+}
+
+static int vm_from_row(struct store *st, sqlite3_stmt *s, struct vm *v, struct error **err)
+{
+	memset(v, 0, sizeof(*v));
+	if (column_copy(s, 0, v->name, sizeof(v->name)) < 0)
+		return error_set(err, EIO, "database %s holds a VM with an invalid name",
+				 st->path);
+	if (column_copy(s, 1, v->tenant, sizeof(v->tenant)) < 0)
+		return error_set(err, EIO, "database %s: VM '%s' has an invalid tenant name",
+				 st->path, v->name);
+	v->pid = (pid_t)sqlite3_column_int64(s, 2); /* NULL reads as 0: none */
+	int64_t vcpus = sqlite3_column_int64(s, 3);
+	if (vcpus < 1 || vcpus > VM_VCPUS_MAX)
+		return error_set(err, EIO, "database %s: VM '%s' has %" PRId64 " vCPUs "
+				 "(1..%d)", st->path, v->name, vcpus, VM_VCPUS_MAX);
+	v->vcpus = (uint32_t)vcpus;
+	if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+		v->memory_set = true;
+		v->memory_bytes = sqlite3_column_int64(s, 4);
+	}
+	const char *state = (const char *)sqlite3_column_text(s, 5);
+	if (vm_state_from_string(state, &v->state, NULL) < 0)
+		return error_set(err, EIO, "database %s: VM '%s' has an unknown state '%s'",
+				 st->path, v->name, state ? state : "");
+	const char *source = (const char *)sqlite3_column_text(s, 6);
+	if (vm_source_from_string(source, &v->source, NULL) < 0)
+		return error_set(err, EIO, "database %s: VM '%s' has an unknown source '%s'",
+				 st->path, v->name, source ? source : "");
+	if (sqlite3_column_type(s, 7) != SQLITE_NULL &&
+	    column_copy(s, 7, v->uuid, sizeof(v->uuid)) < 0)
+		return error_set(err, EIO, "database %s: VM '%s' has an invalid UUID",
+				 st->path, v->name);
+	v->created_at = sqlite3_column_int64(s, 8);
+	v->updated_at = sqlite3_column_int64(s, 9);
+	return 0;
+}
+
+/* Fill v->threads with a prepared VCPUS_SELECT (reset and rebound here). */
+static int threads_read(struct store *st, sqlite3_stmt *s, struct vm *v, struct error **err)
+{
+	sqlite3_reset(s);
+	if (sqlite3_bind_text(s, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot read the vCPUs of VM '%s'", v->name);
+	_cleanup_free_ struct vm_vcpu *t = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 8;
+			t = xrealloc(t, cap * sizeof(*t));
+		}
+		t[count].index = (unsigned)sqlite3_column_int64(s, 0);
+		t[count].tid = (pid_t)sqlite3_column_int64(s, 1);
+		count++;
+	}
+	if (rc != SQLITE_DONE)
+		return store_sql_error(st, err, "cannot read the vCPUs of VM '%s'", v->name);
+	sqlite3_reset(s);
+	vm_clear(v);
+	v->threads = steal_ptr(&t);
+	v->n_threads = count;
+	return 0;
+}
+
+/* 1 and *out (with threads; the caller vm_clear()s) when the VM exists, 0
+ * when it does not, -1 on error. */
+static int vm_read(struct store *st, const char *name, struct vm *out, struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, VM_SELECT "WHERE name = ?1", &s, "read a VM", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot read VM '%.80s'", name);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot read VM '%.80s'", name);
+	struct vm v;
+	if (vm_from_row(st, s, &v, err) < 0)
+		return -1;
+	_cleanup_stmt_ sqlite3_stmt *ts = NULL;
+	if (store_prepare(st, VCPUS_SELECT, &ts, "read the vCPUs of a VM", err) < 0 ||
+	    threads_read(st, ts, &v, err) < 0)
+		return -1;
+	*out = v;
+	return 1;
+}
+
+/* A read-only snapshot for reads that take more than one statement (BEGIN is
+ * deferred: no write lock). Ends by rollback through store_tx_endp. */
+static int read_begin(struct store *st, struct store_tx *tx, struct error **err)
+{
+	tx->st = st;
+	tx->open = false;
+	if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot begin a transaction");
+	tx->open = true;
+	return 0;
+}
+
+/* Run a statement whose parameters are already bound; SQLITE_DONE or -1. */
+static int step_done(struct store *st, sqlite3_stmt *s, const char *what, const char *name,
+		     struct error **err)
+{
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return store_sql_error(st, err, "cannot %s VM '%s'", what, name);
+	return 0;
+}
+
+/* --- audit details ------------------------------------------------------------ */
+
+static json_t *json_or_abort(json_t *j)
+{
+	if (!j)
+		abort(); /* allocation failure: see STYLE.md */
+	return j;
+}
+
+static char *json_text(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	if (!s)
+		abort();
+	return s;
+}
+
+static json_t *pid_json(pid_t pid)
+{
+	return json_or_abort(pid > 0 ? json_integer(pid) : json_null());
+}
+
+static json_t *vm_json(const struct vm *v)
+{
+	json_t *threads = json_or_abort(json_array());
+	for (size_t i = 0; i < v->n_threads; i++)
+		json_array_append_new(threads, json_or_abort(json_pack(
+			"{s:I, s:I}", "index", (json_int_t)v->threads[i].index,
+			"tid", (json_int_t)v->threads[i].tid)));
+	return json_or_abort(json_pack(
+		"{s:s, s:s, s:o, s:I, s:o, s:s, s:s, s:o, s:o}",
+		"name", v->name,
+		"tenant", v->tenant,
+		"pid", pid_json(v->pid),
+		"vcpus", (json_int_t)v->vcpus,
+		"memory_bytes", json_or_abort(v->memory_set ? json_integer(v->memory_bytes)
+							     : json_null()),
+		"state", vm_state_to_string(v->state),
+		"source", vm_source_to_string(v->source),
+		"uuid", json_or_abort(v->uuid[0] ? json_string(v->uuid) : json_null()),
+		"threads", threads));
+}
+
+static int audit(struct store *st, int64_t now_ms, const char *actor, const char *action,
+		 const char *name, const json_t *details, struct error **err)
+{
+	_cleanup_free_ char *target = xasprintf("vm/%s", name);
+	_cleanup_free_ char *text = json_text(details);
+	return store_event_insert(st, now_ms, actor, action, target, text, err);
+}
+
+/* --- registration checks --------------------------------------------------------- */
+
+struct tenant_quota {
+	uint32_t vcpus;
+	bool memory_set;
+	int64_t memory_bytes;
+};
+
+/* 1 and the tenant's quota, 0 when there is no such tenant, -1 on error. */
+static int tenant_quota_read(struct store *st, const char *tenant, struct tenant_quota *q,
+			     struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "SELECT vcpus, memory_bytes FROM tenants WHERE name = ?1", &s,
+			  "read a tenant's quota", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot read tenant '%s'", tenant);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot read tenant '%s'", tenant);
+	q->vcpus = (uint32_t)sqlite3_column_int64(s, 0);
+	q->memory_set = sqlite3_column_type(s, 1) != SQLITE_NULL;
+	q->memory_bytes = q->memory_set ? sqlite3_column_int64(s, 1) : 0;
+	return 1;
+}
+
+/* The name of a VM matching `sql` (one bound value ?1, text or integer) into
+ * `name`: 1 found, 0 none, -1 error. */
+static int vm_find(struct store *st, const char *sql, const char *text, int64_t num,
+		   char name[static NAME_MAX_LEN + 1], struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, sql, &s, "look a VM up", err) < 0)
+		return -1;
+	if ((text ? sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC)
+		  : sqlite3_bind_int64(s, 1, num)) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot look a VM up");
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot look a VM up");
+	if (column_copy(s, 0, name, NAME_MAX_LEN + 1) < 0)
+		snprintf(name, NAME_MAX_LEN + 1, "?");
+	return 1;
+}
+
+/* The tenant's vCPU and memory quotas with v added to its VMs that are not
+ * gone. Memory is summed with total() (a float, so that no sum overflows);
+ * sums of at most 2^53 bytes are exact, and anything above that is far over
+ * any quota (at most 2^50) anyway. */
+static int quota_check(struct store *st, const struct vm *v, const struct tenant_quota *q,
+		       struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "SELECT coalesce(sum(vcpus), 0), total(memory_bytes) FROM vms "
+			  "WHERE tenant = ?1 AND state <> 'gone'", &s,
+			  "sum a tenant's usage", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, v->tenant, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot sum the usage of tenant '%s'", v->tenant);
+	int64_t vcpus_used = sqlite3_column_int64(s, 0);
+	double mem_total = sqlite3_column_double(s, 1);
+
+	if (vcpus_used + (int64_t)v->vcpus > (int64_t)q->vcpus)
+		return error_set(err, EBUSY, "tenant %s: %" PRId64 " of %u vCPUs used, %u "
+				 "requested", v->tenant, vcpus_used, q->vcpus, v->vcpus);
+
+	if (!v->memory_set || !q->memory_set)
+		return 0;
+	/* clamp for the message only; the comparison below is exact */
+	int64_t mem_used = mem_total >= 0x1p62 ? (int64_t)1 << 62 : (int64_t)mem_total;
+	if (mem_total > (double)q->memory_bytes || v->memory_bytes > q->memory_bytes ||
+	    mem_used > q->memory_bytes - v->memory_bytes) {
+		_cleanup_free_ char *used = format_size(mem_used);
+		_cleanup_free_ char *quota = format_size(q->memory_bytes);
+		_cleanup_free_ char *want = format_size(v->memory_bytes);
+		return error_set(err, EBUSY, "tenant %s: %s of %s memory reserved, %s requested",
+				 v->tenant, used, quota, want);
+	}
+	return 0;
+}
+
+/* --- public functions ---------------------------------------------------------------- */
+
+int store_vm_create(struct store *st, const struct vm *v, const char *actor,
+		    struct error **err)
+{
+	if (!v)
+		return error_set(err, EINVAL, "cannot register a VM: no VM given");
+	if (vm_validate(v, err) < 0)
+		return error_wrap(err, "cannot register VM");
+	size_t uuid_len = strnlen(v->uuid, sizeof(v->uuid));
+	if (uuid_len != 0 && uuid_len != VM_UUID_LEN)
+		return error_set(err, EINVAL, "cannot register VM '%s': UUID '%.*s' is not in "
+				 "the 8-4-4-4-12 form", v->name, (int)uuid_len, v->uuid);
+
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot register VM '%s'", v->name);
+
+	struct tenant_quota q = { 0 };
+	int found = tenant_quota_read(st, v->tenant, &q, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no tenant '%s'", v->tenant);
+	char other[NAME_MAX_LEN + 1];
+	found = vm_find(st, "SELECT name FROM vms WHERE name = ?1", v->name, 0, other, err);
+	if (found < 0)
+		return -1;
+	if (found)
+		return error_set(err, EEXIST, "VM '%s' already exists", v->name);
+	if (v->pid > 0) {
+		found = vm_find(st, "SELECT name FROM vms WHERE pid = ?1 AND state <> 'gone' "
+				"ORDER BY name LIMIT 1", NULL, v->pid, other, err);
+		if (found < 0)
+			return -1;
+		if (found)
+			return error_set(err, EEXIST, "process %d is already registered as "
+					 "VM '%s'", (int)v->pid, other);
+	}
+	if (uuid_len) {
+		found = vm_find(st, "SELECT name FROM vms WHERE uuid = ?1", v->uuid, 0, other,
+				err);
+		if (found < 0)
+			return -1;
+		if (found)
+			return error_set(err, EEXIST, "UUID %s is already registered as VM '%s'",
+					 v->uuid, other);
+	}
+	if (quota_check(st, v, &q, err) < 0)
+		return -1;
+
+	int64_t now_ms = store_now_ms(st);
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "INSERT INTO vms (name, tenant, pid, vcpus, memory_bytes, "
+			  "state, source, uuid, created_at, updated_at) VALUES (?1, ?2, ?3, "
+			  "?4, ?5, ?6, ?7, ?8, ?9, ?9)", &s, "register a VM", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, v->tenant, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    (v->pid > 0 ? sqlite3_bind_int64(s, 3, v->pid) : sqlite3_bind_null(s, 3)) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, v->vcpus) != SQLITE_OK ||
+	    (v->memory_set ? sqlite3_bind_int64(s, 5, v->memory_bytes)
+			   : sqlite3_bind_null(s, 5)) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 6, vm_state_to_string(v->state), -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 7, vm_source_to_string(v->source), -1, SQLITE_STATIC) != SQLITE_OK ||
+	    (uuid_len ? sqlite3_bind_text(s, 8, v->uuid, (int)uuid_len, SQLITE_STATIC)
+		      : sqlite3_bind_null(s, 8)) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 9, now_ms / 1000) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot register VM '%s'", v->name);
+	int rc = sqlite3_step(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return error_set(err, EINVAL, "cannot register VM '%s': the database refused "
+				 "it: %s", v->name, sqlite3_errmsg(st->db));
+	if (rc != SQLITE_DONE)
+		return store_sql_error(st, err, "cannot register VM '%s'", v->name);
+
+	/* one row per vCPU; the tid where discovery already knows it */
+	_cleanup_stmt_ sqlite3_stmt *c = NULL;
+	if (store_prepare(st, "INSERT INTO vcpus (vm, idx, tid) VALUES (?1, ?2, ?3)", &c,
+			  "add the vCPUs of a VM", err) < 0)
+		return -1;
+	size_t t = 0;
+	for (uint32_t idx = 0; idx < v->vcpus; idx++) {
+		pid_t tid = 0;
+		if (t < v->n_threads && v->threads[t].index == idx)
+			tid = v->threads[t++].tid;
+		sqlite3_reset(c);
+		if (sqlite3_bind_text(c, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_int64(c, 2, idx) != SQLITE_OK ||
+		    (tid > 0 ? sqlite3_bind_int64(c, 3, tid) : sqlite3_bind_null(c, 3)) != SQLITE_OK)
+			return store_sql_error(st, err, "cannot add the vCPUs of VM '%s'", v->name);
+		if (step_done(st, c, "add the vCPUs of", v->name, err) < 0)
+			return -1;
+	}
+
+	/* log what was stored, not what was asked for */
+	_cleanup_(vm_clear) struct vm cur = { 0 };
+	if (vm_read(st, v->name, &cur, err) != 1)
+		return error_set(err, EIO, "cannot register VM '%s': it is not there after the "
+				 "insert", v->name);
+	json_auto_t *details = vm_json(&cur);
+	if (audit(st, now_ms, actor, "vm.register", v->name, details, err) < 0 ||
+	    store_tx_commit(&tx, err) < 0)
+		return error_wrap(err, "cannot register VM '%s'", v->name);
+	return 0;
+}
+
+int store_vm_get(struct store *st, const char *name, struct vm *out, struct error **err)
+{
+	if (!name)
+		return error_set(err, EINVAL, "cannot read a VM: no name given");
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (read_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot read VM '%.80s'", name);
+	struct vm v;
+	int found = vm_read(st, name, &v, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no VM '%.80s'", name);
+	*out = v;
+	return 0;
+}
+
+int store_vm_list(struct store *st, struct vm **out, size_t *n, struct error **err)
+{
+	*out = NULL;
+	*n = 0;
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (read_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot list VMs");
+	_cleanup_stmt_ sqlite3_stmt *s = NULL, *ts = NULL;
+	if (store_prepare(st, VM_SELECT "ORDER BY name", &s, "list VMs", err) < 0 ||
+	    store_prepare(st, VCPUS_SELECT, &ts, "read the vCPUs of a VM", err) < 0)
+		return -1;
+	struct vm *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		if (vm_from_row(st, s, &v[count], err) < 0) {
+			vm_list_free(v, count);
+			return -1;
+		}
+		count++;
+		if (threads_read(st, ts, &v[count - 1], err) < 0) {
+			vm_list_free(v, count);
+			return -1;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sql_error(st, err, "cannot list VMs");
+		vm_list_free(v, count);
+		return -1;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+static int thread_cmp(const void *a, const void *b)
+{
+	unsigned x = ((const struct vm_vcpu *)a)->index, y = ((const struct vm_vcpu *)b)->index;
+	return x < y ? -1 : x > y;
+}
+
+static bool threads_equal(const struct vm_vcpu *a, size_t na, const struct vm_vcpu *b,
+			  size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].index != b[i].index || a[i].tid != b[i].tid)
+			return false;
+	return true;
+}
+
+/* Replace the tids of v's vCPU rows by v->threads (NULL for the others).
+ * An upsert, so that a VM whose rows are missing gets them. */
+static int threads_write(struct store *st, const struct vm *v, struct error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *clr = NULL, *set = NULL;
+	if (store_prepare(st, "UPDATE vcpus SET tid = NULL WHERE vm = ?1 AND tid IS NOT NULL",
+			  &clr, "update the vCPUs of a VM", err) < 0 ||
+	    store_prepare(st, "INSERT INTO vcpus (vm, idx, tid) VALUES (?1, ?2, ?3) "
+			  "ON CONFLICT (vm, idx) DO UPDATE SET tid = excluded.tid", &set,
+			  "update the vCPUs of a VM", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(clr, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot update the vCPUs of VM '%s'", v->name);
+	if (step_done(st, clr, "update the vCPUs of", v->name, err) < 0)
+		return -1;
+	for (size_t i = 0; i < v->n_threads; i++) {
+		sqlite3_reset(set);
+		if (sqlite3_bind_text(set, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_int64(set, 2, v->threads[i].index) != SQLITE_OK ||
+		    sqlite3_bind_int64(set, 3, v->threads[i].tid) != SQLITE_OK)
+			return store_sql_error(st, err, "cannot update the vCPUs of VM '%s'",
+					       v->name);
+		if (step_done(st, set, "update the vCPUs of", v->name, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int store_vm_update_runtime(struct store *st, const char *name, enum vm_state state,
+			    pid_t pid, const struct vm_vcpu *threads, size_t n_threads,
+			    struct error **err)
+{
+	if (!name)
+		return error_set(err, EINVAL, "cannot update a VM: no name given");
+	if (n_threads && !threads)
+		return error_set(err, EINVAL, "cannot update VM '%.80s': no threads given",
+				 name);
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot update VM '%.80s'", name);
+	_cleanup_(vm_clear) struct vm old = { 0 };
+	int found = vm_read(st, name, &old, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no VM '%.80s'", name);
+
+	/* The new runtime, in the stored form: sorted by index, unknown tids
+	 * (0) left out as the table keeps them NULL. */
+	_cleanup_(vm_clear) struct vm cur = { 0 };
+	cur = old;
+	cur.threads = NULL;
+	cur.n_threads = 0;
+	cur.state = state;
+	cur.pid = pid;
+	if (n_threads) {
+		cur.threads = xmalloc(n_threads * sizeof(*threads));
+		memcpy(cur.threads, threads, n_threads * sizeof(*threads));
+		qsort(cur.threads, n_threads, sizeof(*threads), thread_cmp);
+		cur.n_threads = n_threads;
+	}
+	if (vm_validate(&cur, err) < 0)
+		return error_wrap(err, "cannot update VM '%s'", name);
+	size_t kept = 0;
+	for (size_t i = 0; i < cur.n_threads; i++)
+		if (cur.threads[i].tid > 0)
+			cur.threads[kept++] = cur.threads[i];
+	cur.n_threads = kept;
+
+	bool threads_changed = !threads_equal(old.threads, old.n_threads, cur.threads,
+					      cur.n_threads);
+	if (old.state == cur.state && old.pid == cur.pid && !threads_changed)
+		return 0; /* nothing to write, nothing to log */
+
+	int64_t now_ms = store_now_ms(st);
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "UPDATE vms SET state = ?2, pid = ?3, "
+			  "updated_at = max(?4, created_at) WHERE name = ?1", &s,
+			  "update a VM", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, vm_state_to_string(state), -1, SQLITE_STATIC) != SQLITE_OK ||
+	    (pid > 0 ? sqlite3_bind_int64(s, 3, pid) : sqlite3_bind_null(s, 3)) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, now_ms / 1000) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot update VM '%s'", name);
+	if (step_done(st, s, "update", name, err) < 0)
+		return -1;
+	if (threads_changed && threads_write(st, &cur, err) < 0)
+		return -1;
+
+	if (old.state != cur.state) {
+		json_auto_t *details = json_or_abort(json_pack(
+			"{s:s, s:s, s:o}", "old", vm_state_to_string(old.state),
+			"new", vm_state_to_string(cur.state), "pid", pid_json(cur.pid)));
+		if (old.pid != cur.pid)
+			json_object_set_new(details, "old_pid", pid_json(old.pid));
+		if (audit(st, now_ms, NULL, "vm.state", name, details, err) < 0)
+			return error_wrap(err, "cannot update VM '%s'", name);
+	}
+	if (store_tx_commit(&tx, err) < 0)
+		return error_wrap(err, "cannot update VM '%s'", name);
+	return 1;
+}
+
+int store_vm_delete(struct store *st, const char *name, const char *actor,
+		    struct error **err)
+{
+	if (!name)
+		return error_set(err, EINVAL, "cannot release a VM: no name given");
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot release VM '%.80s'", name);
+	_cleanup_(vm_clear) struct vm old = { 0 };
+	int found = vm_read(st, name, &old, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no VM '%.80s'", name);
+
+	/* its vcpus and vm_samples rows go with it (ON DELETE CASCADE) */
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "DELETE FROM vms WHERE name = ?1", &s, "release a VM", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot release VM '%s'", name);
+	if (step_done(st, s, "release", name, err) < 0)
+		return -1;
+
+	json_auto_t *details = vm_json(&old);
+	if (audit(st, store_now_ms(st), actor, "vm.release", name, details, err) < 0 ||
+	    store_tx_commit(&tx, err) < 0)
+		return error_wrap(err, "cannot release VM '%s'", name);
+	return 0;
+}

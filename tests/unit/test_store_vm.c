@@ -1,0 +1,929 @@
+/* test_store_vm.c - the store's VMs against real SQLite files in a temporary
+ * directory: registration with threads and read-back, the tenant's vCPU and
+ * memory quotas (at the limit, one over), conflicts and invalid input that
+ * change nothing and log nothing, the runtime updates discovery makes (a
+ * no-op writes nothing), gone VMs freeing quota but not their tenant, and
+ * release. */
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store_internal.h"
+#include "vcpud/log.h"
+#include "vcpud/store.h"
+#include "vcpud/tenant.h"
+#include "vcpud/util.h"
+#include "vcpud/vm.h"
+
+#define GIB ((int64_t)1 << 30)
+
+static char tmpdir[] = "/tmp/vcpud-test-store-vm.XXXXXX";
+static int db_counter;
+static int64_t fake_now_ms = 1700000000000LL;
+
+static int64_t fake_clock(void)
+{
+	return fake_now_ms;
+}
+
+struct fx {
+	char *path;
+	struct store *st;
+};
+
+/* --- helpers ------------------------------------------------------------ */
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+	if (!haystack || !strstr(haystack, needle))
+		fail_msg("expected \"%s\" to contain \"%s\"", haystack ? haystack : "(null)",
+			 needle);
+}
+
+static void expect_error(struct error **err, int code, const char *needle)
+{
+	assert_non_null(*err);
+	if ((*err)->code != code)
+		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
+			 (*err)->code, (*err)->msg);
+	if (needle)
+		assert_contains((*err)->msg, needle);
+	error_free(err);
+}
+
+/* The whole message, not just a part of it. */
+static void expect_error_msg(struct error **err, int code, const char *msg)
+{
+	assert_non_null(*err);
+	if ((*err)->code != code)
+		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
+			 (*err)->code, (*err)->msg);
+	assert_string_equal((*err)->msg, msg);
+	error_free(err);
+}
+
+static int st_exec(struct store *st, const char *sql)
+{
+	return sqlite3_exec(store_sqlite(st), sql, NULL, NULL, NULL) & 0xff;
+}
+
+static int64_t st_int(struct store *st, const char *sql)
+{
+	sqlite3 *db = store_sqlite(st);
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		fail_msg("cannot prepare '%s': %s", sql, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int64_t event_count(struct store *st)
+{
+	return st_int(st, "SELECT count(*) FROM events");
+}
+
+static int64_t vm_count(struct store *st)
+{
+	return st_int(st, "SELECT count(*) FROM vms");
+}
+
+static int64_t vcpu_rows(struct store *st)
+{
+	return st_int(st, "SELECT count(*) FROM vcpus");
+}
+
+static void tenant_ok(struct store *st, const char *name, uint32_t vcpus, int64_t memory)
+{
+	struct tenant t;
+	tenant_init(&t);
+	snprintf(t.name, sizeof(t.name), "%s", name);
+	t.vcpus = vcpus;
+	if (memory) {
+		t.memory_set = true;
+		t.memory_bytes = memory;
+	}
+	struct error *err = NULL;
+	if (store_tenant_create(st, &t, "uid:0", &err) < 0)
+		fail_msg("create tenant %s: %s", name, err->msg);
+}
+
+static struct tenant tenant_get_ok(struct store *st, const char *name)
+{
+	struct error *err = NULL;
+	struct tenant t;
+	if (store_tenant_get(st, name, &t, &err) < 0)
+		fail_msg("get tenant %s: %s", name, err->msg);
+	return t;
+}
+
+/* A VM without threads; threads point at the caller's array. */
+static struct vm mk_vm(const char *name, const char *tenant, uint32_t vcpus, pid_t pid)
+{
+	struct vm v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	snprintf(v.tenant, sizeof(v.tenant), "%s", tenant);
+	v.vcpus = vcpus;
+	v.pid = pid;
+	v.state = VM_STATE_RUNNING;
+	v.source = VM_SOURCE_REGISTERED;
+	return v;
+}
+
+static void vm_ok(struct store *st, const struct vm *v)
+{
+	struct error *err = NULL;
+	if (store_vm_create(st, v, "uid:1000", &err) < 0)
+		fail_msg("register %s: %s", v->name, err->msg);
+}
+
+static void vm_add(struct store *st, const char *name, const char *tenant, uint32_t vcpus,
+		   pid_t pid)
+{
+	struct vm v = mk_vm(name, tenant, vcpus, pid);
+	vm_ok(st, &v);
+}
+
+static struct vm vm_get_ok(struct store *st, const char *name)
+{
+	struct error *err = NULL;
+	struct vm v;
+	if (store_vm_get(st, name, &v, &err) < 0)
+		fail_msg("get VM %s: %s", name, err->msg);
+	return v;
+}
+
+static void set_state(struct store *st, const char *name, enum vm_state state, pid_t pid)
+{
+	struct error *err = NULL;
+	if (store_vm_update_runtime(st, name, state, pid, NULL, 0, &err) < 0)
+		fail_msg("update %s: %s", name, err->msg);
+}
+
+/* The details of the last event, which must have this action and target. */
+static json_t *last_event(struct store *st, const char *action, const char *target,
+			  const char *actor)
+{
+	struct error *err = NULL;
+	struct store_event *ev = NULL;
+	size_t n = 0;
+	assert_int_equal(store_event_list(st, 0, 0, 0, &ev, &n, &err), 0);
+	assert_true(n > 0);
+	assert_string_equal(ev[n - 1].action, action);
+	assert_string_equal(ev[n - 1].target, target);
+	assert_string_equal(ev[n - 1].actor, actor);
+	assert_int_equal(ev[n - 1].ts_ms, fake_now_ms);
+	json_error_t jerr;
+	json_t *j = json_loads(ev[n - 1].details, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j || !json_is_object(j))
+		fail_msg("details '%s' are not a JSON object", ev[n - 1].details);
+	store_events_free(ev, n);
+	return j;
+}
+
+static int64_t jint(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		fail_msg("'%s' is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_string(v))
+		fail_msg("'%s' is not a string", key);
+	return json_string_value(v);
+}
+
+/* --- fixtures ------------------------------------------------------------- */
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(p);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	log_set_level(LOG_LVL_WARN);
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	struct error *err = NULL;
+	f->path = xasprintf("%s/db-%d.sqlite", tmpdir, ++db_counter);
+	if (store_open(f->path, &f->st, &err) < 0) {
+		fprintf(stderr, "store_open: %s\n", err->msg);
+		return -1;
+	}
+	fake_now_ms = 1700000000000LL;
+	store_set_clock(f->st, fake_clock);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	store_close(f->st);
+	free(f->path);
+	free(f);
+	return 0;
+}
+
+/* --- registration and reads ------------------------------------------------ */
+
+static void test_register_and_read(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16, 0);
+
+	struct vm_vcpu th[] = { { 0, 5001 }, { 2, 5003 }, { 3, 5004 } };
+	struct vm web = mk_vm("web-1", "acme", 4, 1234);
+	web.memory_set = true;
+	web.memory_bytes = 2 * GIB;
+	web.source = VM_SOURCE_LIBVIRT;
+	snprintf(web.uuid, sizeof(web.uuid), "%s", "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+	web.threads = th;
+	web.n_threads = ARRAY_SIZE(th);
+	vm_ok(f->st, &web);
+	vm_add(f->st, "db-1", "acme", 2, 0);
+
+	struct vm got = vm_get_ok(f->st, "web-1");
+	assert_string_equal(got.name, "web-1");
+	assert_string_equal(got.tenant, "acme");
+	assert_int_equal(got.pid, 1234);
+	assert_int_equal(got.vcpus, 4);
+	assert_true(got.memory_set);
+	assert_int_equal(got.memory_bytes, 2 * GIB);
+	assert_int_equal(got.state, VM_STATE_RUNNING);
+	assert_int_equal(got.source, VM_SOURCE_LIBVIRT);
+	assert_string_equal(got.uuid, "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+	assert_int_equal(got.created_at, 1700000000);
+	assert_int_equal(got.updated_at, 1700000000);
+	assert_int_equal(got.n_threads, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(got.threads[i].index, th[i].index);
+		assert_int_equal(got.threads[i].tid, th[i].tid);
+	}
+	vm_clear(&got);
+	/* one vcpus row per vCPU, NULL where the tid is not known */
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vcpus WHERE vm = 'web-1'"), 4);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vcpus WHERE vm = 'web-1' "
+				"AND idx = 1 AND tid IS NULL"), 1);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vcpus WHERE vm = 'db-1' "
+				"AND tid IS NULL"), 2);
+	/* "no pid", "no memory" and "no UUID" are NULL columns */
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vms WHERE name = 'db-1' AND "
+				"pid IS NULL AND memory_bytes IS NULL AND uuid IS NULL"), 1);
+
+	got = vm_get_ok(f->st, "db-1");
+	assert_int_equal(got.pid, 0);
+	assert_false(got.memory_set);
+	assert_string_equal(got.uuid, "");
+	assert_int_equal(got.n_threads, 0);
+	assert_null(got.threads);
+	vm_clear(&got);
+
+	struct vm *list = NULL;
+	size_t n = 0;
+	assert_int_equal(store_vm_list(f->st, &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "db-1");
+	assert_int_equal(list[0].n_threads, 0);
+	assert_string_equal(list[1].name, "web-1");
+	assert_int_equal(list[1].n_threads, 3);
+	assert_int_equal(list[1].threads[1].index, 2);
+	assert_int_equal(list[1].threads[1].tid, 5003);
+	assert_int_equal(list[1].memory_bytes, 2 * GIB);
+	vm_list_free(list, n);
+
+	struct tenant t = tenant_get_ok(f->st, "acme");
+	assert_int_equal(t.vcpus_used, 6);
+	assert_int_equal(t.vm_count, 2);
+
+	/* the audit event carries the VM as stored */
+	assert_int_equal(event_count(f->st), 3);
+	json_t *d = last_event(f->st, "vm.register", "vm/db-1", "uid:1000");
+	assert_true(json_is_null(json_object_get(d, "pid")));
+	assert_true(json_is_null(json_object_get(d, "memory_bytes")));
+	assert_int_equal(json_array_size(json_object_get(d, "threads")), 0);
+	json_decref(d);
+	struct store_event *ev = NULL;
+	assert_int_equal(store_event_list(f->st, 0, 0, 0, &ev, &n, &err), 0);
+	assert_string_equal(ev[1].action, "vm.register");
+	assert_string_equal(ev[1].target, "vm/web-1");
+	json_error_t jerr;
+	d = json_loads(ev[1].details, 0, &jerr);
+	assert_non_null(d);
+	assert_string_equal(jstr(d, "name"), "web-1");
+	assert_string_equal(jstr(d, "tenant"), "acme");
+	assert_int_equal(jint(d, "pid"), 1234);
+	assert_int_equal(jint(d, "vcpus"), 4);
+	assert_int_equal(jint(d, "memory_bytes"), 2 * GIB);
+	assert_string_equal(jstr(d, "source"), "libvirt");
+	json_t *threads = json_object_get(d, "threads");
+	assert_int_equal(json_array_size(threads), 3);
+	assert_int_equal(jint(json_array_get(threads, 2), "index"), 3);
+	assert_int_equal(jint(json_array_get(threads, 2), "tid"), 5004);
+	json_decref(d);
+	store_events_free(ev, n);
+}
+
+static void test_list_empty_and_get_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	struct vm *list = (struct vm *)&err; /* must be overwritten */
+	size_t n = 99;
+	assert_int_equal(store_vm_list(f->st, &list, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_null(list);
+	struct vm v;
+	assert_int_equal(store_vm_get(f->st, "ghost", &v, &err), -1);
+	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
+}
+
+/* --- quotas ------------------------------------------------------------------ */
+
+static void test_vcpu_quota(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 32, 0);
+	tenant_ok(f->st, "other", 64, 0);
+	vm_add(f->st, "a", "acme", 16, 0);
+	vm_add(f->st, "b", "acme", 14, 0);
+	vm_add(f->st, "c", "other", 40, 0); /* another tenant's VMs do not count */
+	int64_t events = event_count(f->st), rows = vcpu_rows(f->st);
+
+	struct vm v = mk_vm("web-1", "acme", 4, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant acme: 30 of 32 vCPUs used, 4 requested");
+	assert_int_equal(vm_count(f->st), 3);
+	assert_int_equal(vcpu_rows(f->st), rows);
+	assert_int_equal(event_count(f->st), events);
+	assert_int_equal(store_vm_get(f->st, "web-1", &v, &err), -1);
+	expect_error(&err, ENOENT, NULL);
+
+	/* exactly up to the quota is fine */
+	v = mk_vm("web-1", "acme", 2, 0);
+	vm_ok(f->st, &v);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 32);
+	v = mk_vm("web-2", "acme", 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant acme: 32 of 32 vCPUs used, 1 requested");
+
+	/* a tenant with no vCPUs has room for nothing */
+	tenant_ok(f->st, "zero", 0, 0);
+	v = mk_vm("z", "zero", 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant zero: 0 of 0 vCPUs used, 1 requested");
+	assert_int_equal(vm_count(f->st), 4);
+	assert_int_equal(event_count(f->st), events + 2);
+}
+
+static void test_memory_quota(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 64, 4 * GIB);
+	tenant_ok(f->st, "free", 64, 0);
+
+	struct vm v = mk_vm("m1", "acme", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = GIB;
+	vm_ok(f->st, &v);
+	v = mk_vm("m2", "acme", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = 2 * GIB;
+	vm_ok(f->st, &v);
+	vm_add(f->st, "nomem", "acme", 1, 0); /* no memory: not counted */
+	int64_t events = event_count(f->st);
+
+	v = mk_vm("m3", "acme", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = 2 * GIB;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant acme: 3G of 4G memory reserved, 2G requested");
+	assert_int_equal(vm_count(f->st), 3);
+	assert_int_equal(event_count(f->st), events);
+
+	/* a single VM above the whole quota */
+	v.memory_bytes = 5 * GIB;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant acme: 3G of 4G memory reserved, 5G requested");
+	v.memory_bytes = INT64_MAX;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EBUSY, "of 4G memory reserved");
+
+	/* exactly up to the quota */
+	v.memory_bytes = GIB;
+	vm_ok(f->st, &v);
+	v = mk_vm("m4", "acme", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = 4096;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant acme: 4G of 4G memory reserved, 4K requested");
+
+	/* a gone VM's memory is free again */
+	set_state(f->st, "m2", VM_STATE_GONE, 0);
+	v.memory_bytes = 2 * GIB;
+	vm_ok(f->st, &v);
+
+	/* without a tenant memory quota, any amount goes */
+	v = mk_vm("big", "free", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = (int64_t)1 << 60;
+	vm_ok(f->st, &v);
+	v = mk_vm("big2", "free", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = INT64_MAX;
+	vm_ok(f->st, &v);
+	assert_int_equal(vm_get_ok(f->st, "big2").memory_bytes, INT64_MAX);
+}
+
+/* --- refusals ------------------------------------------------------------------ */
+
+static void test_unknown_tenant(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	struct vm v = mk_vm("web-1", "ghost", 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, ENOENT, "no tenant 'ghost'");
+	assert_int_equal(vm_count(f->st), 0);
+	assert_int_equal(event_count(f->st), 0);
+}
+
+static void test_duplicate_name(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	tenant_ok(f->st, "other", 8, 0);
+	vm_add(f->st, "web-1", "acme", 2, 100);
+	int64_t events = event_count(f->st);
+	fake_now_ms += 60000;
+
+	struct vm v = mk_vm("web-1", "other", 1, 200);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EEXIST, "VM 'web-1' already exists");
+	/* even when it is gone: the name is taken until it is released */
+	set_state(f->st, "web-1", VM_STATE_GONE, 100);
+	events++;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EEXIST, "VM 'web-1' already exists");
+
+	struct vm got = vm_get_ok(f->st, "web-1");
+	assert_string_equal(got.tenant, "acme");
+	assert_int_equal(got.vcpus, 2);
+	assert_int_equal(got.created_at, 1700000000);
+	assert_int_equal(vm_count(f->st), 1);
+	assert_int_equal(event_count(f->st), events);
+}
+
+static void test_duplicate_pid_and_uuid(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	tenant_ok(f->st, "other", 8, 0);
+	struct vm v = mk_vm("web-1", "acme", 1, 1234);
+	snprintf(v.uuid, sizeof(v.uuid), "%s", "00000000-0000-0000-0000-000000000001");
+	vm_ok(f->st, &v);
+	int64_t events = event_count(f->st);
+
+	v = mk_vm("web-2", "other", 1, 1234);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EEXIST, "process 1234 is already registered as VM 'web-1'");
+	v = mk_vm("web-2", "other", 1, 99);
+	snprintf(v.uuid, sizeof(v.uuid), "%s", "00000000-0000-0000-0000-000000000001");
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EEXIST, "is already registered as VM 'web-1'");
+	v = mk_vm("web-2", "other", 1, 99);
+	snprintf(v.uuid, sizeof(v.uuid), "%s", "not-a-uuid");
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "UUID 'not-a-uuid'");
+	assert_int_equal(vm_count(f->st), 1);
+	assert_int_equal(event_count(f->st), events);
+
+	/* several VMs without a pid are fine */
+	vm_add(f->st, "nopid-1", "acme", 1, 0);
+	vm_add(f->st, "nopid-2", "acme", 1, 0);
+	/* once web-1 is gone its pid may belong to a new VM */
+	set_state(f->st, "web-1", VM_STATE_GONE, 1234);
+	vm_add(f->st, "web-2", "other", 1, 1234);
+	assert_int_equal(vm_get_ok(f->st, "web-2").pid, 1234);
+}
+
+static void test_invalid_vm(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+
+	struct vm v = mk_vm("../x", "acme", 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "invalid VM name '../x'");
+	v = mk_vm("", "acme", 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "VM name is empty");
+	v = mk_vm("web-1", "a/b", 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "invalid tenant name 'a/b'");
+	v = mk_vm("web-1", "acme", 0, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "vcpus 0 is out of range");
+	v = mk_vm("web-1", "acme", VM_VCPUS_MAX + 1, 0);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "vcpus 4097 is out of range");
+	v = mk_vm("web-1", "acme", 1, -5);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "invalid pid -5");
+	v = mk_vm("web-1", "acme", 1, 0);
+	v.memory_set = true;
+	v.memory_bytes = 0;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "memory must be positive");
+	v = mk_vm("web-1", "acme", 1, 0);
+	v.state = VM_STATE_LAST;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "invalid state or source");
+
+	struct vm_vcpu over[] = { { 0, 10 }, { 4, 14 } };
+	v = mk_vm("web-1", "acme", 4, 0);
+	v.threads = over;
+	v.n_threads = ARRAY_SIZE(over);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "vCPU index 4 is not below 4");
+	struct vm_vcpu dup_idx[] = { { 1, 10 }, { 1, 11 } };
+	v.threads = dup_idx;
+	v.n_threads = ARRAY_SIZE(dup_idx);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "must be unique");
+	struct vm_vcpu dup_tid[] = { { 0, 10 }, { 1, 10 } };
+	v.threads = dup_tid;
+	v.n_threads = ARRAY_SIZE(dup_tid);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "thread 10 is listed twice");
+
+	assert_int_equal(store_vm_create(f->st, NULL, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "no VM given");
+
+	assert_int_equal(vm_count(f->st), 0);
+	assert_int_equal(vcpu_rows(f->st), 0);
+	assert_int_equal(event_count(f->st), 1); /* the tenant's */
+}
+
+/* A registration whose audit event cannot be written does not happen. */
+static void test_register_rolled_back_with_its_event(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	vm_add(f->st, "keep", "acme", 1, 0);
+	assert_int_equal(st_exec(f->st, "CREATE TEMP TRIGGER no_audit BEFORE INSERT ON "
+				 "main.events BEGIN SELECT RAISE(ABORT, 'audit log "
+				 "unavailable'); END"), SQLITE_OK);
+	struct vm_vcpu th[] = { { 0, 10 } };
+	struct vm v = mk_vm("web-1", "acme", 2, 77);
+	v.threads = th;
+	v.n_threads = 1;
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error(&err, EIO, "audit log unavailable");
+	assert_int_equal(store_vm_update_runtime(f->st, "keep", VM_STATE_GONE, 0, NULL, 0,
+						 &err), -1);
+	expect_error(&err, EIO, "audit log unavailable");
+	assert_int_equal(store_vm_delete(f->st, "keep", "uid:0", &err), -1);
+	expect_error(&err, EIO, "audit log unavailable");
+
+	assert_int_equal(vm_count(f->st), 1);
+	assert_int_equal(vcpu_rows(f->st), 1);
+	assert_int_equal(vm_get_ok(f->st, "keep").state, VM_STATE_RUNNING);
+	assert_int_equal(event_count(f->st), 2);
+	assert_int_equal(st_exec(f->st, "DROP TRIGGER temp.no_audit"), SQLITE_OK);
+	vm_ok(f->st, &v);
+}
+
+/* --- runtime updates ------------------------------------------------------------- */
+
+static void test_update_runtime_noop(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	struct vm_vcpu th[] = { { 0, 100 }, { 1, 101 }, { 3, 103 } };
+	struct vm v = mk_vm("web-1", "acme", 4, 1234);
+	v.threads = th;
+	v.n_threads = ARRAY_SIZE(th);
+	vm_ok(f->st, &v);
+	int64_t events = event_count(f->st);
+	fake_now_ms += 60000;
+
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 1234, th,
+						 ARRAY_SIZE(th), &err), 0);
+	assert_null(err);
+	/* the same threads in another order, with an unknown tid listed */
+	struct vm_vcpu shuffled[] = { { 3, 103 }, { 2, 0 }, { 0, 100 }, { 1, 101 } };
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 1234,
+						 shuffled, ARRAY_SIZE(shuffled), &err), 0);
+	assert_int_equal(event_count(f->st), events);
+	struct vm got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.updated_at, 1700000000);
+	assert_int_equal(got.n_threads, 3);
+	vm_clear(&got);
+
+	/* a VM without threads stays so */
+	vm_add(f->st, "bare", "acme", 1, 0);
+	events = event_count(f->st);
+	assert_int_equal(store_vm_update_runtime(f->st, "bare", VM_STATE_RUNNING, 0, NULL, 0,
+						 &err), 0);
+	assert_int_equal(event_count(f->st), events);
+	assert_int_equal(vm_get_ok(f->st, "bare").updated_at, 1700000060);
+}
+
+static void test_update_runtime_changes(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	struct vm_vcpu th[] = { { 0, 100 }, { 1, 101 } };
+	struct vm v = mk_vm("web-1", "acme", 4, 1234);
+	v.threads = th;
+	v.n_threads = ARRAY_SIZE(th);
+	vm_ok(f->st, &v);
+	int64_t events = event_count(f->st);
+
+	/* threads only: written, but no event */
+	fake_now_ms += 5000;
+	struct vm_vcpu th2[] = { { 3, 203 }, { 1, 201 } };
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 1234, th2,
+						 ARRAY_SIZE(th2), &err), 1);
+	assert_null(err);
+	assert_int_equal(event_count(f->st), events);
+	struct vm got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.updated_at, 1700000005);
+	assert_int_equal(got.n_threads, 2);
+	assert_int_equal(got.threads[0].index, 1);
+	assert_int_equal(got.threads[0].tid, 201);
+	assert_int_equal(got.threads[1].index, 3);
+	assert_int_equal(got.threads[1].tid, 203);
+	vm_clear(&got);
+	assert_int_equal(vcpu_rows(f->st), 4);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vcpus WHERE tid IS NULL AND "
+				"idx IN (0, 2)"), 2);
+
+	/* pid only: no event either */
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 4321, th2,
+						 ARRAY_SIZE(th2), &err), 1);
+	assert_int_equal(event_count(f->st), events);
+	got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.pid, 4321);
+	assert_int_equal(got.n_threads, 2);
+	vm_clear(&got);
+
+	/* a state change is logged */
+	fake_now_ms += 5000;
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_PAUSED, 4321, th2,
+						 ARRAY_SIZE(th2), &err), 1);
+	assert_int_equal(event_count(f->st), events + 1);
+	json_t *d = last_event(f->st, "vm.state", "vm/web-1", "vcpud");
+	assert_string_equal(jstr(d, "old"), "running");
+	assert_string_equal(jstr(d, "new"), "paused");
+	assert_int_equal(jint(d, "pid"), 4321);
+	assert_null(json_object_get(d, "old_pid"));
+	json_decref(d);
+
+	/* gone: the process and its threads are no more */
+	fake_now_ms += 5000;
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, NULL, 0,
+						 &err), 1);
+	d = last_event(f->st, "vm.state", "vm/web-1", "vcpud");
+	assert_string_equal(jstr(d, "old"), "paused");
+	assert_string_equal(jstr(d, "new"), "gone");
+	assert_true(json_is_null(json_object_get(d, "pid")));
+	assert_int_equal(jint(d, "old_pid"), 4321);
+	json_decref(d);
+	got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.state, VM_STATE_GONE);
+	assert_int_equal(got.pid, 0);
+	assert_int_equal(got.n_threads, 0);
+	assert_int_equal(got.updated_at, 1700000015);
+	assert_int_equal(got.created_at, 1700000000);
+	vm_clear(&got);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vcpus WHERE tid IS NULL"), 4);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vms WHERE pid IS NULL"), 1);
+	/* and once more is a no-op */
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, NULL, 0,
+						 &err), 0);
+	assert_int_equal(event_count(f->st), events + 2);
+
+	/* a VM whose vcpus rows are missing (hand-inserted) gets them */
+	assert_int_equal(st_exec(f->st, "INSERT INTO vms (name, tenant, vcpus, state, source, "
+				 "created_at, updated_at) VALUES ('raw', 'acme', 2, 'unknown', "
+				 "'proc', 1, 1)"), SQLITE_OK);
+	struct vm_vcpu th3[] = { { 1, 301 } };
+	assert_int_equal(store_vm_update_runtime(f->st, "raw", VM_STATE_UNKNOWN, 0, th3, 1,
+						 &err), 1);
+	got = vm_get_ok(f->st, "raw");
+	assert_int_equal(got.n_threads, 1);
+	assert_int_equal(got.threads[0].tid, 301);
+	vm_clear(&got);
+}
+
+static void test_update_runtime_invalid(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	struct vm_vcpu th[] = { { 0, 100 }, { 1, 101 } };
+	struct vm v = mk_vm("web-1", "acme", 2, 1234);
+	v.threads = th;
+	v.n_threads = ARRAY_SIZE(th);
+	vm_ok(f->st, &v);
+	int64_t events = event_count(f->st);
+	fake_now_ms += 5000;
+
+	struct vm_vcpu over[] = { { 0, 200 }, { 2, 202 } };
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, over,
+						 ARRAY_SIZE(over), &err), -1);
+	expect_error(&err, EINVAL, "vCPU index 2 is not below 2");
+	struct vm_vcpu dup[] = { { 1, 200 }, { 1, 201 } };
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, dup,
+						 ARRAY_SIZE(dup), &err), -1);
+	expect_error(&err, EINVAL, "must be unique");
+	struct vm_vcpu dup_tid[] = { { 0, 200 }, { 1, 200 } };
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, dup_tid,
+						 ARRAY_SIZE(dup_tid), &err), -1);
+	expect_error(&err, EINVAL, "listed twice");
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, -1, NULL, 0,
+						 &err), -1);
+	expect_error(&err, EINVAL, "invalid pid");
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_LAST, 0, NULL, 0,
+						 &err), -1);
+	expect_error(&err, EINVAL, "invalid state");
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, NULL, 2,
+						 &err), -1);
+	expect_error(&err, EINVAL, "no threads given");
+	assert_int_equal(store_vm_update_runtime(f->st, "ghost", VM_STATE_GONE, 0, NULL, 0,
+						 &err), -1);
+	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
+
+	struct vm got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.state, VM_STATE_RUNNING);
+	assert_int_equal(got.pid, 1234);
+	assert_int_equal(got.n_threads, 2);
+	assert_int_equal(got.threads[1].tid, 101);
+	assert_int_equal(got.updated_at, 1700000000);
+	vm_clear(&got);
+	assert_int_equal(event_count(f->st), events);
+}
+
+/* --- gone VMs, tenants and release --------------------------------------------- */
+
+static void test_gone_frees_quota(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	vm_add(f->st, "web-1", "acme", 6, 100);
+	vm_add(f->st, "web-2", "acme", 2, 200);
+	struct vm v = mk_vm("web-3", "acme", 4, 300);
+	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant acme: 8 of 8 vCPUs used, 4 requested");
+
+	set_state(f->st, "web-1", VM_STATE_GONE, 100);
+	struct tenant t = tenant_get_ok(f->st, "acme");
+	assert_int_equal(t.vcpus_used, 2);
+	assert_int_equal(t.vm_count, 2);
+	struct tenant *list = NULL;
+	size_t n = 0;
+	assert_int_equal(store_tenant_list(f->st, &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].vcpus_used, 2);
+	assert_int_equal(list[0].vm_count, 2);
+	free(list);
+
+	vm_ok(f->st, &v);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 6);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vm_count, 3);
+
+	/* lowering the quota is measured against the VMs that are not gone */
+	struct tenant_patch p = { .set_vcpus = true, .vcpus = 5 };
+	assert_int_equal(store_tenant_update(f->st, "acme", &p, "uid:0", NULL, &err), -1);
+	expect_error_msg(&err, EBUSY, "cannot lower the vCPU quota of tenant 'acme' to 5: "
+			 "its 2 VMs already use 6 vCPUs");
+	p.vcpus = 6;
+	assert_int_equal(store_tenant_update(f->st, "acme", &p, "uid:0", NULL, &err), 0);
+	assert_null(err);
+
+	/* a gone VM that comes back counts again (no quota check on updates) */
+	set_state(f->st, "web-1", VM_STATE_RUNNING, 100);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 12);
+}
+
+static void test_tenant_delete_and_release(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	struct vm_vcpu th[] = { { 0, 100 }, { 1, 101 } };
+	struct vm v = mk_vm("web-1", "acme", 2, 1234);
+	v.threads = th;
+	v.n_threads = ARRAY_SIZE(th);
+	vm_ok(f->st, &v);
+	set_state(f->st, "web-1", VM_STATE_GONE, 0);
+	int64_t events = event_count(f->st);
+
+	/* gone still blocks the tenant's deletion */
+	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant 'acme' still has 1 VM: release them first");
+	assert_int_equal(event_count(f->st), events);
+
+	fake_now_ms += 1000;
+	assert_int_equal(store_vm_delete(f->st, "web-1", "uid:7", &err), 0);
+	assert_null(err);
+	assert_int_equal(vm_count(f->st), 0);
+	assert_int_equal(vcpu_rows(f->st), 0);
+	json_t *d = last_event(f->st, "vm.release", "vm/web-1", "uid:7");
+	assert_string_equal(jstr(d, "name"), "web-1");
+	assert_string_equal(jstr(d, "tenant"), "acme");
+	assert_int_equal(jint(d, "vcpus"), 2);
+	assert_string_equal(jstr(d, "state"), "gone");
+	json_decref(d);
+	struct vm got;
+	assert_int_equal(store_vm_get(f->st, "web-1", &got, &err), -1);
+	expect_error(&err, ENOENT, NULL);
+
+	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), 0);
+	assert_int_equal(event_count(f->st), events + 2);
+	assert_int_equal(store_integrity_check(f->st, &err), 0);
+}
+
+static void test_release_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8, 0);
+	vm_add(f->st, "web-1", "acme", 1, 0);
+	int64_t events = event_count(f->st);
+	assert_int_equal(store_vm_delete(f->st, "ghost", "uid:0", &err), -1);
+	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
+	assert_int_equal(store_vm_delete(f->st, NULL, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, NULL);
+	assert_int_equal(vm_count(f->st), 1);
+	assert_int_equal(event_count(f->st), events);
+	/* a released name can be registered again */
+	assert_int_equal(store_vm_delete(f->st, "web-1", NULL, &err), 0);
+	assert_int_equal(store_vm_delete(f->st, "web-1", NULL, &err), -1);
+	expect_error(&err, ENOENT, NULL);
+	vm_add(f->st, "web-1", "acme", 8, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_register_and_read, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_list_empty_and_get_unknown, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_vcpu_quota, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_memory_quota, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_tenant, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_name, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_pid_and_uuid, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_vm, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_register_rolled_back_with_its_event, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_runtime_noop, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_runtime_changes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_runtime_invalid, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_gone_frees_quota, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_delete_and_release, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_release_unknown, fx_setup, fx_teardown),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
