@@ -15,6 +15,7 @@
 /* The dispatch table: one row per top-level command, in help order. */
 static const struct cli_command *const commands[] = {
 	&cli_cmd_tenant,
+	&cli_cmd_vm,
 	&cli_cmd_policy,
 };
 

@@ -2,7 +2,7 @@
  * command dispatch table and the request runner every daemon-talking
  * subcommand uses.
  *
- * A subcommand is one file (tenant.c, policy.c, ...) exporting one
+ * A subcommand is one file (tenant.c, vm.c, policy.c, ...) exporting one
  * `struct cli_command`; cli.c lists them in its dispatch table. Subcommands
  * that talk to vcpud split into a pure "argv -> struct cli_request" builder
  * (unit-tested without a daemon) and cli_request_run(), which does the HTTP
@@ -63,6 +63,7 @@ struct cli_command {
 };
 
 extern const struct cli_command cli_cmd_tenant;
+extern const struct cli_command cli_cmd_vm;
 extern const struct cli_command cli_cmd_policy;
 
 /* The whole program: global options, then dispatch. Returns the exit code.

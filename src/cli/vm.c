@@ -1,0 +1,514 @@
+/* vm.c - `vcpuctl vm register|list|show|release`.
+ *
+ * Same shape as tenant.c: argv becomes a struct cli_request in
+ * cli_vm_build() (pure: parsing, client-side validation, the register body
+ * checked with the API's own parser), then cli_request_run() talks to vcpud
+ * and calls the renderers below for human output. Each subcommand is one
+ * row of `subs`; each column of `vm list` is one row of `list_columns`. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/output.h"
+#include "cli/vm.h"
+#include "vcpud/api.h"
+#include "vcpud/tenant.h"
+#include "vcpud/util.h"
+
+/* Raw option values, before validation. */
+struct vm_args {
+	const char *name;
+	const char *tenant;
+	const char *pid;
+	const char *memory;
+	bool help;
+	bool json;
+};
+
+struct vm_sub {
+	const char *name;
+	const char *usage;
+	const char *help;
+	const struct option *opts;
+	bool takes_name;
+	int (*build)(const struct vm_args *a, struct cli_request *out, struct error **err);
+};
+
+enum {
+	OPT_TENANT = 256,
+	OPT_PID,
+	OPT_MEMORY,
+	OPT_JSON,
+};
+
+#define COMMON_OPTS \
+	{ "json", no_argument, NULL, OPT_JSON }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ NULL, 0, NULL, 0 }
+
+static const struct option register_opts[] = {
+	{ "tenant", required_argument, NULL, OPT_TENANT },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	COMMON_OPTS
+};
+
+static const struct option plain_opts[] = { COMMON_OPTS };
+
+static const char register_usage[] =
+	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]";
+
+static const char group_usage[] =
+	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]\n"
+	"       vcpuctl vm list\n"
+	"       vcpuctl vm show NAME\n"
+	"       vcpuctl vm release NAME";
+
+static const char group_help[] =
+	"register  put a running VM under vcpud's control: its vCPU threads are found\n"
+	"          by name in the VMM process PID and counted against T's vCPU quota\n"
+	"list      all VMs vcpud manages\n"
+	"show      one VM and its vCPU threads with their cgroups\n"
+	"release   stop managing a VM (the process is left alone); its cgroups\n"
+	"          go at vcpud's next tick\n";
+
+static const char register_help[] =
+	"Options:\n"
+	"  --tenant T         the tenant the VM belongs to; it must exist and have room\n"
+	"                     for the VM's vCPUs in its quota\n"
+	"  --pid PID          the VMM process (QEMU, Firecracker, cloud-hypervisor),\n"
+	"                     1..4194304; its vCPU threads are found by name\n"
+	"  --memory SIZE      the VM's memory limit; K, M, G, T suffixes are powers of 1024\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
+static const char plain_help[] =
+	"Options:\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
+static const char vm_names_help[] =
+	"VM and tenant names are 1 to 64 of A-Z a-z 0-9 _ . - (not '.' or '..').\n";
+
+static char *vm_path(const char *name)
+{
+	return xasprintf("/v1/vms/%s", name);
+}
+
+/* --- renderers -------------------------------------------------------- */
+
+static char *pid_str(pid_t pid)
+{
+	return pid > 0 ? xasprintf("%d", (int)pid) : xstrdup("-");
+}
+
+static char *memory_str(const struct vm *v, const char *none)
+{
+	return v->memory_set ? format_size(v->memory_bytes) : xstrdup(none);
+}
+
+/* `vm list` columns: the cell of one VM, as a new string. */
+struct vm_column {
+	const char *header;
+	char *(*cell)(const struct vm *v);
+};
+
+static char *col_name(const struct vm *v) { return xstrdup(v->name); }
+static char *col_tenant(const struct vm *v) { return xstrdup(v->tenant); }
+static char *col_pid(const struct vm *v) { return pid_str(v->pid); }
+static char *col_state(const struct vm *v) { return xstrdup(vm_state_to_string(v->state)); }
+static char *col_source(const struct vm *v) { return xstrdup(vm_source_to_string(v->source)); }
+static char *col_vcpus(const struct vm *v) { return xasprintf("%u", v->vcpus); }
+static char *col_memory(const struct vm *v) { return memory_str(v, "-"); }
+
+static const struct vm_column list_columns[] = {
+	{ "NAME", col_name },
+	{ "TENANT", col_tenant },
+	{ "PID", col_pid },
+	{ "STATE", col_state },
+	{ "SOURCE", col_source },
+	{ "VCPUS", col_vcpus },
+	{ "MEMORY", col_memory },
+};
+
+void cli_vm_print_table(FILE *f, const struct vm *vms, size_t n)
+{
+	if (n == 0) {
+		fputs("no VMs\n", f);
+		return;
+	}
+	const char *headers[ARRAY_SIZE(list_columns)];
+	for (size_t c = 0; c < ARRAY_SIZE(list_columns); c++)
+		headers[c] = list_columns[c].header;
+	_cleanup_(table_freep) struct table *t = table_new(ARRAY_SIZE(headers), headers);
+	for (size_t i = 0; i < n; i++) {
+		table_row(t);
+		for (size_t c = 0; c < ARRAY_SIZE(list_columns); c++) {
+			_cleanup_free_ char *s = list_columns[c].cell(&vms[i]);
+			table_cell(t, "%s", s);
+		}
+	}
+	table_print(t, f);
+}
+
+void cli_vm_print_threads(FILE *f, const struct vm *v, const char *const *cgroups)
+{
+	static const char *const headers[] = { "INDEX", "TID", "CGROUP" };
+	if (v->n_threads == 0) {
+		fputs("no vCPU threads\n", f);
+		return;
+	}
+	_cleanup_(table_freep) struct table *t = table_new(ARRAY_SIZE(headers), headers);
+	for (size_t i = 0; i < v->n_threads; i++) {
+		_cleanup_free_ char *tid = pid_str(v->threads[i].tid);
+		const char *cg = cgroups && cgroups[i] ? cgroups[i] : "-";
+		table_row(t);
+		table_cell(t, "%u", v->threads[i].index);
+		table_cell(t, "%s", tid);
+		table_cell(t, "%s", cg);
+	}
+	table_print(t, f);
+}
+
+void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups)
+{
+	_cleanup_free_ char *pid = pid_str(v->pid);
+	_cleanup_free_ char *mem = memory_str(v, "none");
+	_cleanup_free_ char *created = output_time(v->created_at);
+	_cleanup_free_ char *updated = output_time(v->updated_at);
+	fprintf(f, "name:     %s\n", v->name);
+	fprintf(f, "tenant:   %s\n", v->tenant);
+	fprintf(f, "pid:      %s\n", pid);
+	fprintf(f, "state:    %s\n", vm_state_to_string(v->state));
+	fprintf(f, "source:   %s\n", vm_source_to_string(v->source));
+	fprintf(f, "uuid:     %s\n", v->uuid[0] ? v->uuid : "-");
+	fprintf(f, "vcpus:    %u\n", v->vcpus);
+	fprintf(f, "memory:   %s\n", mem);
+	fprintf(f, "created:  %s\n", created);
+	fprintf(f, "updated:  %s\n", updated);
+	fputc('\n', f);
+	cli_vm_print_threads(f, v, cgroups);
+}
+
+int cli_vm_from_reply(const json_t *reply, struct vm *out, const char ***cgroups,
+		      struct error **err)
+{
+	/* api_vm_from_reply() reads what it can; refuse the shapes it would
+	 * silently read as "no threads" */
+	const json_t *arr = json_object_get(reply, "vcpu_threads");
+	if (arr && !json_is_array(arr))
+		return error_set(err, EPROTO, "\"vcpu_threads\" of the VM is not an array");
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		if (!json_is_object(json_array_get(arr, i)))
+			return error_set(err, EPROTO, "vCPU thread %zu of the VM is not an object",
+					 i + 1);
+	if (api_vm_from_reply(reply, out, err) < 0)
+		return -1;
+	/* a source from a newer vcpud: api_vm_from_reply() leaves it at 0,
+	 * "registered"; out of range it prints as "unknown" (state already
+	 * does, VM_STATE_UNKNOWN being 0) */
+	if (vm_source_from_string(json_string_value(json_object_get(reply, "source")),
+				  &out->source, NULL) < 0)
+		out->source = VM_SOURCE_LAST;
+	if (!cgroups)
+		return 0;
+	*cgroups = NULL;
+	if (out->n_threads == 0)
+		return 0;
+	const char **cg = xcalloc(out->n_threads, sizeof(*cg));
+	for (size_t i = 0; i < out->n_threads; i++)
+		cg[i] = json_string_value(json_object_get(json_array_get(arr, i), "cgroup"));
+	*cgroups = cg;
+	return 0;
+}
+
+int cli_vm_list_from_reply(const json_t *reply, struct vm **out, size_t *n,
+			   struct error **err)
+{
+	const json_t *arr = json_object_get(reply, "vms");
+	if (!json_is_array(arr))
+		return error_set(err, EPROTO, "no \"vms\" array in the reply");
+	size_t count = json_array_size(arr);
+	struct vm *vms = xcalloc(count ? count : 1, sizeof(*vms));
+	for (size_t i = 0; i < count; i++)
+		if (cli_vm_from_reply(json_array_get(arr, i), &vms[i], NULL, err) < 0) {
+			vm_list_free(vms, i);
+			return error_wrap(err, "VM %zu", i + 1);
+		}
+	*out = vms;
+	*n = count;
+	return 0;
+}
+
+static int render_list(struct cli_ctx *ctx, const struct cli_request *req, const json_t *reply,
+		       struct error **err)
+{
+	(void)req;
+	struct vm *vms = NULL;
+	size_t n = 0;
+	if (cli_vm_list_from_reply(reply, &vms, &n, err) < 0)
+		return -1;
+	cli_vm_print_table(ctx->out, vms, n);
+	vm_list_free(vms, n);
+	return 0;
+}
+
+static int render_show(struct cli_ctx *ctx, const struct cli_request *req, const json_t *reply,
+		       struct error **err)
+{
+	(void)req;
+	struct vm v;
+	_cleanup_free_ const char **cgroups = NULL;
+	if (cli_vm_from_reply(reply, &v, &cgroups, err) < 0)
+		return -1;
+	cli_vm_print(ctx->out, &v, cgroups);
+	vm_clear(&v);
+	return 0;
+}
+
+static int render_registered(struct cli_ctx *ctx, const struct cli_request *req,
+			     const json_t *reply, struct error **err)
+{
+	(void)req;
+	struct vm v;
+	_cleanup_free_ const char **cgroups = NULL;
+	if (cli_vm_from_reply(reply, &v, &cgroups, err) < 0)
+		return -1;
+	fprintf(ctx->out, "vm %s registered: tenant %s, pid %d, %u vCPU%s\n", v.name, v.tenant,
+		(int)v.pid, v.vcpus, v.vcpus == 1 ? "" : "s");
+	cli_vm_print_threads(ctx->out, &v, cgroups);
+	vm_clear(&v);
+	return 0;
+}
+
+static int render_released(struct cli_ctx *ctx, const struct cli_request *req,
+			   const json_t *reply, struct error **err)
+{
+	(void)reply;
+	(void)err;
+	fprintf(ctx->out, "vm %s released\n", req->subject);
+	return 0;
+}
+
+/* --- builders --------------------------------------------------------- */
+
+static int build_register(const struct vm_args *a, struct cli_request *out, struct error **err)
+{
+	if (!a->tenant)
+		return error_set(err, EINVAL, "missing --tenant (the tenant the VM belongs to)");
+	if (!a->pid)
+		return error_set(err, EINVAL, "missing --pid (the VM's hypervisor process)");
+	if (name_check("tenant name", a->tenant, err) < 0)
+		return error_wrap(err, "--tenant");
+	uint64_t pid;
+	if (parse_u64(a->pid, 1, CLI_VM_PID_MAX, &pid, err) < 0)
+		return error_wrap(err, "--pid");
+	json_t *body = json_pack("{s:s,s:s,s:I}", "name", a->name, "tenant", a->tenant, "pid",
+				 (json_int_t)pid);
+	if (a->memory) {
+		int64_t bytes;
+		if (parse_size(a->memory, &bytes, err) < 0) {
+			json_decref(body);
+			return error_wrap(err, "--memory");
+		}
+		if (bytes < TENANT_MEMORY_MIN || bytes > TENANT_MEMORY_MAX) {
+			_cleanup_free_ char *lo = format_size(TENANT_MEMORY_MIN);
+			_cleanup_free_ char *hi = format_size(TENANT_MEMORY_MAX);
+			json_decref(body);
+			return error_set(err, ERANGE, "--memory: %s is out of range (%s..%s)",
+					 a->memory, lo, hi);
+		}
+		json_object_set_new(body, "memory_bytes", json_integer(bytes));
+	}
+	/* the body as the server will parse it: what it refuses, we refuse */
+	struct vm v;
+	if (api_vm_register_from_json(body, &v, err) < 0) {
+		json_decref(body);
+		return -1;
+	}
+	vm_clear(&v);
+	out->method = "POST";
+	out->path = xstrdup("/v1/vms");
+	out->body = body;
+	out->render = render_registered;
+	return 0;
+}
+
+static int build_list(const struct vm_args *a, struct cli_request *out, struct error **err)
+{
+	(void)a;
+	(void)err;
+	out->method = "GET";
+	out->path = xstrdup("/v1/vms");
+	out->render = render_list;
+	return 0;
+}
+
+static int build_show(const struct vm_args *a, struct cli_request *out, struct error **err)
+{
+	(void)err;
+	out->method = "GET";
+	out->path = vm_path(a->name);
+	out->render = render_show;
+	return 0;
+}
+
+static int build_release(const struct vm_args *a, struct cli_request *out, struct error **err)
+{
+	(void)err;
+	out->method = "DELETE";
+	out->path = vm_path(a->name);
+	out->render = render_released;
+	return 0;
+}
+
+static const struct vm_sub subs[] = {
+	{ "register", register_usage, register_help, register_opts, true, build_register },
+	{ "list", "usage: vcpuctl vm list", plain_help, plain_opts, false, build_list },
+	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
+	{ "release", "usage: vcpuctl vm release NAME", plain_help, plain_opts, true,
+	  build_release },
+};
+
+static const struct vm_sub *sub_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
+		if (strcmp(subs[i].name, name) == 0)
+			return &subs[i];
+	return NULL;
+}
+
+static int positional(const struct vm_sub *sub, struct vm_args *a, const char *arg,
+		      struct error **err)
+{
+	if (!sub->takes_name || a->name)
+		return error_set(err, EINVAL, "unexpected argument '%s'", arg);
+	a->name = arg;
+	return 0;
+}
+
+static int parse_args(const struct vm_sub *sub, int argc, char **argv, struct vm_args *a,
+		      struct error **err)
+{
+	memset(a, 0, sizeof(*a));
+	/* "-": NAME comes back in place (case 1), so options may come before
+	 * or after it; ":": report missing values */
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "-:h", sub->opts, NULL)) != -1) {
+		switch (c) {
+		case 1:
+			if (positional(sub, a, optarg, err) < 0)
+				return -1;
+			break;
+		case 'h':
+			a->help = true;
+			break;
+		case OPT_JSON:
+			a->json = true;
+			break;
+		case OPT_TENANT:
+			a->tenant = optarg;
+			break;
+		case OPT_PID:
+			a->pid = optarg;
+			break;
+		case OPT_MEMORY:
+			a->memory = optarg;
+			break;
+		default:
+			return cli_getopt_error(c, argv, sub->opts, err);
+		}
+	}
+	/* whatever follows "--" */
+	for (; optind < argc; optind++)
+		if (positional(sub, a, argv[optind], err) < 0)
+			return -1;
+	return 0;
+}
+
+int cli_vm_build(int argc, char **argv, struct cli_request *out, struct error **err)
+{
+	memset(out, 0, sizeof(*out));
+	out->usage = group_usage;
+	if (argc < 1 || !argv[0])
+		return error_set(err, EINVAL, "missing vm command");
+	const struct vm_sub *sub = sub_find(argv[0]);
+	if (!sub)
+		return error_set(err, EINVAL, "unknown vm command '%s'", argv[0]);
+	out->usage = sub->usage;
+	out->help_text = sub->help;
+
+	struct vm_args a;
+	if (parse_args(sub, argc, argv, &a, err) < 0)
+		return -1;
+	out->json = a.json;
+	if (a.help) {
+		out->help = true;
+		return 0;
+	}
+	if (sub->takes_name) {
+		if (!a.name)
+			return error_set(err, EINVAL, "missing VM NAME");
+		/* the name goes into a URL path: only [A-Za-z0-9_.-] gets there */
+		if (name_check("VM name", a.name, err) < 0)
+			return -1;
+		out->subject = xstrdup(a.name);
+	}
+	if (sub->build(&a, out, err) < 0) {
+		/* keep usage/help for the caller, drop a half-built request */
+		const char *usage = out->usage, *help = out->help_text;
+		cli_request_clear(out);
+		out->usage = usage;
+		out->help_text = help;
+		return -1;
+	}
+	return 0;
+}
+
+static void sub_help(FILE *f, const struct vm_sub *s)
+{
+	cli_print_help(f, s->usage, s->help);
+	if (s->takes_name)
+		fprintf(f, "\n%s", vm_names_help);
+}
+
+/* `vcpuctl vm ...` */
+static int vm_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+	if (argc < 2)
+		return cli_usage_error(ctx, "missing vm command", group_usage, "vcpuctl vm");
+	const char *sub = argv[1];
+	if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		const struct vm_sub *s = argc > 2 ? sub_find(argv[2]) : NULL;
+		if (s) {
+			/* `vcpuctl vm help register` */
+			sub_help(ctx->out, s);
+			return CLI_EXIT_OK;
+		}
+		cli_print_help(ctx->out, group_usage, group_help);
+		fprintf(ctx->out, "\n%s", vm_names_help);
+		fputs("Run 'vcpuctl vm COMMAND --help' for a command's options.\n", ctx->out);
+		return CLI_EXIT_OK;
+	}
+
+	_cleanup_(cli_request_clearp) struct cli_request req = { 0 };
+	_cleanup_error_ struct error *err = NULL;
+	if (cli_vm_build(argc - 1, argv + 1, &req, &err) < 0) {
+		_cleanup_free_ char *help_cmd = sub_find(sub) ? xasprintf("vcpuctl vm %s", sub)
+							      : xstrdup("vcpuctl vm");
+		return cli_usage_error(ctx, err->msg, req.usage, help_cmd);
+	}
+	if (req.help) {
+		sub_help(ctx->out, sub_find(sub));
+		return CLI_EXIT_OK;
+	}
+	return cli_request_run(ctx, &req);
+}
+
+const struct cli_command cli_cmd_vm = {
+	.name = "vm",
+	.summary = "register, list, show and release VMs and their vCPU threads",
+	.run = vm_run,
+};
