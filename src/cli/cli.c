@@ -17,6 +17,7 @@ static const struct cli_command *const commands[] = {
 	&cli_cmd_tenant,
 	&cli_cmd_vm,
 	&cli_cmd_policy,
+	&cli_cmd_status,
 };
 
 static const char main_usage[] =

@@ -65,6 +65,7 @@ struct cli_command {
 extern const struct cli_command cli_cmd_tenant;
 extern const struct cli_command cli_cmd_vm;
 extern const struct cli_command cli_cmd_policy;
+extern const struct cli_command cli_cmd_status;
 
 /* The whole program: global options, then dispatch. Returns the exit code.
  * Safe to call repeatedly (tests); getopt state is reset on each call. */
