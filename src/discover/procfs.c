@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,7 +122,8 @@ int proc_threads_scan(const char *host_root, pid_t pid, struct proc_thread **out
 	while ((de = readdir(d))) {
 		char *end;
 		long tid = strtol(de->d_name, &end, 10);
-		if (*end || tid <= 0 || !isdigit((unsigned char)de->d_name[0]))
+		/* not a tid, or beyond pid_t (it would wrap to another tid) */
+		if (*end || tid <= 0 || tid > INT_MAX || !isdigit((unsigned char)de->d_name[0]))
 			continue;
 		_cleanup_free_ char *comm = path_join(task, de->d_name, "comm", NULL);
 		char name[64];

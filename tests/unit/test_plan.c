@@ -1,0 +1,526 @@
+/* test_plan.c - the pure planner: tenants and VMs from the store (and the
+ * throttler's caps) -> the desired cgroup tree. Checks every knob of the
+ * mapping in plan.h, which VMs are left out, the cores -> quota conversion
+ * at its edges, that a bad name fails without leaking (run under ASan),
+ * and that every tree it builds passes cgroup_tree_validate(). */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vcpud/cgroup.h"
+#include "vcpud/error.h"
+#include "vcpud/plan.h"
+#include "vcpud/tenant.h"
+#include "vcpud/util.h"
+#include "vcpud/vm.h"
+
+#define ROOT "/sys/fs/cgroup/vcpud.slice"
+#define GiB ((int64_t)1 << 30)
+#define MiB ((int64_t)1 << 20)
+
+/* --- builders ---------------------------------------------------------------- */
+
+static struct tenant mk_tenant(const char *name)
+{
+	struct tenant t;
+	tenant_init(&t);
+	snprintf(t.name, sizeof(t.name), "%s", name);
+	t.vcpus = 64;
+	return t;
+}
+
+static struct vm mk_vm(const char *name, const char *tenant, enum vm_state state, pid_t pid,
+		       struct vm_vcpu *threads, size_t n_threads)
+{
+	struct vm v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	snprintf(v.tenant, sizeof(v.tenant), "%s", tenant);
+	v.state = state;
+	v.pid = pid;
+	v.vcpus = 8;
+	v.source = VM_SOURCE_REGISTERED;
+	v.threads = threads;
+	v.n_threads = n_threads;
+	return v;
+}
+
+static const struct cgroup_tenant_spec *find_tenant(const struct cgroup_tree *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_tenants; i++)
+		if (strcmp(t->tenants[i].name, name) == 0)
+			return &t->tenants[i];
+	return NULL;
+}
+
+static const struct cgroup_vm_spec *find_vm(const struct cgroup_tree *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_tenants; i++)
+		for (size_t j = 0; j < t->tenants[i].n_vms; j++)
+			if (strcmp(t->tenants[i].vms[j].name, name) == 0)
+				return &t->tenants[i].vms[j];
+	return NULL;
+}
+
+static void assert_valid(const struct cgroup_tree *t)
+{
+	struct error *err = NULL;
+	int r = cgroup_tree_validate(t, &err);
+	if (r != 0)
+		fail_msg("plan built an invalid tree: %s", err ? err->msg : "?");
+	assert_null(err);
+}
+
+static void assert_unlimited_cpu(const struct cgroup_cpu_max *m)
+{
+	assert_true(m->set);
+	assert_true(m->unlimited);
+	assert_int_equal(m->period_us, PLAN_PERIOD_US);
+}
+
+static void assert_quota_cpu(const struct cgroup_cpu_max *m, uint64_t quota_us)
+{
+	assert_true(m->set);
+	assert_false(m->unlimited);
+	assert_int_equal(m->quota_us, quota_us);
+	assert_int_equal(m->period_us, PLAN_PERIOD_US);
+}
+
+/* --- plan_cores_to_quota_us ---------------------------------------------- */
+
+static void test_cores_to_quota(void **state)
+{
+	(void)state;
+	const struct {
+		double cores;
+		uint64_t quota_us;
+	} cases[] = {
+		{ 1.0, 100000 },
+		{ 2.5, 250000 },
+		{ 0.5, 50000 },
+		{ 0.25, 25000 },
+		{ 4096.0, 409600000 },
+		{ 0.0125, 1250 },
+		/* below the kernel's 1 ms minimum: raised to it */
+		{ 0.01, CGROUP_QUOTA_MIN_US },
+		{ 0.001, CGROUP_QUOTA_MIN_US },
+		{ 0.00999, CGROUP_QUOTA_MIN_US },
+		{ 0.0, CGROUP_QUOTA_MIN_US },
+		{ -0.0, CGROUP_QUOTA_MIN_US },
+		{ -1.0, CGROUP_QUOTA_MIN_US },
+		{ -INFINITY, CGROUP_QUOTA_MIN_US },
+		{ NAN, CGROUP_QUOTA_MIN_US },
+		{ -NAN, CGROUP_QUOTA_MIN_US },
+		/* above the kernel's maximum: lowered to it */
+		{ 175921860.0, 17592186000000ULL },
+		{ 175921861.0, CGROUP_QUOTA_MAX_US },
+		{ 1e9, CGROUP_QUOTA_MAX_US },
+		{ 1e300, CGROUP_QUOTA_MAX_US },
+		{ INFINITY, CGROUP_QUOTA_MAX_US },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint64_t q = plan_cores_to_quota_us(cases[i].cores);
+		if (q != cases[i].quota_us)
+			fail_msg("%g cores: quota %llu, want %llu", cases[i].cores,
+				 (unsigned long long)q, (unsigned long long)cases[i].quota_us);
+	}
+	/* rounded to the nearest microsecond, not truncated */
+	assert_int_equal(plan_cores_to_quota_us(0.123456789), 12346);
+	assert_int_equal(plan_cores_to_quota_us(0.0100001), 1000);
+	assert_int_equal(plan_cores_to_quota_us(0.010006), 1001);
+	/* monotonic over the whole range the API accepts */
+	uint64_t prev = 0;
+	for (double c = TENANT_CPU_MAX_CORES_MIN; c <= TENANT_CPU_MAX_CORES_MAX; c *= 1.37) {
+		uint64_t q = plan_cores_to_quota_us(c);
+		assert_true(q >= prev);
+		assert_true(q >= CGROUP_QUOTA_MIN_US && q <= CGROUP_QUOTA_MAX_US);
+		prev = q;
+	}
+}
+
+/* --- tenants ------------------------------------------------------------- */
+
+static void test_tenants(void **state)
+{
+	(void)state;
+	struct tenant ts[3];
+	ts[0] = mk_tenant("acme");
+	ts[0].weight = 200;
+	ts[0].cpu_max_set = true;
+	ts[0].cpu_max_cores = 2.5;
+	ts[0].memory_set = true;
+	ts[0].memory_bytes = 4 * GiB;
+	ts[1] = mk_tenant("beta"); /* defaults: no cap, no memory quota */
+	ts[2] = mk_tenant("gamma");
+	ts[2].weight = 10000;
+	ts[2].cpu_max_set = true;
+	ts[2].cpu_max_cores = 0.001; /* below the kernel minimum: raised */
+	ts[2].memory_set = true;
+	ts[2].memory_bytes = TENANT_MEMORY_MAX;
+
+	char root[] = ROOT;
+	struct plan_input in = { .root = root, .tenants = ts, .n_tenants = 3 };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_null(err);
+	assert_non_null(t);
+	/* the root is a copy */
+	assert_string_equal(t->root, ROOT);
+	assert_ptr_not_equal(t->root, root);
+	assert_int_equal(t->n_tenants, 3);
+	/* in input order */
+	assert_string_equal(t->tenants[0].name, "acme");
+	assert_string_equal(t->tenants[1].name, "beta");
+	assert_string_equal(t->tenants[2].name, "gamma");
+
+	const struct cgroup_tenant_spec *a = &t->tenants[0];
+	assert_int_equal(a->weight, 200);
+	assert_quota_cpu(&a->cpu_max, 250000);
+	assert_true(a->memory_max.set);
+	assert_false(a->memory_max.unlimited);
+	assert_int_equal(a->memory_max.bytes, (uint64_t)(4 * GiB));
+	assert_null(a->cpus);
+	assert_null(a->mems);
+	assert_int_equal(a->n_vms, 0);
+
+	/* no limit is an explicit "max", so clearing a limit lifts it */
+	const struct cgroup_tenant_spec *b = &t->tenants[1];
+	assert_int_equal(b->weight, TENANT_WEIGHT_DEFAULT);
+	assert_unlimited_cpu(&b->cpu_max);
+	assert_true(b->memory_max.set);
+	assert_true(b->memory_max.unlimited);
+	assert_int_equal(b->n_vms, 0);
+
+	const struct cgroup_tenant_spec *g = &t->tenants[2];
+	assert_int_equal(g->weight, 10000);
+	assert_quota_cpu(&g->cpu_max, CGROUP_QUOTA_MIN_US);
+	assert_false(g->memory_max.unlimited);
+	assert_int_equal(g->memory_max.bytes, (uint64_t)TENANT_MEMORY_MAX);
+	assert_valid(t);
+}
+
+static void test_empty(void **state)
+{
+	(void)state;
+	struct plan_input in = { .root = ROOT };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_non_null(t);
+	assert_string_equal(t->root, ROOT);
+	assert_int_equal(t->n_tenants, 0);
+	assert_valid(t);
+
+	/* tenants without VMs, VMs without tenants */
+	struct tenant tn = mk_tenant("solo");
+	struct vm v = mk_vm("stray", "nobody", VM_STATE_RUNNING, 77, NULL, 0);
+	struct plan_input in2 = { .root = ROOT, .tenants = &tn, .n_tenants = 1, .vms = &v,
+				  .n_vms = 1 };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t2 = NULL;
+	assert_int_equal(plan_tree(&in2, &t2, &err), 0);
+	assert_int_equal(t2->n_tenants, 1);
+	assert_int_equal(t2->tenants[0].n_vms, 0);
+	assert_valid(t2);
+}
+
+/* --- VMs ----------------------------------------------------------------- */
+
+static void test_vms(void **state)
+{
+	(void)state;
+	struct tenant ts[2] = { mk_tenant("acme"), mk_tenant("beta") };
+	struct vm_vcpu web1_th[] = { { 0, 1001 }, { 1, 1002 }, { 3, 1004 } };
+	struct vm_vcpu gone_th[] = { { 0, 2001 } };
+	struct vm_vcpu fresh_th[] = { { 0, 0 }, { 1, 3002 } }; /* vCPU 0's thread not known yet */
+	struct vm vms[] = {
+		mk_vm("web-1", "acme", VM_STATE_RUNNING, 1000, web1_th, ARRAY_SIZE(web1_th)),
+		mk_vm("old", "acme", VM_STATE_GONE, 2000, gone_th, ARRAY_SIZE(gone_th)),
+		mk_vm("unstarted", "acme", VM_STATE_UNKNOWN, 0, NULL, 0),
+		mk_vm("b-1", "beta", VM_STATE_PAUSED, 4000, NULL, 0),
+		mk_vm("orphan", "nobody", VM_STATE_RUNNING, 5000, NULL, 0),
+		mk_vm("near", "acm", VM_STATE_RUNNING, 5100, NULL, 0),     /* prefix of acme */
+		mk_vm("nearer", "acme2", VM_STATE_RUNNING, 5200, NULL, 0), /* acme is its prefix */
+		mk_vm("fresh", "acme", VM_STATE_RUNNING, 3000, fresh_th, ARRAY_SIZE(fresh_th)),
+		mk_vm("b-gone", "beta", VM_STATE_GONE, 0, NULL, 0),
+	};
+	vms[0].memory_set = true;
+	vms[0].memory_bytes = 512 * MiB;
+
+	struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 2, .vms = vms,
+				 .n_vms = ARRAY_SIZE(vms) };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_null(err);
+	assert_valid(t);
+
+	/* acme: web-1 and fresh, in input order; beta: b-1 */
+	const struct cgroup_tenant_spec *a = find_tenant(t, "acme");
+	const struct cgroup_tenant_spec *b = find_tenant(t, "beta");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(a->n_vms, 2);
+	assert_string_equal(a->vms[0].name, "web-1");
+	assert_string_equal(a->vms[1].name, "fresh");
+	assert_int_equal(b->n_vms, 1);
+	assert_string_equal(b->vms[0].name, "b-1");
+	/* gone, no pid, unknown tenant (also by near-miss names): left out */
+	const char *absent[] = { "old", "unstarted", "orphan", "near", "nearer", "b-gone" };
+	for (size_t i = 0; i < ARRAY_SIZE(absent); i++)
+		if (find_vm(t, absent[i]))
+			fail_msg("VM %s should not be planned", absent[i]);
+
+	const struct cgroup_vm_spec *w = &a->vms[0];
+	assert_ptr_not_equal(w->name, vms[0].name);
+	assert_int_equal(w->pid, 1000);
+	assert_int_equal(w->weight, 0);
+	assert_unlimited_cpu(&w->cpu_max); /* no cap: explicit max */
+	assert_true(w->memory_max.set);
+	assert_false(w->memory_max.unlimited);
+	assert_int_equal(w->memory_max.bytes, (uint64_t)(512 * MiB));
+	assert_null(w->cpus);
+	assert_null(w->mems);
+	assert_null(w->emulator_cpus);
+	assert_int_equal(w->n_vcpus, 3);
+	for (size_t k = 0; k < w->n_vcpus; k++) {
+		assert_int_equal(w->vcpus[k].index, web1_th[k].index);
+		assert_int_equal(w->vcpus[k].tid, web1_th[k].tid);
+		assert_int_equal(w->vcpus[k].weight, 0);
+		assert_false(w->vcpus[k].cpu_max.set);
+		assert_null(w->vcpus[k].cpus);
+	}
+
+	const struct cgroup_vm_spec *fr = &a->vms[1];
+	assert_int_equal(fr->pid, 3000);
+	assert_true(fr->memory_max.set);
+	assert_true(fr->memory_max.unlimited);
+	assert_int_equal(fr->n_vcpus, 2);
+	assert_int_equal(fr->vcpus[0].index, 0);
+	assert_int_equal(fr->vcpus[0].tid, 0);
+	assert_int_equal(fr->vcpus[1].index, 1);
+	assert_int_equal(fr->vcpus[1].tid, 3002);
+
+	const struct cgroup_vm_spec *b1 = &b->vms[0];
+	assert_int_equal(b1->pid, 4000);
+	assert_int_equal(b1->n_vcpus, 0);
+	assert_unlimited_cpu(&b1->cpu_max);
+
+	/* the input is not changed */
+	assert_int_equal(vms[0].n_threads, 3);
+	assert_ptr_equal(vms[0].threads, web1_th);
+	assert_int_equal(web1_th[2].tid, 1004);
+}
+
+static void test_vm_every_live_state(void **state)
+{
+	(void)state;
+	/* a VM is planned in every state but gone, as long as it has a pid */
+	struct tenant tn = mk_tenant("acme");
+	struct vm vms[VM_STATE_LAST];
+	for (int s = 0; s < VM_STATE_LAST; s++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm%d", s);
+		vms[s] = mk_vm(name, "acme", (enum vm_state)s, 100 + s, NULL, 0);
+	}
+	struct plan_input in = { .root = ROOT, .tenants = &tn, .n_tenants = 1, .vms = vms,
+				 .n_vms = VM_STATE_LAST };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_int_equal(t->tenants[0].n_vms, VM_STATE_LAST - 1);
+	for (int s = 0; s < VM_STATE_LAST; s++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm%d", s);
+		const struct cgroup_vm_spec *v = find_vm(t, name);
+		if (s == VM_STATE_GONE)
+			assert_null(v);
+		else
+			assert_non_null(v);
+	}
+	assert_valid(t);
+}
+
+/* --- the throttler's caps ------------------------------------------------ */
+
+static void test_caps(void **state)
+{
+	(void)state;
+	struct tenant ts[2] = { mk_tenant("acme"), mk_tenant("beta") };
+	ts[0].cpu_max_set = true;
+	ts[0].cpu_max_cores = 4;
+	struct vm_vcpu th[] = { { 0, 1001 }, { 1, 1002 } };
+	struct vm vms[] = {
+		mk_vm("web-1", "acme", VM_STATE_RUNNING, 1000, th, ARRAY_SIZE(th)),
+		mk_vm("web-2", "acme", VM_STATE_RUNNING, 2000, NULL, 0),
+		mk_vm("web", "beta", VM_STATE_RUNNING, 3000, NULL, 0),
+	};
+	const struct plan_vm_cap caps[] = {
+		{ "web-1", 150000 },
+		{ "ghost", 5000 },  /* a VM not in the plan: ignored */
+		{ "web-", 7000 },   /* matches no VM exactly */
+		{ "web", 2000 },
+	};
+	struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 2, .vms = vms,
+				 .n_vms = ARRAY_SIZE(vms), .caps = caps,
+				 .n_caps = ARRAY_SIZE(caps) };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_valid(t);
+	assert_quota_cpu(&find_vm(t, "web-1")->cpu_max, 150000);
+	assert_unlimited_cpu(&find_vm(t, "web-2")->cpu_max); /* uncapped: explicit max */
+	assert_quota_cpu(&find_vm(t, "web")->cpu_max, 2000);
+	/* a cap is laid over the VM; the tenant's own settings stay */
+	assert_quota_cpu(&find_tenant(t, "acme")->cpu_max, 400000);
+	assert_unlimited_cpu(&find_tenant(t, "beta")->cpu_max);
+	/* and it does not reach the vCPUs */
+	const struct cgroup_vm_spec *w = find_vm(t, "web-1");
+	for (size_t k = 0; k < w->n_vcpus; k++)
+		assert_false(w->vcpus[k].cpu_max.set);
+
+	/* the cap lifted: back to an explicit max, which restores the VM */
+	in.caps = NULL;
+	in.n_caps = 0;
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t2 = NULL;
+	assert_int_equal(plan_tree(&in, &t2, &err), 0);
+	assert_unlimited_cpu(&find_vm(t2, "web-1")->cpu_max);
+	assert_unlimited_cpu(&find_vm(t2, "web")->cpu_max);
+	assert_valid(t2);
+}
+
+/* --- bad names ----------------------------------------------------------- */
+
+static void test_invalid_names(void **state)
+{
+	(void)state;
+	const char *bad[] = { "", ".", "..", "../etc", "a/b", "a b", "acme;rm" };
+	struct vm_vcpu th[] = { { 0, 1001 }, { 1, 1002 } };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		/* a good tenant with VMs first, so there is a partial tree to free */
+		struct tenant ts[3] = { mk_tenant("acme"), mk_tenant("x"), mk_tenant("zeta") };
+		snprintf(ts[1].name, sizeof(ts[1].name), "%s", bad[i]);
+		struct vm vms[] = {
+			mk_vm("web-1", "acme", VM_STATE_RUNNING, 1000, th, ARRAY_SIZE(th)),
+			mk_vm("web-2", "acme", VM_STATE_RUNNING, 2000, NULL, 0),
+			mk_vm("v", bad[i], VM_STATE_RUNNING, 3000, NULL, 0),
+		};
+		struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 3, .vms = vms,
+					 .n_vms = ARRAY_SIZE(vms) };
+		struct cgroup_tree *t = NULL;
+		struct error *err = NULL;
+		assert_int_equal(plan_tree(&in, &t, &err), -1);
+		assert_null(t);
+		assert_non_null(err);
+		assert_int_equal(err->code, EINVAL);
+		_cleanup_free_ char *want = xasprintf("plan: invalid tenant name '%s'", bad[i]);
+		assert_string_equal(err->msg, want);
+		error_free(&err);
+	}
+
+	/* a bad VM name in a good tenant, after good VMs and a good tenant */
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct tenant ts[2] = { mk_tenant("acme"), mk_tenant("beta") };
+		struct vm vms[] = {
+			mk_vm("a-1", "acme", VM_STATE_RUNNING, 500, NULL, 0),
+			mk_vm("web-1", "beta", VM_STATE_RUNNING, 1000, th, ARRAY_SIZE(th)),
+			mk_vm("x", "beta", VM_STATE_RUNNING, 2000, NULL, 0),
+		};
+		snprintf(vms[2].name, sizeof(vms[2].name), "%s", bad[i]);
+		struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 2, .vms = vms,
+					 .n_vms = ARRAY_SIZE(vms) };
+		struct cgroup_tree *t = NULL;
+		struct error *err = NULL;
+		assert_int_equal(plan_tree(&in, &t, &err), -1);
+		assert_null(t);
+		assert_int_equal(err->code, EINVAL);
+		_cleanup_free_ char *want = xasprintf("plan: invalid VM name '%s'", bad[i]);
+		assert_string_equal(err->msg, want);
+		error_free(&err);
+	}
+
+	/* a bad VM name in a VM that is not planned does no harm */
+	struct tenant tn = mk_tenant("acme");
+	struct vm v = mk_vm("x", "acme", VM_STATE_GONE, 1000, NULL, 0);
+	snprintf(v.name, sizeof(v.name), "../x");
+	struct plan_input in = { .root = ROOT, .tenants = &tn, .n_tenants = 1, .vms = &v,
+				 .n_vms = 1 };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_int_equal(t->tenants[0].n_vms, 0);
+	assert_valid(t);
+}
+
+/* --- a larger plan ------------------------------------------------------- */
+
+static void test_many_valid(void **state)
+{
+	(void)state;
+	enum { NT = 12, NV = 60, NC = 8 };
+	struct tenant ts[NT];
+	for (int i = 0; i < NT; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "t%02d", i);
+		ts[i] = mk_tenant(name);
+		ts[i].weight = (uint32_t)(1 + i * 900);
+		ts[i].cpu_max_set = i % 2 == 0;
+		ts[i].cpu_max_cores = 0.5 * (i + 1);
+		ts[i].memory_set = i % 3 == 0;
+		ts[i].memory_bytes = (i + 1) * GiB;
+	}
+	struct vm_vcpu th[NV][NC];
+	struct vm vms[NV];
+	size_t want_vms = 0;
+	for (int j = 0; j < NV; j++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vm-%02d", j);
+		for (int k = 0; k < NC; k++)
+			th[j][k] = (struct vm_vcpu){ (unsigned)k, 100000 + j * 100 + k + 1 };
+		enum vm_state st = j % 7 == 0 ? VM_STATE_GONE : VM_STATE_RUNNING;
+		vms[j] = mk_vm(name, ts[j % NT].name, st, 100000 + j * 100, th[j], (size_t)(j % NC));
+		if (st != VM_STATE_GONE)
+			want_vms++;
+	}
+	struct plan_vm_cap caps[] = { { "vm-03", 1000 }, { "vm-04", 800000 } };
+	struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = NT, .vms = vms,
+				 .n_vms = NV, .caps = caps, .n_caps = ARRAY_SIZE(caps) };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_valid(t);
+	size_t got = 0;
+	for (size_t i = 0; i < t->n_tenants; i++) {
+		got += t->tenants[i].n_vms;
+		for (size_t j = 0; j < t->tenants[i].n_vms; j++) {
+			const struct cgroup_vm_spec *v = &t->tenants[i].vms[j];
+			int num = atoi(v->name + 3);
+			assert_int_equal(num % NT, (int)i);
+			assert_int_equal(v->n_vcpus, (size_t)(num % NC));
+			assert_int_equal(v->pid, 100000 + num * 100);
+		}
+	}
+	assert_int_equal(got, want_vms);
+	assert_quota_cpu(&find_vm(t, "vm-03")->cpu_max, 1000);
+	assert_quota_cpu(&find_vm(t, "vm-04")->cpu_max, 800000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cores_to_quota),
+		cmocka_unit_test(test_tenants),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_vms),
+		cmocka_unit_test(test_vm_every_live_state),
+		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_invalid_names),
+		cmocka_unit_test(test_many_valid),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
