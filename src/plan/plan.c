@@ -56,7 +56,16 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 	s->pid = v->pid;
 	s->memory_max = mem_max(v->memory_set, v->memory_bytes);
 	const struct plan_vm_cap *cap = find_cap(in, v->name);
-	s->cpu_max = cap ? cpu_max_quota(cap->quota_us) : cpu_max_unlimited();
+	/* a throttle cap outside what the kernel takes would make the whole tree
+	 * invalid (and no tenant reconciled): clamp it here */
+	if (cap) {
+		uint64_t q = cap->quota_us < CGROUP_QUOTA_MIN_US   ? CGROUP_QUOTA_MIN_US
+			     : cap->quota_us > CGROUP_QUOTA_MAX_US ? CGROUP_QUOTA_MAX_US
+								   : cap->quota_us;
+		s->cpu_max = cpu_max_quota(q);
+	} else {
+		s->cpu_max = cpu_max_unlimited();
+	}
 	s->vcpus = xcalloc(v->n_threads ? v->n_threads : 1, sizeof(*s->vcpus));
 	for (size_t i = 0; i < v->n_threads; i++) {
 		s->vcpus[i].index = v->threads[i].index;
