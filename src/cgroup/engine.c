@@ -1,0 +1,904 @@
+/* engine.c - cgroup_tree_reconcile(): makes vcpud's cgroup v2 subtree match
+ * the desired tree that `plan` built. It walks the tree top-down in the
+ * order the kernel accepts (FACTS.md "cgroup v2 rules, seen by trying"),
+ * reads every file before it writes it and writes only what differs, moves
+ * only misplaced threads, and finally removes, leaf first, the groups it
+ * made that are no longer wanted. All I/O goes through struct cgroup_ops. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "vcpud/cgroup.h"
+#include "vcpud/cpulist.h"
+#include "vcpud/log.h"
+#include "vcpud/path.h"
+#include "vcpud/util.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+struct cgroup_engine {
+	char *mount;                 /* NULL: the tree root's parent */
+	char *proc;                  /* SYSROOT/proc */
+	const struct cgroup_ops *ops;
+	void *ctx;
+	bool dry_run;
+	struct cgroup_dry_run dry;   /* ops/ctx point here when dry_run */
+	uint64_t page_size;
+};
+
+int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engine **out,
+		      struct error **err)
+{
+	if (cfg->cgroup_mount && cfg->cgroup_mount[0] != '/')
+		return error_set(err, EINVAL, "cgroup mount '%s' is not an absolute path",
+				 cfg->cgroup_mount);
+	struct cgroup_engine *e = xcalloc(1, sizeof(*e));
+	e->mount = cfg->cgroup_mount ? path_join(cfg->cgroup_mount, NULL) : NULL;
+	e->proc = path_join(cfg->sysroot ? cfg->sysroot : "/", "proc", NULL);
+	e->ops = cfg->ops ? cfg->ops : &cgroup_ops_real;
+	e->ctx = cfg->ops ? cfg->ops_ctx : NULL;
+	e->dry_run = cfg->dry_run;
+	if (e->dry_run) {
+		e->dry.inner = e->ops;
+		e->dry.inner_ctx = e->ctx;
+		e->ops = &cgroup_ops_dry_run;
+		e->ctx = &e->dry;
+	}
+	long ps = sysconf(_SC_PAGESIZE);
+	e->page_size = ps > 0 ? (uint64_t)ps : 4096;
+	*out = e;
+	return 0;
+}
+
+void cgroup_engine_free(struct cgroup_engine *e)
+{
+	if (!e)
+		return;
+	free(e->mount);
+	free(e->proc);
+	free(e);
+}
+
+int cgroup_cpu_stat_read(struct cgroup_engine *e, const char *dir, struct cgroup_cpu_stat *out,
+			 struct error **err)
+{
+	_cleanup_free_ char *path = path_join(dir, "cpu.stat", NULL);
+	_cleanup_free_ char *buf = NULL;
+	if (e->ops->read_file(e->ctx, path, &buf, err) < 0)
+		return -1;
+	if (cgroup_cpu_stat_parse(buf, out, err) < 0)
+		return error_wrap(err, "%s", path);
+	return 0;
+}
+
+/* --- one reconcile --------------------------------------------------------- */
+
+/* A cgroup the engine works on, under three names. */
+struct grp {
+	char *abs;   /* directory */
+	char *name;  /* for messages: relative to the tree root ("tenant-a/vm-7"),
+			or the absolute path for the root and its ancestors */
+	char *cg;    /* as /proc/PID/cgroup shows it ("/vcpud.slice/tenant-a") */
+	bool broken; /* creating or typing it failed: skip what lies below */
+};
+
+static void grp_clear(struct grp *g)
+{
+	free(g->abs);
+	free(g->name);
+	free(g->cg);
+	*g = (struct grp){ 0 };
+}
+
+static void grp_child(struct grp *child, const struct grp *parent, const char *base, bool top)
+{
+	child->abs = path_join(parent->abs, base, NULL);
+	child->name = top ? xstrdup(base) : xasprintf("%s/%s", parent->name, base);
+	child->cg = xasprintf("%s/%s", strcmp(parent->cg, "/") == 0 ? "" : parent->cg, base);
+	child->broken = false;
+}
+
+struct rc {
+	struct cgroup_engine *e;
+	const struct cgroup_tree *t;
+	struct cgroup_reconcile_stats st;
+	struct error *first;
+};
+
+/* Count, log and keep the first of the failures. */
+static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	_cleanup_free_ char *m = NULL;
+	if (vasprintf(&m, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	rc->st.errors++;
+	log_error("cgroup: %s", m);
+	error_set(&rc->first, code, "%s", m);
+	return -1;
+}
+
+/* The errno of a failed backend call (EIO if a backend forgot to say). */
+static int op_code(const struct error *e)
+{
+	int c = error_code(e);
+	return c ? c : EIO;
+}
+
+static bool gone_errno(int code)
+{
+	return code == ESRCH || code == ENOENT;
+}
+
+/* Read FILE of g. 0 with *out; 1 when it does not exist in dry-run (the
+ * group was only "created"), which the callers treat as "differs"; -1 on
+ * failure (counted). */
+static int g_read(struct rc *rc, const struct grp *g, const char *file, char **out)
+{
+	_cleanup_free_ char *path = path_join(g->abs, file, NULL);
+	_cleanup_error_ struct error *e = NULL;
+	if (rc->e->ops->read_file(rc->e->ctx, path, out, &e) == 0)
+		return 0;
+	if (rc->e->dry_run && op_code(e) == ENOENT)
+		return 1;
+	return rc_fail(rc, op_code(e), "cannot read %s of %s: %s", file, g->name, strerror(op_code(e)));
+}
+
+/* Write VALUE to FILE of g; 0 or the errno (not recorded). */
+static int g_write_raw(struct rc *rc, const struct grp *g, const char *file, const char *value)
+{
+	_cleanup_free_ char *path = path_join(g->abs, file, NULL);
+	_cleanup_error_ struct error *e = NULL;
+	rc->st.writes++;
+	log_debug("cgroup: write '%s' to %s", value, path);
+	if (rc->e->ops->write_file(rc->e->ctx, path, value, &e) == 0)
+		return 0;
+	return op_code(e);
+}
+
+static int g_write(struct rc *rc, const struct grp *g, const char *file, const char *value,
+		   const char *was)
+{
+	int code = g_write_raw(rc, g, file, value);
+	if (code)
+		return rc_fail(rc, code, "cannot write %s of %s: %s", file, g->name, strerror(code));
+	if (!rc->e->dry_run)
+		log_info("cgroup: %s %s = %s (was %s)", g->name, file, value, was ? was : "unset");
+	return 0;
+}
+
+static char *chomp(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	return s;
+}
+
+/* --- structure -------------------------------------------------------------- */
+
+static int ensure_dir(struct rc *rc, struct grp *g)
+{
+	bool is_dir = false;
+	_cleanup_error_ struct error *e = NULL;
+	if (rc->e->ops->is_dir(rc->e->ctx, g->abs, &is_dir, &e) < 0) {
+		g->broken = true;
+		return rc_fail(rc, op_code(e), "cannot look up %s: %s", g->name, strerror(op_code(e)));
+	}
+	if (is_dir)
+		return 0;
+	rc->st.mkdirs++;
+	if (rc->e->ops->mkdir(rc->e->ctx, g->abs, &e) < 0) {
+		g->broken = true;
+		return rc_fail(rc, op_code(e), "cannot create %s: %s", g->name, strerror(op_code(e)));
+	}
+	if (!rc->e->dry_run)
+		log_info("cgroup: created %s", g->name);
+	return 0;
+}
+
+static void mask_format(char *buf, size_t sz, unsigned mask, const char *sign)
+{
+	buf[0] = '\0';
+	size_t n = 0;
+	for (int c = 0; c < CGROUP_CTRL_LAST; c++)
+		if (mask & CGROUP_CTRL_BIT(c))
+			n += (size_t)snprintf(buf + n, sz - n, "%s%s%s", n ? " " : "", sign,
+					      cgroup_ctrl_name(c));
+}
+
+/* Enable the controllers of `want` that g's subtree_control lacks. */
+static int ensure_subtree_(struct rc *rc, const struct grp *g, unsigned want)
+{
+	_cleanup_free_ char *buf = NULL, *cbuf = NULL;
+	_cleanup_error_ struct error *e = NULL;
+	unsigned have = 0, avail = 0;
+	int r = g_read(rc, g, "cgroup.subtree_control", &buf);
+	if (r < 0)
+		return -1;
+	if (r == 0 && cgroup_controllers_parse(buf, &have, &e) < 0)
+		return rc_fail(rc, op_code(e), "cannot parse cgroup.subtree_control of %s: %s",
+			       g->name, e->msg);
+	unsigned missing = want & ~have;
+	if (!missing)
+		return 0;
+
+	/* "+memory" for a controller the parent does not pass down is ENOENT
+	 * from the kernel: say which controller and why instead. */
+	r = g_read(rc, g, "cgroup.controllers", &cbuf);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		if (cgroup_controllers_parse(cbuf, &avail, &e) < 0)
+			return rc_fail(rc, op_code(e), "cannot parse cgroup.controllers of %s: %s",
+				       g->name, e->msg);
+		if (missing & ~avail) {
+			char names[128];
+			mask_format(names, sizeof(names), missing & ~avail, "");
+			if (!rc->e->dry_run)
+				return rc_fail(rc, ENOENT,
+					       "cannot enable %s in %s: not in its cgroup.controllers "
+					       "('%s'); its parent does not pass it down",
+					       names, g->name, chomp(cbuf));
+			log_warn("cgroup: %s offers no %s (cgroup.controllers: '%s')", g->name,
+				 names, chomp(cbuf));
+		}
+	}
+	char value[128], was[128];
+	mask_format(value, sizeof(value), missing, "+");
+	mask_format(was, sizeof(was), have, "");
+	return g_write(rc, g, "cgroup.subtree_control", value, was[0] ? was : "empty");
+}
+
+static int ensure_subtree(struct rc *rc, struct grp *g, unsigned want)
+{
+	if (ensure_subtree_(rc, g, want) < 0) {
+		g->broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* "threaded" is one-way; a sibling of a threaded group reads "domain
+ * invalid" until it is made threaded too. */
+static int ensure_threaded(struct rc *rc, struct grp *g)
+{
+	_cleanup_free_ char *buf = NULL;
+	int r = g_read(rc, g, "cgroup.type", &buf);
+	if (r < 0) {
+		g->broken = true;
+		return -1;
+	}
+	if (r == 0 && strcmp(chomp(buf), "threaded") == 0)
+		return 0;
+	if (g_write(rc, g, "cgroup.type", "threaded", r == 0 ? buf : NULL) < 0) {
+		g->broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* --- knobs ------------------------------------------------------------------ */
+
+static int knob_weight(struct rc *rc, const struct grp *g, uint32_t want)
+{
+	if (want == 0)
+		return 0;
+	_cleanup_free_ char *buf = NULL;
+	int r = g_read(rc, g, "cpu.weight", &buf);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		uint64_t cur;
+		_cleanup_error_ struct error *e = NULL;
+		if (parse_u64(chomp(buf), 0, UINT64_MAX, &cur, &e) == 0 && cur == want)
+			return 0;
+		if (e)
+			log_warn("cgroup: %s cpu.weight reads '%s': %s", g->name, buf, e->msg);
+	}
+	char value[16];
+	snprintf(value, sizeof(value), "%" PRIu32, want);
+	return g_write(rc, g, "cpu.weight", value, r == 0 ? buf : NULL);
+}
+
+static int knob_cpu_max(struct rc *rc, const struct grp *g, const struct cgroup_cpu_max *want)
+{
+	if (!want->set)
+		return 0;
+	uint64_t period = want->period_us ? want->period_us : CGROUP_PERIOD_DEFAULT_US;
+	_cleanup_free_ char *buf = NULL;
+	int r = g_read(rc, g, "cpu.max", &buf);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		struct cgroup_cpu_max cur;
+		_cleanup_error_ struct error *e = NULL;
+		if (cgroup_cpu_max_parse(buf, &cur, &e) == 0) {
+			if (cur.period_us == period && cur.unlimited == want->unlimited &&
+			    (want->unlimited || cur.quota_us == want->quota_us))
+				return 0;
+		} else {
+			log_warn("cgroup: %s: %s", g->name, e->msg);
+		}
+		chomp(buf);
+	}
+	char value[64];
+	if (want->unlimited)
+		snprintf(value, sizeof(value), "max %" PRIu64, period);
+	else
+		snprintf(value, sizeof(value), "%" PRIu64 " %" PRIu64, want->quota_us, period);
+	return g_write(rc, g, "cpu.max", value, r == 0 ? buf : NULL);
+}
+
+static int knob_mem_max(struct rc *rc, const struct grp *g, const struct cgroup_mem_max *want)
+{
+	if (!want->set)
+		return 0;
+	/* the kernel keeps whole pages: compare and write what it will keep */
+	uint64_t bytes = want->bytes / rc->e->page_size * rc->e->page_size;
+	_cleanup_free_ char *buf = NULL;
+	int r = g_read(rc, g, "memory.max", &buf);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		struct cgroup_mem_max cur;
+		_cleanup_error_ struct error *e = NULL;
+		if (cgroup_mem_max_parse(buf, &cur, &e) == 0) {
+			if (cur.unlimited == want->unlimited && (want->unlimited || cur.bytes == bytes))
+				return 0;
+		} else {
+			log_warn("cgroup: %s: %s", g->name, e->msg);
+		}
+		chomp(buf);
+	}
+	char value[32];
+	if (want->unlimited)
+		snprintf(value, sizeof(value), "max");
+	else
+		snprintf(value, sizeof(value), "%" PRIu64, bytes);
+	return g_write(rc, g, "memory.max", value, r == 0 ? buf : NULL);
+}
+
+/* cpuset.cpus / cpuset.mems: compare as sets, write the canonical list. */
+static int knob_cpuset(struct rc *rc, const struct grp *g, const char *file, const char *want)
+{
+	if (!want)
+		return 0;
+	struct cpuset ws, cur;
+	_cleanup_error_ struct error *e = NULL;
+	if (cpulist_parse(want, &ws, &e) < 0) /* cgroup_tree_validate() took it */
+		return rc_fail(rc, op_code(e), "%s of %s: %s", file, g->name, e->msg);
+	_cleanup_free_ char *buf = NULL;
+	int r = g_read(rc, g, file, &buf);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		if (cpulist_parse(buf, &cur, &e) == 0) {
+			if (cpuset_equal(&cur, &ws))
+				return 0;
+		} else {
+			log_warn("cgroup: %s %s: %s", g->name, file, e->msg);
+		}
+		chomp(buf);
+	}
+	_cleanup_free_ char *value = cpulist_format(&ws);
+	/* an empty list clears the group's own set (it then inherits); write
+	 * a newline as `echo` would rather than a zero-length write() */
+	return g_write(rc, g, file, value[0] ? value : "\n", r == 0 ? buf : NULL);
+}
+
+/* --- processes and threads ------------------------------------------------- */
+
+static bool cg_within(const char *path, const char *group)
+{
+	size_t n = strlen(group);
+	return strncmp(path, group, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Where /proc says a task is: 0 and *cg; 1 when the task is gone; -1. */
+static int proc_cgroup(struct rc *rc, const char *path, char **cg)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_error_ struct error *e = NULL;
+	if (rc->e->ops->read_file(rc->e->ctx, path, &buf, &e) < 0) {
+		if (gone_errno(op_code(e)))
+			return 1;
+		return rc_fail(rc, op_code(e), "cannot read %s: %s", path, strerror(op_code(e)));
+	}
+	if (cgroup_proc_cgroup_parse(buf, cg, &e) < 0)
+		return rc_fail(rc, op_code(e), "%s: %s", path, e->msg);
+	return 0;
+}
+
+/* Move thread `tid` of process `pid` into `to` unless it is there. */
+static void place_thread(struct rc *rc, pid_t pid, pid_t tid, const struct grp *to)
+{
+	char spid[16], stid[16];
+	snprintf(spid, sizeof(spid), "%d", (int)pid);
+	snprintf(stid, sizeof(stid), "%d", (int)tid);
+	_cleanup_free_ char *path = path_join(rc->e->proc, spid, "task", stid, "cgroup", NULL);
+	_cleanup_free_ char *cg = NULL;
+	int r = proc_cgroup(rc, path, &cg);
+	if (r != 0) {
+		if (r > 0)
+			rc->st.vanished++;
+		return;
+	}
+	if (strcmp(cg, to->cg) == 0)
+		return;
+	int code = g_write_raw(rc, to, "cgroup.threads", stid);
+	if (code == 0) {
+		rc->st.moves++;
+		if (!rc->e->dry_run)
+			log_info("cgroup: moved thread %s of %s from %s", stid, spid, cg);
+	} else if (gone_errno(code)) {
+		rc->st.vanished++;
+		log_debug("cgroup: thread %s of %s vanished before its move", stid, spid);
+	} else {
+		rc_fail(rc, code, "cannot move thread %s of process %s to %s: %s", stid, spid,
+			to->name, strerror(code));
+	}
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The whole process into the VM (the kernel moves all its threads when a
+ * PID goes into a domain's cgroup.procs), then each thread where it
+ * belongs: vCPU threads to vcpuN, every other thread to emulator. */
+static void vm_place(struct rc *rc, const struct grp *vm, const struct grp *emu,
+		     const struct grp *vcpus, const struct cgroup_vm_spec *spec)
+{
+	if (spec->pid <= 0)
+		return;
+	char spid[16];
+	snprintf(spid, sizeof(spid), "%d", (int)spec->pid);
+	_cleanup_free_ char *path = path_join(rc->e->proc, spid, "cgroup", NULL);
+	_cleanup_free_ char *cg = NULL;
+	int r = proc_cgroup(rc, path, &cg);
+	if (r != 0) {
+		if (r > 0) {
+			rc->st.vanished++;
+			log_debug("cgroup: process %s of %s is gone", spid, vm->name);
+		}
+		return;
+	}
+	if (!cg_within(cg, vm->cg)) {
+		int code = g_write_raw(rc, vm, "cgroup.procs", spid);
+		if (gone_errno(code)) {
+			rc->st.vanished++;
+			return;
+		}
+		if (code) {
+			rc_fail(rc, code, "cannot move process %s to %s: %s", spid, vm->name,
+				strerror(code));
+			return;
+		}
+		rc->st.moves++;
+		if (!rc->e->dry_run)
+			log_info("cgroup: moved process %s from %s to %s", spid, cg, vm->name);
+	}
+
+	_cleanup_free_ char *taskdir = path_join(rc->e->proc, spid, "task", NULL);
+	char **names = NULL;
+	size_t n = 0;
+	_cleanup_error_ struct error *e = NULL;
+	if (rc->e->ops->list_dir(rc->e->ctx, taskdir, &names, &n, &e) < 0) {
+		if (gone_errno(op_code(e)))
+			rc->st.vanished++;
+		else
+			rc_fail(rc, op_code(e), "cannot list %s: %s", taskdir, strerror(op_code(e)));
+		return;
+	}
+	_cleanup_free_ pid_t *tids = xcalloc(n ? n : 1, sizeof(*tids));
+	size_t nt = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		_cleanup_error_ struct error *pe = NULL;
+		if (parse_u64(names[i], 1, INT32_MAX, &v, &pe) == 0)
+			tids[nt++] = (pid_t)v;
+	}
+	cgroup_names_free(names, n);
+	qsort(tids, nt, sizeof(*tids), cmp_pid);
+
+	for (size_t k = 0; k < spec->n_vcpus; k++) {
+		pid_t tid = spec->vcpus[k].tid;
+		if (tid <= 0)
+			continue;
+		/* only a thread of this process: a stale TID may be reused by another */
+		if (!bsearch(&tid, tids, nt, sizeof(*tids), cmp_pid)) {
+			rc->st.vanished++;
+			log_debug("cgroup: vCPU %u thread %d of %s is gone", spec->vcpus[k].index,
+				  (int)tid, vm->name);
+			continue;
+		}
+		place_thread(rc, spec->pid, tid, &vcpus[k]);
+	}
+	for (size_t i = 0; i < nt; i++) {
+		bool is_vcpu = false;
+		for (size_t k = 0; k < spec->n_vcpus && !is_vcpu; k++)
+			is_vcpu = spec->vcpus[k].tid == tids[i];
+		if (!is_vcpu)
+			place_thread(rc, spec->pid, tids[i], emu);
+	}
+}
+
+/* --- the tree, top-down ---------------------------------------------------- */
+
+static void reconcile_vm(struct rc *rc, const struct grp *tenant, const struct cgroup_vm_spec *spec)
+{
+	if (!name_valid(spec->name)) { /* cgroup_tree_validate() took it; never trust */
+		rc_fail(rc, EINVAL, "refusing VM name '%s'", spec->name ? spec->name : "");
+		return;
+	}
+	_cleanup_free_ char *base = xasprintf("vm-%s", spec->name);
+	struct grp vm = { 0 }, emu = { 0 };
+	struct grp *vcpus = xcalloc(spec->n_vcpus ? spec->n_vcpus : 1, sizeof(*vcpus));
+	grp_child(&vm, tenant, base, false);
+	grp_child(&emu, &vm, "emulator", false);
+	for (size_t k = 0; k < spec->n_vcpus; k++) {
+		char vb[24];
+		snprintf(vb, sizeof(vb), "vcpu%u", spec->vcpus[k].index);
+		grp_child(&vcpus[k], &vm, vb, false);
+	}
+
+	if (ensure_dir(rc, &vm) < 0)
+		goto out;
+	/* the VM's cpuset first: it must span its children's before they ask */
+	knob_cpuset(rc, &vm, "cpuset.cpus", spec->cpus);
+	knob_cpuset(rc, &vm, "cpuset.mems", spec->mems);
+	knob_mem_max(rc, &vm, &spec->memory_max);
+	knob_weight(rc, &vm, spec->weight);
+	knob_cpu_max(rc, &vm, &spec->cpu_max);
+
+	/* children threaded before the VM enables controllers for them */
+	bool ok = true;
+	if (ensure_dir(rc, &emu) < 0 || ensure_threaded(rc, &emu) < 0)
+		ok = false;
+	for (size_t k = 0; k < spec->n_vcpus; k++)
+		if (ensure_dir(rc, &vcpus[k]) < 0 || ensure_threaded(rc, &vcpus[k]) < 0)
+			ok = false;
+	/* +cpu +cpuset only: +memory is EOPNOTSUPP in a threaded domain root */
+	if (ensure_subtree(rc, &vm, CGROUP_CTRLS_THREADED) < 0)
+		goto out;
+
+	if (!emu.broken)
+		knob_cpuset(rc, &emu, "cpuset.cpus", spec->emulator_cpus);
+	for (size_t k = 0; k < spec->n_vcpus; k++) {
+		const struct cgroup_vcpu_spec *v = &spec->vcpus[k];
+		if (vcpus[k].broken)
+			continue;
+		knob_cpuset(rc, &vcpus[k], "cpuset.cpus", v->cpus);
+		knob_weight(rc, &vcpus[k], v->weight);
+		knob_cpu_max(rc, &vcpus[k], &v->cpu_max);
+	}
+	if (ok)
+		vm_place(rc, &vm, &emu, vcpus, spec);
+out:
+	for (size_t k = 0; k < spec->n_vcpus; k++)
+		grp_clear(&vcpus[k]);
+	free(vcpus);
+	grp_clear(&emu);
+	grp_clear(&vm);
+}
+
+static void reconcile_tenant(struct rc *rc, const struct grp *root,
+			     const struct cgroup_tenant_spec *spec)
+{
+	if (!name_valid(spec->name)) {
+		rc_fail(rc, EINVAL, "refusing tenant name '%s'", spec->name ? spec->name : "");
+		return;
+	}
+	_cleanup_free_ char *base = xasprintf("tenant-%s", spec->name);
+	struct grp t = { 0 };
+	grp_child(&t, root, base, true);
+	if (ensure_dir(rc, &t) == 0) {
+		knob_cpuset(rc, &t, "cpuset.cpus", spec->cpus);
+		knob_cpuset(rc, &t, "cpuset.mems", spec->mems);
+		knob_weight(rc, &t, spec->weight);
+		knob_cpu_max(rc, &t, &spec->cpu_max);
+		knob_mem_max(rc, &t, &spec->memory_max);
+		if (ensure_subtree(rc, &t, CGROUP_CTRLS_DOMAIN) == 0)
+			for (size_t j = 0; j < spec->n_vms; j++)
+				reconcile_vm(rc, &t, &spec->vms[j]);
+	}
+	grp_clear(&t);
+}
+
+/* --- removal, leaf first --------------------------------------------------- */
+
+/* Subdirectories of g; none when g does not exist (only "created" in
+ * dry-run, or removed meanwhile). -1 on failure (counted). */
+static int list_children(struct rc *rc, const struct grp *g, char ***names, size_t *n)
+{
+	_cleanup_error_ struct error *e = NULL;
+	*names = NULL;
+	*n = 0;
+	if (rc->e->ops->list_dir(rc->e->ctx, g->abs, names, n, &e) == 0)
+		return 0;
+	if (op_code(e) == ENOENT)
+		return 0;
+	return rc_fail(rc, op_code(e), "cannot list %s: %s", g->name, strerror(op_code(e)));
+}
+
+static int remove_group(struct rc *rc, const struct grp *g)
+{
+	_cleanup_error_ struct error *e = NULL;
+	if (rc->e->ops->rmdir(rc->e->ctx, g->abs, &e) == 0) {
+		rc->st.rmdirs++;
+		if (!rc->e->dry_run)
+			log_info("cgroup: removed %s", g->name);
+		return 0;
+	}
+	if (op_code(e) == EBUSY || op_code(e) == ENOTEMPTY) {
+		/* threads are still in it (or a group vcpud does not know):
+		 * never forced; the next tick tries again */
+		rc->st.busy++;
+		log_warn("cgroup: cannot remove %s yet: %s; will retry", g->name, strerror(op_code(e)));
+		return -1;
+	}
+	if (op_code(e) == ENOENT)
+		return 0;
+	return rc_fail(rc, op_code(e), "cannot remove %s: %s", g->name, strerror(op_code(e)));
+}
+
+/* "vcpuN" exactly as the engine names them; *index = N. */
+static bool vcpu_dir_name(const char *name, unsigned *index)
+{
+	uint64_t v;
+	_cleanup_error_ struct error *e = NULL;
+	if (!str_has_prefix(name, "vcpu") ||
+	    parse_u64(name + 4, 0, CGROUP_VCPU_INDEX_MAX, &v, &e) < 0)
+		return false;
+	char canon[24];
+	snprintf(canon, sizeof(canon), "vcpu%u", (unsigned)v);
+	if (strcmp(canon, name) != 0)
+		return false;
+	*index = (unsigned)v;
+	return true;
+}
+
+/* Remove the emulator and vcpuN groups of a VM that `keep` (NULL: none)
+ * does not list, then the VM itself when keep is NULL. */
+static int remove_vm_parts(struct rc *rc, const struct grp *vm, const struct cgroup_vm_spec *keep)
+{
+	char **names;
+	size_t n;
+	if (list_children(rc, vm, &names, &n) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned idx;
+		bool ours = strcmp(names[i], "emulator") == 0 || vcpu_dir_name(names[i], &idx);
+		if (!ours) {
+			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", vm->name, names[i]);
+			continue;
+		}
+		if (keep) {
+			if (strcmp(names[i], "emulator") == 0)
+				continue;
+			bool wanted = false;
+			for (size_t k = 0; k < keep->n_vcpus && !wanted; k++)
+				wanted = keep->vcpus[k].index == idx;
+			if (wanted)
+				continue;
+		}
+		struct grp c = { 0 };
+		grp_child(&c, vm, names[i], false);
+		if (remove_group(rc, &c) < 0)
+			ret = -1;
+		grp_clear(&c);
+	}
+	cgroup_names_free(names, n);
+	if (!keep && ret == 0)
+		ret = remove_group(rc, vm);
+	return ret;
+}
+
+static const struct cgroup_vm_spec *find_vm(const struct cgroup_tenant_spec *t, const char *name)
+{
+	for (size_t j = 0; t && j < t->n_vms; j++)
+		if (strcmp(t->vms[j].name, name) == 0)
+			return &t->vms[j];
+	return NULL;
+}
+
+/* Stale VMs of a tenant (all of them when `keep` is NULL), then the
+ * tenant itself when keep is NULL. */
+static int remove_tenant_parts(struct rc *rc, const struct grp *t,
+			       const struct cgroup_tenant_spec *keep)
+{
+	char **names;
+	size_t n;
+	if (list_children(rc, t, &names, &n) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!str_has_prefix(names[i], "vm-") || !name_valid(names[i] + 3)) {
+			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", t->name, names[i]);
+			continue;
+		}
+		const struct cgroup_vm_spec *vm = find_vm(keep, names[i] + 3);
+		struct grp c = { 0 };
+		grp_child(&c, t, names[i], false);
+		if (remove_vm_parts(rc, &c, vm) < 0)
+			ret = -1;
+		grp_clear(&c);
+	}
+	cgroup_names_free(names, n);
+	if (!keep && ret == 0)
+		ret = remove_group(rc, t);
+	return ret;
+}
+
+static void remove_stale(struct rc *rc, const struct grp *root)
+{
+	char **names;
+	size_t n;
+	if (list_children(rc, root, &names, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!str_has_prefix(names[i], "tenant-") || !name_valid(names[i] + 7)) {
+			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", root->name, names[i]);
+			continue;
+		}
+		const struct cgroup_tenant_spec *keep = NULL;
+		for (size_t j = 0; j < rc->t->n_tenants && !keep; j++)
+			if (strcmp(rc->t->tenants[j].name, names[i] + 7) == 0)
+				keep = &rc->t->tenants[j];
+		struct grp c = { 0 };
+		grp_child(&c, root, names[i], true);
+		remove_tenant_parts(rc, &c, keep);
+		grp_clear(&c);
+	}
+	cgroup_names_free(names, n);
+}
+
+/* --- entry point ----------------------------------------------------------- */
+
+static char *parent_dir(const char *path)
+{
+	char *p = xstrdup(path);
+	char *slash = strrchr(p, '/');
+	if (slash == p)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	return p;
+}
+
+static bool on_cgroup2(const char *path, dev_t *dev)
+{
+	struct statfs sf;
+	struct stat st;
+	if (statfs(path, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC || stat(path, &st) < 0)
+		return false;
+	*dev = st.st_dev;
+	return true;
+}
+
+/* No mount configured: the highest directory above `root` on the same
+ * cgroup2 filesystem (so /proc/PID/cgroup paths line up however deep the
+ * root is), or the root's parent when that is not cgroup2 (a fake tree). */
+static char *mount_above(const char *root)
+{
+	char *cur = parent_dir(root);
+	dev_t dev, up_dev;
+	if (!on_cgroup2(cur, &dev))
+		return cur;
+	while (strcmp(cur, "/") != 0) {
+		char *up = parent_dir(cur);
+		if (!on_cgroup2(up, &up_dev) || up_dev != dev) {
+			free(up);
+			break;
+		}
+		free(cur);
+		cur = up;
+	}
+	return cur;
+}
+
+/* The mount and the root as /proc names it; -1 when root is outside it. */
+static int root_setup(struct rc *rc, struct grp *mount, struct grp *root, struct error **err)
+{
+	const char *r = rc->t->root;
+	root->abs = path_join(r, NULL);
+	mount->abs = rc->e->mount ? xstrdup(rc->e->mount) : mount_above(root->abs);
+	size_t ml = strlen(mount->abs);
+	const char *rest;
+	if (strcmp(mount->abs, "/") == 0)
+		rest = root->abs;
+	else if (strncmp(root->abs, mount->abs, ml) == 0 &&
+		 (root->abs[ml] == '\0' || root->abs[ml] == '/'))
+		rest = root->abs + ml;
+	else
+		return error_set(err, EINVAL, "cgroup root %s is not inside the cgroup2 mount %s",
+				 root->abs, mount->abs);
+	mount->name = xstrdup(mount->abs);
+	mount->cg = xstrdup("/");
+	root->name = xstrdup(root->abs);
+	root->cg = xstrdup(rest[0] ? rest : "/");
+	return 0;
+}
+
+int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *desired,
+			  struct cgroup_reconcile_stats *out, struct error **err)
+{
+	struct rc rc = { .e = e, .t = desired };
+	if (out)
+		*out = rc.st;
+	if (cgroup_tree_validate(desired, err) < 0)
+		return error_wrap(err, "desired cgroup tree");
+
+	struct grp mount = { 0 }, root = { 0 };
+	unsigned dry_writes0 = e->dry.writes;
+	if (root_setup(&rc, &mount, &root, err) < 0) {
+		grp_clear(&mount);
+		grp_clear(&root);
+		return -1;
+	}
+
+	/* every ancestor from the mount down to the root's parent passes the
+	 * controllers down (the mount root itself is exempt from the
+	 * no-internal-process rule; an intermediate one holding processes
+	 * answers EBUSY, which is reported) */
+	bool ok = true;
+	if (strcmp(root.abs, mount.abs) != 0) {
+		struct grp anc = { .abs = xstrdup(mount.abs), .name = xstrdup(mount.abs),
+				   .cg = xstrdup("/") };
+		const char *p = root.abs + (strcmp(mount.abs, "/") == 0 ? 0 : strlen(mount.abs));
+		for (;;) {
+			if (ensure_subtree(&rc, &anc, CGROUP_CTRLS_DOMAIN) < 0) {
+				ok = false;
+				break;
+			}
+			const char *next = strchr(p + 1, '/');
+			if (!next)
+				break;
+			_cleanup_free_ char *comp = xstrndup(p + 1, (size_t)(next - p - 1));
+			struct grp child = { 0 };
+			grp_child(&child, &anc, comp, false);
+			free(child.name);
+			child.name = xstrdup(child.abs);
+			grp_clear(&anc);
+			anc = child;
+			p = next;
+		}
+		grp_clear(&anc);
+	}
+	if (ok && ensure_dir(&rc, &root) == 0 && ensure_subtree(&rc, &root, CGROUP_CTRLS_DOMAIN) == 0) {
+		for (size_t i = 0; i < desired->n_tenants; i++)
+			reconcile_tenant(&rc, &root, &desired->tenants[i]);
+		remove_stale(&rc, &root);
+	}
+	grp_clear(&mount);
+	grp_clear(&root);
+
+	if (e->dry_run)
+		log_debug("cgroup: dry-run: %u writes would have been made",
+			  e->dry.writes - dry_writes0);
+	if (out)
+		*out = rc.st;
+	if (rc.first) {
+		if (err && !*err)
+			*err = steal_ptr(&rc.first);
+		error_free(&rc.first);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,1377 @@
+/* test_cgroup.c - the cgroup engine (src/cgroup/engine.c, ops.c) against a
+ * fake cgroupfs and a fake /proc in a temp dir. Like libvirt's test mocks,
+ * the test's backend wraps the real one and plays the kernel: mkdir fills a
+ * group with the interface files its parent's subtree_control allows,
+ * subtree_control/cgroup.type/cgroup.procs/cgroup.threads writes follow the
+ * cgroup v2 rules in FACTS.md (EOPNOTSUPP, ENOENT, ESRCH, EBUSY), moves
+ * update /proc/PID/task/TID/cgroup, and every write is logged so tests can
+ * assert what was written and in which order. Nothing here touches
+ * /sys/fs/cgroup. */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vcpud/cgroup.h"
+#include "vcpud/log.h"
+#include "vcpud/util.h"
+
+/* --- small file helpers ---------------------------------------------------- */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n = getdelim(&buf, &cap, '\0', f);
+	fclose(f);
+	if (n < 0) {
+		free(buf);
+		return xstrdup("");
+	}
+	return buf;
+}
+
+static void spit(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	char *cmd = xasprintf("rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+/* --- the fake kernel ------------------------------------------------------- */
+
+#define MAX_LOG 1024
+
+struct fake {
+	char *outer;   /* mkdtemp: holds cg/ and proc/ only */
+	char *mount;   /* outer/cg: the "cgroup2 mount" */
+	char *proc;    /* outer/proc */
+	char *root;    /* mount/vcpud.slice: the tree root */
+	char *log[MAX_LOG];
+	size_t nlog;
+	/* failure injection */
+	const char *fail_suffix; /* a write to a path ending so fails with fail_errno */
+	int fail_errno;
+	pid_t vanish_tid;        /* this TID exits as it is written to cgroup.threads */
+	unsigned ops_calls;
+};
+
+static struct fake F;
+
+static const char *const CTRL_ORDER[] = { "cpuset", "cpu", "io", "memory", "hugetlb",
+					  "pids", "rdma", "misc" };
+
+static bool domain_only(const char *c)
+{
+	return strcmp(c, "memory") == 0 || strcmp(c, "io") == 0;
+}
+
+static const char *rel_of(const char *abs)
+{
+	size_t n = strlen(F.mount);
+	if (strncmp(abs, F.mount, n) != 0)
+		return NULL;
+	return abs[n] ? abs + n : "/";
+}
+
+static char *dirname_dup(const char *path)
+{
+	char *d = xstrdup(path);
+	char *s = strrchr(d, '/');
+	if (s && s != d)
+		*s = '\0';
+	return d;
+}
+
+static bool list_has(const char *list, const char *name)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	bool found = false;
+	for (char *t = strtok_r(copy, " \n", &save); t && !found; t = strtok_r(NULL, " \n", &save))
+		found = strcmp(t, name) == 0;
+	free(copy);
+	return found;
+}
+
+static char *file_in(const char *dir, const char *name)
+{
+	return xasprintf("%s/%s", dir, name);
+}
+
+static char *read_in(const char *dir, const char *name)
+{
+	char *p = file_in(dir, name);
+	char *s = slurp(p);
+	free(p);
+	return s ? s : xstrdup("");
+}
+
+static void write_in(const char *dir, const char *name, const char *text)
+{
+	char *p = file_in(dir, name);
+	spit(p, text);
+	free(p);
+}
+
+static void create_if_missing(const char *dir, const char *name, const char *text)
+{
+	char *p = file_in(dir, name);
+	if (!exists(p))
+		spit(p, text);
+	free(p);
+}
+
+/* The interface files a group gets for the controllers in `ctrls` (its
+ * parent's subtree_control), as the kernel creates them. */
+static void add_ctrl_files(const char *dir, const char *ctrls)
+{
+	write_in(dir, "cgroup.controllers", ctrls);
+	if (list_has(ctrls, "cpu")) {
+		create_if_missing(dir, "cpu.weight", "100\n");
+		create_if_missing(dir, "cpu.max", "max 100000\n");
+	}
+	if (list_has(ctrls, "cpuset")) {
+		create_if_missing(dir, "cpuset.cpus", "\n");
+		create_if_missing(dir, "cpuset.mems", "\n");
+	}
+	if (list_has(ctrls, "memory"))
+		create_if_missing(dir, "memory.max", "max\n");
+}
+
+static void populate(const char *dir)
+{
+	char *parent = dirname_dup(dir);
+	char *ctrls = read_in(parent, "cgroup.subtree_control");
+	write_in(dir, "cgroup.type", "domain\n");
+	write_in(dir, "cgroup.subtree_control", "\n");
+	write_in(dir, "cgroup.procs", "");
+	write_in(dir, "cgroup.threads", "");
+	write_in(dir, "cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n");
+	add_ctrl_files(dir, ctrls);
+	free(ctrls);
+	free(parent);
+}
+
+/* Visit every task of the fake /proc: fn(pid, tid, path of its cgroup file). */
+static void for_each_task(void (*fn)(pid_t pid, pid_t tid, const char *cgfile, void *arg),
+			  void *arg)
+{
+	DIR *d = opendir(F.proc);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *taskdir = xasprintf("%s/%s/task", F.proc, de->d_name);
+		DIR *t = opendir(taskdir);
+		if (t) {
+			struct dirent *te;
+			while ((te = readdir(t))) {
+				if (te->d_name[0] == '.')
+					continue;
+				char *cgfile = xasprintf("%s/%s/cgroup", taskdir, te->d_name);
+				fn(atoi(de->d_name), atoi(te->d_name), cgfile, arg);
+				free(cgfile);
+			}
+			closedir(t);
+		}
+		free(taskdir);
+	}
+	closedir(d);
+}
+
+static void set_task_cg(pid_t pid, pid_t tid, const char *cg)
+{
+	char *text = xasprintf("0::%s\n", cg);
+	char *p = xasprintf("%s/%d/task/%d/cgroup", F.proc, (int)pid, (int)tid);
+	spit(p, text);
+	free(p);
+	if (pid == tid) { /* /proc/PID/cgroup is the leader's */
+		p = xasprintf("%s/%d/cgroup", F.proc, (int)pid);
+		spit(p, text);
+		free(p);
+	}
+	free(text);
+}
+
+struct find_tid { pid_t tid, pid; char *cg; };
+
+static void find_tid_fn(pid_t pid, pid_t tid, const char *cgfile, void *arg)
+{
+	struct find_tid *f = arg;
+	if (tid != f->tid)
+		return;
+	f->pid = pid;
+	char *s = slurp(cgfile);
+	f->cg = xstrdup(s + 3); /* "0::" */
+	f->cg[strcspn(f->cg, "\n")] = '\0';
+	free(s);
+}
+
+struct move_all { pid_t pid; const char *cg; };
+
+static void move_all_fn(pid_t pid, pid_t tid, const char *cgfile, void *arg)
+{
+	(void)cgfile;
+	struct move_all *m = arg;
+	if (pid == m->pid)
+		set_task_cg(pid, tid, m->cg);
+}
+
+struct busy { const char *cg; bool busy; };
+
+static void busy_fn(pid_t pid, pid_t tid, const char *cgfile, void *arg)
+{
+	(void)pid;
+	(void)tid;
+	struct busy *b = arg;
+	char *s = slurp(cgfile);
+	s[strcspn(s, "\n")] = '\0';
+	if (strcmp(s + 3, b->cg) == 0)
+		b->busy = true;
+	free(s);
+}
+
+static bool has_subdirs(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool found = false;
+	while ((de = readdir(d)) && !found) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *p = file_in(dir, de->d_name);
+		struct stat st;
+		found = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+		free(p);
+	}
+	closedir(d);
+	return found;
+}
+
+static int kernel_subtree_control(const char *dir, const char *value)
+{
+	char *ctrls = read_in(dir, "cgroup.controllers");
+	char *cur = read_in(dir, "cgroup.subtree_control");
+	char *type = read_in(dir, "cgroup.type");
+	bool on[ARRAY_SIZE(CTRL_ORDER)];
+	for (size_t i = 0; i < ARRAY_SIZE(CTRL_ORDER); i++)
+		on[i] = list_has(cur, CTRL_ORDER[i]);
+	int rc = 0;
+	char *copy = xstrdup(value), *save = NULL;
+	for (char *t = strtok_r(copy, " \n", &save); t && !rc; t = strtok_r(NULL, " \n", &save)) {
+		size_t i;
+		for (i = 0; i < ARRAY_SIZE(CTRL_ORDER); i++)
+			if (strcmp(t + 1, CTRL_ORDER[i]) == 0)
+				break;
+		if ((t[0] != '+' && t[0] != '-') || i == ARRAY_SIZE(CTRL_ORDER))
+			rc = EINVAL;
+		else if (!list_has(ctrls, t + 1))
+			rc = ENOENT;
+		else if (t[0] == '+' && domain_only(t + 1) && strstr(type, "threaded"))
+			rc = EOPNOTSUPP; /* +memory in a threaded domain root */
+		else
+			on[i] = t[0] == '+';
+	}
+	free(copy);
+	if (!rc) {
+		char buf[128] = "";
+		for (size_t i = 0; i < ARRAY_SIZE(CTRL_ORDER); i++)
+			if (on[i])
+				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+					 buf[0] ? " " : "", CTRL_ORDER[i]);
+		strcat(buf, "\n");
+		write_in(dir, "cgroup.subtree_control", buf);
+		/* children see the controllers now */
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *c = file_in(dir, de->d_name);
+			struct stat st;
+			if (stat(c, &st) == 0 && S_ISDIR(st.st_mode))
+				add_ctrl_files(c, buf);
+			free(c);
+		}
+		closedir(d);
+	}
+	free(ctrls);
+	free(cur);
+	free(type);
+	return rc;
+}
+
+static int kernel_type(const char *dir, const char *value)
+{
+	if (strcmp(value, "threaded") != 0 && strcmp(value, "threaded\n") != 0)
+		return EINVAL;
+	char *parent = dirname_dup(dir);
+	char *psc = read_in(parent, "cgroup.subtree_control");
+	int rc = 0;
+	if (list_has(psc, "memory") || list_has(psc, "io")) {
+		rc = EOPNOTSUPP; /* parent has domain controllers enabled */
+	} else {
+		write_in(dir, "cgroup.type", "threaded\n");
+		char *pt = read_in(parent, "cgroup.type");
+		if (strcmp(pt, "domain\n") == 0)
+			write_in(parent, "cgroup.type", "domain threaded\n");
+		free(pt);
+		/* the other domain children become invalid until threaded */
+		DIR *d = opendir(parent);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *c = file_in(parent, de->d_name);
+			char *ct = read_in(c, "cgroup.type");
+			if (strcmp(ct, "domain\n") == 0)
+				write_in(c, "cgroup.type", "domain invalid\n");
+			free(ct);
+			free(c);
+		}
+		closedir(d);
+	}
+	free(psc);
+	free(parent);
+	return rc;
+}
+
+static int kernel_procs(const char *dir, const char *value)
+{
+	pid_t pid = atoi(value);
+	char *pd = xasprintf("%s/%d", F.proc, (int)pid);
+	bool alive = exists(pd);
+	free(pd);
+	if (!alive)
+		return ESRCH;
+	char *type = read_in(dir, "cgroup.type");
+	char *sc = read_in(dir, "cgroup.subtree_control");
+	int rc = 0;
+	/* no internal processes in a plain domain with controllers enabled */
+	if (strcmp(type, "domain\n") == 0 && strcmp(sc, "\n") != 0 && has_subdirs(dir))
+		rc = EBUSY;
+	free(type);
+	free(sc);
+	if (!rc) {
+		struct move_all m = { pid, rel_of(dir) };
+		for_each_task(move_all_fn, &m);
+	}
+	return rc;
+}
+
+static int kernel_threads(const char *dir, const char *value)
+{
+	pid_t tid = atoi(value);
+	struct find_tid f = { .tid = tid };
+	for_each_task(find_tid_fn, &f);
+	if (!f.cg)
+		return ESRCH;
+	int rc = 0;
+	if (tid == F.vanish_tid) {
+		char *cmd = xasprintf("%s/%d/task/%d", F.proc, (int)f.pid, (int)tid);
+		rm_rf(cmd);
+		free(cmd);
+		rc = ESRCH;
+	} else {
+		/* only within one threaded domain: the thread must already be in
+		 * the destination's domain root (its parent) or below it */
+		char *parent = dirname_dup(dir);
+		const char *dom = rel_of(parent);
+		size_t n = strlen(dom);
+		if (strncmp(f.cg, dom, n) != 0 || (f.cg[n] != '\0' && f.cg[n] != '/'))
+			rc = EOPNOTSUPP;
+		else
+			set_task_cg(f.pid, tid, rel_of(dir));
+		free(parent);
+	}
+	free(f.cg);
+	return rc;
+}
+
+static int fake_write(void *ctx, const char *path, const char *value, struct error **err)
+{
+	(void)ctx;
+	F.ops_calls++;
+	char *dir = dirname_dup(path);
+	const char *file = strrchr(path, '/') + 1;
+	const char *rel = rel_of(dir);
+	assert_non_null(rel); /* never outside the fake mount */
+	if (F.nlog < MAX_LOG)
+		F.log[F.nlog++] = xasprintf("%s %s %s", rel, file, value);
+
+	int rc = 0;
+	size_t pl = strlen(path), sl = F.fail_suffix ? strlen(F.fail_suffix) : 0;
+	if (F.fail_suffix && pl >= sl && strcmp(path + pl - sl, F.fail_suffix) == 0)
+		rc = F.fail_errno;
+	else if (!exists(path))
+		rc = ENOENT; /* cgroupfs files are never created by a write */
+	else if (strcmp(file, "cgroup.subtree_control") == 0)
+		rc = kernel_subtree_control(dir, value);
+	else if (strcmp(file, "cgroup.type") == 0)
+		rc = kernel_type(dir, value);
+	else if (strcmp(file, "cgroup.procs") == 0)
+		rc = kernel_procs(dir, value);
+	else if (strcmp(file, "cgroup.threads") == 0)
+		rc = kernel_threads(dir, value);
+	else {
+		/* a knob: the kernel stores the new value whole and reads it
+		 * back with a newline */
+		char *text = xasprintf("%s%s", value,
+				       value[0] && value[strlen(value) - 1] == '\n' ? "" : "\n");
+		spit(path, text);
+		free(text);
+	}
+	free(dir);
+	if (rc)
+		return error_set_errno(err, rc, "cannot write '%s' to %s", value, path);
+	return 0;
+}
+
+static int fake_mkdir(void *ctx, const char *path, struct error **err)
+{
+	(void)ctx;
+	F.ops_calls++;
+	assert_non_null(rel_of(path));
+	if (cgroup_ops_real.mkdir(NULL, path, err) < 0)
+		return -1;
+	populate(path);
+	return 0;
+}
+
+static int fake_rmdir(void *ctx, const char *path, struct error **err)
+{
+	(void)ctx;
+	F.ops_calls++;
+	const char *rel = rel_of(path);
+	assert_non_null(rel);
+	struct busy b = { rel, false };
+	for_each_task(busy_fn, &b);
+	if (b.busy || has_subdirs(path))
+		return error_set_errno(err, EBUSY, "cannot remove %s", path);
+	/* cgroupfs removes its interface files itself */
+	DIR *d = opendir(path);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *f = file_in(path, de->d_name);
+		unlink(f);
+		free(f);
+	}
+	closedir(d);
+	return cgroup_ops_real.rmdir(NULL, path, err);
+}
+
+static int fake_read(void *ctx, const char *path, char **out, struct error **err)
+{
+	(void)ctx;
+	F.ops_calls++;
+	return cgroup_ops_real.read_file(NULL, path, out, err);
+}
+
+static int fake_list(void *ctx, const char *path, char ***names, size_t *n, struct error **err)
+{
+	(void)ctx;
+	return cgroup_ops_real.list_dir(NULL, path, names, n, err);
+}
+
+static int fake_is_dir(void *ctx, const char *path, bool *out, struct error **err)
+{
+	(void)ctx;
+	return cgroup_ops_real.is_dir(NULL, path, out, err);
+}
+
+static const struct cgroup_ops fake_ops = {
+	.name = "fake",
+	.read_file = fake_read,
+	.write_file = fake_write,
+	.mkdir = fake_mkdir,
+	.rmdir = fake_rmdir,
+	.list_dir = fake_list,
+	.is_dir = fake_is_dir,
+};
+
+/* A process with threads, in cgroup `cg` (not under the root). */
+static void proc_add(pid_t pid, const pid_t *tids, size_t n, const char *cg)
+{
+	char *d = xasprintf("%s/%d", F.proc, (int)pid);
+	mkdir(d, 0755);
+	char *t = xasprintf("%s/task", d);
+	mkdir(t, 0755);
+	for (size_t i = 0; i < n; i++) {
+		char *td = xasprintf("%s/%d", t, (int)tids[i]);
+		mkdir(td, 0755);
+		free(td);
+		set_task_cg(pid, tids[i], cg);
+	}
+	free(t);
+	free(d);
+}
+
+static void proc_del(pid_t pid)
+{
+	char *d = xasprintf("%s/%d", F.proc, (int)pid);
+	rm_rf(d);
+	free(d);
+}
+
+static char *task_cg(pid_t pid, pid_t tid)
+{
+	char *p = xasprintf("%s/%d/task/%d/cgroup", F.proc, (int)pid, (int)tid);
+	char *s = slurp(p);
+	free(p);
+	assert_non_null(s);
+	s[strcspn(s, "\n")] = '\0';
+	memmove(s, s + 3, strlen(s + 3) + 1);
+	return s;
+}
+
+static void log_clear(void)
+{
+	for (size_t i = 0; i < F.nlog; i++)
+		free(F.log[i]);
+	F.nlog = 0;
+}
+
+/* Index of the first write whose "REL FILE VALUE" starts with `prefix`. */
+static size_t log_find(const char *prefix)
+{
+	for (size_t i = 0; i < F.nlog; i++)
+		if (str_has_prefix(F.log[i], prefix))
+			return i;
+	fail_msg("no write '%s...' among %zu writes", prefix, F.nlog);
+	return SIZE_MAX;
+}
+
+static bool log_has(const char *prefix)
+{
+	for (size_t i = 0; i < F.nlog; i++)
+		if (str_has_prefix(F.log[i], prefix))
+			return true;
+	return false;
+}
+
+static void log_dump(void)
+{
+	for (size_t i = 0; i < F.nlog; i++)
+		print_message("  write %2zu: %s\n", i, F.log[i]);
+}
+
+#define assert_before(a, b)                                                   \
+	do {                                                                  \
+		size_t ia_ = log_find(a), ib_ = log_find(b);                  \
+		if (ia_ >= ib_) {                                             \
+			log_dump();                                           \
+			fail_msg("'%s' (#%zu) not before '%s' (#%zu)", a, ia_, \
+				 b, ib_);                                     \
+		}                                                             \
+	} while (0)
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	char tmpl[] = "/tmp/vcpud-cgroup-XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	F.outer = xstrdup(tmpl);
+	F.mount = xasprintf("%s/cg", F.outer);
+	F.proc = xasprintf("%s/proc", F.outer);
+	F.root = xasprintf("%s/vcpud.slice", F.mount);
+	assert_int_equal(mkdir(F.mount, 0755), 0);
+	assert_int_equal(mkdir(F.proc, 0755), 0);
+	/* the mount root of a freshly booted kernel: nothing enabled */
+	write_in(F.mount, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
+	write_in(F.mount, "cgroup.subtree_control", "\n");
+	write_in(F.mount, "cgroup.procs", "1\n");
+	write_in(F.mount, "cgroup.threads", "1\n");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	log_clear();
+	rm_rf(F.outer);
+	free(F.outer);
+	free(F.mount);
+	free(F.proc);
+	free(F.root);
+	return 0;
+}
+
+static struct cgroup_engine *engine(bool dry_run)
+{
+	struct cgroup_engine_config cfg = {
+		.cgroup_mount = F.mount,
+		.sysroot = F.outer,
+		.ops = &fake_ops,
+		.dry_run = dry_run,
+	};
+	struct cgroup_engine *e = NULL;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	return e;
+}
+
+/* The standard desired tree: tenant acme, VM 7 = process 1000 with threads
+ * 1000 (main), 1001 and 1002 (vCPUs 0 and 1) and 1003 (I/O). */
+struct std {
+	struct cgroup_vcpu_spec vcpus[2];
+	struct cgroup_vm_spec vms[2];
+	struct cgroup_tenant_spec tenants[2];
+	struct cgroup_tree tree;
+};
+
+static const pid_t VM7_TIDS[] = { 1000, 1001, 1002, 1003 };
+
+static void std_init(struct std *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->vcpus[0] = (struct cgroup_vcpu_spec){ .index = 0, .tid = 1001, .cpus = "0" };
+	s->vcpus[1] = (struct cgroup_vcpu_spec){
+		.index = 1, .tid = 1002, .cpus = "1",
+		.cpu_max = { .set = true, .unlimited = true } /* as the kernel starts */
+	};
+	s->vms[0] = (struct cgroup_vm_spec){
+		.name = "7", .pid = 1000, .cpus = "0-3", .mems = "0", .emulator_cpus = "2-3",
+		.memory_max = { .set = true, .bytes = 512ULL << 20 },
+		.vcpus = s->vcpus, .n_vcpus = 2,
+	};
+	s->tenants[0] = (struct cgroup_tenant_spec){
+		.name = "acme", .weight = 200, .cpus = "3,0-2",
+		.cpu_max = { .set = true, .quota_us = 200000, .period_us = 100000 },
+		.memory_max = { .set = true, .bytes = 1ULL << 30 },
+		.vms = s->vms, .n_vms = 1,
+	};
+	s->tree = (struct cgroup_tree){ .root = F.root, .tenants = s->tenants, .n_tenants = 1 };
+	proc_add(1000, VM7_TIDS, ARRAY_SIZE(VM7_TIDS), "/user.slice/qemu.scope");
+}
+
+static struct cgroup_reconcile_stats run(struct cgroup_engine *e, const struct cgroup_tree *t)
+{
+	struct cgroup_reconcile_stats st;
+	struct error *err = NULL;
+	log_clear();
+	if (cgroup_tree_reconcile(e, t, &st, &err) != 0) {
+		log_dump();
+		fail_msg("reconcile failed: %s", err ? err->msg : "?");
+	}
+	assert_null(err);
+	assert_int_equal(st.errors, 0);
+	return st;
+}
+
+static char *at(const char *rel, const char *file)
+{
+	char *p = xasprintf("%s/%s/%s", F.mount, rel, file);
+	char *s = slurp(p);
+	free(p);
+	return s ? s : xstrdup("(missing)");
+}
+
+#define assert_file(rel, file, want)                 \
+	do {                                         \
+		char *s_ = at(rel, file);            \
+		assert_string_equal(s_, want);       \
+		free(s_);                            \
+	} while (0)
+
+#define VM7 "/vcpud.slice/tenant-acme/vm-7"
+
+/* --- tests ----------------------------------------------------------------- */
+
+static void test_first_reconcile(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+
+	assert_int_equal(st.mkdirs, 6); /* root, tenant, vm, emulator, vcpu0, vcpu1 */
+	assert_int_equal(st.moves, 5);  /* the process, then its four threads */
+	assert_int_equal(st.rmdirs, 0);
+	assert_int_equal(st.vanished, 0);
+	assert_int_equal(st.writes, F.nlog);
+
+	/* ancestors first, then down the tree */
+	assert_string_equal(F.log[0], "/ cgroup.subtree_control +cpu +cpuset +memory");
+	assert_string_equal(F.log[1], "/vcpud.slice cgroup.subtree_control +cpu +cpuset +memory");
+	assert_before("/vcpud.slice/tenant-acme cpuset.cpus", "/vcpud.slice/tenant-acme cgroup.subtree_control");
+	assert_before("/vcpud.slice/tenant-acme cgroup.subtree_control", VM7 " ");
+	/* cpusets top-down: the tenant spans the VM, the VM its vCPUs */
+	assert_before("/vcpud.slice/tenant-acme cpuset.cpus 0-3", VM7 " cpuset.cpus 0-3");
+	assert_before(VM7 " cpuset.cpus", VM7 "/vcpu0 cpuset.cpus 0");
+	assert_before(VM7 " cpuset.cpus", VM7 "/emulator cpuset.cpus 2-3");
+	/* threaded before the VM enables controllers; +memory never inside a VM */
+	assert_before(VM7 "/emulator cgroup.type threaded", VM7 " cgroup.subtree_control");
+	assert_before(VM7 "/vcpu1 cgroup.type threaded", VM7 " cgroup.subtree_control");
+	assert_int_equal(strcmp(F.log[log_find(VM7 " cgroup.subtree_control")],
+				VM7 " cgroup.subtree_control +cpu +cpuset"), 0);
+	assert_before(VM7 " cgroup.subtree_control", VM7 "/vcpu0 cpuset.cpus");
+	/* the process into the VM before any thread moves */
+	assert_before(VM7 " cgroup.subtree_control", VM7 " cgroup.procs 1000");
+	assert_before(VM7 " cgroup.procs 1000", VM7 "/vcpu0 cgroup.threads 1001");
+	assert_before(VM7 " cgroup.procs 1000", VM7 "/emulator cgroup.threads 1000");
+	assert_true(log_has(VM7 "/vcpu1 cgroup.threads 1002"));
+	assert_true(log_has(VM7 "/emulator cgroup.threads 1003"));
+	/* knobs already right are not written: vcpu1's cpu.max is "max 100000" */
+	assert_false(log_has(VM7 "/vcpu1 cpu.max"));
+	assert_false(log_has(VM7 "/vcpu0 cpu.weight"));
+
+	/* the result */
+	assert_file("vcpud.slice/tenant-acme", "cpu.weight", "200\n");
+	assert_file("vcpud.slice/tenant-acme", "cpu.max", "200000 100000\n");
+	assert_file("vcpud.slice/tenant-acme", "memory.max", "1073741824\n");
+	assert_file("vcpud.slice/tenant-acme", "cpuset.cpus", "0-3\n");
+	assert_file("vcpud.slice/tenant-acme", "cgroup.subtree_control", "cpuset cpu memory\n");
+	assert_file("vcpud.slice/tenant-acme/vm-7", "memory.max", "536870912\n");
+	assert_file("vcpud.slice/tenant-acme/vm-7", "cpuset.mems", "0\n");
+	assert_file("vcpud.slice/tenant-acme/vm-7", "cgroup.type", "domain threaded\n");
+	assert_file("vcpud.slice/tenant-acme/vm-7", "cgroup.subtree_control", "cpuset cpu\n");
+	assert_file("vcpud.slice/tenant-acme/vm-7/vcpu0", "cgroup.type", "threaded\n");
+	assert_file("vcpud.slice/tenant-acme/vm-7/emulator", "cgroup.type", "threaded\n");
+	char *cg;
+	assert_string_equal(cg = task_cg(1000, 1000), VM7 "/emulator");
+	free(cg);
+	assert_string_equal(cg = task_cg(1000, 1001), VM7 "/vcpu0");
+	free(cg);
+	assert_string_equal(cg = task_cg(1000, 1002), VM7 "/vcpu1");
+	free(cg);
+	assert_string_equal(cg = task_cg(1000, 1003), VM7 "/emulator");
+	free(cg);
+}
+
+static void test_second_reconcile_writes_nothing(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	if (F.nlog)
+		log_dump();
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(F.nlog, 0);
+	assert_int_equal(st.mkdirs, 0);
+	assert_int_equal(st.moves, 0);
+	assert_int_equal(st.rmdirs, 0);
+}
+
+static void test_adopt_writes_nothing(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+	cgroup_engine_free(e);
+	/* a restarted daemon: a fresh engine on the tree an earlier run built */
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *fresh = engine(false);
+	struct cgroup_reconcile_stats st = run(fresh, &s.tree);
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(st.mkdirs, 0);
+	assert_int_equal(st.moves, 0);
+}
+
+static void test_one_change_one_write(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+
+	s.tenants[0].weight = 500;
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.writes, 1);
+	assert_string_equal(F.log[0], "/vcpud.slice/tenant-acme cpu.weight 500");
+	assert_file("vcpud.slice/tenant-acme", "cpu.weight", "500\n");
+
+	/* a throttle overlay on vCPU 1 and its restore: one write each */
+	s.vcpus[1].cpu_max = (struct cgroup_cpu_max){ .set = true, .quota_us = 5000 };
+	st = run(e, &s.tree);
+	assert_int_equal(st.writes, 1);
+	assert_string_equal(F.log[0], VM7 "/vcpu1 cpu.max 5000 100000");
+	s.vcpus[1].cpu_max = (struct cgroup_cpu_max){ .set = true, .unlimited = true };
+	st = run(e, &s.tree);
+	assert_int_equal(st.writes, 1);
+	assert_string_equal(F.log[0], VM7 "/vcpu1 cpu.max max 100000");
+
+	/* the same CPUs written differently are the same set */
+	s.vms[0].cpus = "0,1,2,3";
+	st = run(e, &s.tree);
+	assert_int_equal(st.writes, 0);
+	/* "leave alone" leaves even a value that differs */
+	s.tenants[0].weight = 0;
+	write_in(F.root, "tenant-acme/cpu.weight", "77\n");
+	st = run(e, &s.tree);
+	assert_int_equal(st.writes, 0);
+}
+
+static void test_memory_rounded_to_pages(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	s.vms[0].memory_max.bytes = 1000000; /* not a whole number of pages */
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+	long ps = sysconf(_SC_PAGESIZE);
+	char *want = xasprintf("%llu\n", 1000000ULL / (unsigned long long)ps * (unsigned long long)ps);
+	assert_file("vcpud.slice/tenant-acme/vm-7", "memory.max", want);
+	free(want);
+	assert_int_equal(run(e, &s.tree).writes, 0);
+	/* and back to unlimited */
+	s.vms[0].memory_max = (struct cgroup_mem_max){ .set = true, .unlimited = true };
+	assert_int_equal(run(e, &s.tree).writes, 1);
+	assert_file("vcpud.slice/tenant-acme/vm-7", "memory.max", "max\n");
+}
+
+static void test_new_threads_and_migration(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+	/* QEMU starts a new thread: it inherits the main thread's group (the
+	 * emulator), so nothing moves; a vCPU thread restarted by the VMM and
+	 * inheriting the emulator group is moved back */
+	char *d = xasprintf("%s/1000/task/1004", F.proc);
+	mkdir(d, 0755);
+	free(d);
+	set_task_cg(1000, 1004, VM7 "/emulator");
+	set_task_cg(1000, 1001, VM7 "/emulator");
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.moves, 1);
+	assert_int_equal(st.writes, 1);
+	assert_string_equal(F.log[0], VM7 "/vcpu0 cgroup.threads 1001");
+
+	/* the VM shrinks to one vCPU: 1002 joins the emulator, vcpu1 goes */
+	s.vms[0].n_vcpus = 1;
+	st = run(e, &s.tree);
+	assert_int_equal(st.moves, 1);
+	assert_int_equal(st.rmdirs, 1);
+	assert_string_equal(F.log[0], VM7 "/emulator cgroup.threads 1002");
+	char *p = xasprintf("%s/tenant-acme/vm-7/vcpu1", F.root);
+	assert_false(exists(p));
+	free(p);
+}
+
+static void test_removal(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	/* acme: VMs 7 and 8; beta: VM 9 */
+	static const pid_t t8[] = { 2000, 2001 }, t9[] = { 3000, 3001 };
+	proc_add(2000, t8, 2, "/user.slice");
+	proc_add(3000, t9, 2, "/user.slice");
+	struct cgroup_vcpu_spec v8 = { .index = 0, .tid = 2001 }, v9 = { .index = 0, .tid = 3001 };
+	s.vms[1] = (struct cgroup_vm_spec){ .name = "8", .pid = 2000, .vcpus = &v8, .n_vcpus = 1 };
+	s.tenants[0].n_vms = 2;
+	struct cgroup_vm_spec vm9 = { .name = "9", .pid = 3000, .vcpus = &v9, .n_vcpus = 1 };
+	s.tenants[1] = (struct cgroup_tenant_spec){ .name = "beta", .weight = 50, .vms = &vm9, .n_vms = 1 };
+	s.tree.n_tenants = 2;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+
+	/* directories that are not vcpud's are never touched */
+	char *other = xasprintf("%s/other.scope", F.root);
+	assert_int_equal(mkdir(other, 0755), 0);
+	char *keep = xasprintf("%s/tenant-acme/not-a-vm", F.root);
+	assert_int_equal(mkdir(keep, 0755), 0);
+
+	/* VM 8 is gone and beta is deleted, but their processes still run:
+	 * nothing is forced, each busy group is reported and left, and its
+	 * parent is not even tried */
+	s.tenants[0].n_vms = 1;
+	s.tree.n_tenants = 1;
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.rmdirs, 0);
+	assert_int_equal(st.busy, 4); /* vm-8/{emulator,vcpu0}, vm-9/{emulator,vcpu0} */
+	assert_int_equal(st.writes, 0);
+	char *vm8 = xasprintf("%s/tenant-acme/vm-8", F.root);
+	char *beta = xasprintf("%s/tenant-beta", F.root);
+	assert_true(exists(vm8));
+	assert_true(exists(beta));
+
+	/* the processes exit: the next tick removes everything, leaf first */
+	proc_del(2000);
+	proc_del(3000);
+	st = run(e, &s.tree);
+	assert_int_equal(st.busy, 0);
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(st.rmdirs, 7); /* 2 + vm-8, 2 + vm-9, tenant-beta */
+	assert_false(exists(vm8));
+	assert_false(exists(beta));
+	assert_true(exists(other));
+	assert_true(exists(keep));
+	assert_int_equal(run(e, &s.tree).rmdirs, 0);
+	char *vm7 = xasprintf("%s/tenant-acme/vm-7/vcpu1", F.root);
+	assert_true(exists(vm7));
+	free(vm7);
+	free(vm8);
+	free(beta);
+	free(other);
+	free(keep);
+}
+
+static void test_removal_leaves_unknown_children(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+	proc_del(1000);
+	/* someone else's group inside the VM: the VM cannot go, and is not forced */
+	char *extra = xasprintf("%s/tenant-acme/vm-7/extra", F.root);
+	assert_int_equal(mkdir(extra, 0755), 0);
+	s.tree.n_tenants = 0;
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.rmdirs, 3); /* emulator, vcpu0, vcpu1 */
+	assert_int_equal(st.busy, 1);   /* vm-7 */
+	assert_true(exists(extra));
+	free(extra);
+	char *t = xasprintf("%s/tenant-acme", F.root);
+	assert_true(exists(t));
+	free(t);
+	assert_true(exists(F.root)); /* the root itself always stays */
+}
+
+static void test_vanished(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	/* vCPU 1's thread is already gone; 1003 exits while it is moved */
+	char *d = xasprintf("%s/1000/task/1002", F.proc);
+	rm_rf(d);
+	free(d);
+	F.vanish_tid = 1003;
+	/* VM 8's process does not exist at all */
+	struct cgroup_vcpu_spec v8 = { .index = 0, .tid = 2001 };
+	s.vms[1] = (struct cgroup_vm_spec){ .name = "8", .pid = 2000, .vcpus = &v8, .n_vcpus = 1 };
+	s.tenants[0].n_vms = 2;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.vanished, 3);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.moves, 3); /* process 1000, threads 1000 and 1001 */
+	char *cg = task_cg(1000, 1001);
+	assert_string_equal(cg, VM7 "/vcpu0");
+	free(cg);
+	/* the group of the vanished vCPU exists all the same */
+	char *p = xasprintf("%s/tenant-acme/vm-8/vcpu0", F.root);
+	assert_true(exists(p));
+	free(p);
+}
+
+/* Recursive listing with contents, to prove nothing changed. */
+static void snap_walk(const char *dir, char **acc)
+{
+	char **names = NULL;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (strcmp(names[i], names[j]) > 0) {
+				char *t = names[i];
+				names[i] = names[j];
+				names[j] = t;
+			}
+	for (size_t i = 0; i < n; i++) {
+		char *p = file_in(dir, names[i]);
+		struct stat st;
+		assert_int_equal(stat(p, &st), 0);
+		char *old = *acc;
+		if (S_ISDIR(st.st_mode)) {
+			*acc = xasprintf("%s%s/\n", old, p);
+			free(old);
+			snap_walk(p, acc);
+		} else {
+			char *c = slurp(p);
+			*acc = xasprintf("%s%s=%s\n", old, p, c);
+			free(old);
+			free(c);
+		}
+		free(p);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static char *snapshot(const char *dir)
+{
+	char *acc = xstrdup("");
+	snap_walk(dir, &acc);
+	return acc;
+}
+
+static void test_bad_names_touch_nothing(void **state)
+{
+	(void)state;
+	const char *bad[] = { "../x", "a/b", "", ".", "..", "../../../../x", "x/../../y" };
+	char *parent = xstrdup(F.outer);
+	*strrchr(parent, '/') = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		for (int where = 0; where < 2; where++) {
+			struct std s;
+			std_init(&s);
+			if (where == 0)
+				s.tenants[0].name = (char *)bad[i];
+			else
+				s.vms[0].name = (char *)bad[i];
+			char *before = snapshot(F.outer);
+			_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+			struct cgroup_reconcile_stats st;
+			struct error *err = NULL;
+			F.ops_calls = 0;
+			assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+			assert_non_null(err);
+			assert_int_equal(err->code, EINVAL);
+			assert_non_null(strstr(err->msg, where == 0 ? "tenant name" : "VM name"));
+			error_free(&err);
+			assert_int_equal(F.ops_calls, 0); /* not even a read */
+			assert_int_equal(st.writes + st.mkdirs, 0);
+			char *after = snapshot(F.outer);
+			assert_string_equal(before, after);
+			free(before);
+			free(after);
+			char *x = xasprintf("%s/x", parent), *y = xasprintf("%s/y", parent);
+			assert_false(exists(x));
+			assert_false(exists(y));
+			free(x);
+			free(y);
+		}
+	}
+	free(parent);
+}
+
+static void test_dry_run(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	char *before = snapshot(F.outer);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *dry = engine(true);
+	struct cgroup_reconcile_stats st = run(dry, &s.tree);
+	char *after = snapshot(F.outer);
+	assert_string_equal(before, after); /* nothing written, created or moved */
+	assert_int_equal(F.nlog, 0);        /* the fake backend saw no write */
+	assert_int_equal(st.mkdirs, 6);
+	assert_int_equal(st.moves, 5);
+	assert_true(st.writes > 0);
+	/* over groups that do not exist yet it reports every knob the tree
+	 * sets; a real run also skips those already at the kernel's default */
+	unsigned dry_writes = st.writes;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *real = engine(false);
+	st = run(real, &s.tree);
+	assert_true(st.writes <= dry_writes);
+	assert_true(st.writes > 0);
+	/* on a converged tree a dry run writes nothing, and one change is
+	 * exactly one would-be write that is not made */
+	assert_int_equal(run(dry, &s.tree).writes, 0);
+	s.tenants[0].weight = 300;
+	st = run(dry, &s.tree);
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(F.nlog, 0);
+	assert_file("vcpud.slice/tenant-acme", "cpu.weight", "200\n");
+	free(before);
+	free(after);
+}
+
+static void test_write_error(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	s.vms[0].cpu_max = (struct cgroup_cpu_max){ .set = true, .quota_us = 50000 };
+	F.fail_suffix = "/tenant-acme/vm-7/cpu.max";
+	F.fail_errno = EINVAL;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_reconcile_stats st;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_non_null(err);
+	assert_int_equal(err->code, EINVAL);
+	assert_string_equal(err->msg, "cannot write cpu.max of tenant-acme/vm-7: Invalid argument");
+	error_free(&err);
+	assert_int_equal(st.errors, 1);
+	/* the rest of the VM was still reconciled */
+	assert_int_equal(st.moves, 5);
+	char *cg = task_cg(1000, 1002);
+	assert_string_equal(cg, VM7 "/vcpu1");
+	free(cg);
+
+	/* a structural failure skips what lies below it */
+	F.fail_suffix = "/tenant-acme/cgroup.subtree_control";
+	rm_rf(F.root);
+	proc_del(1000);
+	proc_add(1000, VM7_TIDS, ARRAY_SIZE(VM7_TIDS), "/user.slice");
+	log_clear();
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_string_equal(err->msg,
+			    "cannot write cgroup.subtree_control of tenant-acme: Invalid argument");
+	error_free(&err);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(st.mkdirs, 2); /* root and tenant only */
+	assert_int_equal(st.moves, 0);
+}
+
+static void test_kernel_refusals(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	/* the mount root does not offer memory (cgroup_disable=memory) */
+	write_in(F.mount, "cgroup.controllers", "cpuset cpu io\n");
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_reconcile_stats st;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(err->code, ENOENT);
+	assert_non_null(strstr(err->msg, "cannot enable memory in"));
+	assert_non_null(strstr(err->msg, "cgroup.controllers"));
+	error_free(&err);
+	assert_int_equal(st.mkdirs, 0);
+	assert_int_equal(st.writes, 0);
+
+	/* a root that is a plain directory, not a cgroup: the failed read is
+	 * reported with the file and the group, and nothing goes below it */
+	write_in(F.mount, "cgroup.controllers", "cpuset cpu io memory\n");
+	assert_int_equal(mkdir(F.root, 0755), 0);
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(err->code, ENOENT);
+	char *want = xasprintf("cannot read cgroup.subtree_control of %s: No such file or directory",
+			       F.root);
+	assert_string_equal(err->msg, want);
+	free(want);
+	error_free(&err);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(st.mkdirs, 0);
+	rm_rf(F.root);
+
+	/* a process that is not there any more when it is moved */
+	write_in(F.mount, "cgroup.controllers", "cpuset cpu io memory\n");
+	F.fail_suffix = VM7 "/cgroup.procs";
+	F.fail_errno = ESRCH;
+	st = run(e, &s.tree);
+	assert_int_equal(st.vanished, 1);
+	assert_int_equal(st.moves, 0);
+}
+
+static void test_deeper_root(void **state)
+{
+	(void)state;
+	/* ROOT two levels below the mount: every ancestor passes controllers down */
+	char *mid = xasprintf("%s/machine.slice", F.mount);
+	assert_int_equal(fake_mkdir(NULL, mid, NULL), 0);
+	struct std s;
+	std_init(&s);
+	char *root = xasprintf("%s/vcpud.slice", mid);
+	s.tree.root = root;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_string_equal(F.log[0], "/ cgroup.subtree_control +cpu +cpuset +memory");
+	assert_string_equal(F.log[1], "/machine.slice cgroup.subtree_control +cpu +cpuset +memory");
+	assert_string_equal(F.log[2], "/machine.slice/vcpud.slice cgroup.subtree_control +cpu +cpuset +memory");
+	assert_int_equal(st.moves, 5);
+	char *cg = task_cg(1000, 1001);
+	assert_string_equal(cg, "/machine.slice/vcpud.slice/tenant-acme/vm-7/vcpu0");
+	free(cg);
+	assert_int_equal(run(e, &s.tree).writes, 0);
+
+	/* a root outside the engine's mount is refused */
+	s.tree.root = "/elsewhere/vcpud.slice";
+	struct error *err = NULL;
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_non_null(strstr(err->msg, "not inside the cgroup2 mount"));
+	error_free(&err);
+	free(root);
+	free(mid);
+}
+
+static void test_no_mount_given(void **state)
+{
+	(void)state;
+	/* cgroup_mount NULL: the root's parent is taken as the mount */
+	struct std s;
+	std_init(&s);
+	struct cgroup_engine_config cfg = { .sysroot = F.outer, .ops = &fake_ops };
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = NULL;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.mkdirs, 6);
+	assert_int_equal(st.moves, 5);
+	assert_int_equal(run(e, &s.tree).writes, 0);
+	cfg.cgroup_mount = "relative";
+	struct cgroup_engine *bad = NULL;
+	assert_int_equal(cgroup_engine_new(&cfg, &bad, &err), -1);
+	assert_null(bad);
+	error_free(&err);
+}
+
+static void test_cpu_stat_read(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &s.tree);
+	char *dir = NULL;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_vm_dir(F.root, "acme", "7", &dir, &err), 0);
+	write_in(dir, "cpu.stat", "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 20\n"
+				  "nr_throttled 5\nthrottled_usec 2917611\nnr_bursts 0\n");
+	struct cgroup_cpu_stat cs;
+	assert_int_equal(cgroup_cpu_stat_read(e, dir, &cs, &err), 0);
+	assert_int_equal(cs.nr_throttled, 5);
+	assert_int_equal(cs.throttled_usec, 2917611);
+	write_in(dir, "cpu.stat", "nr_throttled many\n");
+	assert_int_equal(cgroup_cpu_stat_read(e, dir, &cs, &err), -1);
+	assert_int_equal(err->code, EINVAL);
+	assert_non_null(strstr(err->msg, "cpu.stat"));
+	error_free(&err);
+	free(dir);
+	assert_int_equal(cgroup_cpu_stat_read(e, "/nonexistent-vcpud", &cs, &err), -1);
+	assert_int_equal(err->code, ENOENT);
+	error_free(&err);
+}
+
+static void test_real_backend(void **state)
+{
+	(void)state;
+	const struct cgroup_ops *o = &cgroup_ops_real;
+	struct error *err = NULL;
+	char *p = xasprintf("%s/f", F.outer);
+	/* no O_CREAT: cgroupfs files exist or the write is wrong */
+	assert_int_equal(o->write_file(NULL, p, "x", &err), -1);
+	assert_int_equal(err->code, ENOENT);
+	assert_non_null(strstr(err->msg, p));
+	error_free(&err);
+	spit(p, "old contents");
+	assert_int_equal(o->write_file(NULL, p, "new", &err), 0);
+	char *s = NULL;
+	assert_int_equal(o->read_file(NULL, p, &s, &err), 0);
+	assert_string_equal(s, "new contents"); /* no O_TRUNC: cgroupfs has no length */
+	free(s);
+	/* a big file is read whole */
+	char *big = xmalloc(20001);
+	memset(big, '7', 20000);
+	big[20000] = '\0';
+	spit(p, big);
+	assert_int_equal(o->read_file(NULL, p, &s, &err), 0);
+	assert_int_equal(strlen(s), 20000);
+	free(s);
+	free(big);
+
+	char **names = NULL;
+	size_t n = 0;
+	char *d = xasprintf("%s/d", F.outer);
+	assert_int_equal(o->mkdir(NULL, d, &err), 0);
+	assert_int_equal(o->mkdir(NULL, d, &err), -1);
+	assert_int_equal(err->code, EEXIST);
+	error_free(&err);
+	assert_int_equal(o->list_dir(NULL, F.outer, &names, &n, &err), 0);
+	assert_int_equal(n, 3); /* cg, d, proc: not the file */
+	assert_string_equal(names[0], "cg");
+	assert_string_equal(names[1], "d");
+	assert_string_equal(names[2], "proc");
+	cgroup_names_free(names, n);
+	bool isd = false;
+	assert_int_equal(o->is_dir(NULL, d, &isd, &err), 0);
+	assert_true(isd);
+	assert_int_equal(o->is_dir(NULL, p, &isd, &err), 0);
+	assert_false(isd);
+	assert_int_equal(o->rmdir(NULL, d, &err), 0);
+	assert_int_equal(o->is_dir(NULL, d, &isd, &err), 0);
+	assert_false(isd);
+	assert_int_equal(o->rmdir(NULL, d, &err), -1);
+	assert_int_equal(err->code, ENOENT);
+	error_free(&err);
+	assert_int_equal(o->list_dir(NULL, d, &names, &n, &err), -1);
+	error_free(&err);
+	unlink(p);
+	free(p);
+	free(d);
+
+	/* dry-run: counts, changes nothing */
+	struct cgroup_dry_run dr = { .inner = o };
+	p = xasprintf("%s/cg/cgroup.subtree_control", F.outer);
+	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, p, "+cpu", &err), 0);
+	assert_int_equal(cgroup_ops_dry_run.mkdir(&dr, p, &err), 0);
+	assert_int_equal(dr.writes, 1);
+	assert_int_equal(dr.mkdirs, 1);
+	assert_int_equal(cgroup_ops_dry_run.read_file(&dr, p, &s, &err), 0);
+	assert_string_equal(s, "\n");
+	free(s);
+	free(p);
+}
+
+int main(void)
+{
+	log_set_level(LOG_LVL_ERROR);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_first_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_reconcile_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_change_one_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_rounded_to_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_threads_and_migration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removal_leaves_unknown_children, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names_touch_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kernel_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deeper_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_mount_given, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_stat_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_real_backend, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
