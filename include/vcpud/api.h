@@ -19,6 +19,7 @@
  *   DELETE /v1/vms/{name}             release: 204; its cgroups go at the next tick
  *   GET    /v1/events?after=ID&since_ms=T&limit=N   {"events":[...]}
  * VM = {"name","tenant","pid","state","source","uuid"|null,"vcpus","memory_bytes"|null,
+ *       "origin_cgroup"|null (where a release returns the process),
  *       "vcpu_threads":[{"index":0,"tid":1234,"cgroup":"tenant-acme/vm-web/vcpu0"}],
  *       "created_at","updated_at"}
  * Errors: {"error":{"code":C,"message":M}} with status 400 "invalid",
@@ -91,6 +92,10 @@ struct api_ctx {
 	 * (tenant or VM mutations), so the daemon can run a tick at once */
 	void (*after_change)(void *data);
 	void *after_change_data;
+	/* called before a VM that still runs is released: move its process out
+	 * of vcpud's tree (back to v->origin_cgroup); a failure refuses the
+	 * release. NULL: nothing to do (tests). */
+	int (*release_process)(void *data, const struct vm *v, struct error **err);
 	/* control-loop figures for /v1/health, kept up to date by the daemon */
 	const char *cgroup_root;
 	bool dry_run;

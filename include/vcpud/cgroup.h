@@ -271,6 +271,14 @@ struct cgroup_reconcile_stats {
 int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *desired,
 			  struct cgroup_reconcile_stats *out, struct error **err);
 
+/* Move a released VM's process (all its threads) out of the tree rooted at
+ * `root`: back to `origin` (its /proc/PID/cgroup path, mount-relative, at
+ * registration) when that cgroup still takes it and is not inside the tree,
+ * else to the cgroup2 mount's root cgroup. A process that is gone is not an
+ * error. 0, or -1 with the errno of the failed write. */
+int cgroup_engine_release_process(struct cgroup_engine *e, const char *root, pid_t pid,
+				  const char *origin, struct error **err);
+
 /* --- cpu.stat ------------------------------------------------------------ */
 
 struct cgroup_cpu_stat {

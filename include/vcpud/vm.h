@@ -33,6 +33,7 @@ enum vm_source {
 
 #define VM_VCPUS_MAX 4096
 #define VM_UUID_LEN 36
+#define VM_ORIGIN_MAX 511
 
 struct vm_vcpu {
 	unsigned index;    /* N of "CPU N/KVM" */
@@ -49,6 +50,9 @@ struct vm {
 	enum vm_state state;
 	enum vm_source source;
 	char uuid[VM_UUID_LEN + 1]; /* "" when unknown */
+	/* the cgroup (mount-relative, "/system.slice/x.scope") the process was
+	 * in when registered, where a release returns it; "" when unknown */
+	char origin_cgroup[VM_ORIGIN_MAX + 1];
 	int64_t created_at, updated_at; /* unix seconds, set by the store */
 	struct vm_vcpu *threads;   /* owned; sorted by index */
 	size_t n_threads;

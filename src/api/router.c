@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vcpud/api.h"
+#include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
 #include "vcpud/log.h"
 #include "vcpud/policy.h"
@@ -168,6 +169,25 @@ static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+/* Remember which cgroup the process is in now, so a release can put it
+ * back. Best effort: unknown ("") when /proc does not say or the path is
+ * too long to keep. */
+static void vm_origin_read(struct api_ctx *ctx, struct vm *v)
+{
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)v->pid);
+	_cleanup_free_ char *p = path_join(ctx->host_root ? ctx->host_root : "/", "proc",
+					   pidbuf, "cgroup", NULL);
+	_cleanup_fclose_ FILE *f = fopen(p, "re");
+	char buf[4096];
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	buf[n] = '\0';
+	_cleanup_free_ char *cg = NULL;
+	if (n > 0 && cgroup_proc_cgroup_parse(buf, &cg, NULL) == 0 && cg[0] == '/' &&
+	    strlen(cg) <= VM_ORIGIN_MAX)
+		strcpy(v->origin_cgroup, cg);
+}
+
 /* Register a running VM by PID: find its vCPU threads by name, then store
  * it (the store checks the tenant's quota in the same transaction). */
 static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
@@ -188,6 +208,7 @@ static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 	}
 	v.threads = th;
 	v.n_threads = nth;
+	vm_origin_read(ctx, &v);
 	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
 	int rc = store_vm_create(ctx->store, &v, req->actor, err);
 	vm_clear(&v);
@@ -224,6 +245,15 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 			json_t **out, struct error **err)
 {
 	(void)body;
+	struct vm v;
+	if (store_vm_get(ctx->store, m->name, &v, err) < 0)
+		return -1;
+	int rc = 0;
+	if (v.state != VM_STATE_GONE && v.pid > 0 && ctx->release_process)
+		rc = ctx->release_process(ctx->after_change_data, &v, err);
+	vm_clear(&v);
+	if (rc < 0)
+		return error_wrap(err, "cannot release VM '%s'", m->name);
 	if (store_vm_delete(ctx->store, m->name, req->actor, err) < 0)
 		return -1;
 	log_info("VM %s released by %s", m->name, req->actor);

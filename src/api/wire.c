@@ -275,6 +275,8 @@ json_t *api_vm_to_json(const struct vm *v)
 	json_object_set_new(o, "vcpus", json_integer(v->vcpus));
 	json_object_set_new(o, "memory_bytes",
 			    v->memory_set ? json_integer(v->memory_bytes) : json_null());
+	json_object_set_new(o, "origin_cgroup",
+			    v->origin_cgroup[0] ? json_string(v->origin_cgroup) : json_null());
 	json_t *arr = json_array();
 	for (size_t i = 0; i < v->n_threads; i++) {
 		char *cg = xasprintf("tenant-%s/vm-%s/vcpu%u", v->tenant, v->name,

@@ -902,3 +902,39 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	}
 	return 0;
 }
+
+/* Move a released VM's process out of vcpud's tree, back to `origin` (the
+ * cgroup /proc/PID/cgroup named when it was registered, relative to the
+ * mount) when that still takes it, else to the mount's root cgroup (exempt
+ * from the no-internal-process rule, so it always does). Writing the PID to
+ * a domain's cgroup.procs moves every thread, vCPUs included. */
+int cgroup_engine_release_process(struct cgroup_engine *e, const char *root, pid_t pid,
+				  const char *origin, struct error **err)
+{
+	if (pid <= 0)
+		return 0;
+	_cleanup_free_ char *rootabs = path_join(root, NULL);
+	_cleanup_free_ char *mount = e->mount ? xstrdup(e->mount) : mount_above(rootabs);
+	const char *root_cg = rootabs + (strcmp(mount, "/") == 0 ? 0 : strlen(mount));
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+
+	bool origin_ok = origin && origin[0] == '/' && !strstr(origin, "/..") &&
+			 !strstr(origin, "/./") && !cg_within(origin, root_cg);
+	if (origin_ok) {
+		_cleanup_free_ char *procs = path_join(mount, origin, "cgroup.procs", NULL);
+		_cleanup_error_ struct error *e1 = NULL;
+		if (e->ops->write_file(e->ctx, procs, pidbuf, &e1) == 0)
+			return 0;
+		if (op_code(e1) == ESRCH) /* ENOENT here is a missing origin */
+			return 0;
+		log_info("cannot return process %d to %s (%s): moving it to the root cgroup",
+			 (int)pid, origin, e1->msg);
+	}
+	_cleanup_free_ char *procs = path_join(mount, "cgroup.procs", NULL);
+	_cleanup_error_ struct error *e2 = NULL;
+	if (e->ops->write_file(e->ctx, procs, pidbuf, &e2) == 0 || op_code(e2) == ESRCH)
+		return 0;
+	return error_set(err, op_code(e2), "cannot move process %d out of %s: %s", (int)pid,
+			 rootabs, e2->msg);
+}

@@ -53,6 +53,10 @@ int vm_validate(const struct vm *v, struct error **err)
 		return error_set(err, EINVAL, "VM %s: invalid pid %d", v->name, (int)v->pid);
 	if (v->memory_set && v->memory_bytes <= 0)
 		return error_set(err, EINVAL, "VM %s: memory must be positive", v->name);
+	if (v->origin_cgroup[0] && (v->origin_cgroup[0] != '/' ||
+				    strnlen(v->origin_cgroup, sizeof(v->origin_cgroup)) > VM_ORIGIN_MAX))
+		return error_set(err, EINVAL, "VM %s: origin cgroup must be an absolute path",
+				 v->name);
 	if ((unsigned)v->state >= VM_STATE_LAST || (unsigned)v->source >= VM_SOURCE_LAST)
 		return error_set(err, EINVAL, "VM %s: invalid state or source", v->name);
 	for (size_t i = 0; i < v->n_threads; i++) {

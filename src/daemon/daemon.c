@@ -205,6 +205,17 @@ static void tick(struct daemon *d)
 	reconcile(d);
 }
 
+static int on_release_process(void *data, const struct vm *v, struct error **err)
+{
+	struct daemon *d = data;
+	if (cgroup_engine_release_process(d->engine, d->cgroup_root, v->pid, v->origin_cgroup,
+					  err) < 0)
+		return -1;
+	log_info("VM %s released: process %d moved to %s", v->name, (int)v->pid,
+		 v->origin_cgroup[0] ? v->origin_cgroup : "the root cgroup");
+	return 0;
+}
+
 static void on_api_change(void *data)
 {
 	struct daemon *d = data;
@@ -288,6 +299,7 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.host_root = "/";
 	d->api.after_change = on_api_change;
 	d->api.after_change_data = d;
+	d->api.release_process = on_release_process;
 	d->api.cgroup_root = d->cgroup_root;
 	d->api.dry_run = d->opt->dry_run;
 	if (ensure_parent_dir(d->opt->socket_path, 0755, err) < 0)

@@ -17,7 +17,7 @@
 
 #define VM_SELECT                                                                  \
 	"SELECT name, tenant, pid, vcpus, memory_bytes, state, source, uuid, "         \
-	"created_at, updated_at FROM vms "
+	"created_at, updated_at, origin_cgroup FROM vms "
 
 /* The threads whose tid is known, in index order (what vm->threads holds). */
 #define VCPUS_SELECT "SELECT idx, tid FROM vcpus WHERE vm = ?1 AND tid IS NOT NULL ORDER BY idx"
@@ -67,6 +67,10 @@ static int vm_from_row(struct store *st, sqlite3_stmt *s, struct vm *v, struct e
 				 st->path, v->name);
 	v->created_at = sqlite3_column_int64(s, 8);
 	v->updated_at = sqlite3_column_int64(s, 9);
+	if (sqlite3_column_type(s, 10) != SQLITE_NULL &&
+	    column_copy(s, 10, v->origin_cgroup, sizeof(v->origin_cgroup)) < 0)
+		return error_set(err, EIO, "database %s: VM '%s' has an invalid origin cgroup",
+				 st->path, v->name);
 	return 0;
 }
 
@@ -336,8 +340,9 @@ int store_vm_create(struct store *st, const struct vm *v, const char *actor,
 	int64_t now_ms = store_now_ms(st);
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st, "INSERT INTO vms (name, tenant, pid, vcpus, memory_bytes, "
-			  "state, source, uuid, created_at, updated_at) VALUES (?1, ?2, ?3, "
-			  "?4, ?5, ?6, ?7, ?8, ?9, ?9)", &s, "register a VM", err) < 0)
+			  "state, source, uuid, created_at, updated_at, origin_cgroup) VALUES "
+			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)", &s, "register a VM",
+			  err) < 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 2, v->tenant, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -349,7 +354,9 @@ int store_vm_create(struct store *st, const struct vm *v, const char *actor,
 	    sqlite3_bind_text(s, 7, vm_source_to_string(v->source), -1, SQLITE_STATIC) != SQLITE_OK ||
 	    (uuid_len ? sqlite3_bind_text(s, 8, v->uuid, (int)uuid_len, SQLITE_STATIC)
 		      : sqlite3_bind_null(s, 8)) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 9, now_ms / 1000) != SQLITE_OK)
+	    sqlite3_bind_int64(s, 9, now_ms / 1000) != SQLITE_OK ||
+	    (v->origin_cgroup[0] ? sqlite3_bind_text(s, 10, v->origin_cgroup, -1, SQLITE_STATIC)
+				 : sqlite3_bind_null(s, 10)) != SQLITE_OK)
 		return store_sql_error(st, err, "cannot register VM '%s'", v->name);
 	int rc = sqlite3_step(s);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)

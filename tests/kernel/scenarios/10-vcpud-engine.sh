@@ -27,7 +27,7 @@ stop_vcpud() {
 }
 
 # status_field NAME: a number from `vcpuctl --json status`
-status_field() { ctl --json status | sed -n "s/.*\"$1\": *\([0-9a-z]*\).*/\1/p"; }
+status_field() { ctl --json status | sed -n "s/.*\"$1\": *\"*\([^\",]*\).*/\1/p"; }
 
 # wait until the daemon has run N more ticks
 wait_ticks() {
@@ -130,6 +130,8 @@ check release-mem "release mem" ctl vm release mem
 wait_for 4 sh -c "[ ! -d $S/tenant-other/vm-mem ]" && pass released-removed "vm-mem removed" \
 	|| fail released-removed "$(cat "$S/tenant-other/vm-mem/cgroup.procs" 2>&1 | tr '\n' ' ')"
 kill -0 "$memvm" && pass released-alive "released VM keeps running" || fail released-alive "mem died"
+cg_read "/proc/$memvm/cgroup"
+expect_eq released-origin "$CG_VAL" "0::/" "released process back in its origin cgroup"
 
 # names that would escape the tree are refused and create nothing
 before=$(ls "$CG" "$S" | tr '\n' ' ')
