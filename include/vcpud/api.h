@@ -17,7 +17,22 @@
  *                                     running VM; its vCPU threads are found by name -> 201 VM
  *   GET    /v1/vms/{name}             VM
  *   DELETE /v1/vms/{name}             release: 204; its cgroups go at the next tick
- *   GET    /v1/events?after=ID&since_ms=T&limit=N   {"events":[...]}
+ *   GET    /v1/vms/{name}/stats?since_ms=T&limit=N
+ *                                     {"vm":NAME,"interval_ms":N,"samples":[{"ts_ms",
+ *                                      "usage_pct","steal_pct"}...]} oldest first: the
+ *                                     bounded per-VM history the policy retains
+ *   GET    /v1/top                    {"ts_ms","tick","interval_ms","dry_run","vms":[TOP...]}
+ *   GET    /v1/events?after=ID&since_ms=T&limit=N
+ *                                     {"events":[{"id","ts_ms","actor","action","target",
+ *                                      "details":{...}}]} oldest first
+ * TOP = {"name","tenant","class","state","vcpus","usage_pct"|null,"steal_pct"|null,
+ *        "steal_max_pct"|null,"throttled_pct"|null,"cap_pct"|null,"throttle"}:
+ *   usage_pct: CPU used over the last tick, % of one pCPU summed over vCPUs
+ *   (a 2-vCPU VM flat out is 200); steal_pct: mean over its vCPUs of the time
+ *   runnable but waiting; throttled_pct: share of the tick held back by its own
+ *   or its tenant's cap; cap_pct: the throttler's cap on the VM in % of one
+ *   pCPU, null when uncapped; throttle: "none", "victim", "capped", "hold",
+ *   "would-cap" (dry-run); null figures: no valid sample yet. 
  * VM = {"name","tenant","pid","state","source","uuid"|null,"vcpus","memory_bytes"|null,
  *       "origin_cgroup"|null (where a release returns the process),
  *       "vcpu_threads":[{"index":0,"tid":1234,"cgroup":"tenant-acme/vm-web/vcpu0"}],
