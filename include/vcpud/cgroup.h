@@ -197,7 +197,13 @@ struct cgroup_dry_run {
 	const struct cgroup_ops *inner;
 	void *inner_ctx;
 	unsigned writes, mkdirs, rmdirs;
+	/* hashes of the intents already logged at info: a dry-run daemon would
+	 * otherwise repeat the same lines every tick (later ones go to debug).
+	 * Allocated on first use; cgroup_dry_run_clear() frees it. */
+	uint64_t *seen;
+	size_t n_seen;
 };
+void cgroup_dry_run_clear(struct cgroup_dry_run *d);
 extern const struct cgroup_ops cgroup_ops_dry_run; /* ctx = struct cgroup_dry_run * */
 
 /* --- the engine ---------------------------------------------------------- */

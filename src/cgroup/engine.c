@@ -62,6 +62,7 @@ void cgroup_engine_free(struct cgroup_engine *e)
 {
 	if (!e)
 		return;
+	cgroup_dry_run_clear(&e->dry);
 	free(e->mount);
 	free(e->proc);
 	free(e);

@@ -176,12 +176,55 @@ static int dry_read_file(void *ctx, const char *path, char **out, struct error *
 	return d->inner->read_file(d->inner_ctx, path, out, err);
 }
 
+#define DRY_SEEN_SLOTS 16384u
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h ^ 0xff; /* separator, so ("ab","c") and ("a","bc") differ */
+}
+
+/* True the first time this (kind, path, value) is seen: an open-addressing
+ * set of hashes, reset when half full so memory stays bounded. */
+static bool dry_first_time(struct cgroup_dry_run *d, const char *kind, const char *path,
+			   const char *value)
+{
+	uint64_t h = fnv1a(fnv1a(fnv1a(14695981039346656037ULL, kind), path), value ? value : "");
+	if (h == 0)
+		h = 1;
+	if (!d->seen || d->n_seen >= DRY_SEEN_SLOTS / 2) {
+		free(d->seen);
+		d->seen = xcalloc(DRY_SEEN_SLOTS, sizeof(*d->seen));
+		d->n_seen = 0;
+	}
+	for (size_t i = h % DRY_SEEN_SLOTS;; i = (i + 1) % DRY_SEEN_SLOTS) {
+		if (d->seen[i] == h)
+			return false;
+		if (d->seen[i] == 0) {
+			d->seen[i] = h;
+			d->n_seen++;
+			return true;
+		}
+	}
+}
+
+void cgroup_dry_run_clear(struct cgroup_dry_run *d)
+{
+	free(d->seen);
+	d->seen = NULL;
+	d->n_seen = 0;
+}
+
 static int dry_write_file(void *ctx, const char *path, const char *value, struct error **err)
 {
 	(void)err;
 	struct cgroup_dry_run *d = ctx;
 	d->writes++;
-	log_info("dry-run: would write '%s' to %s", value, path);
+	log_msg(dry_first_time(d, "w", path, value) ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+		"dry-run: would write '%s' to %s", value, path);
 	return 0;
 }
 
@@ -190,7 +233,8 @@ static int dry_mkdir(void *ctx, const char *path, struct error **err)
 	(void)err;
 	struct cgroup_dry_run *d = ctx;
 	d->mkdirs++;
-	log_info("dry-run: would create %s", path);
+	log_msg(dry_first_time(d, "m", path, NULL) ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+		"dry-run: would create %s", path);
 	return 0;
 }
 
@@ -199,7 +243,8 @@ static int dry_rmdir(void *ctx, const char *path, struct error **err)
 	(void)err;
 	struct cgroup_dry_run *d = ctx;
 	d->rmdirs++;
-	log_info("dry-run: would remove %s", path);
+	log_msg(dry_first_time(d, "r", path, NULL) ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+		"dry-run: would remove %s", path);
 	return 0;
 }
 

@@ -1,0 +1,97 @@
+#!/bin/sh
+# vms.sh - VM registration through the real vcpud and vcpuctl on this host:
+# vCPU threads found by name in /proc, the tenant's quota enforced, bad PIDs
+# refused, an exiting VM marked gone within two ticks, release. The daemon
+# runs with --dry-run on a cgroup root in a temp dir, so nothing is written
+# (the real placement is tested in the QEMU guest, tests/kernel/).
+SUITE=e2e-vms
+. "$(dirname "$0")/lib.sh"
+FAKEVM=$BUILD/fixtures/fakevm
+mkdir "$TMP/cgroup"
+VMPIDS=""
+
+start_fake() { # OUTFILE ARGS...: sets FPID
+	out=$1; shift
+	"$FAKEVM" "$@" >"$out" 2>&1 &
+	FPID=$!
+	VMPIDS="$VMPIDS $FPID"
+	i=0
+	while ! grep -q '^fakevm ready' "$out" 2>/dev/null; do
+		i=$((i + 1)); [ $i -gt 100 ] && return 1
+		sleep 0.05
+	done
+}
+cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
+trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
+
+start_daemon || { bad "daemon starts"; finish; exit 1; }
+ctl tenant create acme --vcpus 3 >/dev/null
+start_fake "$TMP/web.out" --vcpus 2 --idle || bad "fakevm starts"
+WEB=$FPID
+T0=$(sed -n 's/^vcpu 0 tid=//p' "$TMP/web.out")
+T1=$(sed -n 's/^vcpu 1 tid=//p' "$TMP/web.out")
+
+expect_rc 0 "register a QEMU-like process" ctl vm register web --tenant acme --pid "$WEB"
+contains "says 2 vCPUs" "2 vCPUs"
+expect_rc 0 "vm show --json" ctl --json vm show web
+contains "vCPU 0 thread found" "\"tid\": $T0"
+contains "vCPU 1 thread found" "\"tid\": $T1"
+contains "cgroup path of vcpu1" '"cgroup": "tenant-acme/vm-web/vcpu1"'
+contains "state running" '"state": "running"'
+contains "source registered" '"source": "registered"'
+expect_rc 0 "vm list" ctl vm list
+contains "list shows web" "web"
+expect_rc 0 "tenant usage counts the VM" ctl --json tenant show acme
+contains "vcpus_used 2" '"vcpus_used": 2'
+
+# refusals, each leaving the database as it was
+snapshot() { sqlite3 "$DB" "SELECT name, tenant, pid, vcpus, state FROM vms ORDER BY name; SELECT count(*) FROM events;"; }
+BEFORE=$(snapshot)
+start_fake "$TMP/big.out" --vcpus 2 --idle
+BIG=$FPID
+expect_rc 4 "over the vCPU quota refused" ctl vm register big --tenant acme --pid "$BIG"
+contains "names the figures" "tenant acme: 2 of 3 vCPUs used, 2 requested"
+expect_rc 4 "duplicate name refused" ctl vm register web --tenant acme --pid "$BIG"
+expect_rc 4 "a PID registered twice refused" ctl vm register web2 --tenant acme --pid "$WEB"
+expect_rc 3 "unknown tenant" ctl vm register x --tenant nosuch --pid "$BIG"
+sleep 300 & SLEEPER=$!
+VMPIDS="$VMPIDS $SLEEPER"
+expect_rc 2 "a process without vCPU threads refused" ctl vm register x --tenant acme --pid "$SLEEPER"
+contains "says no vCPU threads" "has no vCPU threads"
+expect_rc 2 "a PID that does not exist refused" ctl vm register x --tenant acme --pid 4194000
+contains "says it does not exist" "does not exist"
+expect_rc 2 "path-like VM name refused" ctl vm register ../x --tenant acme --pid "$BIG"
+OUT=$(curl -s --unix-socket "$SOCK" -X POST -d '{"name":"x","tenant":"acme","pid":"1"}' \
+	-w ' %{http_code}' http://localhost/v1/vms)
+contains "pid as a string is 400" '400'
+AFTER=$(snapshot)
+[ "$BEFORE" = "$AFTER" ] && ok "refusals left the database as it was" || bad "database changed: $BEFORE -> $AFTER"
+
+# dry-run: nothing was written under the cgroup root
+[ -z "$(ls -A "$TMP/cgroup")" ] && ok "dry-run created nothing" || bad "dry-run wrote: $(ls -R "$TMP/cgroup")"
+grep -q "dry-run: would write '$T0' to $TMP/cgroup/tenant-acme/vm-web/vcpu0/cgroup.threads" "$LOG" \
+	&& ok "dry-run logged the vCPU move" || bad "no dry-run line for the vCPU move"
+
+# a VM whose process exits is marked gone within two ticks (1 s each)
+kill -KILL "$WEB"; wait "$WEB" 2>/dev/null
+i=0
+while ! ctl --json vm show web | grep -q '"state": "gone"'; do
+	i=$((i + 1)); [ $i -gt 25 ] && break
+	sleep 0.1
+done
+[ $i -le 25 ] && ok "exited VM marked gone within 2.5 s" || bad "still not gone"
+expect_rc 0 "tenant usage after exit" ctl --json tenant show acme
+contains "gone VM frees the quota" '"vcpus_used": 0'
+expect_rc 4 "tenant with a gone VM cannot be deleted" ctl tenant delete acme
+expect_rc 0 "release the gone VM" ctl vm release web
+expect_rc 3 "released VM is unknown" ctl vm show web
+expect_rc 3 "release of an unknown VM" ctl vm release web
+expect_rc 0 "the quota is free again" ctl vm register big --tenant acme --pid "$BIG"
+expect_rc 0 "release a running VM" ctl vm release big
+kill -0 "$BIG" 2>/dev/null && ok "a released VM keeps running" || bad "released VM died"
+expect_rc 0 "tenant delete after release" ctl tenant delete acme
+OUT=$(sqlite3 "$DB" "SELECT action FROM events ORDER BY id;" | tr '\n' ' ')
+contains "audit log: register, state, release" "vm.register vm.state vm.release"
+
+cleanup_fakes
+finish
