@@ -125,6 +125,27 @@ int store_vm_update_runtime(struct store *st, const char *name, enum vm_state st
 int store_vm_delete(struct store *st, const char *name, const char *actor,
 		    struct error **err);
 
+/* --- per-VM sample history ---------------------------------------------- */
+
+struct store_sample {
+	const char *vm;       /* on add: a registered VM (others are skipped) */
+	int64_t ts_ms;
+	double usage_pct;     /* % of one CPU, summed over vCPUs, >= 0 */
+	double steal_pct;     /* mean over vCPUs, clamped to 0..100 */
+};
+
+/* Append one tick's samples (one transaction; VMs that are no longer
+ * registered are skipped), then delete samples older than
+ * `keep_since_ts_ms` (the retention). Returns the rows written. */
+int store_samples_add(struct store *st, const struct store_sample *rows, size_t n,
+		      int64_t keep_since_ts_ms, struct error **err);
+
+/* Samples of one VM with ts_ms >= since_ts_ms, oldest first, at most
+ * `limit` (0 = all; the newest are kept when there are more). *out (vm
+ * pointers NULL) is freed by the caller. ENOENT for an unknown VM. */
+int store_samples_list(struct store *st, const char *vm, int64_t since_ts_ms, size_t limit,
+		       struct store_sample **out, size_t *n, struct error **err);
+
 /* --- events (audit log) ----------------------------------------------- */
 
 struct store_event {
