@@ -111,6 +111,10 @@ struct api_ctx {
 	 * of vcpud's tree (back to v->origin_cgroup); a failure refuses the
 	 * release. NULL: nothing to do (tests). */
 	int (*release_process)(void *data, const struct vm *v, struct error **err);
+	/* the latest /v1/top object ({"ts_ms",...,"vms":[...]}), replaced by the
+	 * daemon after each tick (it owns the reference); NULL before the first */
+	json_t *top;
+	uint32_t interval_ms;          /* sampling interval, for /stats */
 	/* control-loop figures for /v1/health, kept up to date by the daemon */
 	const char *cgroup_root;
 	bool dry_run;

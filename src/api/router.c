@@ -21,7 +21,7 @@
 #define VCPUD_VERSION "0.1.0"
 #endif
 
-enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_EVENTS, R_LAST };
+enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_VM_STATS, R_TOP, R_EVENTS, R_LAST };
 
 struct route_match {
 	enum route_id id;
@@ -283,6 +283,46 @@ static int query_i64(const char *query, const char *key, int64_t min, int64_t ma
 	return 0;
 }
 
+static int h_vm_stats(struct api_ctx *ctx, const struct api_request *req,
+		      const struct route_match *m, json_t *body, int *status, json_t **out,
+		      struct error **err)
+{
+	(void)body;
+	int64_t since = 0, limit = 3600;
+	if (query_i64(req->query, "since_ms", 0, INT64_MAX, &since, err) < 0 ||
+	    query_i64(req->query, "limit", 1, 100000, &limit, err) < 0)
+		return -1;
+	struct store_sample *s = NULL;
+	size_t n = 0;
+	if (store_samples_list(ctx->store, m->name, since, (size_t)limit, &s, &n, err) < 0)
+		return -1;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:I,s:f,s:f}", "ts_ms",
+						     (json_int_t)s[i].ts_ms, "usage_pct",
+						     s[i].usage_pct, "steal_pct", s[i].steal_pct));
+	free(s);
+	*out = json_pack("{s:s,s:i,s:o}", "vm", m->name, "interval_ms", (int)ctx->interval_ms,
+			 "samples", arr);
+	*status = 200;
+	return 0;
+}
+
+static int h_top(struct api_ctx *ctx, const struct api_request *req,
+		 const struct route_match *m, json_t *body, int *status, json_t **out,
+		 struct error **err)
+{
+	(void)req; (void)m; (void)body; (void)err;
+	if (ctx->top)
+		*out = json_deep_copy(ctx->top);
+	else
+		*out = json_pack("{s:I,s:I,s:i,s:b,s:[]}", "ts_ms",
+				 (json_int_t)(now_real_ns() / 1000000), "tick", (json_int_t)ctx->ticks,
+				 "interval_ms", (int)ctx->interval_ms, "dry_run", 0, "vms");
+	*status = 200;
+	return 0;
+}
+
 static int h_events(struct api_ctx *ctx, const struct api_request *req,
 		    const struct route_match *m, json_t *body, int *status, json_t **out,
 		    struct error **err)
@@ -330,6 +370,8 @@ static const struct route routes[] = {
 	{ R_VMS, "POST", h_vm_register, true },
 	{ R_VM, "GET", h_vm_get, false },
 	{ R_VM, "DELETE", h_vm_release, false },
+	{ R_VM_STATS, "GET", h_vm_stats, false },
+	{ R_TOP, "GET", h_top, false },
 	{ R_EVENTS, "GET", h_events, false },
 };
 
@@ -354,12 +396,23 @@ static int match_path(const char *path, struct route_match *m, struct error **er
 		m->id = R_VMS;
 		return 0;
 	}
+	if (strcmp(path, "/v1/top") == 0) {
+		m->id = R_TOP;
+		return 0;
+	}
 	if (str_has_prefix(path, "/v1/vms/")) {
 		const char *name = path + strlen("/v1/vms/");
-		if (name_check("VM name", name, err) < 0)
-			return -1;
-		strcpy(m->name, name);
+		size_t len = strlen(name);
+		const char *sfx = "/stats";
 		m->id = R_VM;
+		if (len > strlen(sfx) && strcmp(name + len - strlen(sfx), sfx) == 0) {
+			len -= strlen(sfx);
+			m->id = R_VM_STATS;
+		}
+		_cleanup_free_ char *n = xstrndup(name, len);
+		if (name_check("VM name", n, err) < 0)
+			return -1;
+		strcpy(m->name, n);
 		return 0;
 	}
 	if (str_has_prefix(path, "/v1/tenants/")) {

@@ -308,6 +308,44 @@ static void test_delete_with_vms_refused(void **state)
 	json_decref(j);
 }
 
+static void test_top_and_stats(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	/* before the first tick: an empty list */
+	assert_int_equal(call(f, "GET", "/v1/top", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "vms")), 0);
+	json_decref(j);
+	/* after a tick the daemon's snapshot is served as it is */
+	f->ctx.top = json_pack("{s:I,s:[{s:s}]}", "tick", (json_int_t)7, "vms", "name", "web");
+	assert_int_equal(call(f, "GET", "/v1/top", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "tick")), 7);
+	json_decref(j);
+	json_decref(f->ctx.top);
+	f->ctx.top = NULL;
+
+	assert_int_equal(call(f, "GET", "/v1/vms/web/stats", NULL, &j), 404);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/../stats", NULL, &j), 400);
+	json_decref(j);
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}", NULL), 201);
+	struct vm v = { .vcpus = 2, .pid = 1, .state = VM_STATE_RUNNING };
+	strcpy(v.name, "web");
+	strcpy(v.tenant, "acme");
+	assert_int_equal(store_vm_create(f->st, &v, "test", NULL), 0);
+	struct store_sample rows[] = { { "web", 1000, 150, 12.5 }, { "web", 2000, 160, 40 } };
+	assert_int_equal(store_samples_add(f->st, rows, 2, 0, NULL), 2);
+	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?since_ms=1500", NULL, &j), 200);
+	json_t *smp = json_object_get(j, "samples");
+	assert_int_equal(json_array_size(smp), 1);
+	assert_true(json_real_value(json_object_get(json_array_get(smp, 0), "steal_pct")) == 40.0);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?limit=0", NULL, &j), 400);
+	json_decref(j);
+	assert_int_equal(call(f, "DELETE", "/v1/vms/web/stats", NULL, &j), 405);
+	json_decref(j);
+}
+
 static void test_wire_roundtrip(void **state)
 {
 	(void)state;
@@ -351,6 +389,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_with_vms_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_top_and_stats, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};
 	return cmocka_run_group_tests_name("api", tests, NULL, NULL);
