@@ -18,6 +18,8 @@ static const struct cli_command *const commands[] = {
 	&cli_cmd_vm,
 	&cli_cmd_policy,
 	&cli_cmd_status,
+	&cli_cmd_top,
+	&cli_cmd_events,
 };
 
 static const char main_usage[] =

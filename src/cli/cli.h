@@ -66,6 +66,8 @@ extern const struct cli_command cli_cmd_tenant;
 extern const struct cli_command cli_cmd_vm;
 extern const struct cli_command cli_cmd_policy;
 extern const struct cli_command cli_cmd_status;
+extern const struct cli_command cli_cmd_top;
+extern const struct cli_command cli_cmd_events;
 
 /* The whole program: global options, then dispatch. Returns the exit code.
  * Safe to call repeatedly (tests); getopt state is reset on each call. */

@@ -1,15 +1,20 @@
-/* vm.c - `vcpuctl vm register|list|show|release`.
+/* vm.c - `vcpuctl vm register|list|show|release|stats`.
  *
  * Same shape as tenant.c: argv becomes a struct cli_request in
  * cli_vm_build() (pure: parsing, client-side validation, the register body
  * checked with the API's own parser), then cli_request_run() talks to vcpud
  * and calls the renderers below for human output. Each subcommand is one
- * row of `subs`; each column of `vm list` is one row of `list_columns`. */
+ * row of `subs`; each column of `vm list` is one row of `list_columns`.
+ * `vm show` then asks for the VM's last minutes of samples (GET
+ * /v1/vms/NAME/stats) and prints them with top.c's history renderer. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/events.h"
 #include "cli/output.h"
+#include "cli/top.h"
 #include "cli/vm.h"
 #include "vcpud/api.h"
 #include "vcpud/tenant.h"
@@ -21,6 +26,7 @@ struct vm_args {
 	const char *tenant;
 	const char *pid;
 	const char *memory;
+	const char *since;
 	bool help;
 	bool json;
 };
@@ -39,6 +45,7 @@ enum {
 	OPT_PID,
 	OPT_MEMORY,
 	OPT_JSON,
+	OPT_SINCE,
 };
 
 #define COMMON_OPTS \
@@ -55,6 +62,11 @@ static const struct option register_opts[] = {
 
 static const struct option plain_opts[] = { COMMON_OPTS };
 
+static const struct option stats_opts[] = {
+	{ "since", required_argument, NULL, OPT_SINCE },
+	COMMON_OPTS
+};
+
 static const char register_usage[] =
 	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]";
 
@@ -62,15 +74,21 @@ static const char group_usage[] =
 	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]\n"
 	"       vcpuctl vm list\n"
 	"       vcpuctl vm show NAME\n"
-	"       vcpuctl vm release NAME";
+	"       vcpuctl vm release NAME\n"
+	"       vcpuctl vm stats NAME [--since T]";
+
+static const char stats_usage[] = "usage: vcpuctl vm stats NAME [--since T]";
 
 static const char group_help[] =
 	"register  put a running VM under vcpud's control: its vCPU threads are found\n"
 	"          by name in the VMM process PID and counted against T's vCPU quota\n"
 	"list      all VMs vcpud manages\n"
-	"show      one VM and its vCPU threads with their cgroups\n"
+	"show      one VM, its vCPU threads with their cgroups, and its usage and\n"
+	"          steal over the last 5 minutes (per minute, and the last samples)\n"
 	"release   stop managing a VM (the process is left alone); its cgroups\n"
-	"          go at vcpud's next tick\n";
+	"          go at vcpud's next tick\n"
+	"stats     the VM's recent samples (usage and steal at each tick), as many as\n"
+	"          the policy keeps, or those from --since T on\n";
 
 static const char register_help[] =
 	"Options:\n"
@@ -84,6 +102,18 @@ static const char register_help[] =
 
 static const char plain_help[] =
 	"Options:\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
+static const char stats_help[] =
+	"Every sample vcpud keeps of the VM (the policy sets how many), oldest\n"
+	"first: TIME (UTC), USAGE% (of one pCPU, summed over the vCPUs) and STEAL%\n"
+	"(mean over the vCPUs); \"-\" for a tick without a valid figure.\n"
+	"\n"
+	"Options:\n"
+	"  --since T          only samples from T on: a duration back from now (90s,\n"
+	"                     10m, 2h, 1d), unix seconds or a UTC time\n"
+	"                     (2026-11-27T22:00:00Z)\n"
 	"  --json             print the API's JSON\n"
 	"  -h, --help         this help\n";
 
@@ -253,17 +283,84 @@ static int render_list(struct cli_ctx *ctx, const struct cli_request *req, const
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	return now_real_ns() / 1000000;
+}
+
+static char *stats_path(const char *name, bool since_set, int64_t since_ms)
+{
+	if (!since_set)
+		return xasprintf("/v1/vms/%s/stats", name);
+	return xasprintf("/v1/vms/%s/stats?since_ms=%" PRId64, name, since_ms);
+}
+
+/* The tail of `vm show`: the last CLI_HISTORY_WINDOW_MS of samples. It is
+ * extra to what was asked: a failure is a warning on stderr and leaves the
+ * exit code alone (a vcpud without the endpoint, a VM gone meanwhile: 404,
+ * "no samples yet"). */
+static void show_history(struct cli_ctx *ctx, const char *name)
+{
+	int64_t since = now_ms() - CLI_HISTORY_WINDOW_MS;
+	_cleanup_free_ char *path = stats_path(name, true, since > 0 ? since : 0);
+	_cleanup_free_ char *errs = NULL, *text = NULL;
+	_cleanup_error_ struct error *err = NULL;
+	size_t elen, tlen;
+
+	/* cli_get_json()'s complaint, caught to be given context */
+	struct cli_ctx sub = *ctx;
+	sub.err = open_memstream(&errs, &elen);
+	if (!sub.err)
+		abort();
+	json_t *reply = NULL;
+	int rc = cli_get_json(&sub, path, CLI_GET_QUIET_404, &reply);
+	fclose(sub.err);
+
+	FILE *m = open_memstream(&text, &tlen);
+	if (!m)
+		abort();
+	if (rc == CLI_EXIT_NOT_FOUND)
+		fputs("no samples yet\n", m);
+	else if (rc == CLI_EXIT_OK && cli_history_print(m, reply, CLI_HISTORY_LAST, &err) < 0)
+		rc = -1;
+	fclose(m);
+	if (reply)
+		json_decref(reply);
+
+	if (rc == CLI_EXIT_OK || rc == CLI_EXIT_NOT_FOUND) {
+		fprintf(ctx->out, "\nusage, last %d minutes (UTC):\n%s",
+			CLI_HISTORY_WINDOW_MS / 60000, text);
+		return;
+	}
+	if (err) {
+		cli_errorf(ctx, "cannot show the recent usage of VM %s: unexpected reply from "
+			   "vcpud to GET %s: %s", name, path, err->msg);
+		return;
+	}
+	/* "vcpuctl: MESSAGE\n" -> MESSAGE */
+	const char *msg = errs && str_has_prefix(errs, "vcpuctl: ") ? errs + 9 : errs ? errs : "";
+	cli_errorf(ctx, "cannot show the recent usage of VM %s: %.*s", name,
+		   (int)strcspn(msg, "\n"), msg);
+}
+
 static int render_show(struct cli_ctx *ctx, const struct cli_request *req, const json_t *reply,
 		       struct error **err)
 {
-	(void)req;
 	struct vm v;
 	_cleanup_free_ const char **cgroups = NULL;
 	if (cli_vm_from_reply(reply, &v, &cgroups, err) < 0)
 		return -1;
 	cli_vm_print(ctx->out, &v, cgroups);
 	vm_clear(&v);
+	show_history(ctx, req->subject);
 	return 0;
+}
+
+static int render_stats(struct cli_ctx *ctx, const struct cli_request *req,
+			const json_t *reply, struct error **err)
+{
+	(void)req;
+	return cli_samples_print(ctx->out, reply, err);
 }
 
 static int render_registered(struct cli_ctx *ctx, const struct cli_request *req,
@@ -353,6 +450,17 @@ static int build_show(const struct vm_args *a, struct cli_request *out, struct e
 	return 0;
 }
 
+static int build_stats(const struct vm_args *a, struct cli_request *out, struct error **err)
+{
+	int64_t since_ms = 0;
+	if (a->since && cli_since_parse(a->since, now_ms(), &since_ms, err) < 0)
+		return error_wrap(err, "--since");
+	out->method = "GET";
+	out->path = stats_path(a->name, a->since != NULL, since_ms);
+	out->render = render_stats;
+	return 0;
+}
+
 static int build_release(const struct vm_args *a, struct cli_request *out, struct error **err)
 {
 	(void)err;
@@ -368,6 +476,7 @@ static const struct vm_sub subs[] = {
 	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
 	{ "release", "usage: vcpuctl vm release NAME", plain_help, plain_opts, true,
 	  build_release },
+	{ "stats", stats_usage, stats_help, stats_opts, true, build_stats },
 };
 
 static const struct vm_sub *sub_find(const char *name)
@@ -416,6 +525,9 @@ static int parse_args(const struct vm_sub *sub, int argc, char **argv, struct vm
 			break;
 		case OPT_MEMORY:
 			a->memory = optarg;
+			break;
+		case OPT_SINCE:
+			a->since = optarg;
 			break;
 		default:
 			return cli_getopt_error(c, argv, sub->opts, err);
