@@ -1348,6 +1348,11 @@ static void test_real_backend(void **state)
 	assert_int_equal(cgroup_ops_dry_run.read_file(&dr, p, &s, &err), 0);
 	assert_string_equal(s, "\n");
 	free(s);
+	/* the same intent again is still counted (only its log line is quieter) */
+	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, p, "+cpu", &err), 0);
+	assert_int_equal(dr.writes, 2);
+	cgroup_dry_run_clear(&dr);
+	assert_null(dr.seen);
 	free(p);
 }
 
