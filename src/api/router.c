@@ -318,7 +318,7 @@ static int h_top(struct api_ctx *ctx, const struct api_request *req,
 	else
 		*out = json_pack("{s:I,s:I,s:i,s:b,s:[]}", "ts_ms",
 				 (json_int_t)(now_real_ns() / 1000000), "tick", (json_int_t)ctx->ticks,
-				 "interval_ms", (int)ctx->interval_ms, "dry_run", 0, "vms");
+				 "interval_ms", (int)ctx->interval_ms, "dry_run", ctx->dry_run, "vms");
 	*status = 200;
 	return 0;
 }

@@ -89,6 +89,7 @@ static void reload_policy(struct daemon *d)
 	policy_free(d->policy);
 	d->policy = np;
 	d->api.policy = np;
+	d->api.interval_ms = np->interval_ms;
 	log_info("SIGHUP: policy %s reloaded", d->opt->policy_path);
 	_cleanup_error_ struct error *e2 = NULL;
 	if (interval_changed && arm_timer(d, &e2) < 0)
@@ -302,6 +303,7 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.release_process = on_release_process;
 	d->api.cgroup_root = d->cgroup_root;
 	d->api.dry_run = d->opt->dry_run;
+	d->api.interval_ms = d->policy->interval_ms;
 	if (ensure_parent_dir(d->opt->socket_path, 0755, err) < 0)
 		return -1;
 	struct api_server_config cfg = {
