@@ -18,6 +18,13 @@
 /* Largest policy file or buffer accepted (EFBIG beyond). */
 #define POLICY_MAX_BYTES (1024 * 1024)
 
+/* How a VM's steal is summarised over its vCPUs (steal.metric). */
+enum policy_steal_metric {
+	POLICY_STEAL_MEAN,             /* "mean": the mean over its vCPUs */
+	POLICY_STEAL_MAX,              /* "max": its worst vCPU */
+	POLICY_STEAL_METRIC_LAST
+};
+
 struct policy {
 	int version;                   /* must be 1 */
 	/* host: CPU pools, cpulist strings (may be empty) */
@@ -34,14 +41,32 @@ struct policy {
 	double steal_low_pct;          /* [0, high); default 15 */
 	uint32_t breach_ticks;         /* 1..1000; default 3 */
 	uint32_t clear_ticks;          /* 1..1000; default 5 */
-	/* throttle */
+	enum policy_steal_metric steal_metric; /* default POLICY_STEAL_MEAN */
+	double self_throttled_pct;     /* (0, 100]; default 5: a VM held back by its
+					* own or its tenant's cpu.max for this share
+					* of a tick or more is not a victim */
+	/* throttle (see src/throttle/ and policies/default.yaml) */
 	bool throttle_enabled;         /* default true */
 	bool throttle_dry_run;         /* default false */
+	double tighten_fraction;       /* (0, 0.95]; default 0.5 */
+	double burstable_floor_pct;    /* [1, 100] per vCPU; default 25 */
+	double best_effort_floor_pct;  /* [1, 100] per vCPU; default 5 */
+	uint32_t hold_ticks;           /* 1..100000; default 10 */
+	uint32_t hold_max_ticks;       /* hold_ticks..100000; default 300 */
+	double loosen_step_pct;        /* [1, 100] per vCPU; default 25 */
+	double idle_pct;               /* (0, 99]; default 50 */
+	uint32_t max_actions_per_tick; /* 1..1000; default 4 */
+	char **exempt_tenants;         /* owned; valid tenant names, no duplicates */
+	size_t n_exempt_tenants;       /* default 0 (exempt_tenants NULL) */
 };
+
+/* "mean", "max"; NULL out of range. */
+const char *policy_steal_metric_name(enum policy_steal_metric m);
 
 /* Fill *p with the defaults (strings allocated; release them with
  * policy_clear() when *p is not from policy_load_*()). Overwrites *p
- * without freeing what it held. */
+ * without freeing what it held. The default exempt_tenants list is empty
+ * (NULL): only the two CPU list strings are allocated. */
 void policy_defaults(struct policy *p);
 
 /* Parse a YAML buffer; `name` is used in messages ("FILE:L:C: ..."). On

@@ -20,6 +20,7 @@
 #include <yaml.h>
 
 #include "vcpud/cpulist.h"
+#include "vcpud/path.h"
 #include "vcpud/policy.h"
 #include "vcpud/util.h"
 
@@ -31,6 +32,8 @@ enum key_type {
 	KEY_DOUBLE,   /* double field, integer or decimal number */
 	KEY_BOOL,     /* bool field, true or false */
 	KEY_CPULIST,  /* char * field (canonical text) + struct cpuset field */
+	KEY_ENUM,     /* an enum field (int-sized), one of the row's names */
+	KEY_NAMES,    /* char ** field + size_t count: a list of distinct names */
 	KEY_TYPE_LAST
 };
 
@@ -38,12 +41,16 @@ struct policy_key {
 	const char *path;     /* "steal.high_pct"; the sections are its prefixes */
 	enum key_type type;
 	size_t off;           /* the field */
-	size_t off_set;       /* KEY_CPULIST: the parsed struct cpuset */
+	size_t off_set;       /* KEY_CPULIST: the parsed struct cpuset;
+			       * KEY_NAMES: the size_t count */
 	double min, max;      /* numbers: the allowed range */
 	bool min_excl;        /* KEY_DOUBLE: min itself is not allowed */
 	double def_num;       /* default of a number */
 	bool def_bool;
 	const char *def_str;  /* default of a CPU list */
+	const char *const *names; /* KEY_ENUM: the values, indexed by the enum */
+	size_t n_names;
+	const char *what;     /* KEY_NAMES: what each entry is ("tenant") */
 	bool required;
 	const char *note;     /* appended to range errors, or NULL */
 };
@@ -67,6 +74,27 @@ struct policy_key {
 #define K_CPULIST(p, f, fset, def) \
 	{ .path = p, .type = KEY_CPULIST, .off = FIELD(f, char *), \
 	  .off_set = FIELD(fset, struct cpuset), .def_str = def }
+/* T is the field's enum type; it must be the size of an int, which is how
+ * the generic code below reads and writes it */
+#define K_ENUM(p, f, T, nm, def) \
+	{ .path = p, .type = KEY_ENUM, .off = FIELD(f, T) + 0 * sizeof(char[ \
+		sizeof(T) == sizeof(int) ? 1 : -1]), \
+	  .names = nm, .n_names = ARRAY_SIZE(nm), .def_num = def }
+#define K_NAMES(p, f, fn, wh) \
+	{ .path = p, .type = KEY_NAMES, .off = FIELD(f, char **), \
+	  .off_set = FIELD(fn, size_t), .what = wh }
+
+static const char *const steal_metric_names[] = {
+	[POLICY_STEAL_MEAN] = "mean",
+	[POLICY_STEAL_MAX] = "max",
+};
+_Static_assert(ARRAY_SIZE(steal_metric_names) == POLICY_STEAL_METRIC_LAST,
+	       "a name for every steal metric");
+
+const char *policy_steal_metric_name(enum policy_steal_metric m)
+{
+	return (unsigned)m < POLICY_STEAL_METRIC_LAST ? steal_metric_names[m] : NULL;
+}
 
 /* Keep the rows of one section together: policy_to_yaml() prints them in
  * this order, and policies/default.yaml follows it. Defaults here are the
@@ -82,8 +110,20 @@ static const struct policy_key policy_keys[] = {
 	K_DOUBLE("steal.low_pct", steal_low_pct, 0, false, 100, 15),
 	K_U32("steal.breach_ticks", breach_ticks, 1, 1000, 3),
 	K_U32("steal.clear_ticks", clear_ticks, 1, 1000, 5),
+	K_ENUM("steal.metric", steal_metric, enum policy_steal_metric, steal_metric_names,
+	       POLICY_STEAL_MEAN),
+	K_DOUBLE("steal.self_throttled_pct", self_throttled_pct, 0, true, 100, 5),
 	K_BOOL("throttle.enabled", throttle_enabled, true),
 	K_BOOL("throttle.dry_run", throttle_dry_run, false),
+	K_DOUBLE("throttle.tighten_fraction", tighten_fraction, 0, true, 0.95, 0.5),
+	K_DOUBLE("throttle.burstable_floor_pct", burstable_floor_pct, 1, false, 100, 25),
+	K_DOUBLE("throttle.best_effort_floor_pct", best_effort_floor_pct, 1, false, 100, 5),
+	K_U32("throttle.hold_ticks", hold_ticks, 1, 100000, 10),
+	K_U32("throttle.hold_max_ticks", hold_max_ticks, 1, 100000, 300),
+	K_DOUBLE("throttle.loosen_step_pct", loosen_step_pct, 1, false, 100, 25),
+	K_DOUBLE("throttle.idle_pct", idle_pct, 0, true, 99, 50),
+	K_U32("throttle.max_actions_per_tick", max_actions_per_tick, 1, 1000, 4),
+	K_NAMES("throttle.exempt_tenants", exempt_tenants, n_exempt_tenants, "tenant"),
 };
 #define NKEYS ARRAY_SIZE(policy_keys)
 
@@ -177,19 +217,37 @@ void policy_defaults(struct policy *p)
 			key_set_cpulist(p, k, &set);
 			break;
 		}
+		case KEY_ENUM:
+			*(int *)field(p, k->off) = (int)k->def_num;
+			break;
+		case KEY_NAMES: /* always empty by default */
+			*(char ***)field(p, k->off) = NULL;
+			*(size_t *)field(p, k->off_set) = 0;
+			break;
 		case KEY_TYPE_LAST:
 			abort();
 		}
 	}
 }
 
+static void names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n && names; i++)
+		free(names[i]);
+	free(names);
+}
+
 void policy_clear(struct policy *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < NKEYS; i++)
-		if (policy_keys[i].type == KEY_CPULIST)
-			free(*(char **)field(p, policy_keys[i].off));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct policy_key *k = &policy_keys[i];
+		if (k->type == KEY_CPULIST)
+			free(*(char **)field(p, k->off));
+		else if (k->type == KEY_NAMES)
+			names_free(*(char ***)field(p, k->off), *(size_t *)field(p, k->off_set));
+	}
 	memset(p, 0, sizeof(*p));
 }
 
@@ -228,6 +286,20 @@ bool policy_equal(const struct policy *a, const struct policy *b)
 			if (strcmp(s ? s : "", t ? t : "") != 0 ||
 			    !cpuset_equal(cfield(a, k->off_set), cfield(b, k->off_set)))
 				return false;
+			break;
+		}
+		case KEY_ENUM:
+			if (*(const int *)x != *(const int *)y)
+				return false;
+			break;
+		case KEY_NAMES: {
+			size_t n = *(const size_t *)cfield(a, k->off_set);
+			if (n != *(const size_t *)cfield(b, k->off_set))
+				return false;
+			char *const *s = *(char **const *)x, *const *t = *(char **const *)y;
+			for (size_t j = 0; j < n; j++)
+				if (strcmp(s[j], t[j]) != 0)
+					return false;
 			break;
 		}
 		case KEY_TYPE_LAST:
@@ -652,6 +724,82 @@ static int set_cpulist(struct validator *v, const struct policy_key *k,
 	return 0;
 }
 
+/* "mean, max" - the values of an enum key. Caller frees. */
+static char *enum_choices(const struct policy_key *k)
+{
+	char *out = xstrdup("");
+	for (size_t i = 0; i < k->n_names; i++) {
+		char *next = xasprintf("%s%s%s", out, i ? ", " : "", k->names[i]);
+		free(out);
+		out = next;
+	}
+	return out;
+}
+
+/* A scalar naming one of the key's values; quotes are fine ("max"). */
+static int set_enum(struct validator *v, const struct policy_key *k, const struct ynode *n,
+		    yaml_mark_t at, struct error **err)
+{
+	if (n->kind == YN_SCALAR && !scalar_is_null(n)) {
+		for (size_t i = 0; i < k->n_names; i++) {
+			if (strcmp(n->value, k->names[i]) == 0) {
+				*(int *)field(v->p, k->off) = (int)i;
+				return 0;
+			}
+		}
+	}
+	_cleanup_free_ char *d = describe(n);
+	_cleanup_free_ char *choices = enum_choices(k);
+	return errf(v->name, at, err, EINVAL, "%s must be one of %s, got %s", k->path,
+		    choices, d);
+}
+
+struct names_list {
+	char **v;
+	size_t n;
+};
+
+static void names_listp(struct names_list *l) { names_free(l->v, l->n); }
+
+/* A list of distinct valid names (name_valid()); [] for none. Entries may
+ * be quoted: a tenant called "null" is written "null". Errors point at the
+ * entry. */
+static int set_names(struct validator *v, const struct policy_key *k, const struct ynode *n,
+		     yaml_mark_t at, struct error **err)
+{
+	if (n->kind != YN_SEQ) {
+		_cleanup_free_ char *d = describe(n);
+		return errf(v->name, at, err, EINVAL,
+			    "%s must be a list of %s names such as [infra, batch] ([] for none), "
+			    "got %s", k->path, k->what, d);
+	}
+	_cleanup_(names_listp) struct names_list l = {
+		.v = xcalloc(n->n ? n->n : 1, sizeof(char *)),
+	};
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *it = n->items[i];
+		if (it->kind != YN_SCALAR || scalar_is_null(it) || !name_valid(it->value)) {
+			_cleanup_free_ char *d = describe(it);
+			return errf(v->name, it->mark, err, EINVAL,
+				    "%s: %s is not a valid %s name (1 to %d of A-Z a-z 0-9 _ . -, "
+				    "not . or ..)", k->path, d, k->what, NAME_MAX_LEN);
+		}
+		for (size_t j = 0; j < l.n; j++)
+			if (strcmp(l.v[j], it->value) == 0)
+				return errf(v->name, it->mark, err, EINVAL,
+					    "%s: %s '%s' is listed twice", k->path, k->what,
+					    it->value);
+		l.v[l.n++] = xstrdup(it->value);
+	}
+	char ***names = field(v->p, k->off);
+	size_t *count = field(v->p, k->off_set);
+	names_free(*names, *count);
+	*names = l.n ? steal_ptr(&l.v) : NULL;
+	*count = l.n;
+	l.n = 0;
+	return 0;
+}
+
 /* Set key i from the value node n of the mapping entry whose key node is
  * `key`. Errors point at the value, except for an empty value ("a:" and
  * nothing after it), which libyaml places at the next token: those point
@@ -673,6 +821,12 @@ static int set_key(struct validator *v, size_t i, const struct ynode *key,
 		break;
 	case KEY_CPULIST:
 		r = set_cpulist(v, k, n, at, err);
+		break;
+	case KEY_ENUM:
+		r = set_enum(v, k, n, at, err);
+		break;
+	case KEY_NAMES:
+		r = set_names(v, k, n, at, err);
 		break;
 	default:
 		abort();
@@ -751,6 +905,19 @@ static int check_cross(struct validator *v, const struct ynode *root, struct err
 		return errf(v->name, v->given[hi] ? v->mark[hi] : root->mark, err, EINVAL,
 			    "steal.high_pct must be greater than steal.low_pct (%g, the default), "
 			    "got %g", p->steal_low_pct, p->steal_high_pct);
+	}
+
+	int ht = key_index("throttle.hold_ticks"), hm = key_index("throttle.hold_max_ticks");
+	if (p->hold_max_ticks < p->hold_ticks) {
+		if (v->given[hm])
+			return errf(v->name, v->mark[hm], err, EINVAL,
+				    "throttle.hold_max_ticks must be at least throttle.hold_ticks "
+				    "(%u), got %u", (unsigned)p->hold_ticks,
+				    (unsigned)p->hold_max_ticks);
+		return errf(v->name, v->given[ht] ? v->mark[ht] : root->mark, err, EINVAL,
+			    "throttle.hold_ticks must be at most throttle.hold_max_ticks (%u%s), "
+			    "got %u", (unsigned)p->hold_max_ticks,
+			    v->given[hm] ? "" : ", the default", (unsigned)p->hold_ticks);
 	}
 
 	int hk = key_index("host.housekeeping_cpus"), dd = key_index("host.dedicated_cpus");
@@ -942,6 +1109,21 @@ char *policy_to_yaml(const struct policy *p)
 			put_yaml_string(f, *(char *const *)x);
 			fputc('\n', f);
 			break;
+		case KEY_ENUM:
+			fprintf(f, "%s\n", k->names[*(const int *)x]);
+			break;
+		case KEY_NAMES: {
+			char *const *names = *(char **const *)x;
+			size_t n = *(const size_t *)cfield(p, k->off_set);
+			fputc('[', f);
+			for (size_t j = 0; j < n; j++) {
+				if (j)
+					fputs(", ", f);
+				put_yaml_string(f, names[j]);
+			}
+			fputs("]\n", f);
+			break;
+		}
 		case KEY_TYPE_LAST:
 			abort();
 		}

@@ -89,6 +89,8 @@ static void buf_bad(const char *text, int code, const char *prefix, const char *
 	error_free(&err);
 }
 
+static void round_trip(const struct policy *p);
+
 /* --- valid files ------------------------------------------------------ */
 
 static void test_defaults(void **state)
@@ -111,6 +113,18 @@ static void test_defaults(void **state)
 	assert_int_equal(p.clear_ticks, 5);
 	assert_true(p.throttle_enabled);
 	assert_false(p.throttle_dry_run);
+	assert_int_equal(p.steal_metric, POLICY_STEAL_MEAN);
+	assert_true(p.self_throttled_pct == 5);
+	assert_true(p.tighten_fraction == 0.5);
+	assert_true(p.burstable_floor_pct == 25);
+	assert_true(p.best_effort_floor_pct == 5);
+	assert_int_equal(p.hold_ticks, 10);
+	assert_int_equal(p.hold_max_ticks, 300);
+	assert_true(p.loosen_step_pct == 25);
+	assert_true(p.idle_pct == 50);
+	assert_int_equal(p.max_actions_per_tick, 4);
+	assert_null(p.exempt_tenants);
+	assert_int_equal(p.n_exempt_tenants, 0);
 	policy_clear(&p);
 	assert_null(p.housekeeping_cpus);
 	policy_clear(&p); /* twice is fine */
@@ -122,7 +136,7 @@ static void test_valid_full(void **state)
 	(void)state;
 	_cleanup_(policy_freep) struct policy *p = load_ok("valid_full.yaml");
 	assert_int_equal(p->version, 1);
-	assert_string_equal(p->housekeeping_cpus, "0-1");    /* canonical */
+	assert_string_equal(p->housekeeping_cpus, "0-2");    /* canonical */
 	assert_string_equal(p->dedicated_cpus, "4-11");
 	assert_int_equal(cpuset_count(&p->dedicated), 8);
 	assert_true(cpuset_isset(&p->dedicated, 4));
@@ -136,6 +150,39 @@ static void test_valid_full(void **state)
 	assert_int_equal(p->clear_ticks, 1000);
 	assert_false(p->throttle_enabled);
 	assert_true(p->throttle_dry_run);
+	assert_int_equal(p->steal_metric, POLICY_STEAL_MAX);
+	assert_true(p->self_throttled_pct == 100);
+	assert_true(p->tighten_fraction == 0.25);
+	assert_true(p->burstable_floor_pct == 30);
+	assert_true(p->best_effort_floor_pct == 2.5);
+	assert_int_equal(p->hold_ticks, 20);
+	assert_int_equal(p->hold_max_ticks, 100000);
+	assert_true(p->loosen_step_pct == 10);
+	assert_true(p->idle_pct == 40);
+	assert_int_equal(p->max_actions_per_tick, 1000);
+	assert_int_equal(p->n_exempt_tenants, 3);
+	assert_string_equal(p->exempt_tenants[0], "infra");
+	assert_string_equal(p->exempt_tenants[1], "null"); /* quoted: a name */
+	assert_string_equal(p->exempt_tenants[2], "batch-2.x");
+
+	/* and no key is at its default */
+	struct policy d;
+	policy_defaults(&d);
+	_cleanup_free_ char *ours = policy_to_yaml(p);
+	_cleanup_free_ char *defs = policy_to_yaml(&d);
+	policy_clear(&d);
+	for (char *a = ours, *b = defs; *a && *b; ) {
+		char *na = strchr(a, '\n'), *nb = strchr(b, '\n');
+		assert_non_null(na);
+		assert_non_null(nb);
+		/* a "key: value" line, not a section; version can only be 1 */
+		if (strchr(a, ':') + 2 < na && strncmp(a, "version:", 8) != 0)
+			if (na - a == nb - b && strncmp(a, b, (size_t)(na - a)) == 0)
+				fail_msg("valid_full.yaml leaves %.*s at its default",
+					 (int)(na - a), a);
+		a = na + 1;
+		b = nb + 1;
+	}
 }
 
 static void test_valid_minimal(void **state)
@@ -235,7 +282,7 @@ static const struct broken {
 } broken[] = {
 	{ "unknown_key.yaml", 5, 3, EINVAL,
 	  "unknown key 'breach_tick' in steal (known keys: high_pct, low_pct, "
-	  "breach_ticks, clear_ticks)" },
+	  "breach_ticks, clear_ticks, metric, self_throttled_pct)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
 	  "overcommit, sampling, steal, throttle)" },
@@ -298,8 +345,25 @@ static const struct broken {
 	{ "quoted_bool.yaml", 3, 12, EINVAL,
 	  "throttle.dry_run must be true or false, got the string \"false\"" },
 	{ "section_not_mapping.yaml", 2, 8, EINVAL,
-	  "steal must be a mapping (with keys high_pct, low_pct, breach_ticks, clear_ticks), "
-	  "got '30'" },
+	  "steal must be a mapping (with keys high_pct, low_pct, breach_ticks, clear_ticks, "
+	  "metric, self_throttled_pct), got '30'" },
+	{ "bad_metric.yaml", 3, 11, EINVAL,
+	  "steal.metric must be one of mean, max, got 'average'" },
+	{ "exempt_bad_name.yaml", 5, 7, EINVAL,
+	  "throttle.exempt_tenants: the string \"a/b\" is not a valid tenant name "
+	  "(1 to 64 of A-Z a-z 0-9 _ . -, not . or ..)" },
+	{ "exempt_duplicate.yaml", 3, 34, EINVAL,
+	  "throttle.exempt_tenants: tenant 'infra' is listed twice" },
+	{ "exempt_not_list.yaml", 3, 19, EINVAL,
+	  "throttle.exempt_tenants must be a list of tenant names such as [infra, batch] "
+	  "([] for none), got 'infra'" },
+	{ "hold_max_below_hold.yaml", 5, 19, EINVAL,
+	  "throttle.hold_max_ticks must be at least throttle.hold_ticks (50), got 40" },
+	{ "hold_above_default_max.yaml", 3, 15, EINVAL,
+	  "throttle.hold_ticks must be at most throttle.hold_max_ticks (300, the default), "
+	  "got 301" },
+	{ "tighten_fraction_one.yaml", 3, 21, ERANGE,
+	  "throttle.tighten_fraction must be greater than 0 and at most 0.95, got 1" },
 	{ "alias.yaml", 3, 13, EINVAL, "YAML anchors and aliases are not allowed in a policy (&h)" },
 	{ "multi_document.yaml", 2, 1, EINVAL,
 	  "a policy file holds one YAML document; found a second one" },
@@ -445,6 +509,107 @@ static void test_booleans(void **state)
 	}
 }
 
+/* The keys the noisy-neighbour throttler reads: ranges, the steal metric
+ * and the exempt tenant list. */
+static void test_throttle_keys(void **state)
+{
+	(void)state;
+	struct policy *p;
+
+	p = buf_ok("version: 1\nsteal: {metric: \"max\", self_throttled_pct: 0.5}\n"
+		   "throttle: {tighten_fraction: 0.95, burstable_floor_pct: 100, "
+		   "best_effort_floor_pct: 1, hold_ticks: 100000, hold_max_ticks: 100000, "
+		   "loosen_step_pct: 1, idle_pct: 99, max_actions_per_tick: 1}\n");
+	assert_int_equal(p->steal_metric, POLICY_STEAL_MAX);
+	assert_true(p->self_throttled_pct == 0.5);
+	assert_true(p->tighten_fraction == 0.95);
+	assert_true(p->burstable_floor_pct == 100);
+	assert_true(p->best_effort_floor_pct == 1);
+	assert_int_equal(p->hold_ticks, 100000);
+	assert_int_equal(p->hold_max_ticks, 100000);
+	assert_true(p->loosen_step_pct == 1);
+	assert_true(p->idle_pct == 99);
+	assert_int_equal(p->max_actions_per_tick, 1);
+	policy_free(p);
+	/* hold_ticks equal to the maximum is fine */
+	p = buf_ok("version: 1\nthrottle: {hold_ticks: 300}\n");
+	assert_int_equal(p->hold_ticks, 300);
+	policy_free(p);
+
+	buf_bad("version: 1\nsteal: {metric: MAX}\n", EINVAL, "t.yaml:2:17: ",
+		"steal.metric must be one of mean, max, got 'MAX'");
+	buf_bad("version: 1\nsteal: {metric: ~}\n", EINVAL, "t.yaml:2:17: ",
+		"got nothing (null)");
+	buf_bad("version: 1\nsteal: {metric: [mean]}\n", EINVAL, "t.yaml:2:17: ", "got a list");
+	buf_bad("version: 1\nsteal: {self_throttled_pct: 0}\n", ERANGE, "t.yaml:2:29: ",
+		"steal.self_throttled_pct must be greater than 0 and at most 100, got 0");
+	buf_bad("version: 1\nthrottle: {tighten_fraction: 0}\n", ERANGE, "t.yaml:2:30: ",
+		"greater than 0 and at most 0.95, got 0");
+	buf_bad("version: 1\nthrottle: {burstable_floor_pct: 0.5}\n", ERANGE, "t.yaml:2:33: ",
+		"throttle.burstable_floor_pct must be between 1 and 100, got 0.5");
+	buf_bad("version: 1\nthrottle: {best_effort_floor_pct: 101}\n", ERANGE,
+		"t.yaml:2:35: ", "throttle.best_effort_floor_pct must be between 1 and 100");
+	buf_bad("version: 1\nthrottle: {hold_ticks: 0}\n", ERANGE, "t.yaml:2:24: ",
+		"throttle.hold_ticks must be between 1 and 100000, got 0");
+	buf_bad("version: 1\nthrottle: {hold_max_ticks: 100001}\n", ERANGE, "t.yaml:2:28: ",
+		"throttle.hold_max_ticks must be between 1 and 100000");
+	buf_bad("version: 1\nthrottle: {loosen_step_pct: 100.5}\n", ERANGE, "t.yaml:2:29: ",
+		"got 100.5");
+	buf_bad("version: 1\nthrottle: {idle_pct: 99.5}\n", ERANGE, "t.yaml:2:22: ",
+		"throttle.idle_pct must be greater than 0 and at most 99, got 99.5");
+	buf_bad("version: 1\nthrottle: {max_actions_per_tick: 0}\n", ERANGE, "t.yaml:2:34: ",
+		"throttle.max_actions_per_tick must be between 1 and 1000, got 0");
+	buf_bad("version: 1\nthrottle: {max_actions_per_tick: 2.0}\n", EINVAL, "t.yaml:2:34: ",
+		"must be a whole number");
+	/* hold_max below hold, both given: the maximum is blamed */
+	buf_bad("version: 1\nthrottle: {hold_max_ticks: 5, hold_ticks: 6}\n", EINVAL,
+		"t.yaml:2:28: ", "throttle.hold_max_ticks must be at least throttle.hold_ticks (6)");
+
+	/* exempt tenants */
+	p = buf_ok("version: 1\nthrottle:\n  exempt_tenants:\n    - infra\n    - 'db.prod'\n");
+	assert_int_equal(p->n_exempt_tenants, 2);
+	assert_string_equal(p->exempt_tenants[0], "infra");
+	assert_string_equal(p->exempt_tenants[1], "db.prod");
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nthrottle: {exempt_tenants: []}\n");
+	assert_int_equal(p->n_exempt_tenants, 0);
+	assert_null(p->exempt_tenants);
+	policy_free(p);
+	/* 64 characters is the longest name */
+	_cleanup_free_ char *longest = xasprintf("version: 1\nthrottle: {exempt_tenants: [%s]}\n",
+						 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	p = buf_ok(longest);
+	assert_int_equal(strlen(p->exempt_tenants[0]), 64);
+	policy_free(p);
+	_cleanup_free_ char *toolong = xasprintf("version: 1\nthrottle: {exempt_tenants: [%s]}\n",
+						 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	buf_bad(toolong, EINVAL, "t.yaml:2:29: ", "is not a valid tenant name");
+
+	const char *pre = "t.yaml:2:29: ";
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [..]}\n", EINVAL, pre,
+		"throttle.exempt_tenants: '..' is not a valid tenant name");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [~]}\n", EINVAL, pre,
+		"nothing (null) is not a valid tenant name");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [\"\"]}\n", EINVAL, pre,
+		"the string \"\" is not a valid tenant name");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [[a]]}\n", EINVAL, pre,
+		"a list is not a valid tenant name");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [{a: b}]}\n", EINVAL, pre,
+		"a mapping is not a valid tenant name");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [a b]}\n", EINVAL, pre,
+		"'a b' is not a valid tenant name");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: [a, b, a]}\n", EINVAL,
+		"t.yaml:2:35: ", "tenant 'a' is listed twice");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: ~}\n", EINVAL, "t.yaml:2:28: ",
+		"must be a list of tenant names such as [infra, batch] ([] for none), "
+		"got nothing (null)");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: {infra: true}}\n", EINVAL,
+		"t.yaml:2:28: ", "got a mapping");
+	buf_bad("version: 1\nthrottle: {exempt_tenants: \"infra\"}\n", EINVAL,
+		"t.yaml:2:28: ", "got the string \"infra\"");
+}
+
 static void test_cpulists(void **state)
 {
 	(void)state;
@@ -505,7 +670,9 @@ static void test_structure(void **state)
 		"unknown key 'steal' in steal");
 	/* sections must be mappings */
 	buf_bad("version: 1\nthrottle: [enabled]\n", EINVAL, "t.yaml:2:11: ",
-		"throttle must be a mapping (with keys enabled, dry_run), got a list");
+		"throttle must be a mapping (with keys enabled, dry_run, tighten_fraction, "
+		"burstable_floor_pct, best_effort_floor_pct, hold_ticks, hold_max_ticks, "
+		"loosen_step_pct, idle_pct, max_actions_per_tick, exempt_tenants), got a list");
 	buf_bad("version: 1\nhost: \"0-1\"\n", EINVAL, "t.yaml:2:7: ",
 		"host must be a mapping (with keys housekeeping_cpus, dedicated_cpus), "
 		"got the string \"0-1\"");
@@ -628,10 +795,37 @@ static void test_equal(void **state)
 	DIFFERS(b.clear_ticks = 6);
 	DIFFERS(b.throttle_enabled = false);
 	DIFFERS(b.throttle_dry_run = true);
+	DIFFERS(b.steal_metric = POLICY_STEAL_MAX);
+	DIFFERS(b.self_throttled_pct = 6);
+	DIFFERS(b.tighten_fraction = 0.75);
+	DIFFERS(b.burstable_floor_pct = 20);
+	DIFFERS(b.best_effort_floor_pct = 4);
+	DIFFERS(b.hold_ticks = 11);
+	DIFFERS(b.hold_max_ticks = 301);
+	DIFFERS(b.loosen_step_pct = 24);
+	DIFFERS(b.idle_pct = 49);
+	DIFFERS(b.max_actions_per_tick = 5);
+	DIFFERS(b.exempt_tenants = xcalloc(1, sizeof(char *));
+		b.exempt_tenants[0] = xstrdup("infra"); b.n_exempt_tenants = 1);
 	DIFFERS(cpuset_set(&b.housekeeping, 5));
 	DIFFERS(cpuset_set(&b.dedicated, 5));
 	DIFFERS(free(b.dedicated_cpus); b.dedicated_cpus = xstrdup("5"));
 #undef DIFFERS
+	/* same length, another name; then the same names */
+	a.exempt_tenants = xcalloc(2, sizeof(char *));
+	a.exempt_tenants[0] = xstrdup("infra");
+	a.exempt_tenants[1] = xstrdup("batch");
+	a.n_exempt_tenants = 2;
+	b.exempt_tenants = xcalloc(2, sizeof(char *));
+	b.exempt_tenants[0] = xstrdup("infra");
+	b.exempt_tenants[1] = xstrdup("batcH");
+	b.n_exempt_tenants = 2;
+	assert_false(policy_equal(&a, &b));
+	b.exempt_tenants[1][4] = 'h';
+	assert_true(policy_equal(&a, &b));
+	b.n_exempt_tenants = 1;
+	assert_false(policy_equal(&a, &b));
+	b.n_exempt_tenants = 2;
 	policy_clear(&a);
 	policy_clear(&b);
 }
@@ -671,9 +865,20 @@ static void test_to_yaml_defaults(void **state)
 			    "  low_pct: 15.0\n"
 			    "  breach_ticks: 3\n"
 			    "  clear_ticks: 5\n"
+			    "  metric: mean\n"
+			    "  self_throttled_pct: 5.0\n"
 			    "throttle:\n"
 			    "  enabled: true\n"
-			    "  dry_run: false\n");
+			    "  dry_run: false\n"
+			    "  tighten_fraction: 0.5\n"
+			    "  burstable_floor_pct: 25.0\n"
+			    "  best_effort_floor_pct: 5.0\n"
+			    "  hold_ticks: 10\n"
+			    "  hold_max_ticks: 300\n"
+			    "  loosen_step_pct: 25.0\n"
+			    "  idle_pct: 50.0\n"
+			    "  max_actions_per_tick: 4\n"
+			    "  exempt_tenants: []\n");
 	round_trip(&d);
 	policy_clear(&d);
 }
@@ -750,6 +955,7 @@ int main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_cpulists),
+		cmocka_unit_test(test_throttle_keys),
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_file_errors),
