@@ -36,6 +36,7 @@ struct policy {
 	double cpu_ratio;              /* > 0, <= 64; default 4.0 */
 	/* sampling */
 	uint32_t interval_ms;          /* 100..60000; default 1000 */
+	uint32_t retention_s;          /* per-VM sample history kept, 10..86400; default 900 */
 	/* steal */
 	double steal_high_pct;         /* (0, 100]; default 30 */
 	double steal_low_pct;          /* [0, high); default 15 */

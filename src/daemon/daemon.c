@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 
+#include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
@@ -31,6 +32,7 @@ struct daemon {
 	struct api_ctx api;
 	struct api_server *server;
 	struct cgroup_engine *engine;
+	struct control *control;  /* sample, decide, record */
 	char *cgroup_root;
 	char *cgroup_mount;      /* NULL with --cgroup-root: the root's parent */
 	int sig_fd;
@@ -90,6 +92,7 @@ static void reload_policy(struct daemon *d)
 	d->policy = np;
 	d->api.policy = np;
 	d->api.interval_ms = np->interval_ms;
+	control_set_interval(d->control, np->interval_ms);
 	log_info("SIGHUP: policy %s reloaded", d->opt->policy_path);
 	_cleanup_error_ struct error *e2 = NULL;
 	if (interval_changed && arm_timer(d, &e2) < 0)
@@ -155,34 +158,27 @@ static void discover_vms(struct daemon *d)
 	vm_list_free(vms, n);
 }
 
-/* plan + reconcile: make the cgroup tree match the store. */
-static void reconcile(struct daemon *d)
+/* plan + reconcile: make the cgroup tree match the store, with the
+ * throttler's caps laid over it. */
+static void reconcile(struct daemon *d, const struct tenant *ts, size_t nt,
+		      const struct vm *vms, size_t nv)
 {
 	_cleanup_error_ struct error *err = NULL;
-	_cleanup_free_ struct tenant *ts = NULL;
-	size_t nt = 0, nv = 0;
-	struct vm *vms = NULL;
-	if (store_tenant_list(d->store, &ts, &nt, &err) < 0 ||
-	    store_vm_list(d->store, &vms, &nv, &err) < 0) {
-		tick_error(d, err->msg);
-		return;
-	}
 	struct plan_input in = {
 		.root = d->cgroup_root,
 		.tenants = ts, .n_tenants = nt,
 		.vms = vms, .n_vms = nv,
 	};
+	in.caps = control_caps(d->control, &in.n_caps);
 	_cleanup_(cgroup_tree_freep) struct cgroup_tree *tree = NULL;
-	int rc = plan_tree(&in, &tree, &err);
-	vm_list_free(vms, nv);
-	if (rc < 0) {
+	if (plan_tree(&in, &tree, &err) < 0) {
 		tick_error(d, err->msg);
 		return;
 	}
 	struct cgroup_reconcile_stats st = { 0 };
-	rc = cgroup_tree_reconcile(d->engine, tree, &st, &err);
-	d->api.last_writes = st.writes;
-	d->api.last_errors = st.errors;
+	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &err);
+	d->api.last_writes += st.writes;
+	d->api.last_errors += st.errors;
 	if (st.writes || st.mkdirs || st.rmdirs || st.vanished || st.busy)
 		log_info("reconcile: %u writes (%u moves), %u mkdir, %u rmdir, %u vanished, "
 			 "%u busy, %u errors", st.writes, st.moves, st.mkdirs, st.rmdirs,
@@ -196,14 +192,44 @@ static void reconcile(struct daemon *d)
 }
 
 /* One control-loop tick, in the order of DESIGN.md: discover, plan,
- * reconcile (sample, decide and record come with the throttler). */
+ * reconcile, sample, decide, record; when the decision changed a cap, plan
+ * and reconcile again at once so it takes effect in this tick. */
 static void tick(struct daemon *d)
 {
 	d->ticks++;
 	d->api.ticks = d->ticks;
+	d->api.last_writes = 0;
+	d->api.last_errors = 0;
 	d->tick_pending = false;
 	discover_vms(d);
-	reconcile(d);
+
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ struct tenant *ts = NULL;
+	size_t nt = 0, nv = 0;
+	struct vm *vms = NULL;
+	if (store_tenant_list(d->store, &ts, &nt, &err) < 0 ||
+	    store_vm_list(d->store, &vms, &nv, &err) < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	reconcile(d, ts, nt, vms, nv);
+	struct control_input in = {
+		.store = d->store,
+		.engine = d->engine,
+		.cgroup_root = d->cgroup_root,
+		.policy = d->policy,
+		.tick = d->ticks,
+		.engine_dry_run = d->opt->dry_run,
+		.tenants = ts, .n_tenants = nt,
+		.vms = vms, .n_vms = nv,
+	};
+	bool caps_changed = false;
+	if (control_tick(d->control, &in, &caps_changed, &err) < 0)
+		tick_error(d, err->msg);
+	else if (caps_changed)
+		reconcile(d, ts, nt, vms, nv);
+	d->api.top = control_top(d->control);
+	vm_list_free(vms, nv);
 }
 
 static int on_release_process(void *data, const struct vm *v, struct error **err)
@@ -270,6 +296,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 	if (policy_load_file(d->opt->policy_path, &d->policy, err) < 0)
 		return error_wrap(err, "cannot load the policy");
+	if (control_new("/", d->policy->interval_ms, &d->control, err) < 0)
+		return -1;
 	if (ensure_parent_dir(d->opt->db_path, 0750, err) < 0)
 		return -1;
 	if (store_open(d->opt->db_path, &d->store, err) < 0)
@@ -329,6 +357,8 @@ static void daemon_teardown(struct daemon *d)
 		policy_free(d->policy);
 	if (d->engine)
 		cgroup_engine_free(d->engine);
+	d->api.top = NULL;
+	control_free(d->control);
 	free(d->cgroup_root);
 	free(d->cgroup_mount);
 	free(d->last_error);

@@ -144,6 +144,7 @@ static void test_valid_full(void **state)
 	assert_false(cpuset_isset(&p->dedicated, 3));
 	assert_true(p->cpu_ratio == 8.0);
 	assert_int_equal(p->interval_ms, 250);
+	assert_int_equal(p->retention_s, 60);
 	assert_true(p->steal_high_pct == 42.5);
 	assert_true(p->steal_low_pct == 0);
 	assert_int_equal(p->breach_ticks, 1);
@@ -860,6 +861,7 @@ static void test_to_yaml_defaults(void **state)
 			    "  cpu_ratio: 4.0\n"
 			    "sampling:\n"
 			    "  interval_ms: 1000\n"
+			    "  retention_s: 900\n"
 			    "steal:\n"
 			    "  high_pct: 30.0\n"
 			    "  low_pct: 15.0\n"

@@ -1,0 +1,450 @@
+/* control.c - sample, decide, record: the second half of vcpud's tick (see
+ * control.h). Everything kernel-facing goes through the sampler (schedstat)
+ * and the cgroup engine (cpu.stat); the decision itself is the pure
+ * throttle_decide(). Per-VM and per-tenant runtime state (last cpu.stat
+ * readings, effective CPUs) lives here, keyed by name, and is dropped when a
+ * VM or tenant disappears. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/control.h"
+#include "vcpud/log.h"
+#include "vcpud/sample.h"
+#include "vcpud/throttle.h"
+#include "vcpud/util.h"
+
+/* How often a VM's effective CPUs (its vCPU threads' Cpus_allowed_list) are
+ * read again: affinity changes are rare and the read is an open per thread. */
+#define CPUS_REFRESH_TICKS 10
+
+struct cg_reading {
+	bool have;
+	int64_t mono_ns;
+	struct cgroup_cpu_stat stat;
+};
+
+struct vm_rt {
+	char name[NAME_MAX_LEN + 1];
+	struct cpuset cpus;
+	bool cpus_known;
+	uint64_t cpus_tick;
+	struct cg_reading cg;
+	bool seen;
+};
+
+struct tenant_rt {
+	char name[NAME_MAX_LEN + 1];
+	struct cg_reading cg;
+	double throttled_frac;
+	bool seen;
+};
+
+struct control {
+	char *host_root;
+	int64_t interval_ns;
+	struct sampler *sampler;
+	struct vm_rt *vms;
+	size_t n_vms;
+	struct tenant_rt *tenants;
+	size_t n_tenants;
+	struct throttle_state ts;
+	struct throttle_result tr;
+	struct throttle_cap *own;     /* copies of the enforced caps */
+	struct plan_vm_cap *caps;     /* the same for plan_tree(), names into own */
+	size_t n_caps;
+	json_t *top;
+	/* per-tick buffers, grown as needed (no allocation in steady state) */
+	struct sample_target *targets;
+	struct sample_vcpu *out;
+	size_t cap_targets;
+};
+
+int control_new(const char *host_root, uint32_t interval_ms, struct control **out,
+		struct error **err)
+{
+	struct control *c = xcalloc(1, sizeof(*c));
+	c->host_root = xstrdup(host_root ? host_root : "/");
+	c->interval_ns = (int64_t)interval_ms * 1000000;
+	if (sampler_new(c->host_root, c->interval_ns, &c->sampler, err) < 0) {
+		free(c->host_root);
+		free(c);
+		return -1;
+	}
+	throttle_state_init(&c->ts);
+	*out = c;
+	return 0;
+}
+
+void control_free(struct control *c)
+{
+	if (!c)
+		return;
+	sampler_free(c->sampler);
+	throttle_state_clear(&c->ts);
+	throttle_result_clear(&c->tr);
+	json_decref(c->top);
+	free(c->caps);
+	free(c->own);
+	free(c->vms);
+	free(c->tenants);
+	free(c->targets);
+	free(c->out);
+	free(c->host_root);
+	free(c);
+}
+
+void control_set_interval(struct control *c, uint32_t interval_ms)
+{
+	c->interval_ns = (int64_t)interval_ms * 1000000;
+	_cleanup_error_ struct error *err = NULL;
+	if (sampler_set_interval(c->sampler, c->interval_ns, &err) < 0)
+		log_warn("sampler: %s", err->msg);
+}
+
+const struct plan_vm_cap *control_caps(const struct control *c, size_t *n)
+{
+	*n = c->n_caps;
+	return c->caps;
+}
+
+json_t *control_top(const struct control *c)
+{
+	return c->top;
+}
+
+/* --- runtime state by name --------------------------------------------------- */
+
+static struct vm_rt *vm_rt_get(struct control *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_vms; i++)
+		if (strcmp(c->vms[i].name, name) == 0)
+			return &c->vms[i];
+	c->vms = xrealloc(c->vms, (c->n_vms + 1) * sizeof(*c->vms));
+	struct vm_rt *r = &c->vms[c->n_vms++];
+	memset(r, 0, sizeof(*r));
+	strcpy(r->name, name);
+	return r;
+}
+
+static struct tenant_rt *tenant_rt_get(struct control *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_tenants; i++)
+		if (strcmp(c->tenants[i].name, name) == 0)
+			return &c->tenants[i];
+	c->tenants = xrealloc(c->tenants, (c->n_tenants + 1) * sizeof(*c->tenants));
+	struct tenant_rt *r = &c->tenants[c->n_tenants++];
+	memset(r, 0, sizeof(*r));
+	strcpy(r->name, name);
+	return r;
+}
+
+/* Drop the entries not seen this tick (VMs released or gone, tenants
+ * deleted) and clear the marks for the next one. */
+static void rt_sweep(struct control *c)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < c->n_vms; i++)
+		if (c->vms[i].seen) {
+			c->vms[i].seen = false;
+			c->vms[j++] = c->vms[i];
+		}
+	c->n_vms = j;
+	j = 0;
+	for (size_t i = 0; i < c->n_tenants; i++)
+		if (c->tenants[i].seen) {
+			c->tenants[i].seen = false;
+			c->tenants[j++] = c->tenants[i];
+		}
+	c->n_tenants = j;
+}
+
+/* --- readings ------------------------------------------------------------------ */
+
+/* The CPUs a thread may run on (cpuset and affinity together), from
+ * /proc/PID/task/TID/status. */
+static int thread_cpus(const char *host_root, pid_t pid, pid_t tid, struct cpuset *out)
+{
+	char p[64], t[64];
+	snprintf(p, sizeof(p), "%d", (int)pid);
+	snprintf(t, sizeof(t), "%d", (int)tid);
+	_cleanup_free_ char *path = path_join(host_root, "proc", p, "task", t, "status", NULL);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		if (str_has_prefix(line, "Cpus_allowed_list:"))
+			return cpulist_parse(strstrip(line + strlen("Cpus_allowed_list:")), out, NULL);
+	}
+	return -1;
+}
+
+static void vm_cpus_refresh(struct control *c, struct vm_rt *r, const struct vm *v, uint64_t tick)
+{
+	if (r->cpus_known && tick - r->cpus_tick < CPUS_REFRESH_TICKS)
+		return;
+	struct cpuset all, one;
+	cpuset_zero(&all);
+	bool any = false;
+	for (size_t i = 0; i < v->n_threads; i++) {
+		if (thread_cpus(c->host_root, v->pid, v->threads[i].tid, &one) == 0) {
+			cpuset_or(&all, &all, &one);
+			any = true;
+		}
+	}
+	if (any) {
+		r->cpus = all;
+		r->cpus_known = true;
+		r->cpus_tick = tick;
+	}
+}
+
+/* Share of the window a cgroup was throttled, updating its last reading.
+ * A cgroup that cannot be read (not created yet, dry-run) counts as 0. */
+static double cg_throttled(struct cgroup_engine *e, const char *dir, struct cg_reading *r,
+			   int64_t now_ns, unsigned n_cpus)
+{
+	struct cgroup_cpu_stat cur;
+	if (!dir || cgroup_cpu_stat_read(e, dir, &cur, NULL) < 0) {
+		r->have = false;
+		return 0;
+	}
+	double frac = 0;
+	if (r->have)
+		sample_throttled_frac(&r->stat, &cur, now_ns - r->mono_ns, n_cpus, &frac);
+	r->have = true;
+	r->stat = cur;
+	r->mono_ns = now_ns;
+	return frac;
+}
+
+static const struct tenant *tenant_find(const struct control_input *in, const char *name)
+{
+	for (size_t i = 0; i < in->n_tenants; i++)
+		if (strcmp(in->tenants[i].name, name) == 0)
+			return &in->tenants[i];
+	return NULL;
+}
+
+static bool vm_sampled(const struct vm *v)
+{
+	return v->state != VM_STATE_GONE && v->pid > 0 && v->n_threads > 0;
+}
+
+/* --- record --------------------------------------------------------------------- */
+
+static json_t *cap_json(uint64_t quota_us)
+{
+	/* % of one pCPU, to 0.1 */
+	return quota_us ? json_real(round((double)quota_us * 1000.0 / (double)THROTTLE_PERIOD_US) / 10)
+			: json_null();
+}
+
+static void record_action(struct store *st, const struct throttle_action *a)
+{
+	_cleanup_free_ char *cpu_max = a->quota_us
+		? xasprintf("%llu %llu", (unsigned long long)a->quota_us,
+			    (unsigned long long)THROTTLE_PERIOD_US)
+		: xasprintf("max %llu", (unsigned long long)THROTTLE_PERIOD_US);
+	json_t *d = json_pack("{s:s,s:s?,s:f,s:f,s:f,s:o,s:o,s:s,s:i,s:s,s:b}",
+			      "tenant", a->tenant,
+			      "victim", a->victim[0] ? a->victim : NULL,
+			      "victim_steal_pct", a->victim_steal_pct,
+			      "usage_pct", a->usage_pct,
+			      "floor_pct", a->floor_pct,
+			      "old_cap_pct", cap_json(a->old_quota_us),
+			      "cap_pct", cap_json(a->quota_us),
+			      "cpu_max", cpu_max,
+			      "hold_ticks", (int)a->hold_ticks,
+			      "reason", throttle_reason_name(a->reason),
+			      "dry_run", a->dry_run);
+	_cleanup_free_ char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	json_decref(d);
+	_cleanup_free_ char *action = xasprintf("throttle.%s", throttle_action_name(a->kind));
+	_cleanup_free_ char *target = xasprintf("vm/%s", a->vm);
+	log_info("throttle%s: %s %s -> cpu.max %s (%s; victim %s at %.1f%% steal, usage %.1f%%, "
+		 "floor %.1f%%)", a->dry_run ? " (dry-run)" : "", throttle_action_name(a->kind),
+		 a->vm, cpu_max, throttle_reason_name(a->reason), a->victim[0] ? a->victim : "-",
+		 a->victim_steal_pct, a->usage_pct, a->floor_pct);
+	_cleanup_error_ struct error *err = NULL;
+	if (store_event_add(st, "vcpud", action, target, text, &err) < 0)
+		log_warn("cannot record %s of %s: %s", action, a->vm, err->msg);
+}
+
+/* Take the decision's caps; true when they differ from the ones before
+ * (both lists are sorted by VM name). */
+static bool caps_take(struct control *c, const struct throttle_result *r)
+{
+	bool differ = c->n_caps != r->n_caps;
+	for (size_t i = 0; !differ && i < r->n_caps; i++)
+		differ = strcmp(c->own[i].vm, r->caps[i].vm) != 0 ||
+			 c->own[i].quota_us != r->caps[i].quota_us;
+	if (!differ)
+		return false;
+	size_t n = r->n_caps ? r->n_caps : 1;
+	c->own = xrealloc(c->own, n * sizeof(*c->own));
+	c->caps = xrealloc(c->caps, n * sizeof(*c->caps));
+	for (size_t i = 0; i < r->n_caps; i++) {
+		c->own[i] = r->caps[i];
+		c->caps[i] = (struct plan_vm_cap){ c->own[i].vm, c->own[i].quota_us };
+	}
+	c->n_caps = r->n_caps;
+	return true;
+}
+
+static json_t *num_or_null(bool valid, double v)
+{
+	return valid ? json_real(round(v * 10) / 10) : json_null();
+}
+
+/* --- the tick ---------------------------------------------------------------------- */
+
+int control_tick(struct control *c, const struct control_input *in, bool *caps_changed,
+		 struct error **err)
+{
+	*caps_changed = false;
+	int64_t now_ns = now_mono_ns();
+	int64_t now_ms = now_real_ns() / 1000000;
+
+	/* sample: every vCPU thread of every live VM */
+	size_t n = 0;
+	for (size_t i = 0; i < in->n_vms; i++)
+		if (vm_sampled(&in->vms[i]))
+			n += in->vms[i].n_threads;
+	if (n > c->cap_targets) {
+		c->cap_targets = n * 2;
+		c->targets = xrealloc(c->targets, c->cap_targets * sizeof(*c->targets));
+		c->out = xrealloc(c->out, c->cap_targets * sizeof(*c->out));
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < in->n_vms; i++) {
+		const struct vm *v = &in->vms[i];
+		if (!vm_sampled(v))
+			continue;
+		for (size_t j = 0; j < v->n_threads; j++)
+			c->targets[k++] = (struct sample_target){ v->name, v->threads[j].index, v->pid,
+								  v->threads[j].tid };
+	}
+	_cleanup_error_ struct error *serr = NULL;
+	if (sampler_tick(c->sampler, c->targets, n, now_ns, c->out, &serr) < 0) {
+		if (serr->code == EMFILE)
+			return error_set(err, EMFILE, "%s", serr->msg);
+		log_debug("sampler: %s", serr->msg); /* per-thread failures: out[] is filled */
+	}
+
+	/* per tenant: its own cap's throttling (counters are per cgroup) */
+	for (size_t i = 0; i < in->n_tenants; i++) {
+		const struct tenant *t = &in->tenants[i];
+		struct tenant_rt *tr = tenant_rt_get(c, t->name);
+		tr->seen = true;
+		unsigned vcpus = 0;
+		for (size_t j = 0; j < in->n_vms; j++)
+			if (vm_sampled(&in->vms[j]) && strcmp(in->vms[j].tenant, t->name) == 0)
+				vcpus += (unsigned)in->vms[j].n_threads;
+		_cleanup_free_ char *dir = NULL;
+		if (cgroup_tenant_dir(in->cgroup_root, t->name, &dir, NULL) < 0)
+			dir = NULL;
+		tr->throttled_frac = cg_throttled(in->engine, dir, &tr->cg, now_ns, vcpus);
+	}
+
+	/* per VM: figures for the throttler */
+	struct throttle_vm_obs *obs = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*obs));
+	struct sample_agg *agg = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*agg));
+	double *thr = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*thr));
+	size_t n_obs = 0;
+	k = 0;
+	for (size_t i = 0; i < in->n_vms; i++) {
+		const struct vm *v = &in->vms[i];
+		const struct tenant *t = tenant_find(in, v->tenant);
+		if (!vm_sampled(v) || !t)
+			continue;
+		struct vm_rt *r = vm_rt_get(c, v->name);
+		r->seen = true;
+		vm_cpus_refresh(c, r, v, in->tick);
+		struct sample_agg *a = &agg[i];
+		sample_agg_add_all(a, c->out + k, v->n_threads);
+		k += v->n_threads;
+		unsigned ncpu = r->cpus_known ? cpuset_count(&r->cpus) : (unsigned)v->n_threads;
+		unsigned nthr = (unsigned)v->n_threads < ncpu ? (unsigned)v->n_threads : ncpu;
+		_cleanup_free_ char *dir = NULL;
+		if (cgroup_vm_dir(in->cgroup_root, v->tenant, v->name, &dir, NULL) < 0)
+			dir = NULL;
+		double vf = cg_throttled(in->engine, dir, &r->cg, now_ns, nthr);
+		double tf = tenant_rt_get(c, t->name)->throttled_frac;
+		thr[i] = vf > tf ? vf : tf;
+		struct throttle_vm_obs *o = &obs[n_obs++];
+		o->name = v->name;
+		o->tenant = v->tenant;
+		o->class_ = t->class_;
+		o->weight = t->weight;
+		o->vcpus = v->vcpus;
+		if (r->cpus_known)
+			o->cpus = r->cpus;
+		else
+			cpuset_zero(&o->cpus);
+		o->valid = a->n_valid > 0 && a->n_valid == a->n_vcpus;
+		o->usage_pct = a->usage_sum_pct;
+		o->steal_pct = sample_agg_steal_mean_pct(a);
+		o->steal_max_pct = a->steal_max_pct;
+		o->self_throttled_frac = thr[i];
+	}
+	rt_sweep(c);
+
+	/* decide */
+	struct throttle_params prm;
+	throttle_params_from_policy(&prm, in->policy);
+	prm.lag_ticks = 1; /* the daemon reconciles right after a change */
+	/* with --dry-run no cap reaches the kernel, so deciding as if it did
+	 * would tighten forever: decide in the throttler's dry-run mode too */
+	if (in->engine_dry_run)
+		prm.dry_run = true;
+	throttle_decide(&c->ts, &prm, in->tick, obs, n_obs, &c->tr);
+	*caps_changed = caps_take(c, &c->tr);
+
+	/* record: decisions as events, figures as history, the top snapshot */
+	for (size_t i = 0; i < c->tr.n_actions; i++)
+		record_action(in->store, &c->tr.actions[i]);
+
+	struct store_sample *rows = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*rows));
+	size_t n_rows = 0;
+	json_t *vms = json_array();
+	for (size_t i = 0; i < in->n_vms; i++) {
+		const struct vm *v = &in->vms[i];
+		const struct tenant *t = tenant_find(in, v->tenant);
+		bool live = vm_sampled(v) && t;
+		const struct sample_agg *a = &agg[i];
+		bool valid = live && a->n_valid > 0;
+		if (valid)
+			rows[n_rows++] = (struct store_sample){ v->name, now_ms, a->usage_sum_pct,
+								sample_agg_steal_mean_pct(a) };
+		const struct throttle_vm_state *ts = throttle_state_find(&c->ts, v->name);
+		bool capped = ts && ts->capped && !ts->dry;
+		json_array_append_new(vms, json_pack(
+			"{s:s,s:s,s:s?,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:s}",
+			"name", v->name, "tenant", v->tenant,
+			"class", t ? tenant_class_to_string(t->class_) : NULL,
+			"state", vm_state_to_string(v->state), "vcpus", (int)v->vcpus,
+			"usage_pct", num_or_null(valid, a->usage_sum_pct),
+			"steal_pct", num_or_null(valid, sample_agg_steal_mean_pct(a)),
+			"steal_max_pct", num_or_null(valid, a->steal_max_pct),
+			"throttled_pct", num_or_null(live, thr[i] * 100),
+			"cap_pct", capped ? cap_json(ts->quota_us) : json_null(),
+			"throttle", throttle_status_name(throttle_vm_status(&c->ts, v->name))));
+	}
+	_cleanup_error_ struct error *e2 = NULL;
+	int64_t keep_since = now_ms - (int64_t)in->policy->retention_s * 1000;
+	if (store_samples_add(in->store, rows, n_rows, keep_since, &e2) < 0)
+		log_warn("cannot record samples: %s", e2->msg);
+	free(rows);
+	json_decref(c->top);
+	c->top = json_pack("{s:I,s:I,s:i,s:b,s:b,s:o}", "ts_ms", (json_int_t)now_ms, "tick",
+			   (json_int_t)in->tick, "interval_ms", (int)in->policy->interval_ms,
+			   "dry_run", in->engine_dry_run || in->policy->throttle_dry_run,
+			   "throttle_enabled", in->policy->throttle_enabled, "vms", vms);
+	free(obs);
+	free(agg);
+	free(thr);
+	return 0;
+}

@@ -1,0 +1,57 @@
+/* control.h - the sample -> decide -> record half of vcpud's tick.
+ *
+ * After discover/plan/reconcile, control_tick() samples every vCPU thread
+ * (schedstat through kept fds) and the VM and tenant cgroups' cpu.stat,
+ * derives per-VM figures, lets the pure throttler decide, records the
+ * decisions as events and the figures as sample history in the store, and
+ * keeps the /v1/top snapshot. The caps it holds are laid over the planned
+ * tree by the daemon's next reconcile (immediately when they changed). */
+#ifndef VCPUD_DAEMON_CONTROL_H
+#define VCPUD_DAEMON_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vcpud/cgroup.h"
+#include "vcpud/error.h"
+#include "vcpud/plan.h"
+#include "vcpud/policy.h"
+#include "vcpud/store.h"
+
+struct control;
+
+int control_new(const char *host_root, uint32_t interval_ms, struct control **out,
+		struct error **err);
+void control_free(struct control *c);
+
+/* A policy reload may change the interval. */
+void control_set_interval(struct control *c, uint32_t interval_ms);
+
+struct control_input {
+	struct store *store;
+	struct cgroup_engine *engine;
+	const char *cgroup_root;
+	const struct policy *policy;
+	uint64_t tick;
+	bool engine_dry_run;          /* --dry-run: say so in /v1/top */
+	const struct tenant *tenants;
+	size_t n_tenants;
+	const struct vm *vms;         /* as stored this tick (after discover) */
+	size_t n_vms;
+};
+
+/* One tick's sample, decide and record. *caps_changed says whether the set
+ * of enforced caps differs from before (the daemon then reconciles again at
+ * once). Failures of one VM or one store write are logged, not fatal. */
+int control_tick(struct control *c, const struct control_input *in, bool *caps_changed,
+		 struct error **err);
+
+/* The caps in force, for plan_tree() (valid until the next control_tick). */
+const struct plan_vm_cap *control_caps(const struct control *c, size_t *n);
+
+/* The latest /v1/top object (borrowed; NULL before the first tick). */
+json_t *control_top(const struct control *c);
+
+#endif
