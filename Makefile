@@ -3,6 +3,8 @@
 #   make                  build build/vcpud and build/vcpuctl
 #   make check            install missing Debian packages (as root), build,
 #                         run every test tier (unit, end-to-end, real kernel)
+#   make demo             the main job: noisy-neighbour throttling live in a
+#                         real kernel (QEMU sandbox), ends by itself
 #   make run              vcpud in the foreground on ./run/ (no cgroups)
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr DESTDIR=/tmp/pkg
@@ -131,8 +133,14 @@ kernel: tests
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 
-# The main job until the demo lands: vcpud in the foreground on an SQLite
-# file and a socket under ./run/, touching no cgroups.
+# The main job: boot the real-kernel sandbox and show vcpud catching a noisy
+# neighbour (tests/kernel/scenarios/20-throttle.sh, printed live).
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/kernel/run.sh --show 20-throttle
+
+# vcpud in the foreground on an SQLite file and a socket under ./run/,
+# touching no cgroups (--dry-run): try the CLI and the API by hand.
 RUNDIR ?= $(CURDIR)/run
 run: deps
 	@$(MAKE) --no-print-directory all

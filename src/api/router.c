@@ -485,6 +485,6 @@ void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_r
 		return;
 	}
 	resp->status = status;
-	resp->body = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	resp->body = out ? json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
 	json_decref(out);
 }

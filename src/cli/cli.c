@@ -146,7 +146,7 @@ int cli_getopt_error(int c, char **argv, const struct option *opts, struct error
 
 void cli_print_json(FILE *f, const json_t *v)
 {
-	char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
 	if (s) {
 		fputs(s, f);
 		fputc('\n', f);

@@ -401,8 +401,10 @@ char *cli_events_details(const json_t *details, size_t max_chars)
 	if (!details || json_is_null(details) ||
 	    (json_is_object(details) && json_object_size(details) == 0))
 		return xstrdup("-");
-	_cleanup_free_ char *s = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS |
-						     JSON_ENCODE_ANY);
+	/* in the server's key order (most telling first), 10 digits so that
+	 * 24.8 does not print as 24.800000000000001 */
+	_cleanup_free_ char *s = json_dumps(details, JSON_COMPACT | JSON_ENCODE_ANY |
+						     JSON_REAL_PRECISION(10));
 	if (!s)
 		return xstrdup("?");
 	/* count characters, not bytes: UTF-8 continuation bytes are 10xxxxxx */
@@ -450,7 +452,8 @@ void cli_events_print(FILE *f, const json_t *events, bool json,
 	size_t n = json_array_size(events);
 	if (json) {
 		for (size_t i = 0; i < n; i++) {
-			_cleanup_free_ char *s = json_dumps(json_array_get(events, i), JSON_COMPACT);
+			_cleanup_free_ char *s = json_dumps(json_array_get(events, i),
+							    JSON_COMPACT | JSON_REAL_PRECISION(10));
 			if (s)
 				fprintf(f, "%s\n", s);
 		}

@@ -248,17 +248,18 @@ static void record_action(struct store *st, const struct throttle_action *a)
 		? xasprintf("%llu %llu", (unsigned long long)a->quota_us,
 			    (unsigned long long)THROTTLE_PERIOD_US)
 		: xasprintf("max %llu", (unsigned long long)THROTTLE_PERIOD_US);
-	json_t *d = json_pack("{s:s,s:s?,s:f,s:f,s:f,s:o,s:o,s:s,s:i,s:s,s:b}",
-			      "tenant", a->tenant,
+	/* most telling first: the table in `vcpuctl events` cuts the tail */
+	json_t *d = json_pack("{s:s?,s:f,s:o,s:o,s:s,s:s,s:f,s:f,s:i,s:s,s:b}",
 			      "victim", a->victim[0] ? a->victim : NULL,
-			      "victim_steal_pct", a->victim_steal_pct,
-			      "usage_pct", a->usage_pct,
-			      "floor_pct", a->floor_pct,
-			      "old_cap_pct", cap_json(a->old_quota_us),
+			      "victim_steal_pct", round(a->victim_steal_pct * 10) / 10,
 			      "cap_pct", cap_json(a->quota_us),
+			      "old_cap_pct", cap_json(a->old_quota_us),
 			      "cpu_max", cpu_max,
-			      "hold_ticks", (int)a->hold_ticks,
 			      "reason", throttle_reason_name(a->reason),
+			      "usage_pct", round(a->usage_pct * 10) / 10,
+			      "floor_pct", round(a->floor_pct * 10) / 10,
+			      "hold_ticks", (int)a->hold_ticks,
+			      "tenant", a->tenant,
 			      "dry_run", a->dry_run);
 	_cleanup_free_ char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(d);

@@ -192,6 +192,58 @@ _sched_snapshot() {
 sched_run() { echo "$2" | awk -v t="$1" '$1 == t { print $2 }'; }
 sched_delay() { echo "$2" | awk -v t="$1" '$1 == t { print $3 }'; }
 
+# --- vcpud ---------------------------------------------------------------------
+
+# one database, socket and log per scenario (/tmp outlives a scenario)
+VCPUD_DB=/tmp/vcpud-$T_SCENARIO.db
+VCPUD_SOCK=/tmp/vcpud-$T_SCENARIO.sock
+VCPUD_LOG=/tmp/vcpud-$T_SCENARIO.log
+
+# ctl ARGS...: vcpuctl on the scenario's daemon
+ctl() { vcpuctl --socket "$VCPUD_SOCK" "$@"; }
+
+# vcpud_start POLICY [ARGS...]: start vcpud in the background (found its
+# cgroup2 mount itself unless ARGS say otherwise); sets VCPUD_PID, waits
+# until it answers. Killed by t_cleanup.
+vcpud_start() {
+	_pol=$1; shift
+	vcpud --foreground --db "$VCPUD_DB" --socket "$VCPUD_SOCK" --policy "$_pol" \
+		--log-level debug "$@" >> "$VCPUD_LOG" 2>&1 &
+	VCPUD_PID=$!
+	T_PIDS="$T_PIDS $VCPUD_PID"
+	wait_for 20 ctl status || { note "vcpud: $(tail -5 "$VCPUD_LOG")"; return 1; }
+}
+
+# vcpud_stop: SIGTERM and wait
+vcpud_stop() {
+	kill -TERM "$VCPUD_PID" 2>/dev/null
+	wait "$VCPUD_PID" 2>/dev/null
+}
+
+# status_field NAME: a field of `vcpuctl --json status` (number or string)
+status_field() { ctl --json status | sed -n "s/.*\"$1\": *\"*\([^\",]*\).*/\1/p"; }
+
+# vcpud_wait_ticks N: until the daemon has run N more ticks (at most 20 s)
+vcpud_wait_ticks() {
+	_t0=$(status_field ticks)
+	wait_for 20 sh -c "[ \$(vcpuctl --socket $VCPUD_SOCK --json status | sed -n 's/.*\"ticks\": *\([0-9]*\).*/\1/p') -ge $((_t0 + $1)) ]"
+}
+
+# top_field VM COLUMN: one column of VM's row in `vcpuctl top --once`
+# (1 VM, 2 TENANT, 3 CLASS, 4 VCPUS, 5 USAGE%, 6 STEAL%, 7 CAP, 8 THROTTLE, 9 STATE)
+top_field() { ctl top --once | awk -v vm="$1" -v c="$2" '$1 == vm { print $c }'; }
+
+# pinned_vm_start NAME MASK [ARGS...]: a fakevm under `taskset MASK` with a
+# --report file /tmp/NAME.rep; sets VMPID. (Attaching to a cpuset cgroup
+# resets affinity to the cgroup's CPUs: pin the cgroup too.)
+pinned_vm_start() {
+	_n=$1; _m=$2; shift 2
+	taskset "$_m" "$FAKEVM" --vcpus 2 --name "$_n" --report "/tmp/$_n.rep" "$@" > "/tmp/$_n.out" 2>&1 &
+	VMPID=$!
+	T_PIDS="$T_PIDS $VMPID"
+	wait_for 20 grep -q '^fakevm ready' "/tmp/$_n.out"
+}
+
 # --- cleanup ---------------------------------------------------------------
 
 # t_cleanup: kill what fakevm_start started (also runs on exit, via the trap)

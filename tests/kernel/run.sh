@@ -4,10 +4,12 @@
 # tests/kernel/scenarios/ inside it (one boot for all), and read their results
 # from the serial console.
 #
-# Usage: tests/kernel/run.sh [--shell] [SCENARIO...]
+# Usage: tests/kernel/run.sh [--shell | --show] [SCENARIO...]
 #   SCENARIO: a name in scenarios/ with or without .sh, or a unique prefix
 #   ("01"); default: all of them, in order.
 #   --shell: interactive; a shell in the guest after the scenarios.
+#   --show: print what the scenarios print, live (`make demo` uses it); the
+#   marker lines stay out of it and are summed up at the end as usual.
 # Env: VCPUD_BUILD (default <repo>/build), VCPUD_SRC (default <repo>),
 #   VCPUD_KERNEL_DIR (kernel cache, see fetch-kernel.sh),
 #   VCPUD_KERNEL_TIMEOUT (whole boot, s; default 300),
@@ -50,10 +52,11 @@ setup_failed() { # case detail
 }
 
 # --- which scenarios -----------------------------------------------------------
-if [ "${1:-}" = --shell ]; then
-	shell=1
-	shift
-fi
+show=""
+case "${1:-}" in
+--shell) shell=1; shift ;;
+--show) show=1; shift ;;
+esac
 all=$(cd "$here/scenarios" && ls ./*.sh 2>/dev/null | sed 's|^\./||; s|\.sh$||' | LC_ALL=C sort)
 scenarios=""
 if [ $# -eq 0 ]; then
@@ -115,6 +118,12 @@ fi
 t_boot=$(now)
 "$@" < /dev/null > "$raw" 2>&1 9>&- &
 qpid=$!
+if [ -n "$show" ]; then
+	# the guest's own lines: no kernel messages, no markers, no /init chatter
+	tail -n +1 -f --pid="$qpid" "$raw" 2>/dev/null | tr -d '\r' |
+		grep --line-buffered -v -e '@@VCPUD' -e '^\[ *[0-9.]*\]' -e '^=== ' -e '^   \[' &
+	show_pid=$!
+fi
 # our own QEMU only, by PID, if it outlives the time limit or we are stopped
 trap 'kill -KILL $qpid 2>/dev/null; exit 130' INT TERM HUP
 timed_out=""
@@ -136,6 +145,8 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 wait "$qpid" 2>/dev/null
 qrc=$?
+# let the live output finish before the results are printed under it
+[ -n "$show" ] && wait "$show_pid" 2>/dev/null
 trap - INT TERM HUP
 boot_secs=$(elapsed "$t_boot")
 tr -d '\r' < "$raw" > "$log"

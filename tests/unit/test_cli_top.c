@@ -613,7 +613,7 @@ static const char events_json[] =
 
 static const char events_table[] =
 	"TIME                  ACTOR     ACTION         TARGET    DETAILS\n"
-	"2026-11-27T22:00:00Z  uid:0     tenant.create  acme      {\"name\":\"acme\",\"vcpus\":8}\n"
+	"2026-11-27T22:00:00Z  uid:0     tenant.create  acme      {\"vcpus\":8,\"name\":\"acme\"}\n"
 	"2026-11-27T22:01:01Z  vcpud     throttle.cap   acme/web  {\"cap_pct\":12.5,\"reason\":\"steal\"}\n"
 	"2026-11-27T22:01:40Z  uid:1000  vm.release     -         -\n";
 
@@ -718,17 +718,23 @@ static void test_events_details(void **state)
 	free(s);
 	json_decref(j);
 
-	/* keys sorted, compact */
+	/* keys in the server's order (it puts the telling ones first), compact;
+	 * reals with 10 significant digits */
 	j = load("{\"b\":[1,2],\"a\":null,\"c\":\"x y\"}");
 	s = cli_events_details(j, 100);
-	assert_string_equal(s, "{\"a\":null,\"b\":[1,2],\"c\":\"x y\"}");
+	assert_string_equal(s, "{\"b\":[1,2],\"a\":null,\"c\":\"x y\"}");
 	free(s);
+	json_t *r = load("{\"cap_pct\":24.8,\"x\":12.199999999999999}");
+	s = cli_events_details(r, 100);
+	assert_string_equal(s, "{\"cap_pct\":24.8,\"x\":12.2}");
+	free(s);
+	json_decref(r);
 	/* exactly the limit: whole; one over: cut to the limit with "..." */
 	s = cli_events_details(j, 30);
-	assert_string_equal(s, "{\"a\":null,\"b\":[1,2],\"c\":\"x y\"}");
+	assert_string_equal(s, "{\"b\":[1,2],\"a\":null,\"c\":\"x y\"}");
 	free(s);
 	s = cli_events_details(j, 29);
-	assert_string_equal(s, "{\"a\":null,\"b\":[1,2],\"c\":\"x...");
+	assert_string_equal(s, "{\"b\":[1,2],\"a\":null,\"c\":\"x...");
 	assert_int_equal(strlen(s), 29);
 	free(s);
 	s = cli_events_details(j, 3);

@@ -7,37 +7,13 @@
 # refuses names that would escape the tree.
 . "$VCPUD_SRC/tests/kernel/lib.sh"
 
-DB=/tmp/vcpud.db
-SOCK=/tmp/vcpud.sock
-LOG=/tmp/vcpud.log
 S=$CG/vcpud.slice
-ctl() { vcpuctl --socket "$SOCK" "$@"; }
+POLICY=$VCPUD_SRC/policies/default.yaml
+wait_ticks() { vcpud_wait_ticks "$@"; }
 
-start_vcpud() {
-	vcpud --foreground --db "$DB" --socket "$SOCK" \
-		--policy "$VCPUD_SRC/policies/default.yaml" --log-level debug >> "$LOG" 2>&1 &
-	VCPUD_PID=$!
-	T_PIDS="$T_PIDS $VCPUD_PID"
-	wait_for 20 ctl --json status || { note "$(tail -5 "$LOG")"; return 1; }
-}
-
-stop_vcpud() {
-	kill -TERM "$VCPUD_PID" 2>/dev/null
-	wait "$VCPUD_PID" 2>/dev/null
-}
-
-# status_field NAME: a number from `vcpuctl --json status`
-status_field() { ctl --json status | sed -n "s/.*\"$1\": *\"*\([^\",]*\).*/\1/p"; }
-
-# wait until the daemon has run N more ticks
-wait_ticks() {
-	_t0=$(status_field ticks)
-	wait_for 20 sh -c "[ \$(vcpuctl --socket $SOCK --json status | sed -n 's/.*\"ticks\": *\([0-9]*\).*/\1/p') -ge $((_t0 + $1)) ]"
-}
-
-start_vcpud || abort_scenario "vcpud did not start"
+vcpud_start "$POLICY" || abort_scenario "vcpud did not start"
 pass daemon-start "vcpud up, cgroup root $(status_field cgroup_root)"
-grep -q "cgroup root $S" "$LOG" && pass discovered-root "$S" || fail discovered-root "$(grep 'ready' "$LOG")"
+grep -q "cgroup root $S" "$VCPUD_LOG" && pass discovered-root "$S" || fail discovered-root "$(grep 'ready' "$VCPUD_LOG")"
 
 check tenant-acme "create acme" ctl tenant create acme --vcpus 4 --weight 200 --cpu-max 1.5 --memory 256M --class guaranteed
 check tenant-other "create other" ctl tenant create other --vcpus 2 --class best-effort
@@ -114,8 +90,8 @@ kill -0 "$web" && pass neighbour-alive "web unaffected" || fail neighbour-alive 
 
 # a restart adopts the tree without rewriting it
 wait_ticks 1
-stop_vcpud
-start_vcpud || abort_scenario "vcpud did not restart"
+vcpud_stop
+vcpud_start "$POLICY" || abort_scenario "vcpud did not restart"
 expect_eq restart-zero-writes "$(status_field last_tick_writes)" 0 "writes in the first tick after restart"
 grep -qx "$w0" "$VM/vcpu0/cgroup.threads" && pass restart-kept "threads stayed" || fail restart-kept "vcpu0 lost its thread"
 
@@ -145,5 +121,5 @@ ctl tenant delete other >/dev/null
 check tenant-deleted "delete acme" ctl tenant delete acme
 wait_for 4 sh -c "[ ! -d $S/tenant-acme ]" && pass tenant-removed "tenant-acme removed" \
 	|| fail tenant-removed "$(ls "$S")"
-stop_vcpud
+vcpud_stop
 t_done
