@@ -12,8 +12,8 @@
 #   marker lines stay out of it and are summed up at the end as usual.
 # Env: VCPUD_BUILD (default <repo>/build), VCPUD_SRC (default <repo>),
 #   VCPUD_KERNEL_DIR (kernel cache, see fetch-kernel.sh),
-#   VCPUD_KERNEL_TIMEOUT (whole boot, s; default 300),
-#   VCPUD_SCENARIO_TIMEOUT (each scenario, s; default 120),
+#   VCPUD_KERNEL_TIMEOUT (whole boot, s; default 900),
+#   VCPUD_SCENARIO_TIMEOUT (each scenario, s; default 300),
 #   VCPUD_QEMU_SMP (default 4), VCPUD_QEMU_MEM (MiB, default 512).
 # Output: one line per result, the boot's time, and "kernel: N passed, N failed";
 # exits non-zero on any failure. A boot that crashes, hangs or never prints
@@ -26,8 +26,8 @@ build=${VCPUD_BUILD:-$src/build}
 case "$build" in /*) ;; *) build=$(pwd)/$build ;; esac
 export VCPUD_SRC="$src" VCPUD_BUILD="$build"
 out=$build/kernel-test
-boot_timeout=${VCPUD_KERNEL_TIMEOUT:-300}
-scn_timeout=${VCPUD_SCENARIO_TIMEOUT:-120}
+boot_timeout=${VCPUD_KERNEL_TIMEOUT:-900}
+scn_timeout=${VCPUD_SCENARIO_TIMEOUT:-300}
 smp=${VCPUD_QEMU_SMP:-4}
 mem=${VCPUD_QEMU_MEM:-512}
 
