@@ -1,8 +1,10 @@
 /* cli.c - vcpuctl's core: global options, the dispatch table of commands,
- * help, exit codes, and the request runner shared by every command that
- * talks to vcpud. A new command is a new file exporting a struct
- * cli_command plus one row in `commands` below. main.c only calls
- * cli_main(), so all of this is reachable from the unit tests. */
+ * help, exit codes, the option parser of every command, the one HTTP
+ * exchange behind cli_request_run() and cli_get_json(), and the
+ * sub-command tables of `tenant` and `vm` (argv -> request, help, usage
+ * errors). A new command is a new file exporting a struct cli_command
+ * plus one row in `commands` below. main.c only calls cli_main(), so all
+ * of this is reachable from the unit tests. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "vcpud/path.h"
 #include "vcpud/util.h"
 
 /* The dispatch table: one row per top-level command, in help order. */
@@ -118,17 +121,19 @@ void cli_print_help(FILE *f, const char *usage, const char *help_text)
 		fprintf(f, "\n%s", help_text);
 }
 
-static const struct option *option_by_val(const struct option *opts, int val)
+/* The row of opts whose val is `val`, or -1. */
+static int option_row(const struct option *opts, int val)
 {
-	for (; opts && opts->name; opts++)
-		if (!opts->flag && opts->val == val)
-			return opts;
-	return NULL;
+	for (int i = 0; opts && opts[i].name; i++)
+		if (!opts[i].flag && opts[i].val == val)
+			return i;
+	return -1;
 }
 
 int cli_getopt_error(int c, char **argv, const struct option *opts, struct error **err)
 {
-	const struct option *o = optopt ? option_by_val(opts, optopt) : NULL;
+	int row = optopt ? option_row(opts, optopt) : -1;
+	const struct option *o = row < 0 ? NULL : &opts[row];
 	if (c == ':') {
 		if (o)
 			return error_set(err, EINVAL, "option '--%s' needs a value", o->name);
@@ -163,14 +168,18 @@ void cli_request_clear(struct cli_request *req)
 	memset(req, 0, sizeof(*req));
 }
 
-int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
+/* One request to vcpud, its failures reported on ctx->err: a transport
+ * failure (the client's message, which names the socket) or an error
+ * status (the API's message, else the status; with CLI_GET_JSON_ERRORS
+ * the error JSON on ctx->out first). On a 2xx reply *reply gets its JSON
+ * (NULL for none). Returns an enum cli_exit. */
+static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
+		    const json_t *body, unsigned flags, json_t **reply)
 {
 	_cleanup_error_ struct error *err = NULL;
-	struct client_reply reply;
-	bool json = ctx->json || req->json;
-
-	if (client_request(ctx->socket_path, req->method, req->path, req->body,
-			   ctx->timeout_ms, &reply, &err) < 0) {
+	struct client_reply r;
+	*reply = NULL;
+	if (client_request(ctx->socket_path, method, path, body, ctx->timeout_ms, &r, &err) < 0) {
 		cli_errorf(ctx, "%s", err->msg);
 		switch (err->code) {
 		case ECONNREFUSED:
@@ -183,31 +192,213 @@ int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
 			return CLI_EXIT_ERROR;
 		}
 	}
-
-	int rc = cli_exit_for_status(reply.status);
-	if (rc != CLI_EXIT_OK) {
-		const char *msg = client_error_message(reply.json);
-		if (json && reply.json)
-			cli_print_json(ctx->out, reply.json);
-		if (msg)
-			cli_errorf(ctx, "%s", msg);
-		else
-			cli_errorf(ctx, "vcpud answered %s %s with HTTP %ld", req->method,
-				   req->path, reply.status);
-		client_reply_clear(&reply);
-		return rc;
+	int rc = cli_exit_for_status(r.status);
+	if (rc == CLI_EXIT_OK) {
+		*reply = steal_ptr(&r.json);
+		return CLI_EXIT_OK;
 	}
+	const json_t *e = json_object_get(r.json, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	if ((flags & CLI_GET_QUIET_404) && r.status == 404 && code &&
+	    strcmp(code, "not_found") == 0) {
+		client_reply_clear(&r);
+		return CLI_EXIT_NOT_FOUND;
+	}
+	if ((flags & CLI_GET_JSON_ERRORS) && r.json)
+		cli_print_json(ctx->out, r.json);
+	const char *msg = client_error_message(r.json);
+	if (msg)
+		cli_errorf(ctx, "%s", msg);
+	else
+		cli_errorf(ctx, "vcpud answered %s %s with HTTP %ld", method, path, r.status);
+	client_reply_clear(&r);
+	return rc;
+}
 
+int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	bool json = ctx->json || req->json;
+	json_t *reply;
+
+	int rc = exchange(ctx, req->method, req->path, req->body,
+			  json ? CLI_GET_JSON_ERRORS : 0, &reply);
+	if (rc != CLI_EXIT_OK)
+		return rc;
 	if (json) {
-		if (reply.json)
-			cli_print_json(ctx->out, reply.json);
-	} else if (req->render && req->render(ctx, req, reply.json, &err) < 0) {
+		if (reply)
+			cli_print_json(ctx->out, reply);
+	} else if (req->render && req->render(ctx, req, reply, &err) < 0) {
 		cli_errorf(ctx, "unexpected reply from vcpud to %s %s: %s", req->method,
 			   req->path, err->msg);
 		rc = CLI_EXIT_ERROR;
 	}
-	client_reply_clear(&reply);
+	if (reply)
+		json_decref(reply);
 	return rc;
+}
+
+int cli_get_json(struct cli_ctx *ctx, const char *path, unsigned flags, json_t **reply)
+{
+	return exchange(ctx, "GET", path, NULL, flags, reply);
+}
+
+/* --- command lines ---------------------------------------------------- */
+
+static int args_positional(struct cli_args *a, bool takes_name, const char *arg,
+			   struct error **err)
+{
+	if (!takes_name || a->name)
+		return error_set(err, EINVAL, "unexpected argument '%s'", arg);
+	a->name = arg;
+	return 0;
+}
+
+int cli_args_parse(int argc, char **argv, const struct option *opts, bool takes_name,
+		   struct cli_args *a, struct error **err)
+{
+	/* "-": positional arguments come back in place (case 1), so options
+	 * may come before or after them whatever POSIXLY_CORRECT says; ":":
+	 * report missing values; then the letters of the table */
+	char shortopts[3 + 3 * CLI_ARGS_MAX] = "-:";
+	size_t n = 2;
+	for (int i = 0; opts[i].name; i++) {
+		if (i + 1 >= CLI_ARGS_MAX)
+			abort(); /* a table too long for struct cli_args */
+		int v = opts[i].val;
+		if (opts[i].flag || !((v >= 'a' && v <= 'z') || (v >= 'A' && v <= 'Z')))
+			continue;
+		shortopts[n++] = (char)v;
+		if (opts[i].has_arg != no_argument)
+			shortopts[n++] = ':';
+		if (opts[i].has_arg == optional_argument)
+			shortopts[n++] = ':';
+	}
+	shortopts[n] = '\0';
+
+	memset(a, 0, sizeof(*a));
+	a->opts = opts;
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if (c == 1) {
+			if (args_positional(a, takes_name, optarg, err) < 0)
+				return -1;
+			continue;
+		}
+		int row = c == '?' || c == ':' ? -1 : option_row(opts, c);
+		if (row < 0)
+			return cli_getopt_error(c, argv, opts, err);
+		a->value[row] = optarg ? optarg : "";
+	}
+	/* whatever follows "--" */
+	for (; optind < argc; optind++)
+		if (args_positional(a, takes_name, argv[optind], err) < 0)
+			return -1;
+	return 0;
+}
+
+const char *cli_arg(const struct cli_args *a, int val)
+{
+	int row = option_row(a->opts, val);
+	return row < 0 ? NULL : a->value[row];
+}
+
+/* --- commands made of subcommands ------------------------------------- */
+
+static const struct cli_sub *group_sub(const struct cli_group *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_subs; i++)
+		if (strcmp(g->subs[i].name, name) == 0)
+			return &g->subs[i];
+	return NULL;
+}
+
+int cli_group_build(const struct cli_group *g, int argc, char **argv, struct cli_request *out,
+		    struct error **err)
+{
+	memset(out, 0, sizeof(*out));
+	out->usage = g->usage;
+	if (argc < 1 || !argv[0])
+		return error_set(err, EINVAL, "missing %s command", g->name);
+	const struct cli_sub *sub = group_sub(g, argv[0]);
+	if (!sub)
+		return error_set(err, EINVAL, "unknown %s command '%s'", g->name, argv[0]);
+	out->usage = sub->usage;
+	out->help_text = sub->help;
+
+	struct cli_args a;
+	if (cli_args_parse(argc, argv, sub->opts, sub->takes_name, &a, err) < 0)
+		return -1;
+	out->json = cli_arg_set(&a, CLI_OPT_JSON);
+	if (cli_arg_set(&a, 'h')) {
+		out->help = true;
+		return 0;
+	}
+	if (sub->takes_name) {
+		if (!a.name)
+			return error_set(err, EINVAL, "missing %s NAME", g->noun);
+		/* the name goes into a URL path: only [A-Za-z0-9_.-] gets there */
+		_cleanup_free_ char *what = xasprintf("%s name", g->noun);
+		if (name_check(what, a.name, err) < 0)
+			return -1;
+		out->subject = xstrdup(a.name);
+	}
+	if (sub->build(&a, out, err) < 0) {
+		/* keep usage/help for the caller, drop a half-built request */
+		const char *usage = out->usage, *help = out->help_text;
+		cli_request_clear(out);
+		out->usage = usage;
+		out->help_text = help;
+		return -1;
+	}
+	return 0;
+}
+
+/* A subcommand's help: usage, options, and what NAME may be. */
+static void group_sub_help(FILE *f, const struct cli_group *g, const struct cli_sub *s,
+			   bool names)
+{
+	cli_print_help(f, s->usage, s->help);
+	if (names && s->takes_name)
+		fprintf(f, "\n%s", g->names_help);
+}
+
+int cli_group_run(struct cli_ctx *ctx, const struct cli_group *g, int argc, char **argv)
+{
+	_cleanup_free_ char *group_cmd = xasprintf("vcpuctl %s", g->name);
+	if (argc < 2) {
+		_cleanup_free_ char *m = xasprintf("missing %s command", g->name);
+		return cli_usage_error(ctx, m, g->usage, group_cmd);
+	}
+	const char *sub = argv[1];
+	if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		const struct cli_sub *s = argc > 2 ? group_sub(g, argv[2]) : NULL;
+		if (s) {
+			/* `vcpuctl tenant help create` */
+			group_sub_help(ctx->out, g, s, g->names_in_help_sub);
+			return CLI_EXIT_OK;
+		}
+		cli_print_help(ctx->out, g->usage, g->help);
+		fprintf(ctx->out, "\n%s", g->names_help);
+		fprintf(ctx->out, "Run 'vcpuctl %s COMMAND --help' for a command's options.\n",
+			g->name);
+		return CLI_EXIT_OK;
+	}
+
+	_cleanup_(cli_request_clearp) struct cli_request req = { 0 };
+	_cleanup_error_ struct error *err = NULL;
+	if (cli_group_build(g, argc - 1, argv + 1, &req, &err) < 0) {
+		_cleanup_free_ char *help_cmd = group_sub(g, sub)
+			? xasprintf("vcpuctl %s %s", g->name, sub) : xstrdup(group_cmd);
+		return cli_usage_error(ctx, err->msg, req.usage, help_cmd);
+	}
+	if (req.help) {
+		group_sub_help(ctx->out, g, group_sub(g, sub), true);
+		return CLI_EXIT_OK;
+	}
+	return cli_request_run(ctx, &req);
 }
 
 /* --- the program ------------------------------------------------------ */

@@ -1,12 +1,15 @@
 /* cli.h - vcpuctl's shared core: exit codes, the global context, the
- * command dispatch table and the request runner every daemon-talking
- * subcommand uses.
+ * command dispatch table, the one option parser every command uses, the
+ * request runner and GET helper every daemon-talking command uses, and the
+ * subcommand table machinery of `tenant` and `vm`.
  *
  * A subcommand is one file (tenant.c, vm.c, policy.c, ...) exporting one
  * `struct cli_command`; cli.c lists them in its dispatch table. Subcommands
  * that talk to vcpud split into a pure "argv -> struct cli_request" builder
  * (unit-tested without a daemon) and cli_request_run(), which does the HTTP
- * exchange, maps the HTTP status to an exit code and renders the reply. */
+ * exchange, maps the HTTP status to an exit code and renders the reply.
+ * Commands made of such subcommands describe them in a struct cli_group
+ * and leave argv, help and usage errors to cli_group_build()/_run(). */
 #ifndef VCPUD_CLI_H
 #define VCPUD_CLI_H
 
@@ -125,5 +128,107 @@ int cli_getopt_error(int c, char **argv, const struct option *opts, struct error
 
 /* Print a JSON value on f with two-space indentation and a newline. */
 void cli_print_json(FILE *f, const json_t *v);
+
+/* --- talking to vcpud without a struct cli_request -------------------- */
+
+enum {
+	CLI_GET_JSON_ERRORS = 1 << 0,  /* print an error reply's JSON on ctx->out */
+	CLI_GET_QUIET_404 = 1 << 1,    /* 404 "not_found": no message, just the code */
+};
+
+/* GET `path` from vcpud. On a 2xx reply *reply gets its JSON (a new
+ * reference, NULL for an empty body) and 0 comes back. Otherwise the
+ * failure is reported on ctx->err as cli_request_run() does (the same
+ * code does both: the daemon unreachable names the socket) and the enum
+ * cli_exit is returned, *reply NULL; with CLI_GET_QUIET_404 a 404 whose
+ * code is "not_found" returns CLI_EXIT_NOT_FOUND without a word. */
+int cli_get_json(struct cli_ctx *ctx, const char *path, unsigned flags, json_t **reply);
+
+/* --- command lines ---------------------------------------------------- */
+
+/* The getopt value of --json, which every command takes, and the first
+ * value free for a command's own long options. */
+enum { CLI_OPT_JSON = 256, CLI_OPT_FIRST };
+
+/* The rows that end every option table: --json, -h/--help, the end. */
+#define CLI_OPTS_COMMON \
+	{ "json", no_argument, NULL, CLI_OPT_JSON }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ NULL, 0, NULL, 0 }
+
+/* Most rows an option table may have, the closing one included. */
+#define CLI_ARGS_MAX 16
+
+/* A command line as given, before any validation. The strings point into
+ * argv. */
+struct cli_args {
+	const struct option *opts;          /* the table it was parsed against */
+	const char *name;                   /* the positional argument, or NULL */
+	const char *value[CLI_ARGS_MAX];    /* per row of opts: the last value
+					     * given, "" for an option that takes
+					     * none, NULL when it was not given */
+};
+
+/* Parse argv (argv[0] = the command's name) against `opts` (rows that set
+ * no flag, ending with CLI_OPTS_COMMON; a row whose val is a letter is
+ * also that short option, as 'h' is). Options may come before or after
+ * the positional argument whatever POSIXLY_CORRECT says, "--" ends them;
+ * of a repeated option the last wins. There may be one positional
+ * argument, and only when takes_name. Returns 0, or -1 with *err (EINVAL):
+ * unknown option, option needing a value or taking none (see
+ * cli_getopt_error()), "unexpected argument 'ARG'". Resets getopt. */
+int cli_args_parse(int argc, char **argv, const struct option *opts, bool takes_name,
+		   struct cli_args *a, struct error **err);
+
+/* The value of the option whose getopt value is `val` ("" for one without
+ * a value), NULL when it was not given or is not in the table. */
+const char *cli_arg(const struct cli_args *a, int val);
+
+static inline bool cli_arg_set(const struct cli_args *a, int val)
+{
+	return cli_arg(a, val) != NULL;
+}
+
+/* --- commands made of subcommands (tenant, vm) -------------------------- */
+
+/* `vcpuctl GROUP SUB [NAME] [OPTIONS]`: one row of a group's table. */
+struct cli_sub {
+	const char *name;           /* "create" */
+	const char *usage;          /* its usage line(s); static */
+	const char *help;           /* its option descriptions; static */
+	const struct option *opts;  /* its options, ending with CLI_OPTS_COMMON */
+	bool takes_name;            /* NAME is required (a URL-safe name) */
+	/* Fill out->method, path, body and render from the options;
+	 * out->subject holds NAME already. Returns 0, or -1 with *err (EINVAL
+	 * or ERANGE: a usage error); what it put in *out is then dropped. */
+	int (*build)(const struct cli_args *a, struct cli_request *out, struct error **err);
+};
+
+struct cli_group {
+	const char *name;           /* "tenant": "vcpuctl tenant", "missing tenant command" */
+	const char *noun;           /* "tenant", "VM": "missing VM NAME", name_check("VM name") */
+	const char *usage;          /* the usage lines of all its subcommands */
+	const char *help;           /* after them in `vcpuctl GROUP help`; may be NULL */
+	const char *names_help;     /* what NAME may be: shown with the group's help
+				     * and a NAME-taking subcommand's --help */
+	bool names_in_help_sub;     /* `vcpuctl GROUP help SUB` shows names_help
+				     * too (vm's does, tenant's never has) */
+	const struct cli_sub *subs;
+	size_t n_subs;
+};
+
+/* Build the request for `vcpuctl GROUP SUB ...`; argv[0] is SUB. Options
+ * may come before or after NAME; NAME is checked with name_check(), the
+ * rest by the row's build().
+ * Returns 0 with *out filled (out->help set means "print help, send
+ * nothing"), or -1 with *err (EINVAL or ERANGE: a usage error) and
+ * out->usage set to the usage line to show. Either way the caller calls
+ * cli_request_clear(out). */
+int cli_group_build(const struct cli_group *g, int argc, char **argv, struct cli_request *out,
+		    struct error **err);
+
+/* The whole of `vcpuctl GROUP ...` (argv[0] = GROUP): `help [SUB]`,
+ * --help, usage errors, then cli_request_run(). Returns an enum cli_exit. */
+int cli_group_run(struct cli_ctx *ctx, const struct cli_group *g, int argc, char **argv);
 
 #endif

@@ -4,8 +4,8 @@
  * --follow polled every second until SIGINT/SIGTERM.
  *
  * Also home of what the watching commands share (see events.h): --since
- * parsing, cli_get_json(), and the signal and EPIPE handling of output
- * loops. The order is: pure parsers and renderers, then the I/O. */
+ * parsing, and the signal and EPIPE handling of output loops. The order
+ * is: pure parsers and renderers, then the I/O. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/client.h"
 #include "cli/events.h"
 #include "cli/output.h"
 #include "vcpud/util.h"
@@ -151,50 +150,6 @@ int cli_since_parse(const char *s, int64_t now_ms, int64_t *out_ms, struct error
 	return 0;
 }
 
-/* --- talking to vcpud ------------------------------------------------- */
-
-int cli_get_json(struct cli_ctx *ctx, const char *path, unsigned flags, json_t **reply)
-{
-	_cleanup_error_ struct error *err = NULL;
-	struct client_reply r;
-	*reply = NULL;
-	if (client_request(ctx->socket_path, "GET", path, NULL, ctx->timeout_ms, &r, &err) < 0) {
-		/* the same mapping as cli_request_run() */
-		cli_errorf(ctx, "%s", err->msg);
-		switch (err->code) {
-		case ECONNREFUSED:
-			return CLI_EXIT_UNREACHABLE;
-		case EACCES:
-			return CLI_EXIT_FORBIDDEN;
-		case EINVAL:
-			return CLI_EXIT_USAGE;
-		default:
-			return CLI_EXIT_ERROR;
-		}
-	}
-	int rc = cli_exit_for_status(r.status);
-	if (rc == CLI_EXIT_OK) {
-		*reply = steal_ptr(&r.json);
-		return CLI_EXIT_OK;
-	}
-	const json_t *e = json_object_get(r.json, "error");
-	const char *code = json_string_value(json_object_get(e, "code"));
-	if ((flags & CLI_GET_QUIET_404) && r.status == 404 && code &&
-	    strcmp(code, "not_found") == 0) {
-		client_reply_clear(&r);
-		return CLI_EXIT_NOT_FOUND;
-	}
-	if ((flags & CLI_GET_JSON_ERRORS) && r.json)
-		cli_print_json(ctx->out, r.json);
-	const char *msg = client_error_message(r.json);
-	if (msg)
-		cli_errorf(ctx, "%s", msg);
-	else
-		cli_errorf(ctx, "vcpud answered GET %s with HTTP %ld", path, r.status);
-	client_reply_clear(&r);
-	return rc;
-}
-
 /* --- watching --------------------------------------------------------- */
 
 static volatile sig_atomic_t watch_stop;
@@ -289,7 +244,7 @@ static const char help_text[] =
 	"TIME is UTC. DETAILS is the event's details as compact JSON, cut to 100\n"
 	"characters (ending in \"...\"); --json has them whole.\n";
 
-enum { OPT_SINCE = 256, OPT_LIMIT, OPT_JSON };
+enum { OPT_SINCE = CLI_OPT_FIRST, OPT_LIMIT };
 
 int cli_events_parse(int argc, char **argv, int64_t now_ms, struct cli_events_opts *o,
 		     struct error **err)
@@ -298,42 +253,18 @@ int cli_events_parse(int argc, char **argv, int64_t now_ms, struct cli_events_op
 		{ "since", required_argument, NULL, OPT_SINCE },
 		{ "follow", no_argument, NULL, 'f' },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPTS_COMMON
 	};
-	const char *since = NULL, *limit = NULL;
+	struct cli_args a;
 	memset(o, 0, sizeof(*o));
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:fh", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			return error_set(err, EINVAL, "unexpected argument '%s'", optarg);
-		case 'h':
-			o->help = true;
-			break;
-		case 'f':
-			o->follow = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_SINCE:
-			since = optarg;
-			break;
-		case OPT_LIMIT:
-			limit = optarg;
-			break;
-		default:
-			return cli_getopt_error(c, argv, opts, err);
-		}
-	}
-	if (optind < argc)
-		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	if (cli_args_parse(argc, argv, opts, false, &a, err) < 0)
+		return -1;
+	o->help = cli_arg_set(&a, 'h');
+	o->follow = cli_arg_set(&a, 'f');
+	o->json = cli_arg_set(&a, CLI_OPT_JSON);
 	if (o->help)
 		return 0;
+	const char *since = cli_arg(&a, OPT_SINCE), *limit = cli_arg(&a, OPT_LIMIT);
 	if (since) {
 		if (cli_since_parse(since, now_ms, &o->since_ms, err) < 0)
 			return error_wrap(err, "--since");

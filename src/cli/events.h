@@ -1,7 +1,7 @@
 /* events.h - `vcpuctl events`: the audit log (GET /v1/events), once or
  * followed, plus what the watching commands (events --follow, top, vm
- * stats) share: the --since time parser, a GET that hands back the reply's
- * JSON, and the stop-on-SIGINT/SIGTERM, EPIPE-aware output loop helpers.
+ * stats) share: the --since time parser and the stop-on-SIGINT/SIGTERM,
+ * EPIPE-aware output loop helpers (their GET is cli_get_json(), cli.h).
  * Parsing and rendering are pure (strings and JSON in, text on a FILE *
  * out) so the unit tests cover them without a daemon. */
 #ifndef VCPUD_CLI_EVENTS_H
@@ -32,21 +32,6 @@
  * Returns 0, or -1 with *err naming `s`: EINVAL for anything else, ERANGE
  * for overflow, a time before 1970 or after 9999. */
 int cli_since_parse(const char *s, int64_t now_ms, int64_t *out_ms, struct error **err);
-
-/* --- talking to vcpud ------------------------------------------------- */
-
-enum {
-	CLI_GET_JSON_ERRORS = 1 << 0,  /* print an error reply's JSON on ctx->out */
-	CLI_GET_QUIET_404 = 1 << 1,    /* 404 "not_found": no message, just the code */
-};
-
-/* GET `path` from vcpud. On a 2xx reply *reply gets its JSON (a new
- * reference, NULL for an empty body) and 0 comes back. Otherwise the
- * failure is reported on ctx->err as cli_request_run() does (the daemon
- * unreachable names the socket) and the enum cli_exit is returned, *reply
- * NULL; with CLI_GET_QUIET_404 a 404 whose code is "not_found" returns
- * CLI_EXIT_NOT_FOUND without a word. */
-int cli_get_json(struct cli_ctx *ctx, const char *path, unsigned flags, json_t **reply);
 
 /* --- watching: until SIGINT/SIGTERM, or until the reader goes away ----- */
 

@@ -3,7 +3,6 @@
  * (policy_load_file), so no daemon is needed and a file can be checked
  * before it is installed. FILE defaults to the installed policy,
  * CLI_DEFAULT_POLICY (/etc/vcpud/policy.yaml). */
-#include <errno.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -40,71 +39,59 @@ static const char show_help[] =
 	"\nFILE defaults to " CLI_DEFAULT_POLICY ". The output is YAML; there is no\n"
 	"--json form.\n";
 
-enum { OPT_JSON = 256, OPT_DEFAULTS };
+enum { OPT_DEFAULTS = CLI_OPT_FIRST };
 
-struct policy_args {
-	const char *file;
-	bool json;
-	bool defaults;
-	bool help;
+static const struct option check_opts[] = { CLI_OPTS_COMMON };
+
+static const struct option show_opts[] = {
+	{ "defaults", no_argument, NULL, OPT_DEFAULTS },
+	CLI_OPTS_COMMON
 };
 
-static int parse_args(int argc, char **argv, const struct option *opts,
-		      struct policy_args *a, struct error **err)
+/* What `policy check` and `policy show` share: their command line. */
+struct policy_cmd {
+	const char *usage;
+	const char *help;
+	const char *help_cmd;       /* "vcpuctl policy check" */
+	const struct option *opts;
+};
+
+static const struct policy_cmd check_cmd = {
+	check_usage, check_help, "vcpuctl policy check", check_opts,
+};
+
+static const struct policy_cmd show_cmd = {
+	show_usage, show_help, "vcpuctl policy show", show_opts,
+};
+
+/* Parse `policy SUB [FILE] [OPTIONS]` into *a. Returns -1 when SUB goes on,
+ * else the exit code it ends with: a usage error or its help, printed. */
+static int policy_args(struct cli_ctx *ctx, const struct policy_cmd *cmd, int argc,
+		       char **argv, struct cli_args *a)
 {
-	memset(a, 0, sizeof(*a));
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			if (a->file)
-				return error_set(err, EINVAL, "unexpected argument '%s'", optarg);
-			a->file = optarg;
-			break;
-		case 'h':
-			a->help = true;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		case OPT_DEFAULTS:
-			a->defaults = true;
-			break;
-		default:
-			return cli_getopt_error(c, argv, opts, err);
-		}
+	_cleanup_error_ struct error *err = NULL;
+	if (cli_args_parse(argc, argv, cmd->opts, true, a, &err) < 0)
+		return cli_usage_error(ctx, err->msg, cmd->usage, cmd->help_cmd);
+	if (cli_arg_set(a, 'h')) {
+		cli_print_help(ctx->out, cmd->usage, cmd->help);
+		return CLI_EXIT_OK;
 	}
-	for (; optind < argc; optind++) {
-		if (a->file)
-			return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
-		a->file = argv[optind];
-	}
-	return 0;
+	return -1;
 }
 
 static int policy_check(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	_cleanup_error_ struct error *err = NULL;
-	struct policy_args a;
-	if (parse_args(argc, argv, opts, &a, &err) < 0)
-		return cli_usage_error(ctx, err->msg, check_usage, "vcpuctl policy check");
-	if (a.help) {
-		cli_print_help(ctx->out, check_usage, check_help);
-		return CLI_EXIT_OK;
-	}
-	const char *file = a.file ? a.file : CLI_DEFAULT_POLICY;
-	bool json = ctx->json || a.json;
+	struct cli_args a;
+	int rc = policy_args(ctx, &check_cmd, argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	const char *file = a.name ? a.name : CLI_DEFAULT_POLICY;
+	bool json = ctx->json || cli_arg_set(&a, CLI_OPT_JSON);
 
+	_cleanup_error_ struct error *err = NULL;
 	_cleanup_(policy_freep) struct policy *p = NULL;
-	int rc = policy_load_file(file, &p, &err) < 0 ? cli_exit_for_errno(error_code(err))
-						      : CLI_EXIT_OK;
+	rc = policy_load_file(file, &p, &err) < 0 ? cli_exit_for_errno(error_code(err))
+						  : CLI_EXIT_OK;
 	/* whatever the parser said, a failed check must not exit 0 */
 	if (err && rc == CLI_EXIT_OK)
 		rc = CLI_EXIT_ERROR;
@@ -129,36 +116,28 @@ static int policy_check(struct cli_ctx *ctx, int argc, char **argv)
 
 static int policy_show(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "defaults", no_argument, NULL, OPT_DEFAULTS },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	_cleanup_error_ struct error *err = NULL;
-	struct policy_args a;
-	if (parse_args(argc, argv, opts, &a, &err) < 0)
-		return cli_usage_error(ctx, err->msg, show_usage, "vcpuctl policy show");
-	if (a.help) {
-		cli_print_help(ctx->out, show_usage, show_help);
-		return CLI_EXIT_OK;
-	}
-	if (ctx->json || a.json)
+	struct cli_args a;
+	int rc = policy_args(ctx, &show_cmd, argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	bool defaults = cli_arg_set(&a, OPT_DEFAULTS);
+	if (ctx->json || cli_arg_set(&a, CLI_OPT_JSON))
 		return cli_usage_error(ctx, "policy show prints YAML; --json is not supported",
 				       show_usage, "vcpuctl policy show");
-	if (a.defaults && a.file)
+	if (defaults && a.name)
 		return cli_usage_error(ctx, "give either FILE or --defaults, not both", show_usage,
 				       "vcpuctl policy show");
 
+	_cleanup_error_ struct error *err = NULL;
 	_cleanup_(policy_freep) struct policy *p = NULL;
-	if (a.defaults) {
+	if (defaults) {
 		p = xcalloc(1, sizeof(*p));
 		policy_defaults(p);
 	} else {
-		const char *file = a.file ? a.file : CLI_DEFAULT_POLICY;
+		const char *file = a.name ? a.name : CLI_DEFAULT_POLICY;
 		if (policy_load_file(file, &p, &err) < 0) {
 			cli_errorf(ctx, "%s", err->msg);
-			int rc = cli_exit_for_errno(err->code);
+			rc = cli_exit_for_errno(err->code);
 			return rc == CLI_EXIT_OK ? CLI_EXIT_ERROR : rc;
 		}
 	}

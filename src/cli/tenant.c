@@ -1,9 +1,10 @@
 /* tenant.c - `vcpuctl tenant create|list|show|set|delete`.
  *
  * argv is turned into a struct cli_request by cli_tenant_build() (pure:
- * parsing, client-side validation, JSON body through the API's shared wire
+ * client-side validation, JSON body through the API's shared wire
  * functions), then cli_request_run() talks to vcpud and calls the renderers
- * below for human output. Each subcommand is one row of `subs`. */
+ * below for human output. Each subcommand is one row of `subs`; parsing,
+ * NAME, help and usage errors are cli.c's group machinery (as for vm.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,40 +14,13 @@
 #include "vcpud/api.h"
 #include "vcpud/util.h"
 
-/* Raw option values, before validation. */
-struct tenant_args {
-	const char *name;
-	const char *vcpus;
-	const char *weight;
-	const char *cpu_max;
-	const char *memory;
-	const char *class_;
-	bool help;
-	bool json;
-};
-
-struct tenant_sub {
-	const char *name;
-	const char *usage;
-	const char *help;
-	const struct option *opts;
-	bool takes_name;
-	int (*build)(const struct tenant_args *a, struct cli_request *out, struct error **err);
-};
-
 enum {
-	OPT_VCPUS = 256,
+	OPT_VCPUS = CLI_OPT_FIRST,
 	OPT_WEIGHT,
 	OPT_CPU_MAX,
 	OPT_MEMORY,
 	OPT_CLASS,
-	OPT_JSON,
 };
-
-#define COMMON_OPTS \
-	{ "json", no_argument, NULL, OPT_JSON }, \
-	{ "help", no_argument, NULL, 'h' }, \
-	{ NULL, 0, NULL, 0 }
 
 static const struct option quota_opts[] = {
 	{ "vcpus", required_argument, NULL, OPT_VCPUS },
@@ -54,10 +28,10 @@ static const struct option quota_opts[] = {
 	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "class", required_argument, NULL, OPT_CLASS },
-	COMMON_OPTS
+	CLI_OPTS_COMMON
 };
 
-static const struct option plain_opts[] = { COMMON_OPTS };
+static const struct option plain_opts[] = { CLI_OPTS_COMMON };
 
 static const char group_usage[] =
 	"usage: vcpuctl tenant create NAME --vcpus N [--weight W] [--cpu-max CORES]\n"
@@ -68,19 +42,21 @@ static const char group_usage[] =
 	"                          [--memory SIZE|none] [--class CLASS]\n"
 	"       vcpuctl tenant delete NAME";
 
-static const char quota_help[] =
-	"Options:\n"
-	"  --vcpus N          vCPU quota: the vCPUs all of the tenant's VMs may have (0..65536)\n"
-	"  --weight W         CPU weight against other tenants, 1..10000 (default 100)\n"
-	"  --cpu-max CORES    cap on the tenant's total CPU use, in cores (0.01..4096)\n"
-	"  --memory SIZE      memory quota; K, M, G, T suffixes are powers of 1024\n"
-	"  --class CLASS      guaranteed, burstable (default) or best-effort: how the\n"
-	"                     noisy-neighbour throttler may treat the tenant's VMs\n"
-	"  --json             print the API's JSON\n"
-	"  -h, --help         this help\n";
+#define QUOTA_HELP \
+	"Options:\n" \
+	"  --vcpus N          vCPU quota: the vCPUs all of the tenant's VMs may have (0..65536)\n" \
+	"  --weight W         CPU weight against other tenants, 1..10000 (default 100)\n" \
+	"  --cpu-max CORES    cap on the tenant's total CPU use, in cores (0.01..4096)\n" \
+	"  --memory SIZE      memory quota; K, M, G, T suffixes are powers of 1024\n" \
+	"  --class CLASS      guaranteed, burstable (default) or best-effort: how the\n" \
+	"                     noisy-neighbour throttler may treat the tenant's VMs\n" \
+	"  --json             print the API's JSON\n" \
+	"  -h, --help         this help\n"
 
-static const char set_help_extra[] =
-	"\n'none' as --cpu-max or --memory removes that limit.\n";
+static const char create_help[] = QUOTA_HELP;
+
+static const char set_help[] =
+	QUOTA_HELP "\n'none' as --cpu-max or --memory removes that limit.\n";
 
 static const char plain_help[] =
 	"Options:\n"
@@ -92,20 +68,28 @@ static const char tenant_names_help[] =
 
 /* --- value parsing ---------------------------------------------------- */
 
-static bool is_none(const char *s)
+/* "none" for a limit: no limit, which only `tenant set` can ask for
+ * (create just leaves the option out). Returns 1 for "none" (*set false),
+ * 0 for any other value, -1 with *err (EINVAL) when none is not allowed. */
+static int limit_none(const char *s, bool allow_none, const char *opt, const char *without,
+		      bool *set, struct error **err)
 {
-	return strcmp(s, "none") == 0;
+	if (strcmp(s, "none") != 0)
+		return 0;
+	if (!allow_none)
+		return error_set(err, EINVAL, "%s none only applies to 'tenant set'; "
+				 "leave out %s for %s", opt, opt, without);
+	*set = false;
+	return 1;
 }
 
 int cli_tenant_parse_memory(const char *s, bool allow_none, bool *set, int64_t *bytes,
 			    struct error **err)
 {
-	if (is_none(s)) {
-		if (!allow_none)
-			return error_set(err, EINVAL,
-					 "--memory none only applies to 'tenant set'; "
-					 "leave out --memory for no memory quota");
-		*set = false;
+	int none = limit_none(s, allow_none, "--memory", "no memory quota", set, err);
+	if (none < 0)
+		return -1;
+	if (none) {
 		*bytes = 0;
 		return 0;
 	}
@@ -125,12 +109,10 @@ int cli_tenant_parse_memory(const char *s, bool allow_none, bool *set, int64_t *
 int cli_tenant_parse_cpu_max(const char *s, bool allow_none, bool *set, double *cores,
 			     struct error **err)
 {
-	if (is_none(s)) {
-		if (!allow_none)
-			return error_set(err, EINVAL,
-					 "--cpu-max none only applies to 'tenant set'; "
-					 "leave out --cpu-max for no CPU cap");
-		*set = false;
+	int none = limit_none(s, allow_none, "--cpu-max", "no CPU cap", set, err);
+	if (none < 0)
+		return -1;
+	if (none) {
 		*cores = 0;
 		return 0;
 	}
@@ -141,37 +123,40 @@ int cli_tenant_parse_cpu_max(const char *s, bool allow_none, bool *set, double *
 }
 
 /* The options shared by create and set, into a patch. */
-static int quota_patch(const struct tenant_args *a, bool allow_none, struct tenant_patch *p,
+static int quota_patch(const struct cli_args *a, bool allow_none, struct tenant_patch *p,
 		       struct error **err)
 {
+	const char *vcpus = cli_arg(a, OPT_VCPUS), *weight = cli_arg(a, OPT_WEIGHT);
+	const char *cpu_max = cli_arg(a, OPT_CPU_MAX), *memory = cli_arg(a, OPT_MEMORY);
+	const char *class_ = cli_arg(a, OPT_CLASS);
 	memset(p, 0, sizeof(*p));
 	uint64_t v;
-	if (a->vcpus) {
-		if (parse_u64(a->vcpus, 0, TENANT_VCPUS_MAX, &v, err) < 0)
+	if (vcpus) {
+		if (parse_u64(vcpus, 0, TENANT_VCPUS_MAX, &v, err) < 0)
 			return error_wrap(err, "--vcpus");
 		p->vcpus = (uint32_t)v;
 		p->set_vcpus = true;
 	}
-	if (a->weight) {
-		if (parse_u64(a->weight, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX, &v, err) < 0)
+	if (weight) {
+		if (parse_u64(weight, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX, &v, err) < 0)
 			return error_wrap(err, "--weight");
 		p->weight = (uint32_t)v;
 		p->set_weight = true;
 	}
-	if (a->cpu_max) {
-		if (cli_tenant_parse_cpu_max(a->cpu_max, allow_none, &p->cpu_max_set,
+	if (cpu_max) {
+		if (cli_tenant_parse_cpu_max(cpu_max, allow_none, &p->cpu_max_set,
 					     &p->cpu_max_cores, err) < 0)
 			return -1;
 		p->set_cpu_max = true;
 	}
-	if (a->memory) {
-		if (cli_tenant_parse_memory(a->memory, allow_none, &p->memory_set,
-					    &p->memory_bytes, err) < 0)
+	if (memory) {
+		if (cli_tenant_parse_memory(memory, allow_none, &p->memory_set, &p->memory_bytes,
+					    err) < 0)
 			return -1;
 		p->set_memory = true;
 	}
-	if (a->class_) {
-		if (tenant_class_from_string(a->class_, &p->class_, err) < 0)
+	if (class_) {
+		if (tenant_class_from_string(class_, &p->class_, err) < 0)
 			return error_wrap(err, "--class");
 		p->set_class = true;
 	}
@@ -312,9 +297,9 @@ static int render_deleted(struct cli_ctx *ctx, const struct cli_request *req, co
 
 /* --- builders --------------------------------------------------------- */
 
-static int build_create(const struct tenant_args *a, struct cli_request *out, struct error **err)
+static int build_create(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
-	if (!a->vcpus)
+	if (!cli_arg_set(a, OPT_VCPUS))
 		return error_set(err, EINVAL, "missing --vcpus (the tenant's vCPU quota)");
 	struct tenant_patch p;
 	if (quota_patch(a, false, &p, err) < 0)
@@ -337,7 +322,7 @@ static int build_create(const struct tenant_args *a, struct cli_request *out, st
 	return 0;
 }
 
-static int build_list(const struct tenant_args *a, struct cli_request *out, struct error **err)
+static int build_list(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)a;
 	(void)err;
@@ -347,7 +332,7 @@ static int build_list(const struct tenant_args *a, struct cli_request *out, stru
 	return 0;
 }
 
-static int build_show(const struct tenant_args *a, struct cli_request *out, struct error **err)
+static int build_show(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)err;
 	out->method = "GET";
@@ -356,7 +341,7 @@ static int build_show(const struct tenant_args *a, struct cli_request *out, stru
 	return 0;
 }
 
-static int build_set(const struct tenant_args *a, struct cli_request *out, struct error **err)
+static int build_set(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	struct tenant_patch p;
 	if (quota_patch(a, true, &p, err) < 0)
@@ -371,7 +356,7 @@ static int build_set(const struct tenant_args *a, struct cli_request *out, struc
 	return 0;
 }
 
-static int build_delete(const struct tenant_args *a, struct cli_request *out, struct error **err)
+static int build_delete(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)err;
 	out->method = "DELETE";
@@ -380,162 +365,39 @@ static int build_delete(const struct tenant_args *a, struct cli_request *out, st
 	return 0;
 }
 
-static const struct tenant_sub subs[] = {
+static const struct cli_sub subs[] = {
 	{ "create",
 	  "usage: vcpuctl tenant create NAME --vcpus N [--weight W] [--cpu-max CORES]\n"
 	  "                             [--memory SIZE] [--class CLASS]",
-	  quota_help, quota_opts, true, build_create },
+	  create_help, quota_opts, true, build_create },
 	{ "list", "usage: vcpuctl tenant list", plain_help, plain_opts, false, build_list },
 	{ "show", "usage: vcpuctl tenant show NAME", plain_help, plain_opts, true, build_show },
 	{ "set",
 	  "usage: vcpuctl tenant set NAME [--vcpus N] [--weight W] [--cpu-max CORES|none]\n"
 	  "                          [--memory SIZE|none] [--class CLASS]",
-	  quota_help, quota_opts, true, build_set },
+	  set_help, quota_opts, true, build_set },
 	{ "delete", "usage: vcpuctl tenant delete NAME", plain_help, plain_opts, true,
 	  build_delete },
 };
 
-static const struct tenant_sub *sub_find(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
-		if (strcmp(subs[i].name, name) == 0)
-			return &subs[i];
-	return NULL;
-}
-
-static int positional(const struct tenant_sub *sub, struct tenant_args *a, const char *arg,
-		      struct error **err)
-{
-	if (!sub->takes_name || a->name)
-		return error_set(err, EINVAL, "unexpected argument '%s'", arg);
-	a->name = arg;
-	return 0;
-}
-
-static int parse_args(const struct tenant_sub *sub, int argc, char **argv,
-		      struct tenant_args *a, struct error **err)
-{
-	memset(a, 0, sizeof(*a));
-	/* "-": hand back NAME in place (case 1), so options may come before or
-	 * after it whatever POSIXLY_CORRECT says; ":": report missing values */
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:h", sub->opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			if (positional(sub, a, optarg, err) < 0)
-				return -1;
-			break;
-		case 'h':
-			a->help = true;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		case OPT_VCPUS:
-			a->vcpus = optarg;
-			break;
-		case OPT_WEIGHT:
-			a->weight = optarg;
-			break;
-		case OPT_CPU_MAX:
-			a->cpu_max = optarg;
-			break;
-		case OPT_MEMORY:
-			a->memory = optarg;
-			break;
-		case OPT_CLASS:
-			a->class_ = optarg;
-			break;
-		default:
-			return cli_getopt_error(c, argv, sub->opts, err);
-		}
-	}
-	/* whatever follows "--" */
-	for (; optind < argc; optind++)
-		if (positional(sub, a, argv[optind], err) < 0)
-			return -1;
-	return 0;
-}
+static const struct cli_group group = {
+	.name = "tenant",
+	.noun = "tenant",
+	.usage = group_usage,
+	.names_help = tenant_names_help,
+	.subs = subs,
+	.n_subs = ARRAY_SIZE(subs),
+};
 
 int cli_tenant_build(int argc, char **argv, struct cli_request *out, struct error **err)
 {
-	memset(out, 0, sizeof(*out));
-	out->usage = group_usage;
-	if (argc < 1 || !argv[0])
-		return error_set(err, EINVAL, "missing tenant command");
-	const struct tenant_sub *sub = sub_find(argv[0]);
-	if (!sub)
-		return error_set(err, EINVAL, "unknown tenant command '%s'", argv[0]);
-	out->usage = sub->usage;
-	out->help_text = sub->help;
-
-	struct tenant_args a;
-	if (parse_args(sub, argc, argv, &a, err) < 0)
-		return -1;
-	out->json = a.json;
-	if (a.help) {
-		out->help = true;
-		return 0;
-	}
-	if (sub->takes_name) {
-		if (!a.name)
-			return error_set(err, EINVAL, "missing tenant NAME");
-		/* the name goes into a URL path: only [A-Za-z0-9_.-] gets there */
-		if (name_check("tenant name", a.name, err) < 0)
-			return -1;
-		out->subject = xstrdup(a.name);
-	}
-	if (sub->build(&a, out, err) < 0) {
-		/* keep usage/help for the caller, drop a half-built request */
-		const char *usage = out->usage, *help = out->help_text;
-		cli_request_clear(out);
-		out->usage = usage;
-		out->help_text = help;
-		return -1;
-	}
-	return 0;
+	return cli_group_build(&group, argc, argv, out, err);
 }
 
 /* `vcpuctl tenant ...` */
 static int tenant_run(struct cli_ctx *ctx, int argc, char **argv)
 {
-	if (argc < 2)
-		return cli_usage_error(ctx, "missing tenant command", group_usage,
-				       "vcpuctl tenant");
-	const char *sub = argv[1];
-	if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-		const struct tenant_sub *s = argc > 2 ? sub_find(argv[2]) : NULL;
-		if (s) {
-			/* `vcpuctl tenant help create` */
-			cli_print_help(ctx->out, s->usage, s->help);
-			if (s->build == build_set)
-				fputs(set_help_extra, ctx->out);
-			return CLI_EXIT_OK;
-		}
-		cli_print_help(ctx->out, group_usage, NULL);
-		fprintf(ctx->out, "\n%s", tenant_names_help);
-		fputs("Run 'vcpuctl tenant COMMAND --help' for a command's options.\n", ctx->out);
-		return CLI_EXIT_OK;
-	}
-
-	_cleanup_(cli_request_clearp) struct cli_request req = { 0 };
-	_cleanup_error_ struct error *err = NULL;
-	if (cli_tenant_build(argc - 1, argv + 1, &req, &err) < 0) {
-		_cleanup_free_ char *help_cmd = sub_find(sub) ? xasprintf("vcpuctl tenant %s", sub)
-							      : xstrdup("vcpuctl tenant");
-		return cli_usage_error(ctx, err->msg, req.usage, help_cmd);
-	}
-	if (req.help) {
-		cli_print_help(ctx->out, req.usage, req.help_text);
-		if (strcmp(sub, "set") == 0)
-			fputs(set_help_extra, ctx->out);
-		if (sub_find(sub)->takes_name)
-			fprintf(ctx->out, "\n%s", tenant_names_help);
-		return CLI_EXIT_OK;
-	}
-	return cli_request_run(ctx, &req);
+	return cli_group_run(ctx, &group, argc, argv);
 }
 
 const struct cli_command cli_cmd_tenant = {

@@ -40,48 +40,26 @@ static const char help_text[] =
 	"  --json               print the API's JSON once (implies --once)\n"
 	"  -h, --help           this help\n";
 
-enum { OPT_ONCE = 256, OPT_INTERVAL, OPT_JSON };
+enum { OPT_ONCE = CLI_OPT_FIRST, OPT_INTERVAL };
 
 int cli_top_parse(int argc, char **argv, struct cli_top_opts *o, struct error **err)
 {
 	static const struct option opts[] = {
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPTS_COMMON
 	};
-	const char *interval = NULL;
+	struct cli_args a;
 	memset(o, 0, sizeof(*o));
 	o->interval_ms = CLI_TOP_INTERVAL_DEFAULT_MS;
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			return error_set(err, EINVAL, "unexpected argument '%s'", optarg);
-		case 'h':
-			o->help = true;
-			break;
-		case OPT_ONCE:
-			o->once = true;
-			break;
-		case OPT_INTERVAL:
-			interval = optarg;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			o->once = true;
-			break;
-		default:
-			return cli_getopt_error(c, argv, opts, err);
-		}
-	}
-	if (optind < argc)
-		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	if (cli_args_parse(argc, argv, opts, false, &a, err) < 0)
+		return -1;
+	o->help = cli_arg_set(&a, 'h');
+	o->json = cli_arg_set(&a, CLI_OPT_JSON);
+	o->once = cli_arg_set(&a, OPT_ONCE) || o->json;
 	if (o->help)
 		return 0;
+	const char *interval = cli_arg(&a, OPT_INTERVAL);
 	if (interval) {
 		double s;
 		if (parse_double(interval, CLI_TOP_INTERVAL_MIN_S, CLI_TOP_INTERVAL_MAX_S, &s,

@@ -1,10 +1,11 @@
 /* vm.c - `vcpuctl vm register|list|show|release|stats`.
  *
  * Same shape as tenant.c: argv becomes a struct cli_request in
- * cli_vm_build() (pure: parsing, client-side validation, the register body
- * checked with the API's own parser), then cli_request_run() talks to vcpud
- * and calls the renderers below for human output. Each subcommand is one
- * row of `subs`; each column of `vm list` is one row of `list_columns`.
+ * cli_vm_build() (pure: client-side validation, the register body checked
+ * with the API's own parser), then cli_request_run() talks to vcpud and
+ * calls the renderers below for human output. Each subcommand is one row
+ * of `subs`, run by cli.c's group machinery (parsing, NAME, help, usage
+ * errors); each column of `vm list` is one row of `list_columns`.
  * `vm show` then asks for the VM's last minutes of samples (GET
  * /v1/vms/NAME/stats) and prints them with top.c's history renderer. */
 #include <errno.h>
@@ -20,51 +21,25 @@
 #include "vcpud/tenant.h"
 #include "vcpud/util.h"
 
-/* Raw option values, before validation. */
-struct vm_args {
-	const char *name;
-	const char *tenant;
-	const char *pid;
-	const char *memory;
-	const char *since;
-	bool help;
-	bool json;
-};
-
-struct vm_sub {
-	const char *name;
-	const char *usage;
-	const char *help;
-	const struct option *opts;
-	bool takes_name;
-	int (*build)(const struct vm_args *a, struct cli_request *out, struct error **err);
-};
-
 enum {
-	OPT_TENANT = 256,
+	OPT_TENANT = CLI_OPT_FIRST,
 	OPT_PID,
 	OPT_MEMORY,
-	OPT_JSON,
 	OPT_SINCE,
 };
-
-#define COMMON_OPTS \
-	{ "json", no_argument, NULL, OPT_JSON }, \
-	{ "help", no_argument, NULL, 'h' }, \
-	{ NULL, 0, NULL, 0 }
 
 static const struct option register_opts[] = {
 	{ "tenant", required_argument, NULL, OPT_TENANT },
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
-	COMMON_OPTS
+	CLI_OPTS_COMMON
 };
 
-static const struct option plain_opts[] = { COMMON_OPTS };
+static const struct option plain_opts[] = { CLI_OPTS_COMMON };
 
 static const struct option stats_opts[] = {
 	{ "since", required_argument, NULL, OPT_SINCE },
-	COMMON_OPTS
+	CLI_OPTS_COMMON
 };
 
 static const char register_usage[] =
@@ -389,22 +364,24 @@ static int render_released(struct cli_ctx *ctx, const struct cli_request *req,
 
 /* --- builders --------------------------------------------------------- */
 
-static int build_register(const struct vm_args *a, struct cli_request *out, struct error **err)
+static int build_register(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
-	if (!a->tenant)
+	const char *tenant = cli_arg(a, OPT_TENANT), *pid_s = cli_arg(a, OPT_PID);
+	const char *memory = cli_arg(a, OPT_MEMORY);
+	if (!tenant)
 		return error_set(err, EINVAL, "missing --tenant (the tenant the VM belongs to)");
-	if (!a->pid)
+	if (!pid_s)
 		return error_set(err, EINVAL, "missing --pid (the VM's hypervisor process)");
-	if (name_check("tenant name", a->tenant, err) < 0)
+	if (name_check("tenant name", tenant, err) < 0)
 		return error_wrap(err, "--tenant");
 	uint64_t pid;
-	if (parse_u64(a->pid, 1, CLI_VM_PID_MAX, &pid, err) < 0)
+	if (parse_u64(pid_s, 1, CLI_VM_PID_MAX, &pid, err) < 0)
 		return error_wrap(err, "--pid");
-	json_t *body = json_pack("{s:s,s:s,s:I}", "name", a->name, "tenant", a->tenant, "pid",
+	json_t *body = json_pack("{s:s,s:s,s:I}", "name", a->name, "tenant", tenant, "pid",
 				 (json_int_t)pid);
-	if (a->memory) {
+	if (memory) {
 		int64_t bytes;
-		if (parse_size(a->memory, &bytes, err) < 0) {
+		if (parse_size(memory, &bytes, err) < 0) {
 			json_decref(body);
 			return error_wrap(err, "--memory");
 		}
@@ -413,7 +390,7 @@ static int build_register(const struct vm_args *a, struct cli_request *out, stru
 			_cleanup_free_ char *hi = format_size(TENANT_MEMORY_MAX);
 			json_decref(body);
 			return error_set(err, ERANGE, "--memory: %s is out of range (%s..%s)",
-					 a->memory, lo, hi);
+					 memory, lo, hi);
 		}
 		json_object_set_new(body, "memory_bytes", json_integer(bytes));
 	}
@@ -431,7 +408,7 @@ static int build_register(const struct vm_args *a, struct cli_request *out, stru
 	return 0;
 }
 
-static int build_list(const struct vm_args *a, struct cli_request *out, struct error **err)
+static int build_list(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)a;
 	(void)err;
@@ -441,7 +418,7 @@ static int build_list(const struct vm_args *a, struct cli_request *out, struct e
 	return 0;
 }
 
-static int build_show(const struct vm_args *a, struct cli_request *out, struct error **err)
+static int build_show(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)err;
 	out->method = "GET";
@@ -450,18 +427,19 @@ static int build_show(const struct vm_args *a, struct cli_request *out, struct e
 	return 0;
 }
 
-static int build_stats(const struct vm_args *a, struct cli_request *out, struct error **err)
+static int build_stats(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
+	const char *since = cli_arg(a, OPT_SINCE);
 	int64_t since_ms = 0;
-	if (a->since && cli_since_parse(a->since, now_ms(), &since_ms, err) < 0)
+	if (since && cli_since_parse(since, now_ms(), &since_ms, err) < 0)
 		return error_wrap(err, "--since");
 	out->method = "GET";
-	out->path = stats_path(a->name, a->since != NULL, since_ms);
+	out->path = stats_path(a->name, since != NULL, since_ms);
 	out->render = render_stats;
 	return 0;
 }
 
-static int build_release(const struct vm_args *a, struct cli_request *out, struct error **err)
+static int build_release(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)err;
 	out->method = "DELETE";
@@ -470,7 +448,7 @@ static int build_release(const struct vm_args *a, struct cli_request *out, struc
 	return 0;
 }
 
-static const struct vm_sub subs[] = {
+static const struct cli_sub subs[] = {
 	{ "register", register_usage, register_help, register_opts, true, build_register },
 	{ "list", "usage: vcpuctl vm list", plain_help, plain_opts, false, build_list },
 	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
@@ -479,144 +457,26 @@ static const struct vm_sub subs[] = {
 	{ "stats", stats_usage, stats_help, stats_opts, true, build_stats },
 };
 
-static const struct vm_sub *sub_find(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
-		if (strcmp(subs[i].name, name) == 0)
-			return &subs[i];
-	return NULL;
-}
-
-static int positional(const struct vm_sub *sub, struct vm_args *a, const char *arg,
-		      struct error **err)
-{
-	if (!sub->takes_name || a->name)
-		return error_set(err, EINVAL, "unexpected argument '%s'", arg);
-	a->name = arg;
-	return 0;
-}
-
-static int parse_args(const struct vm_sub *sub, int argc, char **argv, struct vm_args *a,
-		      struct error **err)
-{
-	memset(a, 0, sizeof(*a));
-	/* "-": NAME comes back in place (case 1), so options may come before
-	 * or after it; ":": report missing values */
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:h", sub->opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			if (positional(sub, a, optarg, err) < 0)
-				return -1;
-			break;
-		case 'h':
-			a->help = true;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		case OPT_TENANT:
-			a->tenant = optarg;
-			break;
-		case OPT_PID:
-			a->pid = optarg;
-			break;
-		case OPT_MEMORY:
-			a->memory = optarg;
-			break;
-		case OPT_SINCE:
-			a->since = optarg;
-			break;
-		default:
-			return cli_getopt_error(c, argv, sub->opts, err);
-		}
-	}
-	/* whatever follows "--" */
-	for (; optind < argc; optind++)
-		if (positional(sub, a, argv[optind], err) < 0)
-			return -1;
-	return 0;
-}
+static const struct cli_group group = {
+	.name = "vm",
+	.noun = "VM",
+	.usage = group_usage,
+	.help = group_help,
+	.names_help = vm_names_help,
+	.names_in_help_sub = true,
+	.subs = subs,
+	.n_subs = ARRAY_SIZE(subs),
+};
 
 int cli_vm_build(int argc, char **argv, struct cli_request *out, struct error **err)
 {
-	memset(out, 0, sizeof(*out));
-	out->usage = group_usage;
-	if (argc < 1 || !argv[0])
-		return error_set(err, EINVAL, "missing vm command");
-	const struct vm_sub *sub = sub_find(argv[0]);
-	if (!sub)
-		return error_set(err, EINVAL, "unknown vm command '%s'", argv[0]);
-	out->usage = sub->usage;
-	out->help_text = sub->help;
-
-	struct vm_args a;
-	if (parse_args(sub, argc, argv, &a, err) < 0)
-		return -1;
-	out->json = a.json;
-	if (a.help) {
-		out->help = true;
-		return 0;
-	}
-	if (sub->takes_name) {
-		if (!a.name)
-			return error_set(err, EINVAL, "missing VM NAME");
-		/* the name goes into a URL path: only [A-Za-z0-9_.-] gets there */
-		if (name_check("VM name", a.name, err) < 0)
-			return -1;
-		out->subject = xstrdup(a.name);
-	}
-	if (sub->build(&a, out, err) < 0) {
-		/* keep usage/help for the caller, drop a half-built request */
-		const char *usage = out->usage, *help = out->help_text;
-		cli_request_clear(out);
-		out->usage = usage;
-		out->help_text = help;
-		return -1;
-	}
-	return 0;
-}
-
-static void sub_help(FILE *f, const struct vm_sub *s)
-{
-	cli_print_help(f, s->usage, s->help);
-	if (s->takes_name)
-		fprintf(f, "\n%s", vm_names_help);
+	return cli_group_build(&group, argc, argv, out, err);
 }
 
 /* `vcpuctl vm ...` */
 static int vm_run(struct cli_ctx *ctx, int argc, char **argv)
 {
-	if (argc < 2)
-		return cli_usage_error(ctx, "missing vm command", group_usage, "vcpuctl vm");
-	const char *sub = argv[1];
-	if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-		const struct vm_sub *s = argc > 2 ? sub_find(argv[2]) : NULL;
-		if (s) {
-			/* `vcpuctl vm help register` */
-			sub_help(ctx->out, s);
-			return CLI_EXIT_OK;
-		}
-		cli_print_help(ctx->out, group_usage, group_help);
-		fprintf(ctx->out, "\n%s", vm_names_help);
-		fputs("Run 'vcpuctl vm COMMAND --help' for a command's options.\n", ctx->out);
-		return CLI_EXIT_OK;
-	}
-
-	_cleanup_(cli_request_clearp) struct cli_request req = { 0 };
-	_cleanup_error_ struct error *err = NULL;
-	if (cli_vm_build(argc - 1, argv + 1, &req, &err) < 0) {
-		_cleanup_free_ char *help_cmd = sub_find(sub) ? xasprintf("vcpuctl vm %s", sub)
-							      : xstrdup("vcpuctl vm");
-		return cli_usage_error(ctx, err->msg, req.usage, help_cmd);
-	}
-	if (req.help) {
-		sub_help(ctx->out, sub_find(sub));
-		return CLI_EXIT_OK;
-	}
-	return cli_request_run(ctx, &req);
+	return cli_group_run(ctx, &group, argc, argv);
 }
 
 const struct cli_command cli_cmd_vm = {
