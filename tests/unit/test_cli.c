@@ -2,19 +2,11 @@
  * every tenant subcommand and option, every usage error, value parsing,
  * the human renderers, exit-code mapping, the whole program through
  * cli_main() (help, policy check/show), the unreachable-daemon path, and
- * full HTTP exchanges against a fake one-shot server on a UNIX socket. */
+ * full HTTP exchanges against a fake vcpud on a UNIX socket (the one in
+ * cli_test_util.h, answering one canned reply). */
 #include <errno.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -22,48 +14,12 @@
 #include "cli/tenant.h"
 #include "vcpud/policy.h"
 #include "vcpud/util.h"
+#include "cli_test_util.h"
 
 /* --- helpers ---------------------------------------------------------- */
 
-#define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
-#define ARGC(...) ((int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)))
-
 /* cli_tenant_build() on a literal argv (argv[0] = the tenant subcommand) */
 #define BUILD(req, err, ...) cli_tenant_build(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
-
-struct cap {
-	char *out;
-	char *err;
-	int rc;
-};
-
-static void cap_free(struct cap *c)
-{
-	free(c->out);
-	free(c->err);
-	memset(c, 0, sizeof(*c));
-}
-
-/* Run the whole program with stdout and stderr captured. */
-static void run_argv(struct cap *c, int argc, char **argv)
-{
-	size_t olen, elen;
-	memset(c, 0, sizeof(*c));
-	FILE *fo = open_memstream(&c->out, &olen);
-	FILE *fe = open_memstream(&c->err, &elen);
-	assert_non_null(fo);
-	assert_non_null(fe);
-	c->rc = cli_main(argc, argv, fo, fe);
-	fclose(fo);
-	fclose(fe);
-}
-#define RUN(c, ...) run_argv(c, ARGC("vcpuctl", __VA_ARGS__), ARGV("vcpuctl", __VA_ARGS__))
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("expected to find \"%s\" in \"%s\"", needle, hay ? hay : "(null)");
-}
 
 static json_t *body_of(const struct cli_request *r)
 {
@@ -206,9 +162,7 @@ static void test_build_list_show_delete(void **state)
 	struct error *err = NULL;
 
 	assert_int_equal(BUILD(&r, &err, "list"), 0);
-	assert_string_equal(r.method, "GET");
-	assert_string_equal(r.path, "/v1/tenants");
-	assert_null(r.body);
+	assert_request(&r, "GET", "/v1/tenants", NULL);
 	assert_false(r.json);
 	cli_request_clear(&r);
 
@@ -217,15 +171,11 @@ static void test_build_list_show_delete(void **state)
 	cli_request_clear(&r);
 
 	assert_int_equal(BUILD(&r, &err, "show", "acme"), 0);
-	assert_string_equal(r.method, "GET");
-	assert_string_equal(r.path, "/v1/tenants/acme");
-	assert_null(r.body);
+	assert_request(&r, "GET", "/v1/tenants/acme", "acme");
 	cli_request_clear(&r);
 
 	assert_int_equal(BUILD(&r, &err, "delete", "--json", "acme"), 0);
-	assert_string_equal(r.method, "DELETE");
-	assert_string_equal(r.path, "/v1/tenants/acme");
-	assert_null(r.body);
+	assert_request(&r, "DELETE", "/v1/tenants/acme", "acme");
 	assert_true(r.json);
 	cli_request_clear(&r);
 
@@ -308,15 +258,6 @@ static void test_build_help(void **state)
 
 /* Each of these must be refused before any I/O, with EINVAL or ERANGE (exit
  * 2), a message naming the problem and the subcommand's usage line. */
-struct bad_case {
-	const char *usage;     /* expected in out->usage */
-	const char *message;   /* expected in err->msg */
-	char *argv[12];
-};
-
-static const char long_name[] =
-	"a123456789b123456789c123456789d123456789e123456789f123456789ghijk"; /* 65 */
-
 static void test_build_usage_errors(void **state)
 {
 	(void)state;
@@ -408,24 +349,9 @@ static void test_build_usage_errors(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const struct bad_case *c = &cases[i];
-		int argc = 0;
-		while (c->argv[argc])
-			argc++;
 		struct cli_request r;
-		struct error *err = NULL;
-		int rc = cli_tenant_build(argc, (char **)c->argv, &r, &err);
-		if (rc != -1 || !err)
-			fail_msg("case %zu (%s %s): accepted, expected \"%s\"", i, c->argv[0],
-				 c->argv[1] ? c->argv[1] : "", c->message);
-		if (!strstr(err->msg, c->message))
-			fail_msg("case %zu: expected \"%s\" in \"%s\"", i, c->message, err->msg);
-		if (cli_exit_for_errno(err->code) != CLI_EXIT_USAGE)
-			fail_msg("case %zu: errno %d does not map to a usage error", i, err->code);
-		assert_null(r.method);
-		assert_null(r.path);
-		assert_null(r.body);
-		assert_false(r.help);
-		assert_non_null(r.usage);
+		struct error *err;
+		assert_build_refused(cli_tenant_build, i, c, &r, &err);
 		if (strcmp(c->usage, "tenant create|list|show|set|delete") == 0) {
 			/* an unknown subcommand shows the whole group */
 			assert_contains(r.usage, "tenant create NAME");
@@ -447,6 +373,90 @@ static void test_build_no_subcommand(void **state)
 	assert_contains(err->msg, "missing tenant command");
 	error_free(&err);
 	cli_request_clear(&r);
+}
+
+/* --- the option parser every command uses ------------------------------ */
+
+enum { T_OPT_VALUE = CLI_OPT_FIRST, T_OPT_FLAG };
+
+static const struct option t_opts[] = {
+	{ "value", required_argument, NULL, T_OPT_VALUE },
+	{ "flag", no_argument, NULL, T_OPT_FLAG },
+	{ "follow", no_argument, NULL, 'f' },
+	{ "count", required_argument, NULL, 'n' },
+	CLI_OPTS_COMMON
+};
+
+#define ARGS_PARSE(a, takes_name, err, ...) \
+	cli_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), t_opts, takes_name, a, err)
+
+static void test_args_parse(void **state)
+{
+	(void)state;
+	struct cli_args a;
+	struct error *err = NULL;
+
+	/* nothing given: no name, every option NULL */
+	assert_int_equal(ARGS_PARSE(&a, true, &err, "cmd"), 0);
+	assert_null(a.name);
+	assert_null(cli_arg(&a, T_OPT_VALUE));
+	assert_false(cli_arg_set(&a, T_OPT_FLAG));
+	assert_false(cli_arg_set(&a, 'h'));
+	assert_false(cli_arg_set(&a, CLI_OPT_JSON));
+	/* a value not in the table */
+	assert_null(cli_arg(&a, 'z'));
+
+	/* options before and after NAME, --opt=value, the last of a repeated
+	 * one wins, "" for a flag, letters as short options */
+	assert_int_equal(ARGS_PARSE(&a, true, &err, "cmd", "--value", "1", "x", "--value=2",
+				    "--flag", "-f", "-n", "5", "--json"), 0);
+	assert_string_equal(a.name, "x");
+	assert_string_equal(cli_arg(&a, T_OPT_VALUE), "2");
+	assert_string_equal(cli_arg(&a, T_OPT_FLAG), "");
+	assert_string_equal(cli_arg(&a, 'f'), "");
+	assert_string_equal(cli_arg(&a, 'n'), "5");
+	assert_true(cli_arg_set(&a, CLI_OPT_JSON));
+	assert_false(cli_arg_set(&a, 'h'));
+
+	/* an empty value is given, not absent; "-h", "-fn3" bundled, "--" */
+	assert_int_equal(ARGS_PARSE(&a, true, &err, "cmd", "--value=", "-h", "-fn3", "--",
+				    "-name"), 0);
+	assert_string_equal(cli_arg(&a, T_OPT_VALUE), "");
+	assert_true(cli_arg_set(&a, 'h'));
+	assert_true(cli_arg_set(&a, 'f'));
+	assert_string_equal(cli_arg(&a, 'n'), "3");
+	assert_string_equal(a.name, "-name");
+
+	/* unique prefixes of long options */
+	assert_int_equal(ARGS_PARSE(&a, false, &err, "cmd", "--val", "v", "--fl", "--js"), 0);
+	assert_string_equal(cli_arg(&a, T_OPT_VALUE), "v");
+	assert_true(cli_arg_set(&a, T_OPT_FLAG));
+	assert_true(cli_arg_set(&a, CLI_OPT_JSON));
+	assert_null(err);
+
+	static const struct {
+		bool takes_name;
+		const char *msg;
+		char *argv[6];
+	} bad[] = {
+		{ false, "unexpected argument 'x'", { "cmd", "x" } },
+		{ false, "unexpected argument 'x'", { "cmd", "--flag", "--", "x" } },
+		{ true, "unexpected argument 'y'", { "cmd", "x", "y" } },
+		{ true, "unexpected argument 'y'", { "cmd", "x", "--", "y" } },
+		{ true, "unknown option '--nope'", { "cmd", "--nope=1" } },
+		{ true, "unknown option '--f'", { "cmd", "--f" } }, /* ambiguous */
+		{ true, "unknown option '-x'", { "cmd", "-x" } },
+		{ true, "option '--value' needs a value", { "cmd", "--value" } },
+		{ true, "option '--count' needs a value", { "cmd", "-n" } }, /* its long name */
+		{ true, "option '--flag' does not take a value", { "cmd", "--flag=1" } },
+		{ true, "option '--help' does not take a value", { "cmd", "--help=1" } },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char **argv = (char **)bad[i].argv;
+		int rc = cli_args_parse(argv_len(argv), argv, t_opts, bad[i].takes_name, &a, &err);
+		assert_usage_error(i, argv, rc, err, bad[i].msg);
+		error_free(&err);
+	}
 }
 
 /* --- value parsing ---------------------------------------------------- */
@@ -925,111 +935,7 @@ static void test_unreachable(void **state)
 	rmdir(dir);
 }
 
-/* --- a fake vcpud ----------------------------------------------------- */
-
-/* One connection on a UNIX socket, served by a child process: it answers
- * with a canned status and body and reports the request it saw ("METHOD
- * PATH\nBODY") through a pipe. */
-struct fake {
-	char dir[64];
-	char *sock;
-	pid_t pid;
-	int report;               /* read end of the pipe */
-	char *request;            /* what the server saw, after fake_finish() */
-};
-
-static void fake_serve(int lfd, int wfd, int status, const char *body)
-{
-	alarm(10); /* never outlive a broken test */
-	int cfd = accept(lfd, NULL, NULL);
-	if (cfd < 0)
-		_exit(1);
-	char buf[65536];
-	size_t len = 0;
-	char *hdr_end = NULL;
-	while (!hdr_end && len < sizeof(buf) - 1) {
-		ssize_t n = read(cfd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			_exit(1);
-		len += (size_t)n;
-		buf[len] = '\0';
-		hdr_end = strstr(buf, "\r\n\r\n");
-	}
-	if (!hdr_end)
-		_exit(1);
-	size_t want = 0;
-	for (char *p = buf; p < hdr_end; p = strstr(p, "\r\n") + 2)
-		if (strncasecmp(p, "Content-Length:", 15) == 0)
-			want = strtoul(p + 15, NULL, 10);
-	size_t body_off = (size_t)(hdr_end + 4 - buf);
-	while (len - body_off < want && len < sizeof(buf) - 1) {
-		ssize_t n = read(cfd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	/* report "METHOD PATH\nBODY" */
-	char *sp = strchr(buf, ' ');
-	char *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
-	if (sp2) {
-		if (write(wfd, buf, (size_t)(sp2 - buf)) < 0 || write(wfd, "\n", 1) < 0 ||
-		    write(wfd, buf + body_off, len - body_off) < 0)
-			_exit(1);
-	}
-	char *resp = body ? xasprintf("HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-				      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				      status, strlen(body), body)
-			  : xasprintf("HTTP/1.1 %d X\r\nConnection: close\r\n\r\n", status);
-	if (write(cfd, resp, strlen(resp)) < 0)
-		_exit(1);
-	close(cfd);
-	_exit(0);
-}
-
-static void fake_start(struct fake *f, int status, const char *body)
-{
-	memset(f, 0, sizeof(*f));
-	strcpy(f->dir, "/tmp/vcpuctl-fake-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->sock = path_join(f->dir, "vcpud.sock", NULL);
-	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_true(lfd >= 0);
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->sock);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	fflush(NULL);
-	f->pid = fork();
-	assert_true(f->pid >= 0);
-	if (f->pid == 0) {
-		close(p[0]);
-		fake_serve(lfd, p[1], status, body);
-	}
-	close(lfd);
-	close(p[1]);
-	f->report = p[0];
-}
-
-static void fake_finish(struct fake *f)
-{
-	char buf[65536];
-	size_t len = 0;
-	ssize_t n;
-	while (len < sizeof(buf) - 1 && (n = read(f->report, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(f->report);
-	int st;
-	assert_int_equal(waitpid(f->pid, &st, 0), f->pid);
-	f->request = xstrdup(buf);
-	unlink(f->sock);
-	rmdir(f->dir);
-	free(f->sock);
-	f->sock = NULL;
-}
+/* --- against a fake vcpud (cli_test_util.h) ----------------------------- */
 
 static const char acme_json[] =
 	"{\"name\":\"acme\",\"vcpus\":8,\"weight\":100,\"cpu_max_cores\":2.5,"
@@ -1049,15 +955,15 @@ static void test_fake_create(void **state)
 	assert_string_equal(c.out, "tenant acme created\n");
 	assert_string_equal(c.err, "");
 	/* the server saw the request as built */
-	assert_true(str_has_prefix(f.request, "POST /v1/tenants\n"));
-	json_t *b = json_loads(strchr(f.request, '\n') + 1, 0, NULL);
+	assert_true(str_has_prefix(f.requests, "POST /v1/tenants\n"));
+	json_t *b = json_loads(strchr(f.requests, '\n') + 1, 0, NULL);
 	assert_non_null(b);
 	assert_json_str(b, "name", "acme");
 	assert_json_int(b, "vcpus", 8);
 	assert_json_int(b, "memory_bytes", 1LL << 30);
 	assert_true(json_number_value(json_object_get(b, "cpu_max_cores")) == 2.5);
 	json_decref(b);
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 }
 
@@ -1071,11 +977,11 @@ static void test_fake_show_and_list(void **state)
 	RUN(&c, "--socket", f.sock, "tenant", "show", "acme");
 	fake_finish(&f);
 	assert_int_equal(c.rc, 0);
-	assert_string_equal(f.request, "GET /v1/tenants/acme\n");
+	assert_string_equal(f.requests, "GET /v1/tenants/acme\n");
 	assert_contains(c.out, "name:        acme\n");
 	assert_contains(c.out, "cpu max:     2.5 cores\n");
 	assert_contains(c.out, "created:     2023-11-14T22:13:20Z\n");
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 
 	/* --json after the subcommand: the reply as received, indented */
@@ -1089,7 +995,7 @@ static void test_fake_show_and_list(void **state)
 	assert_true(json_equal(j, want));
 	json_decref(j);
 	json_decref(want);
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 
 	char *list = xasprintf("{\"tenants\":[%s]}", acme_json);
@@ -1097,11 +1003,11 @@ static void test_fake_show_and_list(void **state)
 	RUN(&c, "--socket", f.sock, "tenant", "list");
 	fake_finish(&f);
 	assert_int_equal(c.rc, 0);
-	assert_string_equal(f.request, "GET /v1/tenants\n");
+	assert_string_equal(f.requests, "GET /v1/tenants\n");
 	assert_string_equal(c.out,
 		"NAME  VCPUS  USED  WEIGHT  CPU-MAX  MEMORY  CLASS      VMS\n"
 		"acme  8      0     100     2.5      1G      burstable  0\n");
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 	free(list);
 }
@@ -1117,8 +1023,8 @@ static void test_fake_set_delete(void **state)
 	fake_finish(&f);
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(c.out, "tenant acme updated\n");
-	assert_string_equal(f.request, "PATCH /v1/tenants/acme\n{\"cpu_max_cores\":null}");
-	free(f.request);
+	assert_string_equal(f.requests, "PATCH /v1/tenants/acme\n{\"cpu_max_cores\":null}");
+	free(f.requests);
 	cap_free(&c);
 
 	fake_start(&f, 204, NULL);
@@ -1126,8 +1032,8 @@ static void test_fake_set_delete(void **state)
 	fake_finish(&f);
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(c.out, "tenant acme deleted\n");
-	assert_string_equal(f.request, "DELETE /v1/tenants/acme\n");
-	free(f.request);
+	assert_string_equal(f.requests, "DELETE /v1/tenants/acme\n");
+	free(f.requests);
 	cap_free(&c);
 
 	/* no body, nothing to print in --json mode */
@@ -1136,7 +1042,7 @@ static void test_fake_set_delete(void **state)
 	fake_finish(&f);
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(c.out, "");
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 }
 
@@ -1184,7 +1090,7 @@ static void test_fake_errors(void **state)
 			}
 			free(msg);
 			free(body);
-			free(f.request);
+			free(f.requests);
 			cap_free(&c);
 		}
 	}
@@ -1202,7 +1108,7 @@ static void test_fake_bad_replies(void **state)
 	fake_finish(&f);
 	assert_int_equal(c.rc, CLI_EXIT_ERROR);
 	assert_contains(c.err, "not JSON");
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 
 	/* JSON, wrong shape */
@@ -1211,7 +1117,7 @@ static void test_fake_bad_replies(void **state)
 	fake_finish(&f);
 	assert_int_equal(c.rc, CLI_EXIT_ERROR);
 	assert_contains(c.err, "unexpected reply from vcpud to GET /v1/tenants");
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 
 	/* an error status without an error body */
@@ -1220,7 +1126,7 @@ static void test_fake_bad_replies(void **state)
 	fake_finish(&f);
 	assert_int_equal(c.rc, CLI_EXIT_ERROR);
 	assert_contains(c.err, "HTTP 502");
-	free(f.request);
+	free(f.requests);
 	cap_free(&c);
 }
 
@@ -1400,6 +1306,7 @@ int main(void)
 		cmocka_unit_test(test_build_help),
 		cmocka_unit_test(test_build_usage_errors),
 		cmocka_unit_test(test_build_no_subcommand),
+		cmocka_unit_test(test_args_parse),
 		cmocka_unit_test(test_class_parsing),
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_cpu_max_values),

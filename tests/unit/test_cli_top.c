@@ -4,71 +4,29 @@
  * overflow), the renderers on JSON fixtures (nulls, sorting, the dry-run
  * header, details cut to size, NDJSON), the per-minute summarizer, and
  * whole runs through cli_main() against a fake vcpud on a UNIX socket that
- * answers a script of replies (a multi-connection variant of the one-shot
- * fake in test_cli.c): refreshing tables stopped by SIGTERM, a pipe whose
- * reader has gone, a terminal (pty), paging with after=, --follow. */
+ * answers a script of replies (cli_test_util.h): refreshing tables stopped
+ * by SIGTERM, a pipe whose reader has gone, a terminal (pty), paging with
+ * after=, --follow. */
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#include <cmocka.h>
 
 #include "cli/cli.h"
 #include "cli/events.h"
 #include "cli/top.h"
 #include "cli/vm.h"
-#include "vcpud/path.h"
 #include "vcpud/util.h"
+
+#define FAKE_DIR_TEMPLATE "/tmp/vcpuctl-top-fake-XXXXXX"
+#include "cli_test_util.h"
 
 /* --- helpers ---------------------------------------------------------- */
 
-#define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
-#define ARGC(...) ((int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)))
-
 /* 2026-11-27T22:00:00Z */
 #define NOW_MS 1795816800000LL
-
-struct cap {
-	char *out;
-	char *err;
-	int rc;
-};
-
-static void cap_free(struct cap *c)
-{
-	free(c->out);
-	free(c->err);
-	memset(c, 0, sizeof(*c));
-}
-
-/* Run the whole program with stdout and stderr captured. */
-static void run_argv(struct cap *c, int argc, char **argv)
-{
-	size_t olen, elen;
-	memset(c, 0, sizeof(*c));
-	FILE *fo = open_memstream(&c->out, &olen);
-	FILE *fe = open_memstream(&c->err, &elen);
-	assert_non_null(fo);
-	assert_non_null(fe);
-	c->rc = cli_main(argc, argv, fo, fe);
-	fclose(fo);
-	fclose(fe);
-}
-#define RUN(c, ...) run_argv(c, ARGC("vcpuctl", __VA_ARGS__), ARGV("vcpuctl", __VA_ARGS__))
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("expected to find \"%s\" in \"%s\"", needle, hay ? hay : "(null)");
-}
 
 static size_t count_of(const char *hay, const char *needle)
 {
@@ -76,15 +34,6 @@ static size_t count_of(const char *hay, const char *needle)
 	for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
 		n++;
 	return n;
-}
-
-static json_t *load(const char *text)
-{
-	json_error_t je;
-	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
-	if (!j)
-		fail_msg("bad fixture: %s: %s", je.text, text);
-	return j;
 }
 
 /* Render into a string with a renderer of the form f(FILE *, json, err). */
@@ -303,17 +252,11 @@ static void test_top_usage_errors(void **state)
 		{ "unexpected argument 'web'", { "top", "--once", "--", "web" } },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		int argc = 0;
-		while (cases[i].argv[argc])
-			argc++;
+		char **argv = (char **)cases[i].argv;
 		struct cli_top_opts o;
 		struct error *err = NULL;
-		if (cli_top_parse(argc, (char **)cases[i].argv, &o, &err) == 0)
-			fail_msg("case %zu accepted, expected \"%s\"", i, cases[i].msg);
-		if (!strstr(err->msg, cases[i].msg))
-			fail_msg("case %zu: expected \"%s\" in \"%s\"", i, cases[i].msg, err->msg);
-		if (cli_exit_for_errno(err->code) != CLI_EXIT_USAGE)
-			fail_msg("case %zu: errno %d is not a usage error", i, err->code);
+		int rc = cli_top_parse(argv_len(argv), argv, &o, &err);
+		assert_usage_error(i, argv, rc, err, cases[i].msg);
 		error_free(&err);
 	}
 }
@@ -402,17 +345,11 @@ static void test_events_usage_errors(void **state)
 		{ "unexpected argument 'acme'", { "events", "acme" } },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		int argc = 0;
-		while (cases[i].argv[argc])
-			argc++;
+		char **argv = (char **)cases[i].argv;
 		struct cli_events_opts o;
 		struct error *err = NULL;
-		if (cli_events_parse(argc, (char **)cases[i].argv, NOW_MS, &o, &err) == 0)
-			fail_msg("case %zu accepted, expected \"%s\"", i, cases[i].msg);
-		if (!strstr(err->msg, cases[i].msg))
-			fail_msg("case %zu: expected \"%s\" in \"%s\"", i, cases[i].msg, err->msg);
-		if (cli_exit_for_errno(err->code) != CLI_EXIT_USAGE)
-			fail_msg("case %zu: errno %d is not a usage error", i, err->code);
+		int rc = cli_events_parse(argv_len(argv), argv, NOW_MS, &o, &err);
+		assert_usage_error(i, argv, rc, err, cases[i].msg);
 		error_free(&err);
 	}
 }
@@ -428,10 +365,7 @@ static void test_vm_stats_build(void **state)
 	struct error *err = NULL;
 
 	assert_int_equal(VM_BUILD(&r, &err, "stats", "web"), 0);
-	assert_string_equal(r.method, "GET");
-	assert_string_equal(r.path, "/v1/vms/web/stats");
-	assert_string_equal(r.subject, "web");
-	assert_null(r.body);
+	assert_request(&r, "GET", "/v1/vms/web/stats", "web");
 	assert_false(r.json);
 	assert_non_null(r.render);
 	cli_request_clear(&r);
@@ -480,15 +414,9 @@ static void test_vm_stats_build(void **state)
 		{ "unknown option '--since'", { "show", "web", "--since", "1h" } },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		int argc = 0;
-		while (cases[i].argv[argc])
-			argc++;
-		if (cli_vm_build(argc, (char **)cases[i].argv, &r, &err) == 0)
-			fail_msg("case %zu accepted, expected \"%s\"", i, cases[i].msg);
-		if (!strstr(err->msg, cases[i].msg))
-			fail_msg("case %zu: expected \"%s\" in \"%s\"", i, cases[i].msg, err->msg);
-		if (cli_exit_for_errno(err->code) != CLI_EXIT_USAGE)
-			fail_msg("case %zu: errno %d is not a usage error", i, err->code);
+		char **argv = (char **)cases[i].argv;
+		int rc = cli_vm_build(argv_len(argv), argv, &r, &err);
+		assert_usage_error(i, argv, rc, err, cases[i].msg);
 		assert_null(r.path);
 		assert_non_null(r.usage);
 		error_free(&err);
@@ -971,128 +899,6 @@ static void test_history_print(void **state)
 	}
 }
 
-/* --- a scripted fake vcpud ---------------------------------------------------- */
-
-/* A child process serving one connection per scripted reply, in order,
- * then closing its socket (later connections are refused). Each request's
- * "METHOD PATH" goes back through a pipe, one line each. A reply may first
- * send SIGTERM to the test process (standing in for Ctrl-C). */
-struct reply {
-	int status;
-	const char *body;
-	bool term_first;
-};
-
-struct fake {
-	char dir[64];
-	char *sock;
-	pid_t pid;
-	int report;
-	char *requests;
-};
-
-static bool serve_one(int lfd, int wfd, const struct reply *r, bool last)
-{
-	int cfd = accept(lfd, NULL, NULL);
-	if (cfd < 0)
-		return false;
-	char buf[65536];
-	size_t len = 0;
-	char *hdr_end = NULL;
-	while (!hdr_end && len < sizeof(buf) - 1) {
-		ssize_t n = read(cfd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			return false;
-		len += (size_t)n;
-		buf[len] = '\0';
-		hdr_end = strstr(buf, "\r\n\r\n");
-	}
-	char *sp = memchr(buf, ' ', len);
-	char *sp2 = sp ? memchr(sp + 1, ' ', len - (size_t)(sp + 1 - buf)) : NULL;
-	if (!sp2 || write(wfd, buf, (size_t)(sp2 - buf)) < 0 || write(wfd, "\n", 1) < 0)
-		return false;
-	/* before the last reply goes out: so that the client's next request
-	 * is refused, not queued on a socket about to close */
-	if (last)
-		close(lfd);
-	if (r->term_first)
-		kill(getppid(), SIGTERM);
-	char *resp = r->body ? xasprintf("HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-					 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-					 r->status, strlen(r->body), r->body)
-			     : xasprintf("HTTP/1.1 %d X\r\nConnection: close\r\n\r\n", r->status);
-	bool ok = write(cfd, resp, strlen(resp)) >= 0;
-	free(resp);
-	close(cfd);
-	return ok;
-}
-
-static void fake_start(struct fake *f, const struct reply *replies, size_t n)
-{
-	memset(f, 0, sizeof(*f));
-	strcpy(f->dir, "/tmp/vcpuctl-top-fake-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->sock = path_join(f->dir, "vcpud.sock", NULL);
-	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_true(lfd >= 0);
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->sock);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	assert_int_equal(listen(lfd, 8), 0);
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	fflush(NULL);
-	f->pid = fork();
-	assert_true(f->pid >= 0);
-	if (f->pid == 0) {
-		close(p[0]);
-		alarm(20); /* never outlive a broken test */
-		for (size_t i = 0; i < n; i++)
-			if (!serve_one(lfd, p[1], &replies[i], i + 1 == n))
-				_exit(1);
-		_exit(0);
-	}
-	close(lfd);
-	close(p[1]);
-	f->report = p[0];
-}
-
-static void fake_finish(struct fake *f)
-{
-	char buf[65536];
-	size_t len = 0;
-	ssize_t n;
-	while (len < sizeof(buf) - 1 && (n = read(f->report, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(f->report);
-	int st;
-	assert_int_equal(waitpid(f->pid, &st, 0), f->pid);
-	f->requests = xstrdup(buf);
-	unlink(f->sock);
-	rmdir(f->dir);
-	free(f->sock);
-	f->sock = NULL;
-}
-
-/* `vcpuctl --socket FAKE ARGS...` against the scripted replies; *requests
- * gets what the fake saw (caller frees). */
-static void run_script(struct cap *c, char **requests, const struct reply *replies, size_t n,
-		       char *const *args)
-{
-	struct fake f;
-	fake_start(&f, replies, n);
-	char *argv[24] = { "vcpuctl", "--socket", f.sock };
-	int argc = 3;
-	for (; *args; args++)
-		argv[argc++] = *args;
-	run_argv(c, argc, argv);
-	fake_finish(&f);
-	*requests = f.requests;
-}
-#define RUN_SCRIPT(c, reqs, replies, ...) \
-	run_script(c, reqs, replies, ARRAY_SIZE(replies), ARGV(__VA_ARGS__))
-
 /* --- top against the fake ------------------------------------------------------ */
 
 static void test_fake_top_once_and_json(void **state)
@@ -1100,7 +906,7 @@ static void test_fake_top_once_and_json(void **state)
 	(void)state;
 	struct cap c;
 	char *reqs;
-	const struct reply one[] = { { 200, top_json, false } };
+	const struct fake_reply one[] = { { 200, top_json, false } };
 
 	RUN_SCRIPT(&c, &reqs, one, "top", "--once");
 	assert_int_equal(c.rc, 0);
@@ -1134,7 +940,7 @@ static void test_fake_top_errors(void **state)
 	struct cap c;
 	char *reqs;
 
-	const struct reply boom[] = {
+	const struct fake_reply boom[] = {
 		{ 500, "{\"error\":{\"code\":\"internal\",\"message\":\"boom\"}}", false },
 	};
 	RUN_SCRIPT(&c, &reqs, boom, "top", "--once");
@@ -1150,7 +956,9 @@ static void test_fake_top_errors(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply bad[] = { { 200, "{\"vms\":[{\"name\":\"a\",\"vcpus\":\"x\"}]}", false } };
+	const struct fake_reply bad[] = {
+		{ 200, "{\"vms\":[{\"name\":\"a\",\"vcpus\":\"x\"}]}", false },
+	};
 	RUN_SCRIPT(&c, &reqs, bad, "top", "--once");
 	assert_int_equal(c.rc, CLI_EXIT_ERROR);
 	assert_contains(c.err, "vcpuctl: unexpected reply from vcpud to GET /v1/top: \"vcpus\" "
@@ -1206,7 +1014,7 @@ static void test_fake_top_refresh(void **state)
 	(void)state;
 	struct cap c;
 	char *reqs;
-	const struct reply three[] = {
+	const struct fake_reply three[] = {
 		{ 200, top_json, false },
 		{ 200, "{\"ts_ms\":1795816801000,\"tick\":43,\"vms\":[]}", false },
 		{ 200, top_json, true },
@@ -1230,7 +1038,7 @@ static void test_fake_top_refresh(void **state)
 	cap_free(&c);
 
 	/* the daemon goes away after one table */
-	const struct reply one[] = { { 200, top_json, false } };
+	const struct fake_reply one[] = { { 200, top_json, false } };
 	RUN_SCRIPT(&c, &reqs, one, "top", "--interval", "0.1");
 	assert_int_equal(c.rc, CLI_EXIT_UNREACHABLE);
 	assert_string_equal(c.out, top_table);
@@ -1253,9 +1061,9 @@ static void test_fake_top_refresh(void **state)
 static void test_fake_top_broken_pipe(void **state)
 {
 	(void)state;
-	const struct reply replies[] = { { 200, top_json, false } };
+	const struct fake_reply replies[] = { { 200, top_json, false } };
 	struct fake f;
-	fake_start(&f, replies, ARRAY_SIZE(replies));
+	fake_start_script(&f, replies, ARRAY_SIZE(replies));
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	close(p[0]);
@@ -1293,12 +1101,12 @@ static void test_fake_top_tty(void **state)
 	FILE *out = fdopen(slave, "w");
 	assert_non_null(out);
 
-	const struct reply replies[] = {
+	const struct fake_reply replies[] = {
 		{ 200, top_json, false },
 		{ 200, top_json, true },
 	};
 	struct fake f;
-	fake_start(&f, replies, ARRAY_SIZE(replies));
+	fake_start_script(&f, replies, ARRAY_SIZE(replies));
 	char *err_text = NULL;
 	size_t elen;
 	FILE *errf = open_memstream(&err_text, &elen);
@@ -1351,7 +1159,7 @@ static void test_fake_events(void **state)
 	struct cap c;
 	char *reqs;
 
-	const struct reply one[] = { { 200, events_json, false } };
+	const struct fake_reply one[] = { { 200, events_json, false } };
 	RUN_SCRIPT(&c, &reqs, one, "events");
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(reqs, "GET /v1/events?limit=1000\n");
@@ -1373,7 +1181,7 @@ static void test_fake_events(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply none[] = { { 200, "{\"events\":[]}", false } };
+	const struct fake_reply none[] = { { 200, "{\"events\":[]}", false } };
 	RUN_SCRIPT(&c, &reqs, none, "events");
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(c.out, "no events\n");
@@ -1385,7 +1193,7 @@ static void test_fake_events(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply bad[] = { { 400, "{\"error\":{\"code\":\"invalid\",\"message\":"
+	const struct fake_reply bad[] = { { 400, "{\"error\":{\"code\":\"invalid\",\"message\":"
 					    "\"query parameter limit: bad\"}}", false } };
 	RUN_SCRIPT(&c, &reqs, bad, "events");
 	assert_int_equal(c.rc, CLI_EXIT_USAGE);
@@ -1393,7 +1201,7 @@ static void test_fake_events(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply junk[] = { { 200, "{\"events\":[{\"id\":1}]}", false } };
+	const struct fake_reply junk[] = { { 200, "{\"events\":[{\"id\":1}]}", false } };
 	RUN_SCRIPT(&c, &reqs, junk, "events");
 	assert_int_equal(c.rc, CLI_EXIT_ERROR);
 	assert_contains(c.err, "unexpected reply from vcpud to GET /v1/events?limit=1000: "
@@ -1421,7 +1229,7 @@ static void test_fake_events_paging(void **state)
 	struct cap c;
 	char *reqs;
 	char *p1 = events_page(1, 1000), *p2 = events_page(1001, 2000), *p3 = events_page(2001, 2005);
-	const struct reply pages[] = { { 200, p1, false }, { 200, p2, false }, { 200, p3, false } };
+	const struct fake_reply pages[] = { { 200, p1, false }, { 200, p2, false }, { 200, p3, false } };
 
 	RUN_SCRIPT(&c, &reqs, pages, "events", "--limit", "3", "--since", "1795816800");
 	assert_int_equal(c.rc, 0);
@@ -1456,7 +1264,7 @@ static void test_fake_events_paging(void **state)
 	cap_free(&c);
 
 	/* a page stops short, then the daemon is gone: the error, its code */
-	const struct reply short_[] = { { 200, p1, false } };
+	const struct fake_reply short_[] = { { 200, p1, false } };
 	RUN_SCRIPT(&c, &reqs, short_, "events", "--limit", "2");
 	assert_int_equal(c.rc, CLI_EXIT_UNREACHABLE);
 	assert_string_equal(c.out, "");
@@ -1474,7 +1282,7 @@ static void test_fake_events_follow(void **state)
 	(void)state;
 	struct cap c;
 	char *reqs;
-	const struct reply replies[] = {
+	const struct fake_reply replies[] = {
 		{ 200, events_json, false },
 		{ 200, "{\"events\":[{\"id\":6,\"ts_ms\":1795816960000,\"actor\":\"uid:0\","
 		       "\"action\":\"vm.register\",\"target\":\"web\",\"details\":{\"pid\":1}}]}",
@@ -1499,7 +1307,7 @@ static void test_fake_events_follow(void **state)
 	cap_free(&c);
 
 	/* NDJSON too; an empty log prints nothing while it waits */
-	const struct reply later[] = {
+	const struct fake_reply later[] = {
 		{ 200, "{\"events\":[]}", false },
 		{ 200, "{\"events\":[{\"id\":1,\"ts_ms\":1,\"action\":\"x\"}]}", true },
 	};
@@ -1513,26 +1321,7 @@ static void test_fake_events_follow(void **state)
 
 /* --- vm show / vm stats against the fake ---------------------------------------- */
 
-static const char web_json[] =
-	"{\"name\":\"web\",\"tenant\":\"acme\",\"pid\":1234,\"state\":\"running\","
-	"\"source\":\"registered\",\"uuid\":null,\"vcpus\":2,\"memory_bytes\":1073741824,"
-	"\"vcpu_threads\":[{\"index\":0,\"tid\":1235,\"cgroup\":\"tenant-acme/vm-web/vcpu0\"}],"
-	"\"created_at\":1700000000,\"updated_at\":1700003600}";
-
-static const char web_show[] =
-	"name:     web\n"
-	"tenant:   acme\n"
-	"pid:      1234\n"
-	"state:    running\n"
-	"source:   registered\n"
-	"uuid:     -\n"
-	"vcpus:    2\n"
-	"memory:   1G\n"
-	"created:  2023-11-14T22:13:20Z\n"
-	"updated:  2023-11-14T23:13:20Z\n"
-	"\n"
-	"INDEX  TID   CGROUP\n"
-	"0      1235  tenant-acme/vm-web/vcpu0\n";
+/* web_json and web_show: cli_test_util.h */
 
 static void test_fake_vm_show_history(void **state)
 {
@@ -1540,7 +1329,7 @@ static void test_fake_vm_show_history(void **state)
 	struct cap c;
 	char *reqs;
 
-	const struct reply both[] = { { 200, web_json, false }, { 200, stats_json, false } };
+	const struct fake_reply both[] = { { 200, web_json, false }, { 200, stats_json, false } };
 	int64_t before = now_real_ns() / 1000000;
 	RUN_SCRIPT(&c, &reqs, both, "vm", "show", "web");
 	int64_t after = now_real_ns() / 1000000;
@@ -1562,9 +1351,9 @@ static void test_fake_vm_show_history(void **state)
 	cap_free(&c);
 
 	/* no samples; a 404 for the stats only: no samples yet, exit 0 */
-	const struct reply empty[] = { { 200, web_json, false },
+	const struct fake_reply empty[] = { { 200, web_json, false },
 				       { 200, "{\"vm\":\"web\",\"samples\":[]}", false } };
-	const struct reply gone[] = {
+	const struct fake_reply gone[] = {
 		{ 200, web_json, false },
 		{ 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no such endpoint\"}}", false },
 	};
@@ -1583,7 +1372,7 @@ static void test_fake_vm_show_history(void **state)
 	}
 
 	/* other failures of the history: the VM still shows, a warning, exit 0 */
-	const struct reply failing[] = {
+	const struct fake_reply failing[] = {
 		{ 200, web_json, false },
 		{ 400, "{\"error\":{\"code\":\"invalid\",\"message\":\"invalid VM name "
 		       "'web/stats'\"}}", false },
@@ -1596,7 +1385,7 @@ static void test_fake_vm_show_history(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply malformed[] = { { 200, web_json, false },
+	const struct fake_reply malformed[] = { { 200, web_json, false },
 					   { 200, "{\"samples\":[{\"ts_ms\":\"x\"}]}", false } };
 	RUN_SCRIPT(&c, &reqs, malformed, "vm", "show", "web");
 	assert_int_equal(c.rc, 0);
@@ -1606,7 +1395,7 @@ static void test_fake_vm_show_history(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply only_vm[] = { { 200, web_json, false } };
+	const struct fake_reply only_vm[] = { { 200, web_json, false } };
 	RUN_SCRIPT(&c, &reqs, only_vm, "vm", "show", "web");
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(c.out, web_show);
@@ -1635,7 +1424,7 @@ static void test_fake_vm_stats(void **state)
 	(void)state;
 	struct cap c;
 	char *reqs;
-	const struct reply one[] = { { 200, stats_json, false } };
+	const struct fake_reply one[] = { { 200, stats_json, false } };
 
 	RUN_SCRIPT(&c, &reqs, one, "vm", "stats", "web", "--since", "2026-11-27T22:00:00Z");
 	assert_int_equal(c.rc, 0);
@@ -1658,7 +1447,7 @@ static void test_fake_vm_stats(void **state)
 	cap_free(&c);
 
 	/* asked for directly, a 404 is an error */
-	const struct reply nf[] = {
+	const struct fake_reply nf[] = {
 		{ 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"no VM 'x'\"}}", false },
 	};
 	RUN_SCRIPT(&c, &reqs, nf, "vm", "stats", "x");
@@ -1667,7 +1456,7 @@ static void test_fake_vm_stats(void **state)
 	free(reqs);
 	cap_free(&c);
 
-	const struct reply bad[] = { { 200, "{\"samples\":7}", false } };
+	const struct fake_reply bad[] = { { 200, "{\"samples\":7}", false } };
 	RUN_SCRIPT(&c, &reqs, bad, "vm", "stats", "web");
 	assert_int_equal(c.rc, CLI_EXIT_ERROR);
 	assert_contains(c.err, "no \"samples\" array");

@@ -2,67 +2,24 @@
  * for every subcommand, every usage error, the renderers on JSON fixtures
  * (list, show, register; a VM without memory limit, a gone VM, unknown
  * tids), malformed replies, help, and whole exchanges through cli_main()
- * against a fake one-shot server on a UNIX socket (a trimmed copy of the
- * one in test_cli.c, where it is static). */
+ * against a fake vcpud on a UNIX socket (cli_test_util.h's, answering one
+ * canned reply). */
 #include <errno.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
 
 #include "cli/cli.h"
 #include "cli/vm.h"
 #include "vcpud/api.h"
 #include "vcpud/util.h"
 
-/* --- helpers ---------------------------------------------------------- */
+#define FAKE_DIR_TEMPLATE "/tmp/vcpuctl-vm-fake-XXXXXX"
+#include "cli_test_util.h"
 
-#define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
-#define ARGC(...) ((int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)))
+/* --- helpers ---------------------------------------------------------- */
 
 /* cli_vm_build() on a literal argv (argv[0] = the vm subcommand) */
 #define BUILD(req, err, ...) cli_vm_build(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
-
-struct cap {
-	char *out;
-	char *err;
-	int rc;
-};
-
-static void cap_free(struct cap *c)
-{
-	free(c->out);
-	free(c->err);
-	memset(c, 0, sizeof(*c));
-}
-
-/* Run the whole program with stdout and stderr captured. */
-static void run_argv(struct cap *c, int argc, char **argv)
-{
-	size_t olen, elen;
-	memset(c, 0, sizeof(*c));
-	FILE *fo = open_memstream(&c->out, &olen);
-	FILE *fe = open_memstream(&c->err, &elen);
-	assert_non_null(fo);
-	assert_non_null(fe);
-	c->rc = cli_main(argc, argv, fo, fe);
-	fclose(fo);
-	fclose(fe);
-}
-#define RUN(c, ...) run_argv(c, ARGC("vcpuctl", __VA_ARGS__), ARGV("vcpuctl", __VA_ARGS__))
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("expected to find \"%s\" in \"%s\"", needle, hay ? hay : "(null)");
-}
 
 /* The request body equals this JSON text exactly (keys in any order). */
 static void assert_body(const json_t *body, const char *want_text)
@@ -76,23 +33,9 @@ static void assert_body(const json_t *body, const char *want_text)
 	json_decref(want);
 }
 
-static json_t *load(const char *text)
-{
-	json_error_t je;
-	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
-	if (!j)
-		fail_msg("bad fixture: %s: %s", je.text, text);
-	return j;
-}
-
 /* --- fixtures: VMs as vcpud sends them --------------------------------- */
 
-static const char web_json[] =
-	"{\"name\":\"web\",\"tenant\":\"acme\",\"pid\":1234,\"state\":\"running\","
-	"\"source\":\"registered\",\"uuid\":null,\"vcpus\":2,\"memory_bytes\":1073741824,"
-	"\"vcpu_threads\":[{\"index\":0,\"tid\":1235,\"cgroup\":\"tenant-acme/vm-web/vcpu0\"},"
-	"{\"index\":1,\"tid\":1236,\"cgroup\":\"tenant-acme/vm-web/vcpu1\"}],"
-	"\"created_at\":1700000000,\"updated_at\":1700003600}";
+/* web (web_json, web_show): running, two threads; cli_test_util.h */
 
 /* exited: state gone, no memory limit, no threads left */
 static const char db_json[] =
@@ -115,22 +58,6 @@ static const char list_table[] =
 	"web         acme              1234  running  registered  2      1G\n"
 	"db-primary  beta-corporation  5678  gone     proc        16     -\n"
 	"x           acme              -     paused   libvirt     1      1536M\n";
-
-static const char web_show[] =
-	"name:     web\n"
-	"tenant:   acme\n"
-	"pid:      1234\n"
-	"state:    running\n"
-	"source:   registered\n"
-	"uuid:     -\n"
-	"vcpus:    2\n"
-	"memory:   1G\n"
-	"created:  2023-11-14T22:13:20Z\n"
-	"updated:  2023-11-14T23:13:20Z\n"
-	"\n"
-	"INDEX  TID   CGROUP\n"
-	"0      1235  tenant-acme/vm-web/vcpu0\n"
-	"1      1236  tenant-acme/vm-web/vcpu1\n";
 
 static char *list_json(void)
 {
@@ -188,10 +115,7 @@ static void test_build_list_show_release(void **state)
 	struct error *err = NULL;
 
 	assert_int_equal(BUILD(&r, &err, "list"), 0);
-	assert_string_equal(r.method, "GET");
-	assert_string_equal(r.path, "/v1/vms");
-	assert_null(r.body);
-	assert_null(r.subject);
+	assert_request(&r, "GET", "/v1/vms", NULL);
 	assert_false(r.json);
 	assert_non_null(r.render);
 	cli_request_clear(&r);
@@ -201,17 +125,11 @@ static void test_build_list_show_release(void **state)
 	cli_request_clear(&r);
 
 	assert_int_equal(BUILD(&r, &err, "show", "web"), 0);
-	assert_string_equal(r.method, "GET");
-	assert_string_equal(r.path, "/v1/vms/web");
-	assert_string_equal(r.subject, "web");
-	assert_null(r.body);
+	assert_request(&r, "GET", "/v1/vms/web", "web");
 	cli_request_clear(&r);
 
 	assert_int_equal(BUILD(&r, &err, "release", "--json", "web.1"), 0);
-	assert_string_equal(r.method, "DELETE");
-	assert_string_equal(r.path, "/v1/vms/web.1");
-	assert_string_equal(r.subject, "web.1");
-	assert_null(r.body);
+	assert_request(&r, "DELETE", "/v1/vms/web.1", "web.1");
 	assert_true(r.json);
 	cli_request_clear(&r);
 
@@ -255,15 +173,6 @@ static void test_build_help(void **state)
 
 /* Each of these must be refused before any I/O, with EINVAL or ERANGE (exit
  * 2), a message naming the problem and the subcommand's usage line. */
-struct bad_case {
-	const char *usage;     /* expected in out->usage */
-	const char *message;   /* expected in err->msg */
-	char *argv[12];
-};
-
-static const char long_name[] =
-	"a123456789b123456789c123456789d123456789e123456789f123456789ghijk"; /* 65 */
-
 #define REG "register", "web", "--tenant", "acme"
 
 static void test_build_usage_errors(void **state)
@@ -346,25 +255,9 @@ static void test_build_usage_errors(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const struct bad_case *c = &cases[i];
-		int argc = 0;
-		while (c->argv[argc])
-			argc++;
 		struct cli_request r;
-		struct error *err = NULL;
-		int rc = cli_vm_build(argc, (char **)c->argv, &r, &err);
-		if (rc != -1 || !err)
-			fail_msg("case %zu (%s %s): accepted, expected \"%s\"", i, c->argv[0],
-				 c->argv[1] ? c->argv[1] : "", c->message);
-		if (!strstr(err->msg, c->message))
-			fail_msg("case %zu: expected \"%s\" in \"%s\"", i, c->message, err->msg);
-		if (cli_exit_for_errno(err->code) != CLI_EXIT_USAGE)
-			fail_msg("case %zu: errno %d does not map to a usage error", i, err->code);
-		assert_null(r.method);
-		assert_null(r.path);
-		assert_null(r.body);
-		assert_null(r.subject);
-		assert_false(r.help);
-		assert_non_null(r.usage);
+		struct error *err;
+		assert_build_refused(cli_vm_build, i, c, &r, &err);
 		if (strcmp(c->usage, "vm register|list|show|release") == 0) {
 			/* an unknown subcommand shows the whole group */
 			assert_contains(r.usage, "vm register NAME");
@@ -737,125 +630,24 @@ static void test_main_usage_errors(void **state)
 	cap_free(&c);
 }
 
-/* --- a fake vcpud ----------------------------------------------------- */
-
-/* One connection on a UNIX socket, served by a child process: it answers
- * with a canned status and body and reports the request it saw ("METHOD
- * PATH\nBODY") through a pipe. */
-struct fake {
-	char dir[64];
-	char *sock;
-	pid_t pid;
-	int report;               /* read end of the pipe */
-	char *request;            /* what the server saw, after fake_finish() */
-};
-
-static void fake_serve(int lfd, int wfd, int status, const char *body)
-{
-	alarm(10); /* never outlive a broken test */
-	int cfd = accept(lfd, NULL, NULL);
-	if (cfd < 0)
-		_exit(1);
-	char buf[65536];
-	size_t len = 0;
-	char *hdr_end = NULL;
-	while (!hdr_end && len < sizeof(buf) - 1) {
-		ssize_t n = read(cfd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			_exit(1);
-		len += (size_t)n;
-		buf[len] = '\0';
-		hdr_end = strstr(buf, "\r\n\r\n");
-	}
-	if (!hdr_end)
-		_exit(1);
-	size_t want = 0;
-	for (char *p = buf; p < hdr_end; p = strstr(p, "\r\n") + 2)
-		if (strncasecmp(p, "Content-Length:", 15) == 0)
-			want = strtoul(p + 15, NULL, 10);
-	size_t body_off = (size_t)(hdr_end + 4 - buf);
-	while (len - body_off < want && len < sizeof(buf) - 1) {
-		ssize_t n = read(cfd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	char *sp = memchr(buf, ' ', len);
-	char *sp2 = sp ? memchr(sp + 1, ' ', len - (size_t)(sp + 1 - buf)) : NULL;
-	if (sp2 && (write(wfd, buf, (size_t)(sp2 - buf)) < 0 || write(wfd, "\n", 1) < 0 ||
-		    write(wfd, buf + body_off, len - body_off) < 0))
-		_exit(1);
-	char *resp = body ? xasprintf("HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-				      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				      status, strlen(body), body)
-			  : xasprintf("HTTP/1.1 %d X\r\nConnection: close\r\n\r\n", status);
-	if (write(cfd, resp, strlen(resp)) < 0)
-		_exit(1);
-	close(cfd);
-	_exit(0);
-}
-
-static void fake_start(struct fake *f, int status, const char *body)
-{
-	memset(f, 0, sizeof(*f));
-	strcpy(f->dir, "/tmp/vcpuctl-vm-fake-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->sock = path_join(f->dir, "vcpud.sock", NULL);
-	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_true(lfd >= 0);
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->sock);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	fflush(NULL);
-	f->pid = fork();
-	assert_true(f->pid >= 0);
-	if (f->pid == 0) {
-		close(p[0]);
-		fake_serve(lfd, p[1], status, body);
-	}
-	close(lfd);
-	close(p[1]);
-	f->report = p[0];
-}
-
-static void fake_finish(struct fake *f)
-{
-	char buf[65536];
-	size_t len = 0;
-	ssize_t n;
-	while (len < sizeof(buf) - 1 && (n = read(f->report, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(f->report);
-	int st;
-	assert_int_equal(waitpid(f->pid, &st, 0), f->pid);
-	f->request = xstrdup(buf);
-	unlink(f->sock);
-	rmdir(f->dir);
-	free(f->sock);
-	f->sock = NULL;
-}
+/* --- against a fake vcpud (cli_test_util.h) ----------------------------- */
 
 /* Run `vcpuctl [--json] --socket FAKE vm ARGS...` against a fake answering
  * status/body; *request gets what the fake saw (caller frees). */
 static void run_fake(struct cap *c, char **request, int status, const char *body, bool json,
 		     char *const *args)
 {
-	struct fake f;
-	fake_start(&f, status, body);
-	char *argv[16] = { "vcpuctl", "--socket", f.sock };
-	int argc = 3;
+	const struct fake_reply reply = { status, body, false };
+	char *argv[16] = { NULL };
+	int argc = 0;
 	if (json)
 		argv[argc++] = "--json";
 	argv[argc++] = "vm";
-	for (; *args; args++)
+	for (; *args; args++) {
+		assert_true(argc + 1 < (int)ARRAY_SIZE(argv));
 		argv[argc++] = *args;
-	run_argv(c, argc, argv);
-	fake_finish(&f);
-	*request = f.request;
+	}
+	run_script(c, request, &reply, 1, argv);
 }
 #define RUN_FAKE(c, req, status, body, json, ...) \
 	run_fake(c, req, status, body, json, ARGV(__VA_ARGS__))
