@@ -125,6 +125,44 @@ int store_vm_update_runtime(struct store *st, const char *name, enum vm_state st
 int store_vm_delete(struct store *st, const char *name, const char *actor,
 		    struct error **err);
 
+/* --- admission reservations ---------------------------------------------
+ *
+ * The admission ledger (issue 5): one row per admitted VM, whether or not
+ * its process runs yet. The placement is kept in text forms owned by the
+ * plan module's admit.h (shares "0:6,1:4", pcpus a cpulist); the store
+ * only checks their syntax loosely and never interprets them, so that the
+ * dependency points store <- plan. */
+struct store_reservation {
+	char vm[NAME_MAX_LEN + 1];
+	char tenant[NAME_MAX_LEN + 1];
+	uint32_t vcpus;                 /* 1..VM_VCPUS_MAX */
+	bool memory_set;
+	int64_t memory_bytes;
+	char cpu_policy[16];            /* "shared" | "dedicated" */
+	char thread_policy[16];         /* "prefer" | "isolate" | "require" */
+	char shares[256];               /* "NODE:VCPUS[,NODE:VCPUS...]" */
+	char pcpus[1024];               /* dedicated pCPUs (cpulist), "" for shared */
+	int64_t created_at;             /* unix seconds, set by the store */
+};
+
+/* Add a reservation (event "vm.admit", details: the reservation). EEXIST
+ * "VM 'x' is already admitted"; ENOENT unknown tenant; EINVAL a field out
+ * of range. */
+int store_reservation_add(struct store *st, const struct store_reservation *r,
+			  const char *actor, struct error **err);
+
+/* All reservations ordered by VM name; *out freed by the caller. */
+int store_reservation_list(struct store *st, struct store_reservation **out, size_t *n,
+			   struct error **err);
+
+/* One reservation; ENOENT when there is none. */
+int store_reservation_get(struct store *st, const char *vm, struct store_reservation *out,
+			  struct error **err);
+
+/* Delete (event "vm.unadmit"); ENOENT when there is none. */
+int store_reservation_delete(struct store *st, const char *vm, const char *actor,
+			     struct error **err);
+
 /* --- per-VM sample history ---------------------------------------------- */
 
 struct store_sample {
