@@ -59,6 +59,12 @@ struct policy {
 	uint32_t max_actions_per_tick; /* 1..1000; default 4 */
 	char **exempt_tenants;         /* owned; valid tenant names, no duplicates */
 	size_t n_exempt_tenants;       /* default 0 (exempt_tenants NULL) */
+	/* discovery (see src/discover/scan.c and policies/default.yaml) */
+	bool discovery_proc;           /* find VMs in /proc by vCPU thread names;
+					* default true */
+	bool discovery_tenant_from_name; /* a VM found in /proc whose given name
+					  * is TENANT.REST belongs to TENANT;
+					  * default false */
 };
 
 /* "mean", "max"; NULL out of range. */

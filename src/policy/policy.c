@@ -125,6 +125,8 @@ static const struct policy_key policy_keys[] = {
 	K_DOUBLE("throttle.idle_pct", idle_pct, 0, true, 99, 50),
 	K_U32("throttle.max_actions_per_tick", max_actions_per_tick, 1, 1000, 4),
 	K_NAMES("throttle.exempt_tenants", exempt_tenants, n_exempt_tenants, "tenant"),
+	K_BOOL("discovery.proc", discovery_proc, true),
+	K_BOOL("discovery.tenant_from_name", discovery_tenant_from_name, false),
 };
 #define NKEYS ARRAY_SIZE(policy_keys)
 

@@ -125,16 +125,30 @@ static void test_defaults(void **state)
 	assert_int_equal(p.max_actions_per_tick, 4);
 	assert_null(p.exempt_tenants);
 	assert_int_equal(p.n_exempt_tenants, 0);
+	assert_true(p.discovery_proc);
+	assert_false(p.discovery_tenant_from_name);
 	policy_clear(&p);
 	assert_null(p.housekeeping_cpus);
 	policy_clear(&p); /* twice is fine */
 	policy_free(NULL);
 }
 
+/* valid_full.yaml with the discovery section (keys added after the
+ * fixture was written) appended, none at its default either. */
+static struct policy *load_full(void)
+{
+	_cleanup_free_ char *path = fixture("valid_full.yaml");
+	_cleanup_free_ char *text = slurp(path);
+	_cleanup_free_ char *full = xasprintf("%s%sdiscovery:\n  proc: false\n"
+					      "  tenant_from_name: true\n", text,
+					      *text && text[strlen(text) - 1] != '\n' ? "\n" : "");
+	return buf_ok(full);
+}
+
 static void test_valid_full(void **state)
 {
 	(void)state;
-	_cleanup_(policy_freep) struct policy *p = load_ok("valid_full.yaml");
+	_cleanup_(policy_freep) struct policy *p = load_full();
 	assert_int_equal(p->version, 1);
 	assert_string_equal(p->housekeeping_cpus, "0-2");    /* canonical */
 	assert_string_equal(p->dedicated_cpus, "4-11");
@@ -165,6 +179,8 @@ static void test_valid_full(void **state)
 	assert_string_equal(p->exempt_tenants[0], "infra");
 	assert_string_equal(p->exempt_tenants[1], "null"); /* quoted: a name */
 	assert_string_equal(p->exempt_tenants[2], "batch-2.x");
+	assert_false(p->discovery_proc);
+	assert_true(p->discovery_tenant_from_name);
 
 	/* and no key is at its default */
 	struct policy d;
@@ -286,7 +302,7 @@ static const struct broken {
 	  "breach_ticks, clear_ticks, metric, self_throttled_pct)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
-	  "overcommit, sampling, steal, throttle)" },
+	  "overcommit, sampling, steal, throttle, discovery)" },
 	{ "dotted_key.yaml", 2, 1, EINVAL, "unknown key 'steal.high_pct' at the top level" },
 	{ "wrong_type_mapping.yaml", 4, 5, EINVAL,
 	  "overcommit.cpu_ratio must be a number, got a mapping" },
@@ -611,6 +627,35 @@ static void test_throttle_keys(void **state)
 		"t.yaml:2:28: ", "got the string \"infra\"");
 }
 
+/* The keys of the /proc discovery backend: two booleans in their own
+ * section, strict like the others. */
+static void test_discovery_keys(void **state)
+{
+	(void)state;
+	struct policy *p = buf_ok("version: 1\ndiscovery: {proc: false, tenant_from_name: true}\n");
+	assert_false(p->discovery_proc);
+	assert_true(p->discovery_tenant_from_name);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\ndiscovery:\n  tenant_from_name: true\n");
+	assert_true(p->discovery_proc); /* default kept */
+	assert_true(p->discovery_tenant_from_name);
+	policy_free(p);
+	p = buf_ok("version: 1\ndiscovery:\n");
+	assert_true(p->discovery_proc);
+	assert_false(p->discovery_tenant_from_name);
+	policy_free(p);
+
+	buf_bad("version: 1\ndiscovery: {proc: yes}\n", EINVAL, "t.yaml:2:19: ",
+		"discovery.proc must be true or false");
+	buf_bad("version: 1\ndiscovery: {tenant_from_name: \"true\"}\n", EINVAL,
+		"t.yaml:2:31: ", "discovery.tenant_from_name must be true or false");
+	buf_bad("version: 1\ndiscovery: {rules: []}\n", EINVAL, "t.yaml:2:13: ",
+		"unknown key 'rules' in discovery (known keys: proc, tenant_from_name)");
+	buf_bad("version: 1\ndiscovery: true\n", EINVAL, "t.yaml:2:12: ",
+		"discovery must be a mapping (with keys proc, tenant_from_name), got");
+}
+
 static void test_cpulists(void **state)
 {
 	(void)state;
@@ -806,6 +851,8 @@ static void test_equal(void **state)
 	DIFFERS(b.loosen_step_pct = 24);
 	DIFFERS(b.idle_pct = 49);
 	DIFFERS(b.max_actions_per_tick = 5);
+	DIFFERS(b.discovery_proc = false);
+	DIFFERS(b.discovery_tenant_from_name = true);
 	DIFFERS(b.exempt_tenants = xcalloc(1, sizeof(char *));
 		b.exempt_tenants[0] = xstrdup("infra"); b.n_exempt_tenants = 1);
 	DIFFERS(cpuset_set(&b.housekeeping, 5));
@@ -880,7 +927,10 @@ static void test_to_yaml_defaults(void **state)
 			    "  loosen_step_pct: 25.0\n"
 			    "  idle_pct: 50.0\n"
 			    "  max_actions_per_tick: 4\n"
-			    "  exempt_tenants: []\n");
+			    "  exempt_tenants: []\n"
+			    "discovery:\n"
+			    "  proc: true\n"
+			    "  tenant_from_name: false\n");
 	round_trip(&d);
 	policy_clear(&d);
 }
@@ -895,6 +945,9 @@ static void test_to_yaml_round_trip(void **state)
 		round_trip(p);
 		policy_free(p);
 	}
+	struct policy *full = load_full();
+	round_trip(full);
+	policy_free(full);
 
 	/* awkward doubles survive exactly */
 	static const double ratios[] = { 0.1, 1.0 / 3, 2.0 / 3, 63.99999999999999, 64,
@@ -958,6 +1011,7 @@ int main(void)
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_cpulists),
 		cmocka_unit_test(test_throttle_keys),
+		cmocka_unit_test(test_discovery_keys),
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_file_errors),
