@@ -360,9 +360,26 @@ int store_tenant_delete(struct store *st, const char *name, const char *actor,
 		return -1;
 	if (!found)
 		return error_set(err, ENOENT, "no tenant '%.80s'", name);
+	/* its admitted VMs hold it too (reservations, ON DELETE RESTRICT) */
+	int64_t admitted;
+	_cleanup_stmt_ sqlite3_stmt *c = NULL;
+	if (store_prepare(st, "SELECT count(*) FROM reservations WHERE tenant = ?1", &c,
+			  "count a tenant's admitted VMs", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(c, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(c) != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot delete tenant '%s'", name);
+	admitted = sqlite3_column_int64(c, 0);
+	if (old.vm_count > 0 && admitted > 0)
+		return error_set(err, EBUSY, "tenant '%s' still has %u VM%s and %" PRId64
+				 " admitted VM%s: release them first", name, old.vm_count,
+				 old.vm_count == 1 ? "" : "s", admitted, admitted == 1 ? "" : "s");
 	if (old.vm_count > 0)
 		return error_set(err, EBUSY, "tenant '%s' still has %u VM%s: release them first",
 				 name, old.vm_count, old.vm_count == 1 ? "" : "s");
+	if (admitted > 0)
+		return error_set(err, EBUSY, "tenant '%s' still has %" PRId64 " admitted VM%s: "
+				 "release them first", name, admitted, admitted == 1 ? "" : "s");
 
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st, "DELETE FROM tenants WHERE name = ?1", &s,
@@ -371,10 +388,11 @@ int store_tenant_delete(struct store *st, const char *name, const char *actor,
 	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		return store_sql_error(st, err, "cannot delete tenant '%s'", name);
 	int rc = sqlite3_step(s);
-	/* the ON DELETE RESTRICT backstop, should a VM appear in between */
+	/* the ON DELETE RESTRICT backstop, should a VM or a reservation appear
+	 * in between */
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return error_set(err, EBUSY, "tenant '%s' still has VMs: release them first",
-				 name);
+		return error_set(err, EBUSY, "tenant '%s' still has VMs or admitted VMs: "
+				 "release them first", name);
 	if (rc != SQLITE_DONE)
 		return store_sql_error(st, err, "cannot delete tenant '%s'", name);
 

@@ -1,0 +1,795 @@
+/* test_store_reservation.c - the store's admission ledger against real
+ * SQLite files in a temporary directory: add, get, list and delete with
+ * every field and their audit events; duplicates, unknown tenants and
+ * invalid fields that change nothing and log nothing; the schema's CHECKs
+ * agreeing with the C checks at the edges; a tenant with admitted VMs that
+ * cannot be deleted; and the upgrade of a version-3 database. */
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store_internal.h"
+#include "vcpud/log.h"
+#include "vcpud/store.h"
+#include "vcpud/tenant.h"
+#include "vcpud/util.h"
+#include "vcpud/vm.h"
+
+#define GIB ((int64_t)1 << 30)
+
+static char tmpdir[] = "/tmp/vcpud-test-store-res.XXXXXX";
+static int db_counter;
+static int64_t fake_now_ms = 1700000000000LL;
+
+static int64_t fake_clock(void)
+{
+	return fake_now_ms;
+}
+
+struct fx {
+	char *path;
+	struct store *st;
+};
+
+/* --- helpers ------------------------------------------------------------ */
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+	if (!haystack || !strstr(haystack, needle))
+		fail_msg("expected \"%s\" to contain \"%s\"", haystack ? haystack : "(null)",
+			 needle);
+}
+
+static void expect_error(struct error **err, int code, const char *needle)
+{
+	assert_non_null(*err);
+	if ((*err)->code != code)
+		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
+			 (*err)->code, (*err)->msg);
+	if (needle)
+		assert_contains((*err)->msg, needle);
+	error_free(err);
+}
+
+/* The whole message, not just a part of it. */
+static void expect_error_msg(struct error **err, int code, const char *msg)
+{
+	assert_non_null(*err);
+	if ((*err)->code != code)
+		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
+			 (*err)->code, (*err)->msg);
+	assert_string_equal((*err)->msg, msg);
+	error_free(err);
+}
+
+static int st_exec(struct store *st, const char *sql)
+{
+	return sqlite3_exec(store_sqlite(st), sql, NULL, NULL, NULL) & 0xff;
+}
+
+static int64_t st_int(struct store *st, const char *sql)
+{
+	sqlite3 *db = store_sqlite(st);
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		fail_msg("cannot prepare '%s': %s", sql, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int64_t event_count(struct store *st)
+{
+	return st_int(st, "SELECT count(*) FROM events");
+}
+
+static int64_t res_count(struct store *st)
+{
+	return st_int(st, "SELECT count(*) FROM reservations");
+}
+
+static void tenant_ok(struct store *st, const char *name, uint32_t vcpus)
+{
+	struct tenant t;
+	tenant_init(&t);
+	snprintf(t.name, sizeof(t.name), "%s", name);
+	t.vcpus = vcpus;
+	struct error *err = NULL;
+	if (store_tenant_create(st, &t, "uid:0", &err) < 0)
+		fail_msg("create tenant %s: %s", name, err->msg);
+}
+
+static void vm_ok(struct store *st, const char *name, const char *tenant, uint32_t vcpus)
+{
+	struct vm v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	snprintf(v.tenant, sizeof(v.tenant), "%s", tenant);
+	v.vcpus = vcpus;
+	v.state = VM_STATE_RUNNING;
+	v.source = VM_SOURCE_REGISTERED;
+	struct error *err = NULL;
+	if (store_vm_create(st, &v, "uid:0", &err) < 0)
+		fail_msg("register %s: %s", name, err->msg);
+}
+
+/* A shared reservation on node 0 without memory. */
+static struct store_reservation mk_res(const char *vm, const char *tenant, uint32_t vcpus)
+{
+	struct store_reservation r;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.vm, sizeof(r.vm), "%s", vm);
+	snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
+	r.vcpus = vcpus;
+	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "shared");
+	snprintf(r.thread_policy, sizeof(r.thread_policy), "prefer");
+	snprintf(r.shares, sizeof(r.shares), "0:%u", vcpus);
+	return r;
+}
+
+/* A dedicated reservation across two nodes with memory: every field set. */
+static struct store_reservation mk_dedicated(const char *vm, const char *tenant)
+{
+	struct store_reservation r = mk_res(vm, tenant, 4);
+	r.memory_set = true;
+	r.memory_bytes = 3 * GIB;
+	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "dedicated");
+	snprintf(r.thread_policy, sizeof(r.thread_policy), "require");
+	snprintf(r.shares, sizeof(r.shares), "0:2,1:2");
+	snprintf(r.pcpus, sizeof(r.pcpus), "4-5,12-13");
+	return r;
+}
+
+static void res_ok(struct store *st, const struct store_reservation *r)
+{
+	struct error *err = NULL;
+	if (store_reservation_add(st, r, "uid:1000", &err) < 0)
+		fail_msg("admit %s: %s", r->vm, err->msg);
+}
+
+static struct store_reservation res_get_ok(struct store *st, const char *vm)
+{
+	struct error *err = NULL;
+	struct store_reservation r;
+	if (store_reservation_get(st, vm, &r, &err) < 0)
+		fail_msg("get reservation %s: %s", vm, err->msg);
+	return r;
+}
+
+/* Every field but created_at (set by the store). */
+static void assert_res_equal(const struct store_reservation *a,
+			     const struct store_reservation *b)
+{
+	assert_string_equal(a->vm, b->vm);
+	assert_string_equal(a->tenant, b->tenant);
+	assert_int_equal(a->vcpus, b->vcpus);
+	assert_int_equal(a->memory_set, b->memory_set);
+	if (a->memory_set)
+		assert_int_equal(a->memory_bytes, b->memory_bytes);
+	assert_string_equal(a->cpu_policy, b->cpu_policy);
+	assert_string_equal(a->thread_policy, b->thread_policy);
+	assert_string_equal(a->shares, b->shares);
+	assert_string_equal(a->pcpus, b->pcpus);
+}
+
+/* The details of the last event, which must have this action and target. */
+static json_t *last_event(struct store *st, const char *action, const char *target,
+			  const char *actor)
+{
+	struct error *err = NULL;
+	struct store_event *ev = NULL;
+	size_t n = 0;
+	assert_int_equal(store_event_list(st, 0, 0, 0, &ev, &n, &err), 0);
+	assert_true(n > 0);
+	assert_string_equal(ev[n - 1].action, action);
+	assert_string_equal(ev[n - 1].target, target);
+	assert_string_equal(ev[n - 1].actor, actor);
+	assert_int_equal(ev[n - 1].ts_ms, fake_now_ms);
+	json_error_t jerr;
+	json_t *j = json_loads(ev[n - 1].details, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j || !json_is_object(j))
+		fail_msg("details '%s' are not a JSON object", ev[n - 1].details);
+	store_events_free(ev, n);
+	return j;
+}
+
+static int64_t jint(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		fail_msg("'%s' is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_string(v))
+		fail_msg("'%s' is not a string", key);
+	return json_string_value(v);
+}
+
+/* The details must be exactly the reservation, field for field. */
+static void assert_res_json(const json_t *d, const struct store_reservation *r)
+{
+	assert_int_equal(json_object_size(d), 8);
+	assert_string_equal(jstr(d, "vm"), r->vm);
+	assert_string_equal(jstr(d, "tenant"), r->tenant);
+	assert_int_equal(jint(d, "vcpus"), r->vcpus);
+	if (r->memory_set)
+		assert_int_equal(jint(d, "memory_bytes"), r->memory_bytes);
+	else
+		assert_true(json_is_null(json_object_get(d, "memory_bytes")));
+	assert_string_equal(jstr(d, "cpu_policy"), r->cpu_policy);
+	assert_string_equal(jstr(d, "thread_policy"), r->thread_policy);
+	assert_string_equal(jstr(d, "shares"), r->shares);
+	assert_string_equal(jstr(d, "pcpus"), r->pcpus);
+}
+
+/* --- fixtures ------------------------------------------------------------- */
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(p);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	log_set_level(LOG_LVL_WARN);
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	struct error *err = NULL;
+	f->path = xasprintf("%s/db-%d.sqlite", tmpdir, ++db_counter);
+	if (store_open(f->path, &f->st, &err) < 0) {
+		fprintf(stderr, "store_open: %s\n", err->msg);
+		return -1;
+	}
+	fake_now_ms = 1700000000000LL;
+	store_set_clock(f->st, fake_clock);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	store_close(f->st);
+	free(f->path);
+	free(f);
+	return 0;
+}
+
+/* --- round trip ------------------------------------------------------------- */
+
+static void test_add_get_list_delete(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16);
+	tenant_ok(f->st, "beta", 16);
+
+	struct store_reservation web = mk_dedicated("web-1", "acme");
+	res_ok(f->st, &web);
+	json_t *d = last_event(f->st, "vm.admit", "vm/web-1", "uid:1000");
+	assert_res_json(d, &web);
+	json_decref(d);
+
+	fake_now_ms += 5000;
+	struct store_reservation db = mk_res("db-1", "beta", 6);
+	snprintf(db.thread_policy, sizeof(db.thread_policy), "isolate");
+	assert_int_equal(store_reservation_add(f->st, &db, NULL, &err), 0);
+	assert_null(err);
+	d = last_event(f->st, "vm.admit", "vm/db-1", "vcpud");
+	assert_res_json(d, &db);
+	json_decref(d);
+	assert_int_equal(event_count(f->st), 4);
+
+	struct store_reservation got = res_get_ok(f->st, "web-1");
+	assert_res_equal(&got, &web);
+	assert_true(got.memory_set);
+	assert_int_equal(got.memory_bytes, 3 * GIB);
+	assert_int_equal(got.created_at, 1700000000);
+	got = res_get_ok(f->st, "db-1");
+	assert_res_equal(&got, &db);
+	assert_false(got.memory_set);
+	assert_string_equal(got.pcpus, "");
+	assert_int_equal(got.created_at, 1700000005);
+	/* "no memory" is a NULL column */
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM reservations WHERE vm = 'db-1' "
+				"AND memory_bytes IS NULL"), 1);
+
+	/* ordered by VM name, not by insertion */
+	struct store_reservation *list = NULL;
+	size_t n = 0;
+	assert_int_equal(store_reservation_list(f->st, &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_res_equal(&list[0], &db);
+	assert_res_equal(&list[1], &web);
+	assert_int_equal(list[0].created_at, 1700000005);
+	assert_int_equal(list[1].created_at, 1700000000);
+	free(list);
+
+	fake_now_ms += 1000;
+	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:7", &err), 0);
+	assert_null(err);
+	d = last_event(f->st, "vm.unadmit", "vm/web-1", "uid:7");
+	assert_res_json(d, &web);
+	json_decref(d);
+	assert_int_equal(event_count(f->st), 5);
+	assert_int_equal(store_reservation_get(f->st, "web-1", &got, &err), -1);
+	expect_error_msg(&err, ENOENT, "VM 'web-1' is not admitted");
+	assert_int_equal(store_reservation_list(f->st, &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].vm, "db-1");
+	free(list);
+
+	/* an unadmitted name can be admitted again, with another placement */
+	web.vcpus = 2;
+	snprintf(web.shares, sizeof(web.shares), "1:2");
+	snprintf(web.pcpus, sizeof(web.pcpus), "12-13");
+	res_ok(f->st, &web);
+	got = res_get_ok(f->st, "web-1");
+	assert_res_equal(&got, &web);
+	assert_int_equal(got.created_at, 1700000006);
+	assert_int_equal(store_integrity_check(f->st, &err), 0);
+}
+
+static void test_list_empty_and_get_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	static struct store_reservation stale;
+	struct store_reservation *list = &stale; /* must be reset */
+	size_t n = 99;
+	assert_int_equal(store_reservation_list(f->st, &list, &n, &err), 0);
+	assert_null(list);
+	assert_int_equal(n, 0);
+
+	tenant_ok(f->st, "acme", 8);
+	struct store_reservation r = mk_res("web-1", "acme", 1);
+	res_ok(f->st, &r);
+	int64_t events = event_count(f->st);
+	struct store_reservation got;
+	assert_int_equal(store_reservation_get(f->st, "ghost", &got, &err), -1);
+	expect_error_msg(&err, ENOENT, "VM 'ghost' is not admitted");
+	assert_int_equal(store_reservation_get(f->st, NULL, &got, &err), -1);
+	expect_error(&err, EINVAL, NULL);
+	assert_int_equal(store_reservation_delete(f->st, "ghost", "uid:0", &err), -1);
+	expect_error_msg(&err, ENOENT, "VM 'ghost' is not admitted");
+	assert_int_equal(store_reservation_delete(f->st, NULL, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, NULL);
+	assert_int_equal(store_reservation_add(f->st, NULL, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, NULL);
+	/* a registered VM is not an admitted one */
+	vm_ok(f->st, "db-1", "acme", 1);
+	events++;
+	assert_int_equal(store_reservation_get(f->st, "db-1", &got, &err), -1);
+	expect_error_msg(&err, ENOENT, "VM 'db-1' is not admitted");
+	assert_int_equal(res_count(f->st), 1);
+	assert_int_equal(event_count(f->st), events);
+
+	assert_int_equal(store_reservation_delete(f->st, "web-1", NULL, &err), 0);
+	assert_int_equal(store_reservation_delete(f->st, "web-1", NULL, &err), -1);
+	expect_error(&err, ENOENT, NULL);
+	assert_int_equal(event_count(f->st), events + 1);
+}
+
+/* --- refusals ------------------------------------------------------------------ */
+
+static void test_duplicate(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16);
+	tenant_ok(f->st, "other", 16);
+	struct store_reservation web = mk_dedicated("web-1", "acme");
+	res_ok(f->st, &web);
+	int64_t events = event_count(f->st);
+	fake_now_ms += 60000;
+
+	struct store_reservation again = mk_dedicated("web-1", "acme");
+	assert_int_equal(store_reservation_add(f->st, &again, "uid:0", &err), -1);
+	expect_error_msg(&err, EEXIST, "VM 'web-1' is already admitted");
+	/* under another tenant and another placement, still the same VM */
+	struct store_reservation other = mk_res("web-1", "other", 2);
+	assert_int_equal(store_reservation_add(f->st, &other, "uid:0", &err), -1);
+	expect_error_msg(&err, EEXIST, "VM 'web-1' is already admitted");
+
+	struct store_reservation got = res_get_ok(f->st, "web-1");
+	assert_res_equal(&got, &web);
+	assert_int_equal(got.created_at, 1700000000);
+	assert_int_equal(res_count(f->st), 1);
+	assert_int_equal(event_count(f->st), events);
+}
+
+static void test_unknown_tenant(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8);
+	int64_t events = event_count(f->st);
+	struct store_reservation r = mk_res("web-1", "ghost", 1);
+	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
+	expect_error_msg(&err, ENOENT, "no tenant 'ghost'");
+	/* names are case-sensitive, as the tenants table's key is */
+	r = mk_res("web-1", "ACME", 1);
+	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
+	expect_error_msg(&err, ENOENT, "no tenant 'ACME'");
+	assert_int_equal(res_count(f->st), 0);
+	assert_int_equal(event_count(f->st), events);
+}
+
+/* One invalid reservation: EINVAL with `needle` in the message, no row, no
+ * event. */
+static void expect_invalid(struct store *st, const struct store_reservation *r,
+			   const char *needle)
+{
+	struct error *err = NULL;
+	int64_t rows = res_count(st), events = event_count(st);
+	assert_int_equal(store_reservation_add(st, r, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, needle);
+	assert_int_equal(res_count(st), rows);
+	assert_int_equal(event_count(st), events);
+}
+
+static void test_invalid_fields(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 8);
+
+	struct store_reservation r = mk_res("../x", "acme", 1);
+	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
+	expect_error_msg(&err, EINVAL, "cannot admit VM: invalid VM name '../x': use 1 to "
+			 "64 of A-Z a-z 0-9 _ . - (not '.' or '..')");
+	r = mk_res("", "acme", 1);
+	expect_invalid(f->st, &r, "VM name is empty");
+	r = mk_res("..", "acme", 1);
+	expect_invalid(f->st, &r, "invalid VM name '..'");
+	r = mk_res("web-1", "../x", 1);
+	expect_invalid(f->st, &r, "cannot admit VM 'web-1': invalid tenant name '../x'");
+	r = mk_res("web-1", "", 1);
+	expect_invalid(f->st, &r, "tenant name is empty");
+
+	r = mk_res("web-1", "acme", 0);
+	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
+	expect_error_msg(&err, EINVAL, "cannot admit VM 'web-1': 0 vCPUs is out of range "
+			 "(1..4096)");
+	r = mk_res("web-1", "acme", 4097);
+	expect_invalid(f->st, &r, "4097 vCPUs is out of range (1..4096)");
+	r = mk_res("web-1", "acme", UINT32_MAX);
+	expect_invalid(f->st, &r, "vCPUs is out of range");
+
+	r = mk_res("web-1", "acme", 1);
+	r.memory_set = true;
+	r.memory_bytes = 0;
+	expect_invalid(f->st, &r, "memory size 0 bytes is not positive");
+	r.memory_bytes = -GIB;
+	expect_invalid(f->st, &r, "is not positive");
+
+	r = mk_res("web-1", "acme", 1);
+	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "Shared");
+	expect_invalid(f->st, &r, "unknown CPU policy 'Shared' (shared or dedicated)");
+	r.cpu_policy[0] = '\0';
+	expect_invalid(f->st, &r, "unknown CPU policy ''");
+	r = mk_res("web-1", "acme", 1);
+	snprintf(r.thread_policy, sizeof(r.thread_policy), "strict");
+	expect_invalid(f->st, &r, "unknown thread policy 'strict' (prefer, isolate or "
+		       "require)");
+	snprintf(r.thread_policy, sizeof(r.thread_policy), "prefer ");
+	expect_invalid(f->st, &r, "unknown thread policy 'prefer '");
+
+	r = mk_res("web-1", "acme", 1);
+	snprintf(r.shares, sizeof(r.shares), "0:6;1");
+	expect_invalid(f->st, &r, "invalid shares '0:6;1'");
+	snprintf(r.shares, sizeof(r.shares), "0:1 ");
+	expect_invalid(f->st, &r, "invalid shares '0:1 '");
+	snprintf(r.shares, sizeof(r.shares), "-1:1");
+	expect_invalid(f->st, &r, "invalid shares '-1:1'");
+	r.shares[0] = '\0';
+	expect_invalid(f->st, &r, "its shares are empty");
+
+	r = mk_res("web-1", "acme", 1);
+	snprintf(r.pcpus, sizeof(r.pcpus), "1-3x");
+	expect_invalid(f->st, &r, "invalid pCPU list '1-3x'");
+	snprintf(r.pcpus, sizeof(r.pcpus), "0:1");
+	expect_invalid(f->st, &r, "invalid pCPU list '0:1'");
+	snprintf(r.pcpus, sizeof(r.pcpus), "1 2");
+	expect_invalid(f->st, &r, "invalid pCPU list '1 2'");
+
+	/* buffers filled to the last byte (no terminating NUL) */
+	r = mk_res("web-1", "acme", 1);
+	memset(r.shares, '1', sizeof(r.shares));
+	expect_invalid(f->st, &r, "its shares are longer than 255 characters");
+	r = mk_res("web-1", "acme", 1);
+	memset(r.pcpus, '1', sizeof(r.pcpus));
+	expect_invalid(f->st, &r, "its pCPU list is longer than 1023 characters");
+	r = mk_res("web-1", "acme", 1);
+	memset(r.cpu_policy, 's', sizeof(r.cpu_policy));
+	expect_invalid(f->st, &r, "unknown CPU policy 'ssssssssssssssss'");
+	r = mk_res("web-1", "acme", 1);
+	memset(r.thread_policy, 'p', sizeof(r.thread_policy));
+	expect_invalid(f->st, &r, "unknown thread policy");
+	r = mk_res("web-1", "acme", 1);
+	memset(r.vm, 'a', sizeof(r.vm));
+	expect_invalid(f->st, &r, "longer than 64 characters");
+	r = mk_res("web-1", "acme", 1);
+	memset(r.tenant, 'a', sizeof(r.tenant));
+	expect_invalid(f->st, &r, "longer than 64 characters");
+
+	assert_int_equal(res_count(f->st), 0);
+	assert_int_equal(event_count(f->st), 1);
+}
+
+/* What the C checks accept at their edges the table accepts too. */
+static void test_edges_accepted(void **state)
+{
+	struct fx *f = *state;
+	tenant_ok(f->st, "acme", 8);
+
+	struct store_reservation r = mk_res("a", "acme", 1);
+	res_ok(f->st, &r);
+	r = mk_res("b", "acme", VM_VCPUS_MAX);
+	r.memory_set = true;
+	r.memory_bytes = 1;
+	res_ok(f->st, &r);
+	r = mk_res("c", "acme", 2);
+	r.memory_set = true;
+	r.memory_bytes = INT64_MAX;
+	memset(r.shares, '1', sizeof(r.shares) - 1);
+	r.shares[sizeof(r.shares) - 1] = '\0';
+	memset(r.pcpus, ',', sizeof(r.pcpus) - 1);
+	r.pcpus[sizeof(r.pcpus) - 1] = '\0';
+	res_ok(f->st, &r);
+	char name[NAME_MAX_LEN + 1];
+	memset(name, 'v', NAME_MAX_LEN);
+	name[NAME_MAX_LEN] = '\0';
+	r = mk_res(name, "acme", 1);
+	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "dedicated");
+	snprintf(r.thread_policy, sizeof(r.thread_policy), "isolate");
+	snprintf(r.pcpus, sizeof(r.pcpus), "7");
+	res_ok(f->st, &r);
+
+	struct store_reservation got = res_get_ok(f->st, "c");
+	assert_int_equal(strlen(got.shares), 255);
+	assert_int_equal(strlen(got.pcpus), 1023);
+	assert_int_equal(got.memory_bytes, INT64_MAX);
+	got = res_get_ok(f->st, "b");
+	assert_int_equal(got.vcpus, VM_VCPUS_MAX);
+	assert_int_equal(got.memory_bytes, 1);
+	got = res_get_ok(f->st, name);
+	assert_string_equal(got.vm, name);
+	assert_string_equal(got.thread_policy, "isolate");
+	assert_int_equal(res_count(f->st), 4);
+}
+
+/* The schema refuses what the C checks refuse, even from raw SQL. */
+static void test_schema_checks(void **state)
+{
+	struct fx *f = *state;
+	tenant_ok(f->st, "acme", 8);
+#define INS "INSERT INTO reservations (vm, tenant, vcpus, memory_bytes, cpu_policy, " \
+	"thread_policy, shares, pcpus, created_at) VALUES "
+	assert_int_equal(st_exec(f->st, INS "('ok', 'acme', 2, NULL, 'shared', 'prefer', "
+				 "'0:1,1:1', '', 1)"), SQLITE_OK);
+	/* pcpus defaults to '' */
+	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
+				 "cpu_policy, thread_policy, shares, created_at) VALUES "
+				 "('ok2', 'acme', 1, 'shared', 'prefer', '0:1', 1)"), SQLITE_OK);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM reservations WHERE vm = 'ok2' "
+				"AND pcpus = ''"), 1);
+	static const char *const bad[] = {
+		INS "('../x', 'acme', 1, NULL, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('', 'acme', 1, NULL, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'ghost', 1, NULL, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'acme', 0, NULL, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'acme', 4097, NULL, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'acme', 'one', NULL, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'acme', 1, 0, 'shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'acme', 1, NULL, 'Shared', 'prefer', '0:1', '', 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'strict', '0:1', '', 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'prefer', '0:6;1', '', 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'prefer', '', '', 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'prefer', NULL, '', 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'prefer', '0:1', '1-3x', 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'prefer', '0:1', NULL, 1)",
+		INS "('x', 'acme', 1, NULL, 'shared', 'prefer', '0:1', '', NULL)",
+		INS "('ok', 'acme', 1, NULL, 'shared', 'prefer', '0:1', '', 1)",
+	};
+#undef INS
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (st_exec(f->st, bad[i]) != SQLITE_CONSTRAINT)
+			fail_msg("the schema accepted: %s", bad[i]);
+	/* one past the lengths of the C buffers */
+	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
+				 "cpu_policy, thread_policy, shares, created_at) VALUES ('x', "
+				 "'acme', 1, 'shared', 'prefer', printf('%.256c', '1'), 1)"),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
+				 "cpu_policy, thread_policy, shares, pcpus, created_at) VALUES "
+				 "('x', 'acme', 1, 'shared', 'prefer', '1', printf('%.1024c', '1'), "
+				 "1)"), SQLITE_CONSTRAINT);
+	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
+				 "cpu_policy, thread_policy, shares, pcpus, created_at) VALUES "
+				 "('x', 'acme', 1, 'shared', 'prefer', printf('%.255c', '1'), "
+				 "printf('%.1023c', '1'), 1)"), SQLITE_OK);
+	assert_int_equal(res_count(f->st), 3);
+}
+
+/* --- tenants, atomicity, upgrade ----------------------------------------------- */
+
+static void test_tenant_delete_refused(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16);
+	tenant_ok(f->st, "other", 16);
+	struct store_reservation r = mk_dedicated("web-1", "acme");
+	res_ok(f->st, &r);
+	r = mk_res("web-2", "acme", 2);
+	res_ok(f->st, &r);
+	r = mk_res("db-1", "other", 2);
+	res_ok(f->st, &r);
+	int64_t events = event_count(f->st);
+
+	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant 'acme' still has 2 admitted VMs: release them "
+			 "first");
+	assert_int_equal(store_tenant_delete(f->st, "other", "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant 'other' still has 1 admitted VM: release them "
+			 "first");
+	/* the schema backs the check up: RESTRICT even for raw SQL */
+	assert_int_equal(st_exec(f->st, "DELETE FROM tenants WHERE name = 'acme'"),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM tenants"), 2);
+	assert_int_equal(event_count(f->st), events);
+
+	/* registered and admitted: both are named */
+	vm_ok(f->st, "web-1", "acme", 4);
+	assert_int_equal(store_reservation_delete(f->st, "web-2", "uid:0", &err), 0);
+	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant 'acme' still has 1 VM and 1 admitted VM: "
+			 "release them first");
+	assert_int_equal(store_vm_delete(f->st, "web-1", "uid:0", &err), 0);
+	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), -1);
+	expect_error_msg(&err, EBUSY, "tenant 'acme' still has 1 admitted VM: release them "
+			 "first");
+	events = event_count(f->st);
+
+	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:0", &err), 0);
+	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), 0);
+	assert_null(err);
+	json_t *d = last_event(f->st, "tenant.delete", "tenant/acme", "uid:0");
+	assert_string_equal(jstr(d, "name"), "acme");
+	json_decref(d);
+	assert_int_equal(event_count(f->st), events + 2);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM tenants"), 1);
+	/* the other tenant's reservation is untouched */
+	assert_string_equal(res_get_ok(f->st, "db-1").tenant, "other");
+	assert_int_equal(store_integrity_check(f->st, &err), 0);
+}
+
+/* A reservation whose audit event cannot be written does not happen. */
+static void test_rolled_back_with_its_event(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16);
+	struct store_reservation web = mk_dedicated("web-1", "acme");
+	res_ok(f->st, &web);
+	int64_t events = event_count(f->st);
+	assert_int_equal(st_exec(f->st, "CREATE TEMP TRIGGER no_audit BEFORE INSERT ON "
+				 "main.events BEGIN SELECT RAISE(ABORT, 'audit log "
+				 "unavailable'); END"), SQLITE_OK);
+
+	struct store_reservation db = mk_res("db-1", "acme", 2);
+	assert_int_equal(store_reservation_add(f->st, &db, "uid:0", &err), -1);
+	expect_error(&err, EIO, "audit log unavailable");
+	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:0", &err), -1);
+	expect_error(&err, EIO, "cannot unadmit VM 'web-1'");
+
+	assert_int_equal(res_count(f->st), 1);
+	struct store_reservation got = res_get_ok(f->st, "web-1");
+	assert_res_equal(&got, &web);
+	assert_int_equal(event_count(f->st), events);
+	/* and the connection is usable again afterwards */
+	assert_int_equal(st_exec(f->st, "DROP TRIGGER temp.no_audit"), SQLITE_OK);
+	res_ok(f->st, &db);
+	assert_int_equal(res_count(f->st), 2);
+	assert_int_equal(event_count(f->st), events + 1);
+}
+
+static void test_upgrade_from_version_3(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *path = xasprintf("%s/db-%d.sqlite", tmpdir, ++db_counter);
+	struct store *st = NULL;
+	struct error *err = NULL;
+	assert_int_equal(store_open_at_version(path, 3, &st, &err), 0);
+	assert_int_equal(store_schema_version(st), 3);
+	assert_int_equal(st_int(st, "SELECT count(*) FROM sqlite_schema WHERE name = "
+				"'reservations'"), 0);
+	store_set_clock(st, fake_clock);
+	tenant_ok(st, "acme", 8);
+	vm_ok(st, "web-1", "acme", 2);
+	int64_t events = event_count(st);
+	store_close(st);
+
+	assert_int_equal(store_open(path, &st, &err), 0);
+	assert_null(err);
+	assert_true(store_schema_version(st) >= 4);
+	assert_int_equal(store_schema_version(st), (int)store_migrations_count);
+	store_set_clock(st, fake_clock);
+	struct tenant t;
+	assert_int_equal(store_tenant_get(st, "acme", &t, &err), 0);
+	assert_int_equal(t.vcpus, 8);
+	assert_int_equal(t.vm_count, 1);
+	struct vm v;
+	assert_int_equal(store_vm_get(st, "web-1", &v, &err), 0);
+	assert_int_equal(v.vcpus, 2);
+	vm_clear(&v);
+	assert_int_equal(event_count(st), events);
+	assert_int_equal(st_int(st, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+				"AND name = 'reservations'"), 1);
+	assert_int_equal(st_int(st, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+				"AND name = 'reservations_tenant'"), 1);
+
+	/* the new table works, with its foreign key */
+	struct store_reservation r = mk_res("web-1", "acme", 2);
+	res_ok(st, &r);
+	struct store_reservation got = res_get_ok(st, "web-1");
+	assert_res_equal(&got, &r);
+	r = mk_res("db-1", "ghost", 1);
+	assert_int_equal(store_reservation_add(st, &r, "uid:0", &err), -1);
+	expect_error(&err, ENOENT, "no tenant 'ghost'");
+	assert_int_equal(store_integrity_check(st, &err), 0);
+	store_close(st);
+
+	/* and a reopen keeps it */
+	assert_int_equal(store_open(path, &st, &err), 0);
+	got = res_get_ok(st, "web-1");
+	assert_string_equal(got.tenant, "acme");
+	store_close(st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_add_get_list_delete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_list_empty_and_get_unknown, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_tenant, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_fields, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_edges_accepted, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_schema_checks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_delete_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rolled_back_with_its_event, fx_setup,
+						fx_teardown),
+		cmocka_unit_test(test_upgrade_from_version_3),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
