@@ -1,4 +1,4 @@
-/* vm.c - `vcpuctl vm register|list|show|release|stats`.
+/* vm.c - `vcpuctl vm admit|register|list|show|release|stats`.
  *
  * Same shape as tenant.c: argv becomes a struct cli_request in
  * cli_vm_build() (pure: client-side validation, the register body checked
@@ -7,7 +7,10 @@
  * of `subs`, run by cli.c's group machinery (parsing, NAME, help, usage
  * errors); each column of `vm list` is one row of `list_columns`.
  * `vm show` then asks for the VM's last minutes of samples (GET
- * /v1/vms/NAME/stats) and prints them with top.c's history renderer. */
+ * /v1/vms/NAME/stats) and prints them with top.c's history renderer.
+ * `vm admit` asks vcpud's admission control for room for a VM (POST
+ * /v1/vms/admit: tenant quota, shared-pool overcommit per NUMA node,
+ * dedicated pCPUs) and prints where it was placed. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -17,7 +20,9 @@
 #include "cli/output.h"
 #include "cli/top.h"
 #include "cli/vm.h"
+#include "vcpud/admit.h"
 #include "vcpud/api.h"
+#include "vcpud/cpulist.h"
 #include "vcpud/tenant.h"
 #include "vcpud/util.h"
 
@@ -26,12 +31,26 @@ enum {
 	OPT_PID,
 	OPT_MEMORY,
 	OPT_SINCE,
+	OPT_VCPUS,
+	OPT_CPU_POLICY,
+	OPT_THREAD_POLICY,
+	OPT_DRY_RUN,
 };
 
 static const struct option register_opts[] = {
 	{ "tenant", required_argument, NULL, OPT_TENANT },
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
+	CLI_OPTS_COMMON
+};
+
+static const struct option admit_opts[] = {
+	{ "tenant", required_argument, NULL, OPT_TENANT },
+	{ "vcpus", required_argument, NULL, OPT_VCPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "cpu-policy", required_argument, NULL, OPT_CPU_POLICY },
+	{ "thread-policy", required_argument, NULL, OPT_THREAD_POLICY },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	CLI_OPTS_COMMON
 };
 
@@ -45,8 +64,16 @@ static const struct option stats_opts[] = {
 static const char register_usage[] =
 	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]";
 
+#define ADMIT_USAGE_ARGS \
+	"NAME --tenant T --vcpus N [--memory SIZE]\n" \
+	"                        [--cpu-policy shared|dedicated]\n" \
+	"                        [--thread-policy prefer|isolate|require] [--dry-run]"
+
+static const char admit_usage[] = "usage: vcpuctl vm admit " ADMIT_USAGE_ARGS;
+
 static const char group_usage[] =
 	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]\n"
+	"       vcpuctl vm admit " ADMIT_USAGE_ARGS "\n"
 	"       vcpuctl vm list\n"
 	"       vcpuctl vm show NAME\n"
 	"       vcpuctl vm release NAME\n"
@@ -57,11 +84,13 @@ static const char stats_usage[] = "usage: vcpuctl vm stats NAME [--since T]";
 static const char group_help[] =
 	"register  put a running VM under vcpud's control: its vCPU threads are found\n"
 	"          by name in the VMM process PID and counted against T's vCPU quota\n"
+	"admit     reserve room for a VM before it starts: T's quota, the shared pool's\n"
+	"          overcommit on each NUMA node or dedicated pCPUs; prints where it goes\n"
 	"list      all VMs vcpud manages\n"
 	"show      one VM, its vCPU threads with their cgroups, and its usage and\n"
 	"          steal over the last 5 minutes (per minute, and the last samples)\n"
-	"release   stop managing a VM (the process is left alone); its cgroups\n"
-	"          go at vcpud's next tick\n"
+	"release   stop managing a VM (the process is left alone) and free its\n"
+	"          admission reservation; its cgroups go at vcpud's next tick\n"
 	"stats     the VM's recent samples (usage and steal at each tick), as many as\n"
 	"          the policy keeps, or those from --since T on\n";
 
@@ -72,6 +101,29 @@ static const char register_help[] =
 	"  --pid PID          the VMM process (QEMU, Firecracker, cloud-hypervisor),\n"
 	"                     1..4194304; its vCPU threads are found by name\n"
 	"  --memory SIZE      the VM's memory limit; K, M, G, T suffixes are powers of 1024\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
+static const char admit_help[] =
+	"Asks vcpud's admission control whether the VM fits: the tenant's vCPU and\n"
+	"memory quota, then room on the host. Shared VMs go to the shared pool, whose\n"
+	"vCPUs on each NUMA node may be the policy's overcommit ratio times its pCPUs;\n"
+	"dedicated VMs get one pCPU of the dedicated pool per vCPU. A VM stays on one\n"
+	"node when one can hold it. Prints the placement and the CPUs the VM is\n"
+	"pinned to; a refusal (exit 4) says which limit and by how much.\n"
+	"`vcpuctl vm release NAME` frees the reservation.\n"
+	"\n"
+	"Options:\n"
+	"  --tenant T         the tenant whose quota the VM counts against\n"
+	"  --vcpus N          the VM's vCPUs, 1..4096\n"
+	"  --memory SIZE      the VM's memory; K, M, G, T suffixes are powers of 1024\n"
+	"  --cpu-policy P     shared (default): overcommitted shared pool;\n"
+	"                     dedicated: a pCPU of its own for each vCPU\n"
+	"  --thread-policy P  dedicated VMs only, how vCPUs use SMT siblings:\n"
+	"                     prefer (default): siblings together, packed;\n"
+	"                     isolate: one vCPU per core, its siblings left idle;\n"
+	"                     require: whole cores (N a multiple of the SMT width)\n"
+	"  --dry-run          only say whether and where it would go; reserve nothing\n"
 	"  --json             print the API's JSON\n"
 	"  -h, --help         this help\n";
 
@@ -362,7 +414,111 @@ static int render_released(struct cli_ctx *ctx, const struct cli_request *req,
 	return 0;
 }
 
+/* --- admission replies ------------------------------------------------ */
+
+/* The string `key` of an admission reply, or NULL with *err (EPROTO). */
+static const char *admit_reply_str(const json_t *reply, const char *key, struct error **err)
+{
+	const char *s = json_string_value(json_object_get(reply, key));
+	if (!s)
+		error_set(err, EPROTO, "no \"%s\" string in the admission reply", key);
+	return s;
+}
+
+/* "node 0 (4 vCPUs)", or for a VM spanning nodes "nodes 0-1 (0: 6, 1: 4
+ * vCPUs)", from the reply's "shares" ([{"node","vcpus"}...], ascending). */
+static char *admit_reply_nodes(const json_t *reply, struct error **err)
+{
+	const json_t *shares = json_object_get(reply, "shares");
+	size_t n = json_array_size(shares);
+	if (!json_is_array(shares) || n == 0) {
+		error_set(err, EPROTO, "no \"shares\" of the VM on NUMA nodes in the admission "
+			  "reply");
+		return NULL;
+	}
+	struct cpuset nodes;
+	cpuset_zero(&nodes);
+	_cleanup_free_ char *split = NULL;
+	json_int_t node = 0, vcpus = 0;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *sh = json_array_get(shares, i);
+		const json_t *jn = json_object_get(sh, "node"), *jv = json_object_get(sh, "vcpus");
+		node = json_integer_value(jn);
+		vcpus = json_integer_value(jv);
+		if (!json_is_integer(jn) || !json_is_integer(jv) || node < 0 ||
+		    node >= CPULIST_MAX_CPUS || vcpus < 1) {
+			error_set(err, EPROTO, "share %zu of the VM is not {\"node\": N >= 0, "
+				  "\"vcpus\": N >= 1}", i + 1);
+			return NULL;
+		}
+		cpuset_set(&nodes, (unsigned)node);
+		char *more = xasprintf("%s%s%lld: %lld", split ? split : "", i ? ", " : "",
+				       (long long)node, (long long)vcpus);
+		free(split);
+		split = more;
+	}
+	if (n == 1)
+		return xasprintf("node %lld (%lld vCPU%s)", (long long)node, (long long)vcpus,
+				 vcpus == 1 ? "" : "s");
+	_cleanup_free_ char *list = cpulist_format(&nodes);
+	return xasprintf("nodes %s (%s vCPUs)", list, split);
+}
+
+/* `vm admit`: "vm web admitted: shared pool, node 0 (4 vCPUs), pinned to
+ * CPUs 2-7" or "vm db admitted: dedicated pool, node 1 (2 vCPUs), dedicated
+ * pCPUs 12-13 (isolate)", plus " (dry run: nothing reserved)". */
+static int render_admitted(struct cli_ctx *ctx, const struct cli_request *req,
+			   const json_t *reply, struct error **err)
+{
+	(void)req;
+	if (!json_is_object(reply))
+		return error_set(err, EPROTO, "the admission reply is not an object");
+	const char *name = admit_reply_str(reply, "name", err);
+	const char *pool = name ? admit_reply_str(reply, "pool", err) : NULL;
+	if (!pool)
+		return -1;
+	bool dedicated = strcmp(pool, "dedicated") == 0;
+	if (!dedicated && strcmp(pool, "shared") != 0)
+		return error_set(err, EPROTO, "unknown pool '%.64s' in the admission reply", pool);
+	const json_t *dry = json_object_get(reply, "dry_run");
+	if (dry && !json_is_boolean(dry))
+		return error_set(err, EPROTO, "\"dry_run\" of the admission reply is not a "
+				 "boolean");
+	_cleanup_free_ char *nodes = admit_reply_nodes(reply, err);
+	if (!nodes)
+		return -1;
+	_cleanup_free_ char *pin = NULL;
+	if (dedicated) {
+		const char *pcpus = admit_reply_str(reply, "pcpus", err);
+		const char *thread = pcpus ? admit_reply_str(reply, "thread_policy", err) : NULL;
+		if (!thread)
+			return -1;
+		pin = xasprintf("dedicated pCPUs %s (%s)", pcpus, thread);
+	} else {
+		const char *cpus = admit_reply_str(reply, "cpus", err);
+		if (!cpus)
+			return -1;
+		pin = xasprintf("pinned to CPUs %s", cpus);
+	}
+	fprintf(ctx->out, "vm %s admitted: %s pool, %s, %s%s\n", name, pool, nodes, pin,
+		json_is_true(dry) ? " (dry run: nothing reserved)" : "");
+	return 0;
+}
+
 /* --- builders --------------------------------------------------------- */
+
+/* A VM's --memory: a size within the range a tenant's memory may have. */
+static int memory_parse(const char *s, int64_t *bytes, struct error **err)
+{
+	if (parse_size(s, bytes, err) < 0)
+		return error_wrap(err, "--memory");
+	if (*bytes < TENANT_MEMORY_MIN || *bytes > TENANT_MEMORY_MAX) {
+		_cleanup_free_ char *lo = format_size(TENANT_MEMORY_MIN);
+		_cleanup_free_ char *hi = format_size(TENANT_MEMORY_MAX);
+		return error_set(err, ERANGE, "--memory: %s is out of range (%s..%s)", s, lo, hi);
+	}
+	return 0;
+}
 
 static int build_register(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
@@ -381,16 +537,9 @@ static int build_register(const struct cli_args *a, struct cli_request *out, str
 				 (json_int_t)pid);
 	if (memory) {
 		int64_t bytes;
-		if (parse_size(memory, &bytes, err) < 0) {
+		if (memory_parse(memory, &bytes, err) < 0) {
 			json_decref(body);
-			return error_wrap(err, "--memory");
-		}
-		if (bytes < TENANT_MEMORY_MIN || bytes > TENANT_MEMORY_MAX) {
-			_cleanup_free_ char *lo = format_size(TENANT_MEMORY_MIN);
-			_cleanup_free_ char *hi = format_size(TENANT_MEMORY_MAX);
-			json_decref(body);
-			return error_set(err, ERANGE, "--memory: %s is out of range (%s..%s)",
-					 memory, lo, hi);
+			return -1;
 		}
 		json_object_set_new(body, "memory_bytes", json_integer(bytes));
 	}
@@ -405,6 +554,49 @@ static int build_register(const struct cli_args *a, struct cli_request *out, str
 	out->path = xstrdup("/v1/vms");
 	out->body = body;
 	out->render = render_registered;
+	return 0;
+}
+
+static int build_admit(const struct cli_args *a, struct cli_request *out, struct error **err)
+{
+	const char *tenant = cli_arg(a, OPT_TENANT), *vcpus_s = cli_arg(a, OPT_VCPUS);
+	const char *memory = cli_arg(a, OPT_MEMORY), *cpu_s = cli_arg(a, OPT_CPU_POLICY);
+	const char *thread_s = cli_arg(a, OPT_THREAD_POLICY);
+	if (!tenant)
+		return error_set(err, EINVAL, "missing --tenant (the tenant the VM belongs to)");
+	if (!vcpus_s)
+		return error_set(err, EINVAL, "missing --vcpus (the VM's vCPUs)");
+	if (name_check("tenant name", tenant, err) < 0)
+		return error_wrap(err, "--tenant");
+	uint64_t vcpus;
+	if (parse_u64(vcpus_s, 1, VM_VCPUS_MAX, &vcpus, err) < 0)
+		return error_wrap(err, "--vcpus");
+	int64_t bytes = 0;
+	if (memory && memory_parse(memory, &bytes, err) < 0)
+		return -1;
+	enum admit_cpu_policy cpu = ADMIT_CPU_SHARED;
+	enum admit_thread_policy thread = ADMIT_THREAD_PREFER;
+	if (cpu_s && admit_cpu_policy_from_string(cpu_s, &cpu, err) < 0)
+		return error_wrap(err, "--cpu-policy");
+	if (thread_s && admit_thread_policy_from_string(thread_s, &thread, err) < 0)
+		return error_wrap(err, "--thread-policy");
+	/* the thread policy is how dedicated vCPUs take SMT siblings; shared
+	 * vCPUs float over the pool (admit_vm() refuses the same) */
+	if (cpu == ADMIT_CPU_SHARED && thread != ADMIT_THREAD_PREFER)
+		return error_set(err, EINVAL, "--thread-policy %s needs --cpu-policy dedicated",
+				 admit_thread_policy_name(thread));
+	bool dry_run = cli_arg_set(a, OPT_DRY_RUN);
+
+	json_t *body = json_pack("{s:s,s:s,s:I,s:s,s:s,s:b}", "name", a->name, "tenant", tenant,
+				 "vcpus", (json_int_t)vcpus, "cpu_policy",
+				 admit_cpu_policy_name(cpu), "thread_policy",
+				 admit_thread_policy_name(thread), "dry_run", dry_run);
+	if (memory)
+		json_object_set_new(body, "memory_bytes", json_integer(bytes));
+	out->method = "POST";
+	out->path = xstrdup("/v1/vms/admit");
+	out->body = body;
+	out->render = render_admitted;
 	return 0;
 }
 
@@ -450,6 +642,7 @@ static int build_release(const struct cli_args *a, struct cli_request *out, stru
 
 static const struct cli_sub subs[] = {
 	{ "register", register_usage, register_help, register_opts, true, build_register },
+	{ "admit", admit_usage, admit_help, admit_opts, true, build_admit },
 	{ "list", "usage: vcpuctl vm list", plain_help, plain_opts, false, build_list },
 	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
 	{ "release", "usage: vcpuctl vm release NAME", plain_help, plain_opts, true,
