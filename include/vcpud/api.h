@@ -15,8 +15,16 @@
  *   GET    /v1/vms                    {"vms":[VM...]}
  *   POST   /v1/vms                    {"name","tenant","pid"[,"memory_bytes"]}: register a
  *                                     running VM; its vCPU threads are found by name -> 201 VM
+ *   POST   /v1/vms/admit              {"name","tenant","vcpus"[,"memory_bytes","cpu_policy":
+ *                                     "shared"|"dedicated","thread_policy":"prefer"|
+ *                                     "isolate"|"require","dry_run":false]} -> 201 RES
+ *                                     (200 with dry_run: decided, nothing reserved);
+ *                                     409 with the limit and figures when refused
+ *   GET    /v1/host                   {"topology":{...},"pools":{...},"overcommit_ratio",
+ *                                     "usage":[per node],"totals":{...},"reservations":[RES]}
  *   GET    /v1/vms/{name}             VM
- *   DELETE /v1/vms/{name}             release: 204; its cgroups go at the next tick
+ *   DELETE /v1/vms/{name}             release: the VM and/or its reservation; 204; its
+ *                                     cgroups go at the next tick
  *   GET    /v1/vms/{name}/stats?since_ms=T&limit=N
  *                                     {"vm":NAME,"interval_ms":N,"samples":[{"ts_ms",
  *                                      "usage_pct","steal_pct"}...]} oldest first: the
@@ -25,6 +33,10 @@
  *   GET    /v1/events?after=ID&since_ms=T&limit=N
  *                                     {"events":[{"id","ts_ms","actor","action","target",
  *                                      "details":{...}}]} oldest first
+ * RES = {"name","tenant","vcpus","memory_bytes"|null,"cpu_policy","thread_policy","pool",
+ *        "shares":[{"node","vcpus"}],"nodes":[..],"spans_nodes","pcpus","cpus","mems",
+ *        "dry_run","registered"}. Registering a VM binds it to the reservation of the
+ *        same name, or admits it then (shared, prefer) by the same rules.
  * TOP = {"name","tenant","class","state","vcpus","usage_pct"|null,"steal_pct"|null,
  *        "steal_max_pct"|null,"throttled_pct"|null,"cap_pct"|null,"throttle"}:
  *   usage_pct: CPU used over the last tick, % of one pCPU summed over vCPUs
@@ -92,10 +104,20 @@ int api_vm_register_from_json(const json_t *obj, struct vm *out, struct error **
 /* A VM as the server sent it (client side). vm_clear() it. */
 int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err);
 
+/* An admission request (POST /v1/vms/admit): name, tenant, vcpus required;
+ * memory_bytes, cpu_policy (default shared), thread_policy (default prefer),
+ * dry_run (default false) optional; unknown keys are EINVAL. The request
+ * borrows the name strings from obj. */
+struct admit_request;
+int api_admit_from_json(const json_t *obj, struct admit_request *out, bool *dry_run,
+			struct error **err);
+
 /* --- router (server side, no HTTP library here) ----------------------- */
 
 struct store;
 struct policy;
+struct topology;
+struct pools;
 
 struct api_ctx {
 	struct store *store;
@@ -103,6 +125,8 @@ struct api_ctx {
 	const char *policy_path;
 	int64_t started_mono_ns;
 	const char *host_root;         /* prefix for /proc ("/" on a host) */
+	const struct topology *topo;   /* the host, for admission (NULL: none) */
+	const struct pools *pools;     /* from the policy; replaced on reload */
 	/* called after a change that the cgroup tree should reflect now
 	 * (tenant or VM mutations), so the daemon can run a tick at once */
 	void (*after_change)(void *data);

@@ -7,13 +7,20 @@
  *           memory.max = memory quota, or max
  *   VM:     every non-gone VM with a pid; memory.max = its memory, or max;
  *           cpu.max = the throttle overlay's cap when one is given, else max
- *   vCPU:   vcpuN with its thread; emulator/ gets every other thread. */
+ *   vCPU:   vcpuN with its thread; emulator/ gets every other thread.
+ * With an admission ledger (plan_input.admission), a VM that has a
+ * reservation is pinned: the VM domain to its CPUs plus the housekeeping
+ * pool (a child's cpuset must lie within its parent's), its vCPUs to its
+ * dedicated pCPU each or to the shared CPUs of its node(s), emulator/ to
+ * the housekeeping pool (its own CPUs when that pool is empty), and
+ * cpuset.mems to its node(s). A VM without a reservation is not pinned. */
 #ifndef VCPUD_PLAN_H
 #define VCPUD_PLAN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vcpud/admit.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/error.h"
 #include "vcpud/tenant.h"
@@ -36,6 +43,8 @@ struct plan_input {
 	size_t n_vms;
 	const struct plan_vm_cap *caps;   /* may be NULL */
 	size_t n_caps;
+	/* topology, pools and reservations; NULL: no pinning at all */
+	const struct admit_host *admission;
 };
 
 /* Build the desired tree. VMs that are gone, have no pid, or name an

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "vcpud/admission.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
@@ -21,7 +22,8 @@
 #define VCPUD_VERSION "0.1.0"
 #endif
 
-enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_VM_STATS, R_TOP, R_EVENTS, R_LAST };
+enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_VM_ADMIT, R_VM_STATS, R_HOST, R_TOP,
+		R_EVENTS, R_LAST };
 
 struct route_match {
 	enum route_id id;
@@ -151,6 +153,92 @@ static int h_tenant_delete(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+static struct admission_env admission_env(struct api_ctx *ctx)
+{
+	return (struct admission_env){ ctx->store, ctx->topo, ctx->pools,
+				       ctx->policy ? ctx->policy->cpu_ratio : 0 };
+}
+
+/* POST /v1/vms/admit */
+static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
+		      const struct route_match *m, json_t *body, int *status, json_t **out,
+		      struct error **err)
+{
+	(void)m;
+	struct admit_request ar;
+	bool dry_run = false;
+	if (api_admit_from_json(body, &ar, &dry_run, err) < 0)
+		return -1;
+	struct admission_env env = admission_env(ctx);
+	struct admit_placement pl;
+	if (admission_admit(&env, &ar, dry_run, req->actor, &pl, err) < 0) {
+		if (err && *err && (*err)->code == EAGAIN)
+			(*err)->code = EIO;
+		return -1;
+	}
+	struct vm v;
+	bool registered = store_vm_get(ctx->store, ar.vm, &v, NULL) == 0;
+	if (registered)
+		vm_clear(&v);
+	_cleanup_free_ char *where = admit_placement_describe(
+		&(struct admit_host){ ctx->topo, ctx->pools, env.cpu_ratio, NULL, 0 }, &pl.res);
+	log_info("VM %s %s for tenant %s by %s: %u vCPUs, %s", ar.vm,
+		 dry_run ? "would be admitted" : "admitted", ar.tenant, req->actor, ar.vcpus, where);
+	if (!dry_run)
+		notify_change(ctx);
+	*out = admission_reservation_json(&env, &pl.res, dry_run, registered);
+	*status = dry_run ? 200 : 201;
+	return 0;
+}
+
+/* GET /v1/host */
+static int h_host(struct api_ctx *ctx, const struct api_request *req,
+		  const struct route_match *m, json_t *body, int *status, json_t **out,
+		  struct error **err)
+{
+	(void)req; (void)m; (void)body;
+	struct admission_env env = admission_env(ctx);
+	if (admission_host_json(&env, out, err) < 0) {
+		if (err && *err && (*err)->code == EAGAIN)
+			(*err)->code = EIO;
+		return -1;
+	}
+	*status = 200;
+	return 0;
+}
+
+/* Bind a VM being registered to its reservation, or admit it now (shared,
+ * prefer). Sets *admitted when a reservation was made here (the caller
+ * undoes it if the registration then fails). */
+static int vm_bind(struct api_ctx *ctx, const struct vm *v, const char *actor, bool *admitted,
+		   struct error **err)
+{
+	*admitted = false;
+	if (!ctx->topo)
+		return 0; /* no admission on this daemon (tests) */
+	struct store_reservation r;
+	_cleanup_error_ struct error *e = NULL;
+	if (store_reservation_get(ctx->store, v->name, &r, &e) == 0) {
+		if (strcmp(r.tenant, v->tenant) != 0)
+			return error_set(err, EBUSY, "VM '%s' is admitted for tenant '%s', not '%s'",
+					 v->name, r.tenant, v->tenant);
+		return 0;
+	}
+	if (e->code != ENOENT)
+		return error_set(err, e->code, "%s", e->msg);
+	struct admit_request ar = {
+		.vm = v->name, .tenant = v->tenant, .vcpus = v->vcpus,
+		.memory_set = v->memory_set, .memory_bytes = v->memory_bytes,
+		.cpu_policy = ADMIT_CPU_SHARED, .thread_policy = ADMIT_THREAD_PREFER,
+	};
+	struct admission_env env = admission_env(ctx);
+	struct admit_placement pl;
+	if (admission_admit(&env, &ar, false, actor, &pl, err) < 0)
+		return -1;
+	*admitted = true;
+	return 0;
+}
+
 static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 		     const struct route_match *m, json_t *body, int *status, json_t **out,
 		     struct error **err)
@@ -210,10 +298,19 @@ static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 	v.n_threads = nth;
 	vm_origin_read(ctx, &v);
 	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
+	bool admitted = false;
+	if (vm_bind(ctx, &v, req->actor, &admitted, err) < 0) {
+		vm_clear(&v);
+		return error_wrap(err, "cannot register VM '%s'", v.name);
+	}
 	int rc = store_vm_create(ctx->store, &v, req->actor, err);
 	vm_clear(&v);
-	if (rc < 0)
+	if (rc < 0) {
+		/* undo the admission made for it: a refused request changes nothing */
+		if (admitted)
+			store_reservation_delete(ctx->store, v.name, req->actor, NULL);
 		return -1;
+	}
 	struct vm got;
 	if (store_vm_get(ctx->store, v.name, &got, err) < 0)
 		return -1;
@@ -246,15 +343,27 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 {
 	(void)body;
 	struct vm v;
-	if (store_vm_get(ctx->store, m->name, &v, err) < 0)
-		return -1;
-	int rc = 0;
-	if (v.state != VM_STATE_GONE && v.pid > 0 && ctx->release_process)
-		rc = ctx->release_process(ctx->after_change_data, &v, err);
-	vm_clear(&v);
-	if (rc < 0)
-		return error_wrap(err, "cannot release VM '%s'", m->name);
-	if (store_vm_delete(ctx->store, m->name, req->actor, err) < 0)
+	struct store_reservation r;
+	_cleanup_error_ struct error *e1 = NULL, *e2 = NULL;
+	bool have_vm = store_vm_get(ctx->store, m->name, &v, &e1) == 0;
+	bool have_res = store_reservation_get(ctx->store, m->name, &r, &e2) == 0;
+	if (!have_vm && e1->code != ENOENT)
+		return error_set(err, e1->code, "%s", e1->msg);
+	if (!have_res && e2->code != ENOENT)
+		return error_set(err, e2->code, "%s", e2->msg);
+	if (!have_vm && !have_res)
+		return error_set(err, ENOENT, "no VM or reservation '%s'", m->name);
+	if (have_vm) {
+		int rc = 0;
+		if (v.state != VM_STATE_GONE && v.pid > 0 && ctx->release_process)
+			rc = ctx->release_process(ctx->after_change_data, &v, err);
+		vm_clear(&v);
+		if (rc < 0)
+			return error_wrap(err, "cannot release VM '%s'", m->name);
+		if (store_vm_delete(ctx->store, m->name, req->actor, err) < 0)
+			return -1;
+	}
+	if (have_res && store_reservation_delete(ctx->store, m->name, req->actor, err) < 0)
 		return -1;
 	log_info("VM %s released by %s", m->name, req->actor);
 	notify_change(ctx);
@@ -370,6 +479,10 @@ static const struct route routes[] = {
 	{ R_VMS, "POST", h_vm_register, true },
 	{ R_VM, "GET", h_vm_get, false },
 	{ R_VM, "DELETE", h_vm_release, false },
+	{ R_VM_ADMIT, "POST", h_vm_admit, true },
+	{ R_VM_ADMIT, "GET", h_vm_get, false },     /* a VM named "admit" */
+	{ R_VM_ADMIT, "DELETE", h_vm_release, false },
+	{ R_HOST, "GET", h_host, false },
 	{ R_VM_STATS, "GET", h_vm_stats, false },
 	{ R_TOP, "GET", h_top, false },
 	{ R_EVENTS, "GET", h_events, false },
@@ -398,6 +511,15 @@ static int match_path(const char *path, struct route_match *m, struct error **er
 	}
 	if (strcmp(path, "/v1/top") == 0) {
 		m->id = R_TOP;
+		return 0;
+	}
+	if (strcmp(path, "/v1/host") == 0) {
+		m->id = R_HOST;
+		return 0;
+	}
+	if (strcmp(path, "/v1/vms/admit") == 0) {
+		m->id = R_VM_ADMIT;
+		strcpy(m->name, "admit");
 		return 0;
 	}
 	if (str_has_prefix(path, "/v1/vms/")) {

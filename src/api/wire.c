@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "vcpud/admit.h"
 #include "vcpud/api.h"
 #include "vcpud/util.h"
 
@@ -379,5 +380,62 @@ int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err)
 	v.created_at = json_integer_value(json_object_get(obj, "created_at"));
 	v.updated_at = json_integer_value(json_object_get(obj, "updated_at"));
 	*out = v;
+	return 0;
+}
+
+int api_admit_from_json(const json_t *obj, struct admit_request *out, bool *dry_run,
+			struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EINVAL, "request body must be a JSON object");
+	struct admit_request r = { .cpu_policy = ADMIT_CPU_SHARED,
+				   .thread_policy = ADMIT_THREAD_PREFER };
+	bool dry = false, have_vcpus = false;
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "name") == 0 || strcmp(key, "tenant") == 0) {
+			const char *what = key[0] == 'n' ? "VM name" : "tenant name";
+			if (!json_is_string(v))
+				return error_set(err, EINVAL, "%s must be a string", key);
+			if (name_check(what, json_string_value(v), err) < 0)
+				return -1;
+			if (key[0] == 'n')
+				r.vm = json_string_value(v);
+			else
+				r.tenant = json_string_value(v);
+		} else if (strcmp(key, "vcpus") == 0) {
+			if (get_uint(v, key, 1, VM_VCPUS_MAX, &r.vcpus, err) < 0)
+				return -1;
+			have_vcpus = true;
+		} else if (strcmp(key, "memory_bytes") == 0) {
+			if (get_memory(v, &r.memory_set, &r.memory_bytes, err) < 0)
+				return -1;
+		} else if (strcmp(key, "cpu_policy") == 0) {
+			if (!json_is_string(v) ||
+			    admit_cpu_policy_from_string(json_string_value(v), &r.cpu_policy, err) < 0)
+				return error_set(err, EINVAL, "cpu_policy must be \"shared\" or \"dedicated\"");
+		} else if (strcmp(key, "thread_policy") == 0) {
+			if (!json_is_string(v) ||
+			    admit_thread_policy_from_string(json_string_value(v), &r.thread_policy,
+							    err) < 0)
+				return error_set(err, EINVAL, "thread_policy must be \"prefer\", "
+						 "\"isolate\" or \"require\"");
+		} else if (strcmp(key, "dry_run") == 0) {
+			if (!json_is_boolean(v))
+				return error_set(err, EINVAL, "dry_run must be true or false");
+			dry = json_is_true(v);
+		} else {
+			return error_set(err, EINVAL, "unknown field '%s'", key);
+		}
+	}
+	if (!r.vm)
+		return error_set(err, EINVAL, "missing field 'name'");
+	if (!r.tenant)
+		return error_set(err, EINVAL, "missing field 'tenant'");
+	if (!have_vcpus)
+		return error_set(err, EINVAL, "missing field 'vcpus'");
+	*out = r;
+	*dry_run = dry;
 	return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "vcpud/admission.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
@@ -33,6 +34,8 @@ struct daemon {
 	struct api_server *server;
 	struct cgroup_engine *engine;
 	struct control *control;  /* sample, decide, record */
+	struct topology *topo;    /* the host, from --host-root's sysfs */
+	struct pools pools;       /* from the policy; recomputed on reload */
 	char *cgroup_root;
 	char *cgroup_mount;      /* NULL with --cgroup-root: the root's parent */
 	int sig_fd;
@@ -87,6 +90,15 @@ static void reload_policy(struct daemon *d)
 		log_error("SIGHUP: policy not reloaded, keeping the current one: %s", err->msg);
 		return;
 	}
+	struct pools np_pools;
+	_cleanup_error_ struct error *perr = NULL;
+	if (topology_pools(d->topo, &np->housekeeping, &np->dedicated, &np_pools, &perr) < 0) {
+		log_error("SIGHUP: policy not reloaded, keeping the current one: %s: %s",
+			  d->opt->policy_path, perr->msg);
+		policy_free(np);
+		return;
+	}
+	d->pools = np_pools;
 	bool interval_changed = np->interval_ms != d->policy->interval_ms;
 	policy_free(d->policy);
 	d->policy = np;
@@ -137,7 +149,7 @@ static void discover_vms(struct daemon *d)
 		size_t nth = 0;
 		enum vm_state state = VM_STATE_RUNNING;
 		pid_t pid = v->pid;
-		if (proc_vm_vcpus("/", v->pid, &th, &nth, &e) < 0) {
+		if (proc_vm_vcpus(d->opt->host_root, v->pid, &th, &nth, &e) < 0) {
 			if (e->code != ESRCH && e->code != ENOENT) {
 				log_warn("VM %s: %s", v->name, e->msg);
 				continue;
@@ -170,6 +182,14 @@ static void reconcile(struct daemon *d, const struct tenant *ts, size_t nt,
 		.vms = vms, .n_vms = nv,
 	};
 	in.caps = control_caps(d->control, &in.n_caps);
+	_cleanup_free_ struct admit_reservation *res = NULL;
+	size_t nres = 0;
+	if (admission_load(d->store, &res, &nres, &err) < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	struct admit_host host = { d->topo, &d->pools, d->policy->cpu_ratio, res, nres };
+	in.admission = &host;
 	_cleanup_(cgroup_tree_freep) struct cgroup_tree *tree = NULL;
 	if (plan_tree(&in, &tree, &err) < 0) {
 		tick_error(d, err->msg);
@@ -262,7 +282,7 @@ static int setup_cgroups(struct daemon *d, struct error **err)
 	}
 	struct cgroup_engine_config cfg = {
 		.cgroup_mount = d->cgroup_mount,
-		.sysroot = "/",
+		.sysroot = d->opt->host_root,
 		.dry_run = d->opt->dry_run,
 	};
 	if (cgroup_engine_new(&cfg, &d->engine, err) < 0)
@@ -296,7 +316,12 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 	if (policy_load_file(d->opt->policy_path, &d->policy, err) < 0)
 		return error_wrap(err, "cannot load the policy");
-	if (control_new("/", d->policy->interval_ms, &d->control, err) < 0)
+	if (topology_load(d->opt->host_root, &d->topo, err) < 0)
+		return error_wrap(err, "cannot read the host's topology");
+	if (topology_pools(d->topo, &d->policy->housekeeping, &d->policy->dedicated, &d->pools,
+			   err) < 0)
+		return error_wrap(err, "policy %s", d->opt->policy_path);
+	if (control_new(d->opt->host_root, d->policy->interval_ms, &d->control, err) < 0)
 		return -1;
 	if (ensure_parent_dir(d->opt->db_path, 0750, err) < 0)
 		return -1;
@@ -325,7 +350,9 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.policy = d->policy;
 	d->api.policy_path = d->opt->policy_path;
 	d->api.started_mono_ns = now_mono_ns();
-	d->api.host_root = "/";
+	d->api.host_root = d->opt->host_root;
+	d->api.topo = d->topo;
+	d->api.pools = &d->pools;
 	d->api.after_change = on_api_change;
 	d->api.after_change_data = d;
 	d->api.release_process = on_release_process;
@@ -359,6 +386,8 @@ static void daemon_teardown(struct daemon *d)
 		cgroup_engine_free(d->engine);
 	d->api.top = NULL;
 	control_free(d->control);
+	if (d->topo)
+		topology_free(d->topo);
 	free(d->cgroup_root);
 	free(d->cgroup_mount);
 	free(d->last_error);

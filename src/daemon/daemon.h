@@ -23,6 +23,7 @@ struct daemon_options {
 	const char *socket_path;
 	const char *policy_path;
 	const char *cgroup_root;   /* NULL: discover the cgroup2 mount */
+	const char *host_root;     /* prefix for /proc and /sys reads ("/") */
 	const char *socket_group;  /* NULL: root and our own uid only */
 	const char *log_file;      /* NULL: stderr */
 	enum log_level log_level;
@@ -38,7 +39,8 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 			 struct error **err);
 
 /* Check option values that need no I/O beyond stat(): absolute cgroup root
- * without "." or ".." components whose parent exists, a known group. */
+ * without "." or ".." components whose parent exists, an existing host
+ * root directory, a known group. */
 int daemon_options_check(const struct daemon_options *o, gid_t *group_out,
 			 struct error **err);
 

@@ -10,14 +10,15 @@
 #include "daemon/daemon.h"
 #include "vcpud/util.h"
 
-enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_SOCKET_GROUP,
-       OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN };
+enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_HOST_ROOT,
+       OPT_SOCKET_GROUP, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN };
 
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, OPT_DB },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+	{ "host-root", required_argument, NULL, OPT_HOST_ROOT },
 	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -38,6 +39,8 @@ void daemon_usage(FILE *f)
 		"  --policy FILE         policy YAML (default %s)\n"
 		"  --cgroup-root DIR     cgroup v2 directory vcpud owns (default: the\n"
 		"                        cgroup2 mount + /vcpud.slice)\n"
+		"  --host-root DIR       read /proc and /sys under DIR (default /; tests\n"
+		"                        point it at a fixture topology)\n"
 		"  --socket-group NAME   also serve members of this group (SO_PEERCRED)\n"
 		"  --dry-run             log every intended cgroup write, change nothing\n"
 		"  -f, --foreground      stay in the foreground, log to stderr\n"
@@ -65,6 +68,7 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 		.socket_path = DAEMON_DEFAULT_SOCKET,
 		.policy_path = DAEMON_DEFAULT_POLICY,
 		.log_level = LOG_LVL_INFO,
+		.host_root = "/",
 	};
 	optind = 0; /* full re-initialisation (GNU), so tests can parse twice */
 	opterr = 0;
@@ -79,6 +83,7 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 		case OPT_SOCKET:
 		case OPT_POLICY:
 		case OPT_CGROUP_ROOT:
+		case OPT_HOST_ROOT:
 		case OPT_SOCKET_GROUP:
 		case OPT_LOG_FILE:
 			if (need_value(name, optarg, err) < 0)
@@ -91,6 +96,8 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				o.policy_path = optarg;
 			else if (c == OPT_CGROUP_ROOT)
 				o.cgroup_root = optarg;
+			else if (c == OPT_HOST_ROOT)
+				o.host_root = optarg;
 			else if (c == OPT_SOCKET_GROUP)
 				o.socket_group = optarg;
 			else
@@ -155,6 +162,11 @@ int daemon_options_check(const struct daemon_options *o, gid_t *group_out,
 						 o->cgroup_root, parent);
 		}
 	}
+	if (check_clean_abs("--host-root", o->host_root, err) < 0)
+		return -1;
+	struct stat hst;
+	if (stat(o->host_root, &hst) < 0 || !S_ISDIR(hst.st_mode))
+		return error_set(err, ENOENT, "--host-root %s is not a directory", o->host_root);
 	if (o->socket_group) {
 		struct group gr, *res = NULL;
 		char buf[4096];

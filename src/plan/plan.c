@@ -50,6 +50,38 @@ static const struct plan_vm_cap *find_cap(const struct plan_input *in, const cha
 	return NULL;
 }
 
+static const struct admit_reservation *find_reservation(const struct admit_host *h,
+							 const char *vm)
+{
+	for (size_t i = 0; h && i < h->n_reservations; i++)
+		if (strcmp(h->reservations[i].vm, vm) == 0)
+			return &h->reservations[i];
+	return NULL;
+}
+
+/* cpusets of a VM with a reservation (see plan.h) */
+static void plan_pin(const struct admit_host *h, const struct admit_reservation *r,
+		     struct cgroup_vm_spec *s)
+{
+	struct cpuset cpus, mems, dom, one;
+	admit_pin(h, r, &cpus, &mems);
+	const struct cpuset *hk = &h->pools->housekeeping;
+	cpuset_or(&dom, &cpus, hk);
+	s->cpus = cpulist_format(&dom);
+	s->mems = cpulist_format(&mems);
+	s->emulator_cpus = cpulist_format(cpuset_empty(hk) ? &cpus : hk);
+	for (size_t i = 0; i < s->n_vcpus; i++) {
+		int p = admit_vcpu_pcpu(r, s->vcpus[i].index);
+		if (r->cpu_policy == ADMIT_CPU_DEDICATED && p >= 0) {
+			cpuset_zero(&one);
+			cpuset_set(&one, (unsigned)p);
+			s->vcpus[i].cpus = cpulist_format(&one);
+		} else {
+			s->vcpus[i].cpus = cpulist_format(&cpus);
+		}
+	}
+}
+
 static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s)
 {
 	s->name = xstrdup(v->name);
@@ -72,6 +104,9 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 		s->vcpus[i].tid = v->threads[i].tid;
 	}
 	s->n_vcpus = v->n_threads;
+	const struct admit_reservation *r = find_reservation(in->admission, v->name);
+	if (r && in->admission->pools)
+		plan_pin(in->admission, r, s);
 }
 
 int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err)

@@ -13,6 +13,14 @@ SOCK=$TMP/vcpud.sock
 LOG=$TMP/vcpud.log
 POLICY=$TMP/policy.yaml
 cp "$SRC/policies/default.yaml" "$POLICY"
+# The host vcpud sees: a fixture topology (tests/fixtures/topology/, 16 CPUs
+# in 2 NUMA nodes by default; TOPOLOGY=name to change) with this machine's
+# real /proc, so placement figures do not depend on the machine running
+# the tests while fake VMs are still real processes.
+HOST=$TMP/host
+mkdir -p "$HOST"
+ln -s "$SRC/tests/fixtures/topology/${TOPOLOGY:-2n-4c-smt2}/sys" "$HOST/sys"
+ln -s /proc "$HOST/proc"
 PASS=0
 FAIL=0
 DAEMON_PID=
@@ -43,7 +51,8 @@ ctl() { "$VCPUCTL" --socket "$SOCK" "$@"; }
 
 start_daemon() {
 	"$VCPUD" --foreground --db "$DB" --socket "$SOCK" --policy "$POLICY" \
-		--cgroup-root "$TMP/cgroup" --dry-run --log-level debug "$@" >>"$LOG" 2>&1 &
+		--cgroup-root "$TMP/cgroup" --host-root "$HOST" --dry-run --log-level debug "$@" \
+		>>"$LOG" 2>&1 &
 	DAEMON_PID=$!
 	i=0
 	while [ $i -lt 100 ]; do

@@ -34,6 +34,7 @@ static void test_defaults(void **state)
 	assert_string_equal(o.socket_path, DAEMON_DEFAULT_SOCKET);
 	assert_string_equal(o.policy_path, DAEMON_DEFAULT_POLICY);
 	assert_null(o.cgroup_root);
+	assert_string_equal(o.host_root, "/");
 	assert_false(o.foreground);
 	assert_false(o.dry_run);
 	assert_int_equal(o.log_level, LOG_LVL_INFO);
@@ -112,6 +113,17 @@ static void test_check_cgroup_root(void **state)
 	unlink(sub);
 	free(sub);
 	rmdir(dir);
+
+	assert_int_equal(parse(&o, NULL, "--host-root", "/nonexistent-host-root", NULL), 0);
+	assert_int_equal(daemon_options_check(&o, &g, &err), -1);
+	assert_non_null(strstr(err->msg, "--host-root /nonexistent-host-root is not a directory"));
+	error_free(&err);
+	assert_int_equal(parse(&o, NULL, "--host-root", "fixtures", NULL), 0);
+	assert_int_equal(daemon_options_check(&o, &g, &err), -1);
+	assert_non_null(strstr(err->msg, "must be an absolute path"));
+	error_free(&err);
+	assert_int_equal(parse(&o, NULL, "--host-root", "/tmp", NULL), 0);
+	assert_int_equal(daemon_options_check(&o, &g, NULL), 0);
 
 	assert_int_equal(parse(&o, NULL, "--socket-group", "no-such-group-xyz", NULL), 0);
 	assert_int_equal(daemon_options_check(&o, &g, &err), -1);

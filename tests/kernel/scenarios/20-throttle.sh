@@ -49,12 +49,6 @@ sed -e 's/^  enabled: true/  enabled: false/' -e "s/^  high_pct: .*/  high_pct: 
 	"$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
 vcpud_start "$POLICY" || abort_scenario "vcpud did not start"
 pass daemon-start "vcpud up, policy $POLICY (throttling off)"
-# The shared pool: pCPUs 2-3 for everything vcpud places (issue 5 will set
-# pools from the policy; here by hand on the slice, which vcpud leaves
-# alone). Attaching a thread to a cpuset cgroup resets its affinity to the
-# cgroup's CPUs, so taskset alone would not keep the VMs on 2-3.
-wait_for 5 test -d "$CG/vcpud.slice" || abort_scenario "no vcpud.slice"
-cg_try shared-pool "$CG/vcpud.slice/cpuset.cpus" "2-3"
 
 say ""
 say "== vcpud demo: a guaranteed VM and two noisy best-effort VMs on pCPUs 2-3"

@@ -11,8 +11,6 @@ POLICY=/tmp/policy.yaml
 sed -e 's/^  high_pct: .*/  high_pct: 30/' -e 's/^  low_pct: .*/  low_pct: 15/' \
 	-e 's/^  breach_ticks: .*/  breach_ticks: 2/' "$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
 vcpud_start "$POLICY" || abort_scenario "vcpud did not start"
-wait_for 5 test -d "$CG/vcpud.slice" || abort_scenario "no vcpud.slice"
-cg_try shared-pool "$CG/vcpud.slice/cpuset.cpus" "2-3"
 check tenant-capped "burstable tenant capped at 0.5 cores" \
 	ctl tenant create web --vcpus 4 --class burstable --cpu-max 0.5
 check tenant-batch "best-effort tenant" ctl tenant create batch --vcpus 4 --class best-effort
