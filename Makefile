@@ -145,10 +145,16 @@ RUNDIR ?= $(CURDIR)/run
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p $(RUNDIR)
-	@echo "vcpud: database $(RUNDIR)/vcpud.db, socket $(RUNDIR)/vcpud.sock"
+	@# the default policy keeps CPUs 0-1 for the host: on a machine with
+	@# fewer than 4 CPUs that leaves too small a shared pool (a VM gets at
+	@# most one shared pCPU per vCPU), so run without a housekeeping pool there
+	@if [ "$$(getconf _NPROCESSORS_ONLN)" -lt 4 ]; then \
+		sed 's/^  housekeeping_cpus: .*/  housekeeping_cpus: ""/' policies/default.yaml > $(RUNDIR)/policy.yaml; \
+	else cp policies/default.yaml $(RUNDIR)/policy.yaml; fi
+	@echo "vcpud: database $(RUNDIR)/vcpud.db, socket $(RUNDIR)/vcpud.sock, policy $(RUNDIR)/policy.yaml"
 	@echo "try:   build/vcpuctl --socket $(RUNDIR)/vcpud.sock tenant create acme --vcpus 8"
 	$(BUILD)/vcpud --foreground --db $(RUNDIR)/vcpud.db --socket $(RUNDIR)/vcpud.sock \
-		--policy policies/default.yaml --cgroup-root $(RUNDIR)/cgroup --dry-run
+		--policy $(RUNDIR)/policy.yaml --cgroup-root $(RUNDIR)/cgroup --dry-run
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies \
