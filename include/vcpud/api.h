@@ -45,7 +45,8 @@
  *   or its tenant's cap; cap_pct: the throttler's cap on the VM in % of one
  *   pCPU, null when uncapped; throttle: "none", "victim", "capped", "hold",
  *   "would-cap" (dry-run); null figures: no valid sample yet. 
- * VM = {"name","tenant","pid","state","source","uuid"|null,"vcpus","memory_bytes"|null,
+ * VM = {"name","tenant"|null,"managed","pid","state","source","uuid"|null,"vcpus",
+ *       "memory_bytes"|null,
  *       "origin_cgroup"|null (where a release returns the process),
  *       "vcpu_threads":[{"index":0,"tid":1234,"cgroup":"tenant-acme/vm-web/vcpu0"}],
  *       "created_at","updated_at"}
@@ -138,6 +139,10 @@ struct api_ctx {
 	/* the latest /v1/top object ({"ts_ms",...,"vms":[...]}), replaced by the
 	 * daemon after each tick (it owns the reference); NULL before the first */
 	json_t *top;
+	/* VMs discovery found with no tenant (libvirt without metadata, /proc
+	 * without a mapping): a JSON array of VM objects with "tenant": null
+	 * and "managed": false, appended to GET /v1/vms; owned by the daemon */
+	json_t *unmanaged;
 	uint32_t interval_ms;          /* sampling interval, for /stats */
 	/* control-loop figures for /v1/health, kept up to date by the daemon */
 	const char *cgroup_root;
@@ -163,6 +168,13 @@ struct api_response {
 /* Route and handle one request. Never fails: errors become an error body.
  * The caller frees resp->body. */
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp);
+
+/* Register a VM found by discovery or the API: bind it to its reservation
+ * or admit it (shared, prefer), record where its process came from, store
+ * it (source, uuid, threads as given), then ask for a tick. A refusal
+ * changes nothing. */
+int api_vm_admit_and_store(struct api_ctx *ctx, struct vm *v, const char *actor,
+			   struct error **err);
 
 /* --- server (libmicrohttpd on a UNIX socket, driven by the daemon loop) -- */
 

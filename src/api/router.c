@@ -252,6 +252,11 @@ static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, api_vm_to_json(&vms[i]));
 	vm_list_free(vms, n);
+	/* VMs discovery found without a tenant: listed, left alone */
+	size_t k;
+	json_t *u;
+	json_array_foreach(ctx->unmanaged, k, u)
+		json_array_append(arr, u);
 	*out = json_pack("{s:o}", "vms", arr);
 	*status = 200;
 	return 0;
@@ -278,6 +283,25 @@ static void vm_origin_read(struct api_ctx *ctx, struct vm *v)
 
 /* Register a running VM by PID: find its vCPU threads by name, then store
  * it (the store checks the tenant's quota in the same transaction). */
+int api_vm_admit_and_store(struct api_ctx *ctx, struct vm *v, const char *actor,
+			   struct error **err)
+{
+	vm_origin_read(ctx, v);
+	bool admitted = false;
+	if (vm_bind(ctx, v, actor, &admitted, err) < 0)
+		return error_wrap(err, "cannot register VM '%s'", v->name);
+	if (store_vm_create(ctx->store, v, actor, err) < 0) {
+		/* undo the admission made for it: a refused request changes nothing */
+		if (admitted)
+			store_reservation_delete(ctx->store, v->name, actor, NULL);
+		return -1;
+	}
+	log_info("VM %s (pid %d, %u vCPUs, %s) registered to tenant %s by %s", v->name,
+		 (int)v->pid, v->vcpus, vm_source_to_string(v->source), v->tenant, actor);
+	notify_change(ctx);
+	return 0;
+}
+
 static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 			 const struct route_match *m, json_t *body, int *status,
 			 json_t **out, struct error **err)
@@ -296,27 +320,14 @@ static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 	}
 	v.threads = th;
 	v.n_threads = nth;
-	vm_origin_read(ctx, &v);
 	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
-	bool admitted = false;
-	if (vm_bind(ctx, &v, req->actor, &admitted, err) < 0) {
-		vm_clear(&v);
-		return error_wrap(err, "cannot register VM '%s'", v.name);
-	}
-	int rc = store_vm_create(ctx->store, &v, req->actor, err);
+	int rc = api_vm_admit_and_store(ctx, &v, req->actor, err);
 	vm_clear(&v);
-	if (rc < 0) {
-		/* undo the admission made for it: a refused request changes nothing */
-		if (admitted)
-			store_reservation_delete(ctx->store, v.name, req->actor, NULL);
+	if (rc < 0)
 		return -1;
-	}
 	struct vm got;
 	if (store_vm_get(ctx->store, v.name, &got, err) < 0)
 		return -1;
-	log_info("VM %s (pid %d, %u vCPUs) registered to tenant %s by %s", got.name,
-		 (int)got.pid, got.vcpus, got.tenant, req->actor);
-	notify_change(ctx);
 	*out = api_vm_to_json(&got);
 	vm_clear(&got);
 	*status = 201;

@@ -268,7 +268,8 @@ json_t *api_vm_to_json(const struct vm *v)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "name", json_string(v->name));
-	json_object_set_new(o, "tenant", json_string(v->tenant));
+	json_object_set_new(o, "tenant", v->tenant[0] ? json_string(v->tenant) : json_null());
+	json_object_set_new(o, "managed", json_boolean(v->tenant[0] != '\0'));
 	json_object_set_new(o, "pid", json_integer(v->pid));
 	json_object_set_new(o, "state", json_string(vm_state_to_string(v->state)));
 	json_object_set_new(o, "source", json_string(vm_source_to_string(v->source)));
@@ -280,11 +281,14 @@ json_t *api_vm_to_json(const struct vm *v)
 			    v->origin_cgroup[0] ? json_string(v->origin_cgroup) : json_null());
 	json_t *arr = json_array();
 	for (size_t i = 0; i < v->n_threads; i++) {
-		char *cg = xasprintf("tenant-%s/vm-%s/vcpu%u", v->tenant, v->name,
-				     v->threads[i].index);
-		json_array_append_new(arr, json_pack("{s:i,s:i,s:s}", "index",
+		/* an unmanaged VM has no cgroup of vcpud's */
+		char *cg = v->tenant[0] ? xasprintf("tenant-%s/vm-%s/vcpu%u", v->tenant, v->name,
+						    v->threads[i].index)
+					: NULL;
+		json_array_append_new(arr, json_pack("{s:i,s:i,s:o}", "index",
 						     (int)v->threads[i].index, "tid",
-						     (int)v->threads[i].tid, "cgroup", cg));
+						     (int)v->threads[i].tid, "cgroup",
+						     cg ? json_string(cg) : json_null()));
 		free(cg);
 	}
 	json_object_set_new(o, "vcpu_threads", arr);
@@ -353,7 +357,8 @@ int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err)
 	struct vm v;
 	memset(&v, 0, sizeof(v));
 	const char *name = json_string_value(json_object_get(obj, "name"));
-	const char *tenant = json_string_value(json_object_get(obj, "tenant"));
+	json_t *tj = json_object_get(obj, "tenant");
+	const char *tenant = json_is_null(tj) ? "" : json_string_value(tj); /* "": unmanaged */
 	if (!name || strlen(name) > NAME_MAX_LEN || !tenant || strlen(tenant) > NAME_MAX_LEN)
 		return error_set(err, EPROTO, "VM reply has no valid name or tenant");
 	strcpy(v.name, name);

@@ -171,7 +171,9 @@ struct vm_column {
 };
 
 static char *col_name(const struct vm *v) { return xstrdup(v->name); }
-static char *col_tenant(const struct vm *v) { return xstrdup(v->tenant); }
+/* "-": found by discovery with no tenant, left alone (unmanaged) */
+static char *col_tenant(const struct vm *v) { return xstrdup(v->tenant[0] ? v->tenant : "-"); }
+static char *col_uuid(const struct vm *v) { return xstrdup(v->uuid[0] ? v->uuid : "-"); }
 static char *col_pid(const struct vm *v) { return pid_str(v->pid); }
 static char *col_state(const struct vm *v) { return xstrdup(vm_state_to_string(v->state)); }
 static char *col_source(const struct vm *v) { return xstrdup(vm_source_to_string(v->source)); }
@@ -186,6 +188,7 @@ static const struct vm_column list_columns[] = {
 	{ "SOURCE", col_source },
 	{ "VCPUS", col_vcpus },
 	{ "MEMORY", col_memory },
+	{ "UUID", col_uuid },
 };
 
 void cli_vm_print_table(FILE *f, const struct vm *vms, size_t n)

@@ -17,6 +17,7 @@
 
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "daemon/inventory.h"
 #include "vcpud/admission.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
@@ -34,6 +35,7 @@ struct daemon {
 	struct api_server *server;
 	struct cgroup_engine *engine;
 	struct control *control;  /* sample, decide, record */
+	struct inventory *inventory; /* libvirt and /proc discovery */
 	struct topology *topo;    /* the host, from --host-root's sysfs */
 	struct pools pools;       /* from the policy; recomputed on reload */
 	char *cgroup_root;
@@ -43,6 +45,7 @@ struct daemon {
 	uint64_t ticks;
 	bool tick_pending;       /* an API change asks for a tick now */
 	char *last_error;        /* the last tick error logged, to log repeats once */
+	struct cgroup_reconcile_stats last_stats;
 	bool stop;
 };
 
@@ -99,6 +102,7 @@ static void reload_policy(struct daemon *d)
 		return;
 	}
 	d->pools = np_pools;
+	inventory_configure(d->inventory, np);
 	bool interval_changed = np->interval_ms != d->policy->interval_ms;
 	policy_free(d->policy);
 	d->policy = np;
@@ -199,10 +203,14 @@ static void reconcile(struct daemon *d, const struct tenant *ts, size_t nt,
 	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &err);
 	d->api.last_writes += st.writes;
 	d->api.last_errors += st.errors;
+	/* a dry run "writes" the same every tick: say it once, then at debug */
+	bool same = memcmp(&st, &d->last_stats, sizeof(st)) == 0;
+	d->last_stats = st;
 	if (st.writes || st.mkdirs || st.rmdirs || st.vanished || st.busy)
-		log_info("reconcile: %u writes (%u moves), %u mkdir, %u rmdir, %u vanished, "
-			 "%u busy, %u errors", st.writes, st.moves, st.mkdirs, st.rmdirs,
-			 st.vanished, st.busy, st.errors);
+		log_msg(same && d->opt->dry_run ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+			"reconcile: %u writes (%u moves), %u mkdir, %u rmdir, %u vanished, "
+			"%u busy, %u errors", st.writes, st.moves, st.mkdirs, st.rmdirs,
+			st.vanished, st.busy, st.errors);
 	if (rc < 0) {
 		tick_error(d, err->msg);
 		return;
@@ -222,6 +230,8 @@ static void tick(struct daemon *d)
 	d->api.last_errors = 0;
 	d->tick_pending = false;
 	discover_vms(d);
+	inventory_scan(d->inventory, &d->api);
+	d->api.unmanaged = inventory_unmanaged(d->inventory);
 
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_free_ struct tenant *ts = NULL;
@@ -323,6 +333,9 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return error_wrap(err, "policy %s", d->opt->policy_path);
 	if (control_new(d->opt->host_root, d->policy->interval_ms, &d->control, err) < 0)
 		return -1;
+	if (inventory_new(d->opt->host_root, d->opt->libvirt_uri, d->policy, &d->inventory,
+			  err) < 0)
+		return -1;
 	if (ensure_parent_dir(d->opt->db_path, 0750, err) < 0)
 		return -1;
 	if (store_open(d->opt->db_path, &d->store, err) < 0)
@@ -386,6 +399,8 @@ static void daemon_teardown(struct daemon *d)
 		cgroup_engine_free(d->engine);
 	d->api.top = NULL;
 	control_free(d->control);
+	d->api.unmanaged = NULL;
+	inventory_free(d->inventory);
 	if (d->topo)
 		topology_free(d->topo);
 	free(d->cgroup_root);
@@ -413,12 +428,13 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 	report_ready(&ready_fd, "ok");
 
 	while (!d.stop) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = d.sig_fd, .events = POLLIN },
 			{ .fd = d.timer_fd, .events = POLLIN },
 			{ .fd = api_server_fd(d.server), .events = POLLIN },
+			{ .fd = inventory_fd(d.inventory), .events = POLLIN }, /* -1: ignored */
 		};
-		int rc = poll(pfd, 3, api_server_timeout_ms(d.server));
+		int rc = poll(pfd, 4, api_server_timeout_ms(d.server));
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -427,6 +443,9 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		}
 		if (pfd[0].revents & POLLIN)
 			handle_signal(&d);
+		/* a domain started or stopped: discover and place it now */
+		if ((pfd[3].revents & POLLIN) && inventory_dispatch(d.inventory))
+			d.tick_pending = true;
 		if (pfd[1].revents & POLLIN) {
 			uint64_t expirations;
 			if (read(d.timer_fd, &expirations, sizeof(expirations)) > 0) {

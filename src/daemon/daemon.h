@@ -24,6 +24,7 @@ struct daemon_options {
 	const char *policy_path;
 	const char *cgroup_root;   /* NULL: discover the cgroup2 mount */
 	const char *host_root;     /* prefix for /proc and /sys reads ("/") */
+	const char *libvirt_uri;   /* NULL with --no-libvirt */
 	const char *socket_group;  /* NULL: root and our own uid only */
 	const char *log_file;      /* NULL: stderr */
 	enum log_level log_level;

@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 
 #include "daemon/daemon.h"
+#include "vcpud/libvirt.h"
 #include "vcpud/util.h"
 
 enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_HOST_ROOT,
-       OPT_SOCKET_GROUP, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN };
+       OPT_SOCKET_GROUP, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN, OPT_LIBVIRT_URI,
+       OPT_NO_LIBVIRT };
 
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, OPT_DB },
@@ -19,6 +21,8 @@ static const struct option long_opts[] = {
 	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 	{ "host-root", required_argument, NULL, OPT_HOST_ROOT },
+	{ "libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI },
+	{ "no-libvirt", no_argument, NULL, OPT_NO_LIBVIRT },
 	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -41,6 +45,10 @@ void daemon_usage(FILE *f)
 		"                        cgroup2 mount + /vcpud.slice)\n"
 		"  --host-root DIR       read /proc and /sys under DIR (default /; tests\n"
 		"                        point it at a fixture topology)\n"
+		"  --libvirt-uri URI     find VMs through libvirt (default %s); a\n"
+		"                        domain's <vcpud:tenant> metadata names its tenant\n"
+		"  --no-libvirt          do not ask libvirt (VMs come from /proc and\n"
+		"                        registrations only)\n"
 		"  --socket-group NAME   also serve members of this group (SO_PEERCRED)\n"
 		"  --dry-run             log every intended cgroup write, change nothing\n"
 		"  -f, --foreground      stay in the foreground, log to stderr\n"
@@ -50,7 +58,8 @@ void daemon_usage(FILE *f)
 		"  -V, --version         print the version\n\n"
 		"Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the policy (a\n"
 		"policy that does not validate is refused and the old one stays).\n",
-		DAEMON_DEFAULT_DB, DAEMON_DEFAULT_SOCKET, DAEMON_DEFAULT_POLICY);
+		DAEMON_DEFAULT_DB, DAEMON_DEFAULT_SOCKET, DAEMON_DEFAULT_POLICY,
+		LIBVIRT_DEFAULT_URI);
 }
 
 static int need_value(const char *opt, const char *v, struct error **err)
@@ -69,6 +78,7 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 		.policy_path = DAEMON_DEFAULT_POLICY,
 		.log_level = LOG_LVL_INFO,
 		.host_root = "/",
+		.libvirt_uri = LIBVIRT_DEFAULT_URI,
 	};
 	optind = 0; /* full re-initialisation (GNU), so tests can parse twice */
 	opterr = 0;
@@ -84,6 +94,7 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 		case OPT_POLICY:
 		case OPT_CGROUP_ROOT:
 		case OPT_HOST_ROOT:
+		case OPT_LIBVIRT_URI:
 		case OPT_SOCKET_GROUP:
 		case OPT_LOG_FILE:
 			if (need_value(name, optarg, err) < 0)
@@ -98,6 +109,8 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				o.cgroup_root = optarg;
 			else if (c == OPT_HOST_ROOT)
 				o.host_root = optarg;
+			else if (c == OPT_LIBVIRT_URI)
+				o.libvirt_uri = optarg;
 			else if (c == OPT_SOCKET_GROUP)
 				o.socket_group = optarg;
 			else
@@ -108,6 +121,7 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				return error_wrap(err, "--log-level");
 			break;
 		case OPT_DRY_RUN: o.dry_run = true; break;
+		case OPT_NO_LIBVIRT: o.libvirt_uri = NULL; break;
 		case 'f': o.foreground = true; break;
 		case 'h': o.help = true; break;
 		case 'V': o.version = true; break;

@@ -53,15 +53,24 @@ static const char x_json[] =
 	"\"vcpu_threads\":[{\"index\":0,\"tid\":0}],"
 	"\"created_at\":1700000000,\"updated_at\":1700000000,\"future_key\":[1]}";
 
+/* found by discovery without a tenant: listed, left alone */
+static const char stray_json[] =
+	"{\"name\":\"qemu-system-x86-99\",\"tenant\":null,\"managed\":false,\"pid\":99,"
+	"\"state\":\"running\",\"source\":\"proc\",\"uuid\":null,\"vcpus\":1,"
+	"\"memory_bytes\":null,\"vcpu_threads\":[{\"index\":0,\"tid\":100,\"cgroup\":null}],"
+	"\"created_at\":0,\"updated_at\":0}";
+
 static const char list_table[] =
-	"NAME        TENANT            PID   STATE    SOURCE      VCPUS  MEMORY\n"
-	"web         acme              1234  running  registered  2      1G\n"
-	"db-primary  beta-corporation  5678  gone     proc        16     -\n"
-	"x           acme              -     paused   libvirt     1      1536M\n";
+	"NAME                TENANT            PID   STATE    SOURCE      VCPUS  MEMORY  UUID\n"
+	"web                 acme              1234  running  registered  2      1G      -\n"
+	"db-primary          beta-corporation  5678  gone     proc        16     -       -\n"
+	"x                   acme              -     paused   libvirt     1      1536M   "
+	"6f1c2b1e-3d4a-4b5c-8d9e-0a1b2c3d4e5f\n"
+	"qemu-system-x86-99  -                 99    running  proc        1      -       -\n";
 
 static char *list_json(void)
 {
-	return xasprintf("{\"vms\":[%s,%s,%s]}", web_json, db_json, x_json);
+	return xasprintf("{\"vms\":[%s,%s,%s,%s]}", web_json, db_json, x_json, stray_json);
 }
 
 /* --- request building ------------------------------------------------- */
@@ -295,7 +304,8 @@ static void test_render_list(void **state)
 	size_t n = 0;
 	struct error *err = NULL;
 	assert_int_equal(cli_vm_list_from_reply(reply, &vms, &n, &err), 0);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
+	assert_string_equal(vms[3].tenant, ""); /* unmanaged */
 	assert_string_equal(vms[1].name, "db-primary");
 	assert_int_equal(vms[1].state, VM_STATE_GONE);
 	assert_false(vms[1].memory_set);
@@ -443,8 +453,8 @@ static void test_render_server_json(void **state)
 		"INDEX  TID   CGROUP\n"
 		"0      4243  -\n"
 		"2      4245  -\n"
-		"NAME  TENANT  PID   STATE    SOURCE      VCPUS  MEMORY\n"
-		"web   acme    4242  running  registered  3      2G\n");
+		"NAME  TENANT  PID   STATE    SOURCE      VCPUS  MEMORY  UUID\n"
+		"web   acme    4242  running  registered  3      2G      -\n");
 	free(buf);
 	free(cg);
 	vm_clear(&got);
