@@ -93,5 +93,39 @@ expect_rc 0 "tenant delete after release" ctl tenant delete acme
 OUT=$(sqlite3 "$DB" "SELECT action FROM events ORDER BY id;" | tr '\n' ' ')
 contains "audit log: register, state, release" "vm.register vm.state vm.release"
 
+# discovery: a VMM nobody registered is listed, unmanaged and left alone
+start_fake "$TMP/stray.out" --vcpus 1 --idle -name guest=stray,debug-threads=on
+STRAY=$FPID
+sleep 2.2
+expect_rc 0 "vm list with a stray VMM" ctl --json vm list
+contains "found in /proc" '"name": "stray"'
+contains "with no tenant" '"tenant": null'
+contains "unmanaged" '"managed": false'
+OUT=$(sqlite3 "$DB" "SELECT count(*) FROM vms WHERE name = 'stray';")
+[ "$OUT" = 0 ] && ok "an unmanaged VM is not stored" || bad "stray stored: $OUT"
+
+# discovery.tenant_from_name: a VM named TENANT.REST is placed by itself
+ctl tenant create auto --vcpus 4 >/dev/null
+sed -i 's/^  tenant_from_name: false/  tenant_from_name: true/' "$POLICY"
+kill -HUP "$DAEMON_PID"
+start_fake "$TMP/auto.out" --vcpus 2 --idle -name guest=auto.web-1,debug-threads=on
+AUTO=$FPID
+i=0
+while ! ctl --json vm show auto.web-1 2>/dev/null | grep -q '"source": "proc"'; do
+	i=$((i + 1)); [ $i -gt 30 ] && break
+	sleep 0.1
+done
+[ $i -le 30 ] && ok "auto.web-1 registered by discovery within 3 s" || bad "auto.web-1 not registered"
+expect_rc 0 "its tenant from its name" ctl --json vm show auto.web-1
+contains "tenant auto" '"tenant": "auto"'
+contains "its vCPU 1 thread" "\"tid\": $(sed -n 's/^vcpu 1 tid=//p' "$TMP/auto.out")"
+kill -KILL "$AUTO"; wait "$AUTO" 2>/dev/null
+i=0
+while ! ctl --json vm show auto.web-1 | grep -q '"state": "gone"'; do
+	i=$((i + 1)); [ $i -gt 30 ] && break
+	sleep 0.1
+done
+[ $i -le 30 ] && ok "an exited discovered VM is marked gone" || bad "auto.web-1 not gone"
+
 cleanup_fakes
 finish
