@@ -1,16 +1,19 @@
 #!/bin/sh
 # run.sh - run the test tiers and print one summary line:
 #   "check: N passed, N failed"  (and exit non-zero on any failure)
-# Usage: tests/run.sh BUILD_DIR [unit|e2e|kernel]...   (default: all three)
+# Usage: tests/run.sh BUILD_DIR [unit|e2e|kernel|libvirt]...   (default: all four)
 #
-# unit   - every build/tests/test_* cmocka binary (no root, seconds)
-# e2e    - every tests/e2e/*.sh: the real vcpud and vcpuctl on temp files
-# kernel - tests/kernel/run.sh: scenarios in a QEMU-booted Debian kernel
+# unit    - every build/tests/test_* cmocka binary (no root, seconds)
+# e2e     - every tests/e2e/*.sh: the real vcpud and vcpuctl on temp files
+# kernel  - tests/kernel/run.sh: scenarios in a QEMU-booted Debian kernel
+# libvirt - tests/libvirt/run.sh: the libvirt backend and vcpud (--dry-run)
+#           against a private libvirtd and real KVM domains (root, about a
+#           minute; SKIPs without root, /dev/kvm, QEMU or libvirt)
 # Each suite prints its own "N passed, N failed" line; this script adds them.
 set -u
 build=${1:?usage: run.sh BUILD_DIR [tier...]}
 shift
-tiers=${*:-unit e2e kernel}
+tiers=${*:-unit e2e kernel libvirt}
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$build" && pwd)
 export VCPUD_BUILD="$build" VCPUD_SRC="$(dirname "$here")"
@@ -28,9 +31,10 @@ account() { # name rc
 	# cmocka: "[  PASSED  ] 7 test(s)."  "[  FAILED  ] 1 test(s), listed below:"
 	cp=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	cf=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
-	# plain: "N passed, N failed"
-	pp=$(sed -n 's/^\([a-z-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
-	pf=$(sed -n 's/^\([a-z-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed.*/\3/p' "$log" | awk '{s+=$1} END {print s+0}')
+	# plain: "N passed, N failed", maybe after "NAME: " (a-z, 0-9, -:
+	# "e2e-vms: 48 passed, 0 failed")
+	pp=$(sed -n 's/^\([a-z0-9-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
+	pf=$(sed -n 's/^\([a-z0-9-]*: \)\{0,1\}\([0-9]*\) passed, \([0-9]*\) failed.*/\3/p' "$log" | awk '{s+=$1} END {print s+0}')
 	p=$((cp + pp)); f=$((cf + pf))
 	if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1
@@ -66,6 +70,10 @@ for tier in $tiers; do
 	kernel)
 		if [ -f "$here/kernel/run.sh" ]; then
 			run_suite "kernel" sh "$here/kernel/run.sh"
+		fi ;;
+	libvirt)
+		if [ -f "$here/libvirt/run.sh" ]; then
+			run_suite "libvirt" sh "$here/libvirt/run.sh" "$build"
 		fi ;;
 	*) echo "run.sh: unknown tier '$tier'" >&2; exit 2 ;;
 	esac

@@ -143,6 +143,10 @@ static void merge_managed(struct inventory *inv, struct api_ctx *api, struct vm 
 	}
 	if (known->source != v->source)
 		return; /* registered by the API (or the other backend): theirs */
+	if (known->state == VM_STATE_GONE && known->pid == v->pid)
+		return; /* /proc found that process exited (or without vCPU
+			   threads) this tick; libvirt's view of it is older (a
+			   domain being destroyed): do not bring it back */
 	if (store_vm_update_runtime(api->store, v->name, v->state, v->pid, v->threads,
 				    v->n_threads, &err) < 0)
 		log_warn("%s: VM %s: %s", actor, v->name, err->msg);

@@ -946,7 +946,13 @@ static void lv_read_vcpus(struct libvirt_backend *b, struct lv_entry *e, virDoma
 			e->vcpus_ok = true;
 			return;
 		}
-		/* keep what we knew (a libvirtd restart, a busy monitor) */
+		/* keep what we knew (a libvirtd restart, a busy monitor, a
+		 * domain shutting down: its list entry goes at a later scan) */
+		if (virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID) {
+			log_debug("libvirt: domain %s: query-cpus-fast: %s", e->d.name,
+				  virGetLastErrorMessage());
+			return;
+		}
 		if (!e->warned_qmp)
 			log_warn("libvirt: domain %s: query-cpus-fast failed: %s; trying again "
 				 "at the next scan", e->d.name, virGetLastErrorMessage());
