@@ -44,8 +44,13 @@ start_vm() { # NAME: a spinning 2-vCPU fake VM on pCPUs 2-3; sets VMPID
 	pinned_vm_start "$1" 0xc || abort_scenario "fakevm $1 did not start"
 }
 
+# hold_ticks 120: no loosening probe during the minute this scenario
+# watches the capped state (a probe that relapses backs off at once, but
+# its tick would read above low_pct); loosening and back-off on relapse
+# are covered by test_throttle's plant, lifting caps by the idle phase here
 sed -e 's/^  enabled: true/  enabled: false/' -e "s/^  high_pct: .*/  high_pct: $HIGH/" \
 	-e "s/^  low_pct: .*/  low_pct: $LOW/" -e "s/^  breach_ticks: .*/  breach_ticks: $BREACH/" \
+	-e "s/^  hold_ticks: .*/  hold_ticks: 120/" \
 	"$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
 vcpud_start "$POLICY" || abort_scenario "vcpud did not start"
 pass daemon-start "vcpud up, policy $POLICY (throttling off)"
