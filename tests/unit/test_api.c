@@ -1,42 +1,21 @@
 /* test_api.c - the API router and wire format, end to end below HTTP: each
  * request goes through api_handle() against a real SQLite store in a temp
  * directory, and each refused request must leave the database as it was. */
-#include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include <sqlite3.h>
+#include "store_test_util.h"
 
 #include "vcpud/api.h"
-#include "vcpud/log.h"
-#include "vcpud/store.h"
-#include "vcpud/path.h"
-#include "vcpud/util.h"
 
 struct fixture {
-	char dir[64];
-	char *db;
-	struct store *st;
+	struct tmp_store ts;
 	struct api_ctx ctx;
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/vcpud-test-api-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tmp_store_open(&f->ts, "/tmp/vcpud-test-api-XXXXXX") < 0)
 		return -1;
-	f->db = path_join(f->dir, "t.db", NULL);
-	struct error *err = NULL;
-	if (store_open(f->db, &f->st, &err) < 0) {
-		fprintf(stderr, "%s\n", err->msg);
-		return -1;
-	}
-	f->ctx.store = f->st;
+	f->ctx.store = f->ts.st;
 	f->ctx.policy_path = "policies/default.yaml";
 	f->ctx.started_mono_ns = now_mono_ns();
 	*state = f;
@@ -46,12 +25,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	store_close(f->st);
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
-	(void)rc;
-	free(cmd);
-	free(f->db);
+	tmp_store_close(&f->ts);
 	free(f);
 	return 0;
 }
@@ -105,16 +79,16 @@ static size_t tenant_count(struct fixture *f)
 {
 	struct tenant *ts = NULL;
 	size_t n = 0;
-	assert_int_equal(store_tenant_list(f->st, &ts, &n, NULL), 0);
+	assert_int_equal(store_tenant_list(f->ts.st, &ts, &n, NULL), 0);
 	free(ts);
 	return n;
 }
 
-static size_t event_count(struct fixture *f)
+static size_t listed_event_count(struct fixture *f)
 {
 	struct store_event *ev = NULL;
 	size_t n = 0;
-	assert_int_equal(store_event_list(f->st, 0, 0, 0, &ev, &n, NULL), 0);
+	assert_int_equal(store_event_list(f->ts.st, 0, 0, 0, &ev, &n, NULL), 0);
 	store_events_free(ev, n);
 	return n;
 }
@@ -213,7 +187,7 @@ static void test_bad_requests(void **state)
 	struct fixture *f = *state;
 	json_t *j;
 	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}", NULL), 201);
-	size_t tenants = tenant_count(f), events = event_count(f);
+	size_t tenants = tenant_count(f), events = listed_event_count(f);
 	struct {
 		const char *method, *path, *body;
 		int status;
@@ -260,10 +234,10 @@ static void test_bad_requests(void **state)
 				 cases[i].path, st, err_code(j), err_msg(j));
 		json_decref(j);
 		assert_int_equal(tenant_count(f), tenants);
-		assert_int_equal(event_count(f), events);
+		assert_int_equal(listed_event_count(f), events);
 	}
 	struct tenant t;
-	assert_int_equal(store_tenant_get(f->st, "acme", &t, NULL), 0);
+	assert_int_equal(store_tenant_get(f->ts.st, "acme", &t, NULL), 0);
 	assert_int_equal(t.vcpus, 4);
 	assert_int_equal(t.weight, 100);
 }
@@ -290,7 +264,7 @@ static void test_delete_with_vms_refused(void **state)
 	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}", NULL), 201);
 	/* a VM row, as VM registration will write it */
 	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->ts.db, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO vms(name, tenant, pid, vcpus, state, source,"
 				      " created_at, updated_at) VALUES ('vm1','acme',1,2,'running',"
@@ -332,9 +306,9 @@ static void test_top_and_stats(void **state)
 	struct vm v = { .vcpus = 2, .pid = 1, .state = VM_STATE_RUNNING };
 	strcpy(v.name, "web");
 	strcpy(v.tenant, "acme");
-	assert_int_equal(store_vm_create(f->st, &v, "test", NULL), 0);
+	assert_int_equal(store_vm_create(f->ts.st, &v, "test", NULL), 0);
 	struct store_sample rows[] = { { "web", 1000, 150, 12.5 }, { "web", 2000, 160, 40 } };
-	assert_int_equal(store_samples_add(f->st, rows, 2, 0, NULL), 2);
+	assert_int_equal(store_samples_add(f->ts.st, rows, 2, 0, NULL), 2);
 	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?since_ms=1500", NULL, &j), 200);
 	json_t *smp = json_object_get(j, "samples");
 	assert_int_equal(json_array_size(smp), 1);

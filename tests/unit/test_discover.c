@@ -5,7 +5,6 @@
  * whose threads are named like QEMU's. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -17,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "fakeproc_test_util.h"
 
 #include "vcpud/discover.h"
 #include "vcpud/error.h"
@@ -108,19 +109,10 @@ struct fake {
 	char root[64];
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int fake_setup(void **state)
 {
 	struct fake *f = xcalloc(1, sizeof(*f));
-	snprintf(f->root, sizeof(f->root), "/tmp/vcpud-test-discover.XXXXXX");
-	if (!mkdtemp(f->root)) {
+	if (fake_root_make(f->root, sizeof(f->root), "/tmp/vcpud-test-discover.XXXXXX") < 0) {
 		free(f);
 		return -1;
 	}
@@ -131,35 +123,9 @@ static int fake_setup(void **state)
 static int fake_teardown(void **state)
 {
 	struct fake *f = *state;
-	int r = nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int r = fake_tree_remove(f->root);
 	free(f);
 	return r;
-}
-
-static void mkdir_p(const char *path)
-{
-	char buf[512];
-	assert_true(strlen(path) < sizeof(buf));
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			fail_msg("mkdir %s: %s", buf, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		fail_msg("mkdir %s: %s", buf, strerror(errno));
-}
-
-static void put_file(const char *path, const char *content)
-{
-	FILE *fp = fopen(path, "w");
-	if (!fp)
-		fail_msg("create %s: %s", path, strerror(errno));
-	fputs(content, fp);
-	assert_int_equal(fclose(fp), 0);
 }
 
 /* ROOT/proc/PID/comm */

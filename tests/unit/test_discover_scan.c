@@ -6,7 +6,6 @@
  * nothing), and on real fakevm processes on this host. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -20,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "fakeproc_test_util.h"
 
 #include "vcpud/discover.h"
 #include "vcpud/error.h"
@@ -327,26 +328,17 @@ struct fake {
 	struct discover_result r;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void rm_tree(const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st) == 0)
-		assert_int_equal(nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+		assert_int_equal(fake_tree_remove(path), 0);
 }
 
 static int fake_setup(void **state)
 {
 	struct fake *f = xcalloc(1, sizeof(*f));
-	snprintf(f->root, sizeof(f->root), "/tmp/vcpud-test-scan.XXXXXX");
-	if (!mkdtemp(f->root)) {
+	if (fake_root_make(f->root, sizeof(f->root), "/tmp/vcpud-test-scan.XXXXXX") < 0) {
 		free(f);
 		return -1;
 	}
@@ -359,35 +351,9 @@ static int fake_teardown(void **state)
 	struct fake *f = *state;
 	discover_result_clear(&f->r);
 	discover_backend_free(f->b);
-	int r = nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int r = fake_tree_remove(f->root);
 	free(f);
 	return r;
-}
-
-static void mkdir_p(const char *path)
-{
-	char buf[512];
-	assert_true(strlen(path) < sizeof(buf));
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			fail_msg("mkdir %s: %s", buf, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		fail_msg("mkdir %s: %s", buf, strerror(errno));
-}
-
-static void put_bytes(const char *path, const char *data, size_t len)
-{
-	FILE *fp = fopen(path, "w");
-	if (!fp)
-		fail_msg("create %s: %s", path, strerror(errno));
-	assert_int_equal(fwrite(data, 1, len, fp), len);
-	assert_int_equal(fclose(fp), 0);
 }
 
 static char *ppath(const struct fake *f, int pid, const char *rest)

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -21,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "fakeproc_test_util.h"
 
 #include "vcpud/error.h"
 #include "vcpud/path.h"
@@ -409,19 +410,10 @@ struct fake {
 	struct sampler *s;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int fake_setup(void **state)
 {
 	struct fake *f = xcalloc(1, sizeof(*f));
-	snprintf(f->root, sizeof(f->root), "/tmp/vcpud-test-sample.XXXXXX");
-	if (!mkdtemp(f->root)) {
+	if (fake_root_make(f->root, sizeof(f->root), "/tmp/vcpud-test-sample.XXXXXX") < 0) {
 		free(f);
 		return -1;
 	}
@@ -438,26 +430,9 @@ static int fake_teardown(void **state)
 {
 	struct fake *f = *state;
 	sampler_free(f->s);
-	int r = nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int r = fake_tree_remove(f->root);
 	free(f);
 	return r;
-}
-
-static void mkdir_p(const char *path)
-{
-	char buf[512];
-	assert_true(strlen(path) < sizeof(buf));
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			fail_msg("mkdir %s: %s", buf, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		fail_msg("mkdir %s: %s", buf, strerror(errno));
 }
 
 static char *stat_path(const struct fake *f, int pid, int tid)
@@ -472,11 +447,7 @@ static void put_text(const struct fake *f, int pid, int tid, const char *text)
 	_cleanup_free_ char *dir = xasprintf("%s/proc/%d/task/%d", f->root, pid, tid);
 	mkdir_p(dir);
 	_cleanup_free_ char *p = stat_path(f, pid, tid);
-	FILE *fp = fopen(p, "w");
-	if (!fp)
-		fail_msg("create %s: %s", p, strerror(errno));
-	fputs(text, fp);
-	assert_int_equal(fclose(fp), 0);
+	put_file(p, text);
 }
 
 static void put_stat(const struct fake *f, int pid, int tid, uint64_t cpu, uint64_t delay)
@@ -674,7 +645,7 @@ static void test_sampler_gone(void **state)
 	assert_int_equal(count_fds(), fds - 1);
 	/* the whole process directory is gone */
 	_cleanup_free_ char *pdir = xasprintf("%s/proc/300", f->root);
-	assert_int_equal(nftw(pdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(fake_tree_remove(pdir), 0);
 	tick_ok(f, t, 2, 4 * SEC, out);
 	/* 301's kept fd still reads its (unlinked) file: a fake tree cannot
 	 * make a kept fd fail; ESRCH is checked on real threads below */

@@ -3,53 +3,12 @@
  * and garbage files), tenant CRUD with its conflicts, the audit events each
  * mutation writes (and refused ones do not), event listing and the integrity
  * check. Raw SQL through a second connection plays the hand-editing admin. */
-#include <errno.h>
-#include <ftw.h>
-#include <jansson.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
+#define STORE_TEST_TMPDIR "/tmp/vcpud-test-store.XXXXXX"
+#include "store_test_util.h"
 
-#include <cmocka.h>
-#include <sqlite3.h>
-
-#include "store/store_internal.h"
-#include "vcpud/log.h"
-#include "vcpud/store.h"
 #include "vcpud/tenant.h"
-#include "vcpud/util.h"
-
-static char tmpdir[] = "/tmp/vcpud-test-store.XXXXXX";
-static int db_counter;
-static int64_t fake_now_ms = 1700000000000LL;
-
-static int64_t fake_clock(void)
-{
-	return fake_now_ms;
-}
-
-struct fx {
-	char *path;
-	struct store *st;
-};
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *new_db_path(void)
-{
-	return xasprintf("%s/db-%d.sqlite", tmpdir, ++db_counter);
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!haystack || !strstr(haystack, needle))
-		fail_msg("expected \"%s\" to contain \"%s\"", haystack ? haystack : "(null)",
-			 needle);
-}
 
 /* Run SQL on a separate connection (foreign keys off, as sqlite3(1) has). */
 static void raw_exec(const char *path, const char *sql)
@@ -60,17 +19,6 @@ static void raw_exec(const char *path, const char *sql)
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("raw SQL '%s' failed: %s", sql, msg);
 	sqlite3_close(db);
-}
-
-static int64_t db_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		fail_msg("cannot prepare '%s': %s", sql, sqlite3_errmsg(db));
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
 }
 
 static int64_t raw_int(const char *path, const char *sql)
@@ -93,23 +41,6 @@ static char *raw_text(const char *path, const char *sql)
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	return v;
-}
-
-/* SQL through the store's own connection (foreign keys on); the primary
- * result code (the store turns extended codes on). */
-static int st_exec(struct store *st, const char *sql)
-{
-	return sqlite3_exec(store_sqlite(st), sql, NULL, NULL, NULL) & 0xff;
-}
-
-static int64_t st_int(struct store *st, const char *sql)
-{
-	return db_int(store_sqlite(st), sql);
-}
-
-static int64_t event_count(struct store *st)
-{
-	return st_int(st, "SELECT count(*) FROM events");
 }
 
 static int64_t tenant_count(struct store *st)
@@ -165,17 +96,6 @@ static void assert_tenant_equal(const struct tenant *a, const struct tenant *b)
 	assert_int_equal(a->vm_count, b->vm_count);
 }
 
-static void expect_error(struct error **err, int code, const char *needle)
-{
-	assert_non_null(*err);
-	if ((*err)->code != code)
-		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
-			 (*err)->code, (*err)->msg);
-	if (needle)
-		assert_contains((*err)->msg, needle);
-	error_free(err);
-}
-
 static void add_vm(struct store *st, const char *name, const char *tenant, int vcpus)
 {
 	char *sql = xasprintf("INSERT INTO vms (name, tenant, pid, vcpus, state, source, "
@@ -193,51 +113,6 @@ static json_t *parse_details(const char *text)
 	if (!j || !json_is_object(j))
 		fail_msg("details '%s' are not a JSON object", text);
 	return j;
-}
-
-/* --- fixtures ------------------------------------------------------------- */
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	log_set_level(LOG_LVL_WARN);
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int fx_setup(void **state)
-{
-	struct fx *f = xcalloc(1, sizeof(*f));
-	struct error *err = NULL;
-	f->path = new_db_path();
-	if (store_open(f->path, &f->st, &err) < 0) {
-		fprintf(stderr, "store_open: %s\n", err->msg);
-		return -1;
-	}
-	fake_now_ms = 1700000000000LL;
-	store_set_clock(f->st, fake_clock);
-	*state = f;
-	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-	store_close(f->st);
-	free(f->path);
-	free(f);
-	return 0;
 }
 
 /* --- opening and migrations ------------------------------------------------ */

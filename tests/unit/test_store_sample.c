@@ -1,33 +1,12 @@
 /* test_store_sample.c - the per-VM sample history: append, skip released
  * VMs, prune to the retention, read back oldest first with a limit that
  * keeps the newest, and refuse unknown or invalid VM names. */
-#include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "vcpud/log.h"
-#include "vcpud/store.h"
-#include "vcpud/util.h"
-
-struct fixture {
-	char dir[64];
-	struct store *st;
-};
+#include "store_test_util.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/vcpud-test-sample-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	char *db = path_join(f->dir, "t.db", NULL);
-	int rc = store_open(db, &f->st, NULL);
-	free(db);
-	if (rc < 0)
+	struct tmp_store *f = xcalloc(1, sizeof(*f));
+	if (tmp_store_open(f, "/tmp/vcpud-test-sample-XXXXXX") < 0)
 		return -1;
 	struct tenant t;
 	tenant_init(&t);
@@ -49,19 +28,15 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	store_close(f->st);
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
-	(void)rc;
-	free(cmd);
+	struct tmp_store *f = *state;
+	tmp_store_close(f);
 	free(f);
 	return 0;
 }
 
 static void test_add_list_prune(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_store *f = *state;
 	for (int64_t t = 1; t <= 10; t++) {
 		struct store_sample rows[] = {
 			{ "web", t * 1000, 150.0 + (double)t, (double)t },
@@ -102,7 +77,7 @@ static void test_add_list_prune(void **state)
 
 static void test_release_drops_history(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_store *f = *state;
 	struct store_sample row = { "db", 1000, 5.0, 1.0 };
 	assert_int_equal(store_samples_add(f->st, &row, 1, 0, NULL), 1);
 	assert_int_equal(store_vm_delete(f->st, "db", "test", NULL), 0);

@@ -4,95 +4,13 @@
  * change nothing and log nothing, the runtime updates discovery makes (a
  * no-op writes nothing), gone VMs freeing quota but not their tenant, and
  * release. */
-#include <errno.h>
-#include <ftw.h>
-#include <jansson.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
+#define STORE_TEST_TMPDIR "/tmp/vcpud-test-store-vm.XXXXXX"
+#include "store_test_util.h"
 
-#include <cmocka.h>
-#include <sqlite3.h>
-
-#include "store/store_internal.h"
-#include "vcpud/log.h"
-#include "vcpud/store.h"
 #include "vcpud/tenant.h"
-#include "vcpud/util.h"
 #include "vcpud/vm.h"
 
-#define GIB ((int64_t)1 << 30)
-
-static char tmpdir[] = "/tmp/vcpud-test-store-vm.XXXXXX";
-static int db_counter;
-static int64_t fake_now_ms = 1700000000000LL;
-
-static int64_t fake_clock(void)
-{
-	return fake_now_ms;
-}
-
-struct fx {
-	char *path;
-	struct store *st;
-};
-
 /* --- helpers ------------------------------------------------------------ */
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!haystack || !strstr(haystack, needle))
-		fail_msg("expected \"%s\" to contain \"%s\"", haystack ? haystack : "(null)",
-			 needle);
-}
-
-static void expect_error(struct error **err, int code, const char *needle)
-{
-	assert_non_null(*err);
-	if ((*err)->code != code)
-		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
-			 (*err)->code, (*err)->msg);
-	if (needle)
-		assert_contains((*err)->msg, needle);
-	error_free(err);
-}
-
-/* The whole message, not just a part of it. */
-static void expect_error_msg(struct error **err, int code, const char *msg)
-{
-	assert_non_null(*err);
-	if ((*err)->code != code)
-		fail_msg("expected errno %d (%s), got %d: %s", code, strerror(code),
-			 (*err)->code, (*err)->msg);
-	assert_string_equal((*err)->msg, msg);
-	error_free(err);
-}
-
-static int st_exec(struct store *st, const char *sql)
-{
-	return sqlite3_exec(store_sqlite(st), sql, NULL, NULL, NULL) & 0xff;
-}
-
-static int64_t st_int(struct store *st, const char *sql)
-{
-	sqlite3 *db = store_sqlite(st);
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		fail_msg("cannot prepare '%s': %s", sql, sqlite3_errmsg(db));
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-static int64_t event_count(struct store *st)
-{
-	return st_int(st, "SELECT count(*) FROM events");
-}
 
 static int64_t vm_count(struct store *st)
 {
@@ -170,88 +88,6 @@ static void set_state(struct store *st, const char *name, enum vm_state state, p
 	struct error *err = NULL;
 	if (store_vm_update_runtime(st, name, state, pid, NULL, 0, &err) < 0)
 		fail_msg("update %s: %s", name, err->msg);
-}
-
-/* The details of the last event, which must have this action and target. */
-static json_t *last_event(struct store *st, const char *action, const char *target,
-			  const char *actor)
-{
-	struct error *err = NULL;
-	struct store_event *ev = NULL;
-	size_t n = 0;
-	assert_int_equal(store_event_list(st, 0, 0, 0, &ev, &n, &err), 0);
-	assert_true(n > 0);
-	assert_string_equal(ev[n - 1].action, action);
-	assert_string_equal(ev[n - 1].target, target);
-	assert_string_equal(ev[n - 1].actor, actor);
-	assert_int_equal(ev[n - 1].ts_ms, fake_now_ms);
-	json_error_t jerr;
-	json_t *j = json_loads(ev[n - 1].details, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j || !json_is_object(j))
-		fail_msg("details '%s' are not a JSON object", ev[n - 1].details);
-	store_events_free(ev, n);
-	return j;
-}
-
-static int64_t jint(const json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	if (!json_is_integer(v))
-		fail_msg("'%s' is not an integer", key);
-	return json_integer_value(v);
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	if (!json_is_string(v))
-		fail_msg("'%s' is not a string", key);
-	return json_string_value(v);
-}
-
-/* --- fixtures ------------------------------------------------------------- */
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	log_set_level(LOG_LVL_WARN);
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int fx_setup(void **state)
-{
-	struct fx *f = xcalloc(1, sizeof(*f));
-	struct error *err = NULL;
-	f->path = xasprintf("%s/db-%d.sqlite", tmpdir, ++db_counter);
-	if (store_open(f->path, &f->st, &err) < 0) {
-		fprintf(stderr, "store_open: %s\n", err->msg);
-		return -1;
-	}
-	fake_now_ms = 1700000000000LL;
-	store_set_clock(f->st, fake_clock);
-	*state = f;
-	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-	store_close(f->st);
-	free(f->path);
-	free(f);
-	return 0;
 }
 
 /* --- registration and reads ------------------------------------------------ */
