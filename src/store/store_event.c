@@ -131,3 +131,23 @@ void store_events_free(struct store_event *ev, size_t n)
 	}
 	free(ev);
 }
+
+json_t *store_json(json_t *j)
+{
+	if (!j)
+		abort(); /* allocation failure: see STYLE.md */
+	return j;
+}
+
+int store_audit(struct store *st, int64_t ts_ms, const char *actor, const char *action,
+		const char *kind, const char *name, const json_t *details,
+		struct error **err)
+{
+	_cleanup_free_ char *target = xasprintf("%s/%s", kind, name);
+	char *text = json_dumps(details, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	if (!text)
+		abort();
+	int rc = store_event_insert(st, ts_ms, actor, action, target, text, err);
+	free(text);
+	return rc;
+}

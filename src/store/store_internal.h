@@ -5,6 +5,7 @@
 #ifndef VCPUD_STORE_INTERNAL_H
 #define VCPUD_STORE_INTERNAL_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -70,6 +71,17 @@ int64_t store_now_ms(struct store *st);
 int store_event_insert(struct store *st, int64_t ts_ms, const char *actor,
 		       const char *action, const char *target,
 		       const char *details_json, struct error **err);
+
+/* A jansson constructor's result, aborting on allocation failure (STYLE.md:
+ * no ENOMEM plumbing): store_json(json_pack(...)). */
+json_t *store_json(json_t *j);
+
+/* store_event_insert() with the target "KIND/NAME" ("tenant/acme",
+ * "vm/web-1") and details given as a JSON object, written compactly with
+ * 15 significant digits so that 2.3 stays "2.3". */
+int store_audit(struct store *st, int64_t ts_ms, const char *actor, const char *action,
+		const char *kind, const char *name, const json_t *details,
+		struct error **err);
 
 /* Tests only: the raw connection (foreign keys on, as the store uses it). */
 sqlite3 *store_sqlite(struct store *st);

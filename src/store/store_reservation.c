@@ -181,42 +181,19 @@ static int tenant_exists(struct store *st, const char *tenant, struct error **er
 
 /* --- audit details ------------------------------------------------------------ */
 
-static json_t *json_or_abort(json_t *j)
-{
-	if (!j)
-		abort(); /* allocation failure: see STYLE.md */
-	return j;
-}
-
-static char *json_text(const json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT);
-	if (!s)
-		abort();
-	return s;
-}
-
 static json_t *reservation_json(const struct store_reservation *r)
 {
-	return json_or_abort(json_pack(
+	return store_json(json_pack(
 		"{s:s, s:s, s:I, s:o, s:s, s:s, s:s, s:s}",
 		"vm", r->vm,
 		"tenant", r->tenant,
 		"vcpus", (json_int_t)r->vcpus,
-		"memory_bytes", json_or_abort(r->memory_set ? json_integer(r->memory_bytes)
+		"memory_bytes", store_json(r->memory_set ? json_integer(r->memory_bytes)
 							     : json_null()),
 		"cpu_policy", r->cpu_policy,
 		"thread_policy", r->thread_policy,
 		"shares", r->shares,
 		"pcpus", r->pcpus));
-}
-
-static int audit(struct store *st, int64_t now_ms, const char *actor, const char *action,
-		 const char *vm, const json_t *details, struct error **err)
-{
-	_cleanup_free_ char *target = xasprintf("vm/%s", vm);
-	_cleanup_free_ char *text = json_text(details);
-	return store_event_insert(st, now_ms, actor, action, target, text, err);
 }
 
 /* --- public functions ----------------------------------------------------------- */
@@ -280,7 +257,7 @@ int store_reservation_add(struct store *st, const struct store_reservation *r,
 		return error_set(err, EIO, "cannot admit VM '%s': it is not there after the "
 				 "insert", r->vm);
 	json_auto_t *details = reservation_json(&cur);
-	if (audit(st, now_ms, actor, "vm.admit", r->vm, details, err) < 0 ||
+	if (store_audit(st, now_ms, actor, "vm.admit", "vm", r->vm, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot admit VM '%s'", r->vm);
 	return 0;
@@ -355,7 +332,7 @@ int store_reservation_delete(struct store *st, const char *vm, const char *actor
 		return store_sql_error(st, err, "cannot unadmit VM '%s'", vm);
 
 	json_auto_t *details = reservation_json(&old);
-	if (audit(st, store_now_ms(st), actor, "vm.unadmit", vm, details, err) < 0 ||
+	if (store_audit(st, store_now_ms(st), actor, "vm.unadmit", "vm", vm, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot unadmit VM '%s'", vm);
 	return 0;

@@ -106,26 +106,19 @@ static int bind_tenant(sqlite3_stmt *s, const struct tenant *t, int64_t now_s)
 
 /* --- audit details ---------------------------------------------------------- */
 
-static json_t *json_or_abort(json_t *j)
-{
-	if (!j)
-		abort(); /* allocation failure: see STYLE.md */
-	return j;
-}
-
 static json_t *cpu_max_json(bool set, double cores)
 {
-	return json_or_abort(set ? json_real(cores) : json_null());
+	return store_json(set ? json_real(cores) : json_null());
 }
 
 static json_t *memory_json(bool set, int64_t bytes)
 {
-	return json_or_abort(set ? json_integer(bytes) : json_null());
+	return store_json(set ? json_integer(bytes) : json_null());
 }
 
 static json_t *tenant_json(const struct tenant *t)
 {
-	return json_or_abort(json_pack("{s:s, s:I, s:I, s:o, s:o, s:s}",
+	return store_json(json_pack("{s:s, s:I, s:I, s:o, s:o, s:s}",
 				       "name", t->name,
 				       "vcpus", (json_int_t)t->vcpus,
 				       "weight", (json_int_t)t->weight,
@@ -134,25 +127,16 @@ static json_t *tenant_json(const struct tenant *t)
 				       "class", tenant_class_to_string(t->class_)));
 }
 
-/* Compact text; 15 significant digits so that 2.3 stays "2.3". */
-static char *json_text(const json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	if (!s)
-		abort();
-	return s;
-}
-
 static void changed_add(json_t *changed, const char *field, json_t *old_v, json_t *new_v)
 {
 	json_object_set_new(changed, field,
-			    json_or_abort(json_pack("{s:o, s:o}", "old", old_v, "new", new_v)));
+			    store_json(json_pack("{s:o, s:o}", "old", old_v, "new", new_v)));
 }
 
 /* {"FIELD":{"old":..,"new":..},...} for every field that differs. */
 static json_t *tenant_changes(const struct tenant *a, const struct tenant *b)
 {
-	json_t *c = json_or_abort(json_object());
+	json_t *c = store_json(json_object());
 	if (a->vcpus != b->vcpus)
 		changed_add(c, "vcpus", json_integer(a->vcpus), json_integer(b->vcpus));
 	if (a->weight != b->weight)
@@ -169,14 +153,6 @@ static json_t *tenant_changes(const struct tenant *a, const struct tenant *b)
 		changed_add(c, "class", json_string(tenant_class_to_string(a->class_)),
 			    json_string(tenant_class_to_string(b->class_)));
 	return c;
-}
-
-static int audit(struct store *st, int64_t now_ms, const char *actor, const char *action,
-		 const char *name, const json_t *details, struct error **err)
-{
-	_cleanup_free_ char *target = xasprintf("tenant/%s", name);
-	_cleanup_free_ char *text = json_text(details);
-	return store_event_insert(st, now_ms, actor, action, target, text, err);
 }
 
 /* --- public functions --------------------------------------------------------- */
@@ -222,7 +198,7 @@ int store_tenant_create(struct store *st, const struct tenant *t, const char *ac
 		return error_set(err, EIO, "cannot create tenant '%s': it is not there after "
 				 "the insert", t->name);
 	json_auto_t *details = tenant_json(&cur);
-	if (audit(st, now_ms, actor, "tenant.create", t->name, details, err) < 0 ||
+	if (store_audit(st, now_ms, actor, "tenant.create", "tenant", t->name, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot create tenant '%s'", t->name);
 	return 0;
@@ -336,8 +312,8 @@ int store_tenant_update(struct store *st, const char *name, const struct tenant_
 	if (tenant_read(st, name, &fresh, err) != 1)
 		return error_set(err, EIO, "cannot update tenant '%s': it is not there after "
 				 "the update", name);
-	json_auto_t *details = json_or_abort(json_pack("{s:O}", "changed", changed));
-	if (audit(st, now_ms, actor, "tenant.update", name, details, err) < 0 ||
+	json_auto_t *details = store_json(json_pack("{s:O}", "changed", changed));
+	if (store_audit(st, now_ms, actor, "tenant.update", "tenant", name, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot update tenant '%s'", name);
 	if (out)
@@ -397,7 +373,7 @@ int store_tenant_delete(struct store *st, const char *name, const char *actor,
 		return store_sql_error(st, err, "cannot delete tenant '%s'", name);
 
 	json_auto_t *details = tenant_json(&old);
-	if (audit(st, store_now_ms(st), actor, "tenant.delete", name, details, err) < 0 ||
+	if (store_audit(st, store_now_ms(st), actor, "tenant.delete", "tenant", name, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot delete tenant '%s'", name);
 	return 0;

@@ -149,53 +149,30 @@ static int step_done(struct store *st, sqlite3_stmt *s, const char *what, const 
 
 /* --- audit details ------------------------------------------------------------ */
 
-static json_t *json_or_abort(json_t *j)
-{
-	if (!j)
-		abort(); /* allocation failure: see STYLE.md */
-	return j;
-}
-
-static char *json_text(const json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT);
-	if (!s)
-		abort();
-	return s;
-}
-
 static json_t *pid_json(pid_t pid)
 {
-	return json_or_abort(pid > 0 ? json_integer(pid) : json_null());
+	return store_json(pid > 0 ? json_integer(pid) : json_null());
 }
 
 static json_t *vm_json(const struct vm *v)
 {
-	json_t *threads = json_or_abort(json_array());
+	json_t *threads = store_json(json_array());
 	for (size_t i = 0; i < v->n_threads; i++)
-		json_array_append_new(threads, json_or_abort(json_pack(
+		json_array_append_new(threads, store_json(json_pack(
 			"{s:I, s:I}", "index", (json_int_t)v->threads[i].index,
 			"tid", (json_int_t)v->threads[i].tid)));
-	return json_or_abort(json_pack(
+	return store_json(json_pack(
 		"{s:s, s:s, s:o, s:I, s:o, s:s, s:s, s:o, s:o}",
 		"name", v->name,
 		"tenant", v->tenant,
 		"pid", pid_json(v->pid),
 		"vcpus", (json_int_t)v->vcpus,
-		"memory_bytes", json_or_abort(v->memory_set ? json_integer(v->memory_bytes)
+		"memory_bytes", store_json(v->memory_set ? json_integer(v->memory_bytes)
 							     : json_null()),
 		"state", vm_state_to_string(v->state),
 		"source", vm_source_to_string(v->source),
-		"uuid", json_or_abort(v->uuid[0] ? json_string(v->uuid) : json_null()),
+		"uuid", store_json(v->uuid[0] ? json_string(v->uuid) : json_null()),
 		"threads", threads));
-}
-
-static int audit(struct store *st, int64_t now_ms, const char *actor, const char *action,
-		 const char *name, const json_t *details, struct error **err)
-{
-	_cleanup_free_ char *target = xasprintf("vm/%s", name);
-	_cleanup_free_ char *text = json_text(details);
-	return store_event_insert(st, now_ms, actor, action, target, text, err);
 }
 
 /* --- registration checks --------------------------------------------------------- */
@@ -390,7 +367,7 @@ int store_vm_create(struct store *st, const struct vm *v, const char *actor,
 		return error_set(err, EIO, "cannot register VM '%s': it is not there after the "
 				 "insert", v->name);
 	json_auto_t *details = vm_json(&cur);
-	if (audit(st, now_ms, actor, "vm.register", v->name, details, err) < 0 ||
+	if (store_audit(st, now_ms, actor, "vm.register", "vm", v->name, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot register VM '%s'", v->name);
 	return 0;
@@ -563,12 +540,12 @@ int store_vm_update_runtime(struct store *st, const char *name, enum vm_state st
 		return -1;
 
 	if (old.state != cur.state) {
-		json_auto_t *details = json_or_abort(json_pack(
+		json_auto_t *details = store_json(json_pack(
 			"{s:s, s:s, s:o}", "old", vm_state_to_string(old.state),
 			"new", vm_state_to_string(cur.state), "pid", pid_json(cur.pid)));
 		if (old.pid != cur.pid)
 			json_object_set_new(details, "old_pid", pid_json(old.pid));
-		if (audit(st, now_ms, NULL, "vm.state", name, details, err) < 0)
+		if (store_audit(st, now_ms, NULL, "vm.state", "vm", name, details, err) < 0)
 			return error_wrap(err, "cannot update VM '%s'", name);
 	}
 	if (store_tx_commit(&tx, err) < 0)
@@ -602,7 +579,7 @@ int store_vm_delete(struct store *st, const char *name, const char *actor,
 		return -1;
 
 	json_auto_t *details = vm_json(&old);
-	if (audit(st, store_now_ms(st), actor, "vm.release", name, details, err) < 0 ||
+	if (store_audit(st, store_now_ms(st), actor, "vm.release", "vm", name, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot release VM '%s'", name);
 	return 0;
