@@ -41,7 +41,7 @@ endif
 LIBS = $(PKG_LIBS) -lm
 
 # Library modules (everything but the two main()s), in dependency order.
-MODULES := common store policy cgroup topology discover plan sample throttle api
+MODULES := common store policy cgroup topology discover plan sample throttle registry api
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard src/$(m)/*.c))
 DAEMON_SRCS := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c))
 CLI_SRCS := $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))

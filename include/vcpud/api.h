@@ -45,11 +45,24 @@
  *   or its tenant's cap; cap_pct: the throttler's cap on the VM in % of one
  *   pCPU, null when uncapped; throttle: "none", "victim", "capped", "hold",
  *   "would-cap" (dry-run); null figures: no valid sample yet. 
- * VM = {"name","tenant"|null,"managed","pid","state","source","uuid"|null,"vcpus",
- *       "memory_bytes"|null,
+ * VM = {"name","tenant"|null,"managed","pid","start_time"|null,"state","source",
+ *       "uuid"|null,"vcpus","memory_bytes"|null,
  *       "origin_cgroup"|null (where a release returns the process),
  *       "vcpu_threads":[{"index":0,"tid":1234,"cgroup":"tenant-acme/vm-web/vcpu0"}],
- *       "created_at","updated_at"}
+ *       "created_at","updated_at","state_since_ms"|null,
+ *       "placement":{"pool","cpu_policy","thread_policy","nodes":[..],"pcpus","cpus",
+ *                    "mems"}|null (its admission; null: not admitted),
+ *       "fault":{"kind","reason","since_ms"}|null (quarantined: why)}
+ *   state: "admitted" (reserved, not started: no process yet), "running",
+ *   "paused", "stopped" (a libvirt domain shut off, still defined: keeps its
+ *   admission), "gone" (its process exited: the admission is freed after
+ *   admission.gone_grace_s), "crashed", "unknown".
+ * GET /v1/health: {"status":"ok"|"degraded","version","schema_version","uptime_s",
+ *   "policy","policy_builtin","cgroup_root","dry_run","ticks","last_tick_ms",
+ *   "last_tick_us","last_tick_writes","last_tick_errors","last_error"|null,
+ *   "quarantined":N,"quarantined_vms":[{"name","kind","reason","since_ms"}],
+ *   "libvirt":{"state","since_ms"|null,"error"|null}}: "degraded" whenever
+ *   the last tick had errors or a VM is quarantined.
  * Errors: {"error":{"code":C,"message":M}} with status 400 "invalid",
  * 403 "forbidden", 404 "not_found", 405 "method_not_allowed", 409 "conflict",
  * 413 "too_large", 415 "unsupported_media_type", 500 "internal". */
@@ -99,6 +112,15 @@ json_t *api_error_json(int status, const char *message);
 /* A VM; `cgroup` paths of its threads are relative to the tree root. */
 json_t *api_vm_to_json(const struct vm *v);
 
+/* A VM of the lifecycle (its row or its reservation alone, state
+ * "admitted"): api_vm_to_json() plus "placement" (null when not admitted:
+ * {"pool","cpu_policy","thread_policy","nodes","pcpus","cpus","mems"}) and
+ * "fault" (null, or {"reason","since_ms"}). `host` gives the cpus/mems of
+ * a placement (may be NULL: then "" for both). */
+struct registry_vm_view;
+struct admit_host;
+json_t *api_vm_view_to_json(const struct registry_vm_view *v, const struct admit_host *host);
+
 /* A register request: name, tenant, pid required; memory_bytes optional. */
 int api_vm_register_from_json(const json_t *obj, struct vm *out, struct error **err);
 
@@ -119,11 +141,14 @@ struct store;
 struct policy;
 struct topology;
 struct pools;
+struct registry;
 
 struct api_ctx {
 	struct store *store;
+	struct registry *reg;          /* the VM lifecycle (NULL: VM endpoints 500) */
 	const struct policy *policy;   /* current policy (reloaded on SIGHUP) */
-	const char *policy_path;
+	const char *policy_path;       /* or "built-in defaults" */
+	bool policy_builtin;           /* no policy file: the built-in defaults */
 	int64_t started_mono_ns;
 	const char *host_root;         /* prefix for /proc ("/" on a host) */
 	const struct topology *topo;   /* the host, for admission (NULL: none) */
@@ -149,6 +174,14 @@ struct api_ctx {
 	bool dry_run;
 	uint64_t ticks;
 	unsigned last_writes, last_errors;
+	char *last_error;              /* the last tick's first failure (owned by the
+					* daemon), NULL when it had none */
+	int64_t last_tick_ms;          /* unix ms the last tick ended, 0 before */
+	uint32_t last_tick_us;         /* how long it took */
+	const char *libvirt_state;     /* "disabled", "connecting", "connected",
+					* "unreachable"; NULL: not known */
+	int64_t libvirt_since_ms;
+	const char *libvirt_error;
 };
 
 struct api_request {
@@ -169,12 +202,6 @@ struct api_response {
  * The caller frees resp->body. */
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp);
 
-/* Register a VM found by discovery or the API: bind it to its reservation
- * or admit it (shared, prefer), record where its process came from, store
- * it (source, uuid, threads as given), then ask for a tick. A refusal
- * changes nothing. */
-int api_vm_admit_and_store(struct api_ctx *ctx, struct vm *v, const char *actor,
-			   struct error **err);
 
 /* --- server (libmicrohttpd on a UNIX socket, driven by the daemon loop) -- */
 

@@ -31,6 +31,7 @@
 #include <sys/types.h>
 
 #include "vcpud/error.h"
+#include "vcpud/path.h"
 
 /* --- limits the kernel enforces (kernel/sched/core.c, cpu.max) --------- */
 
@@ -108,6 +109,7 @@ struct cgroup_vcpu_spec {
 struct cgroup_vm_spec {
 	char *name;                    /* name_valid(); directory "vm-NAME" */
 	pid_t pid;                     /* the VMM process; 0 = none yet (no moves) */
+	uint64_t start_time;           /* its start time (clock ticks after boot), 0 unknown */
 	uint32_t weight;               /* VM-level cpu.weight; 0 = leave alone */
 	struct cgroup_cpu_max cpu_max; /* VM-level cap (where the throttler caps) */
 	struct cgroup_mem_max memory_max;
@@ -274,8 +276,22 @@ struct cgroup_reconcile_stats {
  * tenant-acme/vm-7: Invalid argument") when stats.errors > 0 or the tree
  * is invalid. `out` may be NULL. A vanished PID/TID and a busy stale group
  * are not errors. */
+/* TEMPORARY shim until the engine's fault isolation lands */
+struct cgroup_fault {
+	char tenant[NAME_MAX_LEN + 1];
+	char vm[NAME_MAX_LEN + 1];
+	int code;
+	char *msg;
+	bool skipped;
+};
+struct cgroup_faults {
+	struct cgroup_fault *v;
+	size_t n;
+};
+void cgroup_faults_clear(struct cgroup_faults *f);
 int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *desired,
-			  struct cgroup_reconcile_stats *out, struct error **err);
+			  struct cgroup_reconcile_stats *out, struct cgroup_faults *faults,
+			  struct error **err);
 
 /* Move a released VM's process (all its threads) out of the tree rooted at
  * `root`: back to `origin` (its /proc/PID/cgroup path, mount-relative, at

@@ -45,11 +45,16 @@ struct plan_input {
 	size_t n_caps;
 	/* topology, pools and reservations; NULL: no pinning at all */
 	const struct admit_host *admission;
+	/* called for a tenant or VM that cannot be planned (vm "" for a
+	 * tenant); it is left out and everything else is planned. May be NULL. */
+	void (*fault)(void *data, const char *tenant, const char *vm, const char *msg);
+	void *fault_data;
 };
 
 /* Build the desired tree. VMs that are gone, have no pid, or name an
- * unknown tenant are left out (so their cgroups are removed). *out is
- * freed with cgroup_tree_free(). Fails only on invalid names (EINVAL). */
+ * unknown tenant are left out (so their cgroups are removed). A tenant or
+ * VM whose name is not valid is left out and reported through in->fault.
+ * *out is freed with cgroup_tree_free(). Never fails. */
 int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err);
 
 /* cpu.max quota for `cores` cores per PLAN_PERIOD_US (at least the kernel's

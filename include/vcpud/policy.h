@@ -34,6 +34,8 @@ struct policy {
 	struct cpuset dedicated;
 	/* overcommit */
 	double cpu_ratio;              /* > 0, <= 64; default 4.0 */
+	/* admission */
+	uint32_t gone_grace_s;         /* 0..86400; default 60 (TEMPORARY) */
 	/* sampling */
 	uint32_t interval_ms;          /* 100..60000; default 1000 */
 	uint32_t retention_s;          /* per-VM sample history kept, 10..86400; default 900 */

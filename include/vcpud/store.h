@@ -18,6 +18,7 @@
 #include "vcpud/vm.h"
 
 struct store;
+struct store_reservation;
 
 /* PRAGMA application_id of a vcpud database ('vcpu' in ASCII), set by
  * schema/001_init.sql. A file with another non-zero id is refused. */
@@ -98,12 +99,18 @@ int store_tenant_delete(struct store *st, const char *name, const char *actor,
 /* --- VMs ------------------------------------------------------------- */
 
 /* Register a VM (v->threads included) in one transaction with its audit
- * event "vm.register". Checks: vm_validate(); the tenant exists (ENOENT "no
- * tenant 'x'"); the name is free (EEXIST "VM 'web-1' already exists"); the
- * pid is not already another VM's (EEXIST); the tenant's vCPU quota holds
- * (EBUSY "tenant acme: 30 of 32 vCPUs used, 4 requested"), and its memory
- * quota when both the VM's memory and the tenant's quota are set (EBUSY, with
- * the figures). VMs in state gone do not count against the quota. */
+ * event "vm.register" and, when `admit` is not NULL, the VM's admission
+ * reservation (event "vm.admit") in the same transaction: a refusal changes
+ * nothing. Checks: vm_validate(); the tenant exists (ENOENT "no tenant
+ * 'x'"); the name is free (EEXIST "VM 'web-1' already exists"); the pid is
+ * not another live VM's (EEXIST "process 123 is already registered as VM
+ * 'x'"); the UUID is free (EEXIST); with `admit`, the VM is not admitted yet
+ * (EEXIST) and the reservation names the same VM and tenant (EINVAL). The
+ * tenant's quota is not checked here: admission (src/plan/admit.c, called by
+ * src/registry/) is the one place that decides it, against the reservations. */
+int store_vm_register(struct store *st, const struct store_reservation *admit,
+		      const struct vm *v, const char *actor, struct error **err);
+/* store_vm_register() without a reservation. */
 int store_vm_create(struct store *st, const struct vm *v, const char *actor,
 		    struct error **err);
 
@@ -113,25 +120,43 @@ int store_vm_get(struct store *st, const char *name, struct vm *out, struct erro
 /* All VMs ordered by name, with threads; freed with vm_list_free(). */
 int store_vm_list(struct store *st, struct vm **out, size_t *n, struct error **err);
 
-/* What discovery saw this tick: state, pid and threads (replacing the
- * stored ones). Writes only when something differs (returns 1, else 0); a
- * state change writes an event "vm.state" with old and new state (actor
- * "vcpud"). ENOENT when unknown; EINVAL when the threads do not validate. */
-int store_vm_update_runtime(struct store *st, const char *name, enum vm_state state,
-			    pid_t pid, const struct vm_vcpu *threads, size_t n_threads,
-			    struct error **err);
+/* What a discovery source or the lifecycle saw of a VM's process. */
+struct store_vm_runtime {
+	enum vm_state state;
+	enum vm_source source;          /* who owns the VM's runtime from now on */
+	pid_t pid;                      /* 0: none */
+	uint64_t start_time;            /* of that pid, 0 unknown */
+	const struct vm_vcpu *threads;  /* any order; tids 0 are left out */
+	size_t n_threads;
+};
 
-/* Release (delete) a VM and its vCPU rows; event "vm.release". ENOENT. */
+/* Replace a VM's runtime (state, source, pid, start time, threads) in one
+ * transaction, with, when `admit` is not NULL, a new admission reservation
+ * (a VM coming back after its capacity was freed). Writes only when
+ * something differs (returns 1, else 0). A state change stamps
+ * state_since_ms and writes an event "vm.state" (old and new state, pid;
+ * actor "vcpud"); a change of source or pid alone writes none. ENOENT when
+ * unknown; EINVAL when the threads do not validate; EEXIST when the pid is
+ * another live VM's (nothing written). */
+int store_vm_update_runtime(struct store *st, const char *name,
+			    const struct store_vm_runtime *rt,
+			    const struct store_reservation *admit, struct error **err);
+
+/* Release (delete) a VM and its vCPU rows, and its reservation when it has
+ * one, in one transaction; events "vm.release" (and "vm.unadmit"). ENOENT
+ * when there is neither a VM nor a reservation of that name. */
 int store_vm_delete(struct store *st, const char *name, const char *actor,
 		    struct error **err);
 
 /* --- admission reservations ---------------------------------------------
  *
- * The admission ledger (issue 5): one row per admitted VM, whether or not
- * its process runs yet. The placement is kept in text forms owned by the
- * plan module's admit.h (shares "0:6,1:4", pcpus a cpulist); the store
- * only checks their syntax loosely and never interprets them, so that the
- * dependency points store <- plan. */
+ * The admission ledger: one row per admitted VM, whether or not its process
+ * runs yet; the one ledger tenant quotas are counted against. The placement
+ * is kept in text forms owned by the plan module's admit.h (shares
+ * "0:6,1:4", pcpus a cpulist); the store only checks their syntax loosely
+ * and never interprets them, so that the dependency points store <- plan. */
+#define STORE_RES_SHARES_MAX 1023       /* characters of shares */
+#define STORE_RES_PCPUS_MAX 65535       /* characters of pcpus */
 struct store_reservation {
 	char vm[NAME_MAX_LEN + 1];
 	char tenant[NAME_MAX_LEN + 1];
@@ -140,10 +165,15 @@ struct store_reservation {
 	int64_t memory_bytes;
 	char cpu_policy[16];            /* "shared" | "dedicated" */
 	char thread_policy[16];         /* "prefer" | "isolate" | "require" */
-	char shares[256];               /* "NODE:VCPUS[,NODE:VCPUS...]" */
-	char pcpus[1024];               /* dedicated pCPUs (cpulist), "" for shared */
+	char *shares;                   /* owned: "NODE:VCPUS[,NODE:VCPUS...]" */
+	char *pcpus;                    /* owned: dedicated pCPUs (cpulist), "" for shared */
 	int64_t created_at;             /* unix seconds, set by the store */
 };
+
+/* Free what r owns (shares, pcpus) and zero them; the array form frees the
+ * array too. */
+void store_reservation_clear(struct store_reservation *r);
+void store_reservations_free(struct store_reservation *v, size_t n);
 
 /* Add a reservation (event "vm.admit", details: the reservation). EEXIST
  * "VM 'x' is already admitted"; ENOENT unknown tenant; EINVAL a field out
@@ -151,17 +181,35 @@ struct store_reservation {
 int store_reservation_add(struct store *st, const struct store_reservation *r,
 			  const char *actor, struct error **err);
 
-/* All reservations ordered by VM name; *out freed by the caller. */
+/* All reservations ordered by VM name; freed with store_reservations_free(). */
 int store_reservation_list(struct store *st, struct store_reservation **out, size_t *n,
 			   struct error **err);
 
-/* One reservation; ENOENT when there is none. */
+/* One reservation (store_reservation_clear() it); ENOENT when there is none. */
 int store_reservation_get(struct store *st, const char *vm, struct store_reservation *out,
 			  struct error **err);
 
-/* Delete (event "vm.unadmit"); ENOENT when there is none. */
+/* Delete (event "vm.unadmit", with `reason` in its details when not NULL:
+ * "gone for 60 s"); ENOENT when there is none. */
 int store_reservation_delete(struct store *st, const char *vm, const char *actor,
-			     struct error **err);
+			     const char *reason, struct error **err);
+
+/* --- the inventory ----------------------------------------------------------
+ *
+ * Everything the control loop's tick needs from the store, read in one
+ * read transaction (one consistent snapshot, a handful of statements
+ * whatever the number of VMs): tenants (with their usage), VMs with their
+ * vCPU threads, reservations. */
+struct store_inventory {
+	struct tenant *tenants;         /* by name */
+	size_t n_tenants;
+	struct vm *vms;                 /* by name, with threads */
+	size_t n_vms;
+	struct store_reservation *res;  /* by VM name */
+	size_t n_res;
+};
+int store_inventory_read(struct store *st, struct store_inventory *out, struct error **err);
+void store_inventory_clear(struct store_inventory *inv);
 
 /* --- per-VM sample history ---------------------------------------------- */
 

@@ -21,6 +21,8 @@ enum vm_state {
 	VM_STATE_STOPPED,
 	VM_STATE_CRASHED,
 	VM_STATE_GONE,     /* the process has exited; kept until released */
+	VM_STATE_ADMITTED, /* reserved, not started: a view of a reservation
+			    * without a VM row (never stored in vms.state) */
 	VM_STATE_LAST
 };
 
@@ -44,6 +46,9 @@ struct vm {
 	char name[NAME_MAX_LEN + 1];
 	char tenant[NAME_MAX_LEN + 1];
 	pid_t pid;                 /* 0 = none */
+	/* with pid, the process's identity: its start time (clock ticks after
+	 * boot, /proc/PID/stat field 22); 0 = not known */
+	uint64_t start_time;
 	uint32_t vcpus;            /* vCPU count: what counts against the quota */
 	bool memory_set;
 	int64_t memory_bytes;      /* per-VM memory.max, when memory_set */
@@ -54,6 +59,7 @@ struct vm {
 	 * in when registered, where a release returns it; "" when unknown */
 	char origin_cgroup[VM_ORIGIN_MAX + 1];
 	int64_t created_at, updated_at; /* unix seconds, set by the store */
+	int64_t state_since_ms;    /* when the state last changed (unix ms), 0 unknown */
 	struct vm_vcpu *threads;   /* owned; sorted by index */
 	size_t n_threads;
 };

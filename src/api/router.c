@@ -15,6 +15,7 @@
 #include "vcpud/discover.h"
 #include "vcpud/log.h"
 #include "vcpud/policy.h"
+#include "vcpud/registry.h"
 #include "vcpud/store.h"
 #include "vcpud/util.h"
 
@@ -60,13 +61,45 @@ static int h_health(struct api_ctx *ctx, const struct api_request *req,
 {
 	(void)req; (void)m; (void)body; (void)err;
 	int64_t up = (now_mono_ns() - ctx->started_mono_ns) / 1000000000LL;
-	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?,s:s?,s:b,s:I,s:i,s:i}", "status", "ok",
+	json_t *qv = json_array();
+	size_t nq = ctx->reg ? registry_fault_count(ctx->reg) : 0;
+	for (size_t i = 0; i < nq; i++) {
+		const char *name = NULL, *msg = NULL;
+		enum registry_fault_kind kind = REGISTRY_FAULT_LAST;
+		registry_fault_get(ctx->reg, i, &name, &msg, &kind);
+		int64_t since = 0;
+		registry_fault_of(ctx->reg, name, &since, NULL);
+		json_array_append_new(qv, json_pack("{s:s,s:s,s:s,s:I}", "name", name, "kind",
+						    registry_fault_kind_name(kind), "reason", msg,
+						    "since_ms", (json_int_t)since));
+	}
+	bool degraded = ctx->last_errors > 0 || nq > 0;
+	json_t *lv = json_pack("{s:s,s:o,s:o}", "state",
+			       ctx->libvirt_state ? ctx->libvirt_state : "unknown", "since_ms",
+			       ctx->libvirt_since_ms ? json_integer(ctx->libvirt_since_ms)
+						     : json_null(),
+			       "error", ctx->libvirt_error ? json_string(ctx->libvirt_error)
+							   : json_null());
+	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?,s:b,s:s?,s:b,s:I,s:I,s:I,s:i,s:i,s:o,s:I,s:o,s:o}",
+			 "status", degraded ? "degraded" : "ok",
 			 "version", VCPUD_VERSION, "schema_version",
 			 store_schema_version(ctx->store), "uptime_s", (json_int_t)up, "policy",
-			 ctx->policy_path, "cgroup_root", ctx->cgroup_root, "dry_run",
-			 ctx->dry_run, "ticks", (json_int_t)ctx->ticks, "last_tick_writes",
-			 (int)ctx->last_writes, "last_tick_errors", (int)ctx->last_errors);
+			 ctx->policy_path, "policy_builtin", ctx->policy_builtin, "cgroup_root",
+			 ctx->cgroup_root, "dry_run", ctx->dry_run, "ticks", (json_int_t)ctx->ticks,
+			 "last_tick_ms", (json_int_t)ctx->last_tick_ms, "last_tick_us",
+			 (json_int_t)ctx->last_tick_us, "last_tick_writes", (int)ctx->last_writes,
+			 "last_tick_errors", (int)ctx->last_errors, "last_error",
+			 ctx->last_error ? json_string(ctx->last_error) : json_null(),
+			 "quarantined", (json_int_t)nq, "quarantined_vms", qv, "libvirt", lv);
 	*status = 200;
+	return 0;
+}
+
+/* The VM endpoints need the lifecycle. */
+static int need_registry(struct api_ctx *ctx, struct error **err)
+{
+	if (!ctx->reg)
+		return error_set(err, EIO, "the VM lifecycle is not available");
 	return 0;
 }
 
@@ -153,12 +186,6 @@ static int h_tenant_delete(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
-static struct admission_env admission_env(struct api_ctx *ctx)
-{
-	return (struct admission_env){ ctx->store, ctx->topo, ctx->pools,
-				       ctx->policy ? ctx->policy->cpu_ratio : 0 };
-}
-
 /* POST /v1/vms/admit */
 static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 		      const struct route_match *m, json_t *body, int *status, json_t **out,
@@ -167,11 +194,10 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 	(void)m;
 	struct admit_request ar;
 	bool dry_run = false;
-	if (api_admit_from_json(body, &ar, &dry_run, err) < 0)
+	if (need_registry(ctx, err) < 0 || api_admit_from_json(body, &ar, &dry_run, err) < 0)
 		return -1;
-	struct admission_env env = admission_env(ctx);
 	struct admit_placement pl;
-	if (admission_admit(&env, &ar, dry_run, req->actor, &pl, err) < 0) {
+	if (registry_admit(ctx->reg, &ar, dry_run, req->actor, &pl, err) < 0) {
 		if (err && *err && (*err)->code == EAGAIN)
 			(*err)->code = EIO;
 		return -1;
@@ -180,13 +206,13 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 	bool registered = store_vm_get(ctx->store, ar.vm, &v, NULL) == 0;
 	if (registered)
 		vm_clear(&v);
-	_cleanup_free_ char *where = admit_placement_describe(
-		&(struct admit_host){ ctx->topo, ctx->pools, env.cpu_ratio, NULL, 0 }, &pl.res);
+	struct admit_host host = registry_host(ctx->reg, NULL, 0);
+	_cleanup_free_ char *where = admit_placement_describe(&host, &pl.res);
 	log_info("VM %s %s for tenant %s by %s: %u vCPUs, %s", ar.vm,
 		 dry_run ? "would be admitted" : "admitted", ar.tenant, req->actor, ar.vcpus, where);
 	if (!dry_run)
 		notify_change(ctx);
-	*out = admission_reservation_json(&env, &pl.res, dry_run, registered);
+	*out = admission_reservation_json(ctx->reg, &pl.res, dry_run, registered);
 	*status = dry_run ? 200 : 201;
 	return 0;
 }
@@ -197,8 +223,9 @@ static int h_host(struct api_ctx *ctx, const struct api_request *req,
 		  struct error **err)
 {
 	(void)req; (void)m; (void)body;
-	struct admission_env env = admission_env(ctx);
-	if (admission_host_json(&env, out, err) < 0) {
+	if (need_registry(ctx, err) < 0)
+		return -1;
+	if (admission_host_json(ctx->reg, ctx->store, out, err) < 0) {
 		if (err && *err && (*err)->code == EAGAIN)
 			(*err)->code = EIO;
 		return -1;
@@ -207,51 +234,22 @@ static int h_host(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
-/* Bind a VM being registered to its reservation, or admit it now (shared,
- * prefer). Sets *admitted when a reservation was made here (the caller
- * undoes it if the registration then fails). */
-static int vm_bind(struct api_ctx *ctx, const struct vm *v, const char *actor, bool *admitted,
-		   struct error **err)
-{
-	*admitted = false;
-	if (!ctx->topo)
-		return 0; /* no admission on this daemon (tests) */
-	struct store_reservation r;
-	_cleanup_error_ struct error *e = NULL;
-	if (store_reservation_get(ctx->store, v->name, &r, &e) == 0) {
-		if (strcmp(r.tenant, v->tenant) != 0)
-			return error_set(err, EBUSY, "VM '%s' is admitted for tenant '%s', not '%s'",
-					 v->name, r.tenant, v->tenant);
-		return 0;
-	}
-	if (e->code != ENOENT)
-		return error_set(err, e->code, "%s", e->msg);
-	struct admit_request ar = {
-		.vm = v->name, .tenant = v->tenant, .vcpus = v->vcpus,
-		.memory_set = v->memory_set, .memory_bytes = v->memory_bytes,
-		.cpu_policy = ADMIT_CPU_SHARED, .thread_policy = ADMIT_THREAD_PREFER,
-	};
-	struct admission_env env = admission_env(ctx);
-	struct admit_placement pl;
-	if (admission_admit(&env, &ar, false, actor, &pl, err) < 0)
-		return -1;
-	*admitted = true;
-	return 0;
-}
-
 static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 		     const struct route_match *m, json_t *body, int *status, json_t **out,
 		     struct error **err)
 {
 	(void)req; (void)m; (void)body;
-	struct vm *vms = NULL;
+	struct registry_vm_view *vv = NULL;
 	size_t n = 0;
-	if (store_vm_list(ctx->store, &vms, &n, err) < 0)
+	if (need_registry(ctx, err) < 0 || registry_vm_list(ctx->reg, &vv, &n, err) < 0)
 		return -1;
+	struct admit_host host = registry_host(ctx->reg, NULL, 0);
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, api_vm_to_json(&vms[i]));
-	vm_list_free(vms, n);
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(arr, api_vm_view_to_json(&vv[i], &host));
+		registry_vm_view_clear(&vv[i]);
+	}
+	free(vv);
 	/* VMs discovery found without a tenant: listed, left alone */
 	size_t k;
 	json_t *u;
@@ -262,53 +260,27 @@ static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
-/* Remember which cgroup the process is in now, so a release can put it
- * back. Best effort: unknown ("") when /proc does not say or the path is
- * too long to keep. */
-static void vm_origin_read(struct api_ctx *ctx, struct vm *v)
+static int vm_view_reply(struct api_ctx *ctx, const char *name, json_t **out,
+			 struct error **err)
 {
-	char pidbuf[16];
-	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)v->pid);
-	_cleanup_free_ char *p = path_join(ctx->host_root ? ctx->host_root : "/", "proc",
-					   pidbuf, "cgroup", NULL);
-	_cleanup_fclose_ FILE *f = fopen(p, "re");
-	char buf[4096];
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	buf[n] = '\0';
-	_cleanup_free_ char *cg = NULL;
-	if (n > 0 && cgroup_proc_cgroup_parse(buf, &cg, NULL) == 0 && cg[0] == '/' &&
-	    strlen(cg) <= VM_ORIGIN_MAX)
-		strcpy(v->origin_cgroup, cg);
-}
-
-/* Register a running VM by PID: find its vCPU threads by name, then store
- * it (the store checks the tenant's quota in the same transaction). */
-int api_vm_admit_and_store(struct api_ctx *ctx, struct vm *v, const char *actor,
-			   struct error **err)
-{
-	vm_origin_read(ctx, v);
-	bool admitted = false;
-	if (vm_bind(ctx, v, actor, &admitted, err) < 0)
-		return error_wrap(err, "cannot register VM '%s'", v->name);
-	if (store_vm_create(ctx->store, v, actor, err) < 0) {
-		/* undo the admission made for it: a refused request changes nothing */
-		if (admitted)
-			store_reservation_delete(ctx->store, v->name, actor, NULL);
+	struct registry_vm_view v;
+	if (registry_vm_get(ctx->reg, name, &v, err) < 0)
 		return -1;
-	}
-	log_info("VM %s (pid %d, %u vCPUs, %s) registered to tenant %s by %s", v->name,
-		 (int)v->pid, v->vcpus, vm_source_to_string(v->source), v->tenant, actor);
-	notify_change(ctx);
+	struct admit_host host = registry_host(ctx->reg, NULL, 0);
+	*out = api_vm_view_to_json(&v, &host);
+	registry_vm_view_clear(&v);
 	return 0;
 }
 
+/* Register a running VM by PID: find its vCPU threads by name, then let
+ * the lifecycle admit and store it in one transaction. */
 static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 			 const struct route_match *m, json_t *body, int *status,
 			 json_t **out, struct error **err)
 {
 	(void)m;
 	struct vm v;
-	if (api_vm_register_from_json(body, &v, err) < 0)
+	if (need_registry(ctx, err) < 0 || api_vm_register_from_json(body, &v, err) < 0)
 		return -1;
 	struct vm_vcpu *th = NULL;
 	size_t nth = 0;
@@ -321,15 +293,13 @@ static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 	v.threads = th;
 	v.n_threads = nth;
 	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
-	int rc = api_vm_admit_and_store(ctx, &v, req->actor, err);
+	int rc = registry_register(ctx->reg, &v, req->actor, err);
 	vm_clear(&v);
 	if (rc < 0)
 		return -1;
-	struct vm got;
-	if (store_vm_get(ctx->store, v.name, &got, err) < 0)
+	notify_change(ctx);
+	if (vm_view_reply(ctx, v.name, out, err) < 0)
 		return -1;
-	*out = api_vm_to_json(&got);
-	vm_clear(&got);
 	*status = 201;
 	return 0;
 }
@@ -339,11 +309,8 @@ static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
 		    struct error **err)
 {
 	(void)req; (void)body;
-	struct vm v;
-	if (store_vm_get(ctx->store, m->name, &v, err) < 0)
+	if (need_registry(ctx, err) < 0 || vm_view_reply(ctx, m->name, out, err) < 0)
 		return -1;
-	*out = api_vm_to_json(&v);
-	vm_clear(&v);
 	*status = 200;
 	return 0;
 }
@@ -353,30 +320,10 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 			json_t **out, struct error **err)
 {
 	(void)body;
-	struct vm v;
-	struct store_reservation r;
-	_cleanup_error_ struct error *e1 = NULL, *e2 = NULL;
-	bool have_vm = store_vm_get(ctx->store, m->name, &v, &e1) == 0;
-	bool have_res = store_reservation_get(ctx->store, m->name, &r, &e2) == 0;
-	if (!have_vm && e1->code != ENOENT)
-		return error_set(err, e1->code, "%s", e1->msg);
-	if (!have_res && e2->code != ENOENT)
-		return error_set(err, e2->code, "%s", e2->msg);
-	if (!have_vm && !have_res)
-		return error_set(err, ENOENT, "no VM or reservation '%s'", m->name);
-	if (have_vm) {
-		int rc = 0;
-		if (v.state != VM_STATE_GONE && v.pid > 0 && ctx->release_process)
-			rc = ctx->release_process(ctx->after_change_data, &v, err);
-		vm_clear(&v);
-		if (rc < 0)
-			return error_wrap(err, "cannot release VM '%s'", m->name);
-		if (store_vm_delete(ctx->store, m->name, req->actor, err) < 0)
-			return -1;
-	}
-	if (have_res && store_reservation_delete(ctx->store, m->name, req->actor, err) < 0)
+	if (need_registry(ctx, err) < 0 ||
+	    registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
+			     ctx->after_change_data, err) < 0)
 		return -1;
-	log_info("VM %s released by %s", m->name, req->actor);
 	notify_change(ctx);
 	*out = NULL;
 	*status = 204;

@@ -8,6 +8,7 @@
 
 #include "vcpud/admit.h"
 #include "vcpud/api.h"
+#include "vcpud/registry.h"
 #include "vcpud/util.h"
 
 json_t *api_tenant_to_json(const struct tenant *t)
@@ -271,6 +272,9 @@ json_t *api_vm_to_json(const struct vm *v)
 	json_object_set_new(o, "tenant", v->tenant[0] ? json_string(v->tenant) : json_null());
 	json_object_set_new(o, "managed", json_boolean(v->tenant[0] != '\0'));
 	json_object_set_new(o, "pid", json_integer(v->pid));
+	json_object_set_new(o, "start_time", v->pid > 0 && v->start_time
+						     ? json_integer((json_int_t)v->start_time)
+						     : json_null());
 	json_object_set_new(o, "state", json_string(vm_state_to_string(v->state)));
 	json_object_set_new(o, "source", json_string(vm_source_to_string(v->source)));
 	json_object_set_new(o, "uuid", v->uuid[0] ? json_string(v->uuid) : json_null());
@@ -294,6 +298,41 @@ json_t *api_vm_to_json(const struct vm *v)
 	json_object_set_new(o, "vcpu_threads", arr);
 	json_object_set_new(o, "created_at", json_integer(v->created_at));
 	json_object_set_new(o, "updated_at", json_integer(v->updated_at));
+	json_object_set_new(o, "state_since_ms",
+			    v->state_since_ms ? json_integer(v->state_since_ms) : json_null());
+	return o;
+}
+
+json_t *api_vm_view_to_json(const struct registry_vm_view *v, const struct admit_host *host)
+{
+	json_t *o = api_vm_to_json(&v->vm);
+	json_t *pl = json_null();
+	if (v->admitted) {
+		const struct admit_reservation *r = &v->res;
+		struct cpuset cpus, mems;
+		cpuset_zero(&cpus);
+		cpuset_zero(&mems);
+		if (host && host->topo && host->pools)
+			admit_pin(host, r, &cpus, &mems);
+		_cleanup_free_ char *c = cpulist_format(&cpus);
+		_cleanup_free_ char *m = cpulist_format(&mems);
+		_cleanup_free_ char *p = cpulist_format(&r->pcpus);
+		json_t *nodes = json_array();
+		for (size_t i = 0; i < r->n_shares; i++)
+			json_array_append_new(nodes, json_integer(r->shares[i].node));
+		bool dedicated = r->cpu_policy == ADMIT_CPU_DEDICATED;
+		pl = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:s}", "pool",
+			       dedicated ? "dedicated" : "shared", "cpu_policy",
+			       admit_cpu_policy_name(r->cpu_policy), "thread_policy",
+			       admit_thread_policy_name(r->thread_policy), "nodes", nodes, "pcpus", p,
+			       "cpus", c, "mems", m);
+	}
+	json_object_set_new(o, "placement", pl);
+	json_object_set_new(o, "fault",
+			    v->fault ? json_pack("{s:s,s:s,s:I}", "kind",
+						 registry_fault_kind_name(v->fault_kind), "reason",
+						 v->fault, "since_ms", (json_int_t)v->fault_since_ms)
+				     : json_null());
 	return o;
 }
 

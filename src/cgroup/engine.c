@@ -837,9 +837,22 @@ static int root_setup(struct rc *rc, struct grp *mount, struct grp *root, struct
 	return 0;
 }
 
-int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *desired,
-			  struct cgroup_reconcile_stats *out, struct error **err)
+void cgroup_faults_clear(struct cgroup_faults *f)
 {
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		free(f->v[i].msg);
+	free(f->v);
+	f->v = NULL;
+	f->n = 0;
+}
+
+int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *desired,
+			  struct cgroup_reconcile_stats *out, struct cgroup_faults *faults,
+			  struct error **err)
+{
+	(void)faults;
 	struct rc rc = { .e = e, .t = desired };
 	if (out)
 		*out = rc.st;

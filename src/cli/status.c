@@ -5,13 +5,17 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "vcpud/util.h"
 
 static const char usage[] = "usage: vcpuctl status";
 static const char help_text[] =
-	"Shows vcpud's version, uptime, schema version, policy, cgroup root and\n"
-	"the control loop's tick count and the cgroup writes of its last tick\n"
-	"(0 when the tree already matched). --json prints the API's object.\n";
+	"Shows vcpud's version, uptime, schema version, policy, cgroup root, the\n"
+	"control loop's tick count and what its last tick did (duration, cgroup\n"
+	"writes: 0 when the tree already matched, errors and the first of them),\n"
+	"libvirt's connection state, and the quarantined VMs with their reasons.\n"
+	"status is \"degraded\" while the last tick had errors or a VM is\n"
+	"quarantined. --json prints the API's object.\n";
 
 static int render(struct cli_ctx *ctx, const struct cli_request *req, const json_t *r,
 		  struct error **err)
@@ -20,6 +24,12 @@ static int render(struct cli_ctx *ctx, const struct cli_request *req, const json
 	if (!json_is_object(r) || !json_is_string(json_object_get(r, "status")))
 		return error_set(err, EPROTO, "health reply has no status");
 	const char *root = json_string_value(json_object_get(r, "cgroup_root"));
+	const json_t *lv = json_object_get(r, "libvirt");
+	const char *lv_state = json_string_value(json_object_get(lv, "state"));
+	const char *lv_err = json_string_value(json_object_get(lv, "error"));
+	int64_t lv_since = json_integer_value(json_object_get(lv, "since_ms"));
+	_cleanup_free_ char *since = lv_since ? output_time(lv_since / 1000) : NULL;
+	const char *last_error = json_string_value(json_object_get(r, "last_error"));
 	fprintf(ctx->out,
 		"status:           %s\n"
 		"version:          %s\n"
@@ -28,8 +38,11 @@ static int render(struct cli_ctx *ctx, const struct cli_request *req, const json
 		"policy:           %s\n"
 		"cgroup root:      %s%s\n"
 		"ticks:            %lld\n"
+		"last tick:        %.1f ms\n"
 		"last tick writes: %lld\n"
-		"last tick errors: %lld\n",
+		"last tick errors: %lld%s%s\n"
+		"libvirt:          %s%s%s%s%s\n"
+		"quarantined VMs:  %lld\n",
 		json_string_value(json_object_get(r, "status")),
 		json_string_value(json_object_get(r, "version")) ?: "?",
 		(long long)json_integer_value(json_object_get(r, "uptime_s")),
@@ -37,8 +50,20 @@ static int render(struct cli_ctx *ctx, const struct cli_request *req, const json
 		json_string_value(json_object_get(r, "policy")) ?: "-", root ? root : "-",
 		json_is_true(json_object_get(r, "dry_run")) ? " (dry-run)" : "",
 		(long long)json_integer_value(json_object_get(r, "ticks")),
+		(double)json_integer_value(json_object_get(r, "last_tick_us")) / 1000.0,
 		(long long)json_integer_value(json_object_get(r, "last_tick_writes")),
-		(long long)json_integer_value(json_object_get(r, "last_tick_errors")));
+		(long long)json_integer_value(json_object_get(r, "last_tick_errors")),
+		last_error ? ": " : "", last_error ? last_error : "",
+		lv_state ? lv_state : "-", since ? " since " : "", since ? since : "",
+		lv_err ? ": " : "", lv_err ? lv_err : "",
+		(long long)json_integer_value(json_object_get(r, "quarantined")));
+	size_t i;
+	const json_t *q;
+	json_array_foreach(json_object_get(r, "quarantined_vms"), i, q)
+		fprintf(ctx->out, "  %s (%s): %s\n",
+			json_string_value(json_object_get(q, "name")) ?: "?",
+			json_string_value(json_object_get(q, "kind")) ?: "?",
+			json_string_value(json_object_get(q, "reason")) ?: "?");
 	return 0;
 }
 

@@ -230,7 +230,7 @@ void cli_vm_print_threads(FILE *f, const struct vm *v, const char *const *cgroup
 	table_print(t, f);
 }
 
-void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups)
+void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups, const json_t *reply)
 {
 	_cleanup_free_ char *pid = pid_str(v->pid);
 	_cleanup_free_ char *mem = memory_str(v, "none");
@@ -246,6 +246,8 @@ void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups)
 	fprintf(f, "memory:   %s\n", mem);
 	fprintf(f, "created:  %s\n", created);
 	fprintf(f, "updated:  %s\n", updated);
+	if (reply)
+		cli_vm_print_admission(f, reply);
 	fputc('\n', f);
 	cli_vm_print_threads(f, v, cgroups);
 }
@@ -310,7 +312,59 @@ static int render_list(struct cli_ctx *ctx, const struct cli_request *req, const
 		return -1;
 	cli_vm_print_table(ctx->out, vms, n);
 	vm_list_free(vms, n);
+	/* quarantined VMs: why, under the table */
+	size_t i;
+	const json_t *o;
+	bool first = true;
+	json_array_foreach(json_object_get(reply, "vms"), i, o) {
+		const json_t *f = json_object_get(o, "fault");
+		if (!json_is_object(f))
+			continue;
+		if (first)
+			fputs("\nquarantined (not reconciled until fixed):\n", ctx->out);
+		first = false;
+		fprintf(ctx->out, "  %s (%s): %s\n",
+			json_string_value(json_object_get(o, "name")) ?: "?",
+			json_string_value(json_object_get(f, "kind")) ?: "?",
+			json_string_value(json_object_get(f, "reason")) ?: "?");
+	}
 	return 0;
+}
+
+void cli_vm_print_admission(FILE *f, const json_t *reply)
+{
+	const json_t *pl = json_object_get(reply, "placement");
+	if (!pl) {
+		/* a vcpud from before the lifecycle: it does not say */
+	} else if (json_is_object(pl)) {
+		const char *pcpus = json_string_value(json_object_get(pl, "pcpus"));
+		_cleanup_free_ char *nodes = xstrdup("");
+		size_t i;
+		const json_t *n;
+		json_array_foreach(json_object_get(pl, "nodes"), i, n) {
+			char *next = xasprintf("%s%s%lld", nodes, i ? "," : "",
+					       (long long)json_integer_value(n));
+			free(nodes);
+			nodes = next;
+		}
+		fprintf(f, "placement: %s pool (%s), node%s %s, CPUs %s, memory nodes %s%s%s\n",
+			json_string_value(json_object_get(pl, "pool")) ?: "?",
+			json_string_value(json_object_get(pl, "thread_policy")) ?: "?",
+			strchr(nodes, ',') ? "s" : "", nodes[0] ? nodes : "-",
+			json_string_value(json_object_get(pl, "cpus")) ?: "-",
+			json_string_value(json_object_get(pl, "mems")) ?: "-",
+			pcpus && pcpus[0] ? ", pCPUs " : "", pcpus && pcpus[0] ? pcpus : "");
+	} else {
+		fputs("placement: none (not admitted: holds no capacity)\n", f);
+	}
+	const json_t *fl = json_object_get(reply, "fault");
+	if (json_is_object(fl)) {
+		_cleanup_free_ char *since =
+			output_time(json_integer_value(json_object_get(fl, "since_ms")) / 1000);
+		fprintf(f, "fault:     quarantined (%s) since %s: %s\n",
+			json_string_value(json_object_get(fl, "kind")) ?: "?", since,
+			json_string_value(json_object_get(fl, "reason")) ?: "?");
+	}
 }
 
 static int64_t now_ms(void)
@@ -380,7 +434,7 @@ static int render_show(struct cli_ctx *ctx, const struct cli_request *req, const
 	_cleanup_free_ const char **cgroups = NULL;
 	if (cli_vm_from_reply(reply, &v, &cgroups, err) < 0)
 		return -1;
-	cli_vm_print(ctx->out, &v, cgroups);
+	cli_vm_print(ctx->out, &v, cgroups, reply);
 	vm_clear(&v);
 	show_history(ctx, req->subject);
 	return 0;

@@ -27,8 +27,10 @@
 int cli_vm_build(int argc, char **argv, struct cli_request *out, struct error **err);
 
 /* `vm show`: "key: value" lines (uuid "-" when unknown, memory "none" when
- * the VM has no memory limit), a blank line, then cli_vm_print_threads(). */
-void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups);
+ * the VM has no memory limit), with `reply` (the API's VM object; NULL: not
+ * printed) its admission and fault (cli_vm_print_admission()), a blank
+ * line, then cli_vm_print_threads(). */
+void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups, const json_t *reply);
 
 /* The vCPU threads as a table INDEX TID CGROUP ("-" for an unknown tid or a
  * missing cgroup); "no vCPU threads" when there are none. `cgroups` holds
@@ -38,6 +40,10 @@ void cli_vm_print_threads(FILE *f, const struct vm *v, const char *const *cgroup
 /* `vm list`: a table NAME TENANT PID STATE SOURCE VCPUS MEMORY ("-" for no
  * memory limit, sizes from format_size()); "no VMs" when n == 0. */
 void cli_vm_print_table(FILE *f, const struct vm *vms, size_t n);
+
+/* The "placement:" line of a VM reply (its admission, or none) and, when it
+ * is quarantined, a "fault:" line with the reason. */
+void cli_vm_print_admission(FILE *f, const json_t *reply);
 
 /* One VM of a reply, through api_vm_from_reply(), plus its threads' cgroup
  * paths: *cgroups (when cgroups is non-NULL) becomes an array of

@@ -7,7 +7,7 @@
 #include "vcpud/vm.h"
 
 static const char *const state_names[VM_STATE_LAST] = {
-	"unknown", "running", "paused", "stopped", "crashed", "gone",
+	"unknown", "running", "paused", "stopped", "crashed", "gone", "admitted",
 };
 static const char *const source_names[VM_SOURCE_LAST] = { "registered", "libvirt", "proc" };
 

@@ -17,8 +17,7 @@
 
 #include "daemon/control.h"
 #include "daemon/daemon.h"
-#include "daemon/inventory.h"
-#include "vcpud/admission.h"
+#include "daemon/discovery.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
@@ -35,7 +34,8 @@ struct daemon {
 	struct api_server *server;
 	struct cgroup_engine *engine;
 	struct control *control;  /* sample, decide, record */
-	struct inventory *inventory; /* libvirt and /proc discovery */
+	struct discovery *disc;   /* registered, libvirt and /proc VMs */
+	struct registry *reg;     /* the VM lifecycle, its faults */
 	struct topology *topo;    /* the host, from --host-root's sysfs */
 	struct pools pools;       /* from the policy; recomputed on reload */
 	char *cgroup_root;
@@ -45,6 +45,8 @@ struct daemon {
 	uint64_t ticks;
 	bool tick_pending;       /* an API change asks for a tick now */
 	char *last_error;        /* the last tick error logged, to log repeats once */
+	unsigned tick_errors;    /* failures in the current tick */
+	char *tick_error_msg;    /* the first of them */
 	struct cgroup_reconcile_stats last_stats;
 	bool stop;
 };
@@ -85,11 +87,34 @@ static int arm_timer(struct daemon *d, struct error **err)
 	return 0;
 }
 
+/* The policy file, or with no --policy and no file at the default path,
+ * the built-in defaults (the values of policies/default.yaml). */
+static int policy_read(const struct daemon_options *o, struct policy **out, bool *builtin,
+		       struct error **err)
+{
+	*builtin = false;
+	struct stat st;
+	if (!o->policy_given && stat(o->policy_path, &st) < 0 && errno == ENOENT) {
+		struct policy *p = xcalloc(1, sizeof(*p));
+		policy_defaults(p);
+		*out = p;
+		*builtin = true;
+		return 0;
+	}
+	return policy_load_file(o->policy_path, out, err);
+}
+
+static const char *policy_name(const struct daemon *d)
+{
+	return d->api.policy_builtin ? "built-in defaults" : d->opt->policy_path;
+}
+
 static void reload_policy(struct daemon *d)
 {
 	_cleanup_error_ struct error *err = NULL;
 	struct policy *np = NULL;
-	if (policy_load_file(d->opt->policy_path, &np, &err) < 0) {
+	bool builtin = false;
+	if (policy_read(d->opt, &np, &builtin, &err) < 0) {
 		log_error("SIGHUP: policy not reloaded, keeping the current one: %s", err->msg);
 		return;
 	}
@@ -102,26 +127,35 @@ static void reload_policy(struct daemon *d)
 		return;
 	}
 	d->pools = np_pools;
-	inventory_configure(d->inventory, np);
+	discovery_configure(d->disc, np);
+	registry_configure(d->reg, &d->pools, np->cpu_ratio, np->gone_grace_s);
 	bool interval_changed = np->interval_ms != d->policy->interval_ms;
 	policy_free(d->policy);
 	d->policy = np;
 	d->api.policy = np;
+	d->api.policy_builtin = builtin;
+	d->api.policy_path = policy_name(d);
 	d->api.interval_ms = np->interval_ms;
 	control_set_interval(d->control, np->interval_ms);
-	log_info("SIGHUP: policy %s reloaded", d->opt->policy_path);
+	if (builtin)
+		log_info("SIGHUP: still no policy file at %s: keeping the built-in defaults",
+			 d->opt->policy_path);
+	else
+		log_info("SIGHUP: policy %s reloaded", d->opt->policy_path);
 	_cleanup_error_ struct error *e2 = NULL;
 	if (interval_changed && arm_timer(d, &e2) < 0)
 		log_error("%s", e2->msg);
 	_cleanup_error_ struct error *e3 = NULL;
-	if (store_event_add(d->store, "vcpud", "policy.reload", d->opt->policy_path, NULL,
-			    &e3) < 0)
+	if (store_event_add(d->store, "vcpud", "policy.reload", policy_name(d), NULL, &e3) < 0)
 		log_warn("cannot record the policy reload: %s", e3->msg);
 }
 
-/* Log a tick failure once, not on every tick while it persists. */
+/* A tick failure: counted for /v1/health, logged once while it repeats. */
 static void tick_error(struct daemon *d, const char *msg)
 {
+	d->tick_errors++;
+	if (!d->tick_error_msg)
+		d->tick_error_msg = xstrdup(msg);
 	if (d->last_error && strcmp(d->last_error, msg) == 0) {
 		log_debug("%s (again)", msg);
 		return;
@@ -131,78 +165,53 @@ static void tick_error(struct daemon *d, const char *msg)
 	d->last_error = xstrdup(msg);
 }
 
-/* discover: refresh each registered VM's state and vCPU threads from /proc.
- * A process that is gone, or whose PID now belongs to a process without
- * vCPU threads (PID reuse), makes the VM "gone"; its cgroups are removed
- * by this tick's reconcile. */
-static void discover_vms(struct daemon *d)
+static void plan_fault(void *data, const char *tenant, const char *vm, const char *msg)
 {
-	_cleanup_error_ struct error *err = NULL;
-	struct vm *vms = NULL;
-	size_t n = 0;
-	if (store_vm_list(d->store, &vms, &n, &err) < 0) {
-		tick_error(d, err->msg);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct vm *v = &vms[i];
-		if (v->state == VM_STATE_GONE || v->pid <= 0)
-			continue;
-		_cleanup_error_ struct error *e = NULL;
-		struct vm_vcpu *th = NULL;
-		size_t nth = 0;
-		enum vm_state state = VM_STATE_RUNNING;
-		pid_t pid = v->pid;
-		if (proc_vm_vcpus(d->opt->host_root, v->pid, &th, &nth, &e) < 0) {
-			if (e->code != ESRCH && e->code != ENOENT) {
-				log_warn("VM %s: %s", v->name, e->msg);
-				continue;
-			}
-			log_info("VM %s: %s: marking it gone", v->name, e->msg);
-			state = VM_STATE_GONE;
-		} else {
-			/* drop threads past the registered vCPU count (hot-plug
-			 * beyond the quota is not placed) */
-			while (nth > 0 && th[nth - 1].index >= v->vcpus)
-				nth--;
-		}
-		_cleanup_error_ struct error *e2 = NULL;
-		if (store_vm_update_runtime(d->store, v->name, state, pid, th, nth, &e2) < 0)
-			log_warn("VM %s: %s", v->name, e2->msg);
-		free(th);
-	}
-	vm_list_free(vms, n);
+	struct daemon *d = data;
+	if (vm && name_valid(vm))
+		registry_fault_set(d->reg, vm, REGISTRY_FAULT_PLAN, msg);
+	else
+		tick_error(d, msg);
+	(void)tenant;
 }
 
-/* plan + reconcile: make the cgroup tree match the store, with the
- * throttler's caps laid over it. */
-static void reconcile(struct daemon *d, const struct tenant *ts, size_t nt,
-		      const struct vm *vms, size_t nv)
+/* plan + reconcile: make the cgroup tree match the inventory, with the
+ * throttler's caps laid over it. A VM that cannot be planned or written
+ * is quarantined with its reason; every other one is still reconciled. */
+static void reconcile(struct daemon *d, const struct inventory *inv)
 {
 	_cleanup_error_ struct error *err = NULL;
+	struct admit_host host = registry_host(d->reg, inv->res, inv->n_res);
 	struct plan_input in = {
 		.root = d->cgroup_root,
-		.tenants = ts, .n_tenants = nt,
-		.vms = vms, .n_vms = nv,
+		.tenants = inv->tenants, .n_tenants = inv->n_tenants,
+		.vms = inv->vms, .n_vms = inv->n_vms,
+		.admission = &host,
+		.fault = plan_fault, .fault_data = d,
 	};
 	in.caps = control_caps(d->control, &in.n_caps);
-	_cleanup_free_ struct admit_reservation *res = NULL;
-	size_t nres = 0;
-	if (admission_load(d->store, &res, &nres, &err) < 0) {
-		tick_error(d, err->msg);
-		return;
-	}
-	struct admit_host host = { d->topo, &d->pools, d->policy->cpu_ratio, res, nres };
-	in.admission = &host;
+	registry_faults_begin(d->reg, REGISTRY_FAULT_PLAN);
+	registry_faults_begin(d->reg, REGISTRY_FAULT_CGROUP);
 	_cleanup_(cgroup_tree_freep) struct cgroup_tree *tree = NULL;
 	if (plan_tree(&in, &tree, &err) < 0) {
 		tick_error(d, err->msg);
 		return;
 	}
 	struct cgroup_reconcile_stats st = { 0 };
-	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &err);
+	struct cgroup_faults faults = { 0 };
+	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &faults, &err);
+	for (size_t i = 0; i < faults.n; i++) {
+		const struct cgroup_fault *f = &faults.v[i];
+		if (f->vm[0])
+			registry_fault_set(d->reg, f->vm, REGISTRY_FAULT_CGROUP, f->msg);
+		else
+			tick_error(d, f->msg);
+	}
+	cgroup_faults_clear(&faults);
+	registry_faults_end(d->reg, REGISTRY_FAULT_PLAN);
+	registry_faults_end(d->reg, REGISTRY_FAULT_CGROUP);
 	d->api.last_writes += st.writes;
-	d->api.last_errors += st.errors;
+	d->tick_errors += st.errors;
 	/* a dry run "writes" the same every tick: say it once, then at debug */
 	bool same = memcmp(&st, &d->last_stats, sizeof(st)) == 0;
 	d->last_stats = st;
@@ -211,38 +220,68 @@ static void reconcile(struct daemon *d, const struct tenant *ts, size_t nt,
 			"reconcile: %u writes (%u moves), %u mkdir, %u rmdir, %u vanished, "
 			"%u busy, %u errors", st.writes, st.moves, st.mkdirs, st.rmdirs,
 			st.vanished, st.busy, st.errors);
-	if (rc < 0) {
-		tick_error(d, err->msg);
-		return;
+	if (rc < 0 && !faults.n && err) {
+		if (!d->tick_error_msg)
+			d->tick_error_msg = xstrdup(err->msg);
+		if (!d->last_error || strcmp(d->last_error, err->msg) != 0) {
+			log_error("%s", err->msg);
+			free(d->last_error);
+			d->last_error = xstrdup(err->msg);
+		}
 	}
-	free(d->last_error);
-	d->last_error = NULL;
 }
 
-/* One control-loop tick, in the order of DESIGN.md: discover, plan,
- * reconcile, sample, decide, record; when the decision changed a cap, plan
- * and reconcile again at once so it takes effect in this tick. */
+/* What /v1/health says about the tick that just ended. */
+static void health_update(struct daemon *d, int64_t started_ns)
+{
+	d->api.ticks = d->ticks;
+	d->api.last_errors = d->tick_errors;
+	free(d->api.last_error);
+	d->api.last_error = steal_ptr(&d->tick_error_msg);
+	d->api.last_tick_ms = now_real_ns() / 1000000;
+	d->api.last_tick_us = (uint32_t)((now_mono_ns() - started_ns) / 1000);
+	struct discovery_libvirt_state lv;
+	discovery_libvirt_state(d->disc, &lv);
+	d->api.libvirt_state = lv.state;
+	d->api.libvirt_since_ms = lv.since_ms;
+	d->api.libvirt_error = lv.error;
+	if (d->tick_errors == 0 && !d->api.last_error) {
+		free(d->last_error);
+		d->last_error = NULL;
+	}
+}
+
+/* One control-loop tick, in the order of DESIGN.md: read the inventory
+ * once; discover (the sources, merged by the registry); plan and
+ * reconcile; sample, decide, record; when the decision changed a cap,
+ * plan and reconcile again at once so it takes effect in this tick. */
 static void tick(struct daemon *d)
 {
+	int64_t started = now_mono_ns();
 	d->ticks++;
-	d->api.ticks = d->ticks;
 	d->api.last_writes = 0;
-	d->api.last_errors = 0;
+	d->tick_errors = 0;
+	free(d->tick_error_msg);
+	d->tick_error_msg = NULL;
 	d->tick_pending = false;
-	discover_vms(d);
-	inventory_scan(d->inventory, &d->api);
-	d->api.unmanaged = inventory_unmanaged(d->inventory);
 
 	_cleanup_error_ struct error *err = NULL;
-	_cleanup_free_ struct tenant *ts = NULL;
-	size_t nt = 0, nv = 0;
-	struct vm *vms = NULL;
-	if (store_tenant_list(d->store, &ts, &nt, &err) < 0 ||
-	    store_vm_list(d->store, &vms, &nv, &err) < 0) {
+	_cleanup_(inventory_clear) struct inventory inv = { 0 };
+	if (registry_inventory_load(d->reg, &inv, &err) < 0) {
 		tick_error(d, err->msg);
+		health_update(d, started);
 		return;
 	}
-	reconcile(d, ts, nt, vms, nv);
+	registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
+	registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
+	discovery_run(d->disc, d->reg, &inv);
+	registry_admit_missing(d->reg, &inv);
+	registry_expire(d->reg, &inv);
+	registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);
+	registry_faults_end(d->reg, REGISTRY_FAULT_ADMISSION);
+	d->api.unmanaged = discovery_unmanaged(d->disc);
+
+	reconcile(d, &inv);
 	struct control_input in = {
 		.store = d->store,
 		.engine = d->engine,
@@ -250,16 +289,16 @@ static void tick(struct daemon *d)
 		.policy = d->policy,
 		.tick = d->ticks,
 		.engine_dry_run = d->opt->dry_run,
-		.tenants = ts, .n_tenants = nt,
-		.vms = vms, .n_vms = nv,
+		.tenants = inv.tenants, .n_tenants = inv.n_tenants,
+		.vms = inv.vms, .n_vms = inv.n_vms,
 	};
 	bool caps_changed = false;
 	if (control_tick(d->control, &in, &caps_changed, &err) < 0)
 		tick_error(d, err->msg);
 	else if (caps_changed)
-		reconcile(d, ts, nt, vms, nv);
+		reconcile(d, &inv);
 	d->api.top = control_top(d->control);
-	vm_list_free(vms, nv);
+	health_update(d, started);
 }
 
 static int on_release_process(void *data, const struct vm *v, struct error **err)
@@ -324,21 +363,30 @@ static int daemon_start(struct daemon *d, struct error **err)
 	gid_t group = (gid_t)-1;
 	if (daemon_options_check(d->opt, &group, err) < 0)
 		return -1;
-	if (policy_load_file(d->opt->policy_path, &d->policy, err) < 0)
+	if (policy_read(d->opt, &d->policy, &d->api.policy_builtin, err) < 0)
 		return error_wrap(err, "cannot load the policy");
+	if (d->api.policy_builtin)
+		log_info("no policy file at %s and no --policy: running on the built-in "
+			 "defaults (the values of policies/default.yaml)", d->opt->policy_path);
 	if (topology_load(d->opt->host_root, &d->topo, err) < 0)
 		return error_wrap(err, "cannot read the host's topology");
 	if (topology_pools(d->topo, &d->policy->housekeeping, &d->policy->dedicated, &d->pools,
 			   err) < 0)
-		return error_wrap(err, "policy %s", d->opt->policy_path);
+		return error_wrap(err, "policy %s", policy_name(d));
 	if (control_new(d->opt->host_root, d->policy->interval_ms, &d->control, err) < 0)
 		return -1;
-	if (inventory_new(d->opt->host_root, d->opt->libvirt_uri, d->policy, &d->inventory,
-			  err) < 0)
+	if (discovery_new(d->opt->host_root, d->opt->libvirt_uri, d->policy, &d->disc, err) < 0)
 		return -1;
 	if (ensure_parent_dir(d->opt->db_path, 0750, err) < 0)
 		return -1;
 	if (store_open(d->opt->db_path, &d->store, err) < 0)
+		return -1;
+	struct registry_config rcfg = {
+		.store = d->store, .host_root = d->opt->host_root, .topo = d->topo,
+		.pools = &d->pools, .cpu_ratio = d->policy->cpu_ratio,
+		.gone_grace_s = d->policy->gone_grace_s,
+	};
+	if (registry_new(&rcfg, &d->reg, err) < 0)
 		return -1;
 	if (setup_cgroups(d, err) < 0)
 		return -1;
@@ -360,8 +408,9 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 
 	d->api.store = d->store;
+	d->api.reg = d->reg;
 	d->api.policy = d->policy;
-	d->api.policy_path = d->opt->policy_path;
+	d->api.policy_path = policy_name(d);
 	d->api.started_mono_ns = now_mono_ns();
 	d->api.host_root = d->opt->host_root;
 	d->api.topo = d->topo;
@@ -400,7 +449,10 @@ static void daemon_teardown(struct daemon *d)
 	d->api.top = NULL;
 	control_free(d->control);
 	d->api.unmanaged = NULL;
-	inventory_free(d->inventory);
+	discovery_free(d->disc);
+	registry_free(d->reg);
+	free(d->api.last_error);
+	free(d->tick_error_msg);
 	if (d->topo)
 		topology_free(d->topo);
 	free(d->cgroup_root);
@@ -421,7 +473,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 	}
 	log_info("vcpud ready: socket %s, database %s (schema %d), policy %s, cgroup root %s, "
 		 "tick %u ms%s", o->socket_path, o->db_path, store_schema_version(d.store),
-		 o->policy_path, d.cgroup_root, d.policy->interval_ms,
+		 policy_name(&d), d.cgroup_root, d.policy->interval_ms,
 		 o->dry_run ? ", dry-run" : "");
 	/* the first tick adopts whatever tree an earlier run left */
 	tick(&d);
@@ -432,7 +484,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 			{ .fd = d.sig_fd, .events = POLLIN },
 			{ .fd = d.timer_fd, .events = POLLIN },
 			{ .fd = api_server_fd(d.server), .events = POLLIN },
-			{ .fd = inventory_fd(d.inventory), .events = POLLIN }, /* -1: ignored */
+			{ .fd = discovery_fd(d.disc), .events = POLLIN }, /* -1: ignored */
 		};
 		int rc = poll(pfd, 4, api_server_timeout_ms(d.server));
 		if (rc < 0) {
@@ -444,7 +496,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		if (pfd[0].revents & POLLIN)
 			handle_signal(&d);
 		/* a domain started or stopped: discover and place it now */
-		if ((pfd[3].revents & POLLIN) && inventory_dispatch(d.inventory))
+		if ((pfd[3].revents & POLLIN) && discovery_dispatch(d.disc))
 			d.tick_pending = true;
 		if (pfd[1].revents & POLLIN) {
 			uint64_t expirations;

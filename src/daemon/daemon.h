@@ -22,6 +22,9 @@ struct daemon_options {
 	const char *db_path;
 	const char *socket_path;
 	const char *policy_path;
+	bool policy_given;         /* --policy: a missing file is an error; else
+				    * a missing default file means the built-in
+				    * defaults */
 	const char *cgroup_root;   /* NULL: discover the cgroup2 mount */
 	const char *host_root;     /* prefix for /proc and /sys reads ("/") */
 	const char *libvirt_uri;   /* NULL with --no-libvirt */

@@ -40,7 +40,9 @@ void daemon_usage(FILE *f)
 		"cgroup-v2 multi-tenant vCPU resource manager (daemon).\n\n"
 		"  --db PATH             SQLite database (default %s)\n"
 		"  --socket PATH         API socket (default %s)\n"
-		"  --policy FILE         policy YAML (default %s)\n"
+		"  --policy FILE         policy YAML (default %s; without --policy\n"
+		"                        and without that file: the built-in defaults,\n"
+		"                        the values of policies/default.yaml)\n"
 		"  --cgroup-root DIR     cgroup v2 directory vcpud owns (default: the\n"
 		"                        cgroup2 mount + /vcpud.slice)\n"
 		"  --host-root DIR       read /proc and /sys under DIR (default /; tests\n"
@@ -103,8 +105,10 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				o.db_path = optarg;
 			else if (c == OPT_SOCKET)
 				o.socket_path = optarg;
-			else if (c == OPT_POLICY)
+			else if (c == OPT_POLICY) {
 				o.policy_path = optarg;
+				o.policy_given = true;
+			}
 			else if (c == OPT_CGROUP_ROOT)
 				o.cgroup_root = optarg;
 			else if (c == OPT_HOST_ROOT)

@@ -86,6 +86,7 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 {
 	s->name = xstrdup(v->name);
 	s->pid = v->pid;
+	s->start_time = v->start_time;
 	s->memory_max = mem_max(v->memory_set, v->memory_bytes);
 	const struct plan_vm_cap *cap = find_cap(in, v->name);
 	/* a throttle cap outside what the kernel takes would make the whole tree
@@ -109,16 +110,25 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 		plan_pin(in->admission, r, s);
 }
 
+static void plan_fault(const struct plan_input *in, const char *tenant, const char *vm,
+		       const char *msg)
+{
+	if (in->fault)
+		in->fault(in->fault_data, tenant, vm, msg);
+}
+
 int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err)
 {
+	(void)err;
 	struct cgroup_tree *t = xcalloc(1, sizeof(*t));
 	t->root = xstrdup(in->root);
 	t->tenants = xcalloc(in->n_tenants ? in->n_tenants : 1, sizeof(*t->tenants));
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *tn = &in->tenants[i];
 		if (!name_valid(tn->name)) {
-			cgroup_tree_free(t);
-			return error_set(err, EINVAL, "plan: invalid tenant name '%.80s'", tn->name);
+			_cleanup_free_ char *m = xasprintf("plan: invalid tenant name '%.80s'", tn->name);
+			plan_fault(in, "", "", m);
+			continue;
 		}
 		struct cgroup_tenant_spec *ts = &t->tenants[t->n_tenants++];
 		ts->name = xstrdup(tn->name);
@@ -136,8 +146,10 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 			if (!vm_planned(v) || strcmp(v->tenant, tn->name) != 0)
 				continue;
 			if (!name_valid(v->name)) {
-				cgroup_tree_free(t);
-				return error_set(err, EINVAL, "plan: invalid VM name '%.80s'", v->name);
+				_cleanup_free_ char *m = xasprintf("plan: invalid VM name '%.80s'",
+								   v->name);
+				plan_fault(in, tn->name, v->name, m);
+				continue;
 			}
 			plan_vm(in, v, &ts->vms[ts->n_vms++]);
 		}

@@ -105,6 +105,7 @@ static const struct policy_key policy_keys[] = {
 	K_CPULIST("host.housekeeping_cpus", housekeeping_cpus, housekeeping, "0-1"),
 	K_CPULIST("host.dedicated_cpus", dedicated_cpus, dedicated, ""),
 	K_DOUBLE("overcommit.cpu_ratio", cpu_ratio, 0, true, 64, 4.0),
+	K_U32("admission.gone_grace_s", gone_grace_s, 0, 86400, 60),
 	K_U32("sampling.interval_ms", interval_ms, 100, 60000, 1000),
 	K_U32("sampling.retention_s", retention_s, 10, 86400, 900),
 	K_DOUBLE("steal.high_pct", steal_high_pct, 0, true, 100, 30),

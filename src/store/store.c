@@ -72,6 +72,15 @@ int store_query_int64(struct store *st, const char *sql, int64_t *out, struct er
 	return 0;
 }
 
+int store_column_copy(sqlite3_stmt *s, int i, char *buf, size_t size)
+{
+	const char *v = (const char *)sqlite3_column_text(s, i);
+	if (!v || strlen(v) >= size)
+		return -1;
+	memcpy(buf, v, strlen(v) + 1);
+	return 0;
+}
+
 int64_t store_now_ms(struct store *st)
 {
 	return st->now_ms();

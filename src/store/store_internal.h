@@ -83,6 +83,27 @@ int store_audit(struct store *st, int64_t ts_ms, const char *actor, const char *
 		const char *kind, const char *name, const json_t *details,
 		struct error **err);
 
+/* --- shared by the VM and reservation files (caller holds a transaction) --- */
+
+/* 1 and *out (store_reservation_clear() it) when `vm` is admitted, 0 when it
+ * is not, -1 on error. */
+int store_reservation_read(struct store *st, const char *vm, struct store_reservation *out,
+			   struct error **err);
+/* Validate and insert a reservation with its "vm.admit" event. */
+int store_reservation_insert(struct store *st, const struct store_reservation *r,
+			     const char *actor, int64_t now_ms, struct error **err);
+/* Delete a reservation with its "vm.unadmit" event (reason in the details
+ * when not NULL): 1 deleted, 0 there was none, -1 on error. */
+int store_reservation_remove(struct store *st, const char *vm, const char *actor,
+			     const char *reason, int64_t now_ms, struct error **err);
+/* Every reservation, ordered by VM (store_reservations_free()). */
+int store_reservation_rows(struct store *st, struct store_reservation **out, size_t *n,
+			   struct error **err);
+/* Every tenant with its usage, ordered by name (free()). */
+int store_tenant_rows(struct store *st, struct tenant **out, size_t *n, struct error **err);
+/* Copy a TEXT column into a fixed buffer; -1 when NULL or too long. */
+int store_column_copy(sqlite3_stmt *s, int i, char *buf, size_t size);
+
 /* Tests only: the raw connection (foreign keys on, as the store uses it). */
 sqlite3 *store_sqlite(struct store *st);
 

@@ -81,50 +81,60 @@ static int fields_check(const struct store_reservation *r, struct error **err)
 				 "or require)",
 				 (int)strnlen(r->thread_policy, sizeof(r->thread_policy)),
 				 r->thread_policy);
-	if (!terminated(r->shares, sizeof(r->shares)))
-		return error_set(err, EINVAL, "its shares are longer than %zu characters",
-				 sizeof(r->shares) - 1);
-	if (!r->shares[0])
+	if (!r->shares || !r->shares[0])
 		return error_set(err, EINVAL, "its shares are empty (NODE:VCPUS"
 				 "[,NODE:VCPUS...])");
+	if (strlen(r->shares) > STORE_RES_SHARES_MAX)
+		return error_set(err, EINVAL, "its shares are longer than %d characters",
+				 STORE_RES_SHARES_MAX);
 	if (!only_chars(r->shares, "0123456789:,"))
 		return error_set(err, EINVAL, "invalid shares '%.80s': use NODE:VCPUS"
 				 "[,NODE:VCPUS...] (digits, ':' and ',')", r->shares);
-	if (!terminated(r->pcpus, sizeof(r->pcpus)))
-		return error_set(err, EINVAL, "its pCPU list is longer than %zu characters",
-				 sizeof(r->pcpus) - 1);
+	if (!r->pcpus)
+		return error_set(err, EINVAL, "its pCPU list is missing");
+	if (strlen(r->pcpus) > STORE_RES_PCPUS_MAX)
+		return error_set(err, EINVAL, "its pCPU list is longer than %d characters",
+				 STORE_RES_PCPUS_MAX);
 	if (!only_chars(r->pcpus, "0123456789-,"))
 		return error_set(err, EINVAL, "invalid pCPU list '%.80s': use a CPU list such "
 				 "as 0-3,8 (digits, '-' and ',')", r->pcpus);
 	return 0;
 }
 
-/* --- rows ------------------------------------------------------------------- */
-
-/* Copy a TEXT column into a fixed buffer; -1 when NULL or too long. */
-static int column_copy(sqlite3_stmt *s, int i, char *buf, size_t size)
+void store_reservation_clear(struct store_reservation *r)
 {
-	const char *v = (const char *)sqlite3_column_text(s, i);
-	if (!v || strlen(v) >= size)
-		return -1;
-	memcpy(buf, v, strlen(v) + 1);
-	return 0;
+	if (!r)
+		return;
+	free(r->shares);
+	free(r->pcpus);
+	r->shares = NULL;
+	r->pcpus = NULL;
 }
+
+void store_reservations_free(struct store_reservation *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		store_reservation_clear(&v[i]);
+	free(v);
+}
+
+/* --- rows ------------------------------------------------------------------- */
 
 static int reservation_from_row(struct store *st, sqlite3_stmt *s,
 				struct store_reservation *r, struct error **err)
 {
 	memset(r, 0, sizeof(*r));
-	if (column_copy(s, 0, r->vm, sizeof(r->vm)) < 0)
+	if (store_column_copy(s, 0, r->vm, sizeof(r->vm)) < 0)
 		return error_set(err, EIO, "database %s holds a reservation with an invalid "
 				 "VM name", st->path);
-	if (column_copy(s, 1, r->tenant, sizeof(r->tenant)) < 0 ||
-	    column_copy(s, 4, r->cpu_policy, sizeof(r->cpu_policy)) < 0 ||
-	    column_copy(s, 5, r->thread_policy, sizeof(r->thread_policy)) < 0 ||
-	    column_copy(s, 6, r->shares, sizeof(r->shares)) < 0 ||
-	    column_copy(s, 7, r->pcpus, sizeof(r->pcpus)) < 0)
+	if (store_column_copy(s, 1, r->tenant, sizeof(r->tenant)) < 0 ||
+	    store_column_copy(s, 4, r->cpu_policy, sizeof(r->cpu_policy)) < 0 ||
+	    store_column_copy(s, 5, r->thread_policy, sizeof(r->thread_policy)) < 0 ||
+	    !sqlite3_column_text(s, 6) || !sqlite3_column_text(s, 7))
 		return error_set(err, EIO, "database %s: the reservation of VM '%s' has an "
 				 "invalid text field", st->path, r->vm);
+	r->shares = xstrdup((const char *)sqlite3_column_text(s, 6));
+	r->pcpus = xstrdup((const char *)sqlite3_column_text(s, 7));
 	int64_t vcpus = sqlite3_column_int64(s, 2);
 	if (vcpus < 1 || vcpus > VM_VCPUS_MAX)
 		return error_set(err, EIO, "database %s: the reservation of VM '%s' has %"
@@ -137,14 +147,17 @@ static int reservation_from_row(struct store *st, sqlite3_stmt *s,
 	r->created_at = sqlite3_column_int64(s, 8);
 	/* what the CHECKs hold; a file edited with them off may not */
 	_cleanup_error_ struct error *bad = NULL;
-	if (vm_name_check(r, &bad) < 0 || fields_check(r, &bad) < 0)
+	if (vm_name_check(r, &bad) < 0 || fields_check(r, &bad) < 0) {
+		store_reservation_clear(r);
 		return error_set(err, EIO, "database %s: the reservation of VM '%s' is "
 				 "invalid: %s", st->path, r->vm, bad->msg);
+	}
 	return 0;
 }
 
-/* 1 and *out when the VM is admitted, 0 when it is not, -1 on error. */
-static int reservation_read(struct store *st, const char *vm, struct store_reservation *out,
+/* 1 and *out (the caller clears it) when the VM is admitted, 0 when it is
+ * not, -1 on error. */
+int store_reservation_read(struct store *st, const char *vm, struct store_reservation *out,
 			    struct error **err)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
@@ -198,8 +211,8 @@ static json_t *reservation_json(const struct store_reservation *r)
 
 /* --- public functions ----------------------------------------------------------- */
 
-int store_reservation_add(struct store *st, const struct store_reservation *r,
-			  const char *actor, struct error **err)
+int store_reservation_insert(struct store *st, const struct store_reservation *r,
+			     const char *actor, int64_t now_ms, struct error **err)
 {
 	if (!r)
 		return error_set(err, EINVAL, "cannot admit a VM: no reservation given");
@@ -207,24 +220,18 @@ int store_reservation_add(struct store *st, const struct store_reservation *r,
 		return error_wrap(err, "cannot admit VM");
 	if (fields_check(r, err) < 0)
 		return error_wrap(err, "cannot admit VM '%s'", r->vm);
-
-	STORE_LOCK(st);
-	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
-		return error_wrap(err, "cannot admit VM '%s'", r->vm);
 	int found = tenant_exists(st, r->tenant, err);
 	if (found < 0)
 		return -1;
 	if (!found)
 		return error_set(err, ENOENT, "no tenant '%s'", r->tenant);
-	struct store_reservation cur;
-	found = reservation_read(st, r->vm, &cur, err);
+	_cleanup_(store_reservation_clear) struct store_reservation cur = { 0 };
+	found = store_reservation_read(st, r->vm, &cur, err);
 	if (found < 0)
 		return -1;
 	if (found)
 		return error_set(err, EEXIST, "VM '%s' is already admitted", r->vm);
 
-	int64_t now_ms = store_now_ms(st);
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st, "INSERT INTO reservations (vm, tenant, vcpus, memory_bytes, "
 			  "cpu_policy, thread_policy, shares, pcpus, created_at) VALUES "
@@ -253,26 +260,37 @@ int store_reservation_add(struct store *st, const struct store_reservation *r,
 		return store_sql_error(st, err, "cannot admit VM '%s'", r->vm);
 
 	/* log what was stored, not what was asked for */
-	if (reservation_read(st, r->vm, &cur, err) != 1)
+	store_reservation_clear(&cur);
+	if (store_reservation_read(st, r->vm, &cur, err) != 1)
 		return error_set(err, EIO, "cannot admit VM '%s': it is not there after the "
 				 "insert", r->vm);
 	json_auto_t *details = reservation_json(&cur);
-	if (store_audit(st, now_ms, actor, "vm.admit", "vm", r->vm, details, err) < 0 ||
-	    store_tx_commit(&tx, err) < 0)
+	return store_audit(st, now_ms, actor, "vm.admit", "vm", r->vm, details, err);
+}
+
+int store_reservation_add(struct store *st, const struct store_reservation *r,
+			  const char *actor, struct error **err)
+{
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot admit VM '%s'", r ? r->vm : "?");
+	if (store_reservation_insert(st, r, actor, store_now_ms(st), err) < 0)
+		return -1;
+	if (store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot admit VM '%s'", r->vm);
 	return 0;
 }
 
-int store_reservation_list(struct store *st, struct store_reservation **out, size_t *n,
+int store_reservation_rows(struct store *st, struct store_reservation **out, size_t *n,
 			   struct error **err)
 {
 	*out = NULL;
 	*n = 0;
-	STORE_LOCK(st);
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st, RES_SELECT "ORDER BY vm", &s, "list reservations", err) < 0)
 		return -1;
-	_cleanup_free_ struct store_reservation *v = NULL;
+	struct store_reservation *v = NULL;
 	size_t count = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -280,15 +298,26 @@ int store_reservation_list(struct store *st, struct store_reservation **out, siz
 			cap = cap ? cap * 2 : 16;
 			v = xrealloc(v, cap * sizeof(*v));
 		}
-		if (reservation_from_row(st, s, &v[count], err) < 0)
+		if (reservation_from_row(st, s, &v[count], err) < 0) {
+			store_reservations_free(v, count);
 			return -1;
+		}
 		count++;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE) {
+		store_reservations_free(v, count);
 		return store_sql_error(st, err, "cannot list reservations");
-	*out = steal_ptr(&v);
+	}
+	*out = v;
 	*n = count;
 	return 0;
+}
+
+int store_reservation_list(struct store *st, struct store_reservation **out, size_t *n,
+			   struct error **err)
+{
+	STORE_LOCK(st);
+	return store_reservation_rows(st, out, n, err);
 }
 
 int store_reservation_get(struct store *st, const char *vm, struct store_reservation *out,
@@ -298,7 +327,7 @@ int store_reservation_get(struct store *st, const char *vm, struct store_reserva
 		return error_set(err, EINVAL, "cannot read a reservation: no VM name given");
 	STORE_LOCK(st);
 	struct store_reservation r;
-	int found = reservation_read(st, vm, &r, err);
+	int found = store_reservation_read(st, vm, &r, err);
 	if (found < 0)
 		return -1;
 	if (!found)
@@ -307,22 +336,13 @@ int store_reservation_get(struct store *st, const char *vm, struct store_reserva
 	return 0;
 }
 
-int store_reservation_delete(struct store *st, const char *vm, const char *actor,
-			     struct error **err)
+int store_reservation_remove(struct store *st, const char *vm, const char *actor,
+			     const char *reason, int64_t now_ms, struct error **err)
 {
-	if (!vm)
-		return error_set(err, EINVAL, "cannot unadmit a VM: no name given");
-	STORE_LOCK(st);
-	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
-		return error_wrap(err, "cannot unadmit VM '%.80s'", vm);
-	struct store_reservation old;
-	int found = reservation_read(st, vm, &old, err);
-	if (found < 0)
-		return -1;
-	if (!found)
-		return error_set(err, ENOENT, "VM '%.80s' is not admitted", vm);
-
+	_cleanup_(store_reservation_clear) struct store_reservation old = { 0 };
+	int found = store_reservation_read(st, vm, &old, err);
+	if (found <= 0)
+		return found;
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st, "DELETE FROM reservations WHERE vm = ?1", &s,
 			  "unadmit a VM", err) < 0)
@@ -330,10 +350,29 @@ int store_reservation_delete(struct store *st, const char *vm, const char *actor
 	if (sqlite3_bind_text(s, 1, vm, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_DONE)
 		return store_sql_error(st, err, "cannot unadmit VM '%s'", vm);
-
 	json_auto_t *details = reservation_json(&old);
-	if (store_audit(st, store_now_ms(st), actor, "vm.unadmit", "vm", vm, details, err) < 0 ||
-	    store_tx_commit(&tx, err) < 0)
+	if (reason)
+		json_object_set_new(details, "reason", store_json(json_string(reason)));
+	if (store_audit(st, now_ms, actor, "vm.unadmit", "vm", vm, details, err) < 0)
+		return -1;
+	return 1;
+}
+
+int store_reservation_delete(struct store *st, const char *vm, const char *actor,
+			     const char *reason, struct error **err)
+{
+	if (!vm)
+		return error_set(err, EINVAL, "cannot unadmit a VM: no name given");
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot unadmit VM '%.80s'", vm);
+	int found = store_reservation_remove(st, vm, actor, reason, store_now_ms(st), err);
+	if (found < 0)
+		return error_wrap(err, "cannot unadmit VM '%s'", vm);
+	if (!found)
+		return error_set(err, ENOENT, "VM '%.80s' is not admitted", vm);
+	if (store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot unadmit VM '%s'", vm);
 	return 0;
 }

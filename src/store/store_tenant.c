@@ -14,15 +14,18 @@
 #include "vcpud/tenant.h"
 #include "vcpud/util.h"
 
-/* One row per tenant with the sums over its VMs; GROUP BY also makes a
- * lookup of an unknown name return no row rather than a row of NULLs.
- * vcpus_used leaves out VMs that are gone (they hold no quota), vm_count
- * does not (a gone VM still blocks the tenant's deletion until released). */
+/* One row per tenant with its usage. vcpus_used is what its admission
+ * reservations hold (the one ledger quotas are counted against: admitted
+ * VMs, running or not; a gone VM's reservation is freed after its grace
+ * period); vm_count counts its VM rows, gone ones included (a gone VM
+ * still blocks the tenant's deletion until released). */
 #define TENANT_SELECT                                                              \
 	"SELECT t.name, t.vcpus, t.weight, t.cpu_max_cores, t.memory_bytes, t.class, " \
 	"t.created_at, t.updated_at, "                                                 \
-	"coalesce(sum(v.vcpus) FILTER (WHERE v.state <> 'gone'), 0), count(v.name) "   \
-	"FROM tenants AS t LEFT JOIN vms AS v ON v.tenant = t.name "
+	"(SELECT coalesce(sum(r.vcpus), 0) FROM reservations AS r "                    \
+	" WHERE r.tenant = t.name), "                                                  \
+	"(SELECT count(*) FROM vms AS v WHERE v.tenant = t.name) "                     \
+	"FROM tenants AS t "
 
 /* The column layout ?1..?7 shared by the INSERT and the UPDATE. */
 #define TENANT_INSERT                                                              \
@@ -73,7 +76,7 @@ static int tenant_read(struct store *st, const char *name, struct tenant *out,
 		       struct error **err)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	if (store_prepare(st, TENANT_SELECT "WHERE t.name = ?1 GROUP BY t.name", &s,
+	if (store_prepare(st, TENANT_SELECT "WHERE t.name = ?1", &s,
 			  "read a tenant", err) < 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -220,14 +223,12 @@ int store_tenant_get(struct store *st, const char *name, struct tenant *out,
 	return 0;
 }
 
-int store_tenant_list(struct store *st, struct tenant **out, size_t *n, struct error **err)
+int store_tenant_rows(struct store *st, struct tenant **out, size_t *n, struct error **err)
 {
 	*out = NULL;
 	*n = 0;
-	STORE_LOCK(st);
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	if (store_prepare(st, TENANT_SELECT "GROUP BY t.name ORDER BY t.name", &s,
-			  "list tenants", err) < 0)
+	if (store_prepare(st, TENANT_SELECT "ORDER BY t.name", &s, "list tenants", err) < 0)
 		return -1;
 	_cleanup_free_ struct tenant *v = NULL;
 	size_t count = 0, cap = 0;
@@ -246,6 +247,12 @@ int store_tenant_list(struct store *st, struct tenant **out, size_t *n, struct e
 	*out = steal_ptr(&v);
 	*n = count;
 	return 0;
+}
+
+int store_tenant_list(struct store *st, struct tenant **out, size_t *n, struct error **err)
+{
+	STORE_LOCK(st);
+	return store_tenant_rows(st, out, n, err);
 }
 
 int store_tenant_update(struct store *st, const char *name, const struct tenant_patch *p,
@@ -271,11 +278,11 @@ int store_tenant_update(struct store *st, const char *name, const struct tenant_
 	/* Raising a quota that is already exceeded, or changing other fields
 	 * of such a tenant, is allowed; only a cut below the usage is not. */
 	if (t.vcpus < old.vcpus && t.vcpus < old.vcpus_used) {
-		/* vcpus_used counts the VMs that are not gone: so does this */
+		/* vcpus_used is what its reservations hold: count them */
 		int64_t active;
 		_cleanup_stmt_ sqlite3_stmt *c = NULL;
-		if (store_prepare(st, "SELECT count(*) FROM vms WHERE tenant = ?1 AND "
-				  "state <> 'gone'", &c, "count a tenant's VMs", err) < 0)
+		if (store_prepare(st, "SELECT count(*) FROM reservations WHERE tenant = ?1", &c,
+				  "count a tenant's admitted VMs", err) < 0)
 			return -1;
 		if (sqlite3_bind_text(c, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_step(c) != SQLITE_ROW)
@@ -283,7 +290,7 @@ int store_tenant_update(struct store *st, const char *name, const struct tenant_
 		active = sqlite3_column_int64(c, 0);
 		return error_set(err, EBUSY,
 				 "cannot lower the vCPU quota of tenant '%s' to %u: its %" PRId64
-				 " VM%s already use%s %u vCPUs", name, t.vcpus, active,
+				 " admitted VM%s already hold%s %u vCPUs", name, t.vcpus, active,
 				 active == 1 ? "" : "s", active == 1 ? "s" : "",
 				 old.vcpus_used);
 	}

@@ -24,6 +24,8 @@ start_fake() { # OUTFILE ARGS...: sets FPID
 cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
 trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
 
+# a short grace period, so that a gone VM's capacity comes back in the test
+sed -i 's/^  gone_grace_s: .*/  gone_grace_s: 2/' "$POLICY"
 start_daemon || { bad "daemon starts"; finish; exit 1; }
 ctl tenant create acme --vcpus 3 >/dev/null
 start_fake "$TMP/web.out" --vcpus 2 --idle || bad "fakevm starts"
@@ -81,7 +83,17 @@ while ! ctl --json vm show web | grep -q '"state": "gone"'; do
 done
 [ $i -le 25 ] && ok "exited VM marked gone within 2.5 s" || bad "still not gone"
 expect_rc 0 "tenant usage after exit" ctl --json tenant show acme
-contains "gone VM frees the quota" '"vcpus_used": 0'
+contains "a gone VM keeps its admission for the grace period" '"vcpus_used": 2'
+i=0
+while ! ctl --json tenant show acme | grep -q '"vcpus_used": 0'; do
+	i=$((i + 1)); [ $i -gt 60 ] && break
+	sleep 0.1
+done
+[ $i -le 60 ] && ok "after gone_grace_s (2 s) its capacity is free" || bad "capacity still held"
+OUT=$(sqlite3 "$DB" "SELECT json_extract(details, '$.reason') FROM events WHERE action = 'vm.unadmit' AND target = 'vm/web';")
+contains "with an event naming why" "gone for"
+expect_rc 0 "the gone VM is still listed" ctl --json vm show web
+contains "without a placement" '"placement": null'
 expect_rc 4 "tenant with a gone VM cannot be deleted" ctl tenant delete acme
 expect_rc 0 "release the gone VM" ctl vm release web
 expect_rc 3 "released VM is unknown" ctl vm show web
@@ -91,7 +103,7 @@ expect_rc 0 "release a running VM" ctl vm release big
 kill -0 "$BIG" 2>/dev/null && ok "a released VM keeps running" || bad "released VM died"
 expect_rc 0 "tenant delete after release" ctl tenant delete acme
 OUT=$(sqlite3 "$DB" "SELECT action FROM events ORDER BY id;" | tr '\n' ' ')
-contains "audit log: register, state, release" "vm.register vm.state vm.release"
+contains "audit log: admit+register, gone, grace, release" "vm.admit vm.register vm.state vm.unadmit vm.release"
 
 # discovery: a VMM nobody registered is listed, unmanaged and left alone
 start_fake "$TMP/stray.out" --vcpus 1 --idle -name guest=stray,debug-threads=on

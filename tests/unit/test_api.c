@@ -2,20 +2,31 @@
  * request goes through api_handle() against a real SQLite store in a temp
  * directory, and each refused request must leave the database as it was. */
 #include "store_test_util.h"
+#include "registry_test_util.h"
 
 #include "vcpud/api.h"
 
+/* The API over a registry on a fake host (registry_test_util.h): a fixture
+ * topology of 16 CPUs in 2 nodes, a fake /proc. */
 struct fixture {
-	struct tmp_store ts;
+	struct reg_fx rf;
+	struct tmp_store ts;     /* rf.ts, for the tests written against it */
 	struct api_ctx ctx;
 };
 
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	if (tmp_store_open(&f->ts, "/tmp/vcpud-test-api-XXXXXX") < 0)
+	if (reg_fx_open(&f->rf, "2n-4c-smt2", "0-1", 60) < 0)
 		return -1;
-	f->ctx.store = f->ts.st;
+	store_set_clock(f->rf.ts.st, NULL);
+	registry_set_clock(f->rf.reg, NULL);
+	f->ts = f->rf.ts;
+	f->ctx.store = f->rf.ts.st;
+	f->ctx.reg = f->rf.reg;
+	f->ctx.topo = f->rf.topo;
+	f->ctx.pools = &f->rf.pools;
+	f->ctx.host_root = f->rf.ts.dir;
 	f->ctx.policy_path = "policies/default.yaml";
 	f->ctx.started_mono_ns = now_mono_ns();
 	*state = f;
@@ -25,7 +36,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	tmp_store_close(&f->ts);
+	reg_fx_close(&f->rf);
 	free(f);
 	return 0;
 }
@@ -268,7 +279,10 @@ static void test_delete_with_vms_refused(void **state)
 	sqlite3_busy_timeout(db, 5000);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO vms(name, tenant, pid, vcpus, state, source,"
 				      " created_at, updated_at) VALUES ('vm1','acme',1,2,'running',"
-				      "'registered',0,0)", NULL, NULL, NULL), SQLITE_OK);
+				      "'registered',0,0); INSERT INTO reservations (vm, tenant, vcpus, "
+				      "cpu_policy, thread_policy, shares, created_at) VALUES ('vm1', "
+				      "'acme', 2, 'shared', 'prefer', '0:2', 0)", NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(db);
 	json_t *j;
 	assert_int_equal(call(f, "DELETE", "/v1/tenants/acme", NULL, &j), 409);
@@ -279,6 +293,97 @@ static void test_delete_with_vms_refused(void **state)
 	assert_int_equal(call(f, "GET", "/v1/tenants/acme", NULL, &j), 200);
 	assert_int_equal(json_integer_value(json_object_get(j, "vcpus_used")), 2);
 	assert_int_equal(json_integer_value(json_object_get(j, "vm_count")), 1);
+	json_decref(j);
+}
+
+/* admitted -> running -> quarantined -> released, as a control plane and
+ * vcpuctl see it */
+static void test_vm_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":8}", NULL),
+			 201);
+	assert_int_equal(call(f, "POST", "/v1/vms/admit", "{\"name\":\"db-1\",\"tenant\":"
+			      "\"acme\",\"vcpus\":2}", &j), 201);
+	json_decref(j);
+	/* admitted, not started: vm show and vm list know it, with placement */
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "admitted");
+	json_t *pl = json_object_get(j, "placement");
+	assert_true(json_is_object(pl));
+	assert_string_equal(json_string_value(json_object_get(pl, "pool")), "shared");
+	assert_int_equal(json_array_size(json_object_get(pl, "nodes")), 1);
+	assert_true(strlen(json_string_value(json_object_get(pl, "cpus"))) > 0);
+	assert_true(json_is_null(json_object_get(j, "fault")));
+	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 0);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms", NULL, &j), 200);
+	json_t *vms = json_object_get(j, "vms");
+	assert_int_equal(json_array_size(vms), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(vms, 0), "state")),
+			    "admitted");
+	json_decref(j);
+
+	/* its process starts and is registered: bound to the admission */
+	fake_vmm(&f->rf, 4100, 777, 2, 4100);
+	assert_int_equal(call(f, "POST", "/v1/vms", "{\"name\":\"db-1\",\"tenant\":\"acme\","
+			      "\"pid\":4100}", &j), 201);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "running");
+	assert_int_equal(json_integer_value(json_object_get(j, "start_time")), 777);
+	assert_true(json_is_object(json_object_get(j, "placement")));
+	assert_int_equal(json_array_size(json_object_get(j, "vcpu_threads")), 2);
+	json_decref(j);
+	/* the same process again under another name: 409, nothing changed */
+	size_t events = listed_event_count(f);
+	assert_int_equal(call(f, "POST", "/v1/vms", "{\"name\":\"db-2\",\"tenant\":\"acme\","
+			      "\"pid\":4100}", &j), 409);
+	assert_non_null(strstr(err_msg(j), "already registered as VM 'db-1'"));
+	json_decref(j);
+	assert_int_equal(listed_event_count(f), events);
+
+	/* health tells the truth: a quarantined VM makes it degraded */
+	assert_int_equal(call(f, "GET", "/v1/health", NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+	assert_int_equal(json_integer_value(json_object_get(j, "quarantined")), 0);
+	json_decref(j);
+	registry_fault_set(f->rf.reg, "db-1", REGISTRY_FAULT_CGROUP,
+			   "cannot write cpu.max of tenant-acme/vm-db-1: Invalid argument");
+	assert_int_equal(call(f, "GET", "/v1/health", NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "degraded");
+	assert_int_equal(json_integer_value(json_object_get(j, "quarantined")), 1);
+	json_t *q = json_array_get(json_object_get(j, "quarantined_vms"), 0);
+	assert_string_equal(json_string_value(json_object_get(q, "name")), "db-1");
+	assert_string_equal(json_string_value(json_object_get(q, "kind")), "cgroup");
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 200);
+	json_t *fl = json_object_get(j, "fault");
+	assert_string_equal(json_string_value(json_object_get(fl, "kind")), "cgroup");
+	assert_non_null(strstr(json_string_value(json_object_get(fl, "reason")), "cpu.max"));
+	json_decref(j);
+	/* so do tick errors */
+	registry_faults_begin(f->rf.reg, REGISTRY_FAULT_CGROUP);
+	registry_faults_end(f->rf.reg, REGISTRY_FAULT_CGROUP);
+	f->ctx.last_errors = 2;
+	f->ctx.last_error = xstrdup("cannot read the inventory: disk I/O error");
+	assert_int_equal(call(f, "GET", "/v1/health", NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "degraded");
+	assert_int_equal(json_integer_value(json_object_get(j, "last_tick_errors")), 2);
+	assert_string_equal(json_string_value(json_object_get(j, "last_error")),
+			    "cannot read the inventory: disk I/O error");
+	json_decref(j);
+	free(f->ctx.last_error);
+	f->ctx.last_error = NULL;
+	f->ctx.last_errors = 0;
+
+	/* release: the VM and its admission */
+	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1", NULL, NULL), 204);
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 404);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/tenants/acme", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "vcpus_used")), 0);
+	json_decref(j);
+	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1", NULL, &j), 404);
 	json_decref(j);
 }
 
@@ -363,6 +468,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_with_vms_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_top_and_stats, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};

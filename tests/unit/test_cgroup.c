@@ -681,7 +681,7 @@ static struct cgroup_reconcile_stats run(struct cgroup_engine *e, const struct c
 	struct cgroup_reconcile_stats st;
 	struct error *err = NULL;
 	log_clear();
-	if (cgroup_tree_reconcile(e, t, &st, &err) != 0) {
+	if (cgroup_tree_reconcile(e, t, &st, NULL, &err) != 0) {
 		log_dump();
 		fail_msg("reconcile failed: %s", err ? err->msg : "?");
 	}
@@ -1068,7 +1068,7 @@ static void test_bad_names_touch_nothing(void **state)
 			struct cgroup_reconcile_stats st;
 			struct error *err = NULL;
 			F.ops_calls = 0;
-			assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+			assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
 			assert_non_null(err);
 			assert_int_equal(err->code, EINVAL);
 			assert_non_null(strstr(err->msg, where == 0 ? "tenant name" : "VM name"));
@@ -1133,7 +1133,7 @@ static void test_write_error(void **state)
 	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
 	struct cgroup_reconcile_stats st;
 	struct error *err = NULL;
-	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
 	assert_non_null(err);
 	assert_int_equal(err->code, EINVAL);
 	assert_string_equal(err->msg, "cannot write cpu.max of tenant-acme/vm-7: Invalid argument");
@@ -1151,7 +1151,7 @@ static void test_write_error(void **state)
 	proc_del(1000);
 	proc_add(1000, VM7_TIDS, ARRAY_SIZE(VM7_TIDS), "/user.slice");
 	log_clear();
-	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
 	assert_string_equal(err->msg,
 			    "cannot write cgroup.subtree_control of tenant-acme: Invalid argument");
 	error_free(&err);
@@ -1170,7 +1170,7 @@ static void test_kernel_refusals(void **state)
 	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
 	struct cgroup_reconcile_stats st;
 	struct error *err = NULL;
-	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
 	assert_int_equal(err->code, ENOENT);
 	assert_non_null(strstr(err->msg, "cannot enable memory in"));
 	assert_non_null(strstr(err->msg, "cgroup.controllers"));
@@ -1182,7 +1182,7 @@ static void test_kernel_refusals(void **state)
 	 * reported with the file and the group, and nothing goes below it */
 	write_in(F.mount, "cgroup.controllers", "cpuset cpu io memory\n");
 	assert_int_equal(mkdir(F.root, 0755), 0);
-	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
 	assert_int_equal(err->code, ENOENT);
 	char *want = xasprintf("cannot read cgroup.subtree_control of %s: No such file or directory",
 			       F.root);
@@ -1226,7 +1226,7 @@ static void test_deeper_root(void **state)
 	/* a root outside the engine's mount is refused */
 	s.tree.root = "/elsewhere/vcpud.slice";
 	struct error *err = NULL;
-	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, &err), -1);
+	assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
 	assert_non_null(strstr(err->msg, "not inside the cgroup2 mount"));
 	error_free(&err);
 	free(root);

@@ -344,7 +344,7 @@ static char *render_show(const char *json)
 	char *buf = NULL;
 	size_t len;
 	FILE *f = open_memstream(&buf, &len);
-	cli_vm_print(f, &v, cg);
+	cli_vm_print(f, &v, cg, reply);
 	fclose(f);
 	free(cg);
 	vm_clear(&v);
@@ -403,6 +403,57 @@ static void test_render_show(void **state)
 
 /* What the server's api_vm_to_json() writes, the client reads back whole,
  * cgroup paths included. */
+/* The lifecycle's fields: an admitted VM with no process yet, a
+ * quarantined one, one that holds no admission. */
+static void test_render_admission_and_fault(void **state)
+{
+	(void)state;
+	char *out = render_show(
+		"{\"name\":\"db-1\",\"tenant\":\"acme\",\"pid\":0,\"state\":\"admitted\","
+		"\"source\":\"registered\",\"uuid\":null,\"vcpus\":2,\"memory_bytes\":null,"
+		"\"vcpu_threads\":[],\"created_at\":0,\"updated_at\":0,"
+		"\"placement\":{\"pool\":\"shared\",\"cpu_policy\":\"shared\","
+		"\"thread_policy\":\"prefer\",\"nodes\":[1],\"pcpus\":\"\",\"cpus\":\"10-15\","
+		"\"mems\":\"1\"},\"fault\":null}");
+	assert_string_equal(out,
+		"name:     db-1\n"
+		"tenant:   acme\n"
+		"pid:      -\n"
+		"state:    admitted\n"
+		"source:   registered\n"
+		"uuid:     -\n"
+		"vcpus:    2\n"
+		"memory:   none\n"
+		"created:  -\n"
+		"updated:  -\n"
+		"placement: shared pool (prefer), node 1, CPUs 10-15, memory nodes 1\n"
+		"\n"
+		"no vCPU threads\n");
+	free(out);
+	out = render_show(
+		"{\"name\":\"web-2\",\"tenant\":\"acme\",\"pid\":77,\"state\":\"running\","
+		"\"source\":\"libvirt\",\"uuid\":null,\"vcpus\":2,\"memory_bytes\":null,"
+		"\"vcpu_threads\":[],\"created_at\":0,\"updated_at\":0,"
+		"\"placement\":{\"pool\":\"dedicated\",\"thread_policy\":\"isolate\","
+		"\"nodes\":[0,1],\"pcpus\":\"2,10\",\"cpus\":\"2,10\",\"mems\":\"0-1\"},"
+		"\"fault\":{\"kind\":\"identity\",\"reason\":\"libvirt reports VM web-2 with "
+		"process 77, which is VM web-1 (registered): refused\",\"since_ms\":1700000000000}}");
+	assert_non_null(strstr(out, "placement: dedicated pool (isolate), nodes 0,1, CPUs 2,10, "
+			       "memory nodes 0-1, pCPUs 2,10\n"));
+	assert_non_null(strstr(out, "fault:     quarantined (identity) since "
+			       "2023-11-14T22:13:20Z: libvirt reports VM web-2 with process 77, "
+			       "which is VM web-1 (registered): refused\n"));
+	free(out);
+	out = render_show(
+		"{\"name\":\"old\",\"tenant\":\"acme\",\"pid\":5,\"state\":\"gone\","
+		"\"source\":\"proc\",\"uuid\":null,\"vcpus\":1,\"memory_bytes\":null,"
+		"\"vcpu_threads\":[],\"created_at\":0,\"updated_at\":0,\"placement\":null,"
+		"\"fault\":null}");
+	assert_non_null(strstr(out, "placement: none (not admitted: holds no capacity)\n"));
+	assert_null(strstr(out, "fault:"));
+	free(out);
+}
+
 static void test_render_server_json(void **state)
 {
 	(void)state;
@@ -844,6 +895,7 @@ int main(void)
 		cmocka_unit_test(test_build_no_subcommand),
 		cmocka_unit_test(test_render_list),
 		cmocka_unit_test(test_render_show),
+		cmocka_unit_test(test_render_admission_and_fault),
 		cmocka_unit_test(test_render_server_json),
 		cmocka_unit_test(test_malformed_replies),
 		cmocka_unit_test(test_main_help),

@@ -396,31 +396,58 @@ static void test_caps(void **state)
 
 /* --- bad names ----------------------------------------------------------- */
 
+/* What the plan's fault callback was told. */
+struct faults_seen {
+	size_t n;
+	char tenant[8][NAME_MAX_LEN + 1];
+	char vm[8][128];
+	char msg[8][256];
+};
+
+static void record_fault(void *data, const char *tenant, const char *vm, const char *msg)
+{
+	struct faults_seen *f = data;
+	if (f->n < 8) {
+		snprintf(f->tenant[f->n], sizeof(f->tenant[0]), "%s", tenant);
+		snprintf(f->vm[f->n], sizeof(f->vm[0]), "%s", vm);
+		snprintf(f->msg[f->n], sizeof(f->msg[0]), "%s", msg);
+	}
+	f->n++;
+}
+
+/* One bad name leaves out only what it names: every other tenant and VM is
+ * planned, and the fault is reported. */
 static void test_invalid_names(void **state)
 {
 	(void)state;
 	const char *bad[] = { "", ".", "..", "../etc", "a/b", "a b", "acme;rm" };
 	struct vm_vcpu th[] = { { 0, 1001 }, { 1, 1002 } };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		/* a good tenant with VMs first, so there is a partial tree to free */
 		struct tenant ts[3] = { mk_tenant("acme"), mk_tenant("x"), mk_tenant("zeta") };
 		snprintf(ts[1].name, sizeof(ts[1].name), "%s", bad[i]);
 		struct vm vms[] = {
 			mk_vm("web-1", "acme", VM_STATE_RUNNING, 1000, th, ARRAY_SIZE(th)),
 			mk_vm("web-2", "acme", VM_STATE_RUNNING, 2000, NULL, 0),
 			mk_vm("v", bad[i], VM_STATE_RUNNING, 3000, NULL, 0),
+			mk_vm("z-1", "zeta", VM_STATE_RUNNING, 4000, NULL, 0),
 		};
+		struct faults_seen seen = { 0 };
 		struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 3, .vms = vms,
-					 .n_vms = ARRAY_SIZE(vms) };
-		struct cgroup_tree *t = NULL;
+					 .n_vms = ARRAY_SIZE(vms), .fault = record_fault,
+					 .fault_data = &seen };
+		_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
 		struct error *err = NULL;
-		assert_int_equal(plan_tree(&in, &t, &err), -1);
-		assert_null(t);
-		assert_non_null(err);
-		assert_int_equal(err->code, EINVAL);
+		assert_int_equal(plan_tree(&in, &t, &err), 0);
+		assert_null(err);
+		assert_int_equal(t->n_tenants, 2);
+		assert_string_equal(t->tenants[0].name, "acme");
+		assert_int_equal(t->tenants[0].n_vms, 2);
+		assert_string_equal(t->tenants[1].name, "zeta");
+		assert_int_equal(t->tenants[1].n_vms, 1);
+		assert_valid(t);
+		assert_int_equal(seen.n, 1);
 		_cleanup_free_ char *want = xasprintf("plan: invalid tenant name '%s'", bad[i]);
-		assert_string_equal(err->msg, want);
-		error_free(&err);
+		assert_string_equal(seen.msg[0], want);
 	}
 
 	/* a bad VM name in a good tenant, after good VMs and a good tenant */
@@ -430,19 +457,39 @@ static void test_invalid_names(void **state)
 			mk_vm("a-1", "acme", VM_STATE_RUNNING, 500, NULL, 0),
 			mk_vm("web-1", "beta", VM_STATE_RUNNING, 1000, th, ARRAY_SIZE(th)),
 			mk_vm("x", "beta", VM_STATE_RUNNING, 2000, NULL, 0),
+			mk_vm("y", "beta", VM_STATE_RUNNING, 3000, NULL, 0),
 		};
 		snprintf(vms[2].name, sizeof(vms[2].name), "%s", bad[i]);
+		struct faults_seen seen = { 0 };
 		struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 2, .vms = vms,
-					 .n_vms = ARRAY_SIZE(vms) };
-		struct cgroup_tree *t = NULL;
+					 .n_vms = ARRAY_SIZE(vms), .fault = record_fault,
+					 .fault_data = &seen };
+		_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
 		struct error *err = NULL;
-		assert_int_equal(plan_tree(&in, &t, &err), -1);
-		assert_null(t);
-		assert_int_equal(err->code, EINVAL);
+		assert_int_equal(plan_tree(&in, &t, &err), 0);
+		assert_int_equal(t->n_tenants, 2);
+		assert_int_equal(t->tenants[0].n_vms, 1);
+		assert_int_equal(t->tenants[1].n_vms, 2);
+		assert_string_equal(t->tenants[1].vms[0].name, "web-1");
+		assert_string_equal(t->tenants[1].vms[1].name, "y");
+		assert_valid(t);
+		assert_int_equal(seen.n, 1);
+		assert_string_equal(seen.tenant[0], "beta");
+		assert_string_equal(seen.vm[0], bad[i]);
 		_cleanup_free_ char *want = xasprintf("plan: invalid VM name '%s'", bad[i]);
-		assert_string_equal(err->msg, want);
-		error_free(&err);
+		assert_string_equal(seen.msg[0], want);
 	}
+	/* without a callback, the same plan, silently */
+	struct tenant t1 = mk_tenant("acme");
+	struct vm v1 = mk_vm("ok", "acme", VM_STATE_RUNNING, 1000, NULL, 0);
+	struct vm v2 = mk_vm("x", "acme", VM_STATE_RUNNING, 1001, NULL, 0);
+	snprintf(v2.name, sizeof(v2.name), "a/b");
+	struct vm both[] = { v1, v2 };
+	struct plan_input in1 = { .root = ROOT, .tenants = &t1, .n_tenants = 1, .vms = both,
+				  .n_vms = 2 };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t1t = NULL;
+	assert_int_equal(plan_tree(&in1, &t1t, NULL), 0);
+	assert_int_equal(t1t->tenants[0].n_vms, 1);
 
 	/* a bad VM name in a VM that is not planned does no harm */
 	struct tenant tn = mk_tenant("acme");

@@ -7,6 +7,8 @@
 #define STORE_TEST_TMPDIR "/tmp/vcpud-test-store-res.XXXXXX"
 #include "store_test_util.h"
 
+#include <stdarg.h>
+
 #include "vcpud/tenant.h"
 #include "vcpud/vm.h"
 
@@ -42,7 +44,30 @@ static void vm_ok(struct store *st, const char *name, const char *tenant, uint32
 		fail_msg("register %s: %s", name, err->msg);
 }
 
-/* A shared reservation on node 0 without memory. */
+/* Replace one of the heap texts of a reservation (shares, pcpus). */
+static void res_text(char **field, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void res_text(char **field, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *v = NULL;
+	assert_true(vasprintf(&v, fmt, ap) >= 0);
+	va_end(ap);
+	free(*field);
+	*field = v;
+}
+
+/* A text of n copies of c. */
+static char *repeat(char c, size_t n)
+{
+	char *s = xmalloc(n + 1);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* A shared reservation on node 0 without memory (its texts on the heap:
+ * store_reservation_clear() it). */
 static struct store_reservation mk_res(const char *vm, const char *tenant, uint32_t vcpus)
 {
 	struct store_reservation r;
@@ -52,8 +77,16 @@ static struct store_reservation mk_res(const char *vm, const char *tenant, uint3
 	r.vcpus = vcpus;
 	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "shared");
 	snprintf(r.thread_policy, sizeof(r.thread_policy), "prefer");
-	snprintf(r.shares, sizeof(r.shares), "0:%u", vcpus);
+	res_text(&r.shares, "0:%u", vcpus);
+	res_text(&r.pcpus, "%s", "");
 	return r;
+}
+
+/* *r = new, freeing what *r held. */
+static void res_set(struct store_reservation *r, struct store_reservation new)
+{
+	store_reservation_clear(r);
+	*r = new;
 }
 
 /* A dedicated reservation across two nodes with memory: every field set. */
@@ -64,8 +97,8 @@ static struct store_reservation mk_dedicated(const char *vm, const char *tenant)
 	r.memory_bytes = 3 * GIB;
 	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "dedicated");
 	snprintf(r.thread_policy, sizeof(r.thread_policy), "require");
-	snprintf(r.shares, sizeof(r.shares), "0:2,1:2");
-	snprintf(r.pcpus, sizeof(r.pcpus), "4-5,12-13");
+	res_text(&r.shares, "0:2,1:2");
+	res_text(&r.pcpus, "4-5,12-13");
 	return r;
 }
 
@@ -127,14 +160,14 @@ static void test_add_get_list_delete(void **state)
 	tenant_ok(f->st, "acme", 16);
 	tenant_ok(f->st, "beta", 16);
 
-	struct store_reservation web = mk_dedicated("web-1", "acme");
+	_cleanup_(store_reservation_clear) struct store_reservation web = mk_dedicated("web-1", "acme");
 	res_ok(f->st, &web);
 	json_t *d = last_event(f->st, "vm.admit", "vm/web-1", "uid:1000");
 	assert_res_json(d, &web);
 	json_decref(d);
 
 	fake_now_ms += 5000;
-	struct store_reservation db = mk_res("db-1", "beta", 6);
+	_cleanup_(store_reservation_clear) struct store_reservation db = mk_res("db-1", "beta", 6);
 	snprintf(db.thread_policy, sizeof(db.thread_policy), "isolate");
 	assert_int_equal(store_reservation_add(f->st, &db, NULL, &err), 0);
 	assert_null(err);
@@ -143,12 +176,12 @@ static void test_add_get_list_delete(void **state)
 	json_decref(d);
 	assert_int_equal(event_count(f->st), 4);
 
-	struct store_reservation got = res_get_ok(f->st, "web-1");
+	_cleanup_(store_reservation_clear) struct store_reservation got = res_get_ok(f->st, "web-1");
 	assert_res_equal(&got, &web);
 	assert_true(got.memory_set);
 	assert_int_equal(got.memory_bytes, 3 * GIB);
 	assert_int_equal(got.created_at, 1700000000);
-	got = res_get_ok(f->st, "db-1");
+	res_set(&got, res_get_ok(f->st, "db-1"));
 	assert_res_equal(&got, &db);
 	assert_false(got.memory_set);
 	assert_string_equal(got.pcpus, "");
@@ -166,10 +199,10 @@ static void test_add_get_list_delete(void **state)
 	assert_res_equal(&list[1], &web);
 	assert_int_equal(list[0].created_at, 1700000005);
 	assert_int_equal(list[1].created_at, 1700000000);
-	free(list);
+	store_reservations_free(list, n);
 
 	fake_now_ms += 1000;
-	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:7", &err), 0);
+	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:7", NULL, &err), 0);
 	assert_null(err);
 	d = last_event(f->st, "vm.unadmit", "vm/web-1", "uid:7");
 	assert_res_json(d, &web);
@@ -180,14 +213,14 @@ static void test_add_get_list_delete(void **state)
 	assert_int_equal(store_reservation_list(f->st, &list, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(list[0].vm, "db-1");
-	free(list);
+	store_reservations_free(list, n);
 
 	/* an unadmitted name can be admitted again, with another placement */
 	web.vcpus = 2;
-	snprintf(web.shares, sizeof(web.shares), "1:2");
-	snprintf(web.pcpus, sizeof(web.pcpus), "12-13");
+	res_text(&web.shares, "1:2");
+	res_text(&web.pcpus, "12-13");
 	res_ok(f->st, &web);
-	got = res_get_ok(f->st, "web-1");
+	res_set(&got, res_get_ok(f->st, "web-1"));
 	assert_res_equal(&got, &web);
 	assert_int_equal(got.created_at, 1700000006);
 	assert_int_equal(store_integrity_check(f->st, &err), 0);
@@ -205,17 +238,17 @@ static void test_list_empty_and_get_unknown(void **state)
 	assert_int_equal(n, 0);
 
 	tenant_ok(f->st, "acme", 8);
-	struct store_reservation r = mk_res("web-1", "acme", 1);
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_res("web-1", "acme", 1);
 	res_ok(f->st, &r);
 	int64_t events = event_count(f->st);
-	struct store_reservation got;
+	struct store_reservation got = { 0 };
 	assert_int_equal(store_reservation_get(f->st, "ghost", &got, &err), -1);
 	expect_error_msg(&err, ENOENT, "VM 'ghost' is not admitted");
 	assert_int_equal(store_reservation_get(f->st, NULL, &got, &err), -1);
 	expect_error(&err, EINVAL, NULL);
-	assert_int_equal(store_reservation_delete(f->st, "ghost", "uid:0", &err), -1);
+	assert_int_equal(store_reservation_delete(f->st, "ghost", "uid:0", NULL, &err), -1);
 	expect_error_msg(&err, ENOENT, "VM 'ghost' is not admitted");
-	assert_int_equal(store_reservation_delete(f->st, NULL, "uid:0", &err), -1);
+	assert_int_equal(store_reservation_delete(f->st, NULL, "uid:0", NULL, &err), -1);
 	expect_error(&err, EINVAL, NULL);
 	assert_int_equal(store_reservation_add(f->st, NULL, "uid:0", &err), -1);
 	expect_error(&err, EINVAL, NULL);
@@ -227,8 +260,8 @@ static void test_list_empty_and_get_unknown(void **state)
 	assert_int_equal(res_count(f->st), 1);
 	assert_int_equal(event_count(f->st), events);
 
-	assert_int_equal(store_reservation_delete(f->st, "web-1", NULL, &err), 0);
-	assert_int_equal(store_reservation_delete(f->st, "web-1", NULL, &err), -1);
+	assert_int_equal(store_reservation_delete(f->st, "web-1", NULL, NULL, &err), 0);
+	assert_int_equal(store_reservation_delete(f->st, "web-1", NULL, NULL, &err), -1);
 	expect_error(&err, ENOENT, NULL);
 	assert_int_equal(event_count(f->st), events + 1);
 }
@@ -241,20 +274,20 @@ static void test_duplicate(void **state)
 	struct error *err = NULL;
 	tenant_ok(f->st, "acme", 16);
 	tenant_ok(f->st, "other", 16);
-	struct store_reservation web = mk_dedicated("web-1", "acme");
+	_cleanup_(store_reservation_clear) struct store_reservation web = mk_dedicated("web-1", "acme");
 	res_ok(f->st, &web);
 	int64_t events = event_count(f->st);
 	fake_now_ms += 60000;
 
-	struct store_reservation again = mk_dedicated("web-1", "acme");
+	_cleanup_(store_reservation_clear) struct store_reservation again = mk_dedicated("web-1", "acme");
 	assert_int_equal(store_reservation_add(f->st, &again, "uid:0", &err), -1);
 	expect_error_msg(&err, EEXIST, "VM 'web-1' is already admitted");
 	/* under another tenant and another placement, still the same VM */
-	struct store_reservation other = mk_res("web-1", "other", 2);
+	_cleanup_(store_reservation_clear) struct store_reservation other = mk_res("web-1", "other", 2);
 	assert_int_equal(store_reservation_add(f->st, &other, "uid:0", &err), -1);
 	expect_error_msg(&err, EEXIST, "VM 'web-1' is already admitted");
 
-	struct store_reservation got = res_get_ok(f->st, "web-1");
+	_cleanup_(store_reservation_clear) struct store_reservation got = res_get_ok(f->st, "web-1");
 	assert_res_equal(&got, &web);
 	assert_int_equal(got.created_at, 1700000000);
 	assert_int_equal(res_count(f->st), 1);
@@ -267,11 +300,11 @@ static void test_unknown_tenant(void **state)
 	struct error *err = NULL;
 	tenant_ok(f->st, "acme", 8);
 	int64_t events = event_count(f->st);
-	struct store_reservation r = mk_res("web-1", "ghost", 1);
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_res("web-1", "ghost", 1);
 	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
 	expect_error_msg(&err, ENOENT, "no tenant 'ghost'");
 	/* names are case-sensitive, as the tenants table's key is */
-	r = mk_res("web-1", "ACME", 1);
+	res_set(&r, mk_res("web-1", "ACME", 1));
 	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
 	expect_error_msg(&err, ENOENT, "no tenant 'ACME'");
 	assert_int_equal(res_count(f->st), 0);
@@ -297,82 +330,88 @@ static void test_invalid_fields(void **state)
 	struct error *err = NULL;
 	tenant_ok(f->st, "acme", 8);
 
-	struct store_reservation r = mk_res("../x", "acme", 1);
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_res("../x", "acme", 1);
 	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
 	expect_error_msg(&err, EINVAL, "cannot admit VM: invalid VM name '../x': use 1 to "
 			 "64 of A-Z a-z 0-9 _ . - (not '.' or '..')");
-	r = mk_res("", "acme", 1);
+	res_set(&r, mk_res("", "acme", 1));
 	expect_invalid(f->st, &r, "VM name is empty");
-	r = mk_res("..", "acme", 1);
+	res_set(&r, mk_res("..", "acme", 1));
 	expect_invalid(f->st, &r, "invalid VM name '..'");
-	r = mk_res("web-1", "../x", 1);
+	res_set(&r, mk_res("web-1", "../x", 1));
 	expect_invalid(f->st, &r, "cannot admit VM 'web-1': invalid tenant name '../x'");
-	r = mk_res("web-1", "", 1);
+	res_set(&r, mk_res("web-1", "", 1));
 	expect_invalid(f->st, &r, "tenant name is empty");
 
-	r = mk_res("web-1", "acme", 0);
+	res_set(&r, mk_res("web-1", "acme", 0));
 	assert_int_equal(store_reservation_add(f->st, &r, "uid:0", &err), -1);
 	expect_error_msg(&err, EINVAL, "cannot admit VM 'web-1': 0 vCPUs is out of range "
 			 "(1..4096)");
-	r = mk_res("web-1", "acme", 4097);
+	res_set(&r, mk_res("web-1", "acme", 4097));
 	expect_invalid(f->st, &r, "4097 vCPUs is out of range (1..4096)");
-	r = mk_res("web-1", "acme", UINT32_MAX);
+	res_set(&r, mk_res("web-1", "acme", UINT32_MAX));
 	expect_invalid(f->st, &r, "vCPUs is out of range");
 
-	r = mk_res("web-1", "acme", 1);
+	res_set(&r, mk_res("web-1", "acme", 1));
 	r.memory_set = true;
 	r.memory_bytes = 0;
 	expect_invalid(f->st, &r, "memory size 0 bytes is not positive");
 	r.memory_bytes = -GIB;
 	expect_invalid(f->st, &r, "is not positive");
 
-	r = mk_res("web-1", "acme", 1);
+	res_set(&r, mk_res("web-1", "acme", 1));
 	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "Shared");
 	expect_invalid(f->st, &r, "unknown CPU policy 'Shared' (shared or dedicated)");
 	r.cpu_policy[0] = '\0';
 	expect_invalid(f->st, &r, "unknown CPU policy ''");
-	r = mk_res("web-1", "acme", 1);
+	res_set(&r, mk_res("web-1", "acme", 1));
 	snprintf(r.thread_policy, sizeof(r.thread_policy), "strict");
 	expect_invalid(f->st, &r, "unknown thread policy 'strict' (prefer, isolate or "
 		       "require)");
 	snprintf(r.thread_policy, sizeof(r.thread_policy), "prefer ");
 	expect_invalid(f->st, &r, "unknown thread policy 'prefer '");
 
-	r = mk_res("web-1", "acme", 1);
-	snprintf(r.shares, sizeof(r.shares), "0:6;1");
+	res_set(&r, mk_res("web-1", "acme", 1));
+	res_text(&r.shares, "0:6;1");
 	expect_invalid(f->st, &r, "invalid shares '0:6;1'");
-	snprintf(r.shares, sizeof(r.shares), "0:1 ");
+	res_text(&r.shares, "0:1 ");
 	expect_invalid(f->st, &r, "invalid shares '0:1 '");
-	snprintf(r.shares, sizeof(r.shares), "-1:1");
+	res_text(&r.shares, "-1:1");
 	expect_invalid(f->st, &r, "invalid shares '-1:1'");
-	r.shares[0] = '\0';
+	res_text(&r.shares, "%s", "");
 	expect_invalid(f->st, &r, "its shares are empty");
 
-	r = mk_res("web-1", "acme", 1);
-	snprintf(r.pcpus, sizeof(r.pcpus), "1-3x");
+	res_set(&r, mk_res("web-1", "acme", 1));
+	res_text(&r.pcpus, "1-3x");
 	expect_invalid(f->st, &r, "invalid pCPU list '1-3x'");
-	snprintf(r.pcpus, sizeof(r.pcpus), "0:1");
+	res_text(&r.pcpus, "0:1");
 	expect_invalid(f->st, &r, "invalid pCPU list '0:1'");
-	snprintf(r.pcpus, sizeof(r.pcpus), "1 2");
+	res_text(&r.pcpus, "1 2");
 	expect_invalid(f->st, &r, "invalid pCPU list '1 2'");
 
-	/* buffers filled to the last byte (no terminating NUL) */
-	r = mk_res("web-1", "acme", 1);
-	memset(r.shares, '1', sizeof(r.shares));
-	expect_invalid(f->st, &r, "its shares are longer than 255 characters");
-	r = mk_res("web-1", "acme", 1);
-	memset(r.pcpus, '1', sizeof(r.pcpus));
-	expect_invalid(f->st, &r, "its pCPU list is longer than 1023 characters");
-	r = mk_res("web-1", "acme", 1);
+	/* texts one past their limits; fixed buffers filled to the last byte
+	 * (no terminating NUL) */
+	res_set(&r, mk_res("web-1", "acme", 1));
+	free(r.shares);
+	r.shares = repeat('1', STORE_RES_SHARES_MAX + 1);
+	expect_invalid(f->st, &r, "its shares are longer than 1023 characters");
+	res_set(&r, mk_res("web-1", "acme", 1));
+	free(r.pcpus);
+	r.pcpus = repeat('1', STORE_RES_PCPUS_MAX + 1);
+	expect_invalid(f->st, &r, "its pCPU list is longer than 65535 characters");
+	free(r.pcpus);
+	r.pcpus = NULL;
+	expect_invalid(f->st, &r, "its pCPU list is missing");
+	res_set(&r, mk_res("web-1", "acme", 1));
 	memset(r.cpu_policy, 's', sizeof(r.cpu_policy));
 	expect_invalid(f->st, &r, "unknown CPU policy 'ssssssssssssssss'");
-	r = mk_res("web-1", "acme", 1);
+	res_set(&r, mk_res("web-1", "acme", 1));
 	memset(r.thread_policy, 'p', sizeof(r.thread_policy));
 	expect_invalid(f->st, &r, "unknown thread policy");
-	r = mk_res("web-1", "acme", 1);
+	res_set(&r, mk_res("web-1", "acme", 1));
 	memset(r.vm, 'a', sizeof(r.vm));
 	expect_invalid(f->st, &r, "longer than 64 characters");
-	r = mk_res("web-1", "acme", 1);
+	res_set(&r, mk_res("web-1", "acme", 1));
 	memset(r.tenant, 'a', sizeof(r.tenant));
 	expect_invalid(f->st, &r, "longer than 64 characters");
 
@@ -386,37 +425,37 @@ static void test_edges_accepted(void **state)
 	struct fx *f = *state;
 	tenant_ok(f->st, "acme", 8);
 
-	struct store_reservation r = mk_res("a", "acme", 1);
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_res("a", "acme", 1);
 	res_ok(f->st, &r);
-	r = mk_res("b", "acme", VM_VCPUS_MAX);
+	res_set(&r, mk_res("b", "acme", VM_VCPUS_MAX));
 	r.memory_set = true;
 	r.memory_bytes = 1;
 	res_ok(f->st, &r);
-	r = mk_res("c", "acme", 2);
+	res_set(&r, mk_res("c", "acme", 2));
 	r.memory_set = true;
 	r.memory_bytes = INT64_MAX;
-	memset(r.shares, '1', sizeof(r.shares) - 1);
-	r.shares[sizeof(r.shares) - 1] = '\0';
-	memset(r.pcpus, ',', sizeof(r.pcpus) - 1);
-	r.pcpus[sizeof(r.pcpus) - 1] = '\0';
+	free(r.shares);
+	r.shares = repeat('1', STORE_RES_SHARES_MAX);
+	free(r.pcpus);
+	r.pcpus = repeat(',', STORE_RES_PCPUS_MAX);
 	res_ok(f->st, &r);
 	char name[NAME_MAX_LEN + 1];
 	memset(name, 'v', NAME_MAX_LEN);
 	name[NAME_MAX_LEN] = '\0';
-	r = mk_res(name, "acme", 1);
+	res_set(&r, mk_res(name, "acme", 1));
 	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "dedicated");
 	snprintf(r.thread_policy, sizeof(r.thread_policy), "isolate");
-	snprintf(r.pcpus, sizeof(r.pcpus), "7");
+	res_text(&r.pcpus, "7");
 	res_ok(f->st, &r);
 
-	struct store_reservation got = res_get_ok(f->st, "c");
-	assert_int_equal(strlen(got.shares), 255);
-	assert_int_equal(strlen(got.pcpus), 1023);
+	_cleanup_(store_reservation_clear) struct store_reservation got = res_get_ok(f->st, "c");
+	assert_int_equal(strlen(got.shares), STORE_RES_SHARES_MAX);
+	assert_int_equal(strlen(got.pcpus), STORE_RES_PCPUS_MAX);
 	assert_int_equal(got.memory_bytes, INT64_MAX);
-	got = res_get_ok(f->st, "b");
+	res_set(&got, res_get_ok(f->st, "b"));
 	assert_int_equal(got.vcpus, VM_VCPUS_MAX);
 	assert_int_equal(got.memory_bytes, 1);
-	got = res_get_ok(f->st, name);
+	res_set(&got, res_get_ok(f->st, name));
 	assert_string_equal(got.vm, name);
 	assert_string_equal(got.thread_policy, "isolate");
 	assert_int_equal(res_count(f->st), 4);
@@ -459,19 +498,19 @@ static void test_schema_checks(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		if (st_exec(f->st, bad[i]) != SQLITE_CONSTRAINT)
 			fail_msg("the schema accepted: %s", bad[i]);
-	/* one past the lengths of the C buffers */
+	/* one past the limits of the C checks (STORE_RES_*_MAX) */
 	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
 				 "cpu_policy, thread_policy, shares, created_at) VALUES ('x', "
-				 "'acme', 1, 'shared', 'prefer', printf('%.256c', '1'), 1)"),
+				 "'acme', 1, 'shared', 'prefer', printf('%.1024c', '1'), 1)"),
 			 SQLITE_CONSTRAINT);
 	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
 				 "cpu_policy, thread_policy, shares, pcpus, created_at) VALUES "
-				 "('x', 'acme', 1, 'shared', 'prefer', '1', printf('%.1024c', '1'), "
+				 "('x', 'acme', 1, 'shared', 'prefer', '1', printf('%.65536c', '1'), "
 				 "1)"), SQLITE_CONSTRAINT);
 	assert_int_equal(st_exec(f->st, "INSERT INTO reservations (vm, tenant, vcpus, "
 				 "cpu_policy, thread_policy, shares, pcpus, created_at) VALUES "
-				 "('x', 'acme', 1, 'shared', 'prefer', printf('%.255c', '1'), "
-				 "printf('%.1023c', '1'), 1)"), SQLITE_OK);
+				 "('x', 'acme', 1, 'shared', 'prefer', printf('%.1023c', '1'), "
+				 "printf('%.65535c', '1'), 1)"), SQLITE_OK);
 	assert_int_equal(res_count(f->st), 3);
 }
 
@@ -483,11 +522,11 @@ static void test_tenant_delete_refused(void **state)
 	struct error *err = NULL;
 	tenant_ok(f->st, "acme", 16);
 	tenant_ok(f->st, "other", 16);
-	struct store_reservation r = mk_dedicated("web-1", "acme");
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_dedicated("web-1", "acme");
 	res_ok(f->st, &r);
-	r = mk_res("web-2", "acme", 2);
+	res_set(&r, mk_res("web-2", "acme", 2));
 	res_ok(f->st, &r);
-	r = mk_res("db-1", "other", 2);
+	res_set(&r, mk_res("db-1", "other", 2));
 	res_ok(f->st, &r);
 	int64_t events = event_count(f->st);
 
@@ -505,26 +544,41 @@ static void test_tenant_delete_refused(void **state)
 
 	/* registered and admitted: both are named */
 	vm_ok(f->st, "web-1", "acme", 4);
-	assert_int_equal(store_reservation_delete(f->st, "web-2", "uid:0", &err), 0);
+	assert_int_equal(store_reservation_delete(f->st, "web-2", "uid:0", NULL, &err), 0);
 	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), -1);
 	expect_error_msg(&err, EBUSY, "tenant 'acme' still has 1 VM and 1 admitted VM: "
 			 "release them first");
+	/* a release removes the VM and its reservation together */
+	events = event_count(f->st);
 	assert_int_equal(store_vm_delete(f->st, "web-1", "uid:0", &err), 0);
+	assert_null(err);
+	assert_int_equal(event_count(f->st), events + 2);
+	json_t *ud = last_event(f->st, "vm.unadmit", "vm/web-1", "uid:0");
+	assert_string_equal(jstr(ud, "reason"), "released");
+	json_decref(ud);
+	assert_int_equal(store_reservation_get(f->st, "web-1", &r, &err), -1);
+	expect_error(&err, ENOENT, NULL);
+	/* a reservation without a VM is released the same way */
+	res_set(&r, mk_res("web-3", "acme", 1));
+	res_ok(f->st, &r);
 	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), -1);
 	expect_error_msg(&err, EBUSY, "tenant 'acme' still has 1 admitted VM: release them "
 			 "first");
+	assert_int_equal(store_vm_delete(f->st, "web-3", "uid:0", &err), 0);
+	assert_int_equal(store_vm_delete(f->st, "web-3", "uid:0", &err), -1);
+	expect_error_msg(&err, ENOENT, "no VM or reservation 'web-3'");
 	events = event_count(f->st);
 
-	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:0", &err), 0);
 	assert_int_equal(store_tenant_delete(f->st, "acme", "uid:0", &err), 0);
 	assert_null(err);
 	json_t *d = last_event(f->st, "tenant.delete", "tenant/acme", "uid:0");
 	assert_string_equal(jstr(d, "name"), "acme");
 	json_decref(d);
-	assert_int_equal(event_count(f->st), events + 2);
+	assert_int_equal(event_count(f->st), events + 1);
 	assert_int_equal(st_int(f->st, "SELECT count(*) FROM tenants"), 1);
 	/* the other tenant's reservation is untouched */
-	assert_string_equal(res_get_ok(f->st, "db-1").tenant, "other");
+	_cleanup_(store_reservation_clear) struct store_reservation other = res_get_ok(f->st, "db-1");
+	assert_string_equal(other.tenant, "other");
 	assert_int_equal(store_integrity_check(f->st, &err), 0);
 }
 
@@ -534,21 +588,21 @@ static void test_rolled_back_with_its_event(void **state)
 	struct fx *f = *state;
 	struct error *err = NULL;
 	tenant_ok(f->st, "acme", 16);
-	struct store_reservation web = mk_dedicated("web-1", "acme");
+	_cleanup_(store_reservation_clear) struct store_reservation web = mk_dedicated("web-1", "acme");
 	res_ok(f->st, &web);
 	int64_t events = event_count(f->st);
 	assert_int_equal(st_exec(f->st, "CREATE TEMP TRIGGER no_audit BEFORE INSERT ON "
 				 "main.events BEGIN SELECT RAISE(ABORT, 'audit log "
 				 "unavailable'); END"), SQLITE_OK);
 
-	struct store_reservation db = mk_res("db-1", "acme", 2);
+	_cleanup_(store_reservation_clear) struct store_reservation db = mk_res("db-1", "acme", 2);
 	assert_int_equal(store_reservation_add(f->st, &db, "uid:0", &err), -1);
 	expect_error(&err, EIO, "audit log unavailable");
-	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:0", &err), -1);
+	assert_int_equal(store_reservation_delete(f->st, "web-1", "uid:0", NULL, &err), -1);
 	expect_error(&err, EIO, "cannot unadmit VM 'web-1'");
 
 	assert_int_equal(res_count(f->st), 1);
-	struct store_reservation got = res_get_ok(f->st, "web-1");
+	_cleanup_(store_reservation_clear) struct store_reservation got = res_get_ok(f->st, "web-1");
 	assert_res_equal(&got, &web);
 	assert_int_equal(event_count(f->st), events);
 	/* and the connection is usable again afterwards */
@@ -568,9 +622,13 @@ static void test_upgrade_from_version_3(void **state)
 	assert_int_equal(store_schema_version(st), 3);
 	assert_int_equal(st_int(st, "SELECT count(*) FROM sqlite_schema WHERE name = "
 				"'reservations'"), 0);
-	store_set_clock(st, fake_clock);
-	tenant_ok(st, "acme", 8);
-	vm_ok(st, "web-1", "acme", 2);
+	/* rows as a version-3 vcpud wrote them (today's code needs the newest
+	 * schema, so raw SQL) */
+	assert_int_equal(st_exec(st, "INSERT INTO tenants (name, vcpus, created_at, updated_at) "
+				 "VALUES ('acme', 8, 1700000000, 1700000000)"), SQLITE_OK);
+	assert_int_equal(st_exec(st, "INSERT INTO vms (name, tenant, vcpus, state, source, "
+				 "created_at, updated_at) VALUES ('web-1', 'acme', 2, 'running', "
+				 "'registered', 1700000000, 1700000000)"), SQLITE_OK);
 	int64_t events = event_count(st);
 	store_close(st);
 
@@ -594,11 +652,11 @@ static void test_upgrade_from_version_3(void **state)
 				"AND name = 'reservations_tenant'"), 1);
 
 	/* the new table works, with its foreign key */
-	struct store_reservation r = mk_res("web-1", "acme", 2);
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_res("web-1", "acme", 2);
 	res_ok(st, &r);
-	struct store_reservation got = res_get_ok(st, "web-1");
+	_cleanup_(store_reservation_clear) struct store_reservation got = res_get_ok(st, "web-1");
 	assert_res_equal(&got, &r);
-	r = mk_res("db-1", "ghost", 1);
+	res_set(&r, mk_res("db-1", "ghost", 1));
 	assert_int_equal(store_reservation_add(st, &r, "uid:0", &err), -1);
 	expect_error(&err, ENOENT, "no tenant 'ghost'");
 	assert_int_equal(store_integrity_check(st, &err), 0);
@@ -606,7 +664,7 @@ static void test_upgrade_from_version_3(void **state)
 
 	/* and a reopen keeps it */
 	assert_int_equal(store_open(path, &st, &err), 0);
-	got = res_get_ok(st, "web-1");
+	res_set(&got, res_get_ok(st, "web-1"));
 	assert_string_equal(got.tenant, "acme");
 	store_close(st);
 }

@@ -1,9 +1,11 @@
 /* test_store_vm.c - the store's VMs against real SQLite files in a temporary
- * directory: registration with threads and read-back, the tenant's vCPU and
- * memory quotas (at the limit, one over), conflicts and invalid input that
- * change nothing and log nothing, the runtime updates discovery makes (a
- * no-op writes nothing), gone VMs freeing quota but not their tenant, and
- * release. */
+ * directory: registration with threads and read-back, registration with its
+ * reservation in one transaction, conflicts and invalid input that change
+ * nothing and log nothing (a PID held by a live VM, on create and on
+ * update), the runtime updates the lifecycle makes (a no-op writes
+ * nothing; identity and state_since_ms), the tenant's usage counted from
+ * the reservations, the one-read inventory, and release. Quotas are
+ * decided by admission (test_admit.c, test_registry.c), not here. */
 #define STORE_TEST_TMPDIR "/tmp/vcpud-test-store-vm.XXXXXX"
 #include "store_test_util.h"
 
@@ -83,10 +85,25 @@ static struct vm vm_get_ok(struct store *st, const char *name)
 	return v;
 }
 
+/* store_vm_update_runtime() keeping the VM's source, start time unknown. */
+static int upd(struct store *st, const char *name, enum vm_state state, pid_t pid,
+	       const struct vm_vcpu *threads, size_t n, struct error **err)
+{
+	struct vm cur;
+	enum vm_source src = VM_SOURCE_REGISTERED;
+	if (name && store_vm_get(st, name, &cur, NULL) == 0) {
+		src = cur.source;
+		vm_clear(&cur);
+	}
+	struct store_vm_runtime rt = { .state = state, .source = src, .pid = pid,
+				       .threads = threads, .n_threads = n };
+	return store_vm_update_runtime(st, name, &rt, NULL, err);
+}
+
 static void set_state(struct store *st, const char *name, enum vm_state state, pid_t pid)
 {
 	struct error *err = NULL;
-	if (store_vm_update_runtime(st, name, state, pid, NULL, 0, &err) < 0)
+	if (upd(st, name, state, pid, NULL, 0, &err) < 0)
 		fail_msg("update %s: %s", name, err->msg);
 }
 
@@ -158,8 +175,9 @@ static void test_register_and_read(void **state)
 	assert_int_equal(list[1].memory_bytes, 2 * GIB);
 	vm_list_free(list, n);
 
+	/* usage is what the reservations hold: these two were never admitted */
 	struct tenant t = tenant_get_ok(f->st, "acme");
-	assert_int_equal(t.vcpus_used, 6);
+	assert_int_equal(t.vcpus_used, 0);
 	assert_int_equal(t.vm_count, 2);
 
 	/* the audit event carries the VM as stored */
@@ -203,107 +221,6 @@ static void test_list_empty_and_get_unknown(void **state)
 	assert_int_equal(store_vm_get(f->st, "ghost", &v, &err), -1);
 	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
 }
-
-/* --- quotas ------------------------------------------------------------------ */
-
-static void test_vcpu_quota(void **state)
-{
-	struct fx *f = *state;
-	struct error *err = NULL;
-	tenant_ok(f->st, "acme", 32, 0);
-	tenant_ok(f->st, "other", 64, 0);
-	vm_add(f->st, "a", "acme", 16, 0);
-	vm_add(f->st, "b", "acme", 14, 0);
-	vm_add(f->st, "c", "other", 40, 0); /* another tenant's VMs do not count */
-	int64_t events = event_count(f->st), rows = vcpu_rows(f->st);
-
-	struct vm v = mk_vm("web-1", "acme", 4, 0);
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant acme: 30 of 32 vCPUs used, 4 requested");
-	assert_int_equal(vm_count(f->st), 3);
-	assert_int_equal(vcpu_rows(f->st), rows);
-	assert_int_equal(event_count(f->st), events);
-	assert_int_equal(store_vm_get(f->st, "web-1", &v, &err), -1);
-	expect_error(&err, ENOENT, NULL);
-
-	/* exactly up to the quota is fine */
-	v = mk_vm("web-1", "acme", 2, 0);
-	vm_ok(f->st, &v);
-	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 32);
-	v = mk_vm("web-2", "acme", 1, 0);
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant acme: 32 of 32 vCPUs used, 1 requested");
-
-	/* a tenant with no vCPUs has room for nothing */
-	tenant_ok(f->st, "zero", 0, 0);
-	v = mk_vm("z", "zero", 1, 0);
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant zero: 0 of 0 vCPUs used, 1 requested");
-	assert_int_equal(vm_count(f->st), 4);
-	assert_int_equal(event_count(f->st), events + 2);
-}
-
-static void test_memory_quota(void **state)
-{
-	struct fx *f = *state;
-	struct error *err = NULL;
-	tenant_ok(f->st, "acme", 64, 4 * GIB);
-	tenant_ok(f->st, "free", 64, 0);
-
-	struct vm v = mk_vm("m1", "acme", 1, 0);
-	v.memory_set = true;
-	v.memory_bytes = GIB;
-	vm_ok(f->st, &v);
-	v = mk_vm("m2", "acme", 1, 0);
-	v.memory_set = true;
-	v.memory_bytes = 2 * GIB;
-	vm_ok(f->st, &v);
-	vm_add(f->st, "nomem", "acme", 1, 0); /* no memory: not counted */
-	int64_t events = event_count(f->st);
-
-	v = mk_vm("m3", "acme", 1, 0);
-	v.memory_set = true;
-	v.memory_bytes = 2 * GIB;
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant acme: 3G of 4G memory reserved, 2G requested");
-	assert_int_equal(vm_count(f->st), 3);
-	assert_int_equal(event_count(f->st), events);
-
-	/* a single VM above the whole quota */
-	v.memory_bytes = 5 * GIB;
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant acme: 3G of 4G memory reserved, 5G requested");
-	v.memory_bytes = INT64_MAX;
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error(&err, EBUSY, "of 4G memory reserved");
-
-	/* exactly up to the quota */
-	v.memory_bytes = GIB;
-	vm_ok(f->st, &v);
-	v = mk_vm("m4", "acme", 1, 0);
-	v.memory_set = true;
-	v.memory_bytes = 4096;
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant acme: 4G of 4G memory reserved, 4K requested");
-
-	/* a gone VM's memory is free again */
-	set_state(f->st, "m2", VM_STATE_GONE, 0);
-	v.memory_bytes = 2 * GIB;
-	vm_ok(f->st, &v);
-
-	/* without a tenant memory quota, any amount goes */
-	v = mk_vm("big", "free", 1, 0);
-	v.memory_set = true;
-	v.memory_bytes = (int64_t)1 << 60;
-	vm_ok(f->st, &v);
-	v = mk_vm("big2", "free", 1, 0);
-	v.memory_set = true;
-	v.memory_bytes = INT64_MAX;
-	vm_ok(f->st, &v);
-	assert_int_equal(vm_get_ok(f->st, "big2").memory_bytes, INT64_MAX);
-}
-
-/* --- refusals ------------------------------------------------------------------ */
 
 static void test_unknown_tenant(void **state)
 {
@@ -452,7 +369,7 @@ static void test_register_rolled_back_with_its_event(void **state)
 	v.n_threads = 1;
 	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
 	expect_error(&err, EIO, "audit log unavailable");
-	assert_int_equal(store_vm_update_runtime(f->st, "keep", VM_STATE_GONE, 0, NULL, 0,
+	assert_int_equal(upd(f->st, "keep", VM_STATE_GONE, 0, NULL, 0,
 						 &err), -1);
 	expect_error(&err, EIO, "audit log unavailable");
 	assert_int_equal(store_vm_delete(f->st, "keep", "uid:0", &err), -1);
@@ -481,12 +398,12 @@ static void test_update_runtime_noop(void **state)
 	int64_t events = event_count(f->st);
 	fake_now_ms += 60000;
 
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 1234, th,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_RUNNING, 1234, th,
 						 ARRAY_SIZE(th), &err), 0);
 	assert_null(err);
 	/* the same threads in another order, with an unknown tid listed */
 	struct vm_vcpu shuffled[] = { { 3, 103 }, { 2, 0 }, { 0, 100 }, { 1, 101 } };
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 1234,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_RUNNING, 1234,
 						 shuffled, ARRAY_SIZE(shuffled), &err), 0);
 	assert_int_equal(event_count(f->st), events);
 	struct vm got = vm_get_ok(f->st, "web-1");
@@ -497,7 +414,7 @@ static void test_update_runtime_noop(void **state)
 	/* a VM without threads stays so */
 	vm_add(f->st, "bare", "acme", 1, 0);
 	events = event_count(f->st);
-	assert_int_equal(store_vm_update_runtime(f->st, "bare", VM_STATE_RUNNING, 0, NULL, 0,
+	assert_int_equal(upd(f->st, "bare", VM_STATE_RUNNING, 0, NULL, 0,
 						 &err), 0);
 	assert_int_equal(event_count(f->st), events);
 	assert_int_equal(vm_get_ok(f->st, "bare").updated_at, 1700000060);
@@ -518,7 +435,7 @@ static void test_update_runtime_changes(void **state)
 	/* threads only: written, but no event */
 	fake_now_ms += 5000;
 	struct vm_vcpu th2[] = { { 3, 203 }, { 1, 201 } };
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 1234, th2,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_RUNNING, 1234, th2,
 						 ARRAY_SIZE(th2), &err), 1);
 	assert_null(err);
 	assert_int_equal(event_count(f->st), events);
@@ -535,7 +452,7 @@ static void test_update_runtime_changes(void **state)
 				"idx IN (0, 2)"), 2);
 
 	/* pid only: no event either */
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_RUNNING, 4321, th2,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_RUNNING, 4321, th2,
 						 ARRAY_SIZE(th2), &err), 1);
 	assert_int_equal(event_count(f->st), events);
 	got = vm_get_ok(f->st, "web-1");
@@ -545,7 +462,7 @@ static void test_update_runtime_changes(void **state)
 
 	/* a state change is logged */
 	fake_now_ms += 5000;
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_PAUSED, 4321, th2,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_PAUSED, 4321, th2,
 						 ARRAY_SIZE(th2), &err), 1);
 	assert_int_equal(event_count(f->st), events + 1);
 	json_t *d = last_event(f->st, "vm.state", "vm/web-1", "vcpud");
@@ -557,7 +474,7 @@ static void test_update_runtime_changes(void **state)
 
 	/* gone: the process and its threads are no more */
 	fake_now_ms += 5000;
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, NULL, 0,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, 0, NULL, 0,
 						 &err), 1);
 	d = last_event(f->st, "vm.state", "vm/web-1", "vcpud");
 	assert_string_equal(jstr(d, "old"), "paused");
@@ -575,7 +492,7 @@ static void test_update_runtime_changes(void **state)
 	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vcpus WHERE tid IS NULL"), 4);
 	assert_int_equal(st_int(f->st, "SELECT count(*) FROM vms WHERE pid IS NULL"), 1);
 	/* and once more is a no-op */
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, NULL, 0,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, 0, NULL, 0,
 						 &err), 0);
 	assert_int_equal(event_count(f->st), events + 2);
 
@@ -584,7 +501,7 @@ static void test_update_runtime_changes(void **state)
 				 "created_at, updated_at) VALUES ('raw', 'acme', 2, 'unknown', "
 				 "'proc', 1, 1)"), SQLITE_OK);
 	struct vm_vcpu th3[] = { { 1, 301 } };
-	assert_int_equal(store_vm_update_runtime(f->st, "raw", VM_STATE_UNKNOWN, 0, th3, 1,
+	assert_int_equal(upd(f->st, "raw", VM_STATE_UNKNOWN, 0, th3, 1,
 						 &err), 1);
 	got = vm_get_ok(f->st, "raw");
 	assert_int_equal(got.n_threads, 1);
@@ -606,27 +523,27 @@ static void test_update_runtime_invalid(void **state)
 	fake_now_ms += 5000;
 
 	struct vm_vcpu over[] = { { 0, 200 }, { 2, 202 } };
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, over,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, 0, over,
 						 ARRAY_SIZE(over), &err), -1);
 	expect_error(&err, EINVAL, "vCPU index 2 is not below 2");
 	struct vm_vcpu dup[] = { { 1, 200 }, { 1, 201 } };
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, dup,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, 0, dup,
 						 ARRAY_SIZE(dup), &err), -1);
 	expect_error(&err, EINVAL, "must be unique");
 	struct vm_vcpu dup_tid[] = { { 0, 200 }, { 1, 200 } };
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, dup_tid,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, 0, dup_tid,
 						 ARRAY_SIZE(dup_tid), &err), -1);
 	expect_error(&err, EINVAL, "listed twice");
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, -1, NULL, 0,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, -1, NULL, 0,
 						 &err), -1);
 	expect_error(&err, EINVAL, "invalid pid");
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_LAST, 0, NULL, 0,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_LAST, 0, NULL, 0,
 						 &err), -1);
 	expect_error(&err, EINVAL, "invalid state");
-	assert_int_equal(store_vm_update_runtime(f->st, "web-1", VM_STATE_GONE, 0, NULL, 2,
+	assert_int_equal(upd(f->st, "web-1", VM_STATE_GONE, 0, NULL, 2,
 						 &err), -1);
 	expect_error(&err, EINVAL, "no threads given");
-	assert_int_equal(store_vm_update_runtime(f->st, "ghost", VM_STATE_GONE, 0, NULL, 0,
+	assert_int_equal(upd(f->st, "ghost", VM_STATE_GONE, 0, NULL, 0,
 						 &err), -1);
 	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
 
@@ -642,45 +559,145 @@ static void test_update_runtime_invalid(void **state)
 
 /* --- gone VMs, tenants and release --------------------------------------------- */
 
-static void test_gone_frees_quota(void **state)
+/* A shared reservation of `vcpus` on node 0 (heap texts: clear it). */
+static struct store_reservation mk_res(const char *vm, const char *tenant, uint32_t vcpus)
+{
+	struct store_reservation r;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.vm, sizeof(r.vm), "%s", vm);
+	snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
+	r.vcpus = vcpus;
+	snprintf(r.cpu_policy, sizeof(r.cpu_policy), "shared");
+	snprintf(r.thread_policy, sizeof(r.thread_policy), "prefer");
+	r.shares = xasprintf("0:%u", vcpus);
+	r.pcpus = xstrdup("");
+	return r;
+}
+
+static void test_register_with_reservation(void **state)
 {
 	struct fx *f = *state;
 	struct error *err = NULL;
 	tenant_ok(f->st, "acme", 8, 0);
-	vm_add(f->st, "web-1", "acme", 6, 100);
-	vm_add(f->st, "web-2", "acme", 2, 200);
-	struct vm v = mk_vm("web-3", "acme", 4, 300);
-	assert_int_equal(store_vm_create(f->st, &v, "uid:0", &err), -1);
-	expect_error_msg(&err, EBUSY, "tenant acme: 8 of 8 vCPUs used, 4 requested");
-
-	set_state(f->st, "web-1", VM_STATE_GONE, 100);
+	_cleanup_(store_reservation_clear) struct store_reservation r = mk_res("web-1", "acme", 2);
+	struct vm v = mk_vm("web-1", "acme", 2, 1234);
+	v.start_time = 987654;
+	int64_t events = event_count(f->st);
+	assert_int_equal(store_vm_register(f->st, &r, &v, "uid:0", &err), 0);
+	assert_null(err);
+	/* one transaction, two events: the admission and the registration */
+	assert_int_equal(event_count(f->st), events + 2);
+	json_t *d = last_event(f->st, "vm.register", "vm/web-1", "uid:0");
+	json_decref(d);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM events WHERE action = 'vm.admit' "
+				"AND target = 'vm/web-1'"), 1);
 	struct tenant t = tenant_get_ok(f->st, "acme");
 	assert_int_equal(t.vcpus_used, 2);
-	assert_int_equal(t.vm_count, 2);
-	struct tenant *list = NULL;
-	size_t n = 0;
-	assert_int_equal(store_tenant_list(f->st, &list, &n, &err), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(list[0].vcpus_used, 2);
-	assert_int_equal(list[0].vm_count, 2);
-	free(list);
+	struct vm got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.start_time, 987654);
+	assert_int_equal(got.state_since_ms, 1700000000000LL);
+	vm_clear(&got);
 
-	vm_ok(f->st, &v);
-	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 6);
-	assert_int_equal(tenant_get_ok(f->st, "acme").vm_count, 3);
+	/* a refused VM leaves no reservation behind: the PID is web-1's */
+	_cleanup_(store_reservation_clear) struct store_reservation r2 = mk_res("web-2", "acme", 1);
+	v = mk_vm("web-2", "acme", 1, 1234);
+	events = event_count(f->st);
+	assert_int_equal(store_vm_register(f->st, &r2, &v, "uid:0", &err), -1);
+	expect_error_msg(&err, EEXIST, "process 1234 is already registered as VM 'web-1'");
+	assert_int_equal(store_reservation_get(f->st, "web-2", &r2, &err), -1);
+	expect_error(&err, ENOENT, NULL);
+	assert_int_equal(event_count(f->st), events);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 2);
+	/* nor does one whose reservation is already there */
+	v = mk_vm("web-1", "acme", 2, 555);
+	assert_int_equal(store_vm_register(f->st, &r, &v, "uid:0", &err), -1);
+	expect_error(&err, EEXIST, "already admitted");
+	/* a reservation for another VM or tenant is refused outright */
+	v = mk_vm("web-3", "acme", 1, 556);
+	assert_int_equal(store_vm_register(f->st, &r2, &v, "uid:0", &err), -1);
+	expect_error(&err, EINVAL, "its reservation is for VM 'web-2'");
+	assert_int_equal(event_count(f->st), events);
 
-	/* lowering the quota is measured against the VMs that are not gone */
-	struct tenant_patch p = { .set_vcpus = true, .vcpus = 5 };
-	assert_int_equal(store_tenant_update(f->st, "acme", &p, "uid:0", NULL, &err), -1);
-	expect_error_msg(&err, EBUSY, "cannot lower the vCPU quota of tenant 'acme' to 5: "
-			 "its 2 VMs already use 6 vCPUs");
-	p.vcpus = 6;
-	assert_int_equal(store_tenant_update(f->st, "acme", &p, "uid:0", NULL, &err), 0);
-	assert_null(err);
+	/* the PID is refused on update too, unless its holder is gone */
+	vm_add(f->st, "db-1", "acme", 1, 4000);
+	events = event_count(f->st);
+	assert_int_equal(upd(f->st, "db-1", VM_STATE_RUNNING, 1234, NULL, 0, &err), -1);
+	expect_error(&err, EEXIST, "process 1234 is already registered as VM 'web-1'");
+	assert_int_equal(vm_get_ok(f->st, "db-1").pid, 4000);
+	assert_int_equal(event_count(f->st), events);
+	fake_now_ms += 7000;
+	set_state(f->st, "web-1", VM_STATE_GONE, 1234);
+	got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.state_since_ms, 1700000007000LL);
+	assert_int_equal(got.start_time, 0); /* the runtime gave none */
+	vm_clear(&got);
+	assert_int_equal(upd(f->st, "db-1", VM_STATE_RUNNING, 1234, NULL, 0, &err), 1);
+	/* a gone VM keeps its reservation until the lifecycle frees it */
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 2);
 
-	/* a gone VM that comes back counts again (no quota check on updates) */
-	set_state(f->st, "web-1", VM_STATE_RUNNING, 100);
-	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 12);
+	/* a VM coming back with a new reservation in the same transaction */
+	assert_int_equal(store_reservation_delete(f->st, "web-1", "vcpud", "gone for 60 s", &err), 0);
+	d = last_event(f->st, "vm.unadmit", "vm/web-1", "vcpud");
+	assert_string_equal(jstr(d, "reason"), "gone for 60 s");
+	json_decref(d);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 0);
+	struct store_vm_runtime rt = { .state = VM_STATE_RUNNING, .source = VM_SOURCE_PROC,
+				       .pid = 5555, .start_time = 42 };
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", &rt, &r, &err), 1);
+	got = vm_get_ok(f->st, "web-1");
+	assert_int_equal(got.source, VM_SOURCE_PROC);
+	assert_int_equal(got.start_time, 42);
+	vm_clear(&got);
+	assert_int_equal(tenant_get_ok(f->st, "acme").vcpus_used, 2);
+	/* ADMITTED is a view, never a stored state */
+	rt.state = VM_STATE_ADMITTED;
+	assert_int_equal(store_vm_update_runtime(f->st, "web-1", &rt, NULL, &err), -1);
+	expect_error(&err, EINVAL, "not a state of a VM row");
+
+	/* the inventory: everything in one read */
+	struct store_inventory inv;
+	assert_int_equal(store_inventory_read(f->st, &inv, &err), 0);
+	assert_int_equal(inv.n_tenants, 1);
+	assert_int_equal(inv.tenants[0].vcpus_used, 2);
+	assert_int_equal(inv.n_vms, 2);
+	assert_string_equal(inv.vms[0].name, "db-1");
+	assert_string_equal(inv.vms[1].name, "web-1");
+	assert_int_equal(inv.n_res, 1);
+	assert_string_equal(inv.res[0].vm, "web-1");
+	store_inventory_clear(&inv);
+}
+
+/* The inventory's threads are every VM's own, read in one statement. */
+static void test_inventory_threads(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 64, 0);
+	/* names whose order differs between "by name" and by insertion */
+	const char *names[] = { "b", "a-2", "a", "c.1", "B", "a_1" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		struct vm_vcpu th[3];
+		size_t n = i % 4; /* some with none */
+		for (size_t k = 0; k < n && k < 3; k++)
+			th[k] = (struct vm_vcpu){ (unsigned)k, (pid_t)(1000 * (i + 1) + k) };
+		struct vm v = mk_vm(names[i], "acme", 3, (pid_t)(100 + i));
+		v.threads = th;
+		v.n_threads = n < 3 ? n : 3;
+		vm_ok(f->st, &v);
+	}
+	struct store_inventory inv;
+	assert_int_equal(store_inventory_read(f->st, &inv, &err), 0);
+	assert_int_equal(inv.n_vms, ARRAY_SIZE(names));
+	for (size_t j = 0; j < inv.n_vms; j++) {
+		struct vm got = vm_get_ok(f->st, inv.vms[j].name);
+		assert_int_equal(inv.vms[j].n_threads, got.n_threads);
+		for (size_t k = 0; k < got.n_threads; k++)
+			assert_int_equal(inv.vms[j].threads[k].tid, got.threads[k].tid);
+		if (j > 0)
+			assert_true(strcmp(inv.vms[j - 1].name, inv.vms[j].name) < 0);
+		vm_clear(&got);
+	}
+	store_inventory_clear(&inv);
 }
 
 static void test_tenant_delete_and_release(void **state)
@@ -729,7 +746,7 @@ static void test_release_unknown(void **state)
 	vm_add(f->st, "web-1", "acme", 1, 0);
 	int64_t events = event_count(f->st);
 	assert_int_equal(store_vm_delete(f->st, "ghost", "uid:0", &err), -1);
-	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
+	expect_error_msg(&err, ENOENT, "no VM or reservation 'ghost'");
 	assert_int_equal(store_vm_delete(f->st, NULL, "uid:0", &err), -1);
 	expect_error(&err, EINVAL, NULL);
 	assert_int_equal(vm_count(f->st), 1);
@@ -746,8 +763,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_register_and_read, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_list_empty_and_get_unknown, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_vcpu_quota, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_memory_quota, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_tenant, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_name, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_pid_and_uuid, fx_setup, fx_teardown),
@@ -757,7 +772,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_update_runtime_noop, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_runtime_changes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_runtime_invalid, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_gone_frees_quota, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_register_with_reservation, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_inventory_threads, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tenant_delete_and_release, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_release_unknown, fx_setup, fx_teardown),
 	};

@@ -1,0 +1,1031 @@
+/* registry.c - the VM lifecycle (see registry.h): admission, registration
+ * and release for the API; the inventory of a tick and what the discovery
+ * sources saw merged into it by one precedence rule; the grace period of
+ * gone VMs; the faults that quarantine one VM without stopping the rest.
+ * Writes go through the store, one transaction per change; decisions on
+ * quota and capacity go through admit_vm() (pure). */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vcpud/cgroup.h"
+#include "vcpud/discover.h"
+#include "vcpud/log.h"
+#include "vcpud/registry.h"
+#include "vcpud/util.h"
+
+struct fault {
+	char name[NAME_MAX_LEN + 1];
+	enum registry_fault_kind kind;
+	char *msg;
+	int64_t since_ms;
+	bool touched;              /* set again since its kind's begin */
+};
+
+struct registry {
+	struct store *store;
+	char *host_root;
+	const struct topology *topo;
+	const struct pools *pools;
+	double cpu_ratio;
+	uint32_t gone_grace_s;
+	int64_t (*now_ms)(void);
+	struct fault *faults;
+	size_t n_faults;
+	/* messages already logged (warnings that would repeat every tick) */
+	char **said;
+	size_t n_said;
+};
+
+static int64_t real_now_ms(void)
+{
+	return now_real_ns() / 1000000;
+}
+
+int registry_new(const struct registry_config *cfg, struct registry **out, struct error **err)
+{
+	if (!cfg || !cfg->store)
+		return error_set(err, EINVAL, "registry: no store given");
+	struct registry *r = xcalloc(1, sizeof(*r));
+	r->store = cfg->store;
+	r->host_root = xstrdup(cfg->host_root ? cfg->host_root : "/");
+	r->topo = cfg->topo;
+	r->pools = cfg->pools;
+	r->cpu_ratio = cfg->cpu_ratio;
+	r->gone_grace_s = cfg->gone_grace_s;
+	r->now_ms = real_now_ms;
+	*out = r;
+	return 0;
+}
+
+void registry_free(struct registry *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_faults; i++)
+		free(r->faults[i].msg);
+	free(r->faults);
+	for (size_t i = 0; i < r->n_said; i++)
+		free(r->said[i]);
+	free(r->said);
+	free(r->host_root);
+	free(r);
+}
+
+void registry_configure(struct registry *r, const struct pools *pools, double cpu_ratio,
+			uint32_t gone_grace_s)
+{
+	r->pools = pools;
+	r->cpu_ratio = cpu_ratio;
+	r->gone_grace_s = gone_grace_s;
+}
+
+void registry_set_clock(struct registry *r, int64_t (*now_ms)(void))
+{
+	r->now_ms = now_ms ? now_ms : real_now_ms;
+}
+
+/* Log a warning the first time this exact text comes up (a refusal that
+ * would otherwise repeat at every tick). */
+static void warn_once(struct registry *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_once(struct registry *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	_cleanup_free_ char *m = NULL;
+	if (vasprintf(&m, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	for (size_t i = 0; i < r->n_said; i++)
+		if (strcmp(r->said[i], m) == 0) {
+			log_debug("%s (again)", m);
+			return;
+		}
+	log_warn("%s", m);
+	/* bounded: a flood of distinct messages forgets the oldest */
+	if (r->n_said == 256) {
+		free(r->said[0]);
+		memmove(r->said, r->said + 1, (r->n_said - 1) * sizeof(*r->said));
+		r->n_said--;
+	}
+	r->said = xrealloc(r->said, (r->n_said + 1) * sizeof(*r->said));
+	r->said[r->n_said++] = steal_ptr(&m);
+}
+
+/* --- the ledger: store rows <-> admit reservations --------------------------- */
+
+static int res_from_store(const struct store_reservation *s, struct admit_reservation *r,
+			  struct error **err)
+{
+	memset(r, 0, sizeof(*r));
+	strcpy(r->vm, s->vm);
+	strcpy(r->tenant, s->tenant);
+	r->vcpus = s->vcpus;
+	r->memory_set = s->memory_set;
+	r->memory_bytes = s->memory_bytes;
+	if (admit_cpu_policy_from_string(s->cpu_policy, &r->cpu_policy, err) < 0 ||
+	    admit_thread_policy_from_string(s->thread_policy, &r->thread_policy, err) < 0 ||
+	    admit_shares_parse(s->shares, r, err) < 0 ||
+	    cpulist_parse(s->pcpus, &r->pcpus, err) < 0)
+		return error_wrap(err, "reservation of VM %s", s->vm);
+	return 0;
+}
+
+/* The row for an admit reservation (its texts on the heap: clear it). */
+static void res_to_store(const struct admit_reservation *r, struct store_reservation *s)
+{
+	memset(s, 0, sizeof(*s));
+	strcpy(s->vm, r->vm);
+	strcpy(s->tenant, r->tenant);
+	s->vcpus = r->vcpus;
+	s->memory_set = r->memory_set;
+	s->memory_bytes = r->memory_bytes;
+	snprintf(s->cpu_policy, sizeof(s->cpu_policy), "%s", admit_cpu_policy_name(r->cpu_policy));
+	snprintf(s->thread_policy, sizeof(s->thread_policy), "%s",
+		 admit_thread_policy_name(r->thread_policy));
+	s->shares = admit_shares_format(r);
+	s->pcpus = cpulist_format(&r->pcpus);
+}
+
+/* Parse rows into *out; bad rows are skipped with a warning (once). */
+static void res_parse_all(struct registry *r, const struct store_reservation *rows, size_t nr,
+			  struct admit_reservation **out, size_t *n)
+{
+	struct admit_reservation *v = xcalloc(nr ? nr : 1, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < nr; i++) {
+		_cleanup_error_ struct error *e = NULL;
+		if (res_from_store(&rows[i], &v[k], &e) < 0) {
+			warn_once(r, "admission: %s: skipped", e->msg);
+			continue;
+		}
+		k++;
+	}
+	*out = v;
+	*n = k;
+}
+
+int registry_ledger_load(struct registry *r, struct admit_reservation **out, size_t *n,
+			 struct error **err)
+{
+	*out = NULL;
+	*n = 0;
+	struct store_reservation *rows = NULL;
+	size_t nr = 0;
+	if (store_reservation_list(r->store, &rows, &nr, err) < 0)
+		return -1;
+	res_parse_all(r, rows, nr, out, n);
+	store_reservations_free(rows, nr);
+	return 0;
+}
+
+struct admit_host registry_host(const struct registry *r, const struct admit_reservation *res,
+				size_t n)
+{
+	return (struct admit_host){ r->topo, r->pools, r->cpu_ratio, res, n };
+}
+
+/* Decide a request against `ledger` for tenant t. */
+static int decide(struct registry *r, const struct tenant *t, const struct admit_reservation *ledger,
+		  size_t n, const struct admit_request *req, struct admit_placement *out,
+		  struct error **err)
+{
+	if (!r->topo || !r->pools)
+		return error_set(err, EAGAIN, "admission is unavailable: no host topology");
+	struct admit_tenant at = { .vcpus_quota = t->vcpus, .memory_set = t->memory_set,
+				   .memory_quota_bytes = t->memory_bytes };
+	strcpy(at.name, t->name);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ledger[i].tenant, t->name) != 0)
+			continue;
+		at.vcpus_used += ledger[i].vcpus;
+		if (ledger[i].memory_set)
+			at.memory_used_bytes += ledger[i].memory_bytes;
+	}
+	struct admit_host host = registry_host(r, ledger, n);
+	return admit_vm(&host, &at, req, out, err);
+}
+
+int registry_admit(struct registry *r, const struct admit_request *req, bool dry_run,
+		   const char *actor, struct admit_placement *out, struct error **err)
+{
+	struct tenant t;
+	if (store_tenant_get(r->store, req->tenant, &t, err) < 0)
+		return -1;
+	_cleanup_free_ struct admit_reservation *ledger = NULL;
+	size_t n = 0;
+	if (registry_ledger_load(r, &ledger, &n, err) < 0 ||
+	    decide(r, &t, ledger, n, req, out, err) < 0)
+		return -1;
+	if (dry_run)
+		return 0;
+	_cleanup_(store_reservation_clear) struct store_reservation row;
+	res_to_store(&out->res, &row);
+	return store_reservation_add(r->store, &row, actor, err);
+}
+
+/* The reservation a VM being registered binds to: its own (same tenant,
+ * else EBUSY) -> *bound, nothing to insert; or a new one admitted now
+ * (shared, prefer) -> *row to insert with the VM. `ledger` is the current
+ * one. */
+static int bind_or_admit(struct registry *r, const struct vm *v, const struct tenant *t,
+			 const struct admit_reservation *ledger, size_t n, bool *insert,
+			 struct store_reservation *row, struct error **err)
+{
+	*insert = false;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ledger[i].vm, v->name) != 0)
+			continue;
+		if (strcmp(ledger[i].tenant, v->tenant) != 0)
+			return error_set(err, EBUSY, "VM '%s' is admitted for tenant '%s', not '%s'",
+					 v->name, ledger[i].tenant, v->tenant);
+		return 0;
+	}
+	struct admit_request req = {
+		.vm = v->name, .tenant = v->tenant, .vcpus = v->vcpus,
+		.memory_set = v->memory_set, .memory_bytes = v->memory_bytes,
+		.cpu_policy = ADMIT_CPU_SHARED, .thread_policy = ADMIT_THREAD_PREFER,
+	};
+	struct admit_placement pl;
+	if (decide(r, t, ledger, n, &req, &pl, err) < 0)
+		return -1;
+	res_to_store(&pl.res, row);
+	*insert = true;
+	return 0;
+}
+
+/* --- the inventory ------------------------------------------------------------- */
+
+int registry_inventory_load(struct registry *r, struct inventory *out, struct error **err)
+{
+	memset(out, 0, sizeof(*out));
+	struct store_inventory si;
+	if (store_inventory_read(r->store, &si, err) < 0)
+		return -1;
+	out->tenants = steal_ptr(&si.tenants);
+	out->n_tenants = si.n_tenants;
+	out->vms = steal_ptr(&si.vms);
+	out->n_vms = si.n_vms;
+	res_parse_all(r, si.res, si.n_res, &out->res, &out->n_res);
+	si.n_vms = 0;
+	store_inventory_clear(&si);
+	return 0;
+}
+
+void inventory_clear(struct inventory *inv)
+{
+	if (!inv)
+		return;
+	free(inv->tenants);
+	vm_list_free(inv->vms, inv->n_vms);
+	free(inv->res);
+	memset(inv, 0, sizeof(*inv));
+}
+
+const struct tenant *inventory_tenant(const struct inventory *inv, const char *name)
+{
+	for (size_t i = 0; name && i < inv->n_tenants; i++)
+		if (strcmp(inv->tenants[i].name, name) == 0)
+			return &inv->tenants[i];
+	return NULL;
+}
+
+struct vm *inventory_vm(const struct inventory *inv, const char *name)
+{
+	for (size_t i = 0; name && i < inv->n_vms; i++)
+		if (strcmp(inv->vms[i].name, name) == 0)
+			return &inv->vms[i];
+	return NULL;
+}
+
+const struct admit_reservation *inventory_reservation(const struct inventory *inv,
+						       const char *vm)
+{
+	for (size_t i = 0; vm && i < inv->n_res; i++)
+		if (strcmp(inv->res[i].vm, vm) == 0)
+			return &inv->res[i];
+	return NULL;
+}
+
+static bool vm_live(const struct vm *v)
+{
+	return v->pid > 0 && v->state != VM_STATE_GONE && v->state != VM_STATE_STOPPED;
+}
+
+/* The live VM other than `self` whose row holds `pid`. */
+static struct vm *inventory_holder(const struct inventory *inv, pid_t pid, const char *self)
+{
+	for (size_t i = 0; pid > 0 && i < inv->n_vms; i++)
+		if (inv->vms[i].pid == pid && vm_live(&inv->vms[i]) &&
+		    (!self || strcmp(inv->vms[i].name, self) != 0))
+			return &inv->vms[i];
+	return NULL;
+}
+
+/* Keep the inventory's copy of a VM in step with what was stored. */
+static void inv_set_runtime(struct registry *r, struct vm *v, const struct store_vm_runtime *rt)
+{
+	if (v->state != rt->state)
+		v->state_since_ms = r->now_ms();
+	v->state = rt->state;
+	v->source = rt->source;
+	v->pid = rt->pid;
+	v->start_time = rt->pid > 0 ? rt->start_time : 0;
+	free(v->threads);
+	v->threads = NULL;
+	v->n_threads = 0;
+	size_t k = 0;
+	if (rt->n_threads) {
+		v->threads = xcalloc(rt->n_threads, sizeof(*v->threads));
+		for (size_t i = 0; i < rt->n_threads; i++)
+			if (rt->threads[i].tid > 0)
+				v->threads[k++] = rt->threads[i];
+	}
+	v->n_threads = k;
+}
+
+static void inv_add_res(struct inventory *inv, const struct store_reservation *row)
+{
+	struct admit_reservation ar;
+	_cleanup_error_ struct error *e = NULL;
+	if (res_from_store(row, &ar, &e) < 0) {
+		log_warn("%s", e->msg); /* we made it: cannot happen */
+		return;
+	}
+	inv->res = xrealloc(inv->res, (inv->n_res + 1) * sizeof(*inv->res));
+	inv->res[inv->n_res++] = ar;
+}
+
+static void inv_drop_res(struct inventory *inv, const char *vm)
+{
+	for (size_t i = 0; i < inv->n_res; i++)
+		if (strcmp(inv->res[i].vm, vm) == 0) {
+			inv->res[i] = inv->res[--inv->n_res];
+			return;
+		}
+}
+
+/* Store a runtime change of VM v (and a new reservation when `row` is not
+ * NULL), then mirror it in the inventory. */
+static int runtime_write(struct registry *r, struct inventory *inv, struct vm *v,
+			 const struct store_vm_runtime *rt, const struct store_reservation *row,
+			 struct error **err)
+{
+	if (store_vm_update_runtime(r->store, v->name, rt, row, err) < 0)
+		return -1;
+	inv_set_runtime(r, v, rt);
+	if (row)
+		inv_add_res(inv, row);
+	return 0;
+}
+
+/* VM v's process is gone (or its PID is someone else's now). */
+static void mark_gone(struct registry *r, struct inventory *inv, struct vm *v, const char *why)
+{
+	log_info("VM %s: %s: marking it gone", v->name, why);
+	struct store_vm_runtime rt = { .state = VM_STATE_GONE, .source = v->source, .pid = v->pid,
+				       .start_time = v->start_time };
+	_cleanup_error_ struct error *e = NULL;
+	if (runtime_write(r, inv, v, &rt, NULL, &e) < 0)
+		warn_once(r, "VM %s: %s", v->name, e->msg);
+}
+
+/* --- /proc reads ----------------------------------------------------------------- */
+
+/* The start time of process `pid`: 0 and *out; -1 with ESRCH when it is
+ * gone, another errno when /proc cannot be read. */
+static int proc_start_time(const char *host_root, pid_t pid, uint64_t *out, struct error **err)
+{
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	_cleanup_free_ char *p = path_join(host_root, "proc", pidbuf, "stat", NULL);
+	_cleanup_fclose_ FILE *f = fopen(p, "re");
+	if (!f)
+		return errno == ENOENT ? error_set(err, ESRCH, "process %d does not exist", (int)pid)
+				       : error_set(err, errno, "process %d: %s", (int)pid,
+						   strerror(errno));
+	char buf[1024];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	struct proc_stat ps;
+	if (n == 0)
+		return error_set(err, ESRCH, "process %d does not exist", (int)pid);
+	if (proc_stat_parse(buf, &ps, err) < 0)
+		return error_wrap(err, "process %d", (int)pid);
+	*out = ps.start_time;
+	return 0;
+}
+
+/* Where the process is now, so a release can put it back. Best effort:
+ * "" when /proc does not say or the path is too long to keep. */
+static void origin_read(const char *host_root, struct vm *v)
+{
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)v->pid);
+	_cleanup_free_ char *p = path_join(host_root, "proc", pidbuf, "cgroup", NULL);
+	_cleanup_fclose_ FILE *f = fopen(p, "re");
+	char buf[4096];
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	buf[n] = '\0';
+	_cleanup_free_ char *cg = NULL;
+	if (n > 0 && cgroup_proc_cgroup_parse(buf, &cg, NULL) == 0 && cg[0] == '/' &&
+	    strlen(cg) <= VM_ORIGIN_MAX)
+		strcpy(v->origin_cgroup, cg);
+}
+
+size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
+{
+	size_t changed = 0;
+	for (size_t i = 0; i < inv->n_vms; i++) {
+		struct vm *v = &inv->vms[i];
+		if (v->source != VM_SOURCE_REGISTERED || !vm_live(v))
+			continue;
+		_cleanup_error_ struct error *e = NULL;
+		uint64_t start = 0;
+		if (proc_start_time(r->host_root, v->pid, &start, &e) < 0) {
+			if (e->code == ESRCH) {
+				mark_gone(r, inv, v, e->msg);
+				changed++;
+			} else {
+				warn_once(r, "VM %s: %s", v->name, e->msg);
+			}
+			continue;
+		}
+		if (v->start_time && v->start_time != start) {
+			_cleanup_free_ char *why = xasprintf(
+				"process %d was started at %" PRIu64 ", the registered one at %"
+				PRIu64 " (PID reused)", (int)v->pid, start, v->start_time);
+			mark_gone(r, inv, v, why);
+			changed++;
+			continue;
+		}
+		struct vm_vcpu *th = NULL;
+		size_t nth = 0;
+		if (proc_vm_vcpus(r->host_root, v->pid, &th, &nth, &e) < 0) {
+			if (e->code == ESRCH || e->code == ENOENT) {
+				mark_gone(r, inv, v, e->msg);
+				changed++;
+			} else {
+				warn_once(r, "VM %s: %s", v->name, e->msg);
+			}
+			continue;
+		}
+		/* threads past the registered vCPU count (hot-plug beyond the
+		 * quota) are not placed */
+		while (nth > 0 && th[nth - 1].index >= v->vcpus)
+			nth--;
+		struct store_vm_runtime rt = { .state = VM_STATE_RUNNING, .source = v->source,
+					       .pid = v->pid, .start_time = start,
+					       .threads = th, .n_threads = nth };
+		bool same = v->state == rt.state && v->start_time == start &&
+			    v->n_threads == nth &&
+			    (nth == 0 || memcmp(v->threads, th, nth * sizeof(*th)) == 0);
+		if (!same) {
+			if (runtime_write(r, inv, v, &rt, NULL, &e) < 0)
+				warn_once(r, "VM %s: %s", v->name, e->msg);
+			else
+				changed++;
+		}
+		free(th);
+	}
+	return changed;
+}
+
+/* --- what the sources saw ----------------------------------------------------------- */
+
+/* registered (an explicit PID) > libvirt > /proc */
+static int source_rank(enum vm_source s)
+{
+	switch (s) {
+	case VM_SOURCE_REGISTERED: return 3;
+	case VM_SOURCE_LIBVIRT: return 2;
+	case VM_SOURCE_PROC: return 1;
+	default: return 0;
+	}
+}
+
+static const char *source_what(enum vm_source s)
+{
+	return s == VM_SOURCE_LIBVIRT ? "libvirt" : s == VM_SOURCE_PROC ? "/proc" : "the API";
+}
+
+/* A new VM row from a sighting. */
+static void vm_from_sighting(const struct registry_sighting *s, struct vm *v)
+{
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", s->name);
+	snprintf(v->tenant, sizeof(v->tenant), "%s", s->tenant ? s->tenant : "");
+	snprintf(v->uuid, sizeof(v->uuid), "%s", s->uuid ? s->uuid : "");
+	v->source = s->source;
+	v->state = s->state;
+	v->pid = s->pid;
+	v->start_time = s->start_time;
+	v->vcpus = s->vcpus;
+	if (s->memory_bytes > 0) {
+		v->memory_set = true;
+		v->memory_bytes = s->memory_bytes;
+	}
+	v->threads = (struct vm_vcpu *)s->threads;
+	v->n_threads = s->n_threads;
+}
+
+/* A managed VM a source found that has no row yet: bind it to its
+ * reservation or admit it, and store it, in one transaction. */
+static void sighting_register(struct registry *r, struct inventory *inv,
+			      const struct registry_sighting *s)
+{
+	struct vm v;
+	vm_from_sighting(s, &v);
+	origin_read(r->host_root, &v);
+	_cleanup_error_ struct error *e = NULL;
+	const struct tenant *t = inventory_tenant(inv, v.tenant);
+	if (!t) {
+		_cleanup_free_ char *m = xasprintf("%s found VM %s (pid %d) of tenant '%s', which "
+						   "does not exist: not placed", source_what(s->source),
+						   v.name, (int)v.pid, v.tenant);
+		registry_fault_set(r, v.name, REGISTRY_FAULT_ADMISSION, m);
+		return;
+	}
+	bool insert = false;
+	_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
+	if (bind_or_admit(r, &v, t, inv->res, inv->n_res, &insert, &row, &e) < 0 ||
+	    store_vm_register(r->store, insert ? &row : NULL, &v, "vcpud", &e) < 0) {
+		_cleanup_free_ char *m = xasprintf("%s found VM %s (pid %d) but it was not placed: %s",
+						   source_what(s->source), v.name, (int)v.pid, e->msg);
+		registry_fault_set(r, v.name, e->code == EEXIST ? REGISTRY_FAULT_IDENTITY
+								: REGISTRY_FAULT_ADMISSION, m);
+		return;
+	}
+	log_info("VM %s (pid %d, %u vCPUs) registered to tenant %s by %s", v.name, (int)v.pid,
+		 v.vcpus, v.tenant, source_what(s->source));
+	inv->vms = xrealloc(inv->vms, (inv->n_vms + 1) * sizeof(*inv->vms));
+	struct vm *nv = &inv->vms[inv->n_vms++];
+	vm_copy(nv, &v);
+	nv->state_since_ms = r->now_ms();
+	if (insert)
+		inv_add_res(inv, &row);
+}
+
+/* A sighting of a VM that has a row: the precedence rule. */
+static void sighting_update(struct registry *r, struct inventory *inv, struct vm *k,
+			    const struct registry_sighting *s)
+{
+	/* a stronger source owns it, unless the VM is gone: then whoever
+	 * finds it again (same name, same tenant) brings it back */
+	if (source_rank(k->source) > source_rank(s->source) && k->state != VM_STATE_GONE)
+		return;
+	if (strcmp(k->tenant, s->tenant) != 0) {
+		_cleanup_free_ char *m = xasprintf("VM %s belongs to tenant '%s' but %s says '%s': "
+						   "not changed", k->name, k->tenant,
+						   source_what(s->source), s->tenant);
+		registry_fault_set(r, k->name, REGISTRY_FAULT_IDENTITY, m);
+		return;
+	}
+	if (k->state == VM_STATE_GONE && k->pid == s->pid &&
+	    (!k->start_time || k->start_time == s->start_time))
+		return; /* found exited this tick; this view of it is older */
+	struct store_vm_runtime rt = { .state = s->state, .source = s->source, .pid = s->pid,
+				       .start_time = s->start_time, .threads = s->threads,
+				       .n_threads = s->n_threads };
+	/* drop threads past its vCPU count (hot-plug beyond its admission) */
+	while (rt.n_threads > 0 && rt.threads[rt.n_threads - 1].index >= k->vcpus)
+		rt.n_threads--;
+	bool same = k->state == rt.state && k->source == rt.source && k->pid == rt.pid &&
+		    k->start_time == rt.start_time && k->n_threads == rt.n_threads &&
+		    (rt.n_threads == 0 ||
+		     memcmp(k->threads, rt.threads, rt.n_threads * sizeof(*rt.threads)) == 0);
+	bool admitted = inventory_reservation(inv, k->name) != NULL;
+	if (same && admitted)
+		return;
+	/* back after its capacity was freed: admit it again, in the same
+	 * transaction as its runtime */
+	_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
+	bool insert = false;
+	_cleanup_error_ struct error *e = NULL;
+	const struct tenant *t = inventory_tenant(inv, k->tenant);
+	if (!admitted) {
+		if (!t) {
+			error_set(&e, ENOENT, "no tenant '%s'", k->tenant);
+		} else if (bind_or_admit(r, k, t, inv->res, inv->n_res, &insert, &row, &e) == 0) {
+			error_free(&e);
+		}
+		if (e) {
+			_cleanup_free_ char *m = xasprintf("%s found VM %s (pid %d) again but it was "
+							   "not admitted: %s", source_what(s->source),
+							   k->name, (int)s->pid, e->msg);
+			registry_fault_set(r, k->name, REGISTRY_FAULT_ADMISSION, m);
+			return;
+		}
+	}
+	if (k->source != s->source)
+		log_info("VM %s: %s takes it over from %s", k->name, source_what(s->source),
+			 source_what(k->source));
+	if (runtime_write(r, inv, k, &rt, insert ? &row : NULL, &e) < 0) {
+		_cleanup_free_ char *m = xasprintf("%s: VM %s: %s", source_what(s->source), k->name,
+						   e->msg);
+		registry_fault_set(r, k->name, e->code == EEXIST ? REGISTRY_FAULT_IDENTITY
+								 : REGISTRY_FAULT_ADMISSION, m);
+	}
+}
+
+/* How a source's VM that it did not see this time ended. */
+static void unseen(struct registry *r, struct inventory *inv, struct vm *v, bool defined)
+{
+	struct store_vm_runtime rt = { .source = v->source };
+	if (defined) {
+		if (v->state == VM_STATE_STOPPED)
+			return;
+		rt.state = VM_STATE_STOPPED; /* pid 0: its cgroups go at this tick */
+		log_info("%s: VM %s stopped (still defined: it keeps its admission)",
+			 source_what(v->source), v->name);
+	} else {
+		if (v->state == VM_STATE_GONE)
+			return;
+		rt.state = VM_STATE_GONE;
+		rt.pid = v->pid;     /* kept for history; gone VMs hold no PID */
+		rt.start_time = v->start_time;
+		log_info("%s: VM %s is gone%s", source_what(v->source), v->name,
+			 v->source == VM_SOURCE_LIBVIRT ? " (no longer defined)" : "");
+	}
+	_cleanup_error_ struct error *e = NULL;
+	if (runtime_write(r, inv, v, &rt, NULL, &e) < 0)
+		warn_once(r, "%s: VM %s: %s", source_what(v->source), v->name, e->msg);
+}
+
+static bool name_listed(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+void registry_observe(struct registry *r, struct inventory *inv, enum vm_source source,
+		      const struct registry_sighting *seen, size_t n, bool complete,
+		      const char *const *defined, size_t n_defined)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct registry_sighting *s = &seen[i];
+		if (!s->name || !name_valid(s->name) || s->pid <= 0 || s->vcpus == 0)
+			continue; /* not placeable (yet) */
+		if (!s->tenant || !s->tenant[0])
+			continue; /* unmanaged: the caller lists it */
+		struct registry_sighting sv = *s;
+		_cleanup_error_ struct error *e = NULL;
+		if (!sv.start_time && proc_start_time(r->host_root, sv.pid, &sv.start_time, &e) < 0) {
+			log_debug("%s: VM %s: %s", source_what(source), sv.name, e->msg);
+			continue; /* exited meanwhile: next pass */
+		}
+		struct vm *h = inventory_holder(inv, sv.pid, sv.name);
+		if (h && h->start_time && h->start_time != sv.start_time) {
+			_cleanup_free_ char *why = xasprintf(
+				"its PID %d now belongs to another process (VM %s, started at %"
+				PRIu64 ")", (int)sv.pid, sv.name, sv.start_time);
+			mark_gone(r, inv, h, why);
+			h = NULL;
+		}
+		if (h) {
+			/* the same process, known as another VM */
+			if (source_rank(h->source) > source_rank(source))
+				continue; /* a stronger source's VM: not a conflict */
+			_cleanup_free_ char *m = xasprintf(
+				"%s reports VM %s with process %d, which is VM %s (%s): refused",
+				source_what(source), sv.name, (int)sv.pid, h->name,
+				vm_source_to_string(h->source));
+			registry_fault_set(r, sv.name, REGISTRY_FAULT_IDENTITY, m);
+			continue;
+		}
+		struct vm *k = inventory_vm(inv, sv.name);
+		if (k)
+			sighting_update(r, inv, k, &sv);
+		else
+			sighting_register(r, inv, &sv);
+	}
+	if (!complete)
+		return;
+	for (size_t i = 0; i < inv->n_vms; i++) {
+		struct vm *v = &inv->vms[i];
+		if (v->source != source || v->state == VM_STATE_GONE)
+			continue;
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = seen[j].name && strcmp(seen[j].name, v->name) == 0 && seen[j].pid > 0;
+		if (found)
+			continue;
+		bool def = source == VM_SOURCE_LIBVIRT && name_listed(defined, n_defined, v->name);
+		unseen(r, inv, v, def);
+	}
+}
+
+size_t registry_admit_missing(struct registry *r, struct inventory *inv)
+{
+	size_t admitted = 0;
+	for (size_t i = 0; i < inv->n_vms; i++) {
+		struct vm *v = &inv->vms[i];
+		if (!vm_live(v) || inventory_reservation(inv, v->name))
+			continue;
+		const struct tenant *t = inventory_tenant(inv, v->tenant);
+		_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
+		bool insert = false;
+		_cleanup_error_ struct error *e = NULL;
+		if (!t)
+			error_set(&e, ENOENT, "no tenant '%s'", v->tenant);
+		else if (bind_or_admit(r, v, t, inv->res, inv->n_res, &insert, &row, &e) == 0 &&
+			 insert && store_reservation_add(r->store, &row, "vcpud", &e) == 0)
+			error_free(&e);
+		if (e) {
+			_cleanup_free_ char *m = xasprintf("VM %s runs without an admission and cannot "
+							   "be admitted: %s", v->name, e->msg);
+			registry_fault_set(r, v->name, REGISTRY_FAULT_ADMISSION, m);
+			continue;
+		}
+		if (insert) {
+			log_info("VM %s had no admission: admitted now", v->name);
+			inv_add_res(inv, &row);
+			admitted++;
+		}
+	}
+	return admitted;
+}
+
+size_t registry_expire(struct registry *r, struct inventory *inv)
+{
+	size_t freed = 0;
+	int64_t now = r->now_ms();
+	for (size_t i = 0; i < inv->n_vms; i++) {
+		struct vm *v = &inv->vms[i];
+		if (v->state != VM_STATE_GONE || !inventory_reservation(inv, v->name))
+			continue;
+		int64_t since = v->state_since_ms ? v->state_since_ms : v->updated_at * 1000;
+		int64_t gone_ms = now - since;
+		if (gone_ms < (int64_t)r->gone_grace_s * 1000)
+			continue;
+		_cleanup_free_ char *why = xasprintf("gone for %" PRId64 " s (grace %u s)",
+						     gone_ms / 1000, r->gone_grace_s);
+		_cleanup_error_ struct error *e = NULL;
+		if (store_reservation_delete(r->store, v->name, "vcpud", why, &e) < 0) {
+			warn_once(r, "VM %s: cannot free its admission: %s", v->name, e->msg);
+			continue;
+		}
+		log_info("VM %s: %s: its admission is freed", v->name, why);
+		inv_drop_res(inv, v->name);
+		freed++;
+	}
+	return freed;
+}
+
+/* --- faults ------------------------------------------------------------------------ */
+
+static const char *const fault_kind_names[REGISTRY_FAULT_LAST] = {
+	"identity", "admission", "plan", "cgroup",
+};
+
+const char *registry_fault_kind_name(enum registry_fault_kind k)
+{
+	return (unsigned)k < REGISTRY_FAULT_LAST ? fault_kind_names[k] : NULL;
+}
+
+static struct fault *fault_find(const struct registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_faults; i++)
+		if (strcmp(r->faults[i].name, name) == 0)
+			return &r->faults[i];
+	return NULL;
+}
+
+void registry_fault_set(struct registry *r, const char *name, enum registry_fault_kind kind,
+			const char *msg)
+{
+	if (!name || !name_valid(name) || (unsigned)kind >= REGISTRY_FAULT_LAST)
+		return;
+	struct fault *f = fault_find(r, name);
+	if (f) {
+		f->touched = true;
+		/* the more serious kind (lower) wins for a VM with several */
+		if (kind > f->kind || (kind == f->kind && strcmp(f->msg, msg) == 0))
+			return;
+		free(f->msg);
+	} else {
+		r->faults = xrealloc(r->faults, (r->n_faults + 1) * sizeof(*r->faults));
+		f = &r->faults[r->n_faults++];
+		memset(f, 0, sizeof(*f));
+		snprintf(f->name, sizeof(f->name), "%s", name);
+		f->since_ms = r->now_ms();
+		f->touched = true;
+	}
+	f->kind = kind;
+	f->msg = xstrdup(msg);
+	log_warn("VM %s quarantined (%s): %s", name, fault_kind_names[kind], msg);
+	if (kind == REGISTRY_FAULT_IDENTITY || kind == REGISTRY_FAULT_ADMISSION) {
+		json_t *d = json_pack("{s:s,s:s}", "kind", fault_kind_names[kind], "reason", msg);
+		_cleanup_free_ char *text = json_dumps(d, JSON_COMPACT);
+		json_decref(d);
+		_cleanup_free_ char *target = xasprintf("vm/%s", name);
+		_cleanup_error_ struct error *e = NULL;
+		if (store_event_add(r->store, "vcpud", "vm.refused", target, text, &e) < 0)
+			log_warn("cannot record the refusal of VM %s: %s", name, e->msg);
+	}
+}
+
+void registry_faults_begin(struct registry *r, enum registry_fault_kind kind)
+{
+	for (size_t i = 0; i < r->n_faults; i++)
+		if (r->faults[i].kind == kind)
+			r->faults[i].touched = false;
+}
+
+void registry_faults_end(struct registry *r, enum registry_fault_kind kind)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < r->n_faults; i++) {
+		struct fault *f = &r->faults[i];
+		if (f->kind == kind && !f->touched) {
+			log_info("VM %s: no longer quarantined (%s: %s)", f->name,
+				 fault_kind_names[kind], f->msg);
+			free(f->msg);
+			continue;
+		}
+		r->faults[j++] = *f;
+	}
+	r->n_faults = j;
+}
+
+const char *registry_fault_of(const struct registry *r, const char *name, int64_t *since_ms,
+			      enum registry_fault_kind *kind)
+{
+	const struct fault *f = name ? fault_find(r, name) : NULL;
+	if (f && since_ms)
+		*since_ms = f->since_ms;
+	if (f && kind)
+		*kind = f->kind;
+	return f ? f->msg : NULL;
+}
+
+size_t registry_fault_count(const struct registry *r)
+{
+	return r->n_faults;
+}
+
+void registry_fault_get(const struct registry *r, size_t i, const char **name,
+			const char **msg, enum registry_fault_kind *kind)
+{
+	if (i >= r->n_faults)
+		return;
+	if (name)
+		*name = r->faults[i].name;
+	if (msg)
+		*msg = r->faults[i].msg;
+	if (kind)
+		*kind = r->faults[i].kind;
+}
+
+/* --- the API's side ----------------------------------------------------------------- */
+
+int registry_register(struct registry *r, struct vm *v, const char *actor, struct error **err)
+{
+	if (v->pid <= 0)
+		return error_set(err, EINVAL, "cannot register VM '%s': no process given", v->name);
+	if (proc_start_time(r->host_root, v->pid, &v->start_time, err) < 0) {
+		if ((*err)->code == ESRCH)
+			(*err)->code = EINVAL; /* a PID that does not exist is bad input */
+		return error_wrap(err, "cannot register VM '%s'", v->name);
+	}
+	_cleanup_(inventory_clear) struct inventory inv = { 0 };
+	if (registry_inventory_load(r, &inv, err) < 0)
+		return -1;
+	struct vm *h = inventory_holder(&inv, v->pid, NULL);
+	if (h && h->start_time && h->start_time != v->start_time) {
+		_cleanup_free_ char *why = xasprintf("its PID %d now belongs to another process "
+						     "(being registered as VM %s)", (int)v->pid,
+						     v->name);
+		mark_gone(r, &inv, h, why);
+		h = NULL;
+	}
+	if (h)
+		return error_set(err, EEXIST, "cannot register VM '%s': process %d is already "
+				 "registered as VM '%s'", v->name, (int)v->pid, h->name);
+	const struct tenant *t = inventory_tenant(&inv, v->tenant);
+	if (!t)
+		return error_set(err, ENOENT, "cannot register VM '%s': no tenant '%s'", v->name,
+				 v->tenant);
+	if (inventory_vm(&inv, v->name))
+		return error_set(err, EEXIST, "VM '%s' already exists", v->name);
+	origin_read(r->host_root, v);
+	bool insert = false;
+	_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
+	if (bind_or_admit(r, v, t, inv.res, inv.n_res, &insert, &row, err) < 0)
+		return error_wrap(err, "cannot register VM '%s'", v->name);
+	if (store_vm_register(r->store, insert ? &row : NULL, v, actor, err) < 0)
+		return -1;
+	log_info("VM %s (pid %d, %u vCPUs, %s) registered to tenant %s by %s", v->name,
+		 (int)v->pid, v->vcpus, vm_source_to_string(v->source), v->tenant, actor);
+	return 0;
+}
+
+int registry_release(struct registry *r, const char *name, const char *actor,
+		     int (*move_out)(void *data, const struct vm *v, struct error **err),
+		     void *data, struct error **err)
+{
+	_cleanup_(vm_clear) struct vm v = { 0 };
+	_cleanup_error_ struct error *e = NULL;
+	bool have_vm = store_vm_get(r->store, name, &v, &e) == 0;
+	if (!have_vm && e->code != ENOENT)
+		return error_set(err, e->code, "%s", e->msg);
+	if (have_vm && vm_live(&v) && move_out && move_out(data, &v, err) < 0)
+		return error_wrap(err, "cannot release VM '%s'", name);
+	if (store_vm_delete(r->store, name, actor, err) < 0)
+		return -1;
+	log_info("VM %s released by %s", name, actor);
+	return 0;
+}
+
+void registry_vm_view_clear(struct registry_vm_view *v)
+{
+	if (!v)
+		return;
+	vm_clear(&v->vm);
+	free(v->fault);
+	v->fault = NULL;
+}
+
+/* A view from a row and/or a reservation. */
+static void view_make(const struct registry *r, const struct vm *row,
+		      const struct admit_reservation *res, struct registry_vm_view *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (row) {
+		vm_copy(&out->vm, row);
+	} else {
+		snprintf(out->vm.name, sizeof(out->vm.name), "%s", res->vm);
+		snprintf(out->vm.tenant, sizeof(out->vm.tenant), "%s", res->tenant);
+		out->vm.vcpus = res->vcpus;
+		out->vm.memory_set = res->memory_set;
+		out->vm.memory_bytes = res->memory_bytes;
+		out->vm.state = VM_STATE_ADMITTED;
+		out->vm.source = VM_SOURCE_REGISTERED;
+	}
+	if (res) {
+		out->admitted = true;
+		out->res = *res;
+	}
+	const char *f = registry_fault_of(r, out->vm.name, &out->fault_since_ms,
+					  &out->fault_kind);
+	out->fault = f ? xstrdup(f) : NULL;
+}
+
+int registry_vm_get(struct registry *r, const char *name, struct registry_vm_view *out,
+		    struct error **err)
+{
+	_cleanup_(vm_clear) struct vm v = { 0 };
+	_cleanup_(store_reservation_clear) struct store_reservation sr = { 0 };
+	_cleanup_error_ struct error *e1 = NULL, *e2 = NULL;
+	bool have_vm = store_vm_get(r->store, name, &v, &e1) == 0;
+	bool have_res = store_reservation_get(r->store, name, &sr, &e2) == 0;
+	if (!have_vm && e1->code != ENOENT)
+		return error_set(err, e1->code, "%s", e1->msg);
+	if (!have_res && e2->code != ENOENT)
+		return error_set(err, e2->code, "%s", e2->msg);
+	if (!have_vm && !have_res)
+		return error_set(err, ENOENT, "no VM '%.80s'", name);
+	struct admit_reservation ar;
+	_cleanup_error_ struct error *pe = NULL;
+	bool parsed = have_res && res_from_store(&sr, &ar, &pe) == 0;
+	if (have_res && !parsed)
+		warn_once(r, "admission: %s", pe->msg);
+	if (!have_vm && !parsed)
+		return error_set(err, EIO, "VM '%s': its reservation cannot be read", name);
+	view_make(r, have_vm ? &v : NULL, parsed ? &ar : NULL, out);
+	return 0;
+}
+
+static int view_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct registry_vm_view *)a)->vm.name,
+		      ((const struct registry_vm_view *)b)->vm.name);
+}
+
+int registry_vm_list(struct registry *r, struct registry_vm_view **out, size_t *n,
+		     struct error **err)
+{
+	*out = NULL;
+	*n = 0;
+	_cleanup_(inventory_clear) struct inventory inv = { 0 };
+	if (registry_inventory_load(r, &inv, err) < 0)
+		return -1;
+	struct registry_vm_view *v = xcalloc(inv.n_vms + inv.n_res + 1, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < inv.n_vms; i++)
+		view_make(r, &inv.vms[i], inventory_reservation(&inv, inv.vms[i].name), &v[k++]);
+	for (size_t i = 0; i < inv.n_res; i++)
+		if (!inventory_vm(&inv, inv.res[i].vm))
+			view_make(r, NULL, &inv.res[i], &v[k++]);
+	/* by name, admitted-only ones among the rest */
+	qsort(v, k, sizeof(*v), view_cmp);
+	*out = v;
+	*n = k;
+	return 0;
+}
