@@ -111,6 +111,12 @@ struct registry_sighting {
 	size_t n_threads;
 };
 
+/* Live VMs that hold the same PID (rows an older vcpud or a hand edit left):
+ * each is marked with an identity fault naming the other, so that an
+ * operator releases the wrong one; the engine leaves both alone and
+ * reconciles everything else. Returns the number of pairs. */
+size_t registry_check_pids(struct registry *r, struct inventory *inv);
+
 /* The registered (API) VMs' processes: each live one's vCPU threads and
  * identity from /proc. A process that is gone, or whose PID now belongs to
  * another process (start time changed) or to one without vCPU threads,

@@ -275,6 +275,7 @@ static void tick(struct daemon *d)
 	registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
 	registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
 	discovery_run(d->disc, d->reg, &inv);
+	registry_check_pids(d->reg, &inv);
 	registry_admit_missing(d->reg, &inv);
 	registry_expire(d->reg, &inv);
 	registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);

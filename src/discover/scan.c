@@ -13,9 +13,13 @@
  * passes (round robin) to notice an exec or a reused PID. Anything that
  * exits mid-pass (ENOENT, ESRCH at any step) is dropped silently.
  *
- * What it does not see at once: a PID cached as "not a VM" that becomes a
- * VM without being young (an exec long after its fork, a PID reused within
- * one tick) waits for its recheck; a vCPU thread that exits and whose TID
+ * A VM's PID is watched through a pidfd when HOST_ROOT/proc is the real
+ * procfs: one poll() per pass over all of them tells which VM processes
+ * exited, so that a PID reused by a new process (with the same thread
+ * count and even the same TIDs) is probed again at once rather than taken
+ * for the VM it was. What it does not see at once: a PID cached as "not a
+ * VM" that becomes a VM without being young (an exec long after its fork)
+ * waits for its recheck; a vCPU thread that exits and whose TID
  * is given to a new thread of the same VM between two passes (TIDs are
  * allocated cyclically, so only after pid_max others) is not read again. */
 #include <ctype.h>
@@ -24,8 +28,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vcpud/discover.h"
@@ -457,6 +463,8 @@ struct pid_entry {
 	size_t n_tids;
 	char name[NAME_MAX_LEN + 1];
 	char uuid[VM_UUID_LEN + 1];
+	int pidfd;               /* a VM's process (real procfs only), -1 none */
+	bool exited;             /* its pidfd said so: probe the PID again */
 };
 
 struct proc_ctx {
@@ -472,6 +480,10 @@ struct proc_ctx {
 	pid_t *tids;             /* one task/ listing, sorted */
 	size_t tids_cap;
 	pid_t cursor;            /* the last PID rechecked (round robin) */
+	bool pidfds;             /* proc_path is this system's procfs */
+	struct pollfd *pfds;     /* one pass's poll of the VMs' pidfds */
+	struct pid_entry **pfd_e;
+	size_t pfds_cap;
 	double recheck_credit;   /* rechecks owed, a fraction of one */
 	struct discover_proc_stats st;
 };
@@ -483,8 +495,17 @@ struct pass {
 	double uptime_s;
 };
 
+static void pidfd_drop(struct pid_entry *e)
+{
+	if (e->pidfd >= 0)
+		close(e->pidfd);
+	e->pidfd = -1;
+	e->exited = false;
+}
+
 static void entry_forget(struct pid_entry *e)
 {
+	pidfd_drop(e);
 	free(e->tids);
 	e->tids = NULL;
 	e->n_tids = 0;
@@ -498,6 +519,7 @@ static void entry_free(struct pid_entry *e)
 {
 	if (!e)
 		return;
+	pidfd_drop(e);
 	free(e->tids);
 	free(e);
 }
@@ -846,6 +868,9 @@ static void classify(struct proc_ctx *c, const struct pass *p, struct pid_entry 
 		if (!e->identified || e->kind != k)
 			identify(c, p, e, k);
 		e->kind = k;
+		e->exited = false;
+		if (c->pidfds && e->pidfd < 0)
+			e->pidfd = (int)syscall(SYS_pidfd_open, e->pid, 0); /* -1: no watch */
 		return;
 	}
 	e->kind = VMM_KIND_UNKNOWN;
@@ -909,7 +934,7 @@ static void refresh(struct proc_ctx *c, const struct pass *p, struct pid_entry *
 		return; /* gone, or unreadable this pass: keep what we knew */
 	/* a young process without vCPU threads may exec a VMM at any time;
 	 * one with vCPU threads that exec'ed would have other threads */
-	if (changed || (e->young && e->kind == VMM_KIND_UNKNOWN)) {
+	if (changed || e->exited || (e->young && e->kind == VMM_KIND_UNKNOWN)) {
 		struct proc_stat st;
 		int r = read_stat(c, p->procfd, e->pid, &st);
 		if (r < 0) {
@@ -977,6 +1002,34 @@ static void pick_rechecks(struct proc_ctx *c)
 		e->recheck = true;
 		c->cursor = e->pid;
 		quota--;
+	}
+}
+
+/* One poll() over the VMs' pidfds: a process that exited has its PID
+ * looked at again in this pass (gone, or another process now). */
+static void poll_exits(struct proc_ctx *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		struct pid_entry *e = c->e[i];
+		if (e->pidfd < 0)
+			continue;
+		if (n == c->pfds_cap) {
+			c->pfds_cap = c->pfds_cap ? 2 * c->pfds_cap : 64;
+			c->pfds = xrealloc(c->pfds, c->pfds_cap * sizeof(*c->pfds));
+			c->pfd_e = xrealloc(c->pfd_e, c->pfds_cap * sizeof(*c->pfd_e));
+		}
+		c->pfds[n] = (struct pollfd){ .fd = e->pidfd, .events = POLLIN };
+		c->pfd_e[n++] = e;
+	}
+	if (!n || poll(c->pfds, n, 0) <= 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!c->pfds[i].revents)
+			continue;
+		struct pid_entry *e = c->pfd_e[i];
+		pidfd_drop(e);
+		e->exited = true;
 	}
 }
 
@@ -1066,6 +1119,7 @@ static int proc_scan(void *vctx, struct discover_result *out, struct error **err
 		}
 		struct pid_entry *e = xcalloc(1, sizeof(*e));
 		e->pid = pid;
+		e->pidfd = -1;
 		e->state = PID_NEW;
 		c->next[k++] = e;
 	}
@@ -1080,6 +1134,7 @@ static int proc_scan(void *vctx, struct discover_result *out, struct error **err
 	c->next_cap = tcap;
 
 	pick_rechecks(c);
+	poll_exits(c);
 	for (size_t i = 0; i < c->n; i++) {
 		struct pid_entry *e = c->e[i];
 		switch (e->state) {
@@ -1148,8 +1203,25 @@ static void proc_free(void *vctx)
 	free(c->next);
 	free(c->pids);
 	free(c->tids);
+	free(c->pfds);
+	free(c->pfd_e);
 	free(c->proc_path);
 	free(c);
+}
+
+/* Whether PROC is this system's procfs (its "self" is us), where PIDs are
+ * real and a pidfd watches the right process; a fake tree is not. */
+static bool real_procfs(const char *proc)
+{
+	_cleanup_free_ char *self = path_join(proc, "self", NULL);
+	char buf[32];
+	ssize_t n = readlink(self, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	char want[32];
+	snprintf(want, sizeof(want), "%d", (int)getpid());
+	return strcmp(buf, want) == 0;
 }
 
 static const struct discover_ops proc_ops = {
@@ -1169,6 +1241,7 @@ int discover_proc_new(const char *host_root, const struct discover_proc_config *
 	c->hz = sysconf(_SC_CLK_TCK);
 	if (c->hz <= 0)
 		c->hz = 100;
+	c->pidfds = real_procfs(c->proc_path);
 	struct discover_backend *b = xcalloc(1, sizeof(*b));
 	b->ops = &proc_ops;
 	b->ctx = c;

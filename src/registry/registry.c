@@ -437,6 +437,30 @@ static void origin_read(const char *host_root, struct vm *v)
 		strcpy(v->origin_cgroup, cg);
 }
 
+size_t registry_check_pids(struct registry *r, struct inventory *inv)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < inv->n_vms; i++) {
+		const struct vm *a = &inv->vms[i];
+		if (!vm_live(a))
+			continue;
+		for (size_t j = i + 1; j < inv->n_vms; j++) {
+			const struct vm *b = &inv->vms[j];
+			if (!vm_live(b) || b->pid != a->pid)
+				continue;
+			_cleanup_free_ char *m = xasprintf(
+				"process %d is claimed by VMs %s (%s) and %s (%s): neither is "
+				"placed until one is released (vcpuctl vm release NAME)",
+				(int)a->pid, a->name, vm_source_to_string(a->source), b->name,
+				vm_source_to_string(b->source));
+			registry_fault_set(r, a->name, REGISTRY_FAULT_IDENTITY, m);
+			registry_fault_set(r, b->name, REGISTRY_FAULT_IDENTITY, m);
+			n++;
+		}
+	}
+	return n;
+}
+
 size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 {
 	size_t changed = 0;

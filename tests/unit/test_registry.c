@@ -115,6 +115,7 @@ static void tick(struct reg_fx *f, enum vm_source src, const struct registry_sig
 	registry_faults_begin(f->reg, REGISTRY_FAULT_IDENTITY);
 	registry_faults_begin(f->reg, REGISTRY_FAULT_ADMISSION);
 	registry_refresh_registered(f->reg, &inv);
+	registry_check_pids(f->reg, &inv);
 	if (seen)
 		registry_observe(f->reg, &inv, src, seen, n, true, defined, n_defined);
 	registry_admit_missing(f->reg, &inv);
@@ -581,6 +582,32 @@ static void test_legacy_rows(void **state)
 	registry_vm_view_clear(&v);
 }
 
+/* A database that already holds two live VMs with one PID (what an older
+ * vcpud's libvirt merge could leave): both are quarantined, once. */
+static void test_poisoned_rows(void **state)
+{
+	struct reg_fx *f = *state;
+	tenant_ok(f, "acme", 16);
+	fake_vmm(f, 9000, 90, 2, 9000);
+	assert_int_equal(st_exec(f->ts.st, "INSERT INTO vms (name, tenant, pid, vcpus, state, "
+				 "source, created_at, updated_at) VALUES ('a', 'acme', 9000, 2, "
+				 "'running', 'registered', 1, 1), ('b', 'acme', 9000, 2, 'running', "
+				 "'libvirt', 1, 1)"), SQLITE_OK);
+	for (int i = 0; i < 3; i++)
+		tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	enum registry_fault_kind kind;
+	const char *m = registry_fault_of(f->reg, "a", NULL, &kind);
+	assert_non_null(m);
+	assert_int_equal(kind, REGISTRY_FAULT_IDENTITY);
+	assert_contains(m, "process 9000 is claimed by VMs a (registered) and b (libvirt)");
+	assert_non_null(registry_fault_of(f->reg, "b", NULL, NULL));
+	assert_int_equal(count_events(f, "vm.refused"), 2);
+	/* releasing one clears both */
+	assert_int_equal(registry_release(f->reg, "b", "uid:0", NULL, NULL, NULL), 0);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(registry_fault_count(f->reg), 0);
+}
+
 static void test_faults_api(void **state)
 {
 	struct reg_fx *f = *state;
@@ -618,6 +645,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicts_are_faults_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poisoned_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_api, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
