@@ -59,7 +59,7 @@
  *   admission.gone_grace_s), "crashed", "unknown".
  * GET /v1/health: {"status":"ok"|"degraded","version","schema_version","uptime_s",
  *   "policy","policy_builtin","cgroup_root","dry_run","ticks","last_tick_ms",
- *   "last_tick_us","last_tick_writes","last_tick_errors","last_error"|null,
+ *   "last_tick_us","last_tick_sql","last_tick_writes","last_tick_errors","last_error"|null,
  *   "quarantined":N,"quarantined_vms":[{"name","kind","reason","since_ms"}],
  *   "libvirt":{"state","since_ms"|null,"error"|null}}: "degraded" whenever
  *   the last tick had errors or a VM is quarantined.
@@ -178,6 +178,7 @@ struct api_ctx {
 					* daemon), NULL when it had none */
 	int64_t last_tick_ms;          /* unix ms the last tick ended, 0 before */
 	uint32_t last_tick_us;         /* how long it took */
+	uint64_t last_tick_sql;        /* SQL statements it ran */
 	const char *libvirt_state;     /* "disabled", "connecting", "connected",
 					* "unreachable"; NULL: not known */
 	int64_t libvirt_since_ms;

@@ -54,6 +54,10 @@ static inline void store_closep(struct store **st) { if (*st) store_close(*st); 
 /* PRAGMA user_version of the open database (-1 if it cannot be read). */
 int store_schema_version(struct store *st);
 
+/* SQL statements run on this connection so far (each statement start,
+ * counted by SQLite's tracing): the daemon reports them per tick. */
+uint64_t store_statements(struct store *st);
+
 /* The path the store was opened with (owned by the store). */
 const char *store_path(const struct store *st);
 

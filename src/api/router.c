@@ -80,14 +80,15 @@ static int h_health(struct api_ctx *ctx, const struct api_request *req,
 						     : json_null(),
 			       "error", ctx->libvirt_error ? json_string(ctx->libvirt_error)
 							   : json_null());
-	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?,s:b,s:s?,s:b,s:I,s:I,s:I,s:i,s:i,s:o,s:I,s:o,s:o}",
+	*out = json_pack("{s:s,s:s,s:i,s:I,s:s?,s:b,s:s?,s:b,s:I,s:I,s:I,s:I,s:i,s:i,s:o,s:I,s:o,s:o}",
 			 "status", degraded ? "degraded" : "ok",
 			 "version", VCPUD_VERSION, "schema_version",
 			 store_schema_version(ctx->store), "uptime_s", (json_int_t)up, "policy",
 			 ctx->policy_path, "policy_builtin", ctx->policy_builtin, "cgroup_root",
 			 ctx->cgroup_root, "dry_run", ctx->dry_run, "ticks", (json_int_t)ctx->ticks,
 			 "last_tick_ms", (json_int_t)ctx->last_tick_ms, "last_tick_us",
-			 (json_int_t)ctx->last_tick_us, "last_tick_writes", (int)ctx->last_writes,
+			 (json_int_t)ctx->last_tick_us, "last_tick_sql", (json_int_t)ctx->last_tick_sql,
+			 "last_tick_writes", (int)ctx->last_writes,
 			 "last_tick_errors", (int)ctx->last_errors, "last_error",
 			 ctx->last_error ? json_string(ctx->last_error) : json_null(),
 			 "quarantined", (json_int_t)nq, "quarantined_vms", qv, "libvirt", lv);

@@ -38,7 +38,7 @@ static int render(struct cli_ctx *ctx, const struct cli_request *req, const json
 		"policy:           %s\n"
 		"cgroup root:      %s%s\n"
 		"ticks:            %lld\n"
-		"last tick:        %.1f ms\n"
+		"last tick:        %.1f ms, %lld SQL statements\n"
 		"last tick writes: %lld\n"
 		"last tick errors: %lld%s%s\n"
 		"libvirt:          %s%s%s%s%s\n"
@@ -51,6 +51,7 @@ static int render(struct cli_ctx *ctx, const struct cli_request *req, const json
 		json_is_true(json_object_get(r, "dry_run")) ? " (dry-run)" : "",
 		(long long)json_integer_value(json_object_get(r, "ticks")),
 		(double)json_integer_value(json_object_get(r, "last_tick_us")) / 1000.0,
+		(long long)json_integer_value(json_object_get(r, "last_tick_sql")),
 		(long long)json_integer_value(json_object_get(r, "last_tick_writes")),
 		(long long)json_integer_value(json_object_get(r, "last_tick_errors")),
 		last_error ? ": " : "", last_error ? last_error : "",

@@ -232,8 +232,9 @@ static void reconcile(struct daemon *d, const struct inventory *inv)
 }
 
 /* What /v1/health says about the tick that just ended. */
-static void health_update(struct daemon *d, int64_t started_ns)
+static void health_update(struct daemon *d, int64_t started_ns, uint64_t sql0)
 {
+	d->api.last_tick_sql = store_statements(d->store) - sql0;
 	d->api.ticks = d->ticks;
 	d->api.last_errors = d->tick_errors;
 	free(d->api.last_error);
@@ -258,6 +259,7 @@ static void health_update(struct daemon *d, int64_t started_ns)
 static void tick(struct daemon *d)
 {
 	int64_t started = now_mono_ns();
+	uint64_t sql0 = store_statements(d->store);
 	d->ticks++;
 	d->api.last_writes = 0;
 	d->tick_errors = 0;
@@ -269,7 +271,7 @@ static void tick(struct daemon *d)
 	_cleanup_(inventory_clear) struct inventory inv = { 0 };
 	if (registry_inventory_load(d->reg, &inv, &err) < 0) {
 		tick_error(d, err->msg);
-		health_update(d, started);
+		health_update(d, started, sql0);
 		return;
 	}
 	registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
@@ -299,7 +301,7 @@ static void tick(struct daemon *d)
 	else if (caps_changed)
 		reconcile(d, &inv);
 	d->api.top = control_top(d->control);
-	health_update(d, started);
+	health_update(d, started, sql0);
 }
 
 static int on_release_process(void *data, const struct vm *v, struct error **err)

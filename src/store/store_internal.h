@@ -21,6 +21,7 @@ struct store {
 	pthread_mutex_t lock;      /* one public call at a time (see below) */
 	int64_t (*now_ms)(void);   /* clock; tests replace it */
 	bool ready;                /* opened and migrated */
+	uint64_t statements;       /* SQL statements run (sqlite3_trace_v2) */
 };
 
 /* Every public function holds st->lock for its whole duration, so that the
