@@ -1,0 +1,289 @@
+/* test_control.c - the sample -> decide -> record stage of the tick
+ * (src/daemon/control.c) on a fake host: schedstat and status files of fake
+ * vCPU threads whose run_delay the test advances with the wall clock, a
+ * dry-run cgroup engine on a temp tree, a real SQLite store. A victim whose
+ * steal stays high gets its best-effort neighbour capped (an event naming
+ * it, a cap for the planner), samples land in the history, /v1/top's
+ * snapshot says who is who, and VMs without threads or gone are shown but
+ * not sampled. */
+#define STORE_TEST_TMPDIR "/tmp/vcpud-test-control.XXXXXX"
+#include "store_test_util.h"
+#include "registry_test_util.h"
+
+#include <time.h>
+
+#include "daemon/control.h"
+#include "vcpud/cgroup.h"
+#include "vcpud/policy.h"
+#include "vcpud/tenant.h"
+
+#define INTERVAL_MS 100
+
+struct cfx {
+	struct reg_fx rf;
+	struct policy pol;
+	struct cgroup_engine *engine;
+	char *cgroot;
+	struct control *ctl;
+	struct tenant tenants[2];
+	struct vm vms[4];
+	size_t n_vms;
+	/* the fake counters of every thread, advanced by tick() */
+	struct { pid_t pid, tid; uint64_t cpu_ns, delay_ns; double run, wait; } th[8];
+	size_t n_th;
+	int64_t last_ns;
+	uint64_t tick;
+};
+
+static void thread_write(struct cfx *f, size_t i)
+{
+	char sp[16], st[16];
+	snprintf(sp, sizeof(sp), "%d", (int)f->th[i].pid);
+	snprintf(st, sizeof(st), "%d", (int)f->th[i].tid);
+	_cleanup_free_ char *dir = path_join(f->rf.proc, sp, "task", st, NULL);
+	mkdir_p(dir);
+	_cleanup_free_ char *ss = path_join(dir, "schedstat", NULL);
+	_cleanup_free_ char *line = xasprintf("%llu %llu 10\n", (unsigned long long)f->th[i].cpu_ns,
+					      (unsigned long long)f->th[i].delay_ns);
+	put_file(ss, line);
+	_cleanup_free_ char *status = path_join(dir, "status", NULL);
+	put_file(status, "Name:\tCPU 0/KVM\nCpus_allowed_list:\t0-1\n");
+}
+
+/* A thread of VM `vm` that runs `run` and waits `wait` of every second. */
+static void add_thread(struct cfx *f, struct vm *v, unsigned index, pid_t tid, double run,
+		       double wait)
+{
+	v->threads = xrealloc(v->threads, (v->n_threads + 1) * sizeof(*v->threads));
+	v->threads[v->n_threads++] = (struct vm_vcpu){ index, tid };
+	f->th[f->n_th] = (typeof(f->th[0])){ v->pid, tid, 1000000, 1000000, run, wait };
+	thread_write(f, f->n_th++);
+}
+
+static struct vm mk_vm(const char *name, const char *tenant, pid_t pid, uint32_t vcpus)
+{
+	struct vm v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	snprintf(v.tenant, sizeof(v.tenant), "%s", tenant);
+	v.pid = pid;
+	v.vcpus = vcpus;
+	v.state = VM_STATE_RUNNING;
+	return v;
+}
+
+static int setup(void **state)
+{
+	struct cfx *f = xcalloc(1, sizeof(*f));
+	fake_now_ms = 1700000000000LL;
+	if (reg_fx_open(&f->rf, "2n-4c-smt2", "", 60) < 0)
+		return -1;
+	store_set_clock(f->rf.ts.st, NULL); /* samples are stamped with the real clock */
+	policy_defaults(&f->pol);
+	f->pol.interval_ms = INTERVAL_MS;
+	f->cgroot = path_join(f->rf.ts.dir, "cgroup", NULL);
+	mkdir_p(f->cgroot);
+	struct cgroup_engine_config ec = { .sysroot = f->rf.ts.dir, .dry_run = true };
+	struct error *err = NULL;
+	if (cgroup_engine_new(&ec, &f->engine, &err) < 0 ||
+	    control_new(f->rf.ts.dir, INTERVAL_MS, &f->ctl, &err) < 0) {
+		fprintf(stderr, "%s\n", err->msg);
+		return -1;
+	}
+	/* a guaranteed tenant's VM waiting half the time behind a best-effort
+	 * one that runs flat out, on the same two pCPUs */
+	tenant_init(&f->tenants[0]);
+	strcpy(f->tenants[0].name, "gold");
+	f->tenants[0].class_ = TENANT_CLASS_GUARANTEED;
+	tenant_init(&f->tenants[1]);
+	strcpy(f->tenants[1].name, "batch");
+	f->tenants[1].class_ = TENANT_CLASS_BEST_EFFORT;
+	for (size_t i = 0; i < 2; i++) {
+		f->tenants[i].vcpus = 16;
+		if (store_tenant_create(f->rf.ts.st, &f->tenants[i], "uid:0", &err) < 0)
+			return -1;
+	}
+	f->vms[0] = mk_vm("victim", "gold", 100, 2);
+	add_thread(f, &f->vms[0], 0, 101, 0.5, 0.5);
+	add_thread(f, &f->vms[0], 1, 102, 0.5, 0.5);
+	f->vms[1] = mk_vm("noisy", "batch", 200, 2);
+	add_thread(f, &f->vms[1], 0, 201, 1.0, 0.0);
+	add_thread(f, &f->vms[1], 1, 202, 1.0, 0.0);
+	/* shown, not sampled: no threads yet; gone */
+	f->vms[2] = mk_vm("starting", "gold", 300, 1);
+	f->vms[3] = mk_vm("exited", "batch", 0, 1);
+	f->vms[3].state = VM_STATE_GONE;
+	f->n_vms = 4;
+	for (size_t i = 0; i < f->n_vms; i++)
+		if (store_vm_create(f->rf.ts.st, &f->vms[i], "uid:0", &err) < 0) {
+			fprintf(stderr, "%s\n", err->msg);
+			return -1;
+		}
+	f->last_ns = now_mono_ns();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct cfx *f = *state;
+	control_free(f->ctl);
+	cgroup_engine_free(f->engine);
+	for (size_t i = 0; i < f->n_vms; i++)
+		vm_clear(&f->vms[i]);
+	policy_clear(&f->pol);
+	free(f->cgroot);
+	reg_fx_close(&f->rf);
+	free(f);
+	return 0;
+}
+
+/* Let an interval pass, advance every thread's counters by what it ran and
+ * waited over it, and run one control tick. */
+static bool tick(struct cfx *f)
+{
+	struct timespec ts = { 0, INTERVAL_MS * 1000000L };
+	nanosleep(&ts, NULL);
+	int64_t now = now_mono_ns();
+	double dt = (double)(now - f->last_ns);
+	f->last_ns = now;
+	for (size_t i = 0; i < f->n_th; i++) {
+		f->th[i].cpu_ns += (uint64_t)(f->th[i].run * dt);
+		f->th[i].delay_ns += (uint64_t)(f->th[i].wait * dt);
+		thread_write(f, i);
+	}
+	struct control_input in = {
+		.store = f->rf.ts.st, .engine = f->engine, .cgroup_root = f->cgroot,
+		.policy = &f->pol, .tick = ++f->tick, .engine_dry_run = false,
+		.tenants = f->tenants, .n_tenants = 2, .vms = f->vms, .n_vms = f->n_vms,
+	};
+	bool changed = false;
+	struct error *err = NULL;
+	if (control_tick(f->ctl, &in, &changed, &err) < 0)
+		fail_msg("control_tick: %s", err->msg);
+	return changed;
+}
+
+static const json_t *top_vm(const struct cfx *f, const char *name)
+{
+	json_t *top = control_top(f->ctl);
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(top, "vms"), i, v)
+		if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+			return v;
+	fail_msg("VM %s is not in /v1/top", name);
+	return NULL;
+}
+
+static void test_victim_gets_neighbour_capped(void **state)
+{
+	struct cfx *f = *state;
+	size_t n = 0;
+	assert_null(control_caps(f->ctl, &n));
+	assert_int_equal(n, 0);
+	assert_null(control_top(f->ctl));
+
+	/* the first tick has no window yet: nothing decided */
+	assert_false(tick(f));
+	assert_true(json_is_null(json_object_get(top_vm(f, "victim"), "steal_pct")));
+	/* steal above steal.high_pct (30) for steal.breach_ticks (3) windows */
+	bool changed = false;
+	int ticks = 1;
+	while (!changed && ticks < 12) {
+		changed = tick(f);
+		ticks++;
+	}
+	assert_true(changed);
+	assert_int_equal(ticks, 1 + (int)f->pol.breach_ticks);
+	const struct plan_vm_cap *caps = control_caps(f->ctl, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(caps[0].vm, "noisy");
+	/* tighten_fraction (0.5) of its usage (200% of a pCPU): about 1 pCPU */
+	assert_true(caps[0].quota_us > 80000 && caps[0].quota_us < 120000);
+
+	/* the decision is an event that names the victim and the figures */
+	json_t *d = NULL;
+	struct store_event *ev = NULL;
+	size_t ne = 0;
+	assert_int_equal(store_event_list(f->rf.ts.st, 0, 0, 0, &ev, &ne, NULL), 0);
+	for (size_t i = 0; i < ne; i++)
+		if (strcmp(ev[i].action, "throttle.cap") == 0) {
+			assert_string_equal(ev[i].target, "vm/noisy");
+			d = json_loads(ev[i].details, 0, NULL);
+		}
+	store_events_free(ev, ne);
+	assert_non_null(d);
+	assert_string_equal(jstr(d, "victim"), "victim");
+	assert_true(json_real_value(json_object_get(d, "victim_steal_pct")) > 30.0);
+	assert_string_equal(jstr(d, "reason"), "steal");
+	json_decref(d);
+
+	/* /v1/top: figures, statuses, the VMs that are not sampled */
+	const json_t *v = top_vm(f, "victim");
+	double steal = json_real_value(json_object_get(v, "steal_pct"));
+	assert_true(steal > 40.0 && steal < 60.0);
+	assert_string_equal(json_string_value(json_object_get(v, "throttle")), "victim");
+	assert_string_equal(json_string_value(json_object_get(v, "class")), "guaranteed");
+	v = top_vm(f, "noisy");
+	assert_true(json_real_value(json_object_get(v, "usage_pct")) > 180.0);
+	assert_true(json_is_real(json_object_get(v, "cap_pct")));
+	assert_string_equal(json_string_value(json_object_get(v, "throttle")), "hold");
+	v = top_vm(f, "starting");
+	assert_true(json_is_null(json_object_get(v, "usage_pct")));
+	v = top_vm(f, "exited");
+	assert_string_equal(json_string_value(json_object_get(v, "state")), "gone");
+	assert_true(json_is_null(json_object_get(v, "steal_pct")));
+
+	/* the history: a row per sampled VM per tick with figures */
+	assert_true(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm = 'victim'") >=
+		    (int64_t)f->pol.breach_ticks);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm IN "
+				"('starting', 'exited')"), 0);
+
+	/* the same caps again: no change to report */
+	f->th[0].wait = f->th[1].wait = 0.05; /* the cap worked */
+	assert_false(tick(f));
+	caps = control_caps(f->ctl, &n);
+	assert_int_equal(n, 1);
+}
+
+static void test_missing_threads_are_not_fatal(void **state)
+{
+	struct cfx *f = *state;
+	/* the noisy VM's process exits between two ticks: its schedstat files
+	 * are gone and discovery finds no threads; its figures go null, the
+	 * tick still runs and the victim is still sampled */
+	tick(f);
+	tick(f);
+	_cleanup_free_ char *dir = path_join(f->rf.proc, "200", NULL);
+	fake_tree_remove(dir);
+	f->n_th = 2; /* stop writing them */
+	f->vms[1].n_threads = 0;
+	tick(f);
+	assert_true(json_is_null(json_object_get(top_vm(f, "noisy"), "usage_pct")));
+	assert_true(json_is_real(json_object_get(top_vm(f, "victim"), "steal_pct")));
+	/* and a thread whose file is missing from the start does not stop
+	 * its VM's siblings or the others */
+	struct vm_vcpu more[] = { { 0, 101 }, { 1, 102 }, { 2, 199 } };
+	free(f->vms[0].threads);
+	f->vms[0].threads = xmalloc(sizeof(more));
+	memcpy(f->vms[0].threads, more, sizeof(more));
+	f->vms[0].n_threads = 3;
+	f->vms[0].vcpus = 3;
+	tick(f);
+	tick(f);
+	/* its two readable vCPUs still give figures */
+	double usage = json_real_value(json_object_get(top_vm(f, "victim"), "usage_pct"));
+	assert_true(usage > 80.0 && usage < 120.0);
+}
+
+int main(void)
+{
+	log_set_level(LOG_LVL_ERROR);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_victim_gets_neighbour_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_threads_are_not_fatal, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
