@@ -375,6 +375,71 @@ daemon_part() {
 		nok "vcpud: no dry-run write of vcpud-daemon-d's vCPU threads to $d_cg/vcpuN"
 	fi
 
+	# libvirtd hung (SIGSTOP) for 10 s: nothing of libvirt's is on the
+	# tick's path, so ticks keep their interval, the API answers at once
+	# and says libvirt is unreachable, and the VMs it last saw stay placed;
+	# after SIGCONT it converges without a restart of vcpud
+	lvd_pid=$(cat "$lv/libvirtd.pid" 2>/dev/null)
+	line_d=$(vmline vcpud-daemon-d)
+	kill -STOP "$lvd_pid"
+	t_stop=$(ms)
+	echo "# libvirtd (pid $lvd_pid) stopped with SIGSTOP"
+	: > "$dd/ticks"
+	max_ms=0 n_calls=0 unreach_ms="" bad=0 samples=0 last_bad=""
+	while [ $(($(ms) - t_stop)) -lt 10000 ]; do
+		c0=$(ms)
+		st=$(ctl --json status 2>/dev/null)
+		c1=$(ms)
+		n_calls=$((n_calls + 1))
+		[ $((c1 - c0)) -gt "$max_ms" ] && max_ms=$((c1 - c0))
+		echo "$st" | sed -n 's/.*"last_tick_ms": \([0-9]*\).*/\1/p' >> "$dd/ticks"
+		if [ -z "$unreach_ms" ] && echo "$st" | grep -q '"state": "unreachable"'; then
+			unreach_ms=$((c1 - t_stop))
+		fi
+		samples=$((samples + 1))
+		[ "$(vmline vcpud-daemon-a vcpud-daemon-d | tr '\n' ';')" = "$line_a;$line_d;" ] ||
+			{ bad=$((bad + 1)); last_bad=$(vmline vcpud-daemon-a vcpud-daemon-d | tr '\n' ';'); }
+		sleep 0.05
+	done
+	kill -CONT "$lvd_pid"
+	t_cont=$(ms)
+	[ "$max_ms" -lt 100 ] &&
+		ok "libvirtd stopped: vcpuctl status answered $n_calls times, in at most $max_ms ms" ||
+		nok "libvirtd stopped: vcpuctl status took up to $max_ms ms ($n_calls calls)"
+	[ -n "$unreach_ms" ] &&
+		ok "libvirtd stopped: status said libvirt is unreachable $unreach_ms ms after SIGSTOP" ||
+		nok "libvirtd stopped: status never said libvirt is unreachable in 10 s"
+	# tick intervals from the distinct last_tick_ms values (the first and
+	# last may be cut by the window)
+	ivs=$(sort -n -u "$dd/ticks" | awk 'NR > 1 { print $1 - p } { p = $1 }')
+	n_iv=$(echo "$ivs" | grep -c .)
+	iv_min=$(echo "$ivs" | sort -n | head -1)
+	iv_max=$(echo "$ivs" | sort -n | tail -1)
+	echo "# tick intervals while libvirtd was stopped (ms): $(echo "$ivs" | tr '\n' ' ')"
+	[ "$n_iv" -ge 8 ] && [ "${iv_min:-0}" -ge 800 ] && [ "${iv_max:-99999}" -le 1200 ] &&
+		ok "libvirtd stopped: $n_iv tick intervals, all within 20% of 1000 ms ($iv_min..$iv_max ms)" ||
+		nok "libvirtd stopped: $n_iv tick intervals, $iv_min..$iv_max ms (want >= 8 within 800..1200)"
+	[ "$bad" -eq 0 ] &&
+		ok "libvirtd stopped: vcpud-daemon-a and -d stay placed as they were ($samples samples)" ||
+		nok "libvirtd stopped: $bad of $samples samples differ: $last_bad"
+	t_ref=$t_cont
+	connected() { ctl --json status 2>/dev/null | grep -q '"state": "connected"'; }
+	within 10000 connected &&
+		ok "after SIGCONT: libvirt connected again ${took} ms later, vcpud not restarted" ||
+		nok "after SIGCONT: libvirt not connected again within 10 s"
+	t0=$(ms)
+	virsh -q -c "$uri" destroy vcpud-daemon-d > "$dd/virsh.out" 2>&1 ||
+		nok "virsh destroy vcpud-daemon-d: $(cat "$dd/virsh.out")"
+	t_ref=$(ms)
+	stopped_d() {
+		# shellcheck disable=SC2046
+		set -- $(vmline vcpud-daemon-d)
+		[ "$4" = stopped ] || [ "$4" = gone ]
+	}
+	within 3000 stopped_d &&
+		ok "after SIGCONT: a domain destroyed is seen ${took} ms later: state converges" ||
+		nok "after SIGCONT: vcpud-daemon-d still $(vmline vcpud-daemon-d) 3 s after virsh destroy"
+
 	# the end: alive, nothing written under the cgroup root, exit 0
 	alive_pid "$vcpud_pid" && ok "vcpud alive at the end" || nok "vcpud died"
 	files=$(find "$dd/cg" ! -type d | head -5)
