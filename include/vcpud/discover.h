@@ -202,21 +202,8 @@ int discover_proc_stats(const struct discover_backend *b, struct discover_proc_s
 
 /* --- pure helpers of the /proc backend ------------------------------------- */
 
-/* The fields of /proc/PID/stat the backend uses. */
-struct proc_stat {
-	pid_t pid;
-	char comm[16];          /* between the first '(' and the last ')' */
-	char state;             /* 'R', 'S', 'Z'... */
-	unsigned flags;         /* field 9: PF_* (PF_KTHREAD 0x00200000) */
-	unsigned num_threads;   /* field 20 */
-	uint64_t start_time;    /* field 22, clock ticks after boot */
-};
-
-#define PROC_PF_KTHREAD 0x00200000u
-
-/* Parse the text of /proc/PID/stat (a comm may hold spaces and ')').
- * 0, or -1 (EINVAL) when it is malformed. */
-int proc_stat_parse(const char *buf, struct proc_stat *out, struct error **err);
+/* (its /proc/PID/stat parser, proc_stat_parse(), is in vcpud/procfs.h: the
+ * cgroup engine reads that file too) */
 
 /* Seconds since boot from the text of /proc/uptime ("12345.67 2345.00").
  * 0, or -1 (EINVAL). */

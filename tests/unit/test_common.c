@@ -1,14 +1,19 @@
 /* test_common.c - the common layer: errors, names that become paths, path
- * joining, strict number and size parsing, the tenant model's rules. */
+ * joining, strict number and size parsing, the tenant model's rules, the
+ * /proc/PID/stat parser (procfs.h). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "vcpud/error.h"
 #include "vcpud/path.h"
+#include "vcpud/procfs.h"
 #include "vcpud/tenant.h"
 #include "vcpud/util.h"
 
@@ -211,6 +216,90 @@ static void test_tenant_rules(void **state)
 	assert_int_equal(tenant_validate(&t, NULL), -1);
 }
 
+/* --- proc_stat_parse --------------------------------------------------------- */
+
+static void test_stat_parse(void **state)
+{
+	(void)state;
+	struct proc_stat st;
+	struct error *err = NULL;
+	const char *line = "4242 (qemu-system-x86) S 1 4242 4242 0 -1 4194560 1020 0 3 0 "
+			   "15 9 0 0 20 0 11 0 987654321 2197254144 9876 18446744073709551615\n";
+	assert_int_equal(proc_stat_parse(line, &st, &err), 0);
+	assert_null(err);
+	assert_int_equal(st.pid, 4242);
+	assert_string_equal(st.comm, "qemu-system-x86");
+	assert_int_equal(st.state, 'S');
+	assert_int_equal(st.flags, 4194560u);
+	assert_int_equal(st.num_threads, 11);
+	assert_true(st.start_time == 987654321ull);
+
+	/* a comm with spaces, parentheses and a ") " inside: it ends at the
+	 * last ')' */
+	const char *odd = "7 (a) b (c) ) Z 1 7 7 0 -1 2097152 0 0 0 0 0 0 0 0 20 0 1 0 "
+			  "18446744073709551615 0 0\n";
+	assert_int_equal(proc_stat_parse(odd, &st, &err), 0);
+	assert_string_equal(st.comm, "a) b (c) ");
+	assert_int_equal(st.state, 'Z');
+	assert_true(st.flags & PROC_PF_KTHREAD);
+	assert_int_equal(st.num_threads, 1);
+	assert_true(st.start_time == UINT64_MAX);
+
+	/* a long kernel worker name is cut to 15 characters */
+	const char *kw = "99 (kworker/u8:2-events_unbound) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 "
+			 "0 20 0 1 0 55 0 0\n";
+	assert_int_equal(proc_stat_parse(kw, &st, &err), 0);
+	assert_string_equal(st.comm, "kworker/u8:2-ev");
+	assert_true(st.start_time == 55);
+
+	/* the real thing */
+	char buf[1024];
+	FILE *f = fopen("/proc/self/stat", "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	assert_int_equal(proc_stat_parse(buf, &st, &err), 0);
+	assert_int_equal(st.pid, getpid());
+	assert_int_equal(st.num_threads, 1);
+	assert_true(st.start_time > 0);
+
+	const char *bad[] = {
+		"",
+		"4242",
+		"4242 qemu S 1",
+		"4242 (qemu S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"(qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"x (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"0 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"-5 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"99999999999 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"4242(qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"4242 (qemu)S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"4242 (qemu) SS 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0\n",   /* no field 22 */
+		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 x\n",
+		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 -1 0 5\n", /* threads */
+		"4242 (qemu) S 1 4242 4242 0 -1 -1 0 0 0 0 0 0 0 0 20 0 1 0 5\n", /* flags */
+		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5x\n",
+		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 "
+		"18446744073709551616\n",
+		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 4294967296 0 5\n",
+		"4242 (qemu) S 1 4242  4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		memset(&st, 0x5a, sizeof(st));
+		struct proc_stat before = st;
+		if (proc_stat_parse(bad[i], &st, &err) != -1)
+			fail_msg("accepted: %s", bad[i]);
+		assert_int_equal(err->code, EINVAL);
+		assert_non_null(strstr(err->msg, "malformed /proc stat"));
+		error_free(&err);
+		assert_memory_equal(&st, &before, sizeof(st));
+	}
+	assert_int_equal(proc_stat_parse(NULL, &st, NULL), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_parse_numbers),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_tenant_rules),
+		cmocka_unit_test(test_stat_parse),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

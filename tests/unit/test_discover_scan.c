@@ -1,5 +1,5 @@
 /* test_discover_scan.c - the /proc discovery backend (src/discover/scan.c):
- * its pure parsers (stat, uptime, VMM command lines, the tenant-from-name
+ * its pure parsers (uptime, VMM command lines, the tenant-from-name
  * rule), the backend on fake /proc trees under a temp root (QEMU,
  * Firecracker and cloud-hypervisor VMs, look-alike thread names, processes
  * that vanish mid-scan, PID reuse, exec, hot-plug, a second pass that reads
@@ -25,94 +25,13 @@
 #include "vcpud/discover.h"
 #include "vcpud/error.h"
 #include "vcpud/path.h"
+#include "vcpud/procfs.h"
 #include "vcpud/util.h"
 #include "vcpud/vm.h"
 
 extern char **environ;
 
-/* --- proc_stat_parse, proc_uptime_parse ------------------------------------ */
-
-static void test_stat_parse(void **state)
-{
-	(void)state;
-	struct proc_stat st;
-	struct error *err = NULL;
-	const char *line = "4242 (qemu-system-x86) S 1 4242 4242 0 -1 4194560 1020 0 3 0 "
-			   "15 9 0 0 20 0 11 0 987654321 2197254144 9876 18446744073709551615\n";
-	assert_int_equal(proc_stat_parse(line, &st, &err), 0);
-	assert_null(err);
-	assert_int_equal(st.pid, 4242);
-	assert_string_equal(st.comm, "qemu-system-x86");
-	assert_int_equal(st.state, 'S');
-	assert_int_equal(st.flags, 4194560u);
-	assert_int_equal(st.num_threads, 11);
-	assert_true(st.start_time == 987654321ull);
-
-	/* a comm with spaces, parentheses and a ") " inside: it ends at the
-	 * last ')' */
-	const char *odd = "7 (a) b (c) ) Z 1 7 7 0 -1 2097152 0 0 0 0 0 0 0 0 20 0 1 0 "
-			  "18446744073709551615 0 0\n";
-	assert_int_equal(proc_stat_parse(odd, &st, &err), 0);
-	assert_string_equal(st.comm, "a) b (c) ");
-	assert_int_equal(st.state, 'Z');
-	assert_true(st.flags & PROC_PF_KTHREAD);
-	assert_int_equal(st.num_threads, 1);
-	assert_true(st.start_time == UINT64_MAX);
-
-	/* a long kernel worker name is cut to 15 characters */
-	const char *kw = "99 (kworker/u8:2-events_unbound) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 "
-			 "0 20 0 1 0 55 0 0\n";
-	assert_int_equal(proc_stat_parse(kw, &st, &err), 0);
-	assert_string_equal(st.comm, "kworker/u8:2-ev");
-	assert_true(st.start_time == 55);
-
-	/* the real thing */
-	char buf[1024];
-	FILE *f = fopen("/proc/self/stat", "r");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	assert_int_equal(proc_stat_parse(buf, &st, &err), 0);
-	assert_int_equal(st.pid, getpid());
-	assert_int_equal(st.num_threads, 1);
-	assert_true(st.start_time > 0);
-
-	const char *bad[] = {
-		"",
-		"4242",
-		"4242 qemu S 1",
-		"4242 (qemu S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"(qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"x (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"0 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"-5 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"99999999999 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"4242(qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"4242 (qemu)S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"4242 (qemu) SS 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0\n",   /* no field 22 */
-		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 x\n",
-		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 -1 0 5\n", /* threads */
-		"4242 (qemu) S 1 4242 4242 0 -1 -1 0 0 0 0 0 0 0 0 20 0 1 0 5\n", /* flags */
-		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5x\n",
-		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 "
-		"18446744073709551616\n",
-		"4242 (qemu) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 4294967296 0 5\n",
-		"4242 (qemu) S 1 4242  4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		memset(&st, 0x5a, sizeof(st));
-		struct proc_stat before = st;
-		if (proc_stat_parse(bad[i], &st, &err) != -1)
-			fail_msg("accepted: %s", bad[i]);
-		assert_int_equal(err->code, EINVAL);
-		assert_non_null(strstr(err->msg, "malformed /proc stat"));
-		error_free(&err);
-		assert_memory_equal(&st, &before, sizeof(st));
-	}
-	assert_int_equal(proc_stat_parse(NULL, &st, NULL), -1);
-}
+/* --- proc_uptime_parse (proc_stat_parse: test_common.c) ------------------- */
 
 static void test_uptime_parse(void **state)
 {
@@ -1368,7 +1287,6 @@ static void test_real_churn(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stat_parse),
 		cmocka_unit_test(test_uptime_parse),
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_cmdline_identify),
