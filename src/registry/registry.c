@@ -14,6 +14,7 @@
 
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
+#include "vcpud/procfs.h"
 #include "vcpud/log.h"
 #include "vcpud/registry.h"
 #include "vcpud/util.h"
