@@ -701,6 +701,11 @@ void registry_observe(struct registry *r, struct inventory *inv, enum vm_source 
 			continue; /* unmanaged: the caller lists it */
 		struct registry_sighting sv = *s;
 		_cleanup_error_ struct error *e = NULL;
+		/* a source that does not give the start time (libvirt): the one
+		 * recorded for this VM and PID, else /proc's (one read) */
+		struct vm *known = inventory_vm(inv, sv.name);
+		if (!sv.start_time && known && known->pid == sv.pid && vm_live(known))
+			sv.start_time = known->start_time;
 		if (!sv.start_time && proc_start_time(r->host_root, sv.pid, &sv.start_time, &e) < 0) {
 			log_debug("%s: VM %s: %s", source_what(source), sv.name, e->msg);
 			continue; /* exited meanwhile: next pass */
@@ -724,9 +729,8 @@ void registry_observe(struct registry *r, struct inventory *inv, enum vm_source 
 			registry_fault_set(r, sv.name, REGISTRY_FAULT_IDENTITY, m);
 			continue;
 		}
-		struct vm *k = inventory_vm(inv, sv.name);
-		if (k)
-			sighting_update(r, inv, k, &sv);
+		if (known)
+			sighting_update(r, inv, known, &sv);
 		else
 			sighting_register(r, inv, &sv);
 	}
