@@ -144,10 +144,28 @@ static inline void cgroup_tree_freep(struct cgroup_tree **t) { if (*t) cgroup_tr
 
 /* Check a desired tree without any I/O: names (name_valid), duplicates
  * (tenant names, VM names per tenant, vCPU indexes and TIDs per VM, PIDs
- * across the tree), ranges, CPU lists, and that a parent's cpuset spans a
- * child's when both are set. 0 or -1 (EINVAL) naming the offending item.
- * cgroup_tree_reconcile() calls it first and touches nothing on failure. */
+ * and TIDs across the tree), ranges, CPU lists, and that a parent's cpuset
+ * spans a child's when both are set. 0 or -1 (EINVAL/ERANGE) naming the
+ * first offending item ("tenant 'acme': VM 'db-1': ..."). */
 int cgroup_tree_validate(const struct cgroup_tree *t, struct error **err);
+
+/* What the engine checks before it touches anything: the root (absolute,
+ * no "." or ".." components) and the arrays. A tree failing this is
+ * refused whole. */
+int cgroup_tree_root_check(const struct cgroup_tree *t, struct error **err);
+
+/* The verdict on each tenant and VM of a tree whose root passed
+ * cgroup_tree_root_check(): tenant[i] (NULL: valid) and vm[i][j] (NULL:
+ * valid; not looked at when its tenant is invalid). Two VMs claiming one
+ * PID/TID are both invalid. Free with cgroup_judgement_free(). */
+struct cgroup_judgement {
+	size_t n_tenants;
+	struct error **tenant;
+	struct error ***vm;
+	size_t *n_vms;
+};
+void cgroup_tree_judge(const struct cgroup_tree *t, struct cgroup_judgement *out);
+void cgroup_judgement_free(struct cgroup_judgement *j);
 
 /* Paths of the groups for one tenant / VM / vCPU under `root` (the tree
  * root), for the sampler's cpu.stat reads. Names are checked with
@@ -249,45 +267,57 @@ struct cgroup_reconcile_stats {
 	unsigned vanished; /* a PID/TID gone before or while it was moved (not an error) */
 	unsigned busy;     /* a stale group still in use (EBUSY), left for the next tick */
 	unsigned errors;
+	unsigned skipped;  /* invalid tenants and VMs, not reconciled */
 };
 
-/* Make the cgroupfs under desired->root match `desired`, in this order:
- *  1. validate the whole tree (nothing is touched when it is invalid);
- *  2. enable +cpu +cpuset +memory from the mount down to the root's parent
- *     (only the missing ones), mkdir the root, enable them in the root;
- *  3. per tenant: mkdir, cpuset.cpus/mems, cpu.weight, cpu.max,
- *     memory.max, then +cpu +cpuset +memory in its subtree_control;
- *  4. per VM: mkdir, its cpuset/memory/cpu knobs, mkdir emulator and
- *     vcpuN, "threaded" into their cgroup.type, +cpu +cpuset in the VM's
- *     subtree_control, the children's knobs; then the PID into the VM's
- *     cgroup.procs unless the process is already in the VM's subtree, and
- *     every misplaced thread into emulator/ or vcpuN/ cgroup.threads.
- *     cpusets are written top-down, so a parent spans a child's CPUs
- *     before the child asks for them;
- *  5. rmdir, leaf first, the tenant-*, vm-*, vcpuN and emulator groups under
- *     the root that are not in the tree. Nothing else is ever removed.
- * Every value is read back first and written only when it differs, so a
- * second run, or a fresh engine adopting a tree an earlier run built,
- * writes nothing. A failure is logged and counted, and the rest is still
- * reconciled: a group that cannot be created, typed or given its
- * subtree_control is skipped with everything below it; a knob that cannot
- * be written skips only that knob. Returns 0, or -1
- * with *err = the first failure ("cannot write cpu.max of
- * tenant-acme/vm-7: Invalid argument") when stats.errors > 0 or the tree
- * is invalid. `out` may be NULL. A vanished PID/TID and a busy stale group
- * are not errors. */
-/* TEMPORARY shim until the engine's fault isolation lands */
+/* One tenant or VM the reconcile could not (fully) do: skipped (invalid,
+ * or its process is not the one registered: nothing of it was touched, its
+ * existing groups are kept as they are) or a failed read/write/move (the
+ * first one for that VM; the rest of the VM was still done). vm is "" for
+ * a tenant's own fault. */
 struct cgroup_fault {
 	char tenant[NAME_MAX_LEN + 1];
 	char vm[NAME_MAX_LEN + 1];
-	int code;
-	char *msg;
+	int code;         /* errno */
+	char *msg;        /* "tenant 'acme': VM 'db-1': ..." */
 	bool skipped;
 };
 struct cgroup_faults {
 	struct cgroup_fault *v;
 	size_t n;
 };
+
+/* Make the cgroupfs under desired->root match `desired`, in this order:
+ *  1. check the root (cgroup_tree_root_check(): a bad root touches
+ *     nothing) and judge every tenant and VM (cgroup_tree_judge());
+ *  2. enable +cpu +cpuset +memory from the mount down to the root's parent
+ *     (only the missing ones), mkdir the root, enable them in the root;
+ *  3. per valid tenant: mkdir, cpuset.cpus/mems, cpu.weight, cpu.max,
+ *     memory.max, then +cpu +cpuset +memory in its subtree_control;
+ *  4. per valid VM: mkdir, its cpuset/memory/cpu knobs, mkdir emulator and
+ *     vcpuN, "threaded" into their cgroup.type, +cpu +cpuset in the VM's
+ *     subtree_control, the children's knobs; then, when /proc/PID/stat
+ *     still shows the start time the spec gives, the PID into the VM's
+ *     cgroup.procs unless the process is already in the VM's subtree, and
+ *     every misplaced thread into emulator/ or vcpuN/ cgroup.threads.
+ *     cpusets are written top-down, so a parent spans a child's CPUs
+ *     before the child asks for them;
+ *  5. rmdir, leaf first, the tenant-*, vm-*, vcpuN and emulator groups under
+ *     the root that are not in the tree. Nothing else is ever removed, and
+ *     nothing of an invalid (skipped) tenant or VM.
+ * An invalid tenant or VM is skipped (a fault with skipped = true, counted
+ * in stats.skipped) and every other one is reconciled: one bad row never
+ * stops the host. Every value is read back first and written only when it
+ * differs, so a second run, or a fresh engine adopting a tree an earlier
+ * run built, writes nothing. A failure is counted, attributed to its VM or
+ * tenant (`faults`, may be NULL) and the rest is still reconciled: a group
+ * that cannot be created, typed or given its subtree_control is skipped
+ * with everything below it; a knob that cannot be written skips only that
+ * knob. With `faults` given, failures are logged at debug (the caller
+ * reports them, once); without, at error. Returns 0, or -1 with *err = the
+ * first fault ("cannot write cpu.max of tenant-acme/vm-7: Invalid
+ * argument") when there was any. `out` may be NULL. A vanished PID/TID, a
+ * reused PID and a busy stale group are not faults. */
 void cgroup_faults_clear(struct cgroup_faults *f);
 int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *desired,
 			  struct cgroup_reconcile_stats *out, struct cgroup_faults *faults,

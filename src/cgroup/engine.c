@@ -18,6 +18,7 @@
 #include "vcpud/cpulist.h"
 #include "vcpud/log.h"
 #include "vcpud/path.h"
+#include "vcpud/procfs.h"
 #include "vcpud/util.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -112,9 +113,35 @@ struct rc {
 	const struct cgroup_tree *t;
 	struct cgroup_reconcile_stats st;
 	struct error *first;
+	struct cgroup_judgement j;
+	struct cgroup_faults *faults; /* NULL: log failures at error instead */
+	/* what is being reconciled, for attributing a failure (NULL: the
+	 * root, its ancestors or the removal of stale groups) */
+	const char *tenant, *vm;
 };
 
-/* Count, log and keep the first of the failures. */
+/* One fault per tenant/VM: the first. */
+static void fault_add(struct rc *rc, const char *tenant, const char *vm, int code,
+		      const char *msg, bool skipped)
+{
+	struct cgroup_faults *f = rc->faults;
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->v[i].tenant, tenant) == 0 && strcmp(f->v[i].vm, vm ? vm : "") == 0)
+			return;
+	f->v = xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
+	struct cgroup_fault *n = &f->v[f->n++];
+	memset(n, 0, sizeof(*n));
+	snprintf(n->tenant, sizeof(n->tenant), "%s", tenant);
+	snprintf(n->vm, sizeof(n->vm), "%s", vm ? vm : "");
+	n->code = code;
+	n->msg = xstrdup(msg);
+	n->skipped = skipped;
+}
+
+/* Count, log and keep the first of the failures; attribute it to the VM
+ * or tenant being reconciled. */
 static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
@@ -126,8 +153,14 @@ static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
 		abort();
 	va_end(ap);
 	rc->st.errors++;
-	log_error("cgroup: %s", m);
-	error_set(&rc->first, code, "%s", m);
+	if (rc->faults && rc->tenant) {
+		log_debug("cgroup: %s", m);
+		fault_add(rc, rc->tenant, rc->vm, code, m, false);
+	} else {
+		log_error("cgroup: %s", m);
+	}
+	if (!rc->first)
+		error_set(&rc->first, code, "%s", m);
 	return -1;
 }
 
@@ -459,6 +492,40 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Whether process `spid` is still the one the spec names (its start time;
+ * 0 in the spec: not known, not checked). A PID that a new process took
+ * over after the VM's exited is never moved: counted as vanished (the
+ * registry marks the VM gone at its next look). */
+static bool same_process(struct rc *rc, const char *spid, uint64_t start_time,
+			 const struct grp *vm)
+{
+	if (!start_time)
+		return true;
+	_cleanup_free_ char *path = path_join(rc->e->proc, spid, "stat", NULL);
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_error_ struct error *e = NULL;
+	struct proc_stat ps;
+	if (rc->e->ops->read_file(rc->e->ctx, path, &buf, &e) < 0) {
+		if (gone_errno(op_code(e))) {
+			rc->st.vanished++;
+			return false;
+		}
+		rc_fail(rc, op_code(e), "cannot read %s: %s", path, strerror(op_code(e)));
+		return false;
+	}
+	if (proc_stat_parse(buf, &ps, &e) < 0) {
+		rc_fail(rc, EINVAL, "%s: %s", path, e->msg);
+		return false;
+	}
+	if (ps.start_time == start_time)
+		return true;
+	rc->st.vanished++;
+	log_info("cgroup: PID %s is no longer %s's process (it started at tick %" PRIu64
+		 ", the VM's at %" PRIu64 "): not moving it", spid, vm->name, ps.start_time,
+		 start_time);
+	return false;
+}
+
 /* The whole process into the VM (the kernel moves all its threads when a
  * PID goes into a domain's cgroup.procs), then each thread where it
  * belongs: vCPU threads to vcpuN, every other thread to emulator. */
@@ -480,6 +547,8 @@ static void vm_place(struct rc *rc, const struct grp *vm, const struct grp *emu,
 		return;
 	}
 	if (!cg_within(cg, vm->cg)) {
+		if (!same_process(rc, spid, spec->start_time, vm))
+			return;
 		int code = g_write_raw(rc, vm, "cgroup.procs", spid);
 		if (gone_errno(code)) {
 			rc->st.vanished++;
@@ -598,13 +667,35 @@ out:
 	grp_clear(&vm);
 }
 
-static void reconcile_tenant(struct rc *rc, const struct grp *root,
-			     const struct cgroup_tenant_spec *spec)
+/* Record the judgement of an invalid tenant or VM; true when it is one. */
+static bool judged_invalid(struct rc *rc, const struct error *why, const char *tenant,
+			   const char *vm)
 {
-	if (!name_valid(spec->name)) {
+	if (!why)
+		return false;
+	rc->st.skipped++;
+	if (rc->faults)
+		log_debug("cgroup: skipping %s: %s", vm ? "a VM" : "a tenant", why->msg);
+	else
+		log_error("cgroup: skipping %s: %s", vm ? "a VM" : "a tenant", why->msg);
+	fault_add(rc, tenant && name_valid(tenant) ? tenant : "", vm && name_valid(vm) ? vm : "",
+		  why->code, why->msg, true);
+	if (!rc->first)
+		error_set(&rc->first, why->code, "%s", why->msg);
+	return true;
+}
+
+static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
+{
+	const struct cgroup_tenant_spec *spec = &rc->t->tenants[ti];
+	if (judged_invalid(rc, rc->j.tenant[ti], spec->name, NULL))
+		return;
+	if (!name_valid(spec->name)) { /* judged above; never trust */
 		rc_fail(rc, EINVAL, "refusing tenant name '%s'", spec->name ? spec->name : "");
 		return;
 	}
+	rc->tenant = spec->name;
+	rc->vm = NULL;
 	_cleanup_free_ char *base = xasprintf("tenant-%s", spec->name);
 	struct grp t = { 0 };
 	grp_child(&t, root, base, true);
@@ -615,9 +706,16 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root,
 		knob_cpu_max(rc, &t, &spec->cpu_max);
 		knob_mem_max(rc, &t, &spec->memory_max);
 		if (ensure_subtree(rc, &t, CGROUP_CTRLS_DOMAIN) == 0)
-			for (size_t j = 0; j < spec->n_vms; j++)
+			for (size_t j = 0; j < spec->n_vms; j++) {
+				if (judged_invalid(rc, rc->j.vm[ti][j], spec->name,
+						   spec->vms[j].name))
+					continue;
+				rc->vm = spec->vms[j].name;
 				reconcile_vm(rc, &t, &spec->vms[j]);
+				rc->vm = NULL;
+			}
 	}
+	rc->tenant = NULL;
 	grp_clear(&t);
 }
 
@@ -711,19 +809,22 @@ static int remove_vm_parts(struct rc *rc, const struct grp *vm, const struct cgr
 	return ret;
 }
 
-static const struct cgroup_vm_spec *find_vm(const struct cgroup_tenant_spec *t, const char *name)
+/* The first VM of tenant ti named `name`, or SIZE_MAX. */
+static size_t find_vm(const struct rc *rc, size_t ti, const char *name)
 {
+	const struct cgroup_tenant_spec *t = ti == SIZE_MAX ? NULL : &rc->t->tenants[ti];
 	for (size_t j = 0; t && j < t->n_vms; j++)
-		if (strcmp(t->vms[j].name, name) == 0)
-			return &t->vms[j];
-	return NULL;
+		if (t->vms[j].name && strcmp(t->vms[j].name, name) == 0)
+			return j;
+	return SIZE_MAX;
 }
 
-/* Stale VMs of a tenant (all of them when `keep` is NULL), then the
- * tenant itself when keep is NULL. */
-static int remove_tenant_parts(struct rc *rc, const struct grp *t,
-			       const struct cgroup_tenant_spec *keep)
+/* Stale VMs of tenant ti (all of them when ti is SIZE_MAX), then the
+ * tenant itself when ti is SIZE_MAX. The groups of a VM judged invalid
+ * are kept as they are. */
+static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 {
+	const struct cgroup_tenant_spec *keep = ti == SIZE_MAX ? NULL : &rc->t->tenants[ti];
 	char **names;
 	size_t n;
 	if (list_children(rc, t, &names, &n) < 0)
@@ -734,7 +835,13 @@ static int remove_tenant_parts(struct rc *rc, const struct grp *t,
 			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", t->name, names[i]);
 			continue;
 		}
-		const struct cgroup_vm_spec *vm = find_vm(keep, names[i] + 3);
+		size_t vj = find_vm(rc, ti, names[i] + 3);
+		if (vj != SIZE_MAX && rc->j.vm[ti][vj]) {
+			log_debug("cgroup: keeping %s/%s as it is (its VM is skipped)", t->name,
+				  names[i]);
+			continue;
+		}
+		const struct cgroup_vm_spec *vm = vj == SIZE_MAX ? NULL : &keep->vms[vj];
 		struct grp c = { 0 };
 		grp_child(&c, t, names[i], false);
 		if (remove_vm_parts(rc, &c, vm) < 0)
@@ -758,13 +865,17 @@ static void remove_stale(struct rc *rc, const struct grp *root)
 			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", root->name, names[i]);
 			continue;
 		}
-		const struct cgroup_tenant_spec *keep = NULL;
-		for (size_t j = 0; j < rc->t->n_tenants && !keep; j++)
-			if (strcmp(rc->t->tenants[j].name, names[i] + 7) == 0)
-				keep = &rc->t->tenants[j];
+		size_t ti = SIZE_MAX;
+		for (size_t j = 0; j < rc->t->n_tenants && ti == SIZE_MAX; j++)
+			if (rc->t->tenants[j].name && strcmp(rc->t->tenants[j].name, names[i] + 7) == 0)
+				ti = j;
+		if (ti != SIZE_MAX && rc->j.tenant[ti]) {
+			log_debug("cgroup: keeping %s as it is (its tenant is skipped)", names[i]);
+			continue;
+		}
 		struct grp c = { 0 };
 		grp_child(&c, root, names[i], true);
-		remove_tenant_parts(rc, &c, keep);
+		remove_tenant_parts(rc, &c, ti);
 		grp_clear(&c);
 	}
 	cgroup_names_free(names, n);
@@ -852,18 +963,19 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 			  struct cgroup_reconcile_stats *out, struct cgroup_faults *faults,
 			  struct error **err)
 {
-	(void)faults;
-	struct rc rc = { .e = e, .t = desired };
+	struct rc rc = { .e = e, .t = desired, .faults = faults };
 	if (out)
 		*out = rc.st;
-	if (cgroup_tree_validate(desired, err) < 0)
+	if (cgroup_tree_root_check(desired, err) < 0)
 		return error_wrap(err, "desired cgroup tree");
+	cgroup_tree_judge(desired, &rc.j);
 
 	struct grp mount = { 0 }, root = { 0 };
 	unsigned dry_writes0 = e->dry.writes;
 	if (root_setup(&rc, &mount, &root, err) < 0) {
 		grp_clear(&mount);
 		grp_clear(&root);
+		cgroup_judgement_free(&rc.j);
 		return -1;
 	}
 
@@ -897,11 +1009,12 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	}
 	if (ok && ensure_dir(&rc, &root) == 0 && ensure_subtree(&rc, &root, CGROUP_CTRLS_DOMAIN) == 0) {
 		for (size_t i = 0; i < desired->n_tenants; i++)
-			reconcile_tenant(&rc, &root, &desired->tenants[i]);
+			reconcile_tenant(&rc, &root, i);
 		remove_stale(&rc, &root);
 	}
 	grp_clear(&mount);
 	grp_clear(&root);
+	cgroup_judgement_free(&rc.j);
 
 	if (e->dry_run)
 		log_debug("cgroup: dry-run: %u writes would have been made",

@@ -209,56 +209,100 @@ static int validate_vm(const struct cgroup_vm_spec *vm, const struct cpuset *tcp
 	return 0;
 }
 
-int cgroup_tree_validate(const struct cgroup_tree *t, struct error **err)
+int cgroup_tree_root_check(const struct cgroup_tree *t, struct error **err)
 {
 	if (!t)
 		return error_set(err, EINVAL, "no desired tree");
 	if (!t->root || t->root[0] != '/')
 		return error_set(err, EINVAL, "cgroup root '%s' is not an absolute path",
 				 t->root ? t->root : "");
-	{
-		_cleanup_free_ char *copy = xstrdup(t->root);
-		char *save = NULL;
-		for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
-			if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0)
-				return error_set(err, EINVAL, "cgroup root '%s' contains '%s'", t->root, c);
-	}
+	_cleanup_free_ char *copy = xstrdup(t->root);
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
+		if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0)
+			return error_set(err, EINVAL, "cgroup root '%s' contains '%s'", t->root, c);
 	if (t->n_tenants && !t->tenants)
 		return error_set(err, EINVAL, "%zu tenants but no tenant array", t->n_tenants);
+	for (size_t i = 0; i < t->n_tenants; i++)
+		if (t->tenants[i].n_vms && !t->tenants[i].vms)
+			return error_set(err, EINVAL, "tenant %zu: %zu VMs but no VM array", i,
+					 t->tenants[i].n_vms);
+	return 0;
+}
+
+static int check_tenant(const struct cgroup_tree *t, size_t i, struct cpuset *cpus,
+			bool *have_cpus, struct cpuset *mems, bool *have_mems, struct error **err)
+{
+	const struct cgroup_tenant_spec *ts = &t->tenants[i];
+	if (name_check("tenant name", ts->name, err) < 0)
+		return -1;
+	for (size_t j = 0; j < i; j++)
+		if (t->tenants[j].name && strcmp(t->tenants[j].name, ts->name) == 0)
+			return error_set(err, EINVAL, "tenant '%s' is listed twice", ts->name);
+	if (check_weight(ts->weight, err) < 0 || check_cpu_max(&ts->cpu_max, err) < 0 ||
+	    check_mem_max(&ts->memory_max, err) < 0 ||
+	    check_cpulist("cpuset.cpus", ts->cpus, cpus, have_cpus, err) < 0 ||
+	    check_cpulist("cpuset.mems", ts->mems, mems, have_mems, err) < 0)
+		return error_wrap(err, "tenant '%s'", ts->name);
+	return 0;
+}
+
+static int check_vm(const struct cgroup_tenant_spec *ts, size_t j, const struct cpuset *cpus,
+		    bool have_cpus, const struct cpuset *mems, bool have_mems, struct error **err)
+{
+	const struct cgroup_vm_spec *vm = &ts->vms[j];
+	if (name_check("VM name", vm->name, err) < 0)
+		return error_wrap(err, "tenant '%s'", ts->name);
+	for (size_t k = 0; k < j; k++)
+		if (ts->vms[k].name && strcmp(ts->vms[k].name, vm->name) == 0)
+			return error_set(err, EINVAL, "tenant '%s': VM '%s' is listed twice",
+					 ts->name, vm->name);
+	if (validate_vm(vm, cpus, have_cpus, mems, have_mems, err) < 0)
+		return error_wrap(err, "tenant '%s': VM '%s'", ts->name, vm->name);
+	return 0;
+}
+
+void cgroup_judgement_free(struct cgroup_judgement *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n_tenants; i++) {
+		error_free(&j->tenant[i]);
+		for (size_t k = 0; j->vm && k < j->n_vms[i]; k++)
+			error_free(&j->vm[i][k]);
+		if (j->vm)
+			free(j->vm[i]);
+	}
+	free(j->tenant);
+	free(j->vm);
+	free(j->n_vms);
+	*j = (struct cgroup_judgement){ 0 };
+}
+
+void cgroup_tree_judge(const struct cgroup_tree *t, struct cgroup_judgement *out)
+{
+	*out = (struct cgroup_judgement){ 0 };
+	size_t nt = t->n_tenants;
+	out->n_tenants = nt;
+	out->tenant = xcalloc(nt ? nt : 1, sizeof(*out->tenant));
+	out->vm = xcalloc(nt ? nt : 1, sizeof(*out->vm));
+	out->n_vms = xcalloc(nt ? nt : 1, sizeof(*out->n_vms));
 
 	size_t n_ids = 0, cap_ids = 0;
 	_cleanup_free_ struct id_owner *ids = NULL;
-
-	for (size_t i = 0; i < t->n_tenants; i++) {
+	for (size_t i = 0; i < nt; i++) {
 		const struct cgroup_tenant_spec *ts = &t->tenants[i];
-		if (name_check("tenant name", ts->name, err) < 0)
-			return -1;
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(t->tenants[j].name, ts->name) == 0)
-				return error_set(err, EINVAL, "tenant '%s' is listed twice", ts->name);
+		out->n_vms[i] = ts->n_vms;
+		out->vm[i] = xcalloc(ts->n_vms ? ts->n_vms : 1, sizeof(*out->vm[i]));
 		struct cpuset cpus, mems;
-		bool have_cpus, have_mems;
-		if (check_weight(ts->weight, err) < 0 || check_cpu_max(&ts->cpu_max, err) < 0 ||
-		    check_mem_max(&ts->memory_max, err) < 0 ||
-		    check_cpulist("cpuset.cpus", ts->cpus, &cpus, &have_cpus, err) < 0 ||
-		    check_cpulist("cpuset.mems", ts->mems, &mems, &have_mems, err) < 0)
-			return error_wrap(err, "tenant '%s'", ts->name);
-		if (ts->n_vms && !ts->vms)
-			return error_set(err, EINVAL, "tenant '%s': %zu VMs but no VM array", ts->name,
-					 ts->n_vms);
-
+		bool have_cpus = false, have_mems = false;
+		if (check_tenant(t, i, &cpus, &have_cpus, &mems, &have_mems, &out->tenant[i]) < 0)
+			continue; /* its VMs are not looked at: none is reconciled */
 		for (size_t j = 0; j < ts->n_vms; j++) {
-			const struct cgroup_vm_spec *vm = &ts->vms[j];
-			if (name_check("VM name", vm->name, err) < 0)
-				return error_wrap(err, "tenant '%s'", ts->name);
-			for (size_t k = 0; k < j; k++)
-				if (strcmp(ts->vms[k].name, vm->name) == 0)
-					return error_set(err, EINVAL, "tenant '%s': VM '%s' is listed twice",
-							 ts->name, vm->name);
-			if (validate_vm(vm, &cpus, have_cpus, &mems, have_mems, err) < 0)
-				return error_wrap(err, "tenant '%s': VM '%s'", ts->name, vm->name);
-
+			if (check_vm(ts, j, &cpus, have_cpus, &mems, have_mems, &out->vm[i][j]) < 0)
+				continue;
 			/* collect PIDs and TIDs: one thread cannot be in two places */
+			const struct cgroup_vm_spec *vm = &ts->vms[j];
 			for (size_t k = 0; k <= vm->n_vcpus; k++) {
 				pid_t id = k == 0 ? vm->pid : vm->vcpus[k - 1].tid;
 				if (id <= 0 || (k > 0 && id == vm->pid))
@@ -271,19 +315,47 @@ int cgroup_tree_validate(const struct cgroup_tree *t, struct error **err)
 			}
 		}
 	}
-	if (n_ids > 1) {
-		qsort(ids, n_ids, sizeof(*ids), cmp_id);
-		for (size_t k = 1; k < n_ids; k++) {
-			if (ids[k].id != ids[k - 1].id)
+	if (n_ids < 2)
+		return;
+	/* a PID or TID that two VMs claim: both are refused (which one is
+	 * right is not the engine's to guess; moving it twice a tick would
+	 * make it flap), every other VM goes on */
+	qsort(ids, n_ids, sizeof(*ids), cmp_id);
+	for (size_t k = 1; k < n_ids; k++) {
+		const struct id_owner *a = &ids[k - 1], *b = &ids[k];
+		if (a->id != b->id || (a->tenant == b->tenant && a->vm == b->vm))
+			continue;
+		const struct cgroup_tenant_spec *ta = &t->tenants[a->tenant], *tb = &t->tenants[b->tenant];
+		const struct id_owner *pair[2] = { a, b };
+		for (int s = 0; s < 2; s++) {
+			const struct id_owner *me = pair[s];
+			struct error **slot = &out->vm[me->tenant][me->vm];
+			if (*slot)
 				continue;
-			const struct id_owner *a = &ids[k - 1], *b = &ids[k];
-			return error_set(err, EINVAL,
-					 "process/thread %d is listed twice (VM '%s' of tenant '%s' and "
-					 "VM '%s' of tenant '%s')",
-					 (int)a->id, t->tenants[a->tenant].vms[a->vm].name,
-					 t->tenants[a->tenant].name, t->tenants[b->tenant].vms[b->vm].name,
-					 t->tenants[b->tenant].name);
+			error_set(slot, EINVAL,
+				  "tenant '%s': VM '%s': process/thread %d is listed twice (VM '%s' "
+				  "of tenant '%s' and VM '%s' of tenant '%s')",
+				  t->tenants[me->tenant].name, t->tenants[me->tenant].vms[me->vm].name,
+				  (int)a->id, ta->vms[a->vm].name, ta->name, tb->vms[b->vm].name,
+				  tb->name);
 		}
 	}
-	return 0;
+}
+
+int cgroup_tree_validate(const struct cgroup_tree *t, struct error **err)
+{
+	if (cgroup_tree_root_check(t, err) < 0)
+		return -1;
+	struct cgroup_judgement j;
+	cgroup_tree_judge(t, &j);
+	int ret = 0;
+	for (size_t i = 0; i < j.n_tenants && ret == 0; i++) {
+		struct error *first = j.tenant[i];
+		for (size_t k = 0; !first && k < j.n_vms[i]; k++)
+			first = j.vm[i][k];
+		if (first)
+			ret = error_set(err, first->code, "%s", first->msg);
+	}
+	cgroup_judgement_free(&j);
+	return ret;
 }

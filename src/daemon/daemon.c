@@ -202,10 +202,17 @@ static void reconcile(struct daemon *d, const struct inventory *inv)
 	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &faults, &err);
 	for (size_t i = 0; i < faults.n; i++) {
 		const struct cgroup_fault *f = &faults.v[i];
-		if (f->vm[0])
+		if (f->vm[0]) {
 			registry_fault_set(d->reg, f->vm, REGISTRY_FAULT_CGROUP, f->msg);
-		else
-			tick_error(d, f->msg);
+			continue;
+		}
+		tick_error(d, f->msg);
+		/* a tenant skipped whole: each of its VMs says why */
+		for (size_t t = 0; f->skipped && f->tenant[0] && t < tree->n_tenants; t++)
+			if (strcmp(tree->tenants[t].name, f->tenant) == 0)
+				for (size_t j = 0; j < tree->tenants[t].n_vms; j++)
+					registry_fault_set(d->reg, tree->tenants[t].vms[j].name,
+							   REGISTRY_FAULT_CGROUP, f->msg);
 	}
 	cgroup_faults_clear(&faults);
 	registry_faults_end(d->reg, REGISTRY_FAULT_PLAN);

@@ -9,6 +9,7 @@
  * /sys/fs/cgroup. */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1049,7 +1050,65 @@ static char *snapshot(const char *dir)
 	return acc;
 }
 
-static void test_bad_names_touch_nothing(void **state)
+/* std plus VM 8 of acme (process 2000: threads 2000 and 2001 = vCPU 0)
+ * and tenant beta with VM 9 (process 3000: 3000, 3001 = vCPU 0). */
+struct wide {
+	struct std s;
+	struct cgroup_vm_spec acme_vms[2];
+	struct cgroup_vcpu_spec v8, v9;
+	struct cgroup_vm_spec beta_vm;
+};
+
+static const pid_t VM8_TIDS[] = { 2000, 2001 };
+static const pid_t VM9_TIDS[] = { 3000, 3001 };
+
+static void wide_init(struct wide *w)
+{
+	memset(w, 0, sizeof(*w));
+	std_init(&w->s);
+	w->acme_vms[0] = w->s.vms[0];
+	w->v8 = (struct cgroup_vcpu_spec){ .index = 0, .tid = 2001, .cpus = "1" };
+	w->acme_vms[1] = (struct cgroup_vm_spec){ .name = "8", .pid = 2000, .cpus = "0-1",
+						  .weight = 300, .vcpus = &w->v8, .n_vcpus = 1 };
+	w->s.tenants[0].vms = w->acme_vms;
+	w->s.tenants[0].n_vms = 2;
+	w->v9 = (struct cgroup_vcpu_spec){ .index = 0, .tid = 3001 };
+	w->beta_vm = (struct cgroup_vm_spec){ .name = "9", .pid = 3000, .weight = 150,
+					      .vcpus = &w->v9, .n_vcpus = 1 };
+	w->s.tenants[1] = (struct cgroup_tenant_spec){ .name = "beta", .weight = 100,
+						       .vms = &w->beta_vm, .n_vms = 1 };
+	w->s.tree.n_tenants = 2;
+	proc_add(2000, VM8_TIDS, ARRAY_SIZE(VM8_TIDS), "/user.slice");
+	proc_add(3000, VM9_TIDS, ARRAY_SIZE(VM9_TIDS), "/user.slice");
+}
+
+/* Reconcile expecting faults; returns the stats, fills *f. */
+static struct cgroup_reconcile_stats run_faulty(struct cgroup_engine *e, const struct cgroup_tree *t,
+					       struct cgroup_faults *f, int want_code)
+{
+	struct cgroup_reconcile_stats st;
+	struct error *err = NULL;
+	log_clear();
+	assert_int_equal(cgroup_tree_reconcile(e, t, &st, f, &err), -1);
+	assert_non_null(err);
+	assert_int_equal(err->code, want_code);
+	error_free(&err);
+	assert_true(f->n > 0);
+	return st;
+}
+
+static const struct cgroup_fault *fault_of(const struct cgroup_faults *f, const char *tenant,
+					   const char *vm)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->v[i].tenant, tenant) == 0 && strcmp(f->v[i].vm, vm) == 0)
+			return &f->v[i];
+	return NULL;
+}
+
+/* A bad name is refused without a path being built from it, and every
+ * other tenant and VM is still reconciled. */
+static void test_bad_names_are_skipped(void **state)
 {
 	(void)state;
 	const char *bad[] = { "../x", "a/b", "", ".", "..", "../../../../x", "x/../../y" };
@@ -1057,36 +1116,222 @@ static void test_bad_names_touch_nothing(void **state)
 	*strrchr(parent, '/') = '\0';
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		for (int where = 0; where < 2; where++) {
-			struct std s;
-			std_init(&s);
+			rm_rf(F.root);
+			struct wide w;
+			wide_init(&w);
 			if (where == 0)
-				s.tenants[0].name = (char *)bad[i];
+				w.s.tenants[0].name = (char *)bad[i];
 			else
-				s.vms[0].name = (char *)bad[i];
-			char *before = snapshot(F.outer);
+				w.acme_vms[0].name = (char *)bad[i];
 			_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
-			struct cgroup_reconcile_stats st;
-			struct error *err = NULL;
-			F.ops_calls = 0;
-			assert_int_equal(cgroup_tree_reconcile(e, &s.tree, &st, NULL, &err), -1);
-			assert_non_null(err);
-			assert_int_equal(err->code, EINVAL);
-			assert_non_null(strstr(err->msg, where == 0 ? "tenant name" : "VM name"));
-			error_free(&err);
-			assert_int_equal(F.ops_calls, 0); /* not even a read */
-			assert_int_equal(st.writes + st.mkdirs, 0);
-			char *after = snapshot(F.outer);
-			assert_string_equal(before, after);
-			free(before);
-			free(after);
+			struct cgroup_faults f = { 0 };
+			struct cgroup_reconcile_stats st = run_faulty(e, &w.s.tree, &f, EINVAL);
+			assert_int_equal(st.skipped, 1);
+			assert_int_equal(st.errors, 0);
+			assert_int_equal(f.n, 1);
+			assert_true(f.v[0].skipped);
+			assert_non_null(strstr(f.v[0].msg, where == 0 ? "tenant name" : "VM name"));
+			/* the name is not echoed into the fault's tenant/vm fields */
+			assert_string_equal(f.v[0].tenant, where == 0 ? "" : "acme");
+			assert_string_equal(f.v[0].vm, "");
+			cgroup_faults_clear(&f);
+			/* beta's VM is placed; acme's VM 8 too when only VM 7 was bad */
+			assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "150\n");
+			char *cg = task_cg(3000, 3001);
+			assert_string_equal(cg, "/vcpud.slice/tenant-beta/vm-9/vcpu0");
+			free(cg);
+			char *t8 = xasprintf("%s/tenant-acme/vm-8", F.root);
+			assert_true(exists(t8) == (where == 1));
+			free(t8);
 			char *x = xasprintf("%s/x", parent), *y = xasprintf("%s/y", parent);
+			char *rx = xasprintf("%s/x", F.root), *cx = xasprintf("%s/x", F.mount);
 			assert_false(exists(x));
 			assert_false(exists(y));
+			assert_false(exists(rx));
+			assert_false(exists(cx));
 			free(x);
 			free(y);
+			free(rx);
+			free(cx);
+			proc_del(1000);
+			proc_del(2000);
+			proc_del(3000);
 		}
 	}
 	free(parent);
+}
+
+/* A VM that turns invalid keeps the groups it has (nothing of it is
+ * touched, its threads stay where they are); the others follow the tree. */
+static void test_invalid_vm_kept_others_go_on(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	run(e, &w.s.tree);
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "300\n");
+
+	/* VM 8 asks for CPUs outside its tenant's pool; VM 7 and VM 9 change */
+	w.acme_vms[1].cpus = "0-7";
+	w.acme_vms[1].weight = 999;
+	w.acme_vms[0].weight = 250;
+	w.beta_vm.weight = 175;
+	struct cgroup_faults f = { 0 };
+	struct cgroup_reconcile_stats st = run_faulty(e, &w.s.tree, &f, EINVAL);
+	assert_int_equal(st.skipped, 1);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(f.n, 1);
+	const struct cgroup_fault *f8 = fault_of(&f, "acme", "8");
+	assert_non_null(f8);
+	assert_true(f8->skipped);
+	assert_non_null(strstr(f8->msg, "tenant 'acme': VM '8': cpuset.cpus 0-7 is not within"));
+	cgroup_faults_clear(&f);
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "300\n"); /* untouched */
+	char *cg = task_cg(2000, 2001);
+	assert_string_equal(cg, "/vcpud.slice/tenant-acme/vm-8/vcpu0"); /* not removed */
+	free(cg);
+	assert_file("vcpud.slice/tenant-acme/vm-7", "cpu.weight", "250\n");
+	assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "175\n");
+
+	/* fixed: reconciled again, no fault */
+	w.acme_vms[1].cpus = "0-1";
+	st = run(e, &w.s.tree);
+	assert_int_equal(st.skipped, 0);
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "999\n");
+
+	/* an invalid tenant: its groups are kept whole, beta goes on */
+	w.s.tenants[0].weight = 20000;
+	w.beta_vm.weight = 160;
+	st = run_faulty(e, &w.s.tree, &f, ERANGE);
+	assert_int_equal(st.skipped, 1);
+	assert_int_equal(f.n, 1);
+	assert_non_null(fault_of(&f, "acme", ""));
+	assert_non_null(strstr(f.v[0].msg, "tenant 'acme': cpu.weight 20000 is out of range"));
+	cgroup_faults_clear(&f);
+	assert_file("vcpud.slice/tenant-acme", "cpu.weight", "200\n");
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "999\n");
+	assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "160\n");
+}
+
+/* Two VMs claiming one process: both are refused (moving it to both each
+ * tick would make it flap), with a message naming both; the third VM is
+ * reconciled. */
+static void test_shared_pid_skips_both(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	w.beta_vm.pid = 1000; /* VM 9 claims VM 7's process */
+	w.v9.tid = 1003;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_faults f = { 0 };
+	struct cgroup_reconcile_stats st = run_faulty(e, &w.s.tree, &f, EINVAL);
+	assert_int_equal(st.skipped, 2);
+	assert_int_equal(f.n, 2);
+	const struct cgroup_fault *f7 = fault_of(&f, "acme", "7"), *f9 = fault_of(&f, "beta", "9");
+	assert_non_null(f7);
+	assert_non_null(f9);
+	assert_non_null(strstr(f7->msg, "process/thread 1000 is listed twice"));
+	assert_non_null(strstr(f7->msg, "VM '9' of tenant 'beta'"));
+	assert_non_null(strstr(f9->msg, "VM '7' of tenant 'acme'"));
+	cgroup_faults_clear(&f);
+	/* VM 8 placed; VM 7's process was not moved */
+	char *cg = task_cg(2000, 2001);
+	assert_string_equal(cg, "/vcpud.slice/tenant-acme/vm-8/vcpu0");
+	free(cg);
+	cg = task_cg(1000, 1001);
+	assert_string_equal(cg, "/user.slice/qemu.scope");
+	free(cg);
+	char *d7 = xasprintf("%s/tenant-acme/vm-7", F.root);
+	assert_false(exists(d7));
+	free(d7);
+}
+
+/* A failed write is attributed to its VM (one fault, the first), logged
+ * by the caller; the VM's other knobs and the other VMs are still done. */
+static void test_failure_attributed_to_vm(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	w.acme_vms[0].cpu_max = (struct cgroup_cpu_max){ .set = true, .quota_us = 50000 };
+	w.acme_vms[0].weight = 100;
+	F.fail_suffix = "/tenant-acme/vm-7/cpu.max";
+	F.fail_errno = EINVAL;
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_faults f = { 0 };
+	struct cgroup_reconcile_stats st = run_faulty(e, &w.s.tree, &f, EINVAL);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(st.skipped, 0);
+	assert_int_equal(f.n, 1);
+	assert_string_equal(f.v[0].tenant, "acme");
+	assert_string_equal(f.v[0].vm, "7");
+	assert_false(f.v[0].skipped);
+	assert_string_equal(f.v[0].msg, "cannot write cpu.max of tenant-acme/vm-7: Invalid argument");
+	cgroup_faults_clear(&f);
+	assert_file("vcpud.slice/tenant-acme/vm-7", "cpu.weight", "100\n");
+	char *cg = task_cg(3000, 3001);
+	assert_string_equal(cg, "/vcpud.slice/tenant-beta/vm-9/vcpu0");
+	free(cg);
+
+	/* a tenant's own failure names the tenant, with vm "" */
+	F.fail_suffix = "/tenant-beta/cpu.weight";
+	w.s.tenants[1].weight = 120;
+	st = run_faulty(e, &w.s.tree, &f, EINVAL);
+	const struct cgroup_fault *fb = fault_of(&f, "beta", "");
+	assert_non_null(fb);
+	assert_false(fb->skipped);
+	cgroup_faults_clear(&f);
+}
+
+static void write_stat(pid_t pid, uint64_t start_time)
+{
+	char *d = xasprintf("%s/%d", F.proc, (int)pid);
+	char *v = xasprintf("%d (qemu-system-x86) S 1 %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 "
+			    "4 0 %" PRIu64 " 1000000 100 18446744073709551615\n",
+			    (int)pid, (int)pid, (int)pid, start_time);
+	write_in(d, "stat", v);
+	free(v);
+	free(d);
+}
+
+/* A PID that another process took over is never moved into the VM. */
+static void test_reused_pid_not_moved(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	s.vms[0].start_time = 5000;
+	write_stat(1000, 7777); /* PID 1000 is a new process now */
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.moves, 0);
+	assert_int_equal(st.vanished, 1);
+	char *cg = task_cg(1000, 1001);
+	assert_string_equal(cg, "/user.slice/qemu.scope");
+	free(cg);
+
+	write_stat(1000, 5000); /* the registered process */
+	st = run(e, &s.tree);
+	assert_int_equal(st.vanished, 0);
+	assert_int_equal(st.moves, 5); /* the process, then its 4 threads */
+	cg = task_cg(1000, 1001);
+	assert_string_equal(cg, VM7 "/vcpu0");
+	free(cg);
+
+	/* a malformed stat is a fault of the VM, not a move */
+	rm_rf(F.root);
+	proc_del(1000);
+	proc_add(1000, VM7_TIDS, ARRAY_SIZE(VM7_TIDS), "/user.slice");
+	char *d = xasprintf("%s/1000", F.proc);
+	write_in(d, "stat", "garbage");
+	free(d);
+	struct cgroup_faults f = { 0 };
+	st = run_faulty(e, &s.tree, &f, EINVAL);
+	assert_int_equal(st.moves, 0);
+	assert_string_equal(f.v[0].vm, "7");
+	cgroup_faults_clear(&f);
 }
 
 static void test_dry_run(void **state)
@@ -1369,7 +1614,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_removal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removal_leaves_unknown_children, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_names_touch_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names_are_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_vm_kept_others_go_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_pid_skips_both, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_attributed_to_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reused_pid_not_moved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_refusals, setup, teardown),
