@@ -15,6 +15,7 @@
 
 #include "vcpud/error.h"
 #include "vcpud/tenant.h"
+#include "vcpud/throttle.h"
 #include "vcpud/vm.h"
 
 struct store;
@@ -235,6 +236,34 @@ int store_samples_add(struct store *st, const struct store_sample *rows, size_t 
  * pointers NULL) is freed by the caller. ENOENT for an unknown VM. */
 int store_samples_list(struct store *st, const char *vm, int64_t since_ts_ms, size_t limit,
 		       struct store_sample **out, size_t *n, struct error **err);
+
+/* --- throttle caps (schema/006_throttle.sql) -------------------------- */
+
+/* A saved cap: the throttler's export with its hold as a wall-clock time. */
+struct store_throttle_cap {
+	struct throttle_saved c;      /* c.hold_left is not stored */
+	int64_t hold_until_ms;        /* unix ms; 0: no hold */
+};
+
+/* An event to add with the caps (details: a JSON object text or NULL). */
+struct store_event_in {
+	const char *action;
+	const char *target;
+	const char *details;
+};
+
+/* In one transaction: add the events (actor "vcpud") and, with save_caps,
+ * replace the saved caps with caps[0..n) (n 0: none left). A cap of a VM
+ * that is not registered is skipped (it was released meanwhile). */
+int store_throttle_record(struct store *st, const struct store_event_in *ev, size_t n_ev,
+			  bool save_caps, const struct store_throttle_cap *caps, size_t n,
+			  struct error **err);
+
+/* The saved caps, sorted by VM. A row that does not parse (victims not a
+ * list of names) is returned without its victims. *out: store_throttle_caps_free(). */
+int store_throttle_load(struct store *st, struct store_throttle_cap **out, size_t *n,
+			struct error **err);
+void store_throttle_caps_free(struct store_throttle_cap *v, size_t n);
 
 /* --- events (audit log) ----------------------------------------------- */
 

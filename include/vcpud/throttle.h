@@ -226,6 +226,55 @@ void throttle_state_clear(struct throttle_state *st);
 const struct throttle_vm_state *throttle_state_find(const struct throttle_state *st,
 						    const char *vm);
 
+/* --- what survives a restart -------------------------------------------
+ *
+ * A cap (enforced or a dry-run shadow) with what the law needs to go on
+ * from where it was: the cap, the last good cap and whether a loosening
+ * step was being proved, the hold still to run and its length (doubled by
+ * each BACKOFF: the back-off history), and the victims it is capped for.
+ * Victim-side runs are not kept: they rebuild from the samples within
+ * breach_ticks. The daemon stores these with wall-clock holds
+ * (store_throttle_*) and adopts them before its first tick, so that a
+ * restart neither lifts a cap nor forgets a doubled hold. */
+struct throttle_saved {
+	char vm[NAME_MAX_LEN + 1];
+	bool dry;                     /* a dry-run shadow cap */
+	uint64_t quota_us;            /* THROTTLE_QUOTA_MIN_US.. */
+	uint64_t last_good_us;        /* 0: none */
+	bool probing;
+	uint32_t hold_len;            /* ticks */
+	uint32_t hold_left;           /* ticks of the hold still to run */
+	int last_kind;                /* enum throttle_action_kind */
+	char (*victims)[NAME_MAX_LEN + 1];
+	size_t n_victims;
+};
+void throttle_saved_free(struct throttle_saved *v, size_t n);
+
+/* The caps of st (enforced and shadow), sorted by VM name, as of st->tick.
+ * *out (NULL when none): throttle_saved_free(). Returns the count. */
+size_t throttle_state_export(const struct throttle_state *st, struct throttle_saved **out);
+
+/* Whether two exports hold the same caps and law state (hold_left, which
+ * counts down by itself, is not compared). */
+bool throttle_saved_equal(const struct throttle_saved *a, size_t na,
+			  const struct throttle_saved *b, size_t nb);
+
+/* Take saved caps over into an empty state, as of `tick` (the tick before
+ * the next throttle_decide()): each is a cap in force since then, with
+ * its hold, last good cap and victims. Entries with a bad name, a quota
+ * below THROTTLE_QUOTA_MIN_US, or a repeated name are skipped. The caps
+ * show up in throttle_state_caps() at once and are kept or changed by the
+ * next decide as if the daemon had never stopped (a VM missing from that
+ * decide's samples is dropped with its cap, as always). Returns how many
+ * were adopted. */
+size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
+			    const struct throttle_saved *v, size_t n);
+
+/* The enforced caps of st, sorted by VM name (what throttle_decide() last
+ * returned, or what adoption gave). *out: free(). Returns the count. */
+struct throttle_cap;
+size_t throttle_state_caps(const struct throttle_state *st, struct throttle_cap **out);
+
 /* For /v1/top: "none", "victim", "capped" (a cap the law may loosen),
  * "hold" (a cap within its hold), "would-cap" (a dry-run shadow cap). */
 enum throttle_status {

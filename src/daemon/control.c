@@ -54,6 +54,9 @@ struct control {
 	struct throttle_cap *own;     /* copies of the enforced caps */
 	struct plan_vm_cap *caps;     /* the same for plan_tree(), names into own */
 	size_t n_caps;
+	/* the caps as last saved to the store (to save only what changed) */
+	struct throttle_saved *saved;
+	size_t n_saved;
 	json_t *top;
 	/* per-tick buffers, grown as needed (no allocation in steady state) */
 	struct sample_target *targets;
@@ -84,6 +87,7 @@ void control_free(struct control *c)
 	sampler_free(c->sampler);
 	throttle_state_clear(&c->ts);
 	throttle_result_clear(&c->tr);
+	throttle_saved_free(c->saved, c->n_saved);
 	json_decref(c->top);
 	free(c->caps);
 	free(c->own);
@@ -242,7 +246,8 @@ static json_t *cap_json(uint64_t quota_us)
 			: json_null();
 }
 
-static void record_action(struct store *st, const struct throttle_action *a)
+/* The event of one decision (its strings are the caller's to free), logged. */
+static struct store_event_in action_event(const struct throttle_action *a)
 {
 	_cleanup_free_ char *cpu_max = a->quota_us
 		? xasprintf("%llu %llu", (unsigned long long)a->quota_us,
@@ -261,17 +266,112 @@ static void record_action(struct store *st, const struct throttle_action *a)
 			      "hold_ticks", (int)a->hold_ticks,
 			      "tenant", a->tenant,
 			      "dry_run", a->dry_run);
-	_cleanup_free_ char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(d);
-	_cleanup_free_ char *action = xasprintf("throttle.%s", throttle_action_name(a->kind));
-	_cleanup_free_ char *target = xasprintf("vm/%s", a->vm);
+	if (!text)
+		abort();
+	char *action = xasprintf("throttle.%s", throttle_action_name(a->kind));
+	char *target = xasprintf("vm/%s", a->vm);
 	log_info("throttle%s: %s %s -> cpu.max %s (%s; victim %s at %.1f%% steal, usage %.1f%%, "
 		 "floor %.1f%%)", a->dry_run ? " (dry-run)" : "", throttle_action_name(a->kind),
 		 a->vm, cpu_max, throttle_reason_name(a->reason), a->victim[0] ? a->victim : "-",
 		 a->victim_steal_pct, a->usage_pct, a->floor_pct);
+	return (struct store_event_in){ action, target, text };
+}
+
+static void events_free(struct store_event_in *ev, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)ev[i].action);
+		free((char *)ev[i].target);
+		free((char *)ev[i].details);
+	}
+	free(ev);
+}
+
+/* Record this tick's decisions as events and, when the caps or the law's
+ * state of them changed, the caps, in one transaction: after a crash the
+ * store never holds a decision without the cap it set, or the reverse. A
+ * failed write is logged and tried again at the next tick. */
+static void record(struct control *c, struct store *st, uint32_t interval_ms, int64_t now_ms)
+{
+	struct throttle_saved *cur = NULL;
+	size_t n_cur = throttle_state_export(&c->ts, &cur);
+	bool save = !throttle_saved_equal(cur, n_cur, c->saved, c->n_saved);
+	size_t n_ev = c->tr.n_actions;
+	if (!n_ev && !save) {
+		throttle_saved_free(cur, n_cur);
+		return;
+	}
+	struct store_event_in *ev = xcalloc(n_ev ? n_ev : 1, sizeof(*ev));
+	for (size_t i = 0; i < n_ev; i++)
+		ev[i] = action_event(&c->tr.actions[i]);
+	struct store_throttle_cap *caps = xcalloc(n_cur ? n_cur : 1, sizeof(*caps));
+	for (size_t i = 0; i < n_cur; i++) {
+		caps[i].c = cur[i];
+		caps[i].hold_until_ms = cur[i].hold_left
+			? now_ms + (int64_t)cur[i].hold_left * interval_ms : 0;
+	}
 	_cleanup_error_ struct error *err = NULL;
-	if (store_event_add(st, "vcpud", action, target, text, &err) < 0)
-		log_warn("cannot record %s of %s: %s", action, a->vm, err->msg);
+	if (store_throttle_record(st, ev, n_ev, save, caps, n_cur, &err) < 0) {
+		log_warn("%s (tried again at the next tick)", err->msg);
+		throttle_saved_free(cur, n_cur);
+	} else {
+		throttle_saved_free(c->saved, c->n_saved);
+		c->saved = cur;
+		c->n_saved = n_cur;
+	}
+	free(caps);
+	events_free(ev, n_ev);
+}
+
+/* Make c->own / c->caps the state's enforced caps. */
+static void caps_from_state(struct control *c)
+{
+	struct throttle_cap *v = NULL;
+	size_t n = throttle_state_caps(&c->ts, &v);
+	free(c->own);
+	c->own = v;
+	c->caps = xrealloc(c->caps, (n ? n : 1) * sizeof(*c->caps));
+	for (size_t i = 0; i < n; i++)
+		c->caps[i] = (struct plan_vm_cap){ c->own[i].vm, c->own[i].quota_us };
+	c->n_caps = n;
+}
+
+int control_adopt(struct control *c, struct store *st, size_t *adopted, struct error **err)
+{
+	*adopted = 0;
+	struct store_throttle_cap *caps = NULL;
+	size_t n = 0;
+	if (store_throttle_load(st, &caps, &n, err) < 0)
+		return -1;
+	int64_t now_ms = now_real_ns() / 1000000;
+	int64_t interval_ms = c->interval_ns / 1000000 > 0 ? c->interval_ns / 1000000 : 1000;
+	struct throttle_saved *v = xcalloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		v[i] = caps[i].c;
+		int64_t left = caps[i].hold_until_ms - now_ms;
+		v[i].hold_left = left > 0 ? (uint32_t)((left + interval_ms - 1) / interval_ms) : 0;
+	}
+	throttle_state_clear(&c->ts);
+	*adopted = throttle_state_adopt(&c->ts, 0, v, n);
+	free(v);
+	store_throttle_caps_free(caps, n);
+	caps_from_state(c);
+	throttle_saved_free(c->saved, c->n_saved);
+	c->n_saved = throttle_state_export(&c->ts, &c->saved);
+	if (*adopted) {
+		_cleanup_free_ char *names = xstrdup("");
+		for (size_t i = 0; i < c->n_saved; i++) {
+			char *m = xasprintf("%s%s%s %llu us%s", names, i ? ", " : "", c->saved[i].vm,
+					    (unsigned long long)c->saved[i].quota_us,
+					    c->saved[i].dry ? " (dry-run)" : "");
+			free(names);
+			names = m;
+		}
+		log_info("adopted %zu throttle caps from the database (%s)", *adopted, names);
+	}
+	return 0;
 }
 
 /* Take the decision's caps; true when they differ from the ones before
@@ -404,9 +504,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	throttle_decide(&c->ts, &prm, in->tick, obs, n_obs, &c->tr);
 	*caps_changed = caps_take(c, &c->tr);
 
-	/* record: decisions as events, figures as history, the top snapshot */
-	for (size_t i = 0; i < c->tr.n_actions; i++)
-		record_action(in->store, &c->tr.actions[i]);
+	/* record: decisions as events with the caps, figures as history, the
+	 * top snapshot */
+	record(c, in->store, in->policy->interval_ms, now_ms);
 
 	struct store_sample *rows = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*rows));
 	size_t n_rows = 0;

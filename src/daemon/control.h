@@ -48,6 +48,12 @@ struct control_input {
 int control_tick(struct control *c, const struct control_input *in, bool *caps_changed,
 		 struct error **err);
 
+/* Take over the throttle caps saved by an earlier run (a crash, an
+ * upgrade), with what is left of their holds, before the first tick: the
+ * first reconcile then lays them over the tree as they are in cpu.max, and
+ * the law goes on from there. *adopted = how many (logged). */
+int control_adopt(struct control *c, struct store *st, size_t *adopted, struct error **err);
+
 /* The caps in force, for plan_tree() (valid until the next control_tick). */
 const struct plan_vm_cap *control_caps(const struct control *c, size_t *n);
 

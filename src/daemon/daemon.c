@@ -400,6 +400,13 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 	if (setup_cgroups(d, err) < 0)
 		return -1;
+	/* the caps an earlier run set are still in cpu.max: take them over
+	 * before the first tick, which would otherwise lift them */
+	size_t adopted = 0;
+	_cleanup_error_ struct error *aerr = NULL;
+	if (control_adopt(d->control, d->store, &adopted, &aerr) < 0)
+		log_warn("cannot read the saved throttle caps: %s; starting without them",
+			 aerr->msg);
 
 	sigset_t mask;
 	sigemptyset(&mask);

@@ -198,6 +198,131 @@ enum throttle_status throttle_vm_status(const struct throttle_state *st, const c
 	return THROTTLE_STATUS_NONE;
 }
 
+/* --- saved caps ---------------------------------------------------------- */
+
+static void victims_add(struct throttle_vm_state *s, const char *name);
+
+void throttle_saved_free(struct throttle_saved *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].victims);
+	free(v);
+}
+
+size_t throttle_state_export(const struct throttle_state *st, struct throttle_saved **out)
+{
+	*out = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < st->n_vms; i++)
+		n += st->vms[i].capped;
+	if (!n)
+		return 0;
+	struct throttle_saved *v = xcalloc(n, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < st->n_vms; i++) {
+		const struct throttle_vm_state *s = &st->vms[i];
+		if (!s->capped)
+			continue;
+		struct throttle_saved *d = &v[k++];
+		memcpy(d->vm, s->name, sizeof(d->vm));
+		d->dry = s->dry;
+		d->quota_us = s->quota_us;
+		d->last_good_us = s->last_good_us;
+		d->probing = s->probing;
+		d->hold_len = s->hold_len;
+		d->hold_left = s->hold_until > st->tick
+			? (uint32_t)(s->hold_until - st->tick < UINT32_MAX ? s->hold_until - st->tick
+									     : UINT32_MAX)
+			: 0;
+		d->last_kind = s->last_kind;
+		if (s->n_victims) {
+			d->victims = xcalloc(s->n_victims, sizeof(*d->victims));
+			memcpy(d->victims, s->victims, s->n_victims * sizeof(*d->victims));
+			d->n_victims = s->n_victims;
+		}
+	}
+	*out = v;
+	return n;
+}
+
+bool throttle_saved_equal(const struct throttle_saved *a, size_t na,
+			  const struct throttle_saved *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		const struct throttle_saved *x = &a[i], *y = &b[i];
+		if (strcmp(x->vm, y->vm) != 0 || x->dry != y->dry || x->quota_us != y->quota_us ||
+		    x->last_good_us != y->last_good_us || x->probing != y->probing ||
+		    x->hold_len != y->hold_len || x->last_kind != y->last_kind ||
+		    x->n_victims != y->n_victims)
+			return false;
+		for (size_t k = 0; k < x->n_victims; k++)
+			if (strcmp(x->victims[k], y->victims[k]) != 0)
+				return false;
+	}
+	return true;
+}
+
+static int saved_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct throttle_vm_state *)a)->name,
+		      ((const struct throttle_vm_state *)b)->name);
+}
+
+size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
+			    const struct throttle_saved *v, size_t n)
+{
+	st->tick = tick;
+	size_t adopted = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct throttle_saved *d = &v[i];
+		if (!name_valid(d->vm) || d->quota_us < THROTTLE_QUOTA_MIN_US ||
+		    d->quota_us == NO_CAP || state_index(st, d->vm) != NONE)
+			continue;
+		st->vms = xrealloc(st->vms, (st->n_vms + 1) * sizeof(*st->vms));
+		struct throttle_vm_state *s = &st->vms[st->n_vms++];
+		memset(s, 0, sizeof(*s));
+		snprintf(s->name, sizeof(s->name), "%s", d->vm);
+		s->capped = true;
+		s->dry = d->dry;
+		s->quota_us = d->quota_us;
+		s->last_good_us = d->last_good_us;
+		s->probing = d->probing;
+		s->hold_len = d->hold_len;
+		s->hold_until = tick + d->hold_left;
+		s->changed_at = tick;
+		s->last_kind = (unsigned)d->last_kind < THROTTLE_ACTION_LAST ? d->last_kind
+									 : THROTTLE_CAP;
+		for (size_t k = 0; k < THROTTLE_LAG_MAX; k++)
+			s->quota_hist[k] = d->quota_us;
+		for (size_t k = 0; k < d->n_victims; k++)
+			if (name_valid(d->victims[k]))
+				victims_add(s, d->victims[k]);
+		if (d->dry)
+			st->dry_run = true;
+		/* kept sorted for state_index() */
+		qsort(st->vms, st->n_vms, sizeof(*st->vms), saved_cmp);
+		adopted++;
+	}
+	return adopted;
+}
+
+size_t throttle_state_caps(const struct throttle_state *st, struct throttle_cap **out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < st->n_vms; i++)
+		n += st->vms[i].capped && !st->vms[i].dry;
+	*out = xcalloc(n ? n : 1, sizeof(**out));
+	size_t k = 0;
+	for (size_t i = 0; i < st->n_vms; i++)
+		if (st->vms[i].capped && !st->vms[i].dry) {
+			snprintf((*out)[k].vm, sizeof((*out)[k].vm), "%s", st->vms[i].name);
+			(*out)[k++].quota_us = st->vms[i].quota_us;
+		}
+	return n;
+}
+
 static bool victims_has(const struct throttle_vm_state *s, const char *name)
 {
 	for (size_t i = 0; i < s->n_victims; i++)

@@ -248,6 +248,58 @@ static void test_victim_gets_neighbour_capped(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* A restart: the cap decided before is saved with its event and adopted
+ * by a new control before its first tick, which keeps it (no window yet). */
+static void test_caps_survive_a_restart(void **state)
+{
+	struct cfx *f = *state;
+	int ticks = 0;
+	while (!tick(f) && ticks++ < 12)
+		;
+	size_t n = 0;
+	const struct plan_vm_cap *caps = control_caps(f->ctl, &n);
+	assert_int_equal(n, 1);
+	uint64_t quota = caps[0].quota_us;
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM throttle_caps"), 1);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT quota_us FROM throttle_caps WHERE vm = 'noisy'"),
+			 (int64_t)quota);
+	assert_true(st_int(f->rf.ts.st, "SELECT hold_until_ms FROM throttle_caps") >
+		    now_real_ns() / 1000000);
+	/* a tick that changes nothing writes no caps (the row keeps its time) */
+	int64_t saved = st_int(f->rf.ts.st, "SELECT saved_ms FROM throttle_caps");
+	f->th[0].wait = f->th[1].wait = 0.05;
+	assert_false(tick(f));
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT saved_ms FROM throttle_caps"), saved);
+
+	/* kill -9 and start again */
+	control_free(f->ctl);
+	struct error *err = NULL;
+	assert_int_equal(control_new(f->rf.ts.dir, INTERVAL_MS, &f->ctl, &err), 0);
+	size_t adopted = 0;
+	assert_int_equal(control_adopt(f->ctl, f->rf.ts.st, &adopted, &err), 0);
+	assert_int_equal(adopted, 1);
+	caps = control_caps(f->ctl, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(caps[0].vm, "noisy");
+	assert_int_equal(caps[0].quota_us, quota);
+	/* the first tick (no window) keeps it, and says so in /v1/top */
+	f->tick = 0;
+	assert_false(tick(f));
+	caps = control_caps(f->ctl, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(caps[0].quota_us, quota);
+	assert_string_equal(json_string_value(json_object_get(top_vm(f, "noisy"), "throttle")),
+			    "hold");
+	/* the VM is released while vcpud is down: nothing to adopt */
+	control_free(f->ctl);
+	assert_int_equal(store_vm_delete(f->rf.ts.st, "noisy", "uid:0", &err), 0);
+	assert_int_equal(control_new(f->rf.ts.dir, INTERVAL_MS, &f->ctl, &err), 0);
+	assert_int_equal(control_adopt(f->ctl, f->rf.ts.st, &adopted, &err), 0);
+	assert_int_equal(adopted, 0);
+	caps = control_caps(f->ctl, &n);
+	assert_int_equal(n, 0);
+}
+
 static void test_missing_threads_are_not_fatal(void **state)
 {
 	struct cfx *f = *state;
@@ -284,6 +336,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_victim_gets_neighbour_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_threads_are_not_fatal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caps_survive_a_restart, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

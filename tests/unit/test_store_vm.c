@@ -758,6 +758,96 @@ static void test_release_unknown(void **state)
 	vm_add(f->st, "web-1", "acme", 8, 0);
 }
 
+/* --- the throttler's saved caps ------------------------------------------ */
+
+static struct store_throttle_cap mk_cap(const char *vm, uint64_t quota, int64_t hold_until_ms)
+{
+	struct store_throttle_cap c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.c.vm, sizeof(c.c.vm), "%s", vm);
+	c.c.quota_us = quota;
+	c.c.hold_len = 6;
+	c.c.last_kind = THROTTLE_BACKOFF;
+	c.c.last_good_us = quota;
+	c.hold_until_ms = hold_until_ms;
+	return c;
+}
+
+static void test_throttle_caps(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16, 0);
+	vm_add(f->st, "noisy1", "acme", 2, 0);
+	vm_add(f->st, "noisy2", "acme", 2, 0);
+	vm_add(f->st, "victim", "acme", 2, 0);
+	char victims[1][NAME_MAX_LEN + 1] = { "victim" };
+	struct store_throttle_cap caps[3] = {
+		mk_cap("noisy1", 25000, 1700000010000),
+		mk_cap("noisy2", 40000, 0),
+		mk_cap("released", 30000, 0), /* not registered: skipped */
+	};
+	caps[0].c.victims = victims;
+	caps[0].c.n_victims = 1;
+	caps[1].c.dry = true;
+	caps[1].c.probing = true;
+	struct store_event_in ev[2] = {
+		{ "throttle.cap", "vm/noisy1", "{\"cap_pct\":25}" },
+		{ "throttle.cap", "vm/noisy2", NULL },
+	};
+	int64_t ev0 = event_count(f->st);
+	assert_int_equal(store_throttle_record(f->st, ev, 2, true, caps, 3, &err), 0);
+	assert_int_equal(event_count(f->st), ev0 + 2);
+
+	struct store_throttle_cap *got = NULL;
+	size_t n = 0;
+	assert_int_equal(store_throttle_load(f->st, &got, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].c.vm, "noisy1");
+	assert_int_equal(got[0].c.quota_us, 25000);
+	assert_int_equal(got[0].c.last_good_us, 25000);
+	assert_int_equal(got[0].c.hold_len, 6);
+	assert_int_equal(got[0].hold_until_ms, 1700000010000);
+	assert_int_equal(got[0].c.last_kind, THROTTLE_BACKOFF);
+	assert_false(got[0].c.dry);
+	assert_int_equal(got[0].c.n_victims, 1);
+	assert_string_equal(got[0].c.victims[0], "victim");
+	assert_true(got[1].c.dry);
+	assert_true(got[1].c.probing);
+	assert_int_equal(got[1].c.n_victims, 0);
+	store_throttle_caps_free(got, n);
+
+	/* events only: the caps stay */
+	assert_int_equal(store_throttle_record(f->st, ev, 1, false, NULL, 0, &err), 0);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM throttle_caps"), 2);
+
+	/* a bad row in the batch (a quota under the kernel's 1 ms) rolls back
+	 * the events with it: never a decision without its cap */
+	int64_t ev1 = event_count(f->st);
+	struct store_throttle_cap bad[2] = { mk_cap("noisy1", 30000, 0), mk_cap("noisy2", 10, 0) };
+	assert_int_equal(store_throttle_record(f->st, ev, 2, true, bad, 2, &err), -1);
+	expect_error(&err, EIO, "cannot save the cap of VM noisy2");
+	assert_int_equal(event_count(f->st), ev1);
+	assert_int_equal(st_int(f->st, "SELECT quota_us FROM throttle_caps WHERE vm = 'noisy1'"),
+			 25000);
+
+	/* releasing a VM drops its cap; saving none clears the rest */
+	assert_int_equal(store_vm_delete(f->st, "noisy1", "uid:0", &err), 0);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM throttle_caps"), 1);
+	assert_int_equal(store_throttle_record(f->st, NULL, 0, true, NULL, 0, &err), 0);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM throttle_caps"), 0);
+
+	/* a hand-edited victims list that is not names loses its victims only */
+	assert_int_equal(store_throttle_record(f->st, NULL, 0, true, &caps[1], 1, &err), 0);
+	assert_int_equal(st_exec(f->st, "UPDATE throttle_caps SET victims = '[1, \"../x\", \"ok\"]'"),
+			 0);
+	assert_int_equal(store_throttle_load(f->st, &got, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].c.n_victims, 1);
+	assert_string_equal(got[0].c.victims[0], "ok");
+	store_throttle_caps_free(got, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,6 +866,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inventory_threads, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tenant_delete_and_release, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_release_unknown, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_caps, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

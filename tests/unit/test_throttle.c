@@ -1073,6 +1073,137 @@ static void test_backoff(void **state)
 	world_free(&w);
 }
 
+/* --- a restart -------------------------------------------------------------- */
+
+/* A world whose throttle state is exported and adopted into a fresh one, as
+ * the daemon does across a restart; tick numbers start again at `tick`. */
+static void restart(struct world *w, uint64_t tick)
+{
+	struct throttle_saved *v = NULL;
+	size_t n = throttle_state_export(&w->st, &v);
+	struct throttle_cap *before = NULL;
+	size_t nb = throttle_state_caps(&w->st, &before);
+	throttle_state_clear(&w->st);
+	throttle_result_clear(&w->r);
+	assert_int_equal(throttle_state_adopt(&w->st, tick - 1, v, n), n);
+	/* the same caps, at once, before any decide */
+	struct throttle_cap *after = NULL;
+	assert_int_equal(throttle_state_caps(&w->st, &after), nb);
+	for (size_t i = 0; i < nb; i++) {
+		assert_string_equal(after[i].vm, before[i].vm);
+		assert_int_equal(after[i].quota_us, before[i].quota_us);
+	}
+	/* and the same export: caps, holds, last good caps, victims */
+	struct throttle_saved *again = NULL;
+	size_t n2 = throttle_state_export(&w->st, &again);
+	assert_true(throttle_saved_equal(v, n, again, n2));
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(again[i].hold_left, v[i].hold_left);
+	throttle_saved_free(v, n);
+	throttle_saved_free(again, n2);
+	free(before);
+	free(after);
+	w->tick = tick;
+}
+
+static void test_restart_keeps_caps_and_holds(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	w.p.clear_ticks = 1;
+	w.p.hold_ticks = 3;
+	w.p.hold_max_ticks = 20;
+	contended(&w);
+	vm_named(&w, "b2")->absent = true;
+	steps(&w, 2);                                /* CAP b1 at 25000 */
+	vm_named(&w, "b1")->usage = 25;
+	/* one loosen + backoff: the hold doubles to 6 */
+	vm_named(&w, "g")->steal = 1;
+	int k = 0;
+	do {
+		step(&w);
+	} while (!act_for(&w, "b1") && ++k < 30);
+	expect_action(&w, "b1", THROTTLE_LOOSEN);
+	vm_named(&w, "g")->steal = 20;
+	step(&w);
+	expect_action(&w, "b1", THROTTLE_BACKOFF);
+	assert_int_equal(act_for(&w, "b1")->hold_ticks, 6);
+	uint64_t cap = cap_of(&w, "b1");
+	const struct throttle_vm_state *s = throttle_state_find(&w.st, "b1");
+	assert_int_equal(s->hold_len, 6);
+	assert_true(s->hold_until > w.tick - 1);
+
+	/* the daemon restarts: tick numbers begin again at 1 */
+	restart(&w, 1);
+	s = throttle_state_find(&w.st, "b1");
+	assert_non_null(s);
+	assert_true(s->capped);
+	assert_int_equal(s->quota_us, cap);
+	assert_int_equal(s->hold_len, 6);
+	assert_int_equal(throttle_vm_status(&w.st, "b1"), THROTTLE_STATUS_HOLD);
+
+	/* the first tick has no valid samples (the sampler's first window):
+	 * nothing changes, the cap is returned as it was */
+	for (size_t i = 0; i < w.n; i++)
+		w.vm[i].invalid = true;
+	step(&w);
+	expect_no_actions(&w);
+	assert_int_equal(cap_of(&w, "b1"), cap);
+	for (size_t i = 0; i < w.n; i++)
+		w.vm[i].invalid = false;
+
+	/* the victim calm: no loosening before what was left of the hold */
+	vm_named(&w, "g")->steal = 1;
+	uint64_t hold_end = throttle_state_find(&w.st, "b1")->hold_until;
+	while (w.tick < hold_end) {
+		step(&w);
+		expect_no_actions(&w);
+		assert_int_equal(cap_of(&w, "b1"), cap);
+	}
+	k = 0;
+	do {
+		step(&w);
+	} while (!act_for(&w, "b1") && ++k < 30);
+	expect_action(&w, "b1", THROTTLE_LOOSEN);
+	/* a relapse doubles the kept hold (6 -> 12), not the policy's 3 */
+	vm_named(&w, "g")->steal = 20;
+	step(&w);
+	/* after a restart the victim's breach run starts again */
+	for (k = 0; k < 3 && !act_for(&w, "b1"); k++)
+		step(&w);
+	expect_action(&w, "b1", THROTTLE_BACKOFF);
+	assert_int_equal(act_for(&w, "b1")->hold_ticks, 12);
+	world_free(&w);
+}
+
+static void test_adopt_skips_bad_entries(void **state)
+{
+	(void)state;
+	struct throttle_state st;
+	throttle_state_init(&st);
+	struct throttle_saved v[5] = {
+		{ .vm = "ok-2", .quota_us = 50000, .hold_len = 4, .hold_left = 2,
+		  .last_kind = THROTTLE_CAP },
+		{ .vm = "../x", .quota_us = 50000 },
+		{ .vm = "low", .quota_us = 999 },
+		{ .vm = "ok-1", .quota_us = 30000, .dry = true, .last_kind = 99 },
+		{ .vm = "ok-2", .quota_us = 70000 },
+	};
+	assert_int_equal(throttle_state_adopt(&st, 10, v, 5), 2);
+	assert_int_equal(st.n_vms, 2);
+	assert_string_equal(st.vms[0].name, "ok-1"); /* sorted */
+	assert_int_equal(st.vms[0].last_kind, THROTTLE_CAP);
+	assert_int_equal(throttle_vm_status(&st, "ok-1"), THROTTLE_STATUS_WOULD_CAP);
+	assert_int_equal(throttle_state_find(&st, "ok-2")->quota_us, 50000);
+	assert_int_equal(throttle_state_find(&st, "ok-2")->hold_until, 12);
+	struct throttle_cap *caps = NULL;
+	assert_int_equal(throttle_state_caps(&st, &caps), 1); /* the shadow cap is not enforced */
+	assert_string_equal(caps[0].vm, "ok-2");
+	free(caps);
+	throttle_state_clear(&st);
+}
+
 /* --- the closed loop ------------------------------------------------------- */
 
 /* The sandbox plant (FACTS.md): vm[0] is the victim, every other VM shares
@@ -1347,6 +1478,8 @@ int main(void)
 		cmocka_unit_test(test_sandbox_self_capped),
 		cmocka_unit_test(test_steady_load_settles),
 		cmocka_unit_test(test_restore_converges),
+		cmocka_unit_test(test_restart_keeps_caps_and_holds),
+		cmocka_unit_test(test_adopt_skips_bad_entries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
