@@ -34,8 +34,10 @@ struct policy {
 	struct cpuset dedicated;
 	/* overcommit */
 	double cpu_ratio;              /* > 0, <= 64; default 4.0 */
-	/* admission */
-	uint32_t gone_grace_s;         /* 0..86400; default 60 (TEMPORARY) */
+	/* admission (see src/registry/ and policies/default.yaml) */
+	uint32_t gone_grace_s;         /* seconds a gone VM keeps its admission,
+					* 0..86400; default 60; 0 frees it in the
+					* tick that finds the VM gone */
 	/* sampling */
 	uint32_t interval_ms;          /* 100..60000; default 1000 */
 	uint32_t retention_s;          /* per-VM sample history kept, 10..86400; default 900 */

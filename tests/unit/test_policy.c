@@ -106,6 +106,7 @@ static void test_defaults(void **state)
 	assert_true(cpuset_isset(&p.housekeeping, 1));
 	assert_true(cpuset_empty(&p.dedicated));
 	assert_true(p.cpu_ratio == 4.0);
+	assert_int_equal(p.gone_grace_s, 60);
 	assert_int_equal(p.interval_ms, 1000);
 	assert_true(p.steal_high_pct == 30);
 	assert_true(p.steal_low_pct == 15);
@@ -157,6 +158,7 @@ static void test_valid_full(void **state)
 	assert_true(cpuset_isset(&p->dedicated, 11));
 	assert_false(cpuset_isset(&p->dedicated, 3));
 	assert_true(p->cpu_ratio == 8.0);
+	assert_int_equal(p->gone_grace_s, 0);
 	assert_int_equal(p->interval_ms, 250);
 	assert_int_equal(p->retention_s, 60);
 	assert_true(p->steal_high_pct == 42.5);
@@ -302,7 +304,7 @@ static const struct broken {
 	  "breach_ticks, clear_ticks, metric, self_throttled_pct)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
-	  "overcommit, sampling, steal, throttle, discovery)" },
+	  "overcommit, admission, sampling, steal, throttle, discovery)" },
 	{ "dotted_key.yaml", 2, 1, EINVAL, "unknown key 'steal.high_pct' at the top level" },
 	{ "wrong_type_mapping.yaml", 4, 5, EINVAL,
 	  "overcommit.cpu_ratio must be a number, got a mapping" },
@@ -320,6 +322,10 @@ static const struct broken {
 	  "steal.clear_ticks must be a whole number without leading zeros, got '010'" },
 	{ "out_of_range.yaml", 3, 16, ERANGE,
 	  "sampling.interval_ms must be between 100 and 60000, got 50" },
+	{ "gone_grace_out_of_range.yaml", 3, 17, ERANGE,
+	  "admission.gone_grace_s must be between 0 and 86400, got 86401" },
+	{ "gone_grace_negative.yaml", 3, 17, ERANGE,
+	  "admission.gone_grace_s must be between 0 and 86400, got -1" },
 	{ "out_of_range_ratio.yaml", 3, 14, ERANGE,
 	  "overcommit.cpu_ratio must be greater than 0 and at most 64, got 0" },
 	{ "low_ge_high.yaml", 7, 12, EINVAL,
@@ -656,6 +662,40 @@ static void test_discovery_keys(void **state)
 		"discovery must be a mapping (with keys proc, tenant_from_name), got");
 }
 
+/* How long a gone VM keeps its admission: whole seconds, 0 (free at once)
+ * to a day, in its own section. */
+static void test_admission_keys(void **state)
+{
+	(void)state;
+	struct policy *p = buf_ok("version: 1\nadmission: {gone_grace_s: 0}\n");
+	assert_int_equal(p->gone_grace_s, 0);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nadmission:\n  gone_grace_s: 86400\n");
+	assert_int_equal(p->gone_grace_s, 86400);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nadmission:\n");
+	assert_int_equal(p->gone_grace_s, 60); /* empty section: the default */
+	policy_free(p);
+
+	const char *pre = "t.yaml:2:27: ";
+	buf_bad("version: 1\nadmission: {gone_grace_s: 86401}\n", ERANGE, pre,
+		"admission.gone_grace_s must be between 0 and 86400, got 86401");
+	buf_bad("version: 1\nadmission: {gone_grace_s: 4294967356}\n", ERANGE, pre,
+		"got 4294967356");
+	buf_bad("version: 1\nadmission: {gone_grace_s: 60s}\n", EINVAL, pre,
+		"admission.gone_grace_s must be a whole number, got '60s'");
+	buf_bad("version: 1\nadmission: {gone_grace_s: 1.5}\n", EINVAL, pre,
+		"must be a whole number");
+	buf_bad("version: 1\nadmission: {gone_grace_s: ~}\n", EINVAL, pre,
+		"got nothing (null)");
+	buf_bad("version: 1\nadmission: {grace_s: 5}\n", EINVAL, "t.yaml:2:13: ",
+		"unknown key 'grace_s' in admission (known keys: gone_grace_s)");
+	buf_bad("version: 1\nadmission: 60\n", EINVAL, "t.yaml:2:12: ",
+		"admission must be a mapping (with keys gone_grace_s), got '60'");
+}
+
 static void test_cpulists(void **state)
 {
 	(void)state;
@@ -834,6 +874,7 @@ static void test_equal(void **state)
 		policy_clear(&b); policy_defaults(&b); assert_true(policy_equal(&a, &b)); } while (0)
 	DIFFERS(b.version = 2);
 	DIFFERS(b.cpu_ratio = 4.5);
+	DIFFERS(b.gone_grace_s = 61);
 	DIFFERS(b.interval_ms = 999);
 	DIFFERS(b.steal_high_pct = 31);
 	DIFFERS(b.steal_low_pct = 14);
@@ -906,6 +947,8 @@ static void test_to_yaml_defaults(void **state)
 			    "  dedicated_cpus: \"\"\n"
 			    "overcommit:\n"
 			    "  cpu_ratio: 4.0\n"
+			    "admission:\n"
+			    "  gone_grace_s: 60\n"
 			    "sampling:\n"
 			    "  interval_ms: 1000\n"
 			    "  retention_s: 900\n"
@@ -1012,6 +1055,7 @@ int main(void)
 		cmocka_unit_test(test_cpulists),
 		cmocka_unit_test(test_throttle_keys),
 		cmocka_unit_test(test_discovery_keys),
+		cmocka_unit_test(test_admission_keys),
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_file_errors),
