@@ -69,6 +69,9 @@ struct policy {
 	bool discovery_tenant_from_name; /* a VM found in /proc whose given name
 					  * is TENANT.REST belongs to TENANT;
 					  * default false */
+	/* events: retention of the audit log (see store_event_prune()) */
+	uint32_t events_retention_days; /* 1..3650; default 30 */
+	uint32_t events_max_rows;       /* 1000..100000000; default 1000000 */
 };
 
 /* "mean", "max"; NULL out of range. */
