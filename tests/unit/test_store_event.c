@@ -119,8 +119,16 @@ static void test_prune_by_count(void **state)
 	assert_int_equal(min_id(f->st), 1502);
 	/* a limit above the count deletes nothing */
 	assert_int_equal(prune(f->st, 30, UINT64_MAX), 0);
+	/* what a call costs the tick that makes it (README): BEGIN, one
+	 * SELECT, one DELETE, COMMIT */
+	uint64_t sql0 = store_statements(f->st);
+	assert_int_equal(prune(f->st, 30, 999), 1);
+	assert_int_equal(store_statements(f->st) - sql0, 4);
+	sql0 = store_statements(f->st);
+	assert_int_equal(prune(f->st, 30, 999), 0);
+	assert_int_equal(store_statements(f->st) - sql0, 4);
 	assert_int_equal(prune(f->st, 30, 1001), 0);
-	assert_int_equal(event_count(f->st), 1000);
+	assert_int_equal(event_count(f->st), 999);
 }
 
 /* Both limits in one call: the old ones, then the oldest of the young ones
