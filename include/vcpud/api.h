@@ -32,7 +32,12 @@
  *   GET    /v1/top                    {"ts_ms","tick","interval_ms","dry_run","vms":[TOP...]}
  *   GET    /v1/events?after=ID&since_ms=T&limit=N
  *                                     {"events":[{"id","ts_ms","actor","action","target",
- *                                      "details":{...}}]} oldest first
+ *                                      "details":{...}}],"oldest_id":ID|null,"pruned":B}
+ *                                     oldest first; oldest_id: the oldest event kept
+ *                                     (null: none), pruned: true when after was given
+ *                                     and the retention (policy events.*) deleted events
+ *                                     after it (after < oldest_id - 1): the client
+ *                                     missed them
  * RES = {"name","tenant","vcpus","memory_bytes"|null,"cpu_policy","thread_policy","pool",
  *        "shares":[{"node","vcpus"}],"nodes":[..],"spans_nodes","pcpus","cpus","mems",
  *        "dry_run","registered"}. Registering a VM binds it to the reservation of the

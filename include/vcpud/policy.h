@@ -34,8 +34,10 @@ struct policy {
 	struct cpuset dedicated;
 	/* overcommit */
 	double cpu_ratio;              /* > 0, <= 64; default 4.0 */
-	/* admission */
-	uint32_t gone_grace_s;         /* 0..86400; default 60 (TEMPORARY) */
+	/* admission (see src/registry/ and policies/default.yaml) */
+	uint32_t gone_grace_s;         /* seconds a gone VM keeps its admission,
+					* 0..86400; default 60; 0 frees it in the
+					* tick that finds the VM gone */
 	/* sampling */
 	uint32_t interval_ms;          /* 100..60000; default 1000 */
 	uint32_t retention_s;          /* per-VM sample history kept, 10..86400; default 900 */
@@ -67,6 +69,9 @@ struct policy {
 	bool discovery_tenant_from_name; /* a VM found in /proc whose given name
 					  * is TENANT.REST belongs to TENANT;
 					  * default false */
+	/* events: retention of the audit log (see store_event_prune()) */
+	uint32_t events_retention_days; /* 1..3650; default 30 */
+	uint32_t events_max_rows;       /* 1000..100000000; default 1000000 */
 };
 
 /* "mean", "max"; NULL out of range. */

@@ -291,4 +291,37 @@ int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
 		     struct error **err);
 void store_events_free(struct store_event *ev, size_t n);
 
+/* store_event_list(), and *oldest_id: the id of the oldest event kept (0
+ * when the log is empty), read in the same snapshot so that no pruning
+ * falls between the two. A reader whose cursor is after_id missed events
+ * when after_id + 1 < *oldest_id (see store_event_prune()). */
+int store_event_page(struct store *st, int64_t after_id, int64_t since_ts_ms,
+		     size_t limit, struct store_event **out, size_t *n,
+		     int64_t *oldest_id, struct error **err);
+
+/* Most rows store_event_prune() deletes in one call. */
+#define STORE_EVENT_PRUNE_BATCH 10000
+
+/* Trim the audit log from its oldest end, in one transaction:
+ *  - by age: the events before the first one whose ts_ms is at most
+ *    retention_days old at now_ms (unix ms); an event is deleted once it
+ *    and every event before it are that old, so the deleted ids are always
+ *    a prefix of the log even when the clock stepped back;
+ *  - by count: the oldest beyond max_rows, i.e. every id <= newest id -
+ *    max_rows (ids have no gaps: exactly max_rows are kept).
+ * At most STORE_EVENT_PRUNE_BATCH rows per call, so that a huge backlog
+ * never stalls the caller; the next call continues (*deleted equal to the
+ * batch says there may be more). The newest event is never deleted, and
+ * ids are never reused (the table is AUTOINCREMENT), so "events after id
+ * N" stays a reliable cursor. *deleted (may be NULL) is the number of rows
+ * deleted. EINVAL when retention_days or max_rows is 0. */
+int store_event_prune(struct store *st, int64_t now_ms, uint32_t retention_days,
+		      uint64_t max_rows, uint64_t *deleted, struct error **err);
+
+/* The oldest event kept (*oldest_id, *oldest_ts_ms) and how many there are
+ * (*count: a count(*), linear in the rows; pass NULL to skip it). All 0
+ * when the log is empty. Each pointer may be NULL. */
+int store_event_bounds(struct store *st, int64_t *oldest_id, int64_t *oldest_ts_ms,
+		       uint64_t *count, struct error **err);
+
 #endif

@@ -396,15 +396,20 @@ static int h_events(struct api_ctx *ctx, const struct api_request *req,
 		    struct error **err)
 {
 	(void)m; (void)body;
-	int64_t after = 0, since = 0, limit = 1000;
+	int64_t after = -1, since = 0, limit = 1000; /* after -1: not given */
 	if (query_i64(req->query, "after", 0, INT64_MAX, &after, err) < 0 ||
 	    query_i64(req->query, "since_ms", 0, INT64_MAX, &since, err) < 0 ||
 	    query_i64(req->query, "limit", 1, 10000, &limit, err) < 0)
 		return -1;
 	struct store_event *ev = NULL;
 	size_t n = 0;
-	if (store_event_list(ctx->store, after, since, (size_t)limit, &ev, &n, err) < 0)
+	int64_t oldest = 0;
+	if (store_event_page(ctx->store, after < 0 ? 0 : after, since, (size_t)limit, &ev, &n,
+			     &oldest, err) < 0)
 		return -1;
+	/* the retention deleted events the client's cursor had not reached:
+	 * the log is trimmed from its oldest end and ids have no gaps */
+	bool pruned = after >= 0 && oldest > 0 && after < oldest - 1;
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_t *details = json_loads(ev[i].details ? ev[i].details : "{}", 0, NULL);
@@ -415,7 +420,8 @@ static int h_events(struct api_ctx *ctx, const struct api_request *req,
 						     "details", details ? details : json_object()));
 	}
 	store_events_free(ev, n);
-	*out = json_pack("{s:o}", "events", arr);
+	*out = json_pack("{s:o,s:o,s:b}", "events", arr, "oldest_id",
+			 oldest > 0 ? json_integer(oldest) : json_null(), "pruned", pruned);
 	*status = 200;
 	return 0;
 }

@@ -327,6 +327,21 @@ int cli_events_from_reply(const json_t *reply, const json_t **events, struct err
 	return 0;
 }
 
+char *cli_events_pruned_note(const json_t *reply, int64_t after_id)
+{
+	if (!json_is_true(json_object_get(reply, "pruned")))
+		return NULL;
+	const json_t *o = json_object_get(reply, "oldest_id");
+	if (!json_is_integer(o) || json_integer_value(o) - 1 <= after_id)
+		return NULL;
+	int64_t first = after_id + 1, last = (int64_t)json_integer_value(o) - 1;
+	static const char why[] = "by the log's retention (policy events.*) before being read";
+	if (first == last)
+		return xasprintf("note: 1 event (id %" PRId64 ") was deleted %s", first, why);
+	return xasprintf("note: %" PRId64 " events (ids %" PRId64 "..%" PRId64 ") were "
+			 "deleted %s", last - first + 1, first, last, why);
+}
+
 char *cli_events_details(const json_t *details, size_t max_chars)
 {
 	if (!details || json_is_null(details) ||
@@ -436,6 +451,9 @@ static int fetch_page(struct cli_ctx *ctx, const struct cli_events_opts *o, int6
 		*page = NULL;
 		return CLI_EXIT_ERROR;
 	}
+	_cleanup_free_ char *note = cli_events_pruned_note(*page, *after);
+	if (note)
+		cli_errorf(ctx, "%s", note);
 	size_t n = json_array_size(*events);
 	if (n > 0)
 		*after = json_integer_value(json_object_get(json_array_get(*events, n - 1), "id"));

@@ -93,6 +93,14 @@ char *cli_events_path(const struct cli_events_opts *o, int64_t after_id);
  * or -1 with *err (EPROTO). */
 int cli_events_from_reply(const json_t *reply, const json_t **events, struct error **err);
 
+/* What `vcpuctl events` says on stderr when a reply to a request with
+ * after=after_id has "pruned": true (the log's retention deleted events
+ * the cursor had not reached): "note: N events (ids A..B) were deleted by
+ * the log's retention (policy events.*) before being read". NULL when
+ * the reply says nothing was missed (no "pruned", false, or no usable
+ * "oldest_id" past the cursor). Caller frees. */
+char *cli_events_pruned_note(const json_t *reply, int64_t after_id);
+
 /* "details" as compact JSON (keys sorted) of at most max_chars characters:
  * longer ones end in "...", never in the middle of a UTF-8 sequence; "-"
  * for none, null or {}. Caller frees. */

@@ -3,7 +3,8 @@
  * Start-up: open the store (migrating it), load the policy, start the API
  * server, report readiness. Then one poll() loop: signals (TERM/INT stop,
  * HUP reloads the policy), the tick timer (the control loop of DESIGN.md:
- * discover, plan, reconcile, sample, decide, record) and API requests.
+ * discover, plan, reconcile, sample, decide, record; and once a minute the
+ * audit log's retention) and API requests.
  * Nothing here writes SQLite or cgroupfs directly: the store and the cgroup
  * engine do. */
 #include <errno.h>
@@ -48,8 +49,13 @@ struct daemon {
 	unsigned tick_errors;    /* failures in the current tick */
 	char *tick_error_msg;    /* the first of them */
 	struct cgroup_reconcile_stats last_stats;
+	int64_t next_prune_ns;   /* monotonic; 0: prune the audit log next tick */
+	uint64_t pruned;         /* events deleted since the last log line */
 	bool stop;
 };
+
+/* How often the audit log is trimmed to the policy's events.* limits. */
+#define EVENTS_PRUNE_EVERY_NS (60 * (int64_t)1000000000)
 
 static void report_ready(int *ready_fd, const char *msg)
 {
@@ -137,6 +143,7 @@ static void reload_policy(struct daemon *d)
 	d->api.policy_path = policy_name(d);
 	d->api.interval_ms = np->interval_ms;
 	control_set_interval(d->control, np->interval_ms);
+	d->next_prune_ns = 0; /* new events.* limits apply at the next tick */
 	if (builtin)
 		log_info("SIGHUP: still no policy file at %s: keeping the built-in defaults",
 			 d->opt->policy_path);
@@ -259,6 +266,38 @@ static void health_update(struct daemon *d, int64_t started_ns, uint64_t sql0)
 	}
 }
 
+/* The audit log's retention (policy events.*), from the tick: at most
+ * once a minute, one bounded batch (STORE_EVENT_PRUNE_BATCH rows) a call;
+ * while a backlog remains (a full batch went) it goes on every tick, so a
+ * large backlog is worked off without any one tick stalling. One info line
+ * when a round deleted anything. */
+static void events_prune(struct daemon *d)
+{
+	int64_t now = now_mono_ns();
+	if (d->next_prune_ns && now < d->next_prune_ns)
+		return;
+	const struct policy *p = d->policy;
+	uint64_t n = 0;
+	_cleanup_error_ struct error *err = NULL;
+	if (store_event_prune(d->store, now_real_ns() / 1000000, p->events_retention_days,
+			      p->events_max_rows, &n, &err) < 0) {
+		tick_error(d, err->msg);
+		d->next_prune_ns = now + EVENTS_PRUNE_EVERY_NS;
+		return;
+	}
+	d->pruned += n;
+	if (n >= STORE_EVENT_PRUNE_BATCH) {
+		d->next_prune_ns = 0;
+		return;
+	}
+	d->next_prune_ns = now + EVENTS_PRUNE_EVERY_NS;
+	if (d->pruned)
+		log_info("events: pruned %llu rows older than %u days / beyond %u rows",
+			 (unsigned long long)d->pruned, (unsigned)p->events_retention_days,
+			 (unsigned)p->events_max_rows);
+	d->pruned = 0;
+}
+
 /* One control-loop tick, in the order of DESIGN.md: read the inventory
  * once; discover (the sources, merged by the registry); plan and
  * reconcile; sample, decide, record; when the decision changed a cap,
@@ -308,6 +347,7 @@ static void tick(struct daemon *d)
 	else if (caps_changed)
 		reconcile(d, &inv);
 	d->api.top = control_top(d->control);
+	events_prune(d);
 	health_update(d, started, sql0);
 }
 

@@ -128,6 +128,8 @@ static const struct policy_key policy_keys[] = {
 	K_NAMES("throttle.exempt_tenants", exempt_tenants, n_exempt_tenants, "tenant"),
 	K_BOOL("discovery.proc", discovery_proc, true),
 	K_BOOL("discovery.tenant_from_name", discovery_tenant_from_name, false),
+	K_U32("events.retention_days", events_retention_days, 1, 3650, 30),
+	K_U32("events.max_rows", events_max_rows, 1000, 100000000, 1000000),
 };
 #define NKEYS ARRAY_SIZE(policy_keys)
 
@@ -632,13 +634,17 @@ static bool number_syntax(const char *s, bool *is_int)
 static int range_error(struct validator *v, const struct policy_key *k, yaml_mark_t m,
 		       const char *got, struct error **err)
 {
-	char range[96];
+	/* whole-number bounds in full: "100000000", not %g's "1e+08" */
+	char lo[40], hi[40], range[128];
+	bool whole = k->type != KEY_DOUBLE;
+	snprintf(lo, sizeof(lo), whole ? "%.0f" : "%g", k->min);
+	snprintf(hi, sizeof(hi), whole ? "%.0f" : "%g", k->max);
 	if (k->min == k->max)
-		snprintf(range, sizeof(range), "%g", k->min);
+		snprintf(range, sizeof(range), "%s", lo);
 	else if (k->min_excl)
-		snprintf(range, sizeof(range), "greater than %g and at most %g", k->min, k->max);
+		snprintf(range, sizeof(range), "greater than %s and at most %s", lo, hi);
 	else
-		snprintf(range, sizeof(range), "between %g and %g", k->min, k->max);
+		snprintf(range, sizeof(range), "between %s and %s", lo, hi);
 	return errf(v->name, m, err, ERANGE, "%s must be %s%s%s%s, got %s", k->path, range,
 		    k->note ? " (" : "", k->note ? k->note : "", k->note ? ")" : "", got);
 }

@@ -114,6 +114,16 @@ int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err)
 	return 0;
 }
 
+int store_read_begin(struct store *st, struct store_tx *tx, struct error **err)
+{
+	tx->st = st;
+	tx->open = false;
+	if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot begin a transaction");
+	tx->open = true;
+	return 0;
+}
+
 int store_tx_commit(struct store_tx *tx, struct error **err)
 {
 	if (sqlite3_exec(tx->st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)

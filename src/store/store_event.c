@@ -1,7 +1,10 @@
 /* store_event.c - the audit log: who did what to which object, when, as
  * rows of the append-only events table. Mutations elsewhere in the store
  * call store_event_insert() inside their own transaction; store_event_add()
- * is for events that stand alone (throttle decisions, daemon start). */
+ * is for events that stand alone (throttle decisions, daemon start).
+ * store_event_prune() trims the log from its oldest end (the daemon calls
+ * it from its tick), so the deleted ids are always a prefix and a reader's
+ * cursor tells whether it missed any. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -73,13 +76,13 @@ static char *column_dup(sqlite3_stmt *s, int i)
 	return xstrdup(v ? (const char *)v : "");
 }
 
-int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
-		     size_t limit, struct store_event **out, size_t *n,
-		     struct error **err)
+/* The SELECT of store_event_list(); the caller holds the lock. */
+static int events_select(struct store *st, int64_t after_id, int64_t since_ts_ms,
+			 size_t limit, struct store_event **out, size_t *n,
+			 struct error **err)
 {
 	*out = NULL;
 	*n = 0;
-	STORE_LOCK(st);
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st,
 			  "SELECT id, ts_ms, actor, action, target, details FROM events "
@@ -116,6 +119,128 @@ int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
 	}
 	*out = v;
 	*n = count;
+	return 0;
+}
+
+int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
+		     size_t limit, struct store_event **out, size_t *n,
+		     struct error **err)
+{
+	STORE_LOCK(st);
+	return events_select(st, after_id, since_ts_ms, limit, out, n, err);
+}
+
+/* The oldest event: 1 and its id and ts_ms, 0 when the log is empty. */
+static int oldest_read(struct store *st, int64_t *id, int64_t *ts_ms, struct error **err)
+{
+	*id = 0;
+	*ts_ms = 0;
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "SELECT id, ts_ms FROM events ORDER BY id LIMIT 1", &s,
+			  "read the oldest event", err) < 0)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot read the oldest event");
+	*id = sqlite3_column_int64(s, 0);
+	*ts_ms = sqlite3_column_int64(s, 1);
+	return 1;
+}
+
+int store_event_page(struct store *st, int64_t after_id, int64_t since_ts_ms,
+		     size_t limit, struct store_event **out, size_t *n,
+		     int64_t *oldest_id, struct error **err)
+{
+	*out = NULL;
+	*n = 0;
+	*oldest_id = 0;
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	int64_t ts;
+	if (store_read_begin(st, &tx, err) < 0 || oldest_read(st, oldest_id, &ts, err) < 0)
+		return -1;
+	return events_select(st, after_id, since_ts_ms, limit, out, n, err);
+}
+
+int store_event_bounds(struct store *st, int64_t *oldest_id, int64_t *oldest_ts_ms,
+		       uint64_t *count, struct error **err)
+{
+	int64_t id, ts;
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_read_begin(st, &tx, err) < 0 || oldest_read(st, &id, &ts, err) < 0)
+		return -1;
+	if (count) {
+		int64_t c;
+		if (store_query_int64(st, "SELECT count(*) FROM events", &c, err) < 0)
+			return -1;
+		*count = (uint64_t)c;
+	}
+	if (oldest_id)
+		*oldest_id = id;
+	if (oldest_ts_ms)
+		*oldest_ts_ms = ts;
+	return 0;
+}
+
+int store_event_prune(struct store *st, int64_t now_ms, uint32_t retention_days,
+		      uint64_t max_rows, uint64_t *deleted, struct error **err)
+{
+	if (deleted)
+		*deleted = 0;
+	if (!retention_days || !max_rows)
+		return error_set(err, EINVAL, "cannot prune events: %s must be at least 1",
+				 retention_days ? "the row limit" : "the retention");
+	int64_t cutoff = now_ms - (int64_t)retention_days * 86400 * 1000;
+
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot prune events");
+
+	/* The newest id, and in the oldest batch of rows (the most one call
+	 * may delete): the first young enough to keep, and the last. Reads at
+	 * most a batch of rows in id order, however long the log is. */
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st,
+			  "SELECT (SELECT max(id) FROM events), "
+			  "min(CASE WHEN ts_ms >= ?2 THEN id END), max(id) "
+			  "FROM (SELECT id, ts_ms FROM events ORDER BY id LIMIT ?1)",
+			  &s, "prune events", err) < 0)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, STORE_EVENT_PRUNE_BATCH) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, cutoff) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot prune events");
+	if (sqlite3_column_type(s, 0) == SQLITE_NULL)
+		return store_tx_commit(&tx, err); /* no events at all */
+	int64_t newest = sqlite3_column_int64(s, 0);
+	bool all_old = sqlite3_column_type(s, 1) == SQLITE_NULL;
+	int64_t first_young = sqlite3_column_int64(s, 1);
+	int64_t batch_end = sqlite3_column_int64(s, 2);
+
+	/* delete every id below `stop` */
+	int64_t stop = all_old ? batch_end + 1 : first_young;
+	if (max_rows < (uint64_t)newest && newest - (int64_t)max_rows + 1 > stop)
+		stop = newest - (int64_t)max_rows + 1;
+	if (stop > batch_end + 1)
+		stop = batch_end + 1; /* at most one batch */
+	if (stop > newest)
+		stop = newest;        /* the newest stays: the cursor's anchor */
+
+	_cleanup_stmt_ sqlite3_stmt *del = NULL;
+	if (store_prepare(st, "DELETE FROM events WHERE id < ?1", &del, "prune events",
+			  err) < 0)
+		return -1;
+	if (sqlite3_bind_int64(del, 1, stop) != SQLITE_OK || sqlite3_step(del) != SQLITE_DONE)
+		return store_sql_error(st, err, "cannot prune events");
+	uint64_t n = (uint64_t)sqlite3_changes(st->db);
+	if (store_tx_commit(&tx, err) < 0)
+		return error_wrap(err, "cannot prune events");
+	if (deleted)
+		*deleted = n;
 	return 0;
 }
 

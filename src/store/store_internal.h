@@ -43,6 +43,9 @@ struct store_tx {
 	bool open;
 };
 int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err);
+/* A read-only snapshot for reads that take more than one statement (BEGIN
+ * is deferred: no write lock). End it with store_tx_endp (a rollback). */
+int store_read_begin(struct store *st, struct store_tx *tx, struct error **err);
 int store_tx_commit(struct store_tx *tx, struct error **err);
 void store_tx_endp(struct store_tx *tx);
 

@@ -125,18 +125,6 @@ static int vm_read(struct store *st, const char *name, struct vm *out, struct er
 	return 1;
 }
 
-/* A read-only snapshot for reads that take more than one statement (BEGIN is
- * deferred: no write lock). Ends by rollback through store_tx_endp. */
-static int read_begin(struct store *st, struct store_tx *tx, struct error **err)
-{
-	tx->st = st;
-	tx->open = false;
-	if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return store_sql_error(st, err, "cannot begin a transaction");
-	tx->open = true;
-	return 0;
-}
-
 /* Run a statement whose parameters are already bound; SQLITE_DONE or -1. */
 static int step_done(struct store *st, sqlite3_stmt *s, const char *what, const char *name,
 		     struct error **err)
@@ -407,7 +395,7 @@ int store_vm_get(struct store *st, const char *name, struct vm *out, struct erro
 		return error_set(err, EINVAL, "cannot read a VM: no name given");
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (read_begin(st, &tx, err) < 0)
+	if (store_read_begin(st, &tx, err) < 0)
 		return error_wrap(err, "cannot read VM '%.80s'", name);
 	struct vm v;
 	int found = vm_read(st, name, &v, err);
@@ -495,7 +483,7 @@ int store_vm_list(struct store *st, struct vm **out, size_t *n, struct error **e
 	*n = 0;
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (read_begin(st, &tx, err) < 0)
+	if (store_read_begin(st, &tx, err) < 0)
 		return error_wrap(err, "cannot list VMs");
 	return vm_rows(st, out, n, err);
 }
@@ -642,7 +630,7 @@ int store_inventory_read(struct store *st, struct store_inventory *out, struct e
 	memset(out, 0, sizeof(*out));
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (read_begin(st, &tx, err) < 0)
+	if (store_read_begin(st, &tx, err) < 0)
 		return error_wrap(err, "cannot read the inventory");
 	if (store_tenant_rows(st, &out->tenants, &out->n_tenants, err) < 0 ||
 	    vm_rows(st, &out->vms, &out->n_vms, err) < 0 ||

@@ -191,6 +191,65 @@ static void test_tenant_lifecycle(void **state)
 	json_decref(j);
 }
 
+/* GET /v1/events?after=ID: "pruned" in the reply whenever pruned == true */
+static json_t *events_get(struct fixture *f, const char *query, int64_t oldest, bool pruned)
+{
+	_cleanup_free_ char *path = xasprintf("/v1/events%s", query);
+	json_t *j;
+	assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+	json_t *o = json_object_get(j, "oldest_id");
+	if (oldest)
+		assert_int_equal(json_integer_value(o), oldest);
+	else
+		assert_true(json_is_null(o));
+	if (!json_is_boolean(json_object_get(j, "pruned")) ||
+	    json_boolean_value(json_object_get(j, "pruned")) != pruned)
+		fail_msg("GET %s: \"pruned\" is not %s", path, pruned ? "true" : "false");
+	return j;
+}
+
+/* The reply says which is the oldest event kept, and whether the client's
+ * cursor points before it: events it had not read were pruned. */
+static void test_events_pruned(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j = events_get(f, "", 0, false); /* an empty log */
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 0);
+	json_decref(j);
+	j = events_get(f, "?after=0", 0, false);
+	json_decref(j);
+
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}",
+			      NULL), 201);
+	j = events_get(f, "?after=0", 1, false);
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
+	json_decref(j);
+
+	/* 1500 more, then the oldest beyond 1000 go */
+	assert_int_equal(st_exec(f->ts.st, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL "
+				 "SELECT i + 1 FROM c WHERE i < 1500) INSERT INTO events "
+				 "(ts_ms, actor, action, target) SELECT 1700000000000 + i, "
+				 "'test', 'test.event', 't' FROM c"), SQLITE_OK);
+	uint64_t deleted = 0;
+	assert_int_equal(store_event_prune(f->ts.st, now_real_ns() / 1000000, 30, 1000,
+					   &deleted, NULL), 0);
+	assert_int_equal(deleted, 501);
+	/* ids 502..1501 are left */
+	j = events_get(f, "?after=0&limit=2", 502, true);
+	json_t *ev = json_object_get(j, "events");
+	assert_int_equal(json_array_size(ev), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(ev, 0), "id")), 502);
+	json_decref(j);
+	json_decref(events_get(f, "?after=500&limit=1", 502, true));
+	json_decref(events_get(f, "?after=501&limit=1", 502, false)); /* missed nothing */
+	json_decref(events_get(f, "?after=1000&limit=1", 502, false));
+	json_decref(events_get(f, "?after=1501", 502, false));        /* at the end */
+	json_decref(events_get(f, "?after=9999", 502, false));
+	json_decref(events_get(f, "?limit=1", 502, false));            /* no cursor */
+	json_decref(events_get(f, "?since_ms=0&limit=1", 502, false));
+	json_decref(events_get(f, "?after=1&since_ms=1700000001000", 502, true));
+}
+
 /* Each bad request: the status, the error code, a message fragment, and no
  * change to tenants or events. */
 static void test_bad_requests(void **state)
@@ -470,6 +529,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_with_vms_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_top_and_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_pruned, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};
 	return cmocka_run_group_tests_name("api", tests, NULL, NULL);

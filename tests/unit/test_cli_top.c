@@ -1153,6 +1153,47 @@ static char *events_page(int first, int last)
 	return s;
 }
 
+/* The note on events the retention deleted before the cursor reached them. */
+static void test_events_pruned_note(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *reply;
+		int64_t after;
+		const char *note;      /* NULL: none */
+	} cases[] = {
+		{ "{\"events\":[],\"oldest_id\":502,\"pruned\":true}", 0,
+		  "note: 501 events (ids 1..501) were deleted by the log's retention "
+		  "(policy events.*) before being read" },
+		{ "{\"events\":[],\"oldest_id\":502,\"pruned\":true}", 500,
+		  "note: 1 event (id 501) was deleted by the log's retention "
+		  "(policy events.*) before being read" },
+		{ "{\"events\":[],\"oldest_id\":502,\"pruned\":false}", 0, NULL },
+		{ "{\"events\":[],\"oldest_id\":502}", 0, NULL },          /* older vcpud */
+		{ "{\"events\":[]}", 0, NULL },
+		{ "{\"events\":[],\"oldest_id\":502,\"pruned\":true}", 501, NULL },
+		{ "{\"events\":[],\"oldest_id\":502,\"pruned\":true}", 9000, NULL },
+		{ "{\"events\":[],\"oldest_id\":null,\"pruned\":true}", 0, NULL },
+		{ "{\"events\":[],\"oldest_id\":\"502\",\"pruned\":true}", 0, NULL },
+		{ "{\"events\":[],\"oldest_id\":502,\"pruned\":1}", 0, NULL },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		json_t *j = load(cases[i].reply);
+		char *note = cli_events_pruned_note(j, cases[i].after);
+		if (cases[i].note) {
+			if (!note || strcmp(note, cases[i].note) != 0)
+				fail_msg("%s after=%lld:\n  got  %s\n  want %s", cases[i].reply,
+					 (long long)cases[i].after, note ? note : "(none)",
+					 cases[i].note);
+		} else if (note) {
+			fail_msg("%s after=%lld: unexpected note %s", cases[i].reply,
+				 (long long)cases[i].after, note);
+		}
+		free(note);
+		json_decref(j);
+	}
+}
+
 static void test_fake_events(void **state)
 {
 	(void)state;
@@ -1262,6 +1303,30 @@ static void test_fake_events_paging(void **state)
 			       "throttle.cap  acme/vm-1001  {\"n\":1001}\n");
 	free(reqs);
 	cap_free(&c);
+
+	/* the retention deleted events between two pages: one note on stderr,
+	 * the events that are left all the same */
+	char *p2b = events_page(1500, 2499);
+	size_t l2 = strlen(p2b);
+	p2b[l2 - 1] = '\0'; /* drop the closing brace */
+	char *p2p = xasprintf("%s,\"oldest_id\":1500,\"pruned\":true}", p2b);
+	char *p3b = events_page(2500, 2502);
+	const struct fake_reply gap[] = { { 200, p1, false }, { 200, p2p, false },
+					  { 200, p3b, false } };
+	RUN_SCRIPT(&c, &reqs, gap, "events", "--json");
+	assert_int_equal(c.rc, 0);
+	assert_string_equal(reqs,
+		"GET /v1/events?limit=1000\n"
+		"GET /v1/events?limit=1000&after=1000\n"
+		"GET /v1/events?limit=1000&after=2499\n");
+	assert_int_equal(count_of(c.out, "\n"), 2003);
+	assert_string_equal(c.err, "vcpuctl: note: 499 events (ids 1001..1499) were deleted "
+			    "by the log's retention (policy events.*) before being read\n");
+	free(reqs);
+	cap_free(&c);
+	free(p2b);
+	free(p2p);
+	free(p3b);
 
 	/* a page stops short, then the daemon is gone: the error, its code */
 	const struct fake_reply short_[] = { { 200, p1, false } };
@@ -1484,6 +1549,7 @@ int main(void)
 		cmocka_unit_test(test_events_render),
 		cmocka_unit_test(test_events_details),
 		cmocka_unit_test(test_events_malformed),
+		cmocka_unit_test(test_events_pruned_note),
 		cmocka_unit_test(test_history_summarize),
 		cmocka_unit_test(test_history_print),
 		cmocka_unit_test(test_fake_top_once_and_json),

@@ -106,6 +106,7 @@ static void test_defaults(void **state)
 	assert_true(cpuset_isset(&p.housekeeping, 1));
 	assert_true(cpuset_empty(&p.dedicated));
 	assert_true(p.cpu_ratio == 4.0);
+	assert_int_equal(p.gone_grace_s, 60);
 	assert_int_equal(p.interval_ms, 1000);
 	assert_true(p.steal_high_pct == 30);
 	assert_true(p.steal_low_pct == 15);
@@ -127,6 +128,8 @@ static void test_defaults(void **state)
 	assert_int_equal(p.n_exempt_tenants, 0);
 	assert_true(p.discovery_proc);
 	assert_false(p.discovery_tenant_from_name);
+	assert_int_equal(p.events_retention_days, 30);
+	assert_int_equal(p.events_max_rows, 1000000);
 	policy_clear(&p);
 	assert_null(p.housekeeping_cpus);
 	policy_clear(&p); /* twice is fine */
@@ -134,7 +137,9 @@ static void test_defaults(void **state)
 }
 
 /* valid_full.yaml with the discovery section (keys added after the
- * fixture was written) appended, none at its default either. */
+ * fixture was written) appended, none at its default either; the fixture
+ * ends with the events section, so discovery comes after it here (the
+ * order of sections in a file is free). */
 static struct policy *load_full(void)
 {
 	_cleanup_free_ char *path = fixture("valid_full.yaml");
@@ -157,6 +162,7 @@ static void test_valid_full(void **state)
 	assert_true(cpuset_isset(&p->dedicated, 11));
 	assert_false(cpuset_isset(&p->dedicated, 3));
 	assert_true(p->cpu_ratio == 8.0);
+	assert_int_equal(p->gone_grace_s, 0);
 	assert_int_equal(p->interval_ms, 250);
 	assert_int_equal(p->retention_s, 60);
 	assert_true(p->steal_high_pct == 42.5);
@@ -181,6 +187,8 @@ static void test_valid_full(void **state)
 	assert_string_equal(p->exempt_tenants[2], "batch-2.x");
 	assert_false(p->discovery_proc);
 	assert_true(p->discovery_tenant_from_name);
+	assert_int_equal(p->events_retention_days, 3650);
+	assert_int_equal(p->events_max_rows, 1000);
 
 	/* and no key is at its default */
 	struct policy d;
@@ -302,7 +310,7 @@ static const struct broken {
 	  "breach_ticks, clear_ticks, metric, self_throttled_pct)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
-	  "overcommit, sampling, steal, throttle, discovery)" },
+	  "overcommit, admission, sampling, steal, throttle, discovery, events)" },
 	{ "dotted_key.yaml", 2, 1, EINVAL, "unknown key 'steal.high_pct' at the top level" },
 	{ "wrong_type_mapping.yaml", 4, 5, EINVAL,
 	  "overcommit.cpu_ratio must be a number, got a mapping" },
@@ -320,6 +328,18 @@ static const struct broken {
 	  "steal.clear_ticks must be a whole number without leading zeros, got '010'" },
 	{ "out_of_range.yaml", 3, 16, ERANGE,
 	  "sampling.interval_ms must be between 100 and 60000, got 50" },
+	{ "gone_grace_out_of_range.yaml", 3, 17, ERANGE,
+	  "admission.gone_grace_s must be between 0 and 86400, got 86401" },
+	{ "gone_grace_negative.yaml", 3, 17, ERANGE,
+	  "admission.gone_grace_s must be between 0 and 86400, got -1" },
+	{ "events_retention_zero.yaml", 3, 19, ERANGE,
+	  "events.retention_days must be between 1 and 3650, got 0" },
+	{ "events_retention_too_long.yaml", 3, 19, ERANGE,
+	  "events.retention_days must be between 1 and 3650, got 3651" },
+	{ "events_max_rows_too_few.yaml", 4, 13, ERANGE,
+	  "events.max_rows must be between 1000 and 100000000, got 999" },
+	{ "events_max_rows_too_many.yaml", 3, 13, ERANGE,
+	  "events.max_rows must be between 1000 and 100000000, got 100000001" },
 	{ "out_of_range_ratio.yaml", 3, 14, ERANGE,
 	  "overcommit.cpu_ratio must be greater than 0 and at most 64, got 0" },
 	{ "low_ge_high.yaml", 7, 12, EINVAL,
@@ -656,6 +676,78 @@ static void test_discovery_keys(void **state)
 		"discovery must be a mapping (with keys proc, tenant_from_name), got");
 }
 
+/* How long a gone VM keeps its admission: whole seconds, 0 (free at once)
+ * to a day, in its own section. */
+static void test_admission_keys(void **state)
+{
+	(void)state;
+	struct policy *p = buf_ok("version: 1\nadmission: {gone_grace_s: 0}\n");
+	assert_int_equal(p->gone_grace_s, 0);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nadmission:\n  gone_grace_s: 86400\n");
+	assert_int_equal(p->gone_grace_s, 86400);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nadmission:\n");
+	assert_int_equal(p->gone_grace_s, 60); /* empty section: the default */
+	policy_free(p);
+
+	const char *pre = "t.yaml:2:27: ";
+	buf_bad("version: 1\nadmission: {gone_grace_s: 86401}\n", ERANGE, pre,
+		"admission.gone_grace_s must be between 0 and 86400, got 86401");
+	buf_bad("version: 1\nadmission: {gone_grace_s: 4294967356}\n", ERANGE, pre,
+		"got 4294967356");
+	buf_bad("version: 1\nadmission: {gone_grace_s: 60s}\n", EINVAL, pre,
+		"admission.gone_grace_s must be a whole number, got '60s'");
+	buf_bad("version: 1\nadmission: {gone_grace_s: 1.5}\n", EINVAL, pre,
+		"must be a whole number");
+	buf_bad("version: 1\nadmission: {gone_grace_s: ~}\n", EINVAL, pre,
+		"got nothing (null)");
+	buf_bad("version: 1\nadmission: {grace_s: 5}\n", EINVAL, "t.yaml:2:13: ",
+		"unknown key 'grace_s' in admission (known keys: gone_grace_s)");
+	buf_bad("version: 1\nadmission: 60\n", EINVAL, "t.yaml:2:12: ",
+		"admission must be a mapping (with keys gone_grace_s), got '60'");
+}
+
+/* Retention of the audit log: days and a row count, both bounded so that
+ * the log can neither be switched off nor grow without limit. */
+static void test_events_keys(void **state)
+{
+	(void)state;
+	struct policy *p = buf_ok("version: 1\nevents: {retention_days: 1, max_rows: 1000}\n");
+	assert_int_equal(p->events_retention_days, 1);
+	assert_int_equal(p->events_max_rows, 1000);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nevents:\n  retention_days: 3650\n  max_rows: 100000000\n");
+	assert_int_equal(p->events_retention_days, 3650);
+	assert_int_equal(p->events_max_rows, 100000000);
+	round_trip(p);
+	policy_free(p);
+	p = buf_ok("version: 1\nevents:\n  max_rows: 5000\n");
+	assert_int_equal(p->events_retention_days, 30); /* default kept */
+	assert_int_equal(p->events_max_rows, 5000);
+	policy_free(p);
+
+	buf_bad("version: 1\nevents: {retention_days: 0}\n", ERANGE, "t.yaml:2:26: ",
+		"events.retention_days must be between 1 and 3650, got 0");
+	buf_bad("version: 1\nevents: {retention_days: 30d}\n", EINVAL, "t.yaml:2:26: ",
+		"events.retention_days must be a whole number, got '30d'");
+	buf_bad("version: 1\nevents: {max_rows: 999}\n", ERANGE, "t.yaml:2:20: ",
+		"events.max_rows must be between 1000 and 100000000, got 999");
+	buf_bad("version: 1\nevents: {max_rows: 1e6}\n", EINVAL, "t.yaml:2:20: ",
+		"events.max_rows must be a whole number, got '1e6'");
+	buf_bad("version: 1\nevents: {max_rows: -1000}\n", ERANGE, "t.yaml:2:20: ",
+		"got -1000");
+	buf_bad("version: 1\nevents: {max_rows: 18446744073709551616}\n", ERANGE,
+		"t.yaml:2:20: ", "got 18446744073709551616");
+	buf_bad("version: 1\nevents: {keep: 5}\n", EINVAL, "t.yaml:2:10: ",
+		"unknown key 'keep' in events (known keys: retention_days, max_rows)");
+	buf_bad("version: 1\nevents: [30]\n", EINVAL, "t.yaml:2:9: ",
+		"events must be a mapping (with keys retention_days, max_rows), got a list");
+}
+
 static void test_cpulists(void **state)
 {
 	(void)state;
@@ -834,6 +926,7 @@ static void test_equal(void **state)
 		policy_clear(&b); policy_defaults(&b); assert_true(policy_equal(&a, &b)); } while (0)
 	DIFFERS(b.version = 2);
 	DIFFERS(b.cpu_ratio = 4.5);
+	DIFFERS(b.gone_grace_s = 61);
 	DIFFERS(b.interval_ms = 999);
 	DIFFERS(b.steal_high_pct = 31);
 	DIFFERS(b.steal_low_pct = 14);
@@ -853,6 +946,8 @@ static void test_equal(void **state)
 	DIFFERS(b.max_actions_per_tick = 5);
 	DIFFERS(b.discovery_proc = false);
 	DIFFERS(b.discovery_tenant_from_name = true);
+	DIFFERS(b.events_retention_days = 31);
+	DIFFERS(b.events_max_rows = 1000001);
 	DIFFERS(b.exempt_tenants = xcalloc(1, sizeof(char *));
 		b.exempt_tenants[0] = xstrdup("infra"); b.n_exempt_tenants = 1);
 	DIFFERS(cpuset_set(&b.housekeeping, 5));
@@ -906,6 +1001,8 @@ static void test_to_yaml_defaults(void **state)
 			    "  dedicated_cpus: \"\"\n"
 			    "overcommit:\n"
 			    "  cpu_ratio: 4.0\n"
+			    "admission:\n"
+			    "  gone_grace_s: 60\n"
 			    "sampling:\n"
 			    "  interval_ms: 1000\n"
 			    "  retention_s: 900\n"
@@ -930,7 +1027,10 @@ static void test_to_yaml_defaults(void **state)
 			    "  exempt_tenants: []\n"
 			    "discovery:\n"
 			    "  proc: true\n"
-			    "  tenant_from_name: false\n");
+			    "  tenant_from_name: false\n"
+			    "events:\n"
+			    "  retention_days: 30\n"
+			    "  max_rows: 1000000\n");
 	round_trip(&d);
 	policy_clear(&d);
 }
@@ -1012,6 +1112,8 @@ int main(void)
 		cmocka_unit_test(test_cpulists),
 		cmocka_unit_test(test_throttle_keys),
 		cmocka_unit_test(test_discovery_keys),
+		cmocka_unit_test(test_admission_keys),
+		cmocka_unit_test(test_events_keys),
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_file_errors),
