@@ -1012,6 +1012,34 @@ static void test_order_independent(void **state)
 
 /* A loosening step that brings the victim back returns to the last good
  * cap and doubles the hold; no tightening on the stale next window. */
+/* b1 alone with the victim g, capped (at 25000) and using 25%: clear_ticks
+ * 1, hold 3 doubling up to hold_max. */
+static void capped_b1(struct world *w, uint32_t hold_max)
+{
+	world_init(w);
+	w->p.clear_ticks = 1;
+	w->p.hold_ticks = 3;
+	w->p.hold_max_ticks = hold_max;
+	contended(w);
+	vm_named(w, "b2")->absent = true;
+	steps(w, 2);
+	vm_named(w, "b1")->usage = 25;
+}
+
+/* The victim calm until b1 is loosened, then a relapse: BACKOFF. */
+static void loosen_then_relapse(struct world *w)
+{
+	vm_named(w, "g")->steal = 1;
+	int k = 0;
+	do {
+		step(w);
+	} while (!act_for(w, "b1") && ++k < 30);
+	expect_action(w, "b1", THROTTLE_LOOSEN);
+	vm_named(w, "g")->steal = 20;
+	step(w);
+	expect_action(w, "b1", THROTTLE_BACKOFF);
+}
+
 static void test_backoff(void **state)
 {
 	(void)state;
@@ -1048,25 +1076,10 @@ static void test_backoff(void **state)
 	world_free(&w);
 
 	/* the hold doubles up to its ceiling */
-	world_init(&w);
-	w.p.clear_ticks = 1;
-	w.p.hold_ticks = 3;
-	w.p.hold_max_ticks = 10;
-	contended(&w);
-	vm_named(&w, "b2")->absent = true;
-	steps(&w, 2);
-	vm_named(&w, "b1")->usage = 25;
+	capped_b1(&w, 10);
 	static const uint32_t holds[] = { 6, 10, 10 };
 	for (size_t i = 0; i < ARRAY_SIZE(holds); i++) {
-		vm_named(&w, "g")->steal = 1;
-		int k = 0;
-		do {
-			step(&w);
-		} while (!act_for(&w, "b1") && ++k < 30);
-		expect_action(&w, "b1", THROTTLE_LOOSEN);
-		vm_named(&w, "g")->steal = 20;
-		step(&w);
-		expect_action(&w, "b1", THROTTLE_BACKOFF);
+		loosen_then_relapse(&w);
 		assert_int_equal(act_for(&w, "b1")->hold_ticks, holds[i]);
 		assert_int_equal(cap_of(&w, "b1"), 25000);
 	}
@@ -1110,24 +1123,9 @@ static void test_restart_keeps_caps_and_holds(void **state)
 {
 	(void)state;
 	struct world w;
-	world_init(&w);
-	w.p.clear_ticks = 1;
-	w.p.hold_ticks = 3;
-	w.p.hold_max_ticks = 20;
-	contended(&w);
-	vm_named(&w, "b2")->absent = true;
-	steps(&w, 2);                                /* CAP b1 at 25000 */
-	vm_named(&w, "b1")->usage = 25;
+	capped_b1(&w, 20);
 	/* one loosen + backoff: the hold doubles to 6 */
-	vm_named(&w, "g")->steal = 1;
-	int k = 0;
-	do {
-		step(&w);
-	} while (!act_for(&w, "b1") && ++k < 30);
-	expect_action(&w, "b1", THROTTLE_LOOSEN);
-	vm_named(&w, "g")->steal = 20;
-	step(&w);
-	expect_action(&w, "b1", THROTTLE_BACKOFF);
+	loosen_then_relapse(&w);
 	assert_int_equal(act_for(&w, "b1")->hold_ticks, 6);
 	uint64_t cap = cap_of(&w, "b1");
 	const struct throttle_vm_state *s = throttle_state_find(&w.st, "b1");
@@ -1161,7 +1159,7 @@ static void test_restart_keeps_caps_and_holds(void **state)
 		expect_no_actions(&w);
 		assert_int_equal(cap_of(&w, "b1"), cap);
 	}
-	k = 0;
+	int k = 0;
 	do {
 		step(&w);
 	} while (!act_for(&w, "b1") && ++k < 30);
