@@ -132,6 +132,8 @@ kernel: tests
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+	@for s in tests/bench/*.sh; do echo "== $$s"; \
+		VCPUD_BUILD=$(abspath $(BUILD)) sh $$s || exit 1; done
 
 # The main job: boot the real-kernel sandbox and show vcpud catching a noisy
 # neighbour (tests/kernel/scenarios/20-throttle.sh, printed live).
