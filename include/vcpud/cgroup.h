@@ -273,11 +273,12 @@ struct cgroup_reconcile_stats {
 /* One tenant or VM the reconcile could not (fully) do: skipped (invalid,
  * or its process is not the one registered: nothing of it was touched, its
  * existing groups are kept as they are) or a failed read/write/move (the
- * first one for that VM; the rest of the VM was still done). vm is "" for
- * a tenant's own fault. */
+ * first one for that VM; the rest of the VM was still done). */
 struct cgroup_fault {
 	char tenant[NAME_MAX_LEN + 1];
 	char vm[NAME_MAX_LEN + 1];
+	bool of_tenant;   /* the tenant's own (vm ""); else a VM's, vm "" when
+			     its name is not one that can be shown */
 	int code;         /* errno */
 	char *msg;        /* "tenant 'acme': VM 'db-1': ..." */
 	bool skipped;

@@ -120,21 +120,24 @@ struct rc {
 	const char *tenant, *vm;
 };
 
-/* One fault per tenant/VM: the first. */
+/* One fault per tenant/VM: the first. vm NULL: the tenant's own; "": a VM
+ * whose name cannot be shown (never merged with another). */
 static void fault_add(struct rc *rc, const char *tenant, const char *vm, int code,
 		      const char *msg, bool skipped)
 {
 	struct cgroup_faults *f = rc->faults;
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->v[i].tenant, tenant) == 0 && strcmp(f->v[i].vm, vm ? vm : "") == 0)
+	for (size_t i = 0; i < f->n && (!vm || vm[0]); i++)
+		if (strcmp(f->v[i].tenant, tenant) == 0 && f->v[i].of_tenant == !vm &&
+		    strcmp(f->v[i].vm, vm ? vm : "") == 0)
 			return;
 	f->v = xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
 	struct cgroup_fault *n = &f->v[f->n++];
 	memset(n, 0, sizeof(*n));
 	snprintf(n->tenant, sizeof(n->tenant), "%s", tenant);
 	snprintf(n->vm, sizeof(n->vm), "%s", vm ? vm : "");
+	n->of_tenant = !vm;
 	n->code = code;
 	n->msg = xstrdup(msg);
 	n->skipped = skipped;
@@ -669,17 +672,17 @@ out:
 
 /* Record the judgement of an invalid tenant or VM; true when it is one. */
 static bool judged_invalid(struct rc *rc, const struct error *why, const char *tenant,
-			   const char *vm)
+			   bool vm_judged, const char *vm)
 {
 	if (!why)
 		return false;
 	rc->st.skipped++;
 	if (rc->faults)
-		log_debug("cgroup: skipping %s: %s", vm ? "a VM" : "a tenant", why->msg);
+		log_debug("cgroup: skipping %s: %s", vm_judged ? "a VM" : "a tenant", why->msg);
 	else
-		log_error("cgroup: skipping %s: %s", vm ? "a VM" : "a tenant", why->msg);
-	fault_add(rc, tenant && name_valid(tenant) ? tenant : "", vm && name_valid(vm) ? vm : "",
-		  why->code, why->msg, true);
+		log_error("cgroup: skipping %s: %s", vm_judged ? "a VM" : "a tenant", why->msg);
+	fault_add(rc, tenant && name_valid(tenant) ? tenant : "",
+		  vm_judged ? (vm && name_valid(vm) ? vm : "") : NULL, why->code, why->msg, true);
 	if (!rc->first)
 		error_set(&rc->first, why->code, "%s", why->msg);
 	return true;
@@ -688,7 +691,7 @@ static bool judged_invalid(struct rc *rc, const struct error *why, const char *t
 static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 {
 	const struct cgroup_tenant_spec *spec = &rc->t->tenants[ti];
-	if (judged_invalid(rc, rc->j.tenant[ti], spec->name, NULL))
+	if (judged_invalid(rc, rc->j.tenant[ti], spec->name, false, NULL))
 		return;
 	if (!name_valid(spec->name)) { /* judged above; never trust */
 		rc_fail(rc, EINVAL, "refusing tenant name '%s'", spec->name ? spec->name : "");
@@ -707,7 +710,7 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 		knob_mem_max(rc, &t, &spec->memory_max);
 		if (ensure_subtree(rc, &t, CGROUP_CTRLS_DOMAIN) == 0)
 			for (size_t j = 0; j < spec->n_vms; j++) {
-				if (judged_invalid(rc, rc->j.vm[ti][j], spec->name,
+				if (judged_invalid(rc, rc->j.vm[ti][j], spec->name, true,
 						   spec->vms[j].name))
 					continue;
 				rc->vm = spec->vms[j].name;

@@ -215,7 +215,8 @@ static void reconcile(struct daemon *d, const struct inventory *inv)
 		}
 		tick_error(d, f->msg);
 		/* a tenant skipped whole: each of its VMs says why */
-		for (size_t t = 0; f->skipped && f->tenant[0] && t < tree->n_tenants; t++)
+		for (size_t t = 0; f->skipped && f->of_tenant && f->tenant[0] && t < tree->n_tenants;
+		     t++)
 			if (strcmp(tree->tenants[t].name, f->tenant) == 0)
 				for (size_t j = 0; j < tree->tenants[t].n_vms; j++)
 					registry_fault_set(d->reg, tree->tenants[t].vms[j].name,

@@ -1134,6 +1134,7 @@ static void test_bad_names_are_skipped(void **state)
 			/* the name is not echoed into the fault's tenant/vm fields */
 			assert_string_equal(f.v[0].tenant, where == 0 ? "" : "acme");
 			assert_string_equal(f.v[0].vm, "");
+			assert_true(f.v[0].of_tenant == (where == 0));
 			cgroup_faults_clear(&f);
 			/* beta's VM is placed; acme's VM 8 too when only VM 7 was bad */
 			assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "150\n");
@@ -1207,6 +1208,7 @@ static void test_invalid_vm_kept_others_go_on(void **state)
 	assert_int_equal(st.skipped, 1);
 	assert_int_equal(f.n, 1);
 	assert_non_null(fault_of(&f, "acme", ""));
+	assert_true(f.v[0].of_tenant);
 	assert_non_null(strstr(f.v[0].msg, "tenant 'acme': cpu.weight 20000 is out of range"));
 	cgroup_faults_clear(&f);
 	assert_file("vcpud.slice/tenant-acme", "cpu.weight", "200\n");
@@ -1267,6 +1269,7 @@ static void test_failure_attributed_to_vm(void **state)
 	assert_int_equal(f.n, 1);
 	assert_string_equal(f.v[0].tenant, "acme");
 	assert_string_equal(f.v[0].vm, "7");
+	assert_false(f.v[0].of_tenant);
 	assert_false(f.v[0].skipped);
 	assert_string_equal(f.v[0].msg, "cannot write cpu.max of tenant-acme/vm-7: Invalid argument");
 	cgroup_faults_clear(&f);
