@@ -409,9 +409,12 @@ daemon_part() {
 	[ -n "$unreach_ms" ] &&
 		ok "libvirtd stopped: status said libvirt is unreachable $unreach_ms ms after SIGSTOP" ||
 		nok "libvirtd stopped: status never said libvirt is unreachable in 10 s"
-	# tick intervals from the distinct last_tick_ms values (the first and
-	# last may be cut by the window)
-	ivs=$(sort -n -u "$dd/ticks" | awk 'NR > 1 { print $1 - p } { p = $1 }')
+	# tick intervals from the distinct last_tick_ms values of the ticks
+	# that ran while libvirtd was stopped: the first status may still show
+	# the tick before SIGSTOP, which a domain event (vcpud-daemon-d's start)
+	# may have run off the timer's phase
+	ivs=$(sort -n -u "$dd/ticks" | awk -v t0="$t_stop" '$1 >= t0' |
+		awk 'NR > 1 { print $1 - p } { p = $1 }')
 	n_iv=$(echo "$ivs" | grep -c .)
 	iv_min=$(echo "$ivs" | sort -n | head -1)
 	iv_max=$(echo "$ivs" | sort -n | tail -1)
@@ -439,6 +442,25 @@ daemon_part() {
 	within 3000 stopped_d &&
 		ok "after SIGCONT: a domain destroyed is seen ${took} ms later: state converges" ||
 		nok "after SIGCONT: vcpud-daemon-d still $(vmline vcpud-daemon-d) 3 s after virsh destroy"
+	# shut off but still defined: stopped (it keeps its admission); once
+	# undefined: gone
+	# shellcheck disable=SC2046
+	set -- $(vmline vcpud-daemon-d)
+	[ "${4:-}" = stopped ] &&
+		ok "vcpud-daemon-d, destroyed but still defined, is stopped: $*" ||
+		nok "vcpud-daemon-d, destroyed but still defined, is '$*' (want stopped)"
+	virsh -q -c "$uri" undefine vcpud-daemon-d > "$dd/virsh.out" 2>&1 ||
+		nok "virsh undefine vcpud-daemon-d: $(cat "$dd/virsh.out")"
+	t_ref=$(ms)
+	gone_d() {
+		# shellcheck disable=SC2046
+		set -- $(vmline vcpud-daemon-d)
+		why="vm list says '$*'"
+		[ "$4" = gone ] || [ "$2" = absent ]
+	}
+	within 3000 gone_d &&
+		ok "vcpud-daemon-d undefined: gone ${took} ms later ($(vmline vcpud-daemon-d))" ||
+		nok "vcpud-daemon-d undefined 3 s ago: $why (want gone)"
 
 	# the end: alive, nothing written under the cgroup root, exit 0
 	alive_pid "$vcpud_pid" && ok "vcpud alive at the end" || nok "vcpud died"
