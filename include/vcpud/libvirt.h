@@ -22,7 +22,8 @@
  * (store, cgroups) is touched from the event thread or the worker; both
  * only log.
  *
- * Costs. A scan is one RPC (list active domains) plus, per domain, a look
+ * Costs. A scan is one RPC (list the active and the defined-inactive
+ * domains) plus, per active domain, a look
  * at /proc/<pid>/task/<tid>/comm (hot-plug). Metadata, state and the QMP
  * query are repeated only for new domains, domains an event named, or when
  * the /proc view of a VM's vCPU threads changed. Calling a QEMU monitor
