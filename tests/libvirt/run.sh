@@ -73,13 +73,16 @@ nok() { echo "FAIL - $*"; failed=$((failed + 1)); }
 tmp=$(mktemp -d /tmp/vcpud-libvirt.XXXXXX)
 lv=$tmp/lv
 vcpud_pid=""
+vcpud2_pid=""
 DOMS_D="vcpud-daemon-a vcpud-daemon-b vcpud-daemon-c vcpud-daemon-d"
 cleanup() {
-	if [ -n "$vcpud_pid" ]; then
-		kill -TERM "$vcpud_pid" 2>/dev/null
-		wait "$vcpud_pid" 2>/dev/null
-		vcpud_pid=""
-	fi
+	for p in $vcpud_pid $vcpud2_pid; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	vcpud_pid="" vcpud2_pid=""
+	# a libvirtd left stopped would hang its own cleanup
+	[ -f "$lv/libvirtd.pid" ] && kill -CONT "$(cat "$lv/libvirtd.pid")" 2>/dev/null
 	if [ -f "$lv/libvirtd.pid" ]; then
 		u=$(sh "$here/privd.sh" uri "$lv")
 		for d in vcpud-probe-a vcpud-probe-b vcpud-probe-c $DOMS_D; do
@@ -381,6 +384,18 @@ daemon_part() {
 	# after SIGCONT it converges without a restart of vcpud
 	lvd_pid=$(cat "$lv/libvirtd.pid" 2>/dev/null)
 	line_d=$(vmline vcpud-daemon-d)
+	# a second vcpud (its own files, dry-run) to stop while libvirtd is
+	# stopped: SIGTERM must not wait for libvirtd
+	d2=$tmp/d2
+	mkdir -p "$d2/cg"
+	"$build/vcpud" --foreground --db "$d2/vcpud.db" --socket "$d2/vcpud.sock" \
+		--policy "$dd/policy.yaml" --cgroup-root "$d2/cg" --dry-run \
+		--libvirt-uri "$uri" > "$d2/vcpud.log" 2>&1 &
+	vcpud2_pid=$!
+	vcpud_seen="$vcpud_seen $vcpud2_pid"
+	t_ref=$(ms)
+	within 5000 grep -q 'libvirt: connected to' "$d2/vcpud.log" ||
+		nok "a second vcpud did not connect within 5 s"
 	kill -STOP "$lvd_pid"
 	t_stop=$(ms)
 	echo "# libvirtd (pid $lvd_pid) stopped with SIGSTOP"
@@ -401,6 +416,23 @@ daemon_part() {
 			{ bad=$((bad + 1)); last_bad=$(vmline vcpud-daemon-a vcpud-daemon-d | tr '\n' ';'); }
 		sleep 0.05
 	done
+	# SIGTERM to the second vcpud, its worker inside a libvirt call
+	t0=$(ms)
+	kill -TERM "$vcpud2_pid"
+	while alive_pid "$vcpud2_pid" && [ $(($(ms) - t0)) -lt 5000 ]; do sleep 0.02; done
+	t2=$(($(ms) - t0))
+	if alive_pid "$vcpud2_pid"; then
+		nok "libvirtd stopped: a vcpud still running 5 s after SIGTERM"
+		kill -KILL "$vcpud2_pid"
+		wait "$vcpud2_pid"
+	else
+		wait "$vcpud2_pid"
+		rc2=$?
+		[ "$rc2" -eq 0 ] &&
+			ok "libvirtd stopped: a second vcpud exited 0 on SIGTERM in $t2 ms ($(grep -c 'leaving it behind' "$d2/vcpud.log") worker left in a libvirt call)" ||
+			nok "libvirtd stopped: a second vcpud exited $rc2 on SIGTERM"
+	fi
+	vcpud2_pid=""
 	kill -CONT "$lvd_pid"
 	t_cont=$(ms)
 	[ "$max_ms" -lt 100 ] &&
