@@ -28,6 +28,7 @@ struct discovery {
 	json_t *unmanaged;
 	/* libvirt, for /v1/health: as of the last pass */
 	enum libvirt_link lv_link;
+	bool lv_stalled;           /* a libvirt call has been hanging */
 	int64_t lv_since_ms;
 	char *lv_error;
 };
@@ -125,8 +126,12 @@ static void scan_libvirt(struct discovery *disc, struct registry *reg, struct in
 	const struct libvirt_domain *doms = snap->doms;
 	size_t nd = snap->n;
 	bool fresh = snap->link == LIBVIRT_LINK_CONNECTED;
-	if (snap->stalled && disc->lv_link != LIBVIRT_LINK_UNREACHABLE)
+	if (snap->stalled && !disc->lv_stalled)
 		log_warn("libvirt: %s; VMs already placed stay placed", snap->error);
+	else if (!snap->stalled && disc->lv_stalled)
+		log_info("libvirt: the hanging call returned (%s)",
+			 libvirt_link_to_string(snap->link));
+	disc->lv_stalled = snap->stalled;
 	disc->lv_link = snap->link;
 	disc->lv_since_ms = snap->since_ms;
 	free(disc->lv_error);
