@@ -195,7 +195,9 @@ const char *libvirt_backend_uri(const struct libvirt_backend *b);
  * delay_ns[N] for vCPU N < max; vCPUs without a figure read UINT64_MAX;
  * *n = highest N with a figure + 1 (at most max). ENOTCONN when not
  * connected, ENOENT for an unknown domain, ENOTSUP when libvirt reports no
- * vcpu.N.delay (the test driver). */
+ * vcpu.N.delay (the test driver). Synchronous, for a backend of one's own
+ * (tests/libvirt/probe.c), never one a worker owns: the daemon does not
+ * call it. */
 int libvirt_backend_vcpu_delays(struct libvirt_backend *b, const char *domain,
 				uint64_t *delay_ns, size_t max, size_t *n, struct error **err);
 
@@ -260,8 +262,10 @@ struct libvirt_snapshot {
 	char *error;               /* why not connected; NULL when connected */
 	uint64_t seq;              /* publications so far (0: none yet) */
 	/* shared with the worker and other takers: read only */
-	const struct libvirt_domain *doms;  /* sorted by name; .stale set when
-					      the list is not fresh */
+	const struct libvirt_domain *doms;  /* sorted by name; fresh only when
+					      link is CONNECTED (.stale is not
+					      set for a stall: it is decided
+					      after publication) */
 	size_t n;
 	const char *const *inactive;        /* defined, shut-off domain names */
 	size_t n_inactive;
