@@ -9,19 +9,21 @@
  * --live --config). A running domain's live definition is what counts.
  * A domain without it is listed with tenant "" (unmanaged: leave it alone).
  *
- * Threads. The backend is driven from the daemon's single-threaded loop:
- * every function here is for that one thread. libvirt needs an event loop
- * to deliver domain events and keepalives; virEventRunDefaultImpl() blocks,
- * so the backend runs it in one process-wide thread (started with the first
- * connection, joined when the last backend is freed) whose callbacks only
- * record "domain X changed" / "connection closed" and write an eventfd.
- * Nothing of vcpud's (store, cgroups, logging) is touched from that thread.
- * The daemon polls libvirt_backend_fd() with its other fds and, when it is
- * readable, calls libvirt_backend_dispatch() and runs discovery at once (a
- * domain started or stopped); scanning every tick is what keeps the list
- * right, the fd only makes the reaction prompt.
+ * Threads. A backend (libvirt_backend_*) is a synchronous object for one
+ * thread at a time: every libvirt call it makes waits for libvirtd. The
+ * daemon never calls it from its loop: it hands the backend to a worker
+ * (libvirt_worker_*, below), whose thread scans and publishes immutable
+ * snapshots; the loop takes the latest one, which never waits for libvirt.
+ * libvirt also needs an event loop to deliver domain events and
+ * keepalives; virEventRunDefaultImpl() blocks, so the backend runs it in
+ * one process-wide thread (started with the first connection, joined when
+ * the last backend is freed) whose callbacks only record "domain X
+ * changed" / "connection closed" and write an eventfd. Nothing of vcpud's
+ * (store, cgroups) is touched from the event thread or the worker; both
+ * only log.
  *
- * Costs. A scan is one RPC (list active domains) plus, per domain, a look
+ * Costs. A scan is one RPC (list the active and the defined-inactive
+ * domains) plus, per active domain, a look
  * at /proc/<pid>/task/<tid>/comm (hot-plug). Metadata, state and the QMP
  * query are repeated only for new domains, domains an event named, or when
  * the /proc view of a VM's vCPU threads changed. Calling a QEMU monitor
@@ -32,8 +34,11 @@
  * (sub-millisecond when nothing is new, a few ms per new domain). A hung
  * libvirtd is declared gone by keepalive (5 s interval, 3 missed) and a QMP
  * query waits for the domain's job lock, so a scan can stall for that long
- * in the worst case. Daemonise (fork) before the first scan: the event
- * thread starts with the first connection.
+ * or, while libvirtd is stopped (SIGSTOP) before keepalive runs, for as
+ * long as it is stopped. That is why scans run on the worker's thread, and
+ * why the worker's user learns of a stuck call (libvirt_backend_call())
+ * from the loop's side after a bound. Daemonise (fork) before the first
+ * scan or worker: the event thread starts with the first connection.
  *
  * The QEMU PID. libvirt has no public API for it (its pid file lives in a
  * driver- and URI-dependent directory), so it is the Tgid of the vCPU
@@ -123,6 +128,11 @@ static inline void libvirt_backend_freep(struct libvirt_backend **b)
 		libvirt_backend_free(*b);
 }
 
+/* Close the connection (its event registrations first: RPCs that may wait
+ * on libvirtd) and give back the event thread; a later scan reconnects.
+ * libvirt_backend_free() does this first and then makes no libvirt call. */
+void libvirt_backend_disconnect(struct libvirt_backend *b);
+
 /* Root prefix for /proc ("/" by default; copied). Tests point it at a fake
  * tree; the thread ids QMP reports are looked up under it. */
 void libvirt_backend_set_host_root(struct libvirt_backend *b, const char *root);
@@ -150,6 +160,29 @@ int libvirt_backend_fd(const struct libvirt_backend *b);
 /* Drain the eventfd; true when there was something (scan now). */
 bool libvirt_backend_dispatch(struct libvirt_backend *b);
 
+/* The defined but shut-off domains with valid names as of the last fresh
+ * scan (scan lists them in the same RPC; they are not in its list), for
+ * "stopped" vs "gone". Borrowed until the next scan. */
+const char *const *libvirt_backend_inactive(const struct libvirt_backend *b, size_t *n);
+
+/* Why libvirt is not answering (cannot connect, connection lost, listing
+ * failed) as of the last scan; NULL after a fresh one. Borrowed until the
+ * next scan. */
+const char *libvirt_backend_error(const struct libvirt_backend *b);
+
+/* The libvirt call the backend is waiting in ("virConnectListAllDomains"),
+ * with its start in *since_ns (now_mono_ns() clock), or NULL (*since_ns 0)
+ * when none. The one backend function safe to call from another thread
+ * while a scan runs: it reads two atomics. */
+const char *libvirt_backend_call(const struct libvirt_backend *b, int64_t *since_ns);
+
+/* Tests: fn(data, "virConnectListAllDomains") runs in the scanning thread
+ * before every libvirt call, after the call was marked as in progress; a
+ * hook that blocks simulates a libvirtd that does not answer. NULL clears
+ * it. Set it before the backend goes to a worker. */
+typedef void (*libvirt_call_hook)(void *data, const char *call);
+void libvirt_backend_set_call_hook(struct libvirt_backend *b, libvirt_call_hook fn, void *data);
+
 /* Whether a connection is open (as of the last scan). */
 bool libvirt_backend_connected(const struct libvirt_backend *b);
 
@@ -162,7 +195,9 @@ const char *libvirt_backend_uri(const struct libvirt_backend *b);
  * delay_ns[N] for vCPU N < max; vCPUs without a figure read UINT64_MAX;
  * *n = highest N with a figure + 1 (at most max). ENOTCONN when not
  * connected, ENOENT for an unknown domain, ENOTSUP when libvirt reports no
- * vcpu.N.delay (the test driver). */
+ * vcpu.N.delay (the test driver). Synchronous, for a backend of one's own
+ * (tests/libvirt/probe.c), never one a worker owns: the daemon does not
+ * call it. */
 int libvirt_backend_vcpu_delays(struct libvirt_backend *b, const char *domain,
 				uint64_t *delay_ns, size_t max, size_t *n, struct error **err);
 
@@ -181,5 +216,90 @@ struct libvirt_backend_stats {
 };
 
 void libvirt_backend_get_stats(const struct libvirt_backend *b, struct libvirt_backend_stats *st);
+
+/* --- the worker: libvirt off the caller's thread ------------------------------
+ *
+ * A thread that owns a backend: it scans at start, every period_ms, and at
+ * once when libvirt reports an event, and after each scan publishes an
+ * immutable snapshot (the domains, the defined-inactive names, the link
+ * state) under a mutex. The caller's thread (the daemon's loop) only takes
+ * the latest snapshot: a reference and a few copied fields, never a
+ * libvirt call. When a published snapshot differs from the one before (a
+ * domain started, stopped, changed; the link changed), the worker writes
+ * libvirt_worker_fd() so the loop reacts at once.
+ *
+ * Stalls. The worker cannot say it is stuck: the taker decides it. When
+ * the worker has been in one libvirt call for longer than stall_ms, the
+ * snapshot taken says LIBVIRT_LINK_UNREACHABLE since that call began, with
+ * "libvirt call X has not returned for N s"; its domains are the last
+ * published ones (use them as stale). When the call returns, the next scan
+ * publishes the truth again (connected, or lost and reconnecting).
+ *
+ * Shutdown. libvirt_worker_stop() asks the thread to end (it closes the
+ * connection itself, which is an RPC too) and waits at most
+ * min(stall_ms, 1 s). A thread still inside libvirt then is left behind,
+ * detached: it frees the backend and itself if its call ever returns; the
+ * process exiting ends it otherwise. The caller never waits on libvirtd. */
+
+enum libvirt_link {
+	LIBVIRT_LINK_CONNECTING,   /* nothing published yet / never connected */
+	LIBVIRT_LINK_CONNECTED,    /* the last scan got a fresh list */
+	LIBVIRT_LINK_UNREACHABLE,  /* cannot connect, lost, or a call hangs */
+	LIBVIRT_LINK_LAST
+};
+const char *libvirt_link_to_string(enum libvirt_link l);
+
+struct libvirt_worker_config {
+	unsigned period_ms;        /* scan at least this often (0: 1000) */
+	unsigned stall_ms;         /* a call longer than this is a hang (0: 2000) */
+};
+
+/* What libvirt_worker_take() returns. Free with libvirt_snapshot_free(). */
+struct libvirt_snapshot {
+	enum libvirt_link link;
+	bool stalled;              /* link is UNREACHABLE because a call hangs */
+	int64_t since_ms;          /* unix ms the link entered this state; 0 unknown */
+	char *error;               /* why not connected; NULL when connected */
+	uint64_t seq;              /* publications so far (0: none yet) */
+	/* shared with the worker and other takers: read only */
+	const struct libvirt_domain *doms;  /* sorted by name; fresh only when
+					      link is CONNECTED (.stale is not
+					      set for a stall: it is decided
+					      after publication) */
+	size_t n;
+	const char *const *inactive;        /* defined, shut-off domain names */
+	size_t n_inactive;
+	struct lv_published *pub_;          /* private: the shared part */
+};
+void libvirt_snapshot_free(struct libvirt_snapshot *s);
+static inline void libvirt_snapshot_freep(struct libvirt_snapshot **s)
+{
+	if (*s)
+		libvirt_snapshot_free(*s);
+}
+
+struct libvirt_worker;
+
+/* Start a worker on b, which it takes in every case (freed on failure).
+ * cfg NULL: the defaults. *out: stop with libvirt_worker_stop(). */
+int libvirt_worker_start(struct libvirt_backend *b, const struct libvirt_worker_config *cfg,
+			 struct libvirt_worker **out, struct error **err);
+
+/* End the worker within the bound above; NULL is fine. */
+void libvirt_worker_stop(struct libvirt_worker *w);
+
+/* The latest snapshot, stall applied; never NULL, never waits on libvirt. */
+struct libvirt_snapshot *libvirt_worker_take(struct libvirt_worker *w);
+
+/* Readable when a snapshot that differs from the one before was published. */
+int libvirt_worker_fd(const struct libvirt_worker *w);
+/* Drain it; true when there was something. */
+bool libvirt_worker_dispatch(struct libvirt_worker *w);
+
+/* Change the scan period (a policy reload); values < 10 are raised to 10. */
+void libvirt_worker_set_period(struct libvirt_worker *w, unsigned period_ms);
+
+/* Worker threads alive in the process (including ones left behind): tests. */
+unsigned libvirt_worker_threads(void);
 
 #endif

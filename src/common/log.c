@@ -1,5 +1,6 @@
 /* log.c - levelled logging to stderr: "2026-11-27T22:40:01.123Z warn: ...".
- * The daemon sets the level from --log-level; tools leave it at warn. */
+ * The daemon sets the level from --log-level (before any thread starts);
+ * tools leave it at warn. A line is written whole from any thread. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,9 +39,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 	va_start(ap, fmt);
+	/* one line at a time: the libvirt worker thread logs too */
+	flockfile(stderr);
 	fprintf(stderr, "%s.%03ldZ %s: ", when, ts.tv_nsec / 1000000, names[lvl]);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 	errno = saved;
 }

@@ -1,9 +1,11 @@
 /* discovery.c - the sources of the discover stage (see discovery.h) turned
  * into registry sightings:
  *  - registered VMs: the registry reads their processes in /proc itself;
- *  - libvirt: its running domains; a fresh list is complete (a domain
- *    missing from it stopped, or is gone when it is no longer defined); a
- *    stale list (libvirtd away) changes nothing, so placed VMs stay placed;
+ *  - libvirt: the latest snapshot of its worker thread (never a libvirt
+ *    call here): a fresh list is complete (a domain missing from it
+ *    stopped when it is still defined, is gone otherwise); a stale one
+ *    (libvirtd away, or stuck in a call) changes nothing, so placed VMs
+ *    stay placed;
  *  - /proc: VMM processes by vCPU thread names; a process libvirt lists is
  *    libvirt's to report; a complete pass ends the /proc VMs it misses.
  * Ownership, PID conflicts and admission are the registry's. */
@@ -19,15 +21,16 @@
 
 struct discovery {
 	char *host_root;
-	struct libvirt_backend *lv;
+	struct libvirt_worker *lv;
 	struct discover_backend *proc;
 	bool proc_on;
 	struct discover_proc_config proc_cfg;
 	json_t *unmanaged;
-	/* libvirt, for /v1/health */
-	bool lv_connected;
-	bool lv_seen;              /* a scan has run */
+	/* libvirt, for /v1/health: as of the last pass */
+	enum libvirt_link lv_link;
+	bool lv_stalled;           /* a libvirt call has been hanging */
 	int64_t lv_since_ms;
+	char *lv_error;
 };
 
 int discovery_new(const char *host_root, const char *libvirt_uri, const struct policy *p,
@@ -36,12 +39,19 @@ int discovery_new(const char *host_root, const char *libvirt_uri, const struct p
 	struct discovery *disc = xcalloc(1, sizeof(*disc));
 	disc->host_root = xstrdup(host_root ? host_root : "/");
 	disc->unmanaged = json_array();
+	disc->lv_since_ms = now_real_ns() / 1000000;
 	if (libvirt_uri) {
-		if (libvirt_backend_new(libvirt_uri, &disc->lv, err) < 0) {
+		struct libvirt_backend *b = NULL;
+		struct libvirt_worker_config cfg = { .period_ms = p->interval_ms };
+		if (libvirt_backend_new(libvirt_uri, &b, err) < 0) {
 			discovery_free(disc);
 			return -1;
 		}
-		libvirt_backend_set_host_root(disc->lv, disc->host_root);
+		libvirt_backend_set_host_root(b, disc->host_root);
+		if (libvirt_worker_start(b, &cfg, &disc->lv, err) < 0) {
+			discovery_free(disc);
+			return -1;
+		}
 	}
 	discovery_configure(disc, p);
 	*out = disc;
@@ -52,8 +62,8 @@ void discovery_free(struct discovery *disc)
 {
 	if (!disc)
 		return;
-	if (disc->lv)
-		libvirt_backend_free(disc->lv);
+	libvirt_worker_stop(disc->lv);
+	free(disc->lv_error);
 	if (disc->proc)
 		discover_backend_free(disc->proc);
 	json_decref(disc->unmanaged);
@@ -64,6 +74,8 @@ void discovery_free(struct discovery *disc)
 void discovery_configure(struct discovery *disc, const struct policy *p)
 {
 	disc->proc_on = p->discovery_proc;
+	if (disc->lv)
+		libvirt_worker_set_period(disc->lv, p->interval_ms);
 	disc->proc_cfg = (struct discover_proc_config){ .tenant_from_name =
 								p->discovery_tenant_from_name };
 	_cleanup_error_ struct error *err = NULL;
@@ -78,12 +90,12 @@ void discovery_configure(struct discovery *disc, const struct policy *p)
 
 int discovery_fd(const struct discovery *disc)
 {
-	return disc->lv ? libvirt_backend_fd(disc->lv) : -1;
+	return disc->lv ? libvirt_worker_fd(disc->lv) : -1;
 }
 
 bool discovery_dispatch(struct discovery *disc)
 {
-	return disc->lv ? libvirt_backend_dispatch(disc->lv) : false;
+	return disc->lv ? libvirt_worker_dispatch(disc->lv) : false;
 }
 
 json_t *discovery_unmanaged(const struct discovery *disc)
@@ -96,9 +108,9 @@ void discovery_libvirt_state(const struct discovery *disc, struct discovery_libv
 	*out = (struct discovery_libvirt_state){ .state = "disabled" };
 	if (!disc->lv)
 		return;
-	out->state = !disc->lv_seen ? "connecting" : disc->lv_connected ? "connected"
-									 : "unreachable";
+	out->state = libvirt_link_to_string(disc->lv_link);
 	out->since_ms = disc->lv_since_ms;
+	out->error = disc->lv_error;
 }
 
 static void unmanaged_add(struct discovery *disc, const struct vm *v)
@@ -109,19 +121,21 @@ static void unmanaged_add(struct discovery *disc, const struct vm *v)
 static void scan_libvirt(struct discovery *disc, struct registry *reg, struct inventory *inv,
 			 pid_t **lv_pids, size_t *n_lv)
 {
-	_cleanup_error_ struct error *err = NULL;
-	struct libvirt_domain *doms = NULL;
-	size_t nd = 0;
-	int rc = libvirt_backend_scan(disc->lv, &doms, &nd, &err);
-	if (rc < 0) {
-		log_debug("libvirt: %s", err->msg);
-		return;
-	}
-	bool fresh = rc == 0;
-	if (!disc->lv_seen || fresh != disc->lv_connected)
-		disc->lv_since_ms = now_real_ns() / 1000000;
-	disc->lv_seen = true;
-	disc->lv_connected = fresh;
+	_cleanup_(libvirt_snapshot_freep) struct libvirt_snapshot *snap =
+		libvirt_worker_take(disc->lv);
+	const struct libvirt_domain *doms = snap->doms;
+	size_t nd = snap->n;
+	bool fresh = snap->link == LIBVIRT_LINK_CONNECTED;
+	if (snap->stalled && !disc->lv_stalled)
+		log_warn("libvirt: %s; VMs already placed stay placed", snap->error);
+	else if (!snap->stalled && disc->lv_stalled)
+		log_info("libvirt: the hanging call returned (%s)",
+			 libvirt_link_to_string(snap->link));
+	disc->lv_stalled = snap->stalled;
+	disc->lv_link = snap->link;
+	disc->lv_since_ms = snap->since_ms;
+	free(disc->lv_error);
+	disc->lv_error = snap->error ? xstrdup(snap->error) : NULL;
 	struct registry_sighting *seen = xcalloc(nd ? nd : 1, sizeof(*seen));
 	size_t ns = 0;
 	for (size_t i = 0; i < nd; i++) {
@@ -145,11 +159,21 @@ static void scan_libvirt(struct discovery *disc, struct registry *reg, struct in
 			.threads = d->threads, .n_threads = d->n_threads,
 		};
 	}
-	/* a stale list changes nothing: the VMs it last saw stay as they are */
-	if (fresh)
-		registry_observe(reg, inv, VM_SOURCE_LIBVIRT, seen, ns, true, NULL, 0);
+	/* a stale list changes nothing: the VMs it last saw stay as they are.
+	 * A fresh one ends the libvirt VMs it misses: stopped while their
+	 * domain is still defined (shut off, or listed but not placeable yet,
+	 * e.g. starting), gone once undefined. */
+	if (fresh) {
+		size_t nn = snap->n_inactive;
+		const char **defined = xcalloc(nn + nd + 1, sizeof(*defined));
+		for (size_t i = 0; i < nn; i++)
+			defined[i] = snap->inactive[i];
+		for (size_t i = 0; i < nd; i++)
+			defined[nn + i] = doms[i].name;
+		registry_observe(reg, inv, VM_SOURCE_LIBVIRT, seen, ns, true, defined, nn + nd);
+		free(defined);
+	}
 	free(seen);
-	libvirt_domain_list_free(doms, nd);
 }
 
 static void scan_proc(struct discovery *disc, struct registry *reg, struct inventory *inv,

@@ -544,6 +544,17 @@ struct libvirt_backend {
 	int64_t next_try_ns;
 	unsigned backoff_ms, backoff_min_ms, backoff_max_ms;
 	char *last_list_error;
+	char *error;              /* why libvirt is not answering; NULL while it is */
+	/* defined, shut-off domains with valid names, as of the last fresh scan */
+	char **inactive;
+	size_t n_inactive;
+	/* the libvirt call in progress, readable from any thread (a watcher
+	 * decides from it that libvirtd hangs): its name and monotonic start,
+	 * 0 when none */
+	_Atomic(const char *) call_name;
+	_Atomic int64_t call_ns;
+	libvirt_call_hook hook;   /* tests: runs before every call */
+	void *hook_data;
 	/* the cache, in no particular order */
 	struct lv_entry *ents;
 	size_t n_ents;
@@ -564,6 +575,28 @@ static void entries_invalidate(struct libvirt_backend *b)
 		b->ents[i].meta_ok = false;
 		b->ents[i].vcpus_ok = false;
 	}
+}
+
+/* Around every libvirt call: what is being waited for, since when (read by
+ * libvirt_backend_call() from another thread); the test hook runs after the
+ * mark, so a hook that blocks looks like a libvirtd that does not answer. */
+static void lv_call(struct libvirt_backend *b, const char *call)
+{
+	atomic_store(&b->call_name, call);
+	atomic_store(&b->call_ns, now_mono_ns());
+	if (b->hook)
+		b->hook(b->hook_data, call);
+}
+
+static void lv_done(struct libvirt_backend *b)
+{
+	atomic_store(&b->call_ns, 0);
+}
+
+static void lv_set_error(struct libvirt_backend *b, char *msg)
+{
+	free(b->error);
+	b->error = msg;
 }
 
 int libvirt_backend_new(const char *uri, struct libvirt_backend **out, struct error **err)
@@ -628,6 +661,32 @@ void libvirt_backend_get_stats(const struct libvirt_backend *b, struct libvirt_b
 	st->events = atomic_load(&b->notify->events);
 }
 
+void libvirt_backend_set_call_hook(struct libvirt_backend *b, libvirt_call_hook hook, void *data)
+{
+	b->hook = hook;
+	b->hook_data = data;
+}
+
+const char *libvirt_backend_call(const struct libvirt_backend *b, int64_t *since_ns)
+{
+	/* the name first: a call that ends meanwhile reads as 0 below */
+	const char *name = atomic_load(&b->call_name);
+	int64_t ns = atomic_load(&b->call_ns);
+	*since_ns = ns;
+	return ns ? name : NULL;
+}
+
+const char *libvirt_backend_error(const struct libvirt_backend *b)
+{
+	return b->error;
+}
+
+const char *const *libvirt_backend_inactive(const struct libvirt_backend *b, size_t *n)
+{
+	*n = b->n_inactive;
+	return (const char *const *)b->inactive;
+}
+
 /* Drop the connection (events first, then the close callback, then the
  * connection itself). */
 static void lv_teardown(struct libvirt_backend *b)
@@ -635,30 +694,56 @@ static void lv_teardown(struct libvirt_backend *b)
 	if (!b->conn)
 		return;
 	for (size_t i = 0; i < LV_N_EVENTS; i++) {
-		if (b->cb_ids[i] >= 0)
+		if (b->cb_ids[i] >= 0) {
+			lv_call(b, "virConnectDomainEventDeregisterAny");
 			virConnectDomainEventDeregisterAny(b->conn, b->cb_ids[i]);
+			lv_done(b);
+		}
 		b->cb_ids[i] = -1;
 	}
 	if (b->close_registered) {
+		lv_call(b, "virConnectUnregisterCloseCallback");
 		virConnectUnregisterCloseCallback(b->conn, on_close);
+		lv_done(b);
 		b->close_registered = false;
 		notify_unref(b->notify); /* the close callback's reference */
 	}
+	lv_call(b, "virConnectClose");
 	virConnectClose(b->conn);
+	lv_done(b);
 	b->conn = NULL;
 	b->events_ok = false;
 }
 
-void libvirt_backend_free(struct libvirt_backend *b)
+void libvirt_backend_disconnect(struct libvirt_backend *b)
 {
 	if (!b)
 		return;
 	lv_teardown(b);
 	if (b->loop_held)
 		lv_loop_release();
+	b->loop_held = false;
+}
+
+static void inactive_clear(struct libvirt_backend *b)
+{
+	for (size_t i = 0; i < b->n_inactive; i++)
+		free(b->inactive[i]);
+	free(b->inactive);
+	b->inactive = NULL;
+	b->n_inactive = 0;
+}
+
+void libvirt_backend_free(struct libvirt_backend *b)
+{
+	if (!b)
+		return;
+	libvirt_backend_disconnect(b);
 	for (size_t i = 0; i < b->n_ents; i++)
 		entry_clear(&b->ents[i]);
 	free(b->ents);
+	inactive_clear(b);
+	free(b->error);
 	free(b->last_list_error);
 	free(b->uri);
 	free(b->host_root);
@@ -675,6 +760,7 @@ static void lv_lost(struct libvirt_backend *b, const char *why)
 		 "they are and reconnecting with back-off", b->uri, why, b->n_ents);
 	b->down_logged = true;
 	b->down_since_ns = now_mono_ns();
+	lv_set_error(b, xasprintf("lost the connection to %s: %s", b->uri, why));
 	lv_teardown(b);
 	entries_invalidate(b);
 	b->backoff_ms = b->backoff_min_ms;
@@ -685,18 +771,24 @@ static void lv_register(struct libvirt_backend *b)
 {
 	/* keepalive makes a hung libvirtd look like a closed connection (after
 	 * about interval x (count + 1) s); local drivers do not support it */
+	lv_call(b, "virConnectSetKeepAlive");
 	virConnectSetKeepAlive(b->conn, 5, 3);
+	lv_done(b);
 	notify_ref(b->notify);
+	lv_call(b, "virConnectRegisterCloseCallback");
 	if (virConnectRegisterCloseCallback(b->conn, on_close, b->notify, NULL) == 0)
 		b->close_registered = true;
 	else
 		notify_unref(b->notify);
+	lv_done(b);
 	b->events_ok = true;
 	for (size_t i = 0; i < LV_N_EVENTS; i++) {
 		notify_ref(b->notify);
+		lv_call(b, "virConnectDomainEventRegisterAny");
 		b->cb_ids[i] = virConnectDomainEventRegisterAny(b->conn, NULL, lv_events[i].id,
 								lv_events[i].cb, b->notify,
 								notify_unref);
+		lv_done(b);
 		if (b->cb_ids[i] < 0) {
 			/* libvirt does not call the free function on failure */
 			notify_unref(b->notify);
@@ -730,9 +822,12 @@ static int lv_connect(struct libvirt_backend *b)
 	}
 	b->st.connect_attempts++;
 	atomic_store(&b->notify->closed, false);
+	lv_call(b, "virConnectOpen");
 	b->conn = virConnectOpen(b->uri);
+	lv_done(b);
 	if (!b->conn) {
 		const char *msg = virGetLastErrorMessage();
+		lv_set_error(b, xasprintf("cannot connect to %s: %s", b->uri, msg));
 		if (!b->down_logged) {
 			log_warn("libvirt: cannot connect to %s: %s; VMs already placed stay "
 				 "placed, retrying with back-off (%u ms .. %u ms)", b->uri, msg,
@@ -813,10 +908,17 @@ static enum vm_state map_state(int st)
 
 static void lv_read_info(struct libvirt_backend *b, struct lv_entry *e, virDomainPtr dom)
 {
-	(void)b;
 	int st = 0, reason = 0;
 	virDomainInfo info;
-	if (virDomainGetState(dom, &st, &reason, 0) < 0 || virDomainGetInfo(dom, &info) < 0) {
+	lv_call(b, "virDomainGetState");
+	int rc = virDomainGetState(dom, &st, &reason, 0);
+	lv_done(b);
+	if (rc == 0) {
+		lv_call(b, "virDomainGetInfo");
+		rc = virDomainGetInfo(dom, &info);
+		lv_done(b);
+	}
+	if (rc < 0) {
 		if (!e->warned_info)
 			log_warn("libvirt: domain %s: cannot read its state: %s", e->d.name,
 				 virGetLastErrorMessage());
@@ -835,9 +937,11 @@ static void lv_read_info(struct libvirt_backend *b, struct lv_entry *e, virDomai
 static void lv_read_tenant(struct libvirt_backend *b, struct lv_entry *e, virDomainPtr dom)
 {
 	b->st.metadata_reads++;
+	lv_call(b, "virDomainGetMetadata");
 	_cleanup_free_ char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
 							 LIBVIRT_METADATA_NS,
 							 VIR_DOMAIN_AFFECT_LIVE);
+	lv_done(b);
 	if (!xml) {
 		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_METADATA) {
 			if (!e->meta_seen || e->d.tenant[0])
@@ -938,7 +1042,10 @@ static void lv_read_vcpus(struct libvirt_backend *b, struct lv_entry *e, virDoma
 {
 	char *reply = NULL;
 	b->st.qmp_calls++;
-	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-cpus-fast\"}", &reply, 0) < 0) {
+	lv_call(b, "virDomainQemuMonitorCommand");
+	int qrc = virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-cpus-fast\"}", &reply, 0);
+	lv_done(b);
+	if (qrc < 0) {
 		if (virGetLastErrorCode() == VIR_ERR_NO_SUPPORT) {
 			log_info("libvirt: %s has no QEMU monitor; domains are listed without "
 				 "PID and vCPU threads", b->uri);
@@ -1129,22 +1236,33 @@ int libvirt_backend_scan(struct libvirt_backend *b, struct libvirt_domain **out,
 		return lv_stale(b, out, n);
 	lv_take_dirty(b);
 
+	/* active and defined-inactive domains in one RPC: a domain's id (part
+	 * of every listed domain, no further call) is -1 while it is shut off */
 	virDomainPtr *doms = NULL;
-	int nd = virConnectListAllDomains(b->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	const unsigned int flags = VIR_CONNECT_LIST_DOMAINS_ACTIVE |
+				   VIR_CONNECT_LIST_DOMAINS_INACTIVE;
+	lv_call(b, "virConnectListAllDomains");
+	int nd = virConnectListAllDomains(b->conn, &doms, flags);
+	lv_done(b);
 	if (nd < 0) {
 		_cleanup_free_ char *msg = xstrdup(virGetLastErrorMessage());
-		if (virConnectIsAlive(b->conn) != 1) {
+		lv_call(b, "virConnectIsAlive");
+		int alive = virConnectIsAlive(b->conn);
+		lv_done(b);
+		if (alive != 1) {
 			lv_lost(b, msg);
 			/* libvirtd may be back already (a quick restart) */
 			if (lv_connect(b) < 0)
 				return lv_stale(b, out, n);
-			nd = virConnectListAllDomains(b->conn, &doms,
-						      VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+			lv_call(b, "virConnectListAllDomains");
+			nd = virConnectListAllDomains(b->conn, &doms, flags);
+			lv_done(b);
 		}
 		if (nd < 0) {
 			if (!b->last_list_error || strcmp(b->last_list_error, msg) != 0)
 				log_warn("libvirt: cannot list the domains of %s: %s; keeping the "
 					 "last known list", b->uri, msg);
+			lv_set_error(b, xasprintf("cannot list the domains of %s: %s", b->uri, msg));
 			free(b->last_list_error);
 			b->last_list_error = steal_ptr(&msg);
 			return lv_stale(b, out, n);
@@ -1152,16 +1270,28 @@ int libvirt_backend_scan(struct libvirt_backend *b, struct libvirt_domain **out,
 	}
 	free(b->last_list_error);
 	b->last_list_error = NULL;
+	lv_set_error(b, NULL);
 
+	inactive_clear(b);
 	for (size_t i = 0; i < b->n_ents; i++)
 		b->ents[i].seen = false;
 	for (int i = 0; i < nd; i++) {
 		virDomainPtr dom = doms[i];
 		char uuid[VIR_UUID_STRING_BUFLEN];
 		const char *name = virDomainGetName(dom);
-		int id = (int)virDomainGetID(dom);
+		unsigned int uid = virDomainGetID(dom);
+		int id = (int)uid;
 		if (!name || virDomainGetUUIDString(dom, uuid) < 0)
 			continue;
+		if (uid == (unsigned int)-1) {
+			/* shut off, still defined: a name for the registry only */
+			if (name_valid(name)) {
+				b->inactive = xrealloc(b->inactive,
+						       (b->n_inactive + 1) * sizeof(*b->inactive));
+				b->inactive[b->n_inactive++] = xstrdup(name);
+			}
+			continue;
+		}
 		struct lv_entry *e = entry_find(b, uuid);
 		if (e && (e->d.id != id || (!e->skip && strcmp(e->d.name, name) != 0))) {
 			/* restarted (new id) or renamed: a new VM as far as we know */

@@ -73,13 +73,16 @@ nok() { echo "FAIL - $*"; failed=$((failed + 1)); }
 tmp=$(mktemp -d /tmp/vcpud-libvirt.XXXXXX)
 lv=$tmp/lv
 vcpud_pid=""
+vcpud2_pid=""
 DOMS_D="vcpud-daemon-a vcpud-daemon-b vcpud-daemon-c vcpud-daemon-d"
 cleanup() {
-	if [ -n "$vcpud_pid" ]; then
-		kill -TERM "$vcpud_pid" 2>/dev/null
-		wait "$vcpud_pid" 2>/dev/null
-		vcpud_pid=""
-	fi
+	for p in $vcpud_pid $vcpud2_pid; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	vcpud_pid="" vcpud2_pid=""
+	# a libvirtd left stopped would hang its own cleanup
+	[ -f "$lv/libvirtd.pid" ] && kill -CONT "$(cat "$lv/libvirtd.pid")" 2>/dev/null
 	if [ -f "$lv/libvirtd.pid" ]; then
 		u=$(sh "$here/privd.sh" uri "$lv")
 		for d in vcpud-probe-a vcpud-probe-b vcpud-probe-c $DOMS_D; do
@@ -381,6 +384,18 @@ daemon_part() {
 	# after SIGCONT it converges without a restart of vcpud
 	lvd_pid=$(cat "$lv/libvirtd.pid" 2>/dev/null)
 	line_d=$(vmline vcpud-daemon-d)
+	# a second vcpud (its own files, dry-run) to stop while libvirtd is
+	# stopped: SIGTERM must not wait for libvirtd
+	d2=$tmp/d2
+	mkdir -p "$d2/cg"
+	"$build/vcpud" --foreground --db "$d2/vcpud.db" --socket "$d2/vcpud.sock" \
+		--policy "$dd/policy.yaml" --cgroup-root "$d2/cg" --dry-run \
+		--libvirt-uri "$uri" > "$d2/vcpud.log" 2>&1 &
+	vcpud2_pid=$!
+	vcpud_seen="$vcpud_seen $vcpud2_pid"
+	t_ref=$(ms)
+	within 5000 grep -q 'libvirt: connected to' "$d2/vcpud.log" ||
+		nok "a second vcpud did not connect within 5 s"
 	kill -STOP "$lvd_pid"
 	t_stop=$(ms)
 	echo "# libvirtd (pid $lvd_pid) stopped with SIGSTOP"
@@ -401,6 +416,23 @@ daemon_part() {
 			{ bad=$((bad + 1)); last_bad=$(vmline vcpud-daemon-a vcpud-daemon-d | tr '\n' ';'); }
 		sleep 0.05
 	done
+	# SIGTERM to the second vcpud, its worker inside a libvirt call
+	t0=$(ms)
+	kill -TERM "$vcpud2_pid"
+	while alive_pid "$vcpud2_pid" && [ $(($(ms) - t0)) -lt 5000 ]; do sleep 0.02; done
+	t2=$(($(ms) - t0))
+	if alive_pid "$vcpud2_pid"; then
+		nok "libvirtd stopped: a vcpud still running 5 s after SIGTERM"
+		kill -KILL "$vcpud2_pid"
+		wait "$vcpud2_pid"
+	else
+		wait "$vcpud2_pid"
+		rc2=$?
+		[ "$rc2" -eq 0 ] &&
+			ok "libvirtd stopped: a second vcpud exited 0 on SIGTERM in $t2 ms ($(grep -c 'leaving it behind' "$d2/vcpud.log") worker left in a libvirt call)" ||
+			nok "libvirtd stopped: a second vcpud exited $rc2 on SIGTERM"
+	fi
+	vcpud2_pid=""
 	kill -CONT "$lvd_pid"
 	t_cont=$(ms)
 	[ "$max_ms" -lt 100 ] &&
@@ -409,9 +441,12 @@ daemon_part() {
 	[ -n "$unreach_ms" ] &&
 		ok "libvirtd stopped: status said libvirt is unreachable $unreach_ms ms after SIGSTOP" ||
 		nok "libvirtd stopped: status never said libvirt is unreachable in 10 s"
-	# tick intervals from the distinct last_tick_ms values (the first and
-	# last may be cut by the window)
-	ivs=$(sort -n -u "$dd/ticks" | awk 'NR > 1 { print $1 - p } { p = $1 }')
+	# tick intervals from the distinct last_tick_ms values of the ticks
+	# that ran while libvirtd was stopped: the first status may still show
+	# the tick before SIGSTOP, which a domain event (vcpud-daemon-d's start)
+	# may have run off the timer's phase
+	ivs=$(sort -n -u "$dd/ticks" | awk -v t0="$t_stop" '$1 >= t0' |
+		awk 'NR > 1 { print $1 - p } { p = $1 }')
 	n_iv=$(echo "$ivs" | grep -c .)
 	iv_min=$(echo "$ivs" | sort -n | head -1)
 	iv_max=$(echo "$ivs" | sort -n | tail -1)
@@ -439,6 +474,25 @@ daemon_part() {
 	within 3000 stopped_d &&
 		ok "after SIGCONT: a domain destroyed is seen ${took} ms later: state converges" ||
 		nok "after SIGCONT: vcpud-daemon-d still $(vmline vcpud-daemon-d) 3 s after virsh destroy"
+	# shut off but still defined: stopped (it keeps its admission); once
+	# undefined: gone
+	# shellcheck disable=SC2046
+	set -- $(vmline vcpud-daemon-d)
+	[ "${4:-}" = stopped ] &&
+		ok "vcpud-daemon-d, destroyed but still defined, is stopped: $*" ||
+		nok "vcpud-daemon-d, destroyed but still defined, is '$*' (want stopped)"
+	virsh -q -c "$uri" undefine vcpud-daemon-d > "$dd/virsh.out" 2>&1 ||
+		nok "virsh undefine vcpud-daemon-d: $(cat "$dd/virsh.out")"
+	t_ref=$(ms)
+	gone_d() {
+		# shellcheck disable=SC2046
+		set -- $(vmline vcpud-daemon-d)
+		why="vm list says '$*'"
+		[ "$4" = gone ] || [ "$2" = absent ]
+	}
+	within 3000 gone_d &&
+		ok "vcpud-daemon-d undefined: gone ${took} ms later ($(vmline vcpud-daemon-d))" ||
+		nok "vcpud-daemon-d undefined 3 s ago: $why (want gone)"
 
 	# the end: alive, nothing written under the cgroup root, exit 0
 	alive_pid "$vcpud_pid" && ok "vcpud alive at the end" || nok "vcpud died"

@@ -3,11 +3,15 @@
  * hostile buffers; listing, metadata, unmanaged domains, skipped names,
  * UUIDs and caching against libvirt's test driver (custom node XML under
  * tests/fixtures/libvirt/); domain events through the eventfd with
- * test:///default; and the unreachable-libvirtd path (stale, back-off).
+ * test:///default; the unreachable-libvirtd path (stale, back-off); and the
+ * worker thread: snapshots, events, a hung libvirtd simulated by a call hook
+ * that blocks (unreachable after the bound, connected after), a stop that
+ * leaves a stuck thread behind.
  * Run from the repository root, or from anywhere with VCPUD_SRC set. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -490,6 +494,15 @@ static void test_scan_edge(void **state)
 	assert_int_equal(paused->vcpus, 3);
 	assert_string_equal(paused->uuid, "22222222-2222-3333-4444-555555555504");
 	libvirt_domain_list_free(d, n);
+	/* shut off but defined: named apart, for stopped vs gone */
+	size_t ni = 0;
+	const char *const *in = libvirt_backend_inactive(b, &ni);
+	assert_int_equal(ni, 1);
+	assert_string_equal(in[0], "off-1");
+	assert_null(libvirt_backend_error(b));
+	int64_t since = 1;
+	assert_null(libvirt_backend_call(b, &since)); /* no call in progress */
+	assert_int_equal(since, 0);
 
 	/* the skipped domain stays skipped (and is not re-read) */
 	struct libvirt_backend_stats st1, st2;
@@ -761,6 +774,348 @@ static void test_unreachable(void **state)
 	assert_null(err);
 	assert_int_equal(libvirt_backend_vcpu_delays(b, "x", NULL, 0, &n, &err), -1);
 	assert_int_equal(error_code(err), ENOTCONN);
+	/* why, for /v1/health */
+	assert_non_null(libvirt_backend_error(b));
+	assert_non_null(strstr(libvirt_backend_error(b), "cannot connect to qemu:///system"));
+}
+
+/* --- the worker ------------------------------------------------------------------- */
+
+/* A call hook that blocks while `block` is set: a libvirtd that does not
+ * answer, as the worker sees it. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool block;
+	bool inside;          /* a call waits in the hook */
+	unsigned calls;
+	char last[64];
+};
+
+static void gate_init(struct gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+}
+
+static void gate_destroy(struct gate *g)
+{
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+static void gate_hook(void *data, const char *call)
+{
+	struct gate *g = data;
+	pthread_mutex_lock(&g->lock);
+	g->calls++;
+	snprintf(g->last, sizeof(g->last), "%s", call);
+	while (g->block) {
+		g->inside = true;
+		pthread_cond_broadcast(&g->cond);
+		pthread_cond_wait(&g->cond, &g->lock);
+	}
+	g->inside = false;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_set(struct gate *g, bool block)
+{
+	pthread_mutex_lock(&g->lock);
+	g->block = block;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Wait (5 s at most) until a call is held in the hook. */
+static bool gate_wait_inside(struct gate *g)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 5;
+	pthread_mutex_lock(&g->lock);
+	while (!g->inside)
+		if (pthread_cond_timedwait(&g->cond, &g->lock, &dl) == ETIMEDOUT)
+			break;
+	bool in = g->inside;
+	pthread_mutex_unlock(&g->lock);
+	return in;
+}
+
+static bool gate_inside(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool in = g->inside;
+	pthread_mutex_unlock(&g->lock);
+	return in;
+}
+
+static bool wait_worker_fd(struct libvirt_worker *w, int timeout_ms)
+{
+	struct pollfd p = { .fd = libvirt_worker_fd(w), .events = POLLIN };
+	return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
+/* Take snapshots every 10 ms until pred holds (5 s at most); the snapshot
+ * that met it, or NULL. */
+static struct libvirt_snapshot *take_until(struct libvirt_worker *w,
+					   bool (*pred)(const struct libvirt_snapshot *, const void *),
+					   const void *arg)
+{
+	int64_t deadline = now_mono_ns() + 5 * 1000000000LL;
+	while (now_mono_ns() < deadline) {
+		struct libvirt_snapshot *s = libvirt_worker_take(w);
+		if (pred(s, arg))
+			return s;
+		libvirt_snapshot_free(s);
+		usleep(10 * 1000);
+	}
+	return NULL;
+}
+
+static bool link_is(const struct libvirt_snapshot *s, const void *arg)
+{
+	return s->link == *(const enum libvirt_link *)arg;
+}
+
+static bool names_has(const char *const *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void test_link_names(void **state)
+{
+	(void)state;
+	assert_string_equal(libvirt_link_to_string(LIBVIRT_LINK_CONNECTING), "connecting");
+	assert_string_equal(libvirt_link_to_string(LIBVIRT_LINK_CONNECTED), "connected");
+	assert_string_equal(libvirt_link_to_string(LIBVIRT_LINK_UNREACHABLE), "unreachable");
+	assert_string_equal(libvirt_link_to_string(LIBVIRT_LINK_LAST), "unknown");
+	struct libvirt_worker *w = (struct libvirt_worker *)0x1;
+	_cleanup_error_ struct error *err = NULL;
+	assert_int_equal(libvirt_worker_start(NULL, NULL, &w, &err), -1);
+	assert_int_equal(error_code(err), EINVAL);
+	libvirt_worker_stop(NULL);
+	libvirt_snapshot_free(NULL);
+}
+
+/* A snapshot appears, with the active domains, the defined-inactive ones
+ * and the link; the fd says so; an unchanged rescan does not wake it. */
+static void test_worker_snapshot(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *uri = fixture_uri("node-edge.xml");
+	struct libvirt_backend *b = NULL;
+	assert_int_equal(libvirt_backend_new(uri, &b, NULL), 0);
+	struct libvirt_worker *w = NULL;
+	struct libvirt_worker_config cfg = { .period_ms = 20, .stall_ms = 2000 };
+	assert_int_equal(libvirt_worker_start(b, &cfg, &w, NULL), 0);
+	assert_true(wait_worker_fd(w, 5000));
+	assert_true(libvirt_worker_dispatch(w));
+	struct libvirt_snapshot *s = libvirt_worker_take(w);
+	assert_int_equal(s->link, LIBVIRT_LINK_CONNECTED);
+	assert_false(s->stalled);
+	assert_null(s->error);
+	assert_true(s->seq >= 1);
+	assert_true(s->since_ms > 0 && s->since_ms <= now_real_ns() / 1000000);
+	assert_int_equal(s->n, 4);
+	assert_non_null(find_dom(s->doms, s->n, "paused-1"));
+	assert_null(find_dom(s->doms, s->n, "off-1"));
+	assert_int_equal(s->n_inactive, 1);
+	assert_string_equal(s->inactive[0], "off-1");
+
+	/* scans go on (the period), but nothing changed: no wake-up; the
+	 * snapshot held stays valid meanwhile */
+	uint64_t seq0 = s->seq;
+	usleep(200 * 1000);
+	struct libvirt_snapshot *s2 = libvirt_worker_take(w);
+	assert_true(s2->seq > seq0 + 1);
+	assert_false(wait_worker_fd(w, 0));
+	assert_false(libvirt_worker_dispatch(w));
+	assert_string_equal(find_dom(s->doms, s->n, "paused-1")->tenant, "acme");
+	assert_int_equal(s2->n, 4);
+	libvirt_snapshot_free(s2);
+	libvirt_worker_stop(w); /* the snapshot outlives its worker */
+	assert_string_equal(find_dom(s->doms, s->n, "paused-1")->uuid,
+			    "22222222-2222-3333-4444-555555555504");
+	libvirt_snapshot_free(s);
+	assert_int_equal(libvirt_worker_threads(), 0);
+}
+
+static bool lists(const struct libvirt_snapshot *s, const void *arg)
+{
+	const struct want *wt = arg;
+	if (!want_met(s->doms, s->n, wt))
+		return false;
+	return s->link == LIBVIRT_LINK_CONNECTED;
+}
+
+/* Domain events reach the taker through the worker at once (the period is
+ * an hour): a start is listed, a destroy of a defined domain moves it to
+ * the inactive names, an undefine drops it. */
+static void test_worker_events(void **state)
+{
+	(void)state;
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	struct libvirt_backend *b = NULL;
+	assert_int_equal(libvirt_backend_new("test:///default", &b, NULL), 0);
+	struct libvirt_worker *w = NULL;
+	struct libvirt_worker_config cfg = { .period_ms = 3600 * 1000 };
+	assert_int_equal(libvirt_worker_start(b, &cfg, &w, NULL), 0);
+	assert_true(wait_worker_fd(w, 5000));
+	while (libvirt_worker_dispatch(w))
+		;
+	struct libvirt_snapshot *s = libvirt_worker_take(w);
+	assert_int_equal(s->link, LIBVIRT_LINK_CONNECTED);
+	assert_null(find_dom(s->doms, s->n, "w1"));
+	libvirt_snapshot_free(s);
+
+	define_and_start(c, "w1", "acme");
+	assert_true(wait_worker_fd(w, 5000)); /* no period: an event did it */
+	s = take_until(w, lists, &(struct want){ "w1", true, "acme", 0 });
+	assert_non_null(s);
+	assert_false(names_has(s->inactive, s->n_inactive, "w1"));
+	libvirt_snapshot_free(s);
+
+	virDomainPtr d = virDomainLookupByName(c, "w1");
+	assert_non_null(d);
+	assert_int_equal(virDomainDestroy(d), 0);
+	s = take_until(w, lists, &(struct want){ "w1", false, NULL, 0 });
+	assert_non_null(s);
+	assert_true(names_has(s->inactive, s->n_inactive, "w1"));
+	libvirt_snapshot_free(s);
+
+	assert_int_equal(virDomainUndefine(d), 0);
+	virDomainFree(d);
+	int64_t deadline = now_mono_ns() + 5 * 1000000000LL;
+	for (;;) {
+		s = libvirt_worker_take(w);
+		if (!names_has(s->inactive, s->n_inactive, "w1"))
+			break;
+		libvirt_snapshot_free(s);
+		if (now_mono_ns() > deadline)
+			fail_msg("w1 still listed as defined 5 s after its undefine");
+		usleep(10 * 1000);
+	}
+	assert_null(find_dom(s->doms, s->n, "w1"));
+	libvirt_snapshot_free(s);
+	libvirt_worker_stop(w);
+	virConnectClose(c);
+}
+
+/* A libvirt call that does not return (the hook holds it): the taker is
+ * never held up, says unreachable after the bound with the call's name and
+ * keeps the last domains; released, the worker converges to connected. */
+static void test_worker_stall(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *uri = fixture_uri("node.xml");
+	struct gate g;
+	gate_init(&g);
+	struct libvirt_backend *b = NULL;
+	assert_int_equal(libvirt_backend_new(uri, &b, NULL), 0);
+	libvirt_backend_set_call_hook(b, gate_hook, &g);
+	struct libvirt_worker *w = NULL;
+	struct libvirt_worker_config cfg = { .period_ms = 20, .stall_ms = 300 };
+	assert_int_equal(libvirt_worker_start(b, &cfg, &w, NULL), 0);
+	enum libvirt_link want = LIBVIRT_LINK_CONNECTED;
+	struct libvirt_snapshot *s = take_until(w, link_is, &want);
+	assert_non_null(s);
+	assert_int_equal(s->n, 3);
+	libvirt_snapshot_free(s);
+
+	gate_set(&g, true);
+	assert_true(gate_wait_inside(&g));
+	/* the taker does not wait for the worker: this returns while the
+	 * call is still held, and before the bound it still says connected */
+	s = libvirt_worker_take(w);
+	assert_true(gate_inside(&g));
+	assert_int_equal(s->n, 3);
+	libvirt_snapshot_free(s);
+
+	want = LIBVIRT_LINK_UNREACHABLE;
+	int64_t t0 = now_real_ns() / 1000000;
+	s = take_until(w, link_is, &want);
+	assert_non_null(s);
+	assert_true(gate_inside(&g));
+	assert_true(s->stalled);
+	assert_non_null(s->error);
+	_cleanup_free_ char *prefix = xasprintf("libvirt call %s has not returned for ", g.last);
+	if (strncmp(s->error, prefix, strlen(prefix)) != 0)
+		fail_msg("error '%s' does not start with '%s'", s->error, prefix);
+	assert_true(s->since_ms <= t0 + 1);          /* since the call began */
+	assert_int_equal(s->n, 3);                    /* the last known list */
+	assert_non_null(find_dom(s->doms, s->n, "web-1"));
+	libvirt_snapshot_free(s);
+
+	gate_set(&g, false);
+	want = LIBVIRT_LINK_CONNECTED;
+	s = take_until(w, link_is, &want);
+	assert_non_null(s);
+	assert_false(s->stalled);
+	assert_null(s->error);
+	assert_int_equal(s->n, 3);
+	libvirt_snapshot_free(s);
+	libvirt_worker_stop(w);
+	assert_int_equal(libvirt_worker_threads(), 0);
+	gate_destroy(&g);
+}
+
+/* Stopping a worker stuck in a call returns after the bound and leaves the
+ * thread behind; when the call returns, the thread cleans up and ends. */
+static void test_worker_stop_stuck(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *uri = fixture_uri("node.xml");
+	static struct gate g; /* outlives the test's frame if the thread did */
+	gate_init(&g);
+	struct libvirt_backend *b = NULL;
+	assert_int_equal(libvirt_backend_new(uri, &b, NULL), 0);
+	libvirt_backend_set_call_hook(b, gate_hook, &g);
+	struct libvirt_worker *w = NULL;
+	struct libvirt_worker_config cfg = { .period_ms = 20, .stall_ms = 100 };
+	assert_int_equal(libvirt_worker_start(b, &cfg, &w, NULL), 0);
+	enum libvirt_link want = LIBVIRT_LINK_CONNECTED;
+	struct libvirt_snapshot *s = take_until(w, link_is, &want);
+	assert_non_null(s);
+	libvirt_snapshot_free(s);
+	gate_set(&g, true);
+	assert_true(gate_wait_inside(&g));
+	libvirt_worker_stop(w); /* returns: the call is still held */
+	assert_true(gate_inside(&g));
+	assert_int_equal(libvirt_worker_threads(), 1);
+	gate_set(&g, false);
+	int64_t deadline = now_mono_ns() + 5 * 1000000000LL;
+	while (libvirt_worker_threads() > 0 && now_mono_ns() < deadline)
+		usleep(10 * 1000);
+	assert_int_equal(libvirt_worker_threads(), 0);
+	gate_destroy(&g);
+}
+
+/* An unreachable libvirtd: published as unreachable with the reason. */
+static void test_worker_unreachable(void **state)
+{
+	(void)state;
+	struct libvirt_backend *b = NULL;
+	assert_int_equal(libvirt_backend_new("qemu:///system?socket=/nonexistent/vcpud-test/"
+					     "libvirt-sock", &b, NULL), 0);
+	struct libvirt_worker *w = NULL;
+	assert_int_equal(libvirt_worker_start(b, NULL, &w, NULL), 0);
+	enum libvirt_link want = LIBVIRT_LINK_UNREACHABLE;
+	struct libvirt_snapshot *s = take_until(w, link_is, &want);
+	assert_non_null(s);
+	assert_false(s->stalled);
+	assert_non_null(s->error);
+	assert_non_null(strstr(s->error, "cannot connect to qemu:///system"));
+	assert_int_equal(s->n, 0);
+	assert_true(wait_worker_fd(w, 0)); /* connecting -> unreachable */
+	libvirt_snapshot_free(s);
+	libvirt_worker_stop(w);
 }
 
 int main(void)
@@ -781,6 +1136,12 @@ int main(void)
 		cmocka_unit_test(test_events_default),
 		cmocka_unit_test(test_events_two_backends),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_link_names),
+		cmocka_unit_test(test_worker_snapshot),
+		cmocka_unit_test(test_worker_events),
+		cmocka_unit_test(test_worker_stall),
+		cmocka_unit_test(test_worker_stop_stuck),
+		cmocka_unit_test(test_worker_unreachable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
