@@ -75,6 +75,10 @@ int vm_validate(const struct vm *v, struct error **err);
 
 /* Free v->threads (not v). */
 void vm_clear(struct vm *v);
+
+/* Whether two vCPU thread lists are the same, entry by entry (index and tid,
+ * in order). */
+bool vm_threads_equal(const struct vm_vcpu *a, size_t na, const struct vm_vcpu *b, size_t nb);
 /* Free an array of n VMs and their threads. */
 void vm_list_free(struct vm *vms, size_t n);
 /* Deep copy. */

@@ -103,3 +103,13 @@ void vm_copy(struct vm *dst, const struct vm *src)
 		dst->threads = NULL;
 	}
 }
+
+bool vm_threads_equal(const struct vm_vcpu *a, size_t na, const struct vm_vcpu *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].index != b[i].index || a[i].tid != b[i].tid)
+			return false;
+	return true;
+}

@@ -1010,16 +1010,6 @@ static int tid_tgid(const char *root, pid_t tid, pid_t *tgid, struct error **err
 	return 0;
 }
 
-static bool vcpus_equal(const struct vm_vcpu *a, size_t na, const struct vm_vcpu *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (a[i].index != b[i].index || a[i].tid != b[i].tid)
-			return false;
-	return true;
-}
-
 /* The /proc view of pid's vCPU threads; ENOENT (none named) is an empty
  * list, other failures -1. */
 static int proc_view(const struct libvirt_backend *b, pid_t pid, struct vm_vcpu **out,
@@ -1123,7 +1113,7 @@ static void lv_read_vcpus(struct libvirt_backend *b, struct lv_entry *e, virDoma
 		/* hot-plug is then seen only through events */
 		log_warn("libvirt: domain %s: %s; cannot cross-check its vCPU threads", e->d.name,
 			 e3->msg);
-	} else if (!vcpus_equal(v, kept, pv, npv)) {
+	} else if (!vm_threads_equal(v, kept, pv, npv)) {
 		for (size_t i = 0; i < kept; i++) {
 			pid_t named = 0;
 			for (size_t j = 0; j < npv; j++)
@@ -1142,7 +1132,7 @@ static void lv_read_vcpus(struct libvirt_backend *b, struct lv_entry *e, virDoma
 	if (e->d.pid != pid)
 		log_info("libvirt: domain %s: QEMU process %d, %zu vCPU threads", e->d.name,
 			 (int)pid, kept);
-	else if (!vcpus_equal(e->d.threads, e->d.n_threads, v, kept))
+	else if (!vm_threads_equal(e->d.threads, e->d.n_threads, v, kept))
 		log_info("libvirt: domain %s: vCPU threads changed (%zu -> %zu)", e->d.name,
 			 e->d.n_threads, kept);
 	free(e->d.threads);
@@ -1174,7 +1164,7 @@ static void lv_refresh(struct libvirt_backend *b, struct lv_entry *e, virDomainP
 		size_t npv = 0;
 		_cleanup_error_ struct error *err = NULL;
 		if (proc_view(b, e->d.pid, &pv, &npv, &err) < 0 ||
-		    !vcpus_equal(pv, npv, e->proc_sig, e->n_proc_sig)) {
+		    !vm_threads_equal(pv, npv, e->proc_sig, e->n_proc_sig)) {
 			e->vcpus_ok = false;
 			e->info_ok = false;
 			lv_read_info(b, e, dom);

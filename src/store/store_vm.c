@@ -228,17 +228,6 @@ static int thread_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool threads_equal(const struct vm_vcpu *a, size_t na, const struct vm_vcpu *b,
-			  size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (a[i].index != b[i].index || a[i].tid != b[i].tid)
-			return false;
-	return true;
-}
-
 /* Replace the tids of v's vCPU rows by v->threads (NULL for the others).
  * An upsert, so that a VM whose rows are missing gets them. */
 static int threads_write(struct store *st, const struct vm *v, struct error **err)
@@ -536,7 +525,7 @@ int store_vm_update_runtime(struct store *st, const char *name,
 			cur.threads[kept++] = cur.threads[i];
 	cur.n_threads = kept;
 
-	bool threads_changed = !threads_equal(old.threads, old.n_threads, cur.threads,
+	bool threads_changed = !vm_threads_equal(old.threads, old.n_threads, cur.threads,
 					      cur.n_threads);
 	if (old.state == cur.state && old.pid == cur.pid && old.source == cur.source &&
 	    old.start_time == cur.start_time && !threads_changed && !admit)
