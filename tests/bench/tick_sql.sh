@@ -10,7 +10,6 @@ N=${1:-100}
 SUITE=bench-tick-sql
 TOPOLOGY=${TOPOLOGY:-64c-nosmt} # room for hundreds of 1-vCPU VMs
 . "$(dirname "$0")/../e2e/lib.sh"
-FAKEVM=$BUILD/fixtures/fakevm
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done

@@ -49,6 +49,24 @@ contains() {
 
 ctl() { "$VCPUCTL" --socket "$SOCK" "$@"; }
 
+# Fake VMs (tests/fixtures/fakevm): start_fake OUTFILE ARGS... starts one,
+# waits for "fakevm ready" (5 s at most) and sets FPID; cleanup_fakes ends
+# every one started so.
+FAKEVM=$BUILD/fixtures/fakevm
+VMPIDS=""
+start_fake() { # OUTFILE ARGS...: sets FPID
+	out=$1; shift
+	"$FAKEVM" "$@" >"$out" 2>&1 &
+	FPID=$!
+	VMPIDS="$VMPIDS $FPID"
+	i=0
+	while ! grep -q '^fakevm ready' "$out" 2>/dev/null; do
+		i=$((i + 1)); [ $i -gt 100 ] && return 1
+		sleep 0.05
+	done
+}
+cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
+
 start_daemon() {
 	"$VCPUD" --foreground --db "$DB" --socket "$SOCK" --policy "$POLICY" \
 		--cgroup-root "$TMP/cgroup" --host-root "$HOST" --dry-run --log-level debug "$@" \

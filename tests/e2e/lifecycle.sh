@@ -10,23 +10,10 @@
 # built-in defaults. --dry-run on a temp cgroup root, as in vms.sh.
 SUITE=e2e-lifecycle
 . "$(dirname "$0")/lib.sh"
-FAKEVM=$BUILD/fixtures/fakevm
 mkdir "$TMP/cgroup"
-VMPIDS=""
 sed -i 's/^  gone_grace_s: .*/  gone_grace_s: 2/' "$POLICY"
 sed -i 's/^  tenant_from_name: false/  tenant_from_name: true/' "$POLICY"
 
-start_fake() { # OUTFILE ARGS...: sets FPID
-	out=$1; shift
-	"$FAKEVM" "$@" >"$out" 2>&1 &
-	FPID=$!
-	VMPIDS="$VMPIDS $FPID"
-	i=0
-	while ! grep -q '^fakevm ready' "$out" 2>/dev/null; do
-		i=$((i + 1)); [ $i -gt 100 ] && return 1
-		sleep 0.05
-	done
-}
 # start_fake_at PID OUTFILE ARGS...: a new process that gets PID (the PID of
 # one that exited), through ns_last_pid; sets FPID; fails if another
 # process took the PID first (retried)
@@ -53,7 +40,6 @@ wait_for() { # DESC TRIES CMD...: CMD must succeed within TRIES x 0.1 s
 }
 shows() { ctl --json vm show "$1" | grep -q "$2"; }
 health_has() { ctl --json status | grep -q "$1"; }
-cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
 trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
 
 start_daemon || { bad "daemon starts"; finish; exit 1; }

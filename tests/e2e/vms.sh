@@ -6,22 +6,8 @@
 # (the real placement is tested in the QEMU guest, tests/kernel/).
 SUITE=e2e-vms
 . "$(dirname "$0")/lib.sh"
-FAKEVM=$BUILD/fixtures/fakevm
 mkdir "$TMP/cgroup"
-VMPIDS=""
 
-start_fake() { # OUTFILE ARGS...: sets FPID
-	out=$1; shift
-	"$FAKEVM" "$@" >"$out" 2>&1 &
-	FPID=$!
-	VMPIDS="$VMPIDS $FPID"
-	i=0
-	while ! grep -q '^fakevm ready' "$out" 2>/dev/null; do
-		i=$((i + 1)); [ $i -gt 100 ] && return 1
-		sleep 0.05
-	done
-}
-cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
 trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
 
 # a short grace period, so that a gone VM's capacity comes back in the test
