@@ -26,8 +26,11 @@ struct reg_fx {
 /* The fixture topology tests/fixtures/topology/NAME/sys. */
 static inline char *reg_fx_topology_dir(const char *name)
 {
+	/* absolute: it becomes the target of a symlink in a temp dir */
 	const char *src = getenv("VCPUD_SRC");
-	return path_join(src && *src ? src : ".", "tests/fixtures/topology", name, "sys", NULL);
+	_cleanup_free_ char *cwd = getcwd(NULL, 0);
+	return path_join(src && *src ? src : cwd ? cwd : ".", "tests/fixtures/topology", name,
+			 "sys", NULL);
 }
 
 /* A fake host with topology `topo_name` (16 CPUs, 2 nodes for
