@@ -246,7 +246,18 @@ struct cgroup_engine_config {
 	/* Wrap the backend in the dry-run backend: read everything, change
 	 * nothing, log and count what would be written. */
 	bool dry_run;
+	/* How long a value the engine read or wrote is trusted, in
+	 * reconciles: a steady reconcile reads nothing back from the kernel
+	 * for it, and each value is read again after verify_ticks/2 ..
+	 * 3/2 x verify_ticks reconciles (spread, so the re-reads do not all
+	 * fall on one tick). A change made behind vcpud's back (another tool
+	 * writing cpu.max, a thread moved out) is put right at that re-read
+	 * at the latest. 0 = CGROUP_VERIFY_TICKS_DEFAULT; 1 = read everything
+	 * every time. */
+	unsigned verify_ticks;
 };
+
+#define CGROUP_VERIFY_TICKS_DEFAULT 30
 
 struct cgroup_engine;
 
@@ -254,6 +265,14 @@ struct cgroup_engine;
 int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engine **out,
 		      struct error **err);
 void cgroup_engine_free(struct cgroup_engine *e);
+
+/* Forget what the engine knows of the kernel: the next reconcile reads
+ * every value again (after a restore from backup, or when another tool is
+ * known to have changed the tree). */
+void cgroup_engine_forget(struct cgroup_engine *e);
+/* How many values and checks the engine trusts now (for tests and
+ * /metrics). */
+size_t cgroup_engine_known(const struct cgroup_engine *e);
 static inline void cgroup_engine_freep(struct cgroup_engine **e) { if (*e) cgroup_engine_free(*e); }
 
 /* What one reconcile did. `writes` counts every file write issued (in
@@ -268,6 +287,7 @@ struct cgroup_reconcile_stats {
 	unsigned busy;     /* a stale group still in use (EBUSY), left for the next tick */
 	unsigned errors;
 	unsigned skipped;  /* invalid tenants and VMs, not reconciled */
+	unsigned reads;    /* files read and directories looked up or listed */
 };
 
 /* One tenant or VM the reconcile could not (fully) do: skipped (invalid,

@@ -62,6 +62,13 @@ char *strstrip(char *s);
 bool str_has_prefix(const char *s, const char *prefix);
 
 /* Nanoseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
+/* FNV-1a of s folded into h (start with HASH_SEED), then a separator so
+ * that ("ab", "c") and ("a", "bc") hash apart. Not for untrusted keys of a
+ * table an attacker can fill: only vcpud's own paths and values. */
+#define HASH_SEED 14695981039346656037ULL
+uint64_t hash_str(uint64_t h, const char *s);
+uint64_t hash_u64(uint64_t h, uint64_t v);
+
 int64_t now_mono_ns(void);
 int64_t now_real_ns(void);
 

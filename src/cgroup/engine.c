@@ -25,6 +25,26 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
+/* What the engine knows the kernel holds: key = hash of a group's path
+ * and a file (or of what a check covered), val = hash of the value. An
+ * entry is trusted until its reconcile `due` (verify_ticks/2 .. 3/2 x
+ * verify_ticks reconciles after it was read or written, spread by key so
+ * that re-reads do not all fall on one tick), then read again. Entries not
+ * looked at in a reconcile are dropped at its end, so the table holds only
+ * what the current tree has. Key 0 marks an empty slot. */
+struct known_slot {
+	uint64_t key;
+	uint64_t val;
+	uint32_t gen;  /* the reconcile that last looked at it */
+	uint32_t due;  /* trusted while the reconcile number is below this */
+};
+
+struct known {
+	struct known_slot *v;
+	size_t cap;    /* a power of two, or 0 */
+	size_t n;
+};
+
 struct cgroup_engine {
 	char *mount;                 /* NULL: the tree root's parent */
 	char *proc;                  /* SYSROOT/proc */
@@ -33,6 +53,9 @@ struct cgroup_engine {
 	bool dry_run;
 	struct cgroup_dry_run dry;   /* ops/ctx point here when dry_run */
 	uint64_t page_size;
+	unsigned verify_ticks;       /* <= 1: no cache */
+	uint32_t gen;                /* reconciles so far */
+	struct known known;
 };
 
 int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engine **out,
@@ -55,6 +78,7 @@ int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engi
 	}
 	long ps = sysconf(_SC_PAGESIZE);
 	e->page_size = ps > 0 ? (uint64_t)ps : 4096;
+	e->verify_ticks = cfg->verify_ticks ? cfg->verify_ticks : CGROUP_VERIFY_TICKS_DEFAULT;
 	*out = e;
 	return 0;
 }
@@ -64,6 +88,7 @@ void cgroup_engine_free(struct cgroup_engine *e)
 	if (!e)
 		return;
 	cgroup_dry_run_clear(&e->dry);
+	free(e->known.v);
 	free(e->mount);
 	free(e->proc);
 	free(e);
@@ -79,6 +104,78 @@ int cgroup_cpu_stat_read(struct cgroup_engine *e, const char *dir, struct cgroup
 	if (cgroup_cpu_stat_parse(buf, out, err) < 0)
 		return error_wrap(err, "%s", path);
 	return 0;
+}
+
+void cgroup_engine_forget(struct cgroup_engine *e)
+{
+	free(e->known.v);
+	e->known = (struct known){ 0 };
+}
+
+size_t cgroup_engine_known(const struct cgroup_engine *e)
+{
+	return e->known.n;
+}
+
+/* --- what the engine knows ---------------------------------------------------- */
+
+static struct known_slot *known_find(struct known *k, uint64_t key)
+{
+	if (!k->cap)
+		return NULL;
+	for (size_t i = key & (k->cap - 1);; i = (i + 1) & (k->cap - 1)) {
+		if (k->v[i].key == key)
+			return &k->v[i];
+		if (k->v[i].key == 0)
+			return NULL;
+	}
+}
+
+static void known_insert(struct known *k, const struct known_slot *s)
+{
+	if ((k->n + 1) * 2 > k->cap) {
+		struct known old = *k;
+		k->cap = old.cap ? old.cap * 2 : 1024;
+		k->v = xcalloc(k->cap, sizeof(*k->v));
+		k->n = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.v[i].key)
+				known_insert(k, &old.v[i]);
+		free(old.v);
+	}
+	size_t i = s->key & (k->cap - 1);
+	while (k->v[i].key && k->v[i].key != s->key)
+		i = (i + 1) & (k->cap - 1);
+	if (!k->v[i].key)
+		k->n++;
+	k->v[i] = *s;
+}
+
+/* Keep only the entries the reconcile `gen` looked at. */
+static void known_sweep(struct known *k, uint32_t gen)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < k->cap; i++)
+		live += k->v[i].key && k->v[i].gen == gen;
+	if (live == k->n)
+		return;
+	struct known old = *k;
+	*k = (struct known){ 0 };
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.v[i].key && old.v[i].gen == gen)
+			known_insert(k, &old.v[i]);
+	free(old.v);
+}
+
+static uint64_t key_nonzero(uint64_t h)
+{
+	return h ? h : 1;
+}
+
+/* The key of FILE of the group at ABS ("" for the directory itself). */
+static uint64_t file_key(const char *abs, const char *file)
+{
+	return key_nonzero(hash_str(hash_str(HASH_SEED, abs), file));
 }
 
 /* --- one reconcile --------------------------------------------------------- */
@@ -110,6 +207,7 @@ static void grp_child(struct grp *child, const struct grp *parent, const char *b
 
 struct rc {
 	struct cgroup_engine *e;
+	uint32_t gen;
 	const struct cgroup_tree *t;
 	struct cgroup_reconcile_stats st;
 	struct error *first;
@@ -167,6 +265,38 @@ static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
 	return -1;
 }
 
+/* Whether the kernel is known to hold `val` under `key` (and the entry is
+ * not due for a re-read); marks the entry as looked at either way. */
+static bool known_fresh(struct rc *rc, uint64_t key, uint64_t val)
+{
+	struct known_slot *s = known_find(&rc->e->known, key);
+	if (!s)
+		return false;
+	s->gen = rc->gen;
+	return s->val == val && rc->gen < s->due;
+}
+
+/* Remember that the kernel holds `val` under `key` (just read or written). */
+static void known_set(struct rc *rc, uint64_t key, uint64_t val)
+{
+	unsigned v = rc->e->verify_ticks;
+	if (v <= 1)
+		return;
+	struct known_slot s = { .key = key, .val = val, .gen = rc->gen,
+				.due = rc->gen + v / 2 + (uint32_t)(key % v) + 1 };
+	known_insert(&rc->e->known, &s);
+}
+
+static bool file_fresh(struct rc *rc, const struct grp *g, const char *file, const char *value)
+{
+	return known_fresh(rc, file_key(g->abs, file), hash_str(HASH_SEED, value));
+}
+
+static void file_known(struct rc *rc, const struct grp *g, const char *file, const char *value)
+{
+	known_set(rc, file_key(g->abs, file), hash_str(HASH_SEED, value));
+}
+
 /* The errno of a failed backend call (EIO if a backend forgot to say). */
 static int op_code(const struct error *e)
 {
@@ -186,6 +316,7 @@ static int g_read(struct rc *rc, const struct grp *g, const char *file, char **o
 {
 	_cleanup_free_ char *path = path_join(g->abs, file, NULL);
 	_cleanup_error_ struct error *e = NULL;
+	rc->st.reads++;
 	if (rc->e->ops->read_file(rc->e->ctx, path, out, &e) == 0)
 		return 0;
 	if (rc->e->dry_run && op_code(e) == ENOENT)
@@ -228,19 +359,25 @@ static char *chomp(char *s)
 
 static int ensure_dir(struct rc *rc, struct grp *g)
 {
+	if (file_fresh(rc, g, "", "dir"))
+		return 0;
 	bool is_dir = false;
 	_cleanup_error_ struct error *e = NULL;
+	rc->st.reads++;
 	if (rc->e->ops->is_dir(rc->e->ctx, g->abs, &is_dir, &e) < 0) {
 		g->broken = true;
 		return rc_fail(rc, op_code(e), "cannot look up %s: %s", g->name, strerror(op_code(e)));
 	}
-	if (is_dir)
+	if (is_dir) {
+		file_known(rc, g, "", "dir");
 		return 0;
+	}
 	rc->st.mkdirs++;
 	if (rc->e->ops->mkdir(rc->e->ctx, g->abs, &e) < 0) {
 		g->broken = true;
 		return rc_fail(rc, op_code(e), "cannot create %s: %s", g->name, strerror(op_code(e)));
 	}
+	file_known(rc, g, "", "dir");
 	if (!rc->e->dry_run)
 		log_info("cgroup: created %s", g->name);
 	return 0;
@@ -262,6 +399,10 @@ static int ensure_subtree_(struct rc *rc, const struct grp *g, unsigned want)
 	_cleanup_free_ char *buf = NULL, *cbuf = NULL;
 	_cleanup_error_ struct error *e = NULL;
 	unsigned have = 0, avail = 0;
+	char wanted[128];
+	mask_format(wanted, sizeof(wanted), want, "+");
+	if (file_fresh(rc, g, "cgroup.subtree_control", wanted))
+		return 0;
 	int r = g_read(rc, g, "cgroup.subtree_control", &buf);
 	if (r < 0)
 		return -1;
@@ -269,8 +410,10 @@ static int ensure_subtree_(struct rc *rc, const struct grp *g, unsigned want)
 		return rc_fail(rc, op_code(e), "cannot parse cgroup.subtree_control of %s: %s",
 			       g->name, e->msg);
 	unsigned missing = want & ~have;
-	if (!missing)
+	if (!missing) {
+		file_known(rc, g, "cgroup.subtree_control", wanted);
 		return 0;
+	}
 
 	/* "+memory" for a controller the parent does not pass down is ENOENT
 	 * from the kernel: say which controller and why instead. */
@@ -296,7 +439,10 @@ static int ensure_subtree_(struct rc *rc, const struct grp *g, unsigned want)
 	char value[128], was[128];
 	mask_format(value, sizeof(value), missing, "+");
 	mask_format(was, sizeof(was), have, "");
-	return g_write(rc, g, "cgroup.subtree_control", value, was[0] ? was : "empty");
+	if (g_write(rc, g, "cgroup.subtree_control", value, was[0] ? was : "empty") < 0)
+		return -1;
+	file_known(rc, g, "cgroup.subtree_control", wanted);
+	return 0;
 }
 
 static int ensure_subtree(struct rc *rc, struct grp *g, unsigned want)
@@ -312,42 +458,88 @@ static int ensure_subtree(struct rc *rc, struct grp *g, unsigned want)
  * invalid" until it is made threaded too. */
 static int ensure_threaded(struct rc *rc, struct grp *g)
 {
+	if (file_fresh(rc, g, "cgroup.type", "threaded"))
+		return 0;
 	_cleanup_free_ char *buf = NULL;
 	int r = g_read(rc, g, "cgroup.type", &buf);
 	if (r < 0) {
 		g->broken = true;
 		return -1;
 	}
-	if (r == 0 && strcmp(chomp(buf), "threaded") == 0)
+	if (r == 0 && strcmp(chomp(buf), "threaded") == 0) {
+		file_known(rc, g, "cgroup.type", "threaded");
 		return 0;
+	}
 	if (g_write(rc, g, "cgroup.type", "threaded", r == 0 ? buf : NULL) < 0) {
 		g->broken = true;
 		return -1;
 	}
+	file_known(rc, g, "cgroup.type", "threaded");
 	return 0;
 }
 
 /* --- knobs ------------------------------------------------------------------ */
 
+/* Write VALUE to FILE of g unless the kernel is known to hold it, or reads
+ * as holding it (same(cur) says so; cur is the text read, chomped). */
+static int knob_apply(struct rc *rc, const struct grp *g, const char *file, const char *value,
+		      bool (*same)(struct rc *rc, const struct grp *g, char *cur, const void *want),
+		      const void *want)
+{
+	if (file_fresh(rc, g, file, value))
+		return 0;
+	_cleanup_free_ char *buf = NULL;
+	int r = g_read(rc, g, file, &buf);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		chomp(buf);
+		if (same(rc, g, buf, want)) {
+			file_known(rc, g, file, value);
+			return 0;
+		}
+	}
+	/* an empty list clears a group's own cpuset (it then inherits);
+	 * write a newline as `echo` would rather than a zero-length write() */
+	if (g_write(rc, g, file, value[0] ? value : "\n", r == 0 ? buf : NULL) < 0)
+		return -1;
+	file_known(rc, g, file, value);
+	return 0;
+}
+
+static bool weight_same(struct rc *rc, const struct grp *g, char *cur, const void *want)
+{
+	(void)rc;
+	uint64_t v;
+	_cleanup_error_ struct error *e = NULL;
+	if (parse_u64(cur, 0, UINT64_MAX, &v, &e) == 0)
+		return v == *(const uint32_t *)want;
+	log_warn("cgroup: %s cpu.weight reads '%s': %s", g->name, cur, e->msg);
+	return false;
+}
+
 static int knob_weight(struct rc *rc, const struct grp *g, uint32_t want)
 {
 	if (want == 0)
 		return 0;
-	_cleanup_free_ char *buf = NULL;
-	int r = g_read(rc, g, "cpu.weight", &buf);
-	if (r < 0)
-		return -1;
-	if (r == 0) {
-		uint64_t cur;
-		_cleanup_error_ struct error *e = NULL;
-		if (parse_u64(chomp(buf), 0, UINT64_MAX, &cur, &e) == 0 && cur == want)
-			return 0;
-		if (e)
-			log_warn("cgroup: %s cpu.weight reads '%s': %s", g->name, buf, e->msg);
-	}
 	char value[16];
 	snprintf(value, sizeof(value), "%" PRIu32, want);
-	return g_write(rc, g, "cpu.weight", value, r == 0 ? buf : NULL);
+	return knob_apply(rc, g, "cpu.weight", value, weight_same, &want);
+}
+
+static bool cpu_max_same(struct rc *rc, const struct grp *g, char *cur, const void *want_)
+{
+	(void)rc;
+	const struct cgroup_cpu_max *want = want_;
+	uint64_t period = want->period_us ? want->period_us : CGROUP_PERIOD_DEFAULT_US;
+	struct cgroup_cpu_max c;
+	_cleanup_error_ struct error *e = NULL;
+	if (cgroup_cpu_max_parse(cur, &c, &e) < 0) {
+		log_warn("cgroup: %s: %s", g->name, e->msg);
+		return false;
+	}
+	return c.period_us == period && c.unlimited == want->unlimited &&
+	       (want->unlimited || c.quota_us == want->quota_us);
 }
 
 static int knob_cpu_max(struct rc *rc, const struct grp *g, const struct cgroup_cpu_max *want)
@@ -355,28 +547,25 @@ static int knob_cpu_max(struct rc *rc, const struct grp *g, const struct cgroup_
 	if (!want->set)
 		return 0;
 	uint64_t period = want->period_us ? want->period_us : CGROUP_PERIOD_DEFAULT_US;
-	_cleanup_free_ char *buf = NULL;
-	int r = g_read(rc, g, "cpu.max", &buf);
-	if (r < 0)
-		return -1;
-	if (r == 0) {
-		struct cgroup_cpu_max cur;
-		_cleanup_error_ struct error *e = NULL;
-		if (cgroup_cpu_max_parse(buf, &cur, &e) == 0) {
-			if (cur.period_us == period && cur.unlimited == want->unlimited &&
-			    (want->unlimited || cur.quota_us == want->quota_us))
-				return 0;
-		} else {
-			log_warn("cgroup: %s: %s", g->name, e->msg);
-		}
-		chomp(buf);
-	}
 	char value[64];
 	if (want->unlimited)
 		snprintf(value, sizeof(value), "max %" PRIu64, period);
 	else
 		snprintf(value, sizeof(value), "%" PRIu64 " %" PRIu64, want->quota_us, period);
-	return g_write(rc, g, "cpu.max", value, r == 0 ? buf : NULL);
+	return knob_apply(rc, g, "cpu.max", value, cpu_max_same, want);
+}
+
+static bool mem_max_same(struct rc *rc, const struct grp *g, char *cur, const void *want_)
+{
+	const struct cgroup_mem_max *want = want_;
+	uint64_t bytes = want->bytes / rc->e->page_size * rc->e->page_size;
+	struct cgroup_mem_max c;
+	_cleanup_error_ struct error *e = NULL;
+	if (cgroup_mem_max_parse(cur, &c, &e) < 0) {
+		log_warn("cgroup: %s: %s", g->name, e->msg);
+		return false;
+	}
+	return c.unlimited == want->unlimited && (want->unlimited || c.bytes == bytes);
 }
 
 static int knob_mem_max(struct rc *rc, const struct grp *g, const struct cgroup_mem_max *want)
@@ -385,27 +574,30 @@ static int knob_mem_max(struct rc *rc, const struct grp *g, const struct cgroup_
 		return 0;
 	/* the kernel keeps whole pages: compare and write what it will keep */
 	uint64_t bytes = want->bytes / rc->e->page_size * rc->e->page_size;
-	_cleanup_free_ char *buf = NULL;
-	int r = g_read(rc, g, "memory.max", &buf);
-	if (r < 0)
-		return -1;
-	if (r == 0) {
-		struct cgroup_mem_max cur;
-		_cleanup_error_ struct error *e = NULL;
-		if (cgroup_mem_max_parse(buf, &cur, &e) == 0) {
-			if (cur.unlimited == want->unlimited && (want->unlimited || cur.bytes == bytes))
-				return 0;
-		} else {
-			log_warn("cgroup: %s: %s", g->name, e->msg);
-		}
-		chomp(buf);
-	}
 	char value[32];
 	if (want->unlimited)
 		snprintf(value, sizeof(value), "max");
 	else
 		snprintf(value, sizeof(value), "%" PRIu64, bytes);
-	return g_write(rc, g, "memory.max", value, r == 0 ? buf : NULL);
+	return knob_apply(rc, g, "memory.max", value, mem_max_same, want);
+}
+
+struct cpuset_want {
+	const char *file;
+	struct cpuset set;
+};
+
+static bool cpuset_same(struct rc *rc, const struct grp *g, char *cur, const void *want_)
+{
+	(void)rc;
+	const struct cpuset_want *want = want_;
+	struct cpuset c;
+	_cleanup_error_ struct error *e = NULL;
+	if (cpulist_parse(cur, &c, &e) < 0) {
+		log_warn("cgroup: %s %s: %s", g->name, want->file, e->msg);
+		return false;
+	}
+	return cpuset_equal(&c, &want->set);
 }
 
 /* cpuset.cpus / cpuset.mems: compare as sets, write the canonical list. */
@@ -413,27 +605,12 @@ static int knob_cpuset(struct rc *rc, const struct grp *g, const char *file, con
 {
 	if (!want)
 		return 0;
-	struct cpuset ws, cur;
+	struct cpuset_want w = { .file = file };
 	_cleanup_error_ struct error *e = NULL;
-	if (cpulist_parse(want, &ws, &e) < 0) /* cgroup_tree_validate() took it */
+	if (cpulist_parse(want, &w.set, &e) < 0) /* cgroup_tree_judge() took it */
 		return rc_fail(rc, op_code(e), "%s of %s: %s", file, g->name, e->msg);
-	_cleanup_free_ char *buf = NULL;
-	int r = g_read(rc, g, file, &buf);
-	if (r < 0)
-		return -1;
-	if (r == 0) {
-		if (cpulist_parse(buf, &cur, &e) == 0) {
-			if (cpuset_equal(&cur, &ws))
-				return 0;
-		} else {
-			log_warn("cgroup: %s %s: %s", g->name, file, e->msg);
-		}
-		chomp(buf);
-	}
-	_cleanup_free_ char *value = cpulist_format(&ws);
-	/* an empty list clears the group's own set (it then inherits); write
-	 * a newline as `echo` would rather than a zero-length write() */
-	return g_write(rc, g, file, value[0] ? value : "\n", r == 0 ? buf : NULL);
+	_cleanup_free_ char *value = cpulist_format(&w.set);
+	return knob_apply(rc, g, file, value, cpuset_same, &w);
 }
 
 /* --- processes and threads ------------------------------------------------- */
@@ -449,6 +626,7 @@ static int proc_cgroup(struct rc *rc, const char *path, char **cg)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_error_ struct error *e = NULL;
+	rc->st.reads++;
 	if (rc->e->ops->read_file(rc->e->ctx, path, &buf, &e) < 0) {
 		if (gone_errno(op_code(e)))
 			return 1;
@@ -508,6 +686,7 @@ static bool same_process(struct rc *rc, const char *spid, uint64_t start_time,
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_error_ struct error *e = NULL;
 	struct proc_stat ps;
+	rc->st.reads++;
 	if (rc->e->ops->read_file(rc->e->ctx, path, &buf, &e) < 0) {
 		if (gone_errno(op_code(e))) {
 			rc->st.vanished++;
@@ -532,11 +711,41 @@ static bool same_process(struct rc *rc, const char *spid, uint64_t start_time,
 /* The whole process into the VM (the kernel moves all its threads when a
  * PID goes into a domain's cgroup.procs), then each thread where it
  * belongs: vCPU threads to vcpuN, every other thread to emulator. */
+/* The key of "this process, with these vCPU threads, is placed in vm". */
+static uint64_t place_key(const struct grp *vm, const struct cgroup_vm_spec *spec)
+{
+	uint64_t h = hash_u64(hash_u64(hash_str(hash_str(HASH_SEED, "place"), vm->abs),
+				       (uint64_t)spec->pid), spec->start_time);
+	for (size_t k = 0; k < spec->n_vcpus; k++)
+		h = hash_u64(hash_u64(h, spec->vcpus[k].index), (uint64_t)spec->vcpus[k].tid);
+	return key_nonzero(h);
+}
+
+static void vm_place_(struct rc *rc, const struct grp *vm, const struct grp *emu,
+		      const struct grp *vcpus, const struct cgroup_vm_spec *spec);
+
+/* Place the VM's process and threads, unless they are known to be placed:
+ * a steady VM costs no read at all until its entry is due (a thread the
+ * VMM starts meanwhile lands in the group of the thread that made it, and
+ * is put right at that re-read; a new or changed vCPU thread changes the
+ * key and is placed at once). */
 static void vm_place(struct rc *rc, const struct grp *vm, const struct grp *emu,
 		     const struct grp *vcpus, const struct cgroup_vm_spec *spec)
 {
 	if (spec->pid <= 0)
 		return;
+	uint64_t key = place_key(vm, spec);
+	if (known_fresh(rc, key, 1))
+		return;
+	struct cgroup_reconcile_stats before = rc->st;
+	vm_place_(rc, vm, emu, vcpus, spec);
+	if (rc->st.errors == before.errors && rc->st.vanished == before.vanished)
+		known_set(rc, key, 1);
+}
+
+static void vm_place_(struct rc *rc, const struct grp *vm, const struct grp *emu,
+		      const struct grp *vcpus, const struct cgroup_vm_spec *spec)
+{
 	char spid[16];
 	snprintf(spid, sizeof(spid), "%d", (int)spec->pid);
 	_cleanup_free_ char *path = path_join(rc->e->proc, spid, "cgroup", NULL);
@@ -571,6 +780,7 @@ static void vm_place(struct rc *rc, const struct grp *vm, const struct grp *emu,
 	char **names = NULL;
 	size_t n = 0;
 	_cleanup_error_ struct error *e = NULL;
+	rc->st.reads++;
 	if (rc->e->ops->list_dir(rc->e->ctx, taskdir, &names, &n, &e) < 0) {
 		if (gone_errno(op_code(e)))
 			rc->st.vanished++;
@@ -731,6 +941,7 @@ static int list_children(struct rc *rc, const struct grp *g, char ***names, size
 	_cleanup_error_ struct error *e = NULL;
 	*names = NULL;
 	*n = 0;
+	rc->st.reads++;
 	if (rc->e->ops->list_dir(rc->e->ctx, g->abs, names, n, &e) == 0)
 		return 0;
 	if (op_code(e) == ENOENT)
@@ -857,7 +1068,40 @@ static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 	return ret;
 }
 
+/* The key of "the groups under root are those of this tree": its tenants,
+ * VMs and vCPU indexes, and which of them are skipped. */
+static uint64_t structure_key(const struct rc *rc, const struct grp *root)
+{
+	uint64_t h = hash_str(hash_str(HASH_SEED, "children"), root->abs);
+	for (size_t i = 0; i < rc->t->n_tenants; i++) {
+		const struct cgroup_tenant_spec *t = &rc->t->tenants[i];
+		h = hash_u64(hash_str(h, t->name ? t->name : ""), rc->j.tenant[i] != NULL);
+		for (size_t j = 0; j < t->n_vms && !rc->j.tenant[i]; j++) {
+			const struct cgroup_vm_spec *v = &t->vms[j];
+			h = hash_u64(hash_str(h, v->name ? v->name : ""), rc->j.vm[i][j] != NULL);
+			for (size_t k = 0; k < v->n_vcpus; k++)
+				h = hash_u64(h, v->vcpus[k].index);
+		}
+	}
+	return key_nonzero(h);
+}
+
+static void remove_stale_(struct rc *rc, const struct grp *root);
+
+/* Remove the groups the tree no longer has, unless the tree's structure is
+ * the one already found clean (a steady reconcile lists no directory). */
 static void remove_stale(struct rc *rc, const struct grp *root)
+{
+	uint64_t key = structure_key(rc, root);
+	if (known_fresh(rc, key, 1))
+		return;
+	struct cgroup_reconcile_stats before = rc->st;
+	remove_stale_(rc, root);
+	if (rc->st.errors == before.errors && rc->st.busy == before.busy)
+		known_set(rc, key, 1);
+}
+
+static void remove_stale_(struct rc *rc, const struct grp *root)
 {
 	char **names;
 	size_t n;
@@ -966,7 +1210,7 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 			  struct cgroup_reconcile_stats *out, struct cgroup_faults *faults,
 			  struct error **err)
 {
-	struct rc rc = { .e = e, .t = desired, .faults = faults };
+	struct rc rc = { .e = e, .t = desired, .faults = faults, .gen = ++e->gen };
 	if (out)
 		*out = rc.st;
 	if (cgroup_tree_root_check(desired, err) < 0)
@@ -1018,6 +1262,12 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	grp_clear(&mount);
 	grp_clear(&root);
 	cgroup_judgement_free(&rc.j);
+	/* a failure may mean the kernel is not what the engine believes
+	 * (a group removed behind its back): read everything next time */
+	if (rc.st.errors)
+		cgroup_engine_forget(e);
+	else
+		known_sweep(&e->known, rc.gen);
 
 	if (e->dry_run)
 		log_debug("cgroup: dry-run: %u writes would have been made",

@@ -196,3 +196,23 @@ static int64_t clock_ns(clockid_t id)
 
 int64_t now_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 int64_t now_real_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+uint64_t hash_str(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0xff;
+	h *= 1099511628211ULL;
+	return h;
+}
+
+uint64_t hash_u64(uint64_t h, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8) {
+		h ^= v & 0xff;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}

@@ -874,7 +874,13 @@ static void test_new_threads_and_migration(void **state)
 	free(d);
 	set_task_cg(1000, 1004, VM7 "/emulator");
 	set_task_cg(1000, 1001, VM7 "/emulator");
+	/* a steady reconcile trusts what it knows: no read, no move yet */
 	struct cgroup_reconcile_stats st = run(e, &s.tree);
+	assert_int_equal(st.reads, 0);
+	assert_int_equal(st.moves, 0);
+	/* at the re-read (forget: as when the entries fall due) it is put right */
+	cgroup_engine_forget(e);
+	st = run(e, &s.tree);
 	assert_int_equal(st.moves, 1);
 	assert_int_equal(st.writes, 1);
 	assert_string_equal(F.log[0], VM7 "/vcpu0 cgroup.threads 1001");
@@ -1288,6 +1294,86 @@ static void test_failure_attributed_to_vm(void **state)
 	cgroup_faults_clear(&f);
 }
 
+/* What the engine knows it trusts: a steady reconcile reads nothing; a
+ * change of the tree is written at once; a change behind its back is put
+ * right when the entry falls due; the table holds only the current tree. */
+static void test_known_values(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	struct cgroup_engine_config cfg = { .cgroup_mount = F.mount, .sysroot = F.outer,
+					    .ops = &fake_ops, .verify_ticks = 4 };
+	struct cgroup_engine *e = NULL;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	struct cgroup_reconcile_stats st = run(e, &w.s.tree);
+	assert_true(st.reads > 40);
+	size_t known = cgroup_engine_known(e);
+	assert_true(known > 30);
+	st = run(e, &w.s.tree);
+	assert_int_equal(st.reads, 0);
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(cgroup_engine_known(e), known);
+
+	/* the tree changes: written at once, one read of the file first */
+	w.acme_vms[1].weight = 333;
+	st = run(e, &w.s.tree);
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(st.reads, 1);
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "333\n");
+
+	/* another tool writes cpu.weight: put right within 3/2 x 4 + 1 reconciles */
+	write_in(F.root, "tenant-acme/vm-8/cpu.weight", "777\n");
+	int n = 0;
+	do {
+		st = run(e, &w.s.tree);
+		n++;
+	} while (st.writes == 0 && n < 20);
+	assert_true(n >= 2 && n <= 7);
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "333\n");
+	/* re-reads are spread: no reconcile re-reads everything at once */
+	unsigned most = 0;
+	for (int i = 0; i < 8; i++) {
+		st = run(e, &w.s.tree);
+		if (st.reads > most)
+			most = st.reads;
+	}
+	assert_true(most > 0); /* compared with a full read below */
+
+	/* a VM and a tenant go (their processes exited): their entries go
+	 * with them */
+	w.s.tree.n_tenants = 1;
+	w.s.tenants[0].n_vms = 1;
+	proc_del(2000);
+	proc_del(3000);
+	st = run(e, &w.s.tree);
+	assert_int_equal(st.rmdirs, 7); /* vm-8, its vcpu0 and emulator; tenant-beta, vm-9 ... */
+	assert_true(cgroup_engine_known(e) < known);
+	run(e, &w.s.tree);
+	size_t known1 = cgroup_engine_known(e);
+	w.s.tree.n_tenants = 0;
+	run(e, &w.s.tree);
+	assert_true(cgroup_engine_known(e) < known1);
+
+	/* verify_ticks 1: every value read every time */
+	cgroup_engine_free(e);
+	cfg.verify_ticks = 1;
+	proc_add(2000, VM8_TIDS, ARRAY_SIZE(VM8_TIDS), "/user.slice");
+	proc_add(3000, VM9_TIDS, ARRAY_SIZE(VM9_TIDS), "/user.slice");
+	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	w.s.tree.n_tenants = 2;
+	w.s.tenants[0].n_vms = 2;
+	run(e, &w.s.tree);
+	st = run(e, &w.s.tree);
+	assert_true(st.reads > 40);
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(cgroup_engine_known(e), 0);
+	if (most >= st.reads)
+		fail_msg("a cached reconcile read %u times, a full one %u", most, st.reads);
+	cgroup_engine_free(e);
+}
+
 static void write_stat(pid_t pid, uint64_t start_time)
 {
 	char *d = xasprintf("%s/%d", F.proc, (int)pid);
@@ -1325,6 +1411,7 @@ static void test_reused_pid_not_moved(void **state)
 
 	/* a malformed stat is a fault of the VM, not a move */
 	rm_rf(F.root);
+	cgroup_engine_forget(e); /* removed behind the engine's back */
 	proc_del(1000);
 	proc_add(1000, VM7_TIDS, ARRAY_SIZE(VM7_TIDS), "/user.slice");
 	char *d = xasprintf("%s/1000", F.proc);
@@ -1622,6 +1709,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_pid_skips_both, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_attributed_to_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reused_pid_not_moved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_known_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_refusals, setup, teardown),
