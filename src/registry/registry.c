@@ -5,12 +5,14 @@
  * Writes go through the store, one transaction per change; decisions on
  * quota and capacity go through admit_vm() (pure). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
@@ -40,6 +42,26 @@ struct registry {
 	/* messages already logged (warnings that would repeat every tick) */
 	char **said;
 	size_t n_said;
+	/* registered VMs whose vCPU threads were read from /proc: the task
+	 * directory is read again only when the process's thread count
+	 * changes or the entry falls due (THREADS_RECHECK_PASSES) */
+	struct threads_seen *seen;
+	size_t n_seen;
+	uint32_t passes;           /* registry_refresh_registered() calls */
+};
+
+/* Every this many passes (spread per VM) a steady VM's vCPU threads are
+ * read from its task directory again, whatever its thread count says (a
+ * thread that exited while another started in one interval). */
+#define THREADS_RECHECK_PASSES 10
+
+struct threads_seen {
+	char name[NAME_MAX_LEN + 1];
+	pid_t pid;
+	uint64_t start_time;
+	unsigned num_threads;
+	uint32_t due;
+	uint32_t pass;             /* the pass that last looked at it */
 };
 
 static int64_t real_now_ms(void)
@@ -73,6 +95,7 @@ void registry_free(struct registry *r)
 	for (size_t i = 0; i < r->n_said; i++)
 		free(r->said[i]);
 	free(r->said);
+	free(r->seen);
 	free(r->host_root);
 	free(r);
 }
@@ -399,24 +422,38 @@ static void mark_gone(struct registry *r, struct inventory *inv, struct vm *v, c
 
 /* The start time of process `pid`: 0 and *out; -1 with ESRCH when it is
  * gone, another errno when /proc cannot be read. */
-static int proc_start_time(const char *host_root, pid_t pid, uint64_t *out, struct error **err)
+static int proc_stat_read(const char *host_root, pid_t pid, struct proc_stat *out,
+			  struct error **err)
 {
 	char pidbuf[16];
 	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
 	_cleanup_free_ char *p = path_join(host_root, "proc", pidbuf, "stat", NULL);
-	_cleanup_fclose_ FILE *f = fopen(p, "re");
-	if (!f)
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return errno == ENOENT ? error_set(err, ESRCH, "process %d does not exist", (int)pid)
 				       : error_set(err, errno, "process %d: %s", (int)pid,
 						   strerror(errno));
 	char buf[1024];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int rerr = errno;
+	close(fd);
+	if (n < 0 && rerr != ESRCH)
+		return error_set(err, rerr, "process %d: %s", (int)pid, strerror(rerr));
+	if (n <= 0)
+		return error_set(err, ESRCH, "process %d does not exist", (int)pid);
 	buf[n] = '\0';
 	struct proc_stat ps;
-	if (n == 0)
-		return error_set(err, ESRCH, "process %d does not exist", (int)pid);
 	if (proc_stat_parse(buf, &ps, err) < 0)
 		return error_wrap(err, "process %d", (int)pid);
+	*out = ps;
+	return 0;
+}
+
+static int proc_start_time(const char *host_root, pid_t pid, uint64_t *out, struct error **err)
+{
+	struct proc_stat ps;
+	if (proc_stat_read(host_root, pid, &ps, err) < 0)
+		return -1;
 	*out = ps.start_time;
 	return 0;
 }
@@ -462,16 +499,43 @@ size_t registry_check_pids(struct registry *r, struct inventory *inv)
 	return n;
 }
 
+static struct threads_seen *seen_get(struct registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_seen; i++)
+		if (strcmp(r->seen[i].name, name) == 0)
+			return &r->seen[i];
+	r->seen = xrealloc(r->seen, (r->n_seen + 1) * sizeof(*r->seen));
+	struct threads_seen *t = &r->seen[r->n_seen++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	return t;
+}
+
+/* Drop the entries of VMs this pass did not look at. */
+static void seen_sweep(struct registry *r)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < r->n_seen; i++)
+		if (r->seen[i].pass == r->passes)
+			r->seen[j++] = r->seen[i];
+	r->n_seen = j;
+}
+
 size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 {
 	size_t changed = 0;
+	r->passes++;
 	for (size_t i = 0; i < inv->n_vms; i++) {
 		struct vm *v = &inv->vms[i];
 		if (v->source != VM_SOURCE_REGISTERED || !vm_live(v))
 			continue;
 		_cleanup_error_ struct error *e = NULL;
+		struct proc_stat ps;
 		uint64_t start = 0;
-		if (proc_start_time(r->host_root, v->pid, &start, &e) < 0) {
+		int rc = proc_stat_read(r->host_root, v->pid, &ps, &e);
+		if (rc == 0)
+			start = ps.start_time;
+		if (rc < 0) {
 			if (e->code == ESRCH) {
 				mark_gone(r, inv, v, e->msg);
 				changed++;
@@ -488,6 +552,14 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			changed++;
 			continue;
 		}
+		/* the same process with as many threads as when its task
+		 * directory was last read: its vCPU threads are the stored ones */
+		struct threads_seen *ts = seen_get(r, v->name);
+		ts->pass = r->passes;
+		if (v->state == VM_STATE_RUNNING && v->start_time == start && ts->pid == v->pid &&
+		    ts->start_time == start && ts->num_threads == ps.num_threads &&
+		    r->passes < ts->due)
+			continue;
 		struct vm_vcpu *th = NULL;
 		size_t nth = 0;
 		if (proc_vm_vcpus(r->host_root, v->pid, &th, &nth, &e) < 0) {
@@ -509,14 +581,26 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 		bool same = v->state == rt.state && v->start_time == start &&
 			    v->n_threads == nth &&
 			    (nth == 0 || memcmp(v->threads, th, nth * sizeof(*th)) == 0);
+		bool known = same;
 		if (!same) {
 			if (runtime_write(r, inv, v, &rt, NULL, &e) < 0)
 				warn_once(r, "VM %s: %s", v->name, e->msg);
 			else
-				changed++;
+				known = true;
+			changed += known;
 		}
 		free(th);
+		if (known) {
+			ts->pid = v->pid;
+			ts->start_time = start;
+			ts->num_threads = ps.num_threads;
+			ts->due = r->passes + THREADS_RECHECK_PASSES / 2 +
+				  (uint32_t)(hash_str(HASH_SEED, v->name) % THREADS_RECHECK_PASSES) + 1;
+		} else {
+			ts->due = 0;
+		}
 	}
+	seen_sweep(r);
 	return changed;
 }
 

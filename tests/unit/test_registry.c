@@ -318,6 +318,22 @@ static void test_refresh_and_gone_grace(void **state)
 	registry_vm_view_clear(&v);
 	assert_int_equal(event_count(f->ts.st), events); /* no state change */
 
+	/* a vCPU thread replaced by another in one interval (the thread count
+	 * stays): the task directory is not read every tick, but within
+	 * THREADS_RECHECK_PASSES x 3/2 + 1 ticks */
+	fake_vmm(f, 4000, 10, 1, 4100);
+	int n = 0;
+	pid_t tid = 0;
+	do {
+		tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+		n++;
+		v = view_ok(f, "web-1");
+		tid = v.vm.threads[0].tid;
+		registry_vm_view_clear(&v);
+	} while (tid != 4101 && n < 30);
+	assert_int_equal(tid, 4101);
+	assert_true(n > 1 && n <= 16);
+
 	/* kill -9: gone at the next tick, its capacity still held */
 	fake_exit(f, 4000);
 	fake_now_ms += 1000;
