@@ -1033,12 +1033,67 @@ static size_t find_vm(const struct rc *rc, size_t ti, const char *name)
 	return SIZE_MAX;
 }
 
+/* Keys of "the children of this group are the ones the tree wants": a
+ * steady reconcile lists no directory, and a change lists only the
+ * directories whose wanted children changed (registering a VM lists its
+ * tenant's directory and its own, whatever the number of VMs). */
+static uint64_t children_key_start(const struct grp *g)
+{
+	return hash_str(hash_str(HASH_SEED, "children"), g->abs);
+}
+
+static uint64_t vm_children_key(const struct grp *vm, const struct cgroup_vm_spec *spec)
+{
+	uint64_t h = children_key_start(vm);
+	for (size_t k = 0; k < spec->n_vcpus; k++)
+		h = hash_u64(h, spec->vcpus[k].index);
+	return key_nonzero(h);
+}
+
+static uint64_t tenant_children_key(const struct rc *rc, const struct grp *t, size_t ti)
+{
+	uint64_t h = children_key_start(t);
+	const struct cgroup_tenant_spec *ts = &rc->t->tenants[ti];
+	for (size_t j = 0; j < ts->n_vms; j++)
+		h = hash_u64(hash_str(h, ts->vms[j].name ? ts->vms[j].name : ""),
+			     rc->j.vm[ti][j] != NULL);
+	return key_nonzero(h);
+}
+
+static uint64_t root_children_key(const struct rc *rc, const struct grp *root)
+{
+	uint64_t h = children_key_start(root);
+	for (size_t i = 0; i < rc->t->n_tenants; i++)
+		h = hash_u64(hash_str(h, rc->t->tenants[i].name ? rc->t->tenants[i].name : ""),
+			     rc->j.tenant[i] != NULL);
+	return key_nonzero(h);
+}
+
+/* Run remove(rc, g, arg) unless key is known; remember key when it went
+ * through without a failure or a busy group. */
+static void remove_unless_known(struct rc *rc, uint64_t key,
+				int (*remove)(struct rc *rc, const struct grp *g, const void *arg),
+				const struct grp *g, const void *arg)
+{
+	if (known_fresh(rc, key, 1))
+		return;
+	struct cgroup_reconcile_stats before = rc->st;
+	remove(rc, g, arg);
+	if (rc->st.errors == before.errors && rc->st.busy == before.busy)
+		known_set(rc, key, 1);
+}
+
+static int remove_vm_stale(struct rc *rc, const struct grp *vm, const void *spec)
+{
+	return remove_vm_parts(rc, vm, spec);
+}
+
 /* Stale VMs of tenant ti (all of them when ti is SIZE_MAX), then the
  * tenant itself when ti is SIZE_MAX. The groups of a VM judged invalid
- * are kept as they are. */
+ * are kept as they are. Only the VMs the tree no longer has: the stale
+ * vCPU groups of the ones it has are for remove_kept(). */
 static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 {
-	const struct cgroup_tenant_spec *keep = ti == SIZE_MAX ? NULL : &rc->t->tenants[ti];
 	char **names;
 	size_t n;
 	if (list_children(rc, t, &names, &n) < 0)
@@ -1049,83 +1104,85 @@ static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", t->name, names[i]);
 			continue;
 		}
-		size_t vj = find_vm(rc, ti, names[i] + 3);
-		if (vj != SIZE_MAX && rc->j.vm[ti][vj]) {
-			log_debug("cgroup: keeping %s/%s as it is (its VM is skipped)", t->name,
-				  names[i]);
-			continue;
-		}
-		const struct cgroup_vm_spec *vm = vj == SIZE_MAX ? NULL : &keep->vms[vj];
+		if (find_vm(rc, ti, names[i] + 3) != SIZE_MAX)
+			continue; /* wanted, or skipped and kept as it is */
 		struct grp c = { 0 };
 		grp_child(&c, t, names[i], false);
-		if (remove_vm_parts(rc, &c, vm) < 0)
+		if (remove_vm_parts(rc, &c, NULL) < 0)
 			ret = -1;
 		grp_clear(&c);
 	}
 	cgroup_names_free(names, n);
-	if (!keep && ret == 0)
+	if (ti == SIZE_MAX && ret == 0)
 		ret = remove_group(rc, t);
 	return ret;
 }
 
-/* The key of "the groups under root are those of this tree": its tenants,
- * VMs and vCPU indexes, and which of them are skipped. */
-static uint64_t structure_key(const struct rc *rc, const struct grp *root)
+static int remove_tenant_stale(struct rc *rc, const struct grp *t, const void *ti)
 {
-	uint64_t h = hash_str(hash_str(HASH_SEED, "children"), root->abs);
-	for (size_t i = 0; i < rc->t->n_tenants; i++) {
-		const struct cgroup_tenant_spec *t = &rc->t->tenants[i];
-		h = hash_u64(hash_str(h, t->name ? t->name : ""), rc->j.tenant[i] != NULL);
-		for (size_t j = 0; j < t->n_vms && !rc->j.tenant[i]; j++) {
-			const struct cgroup_vm_spec *v = &t->vms[j];
-			h = hash_u64(hash_str(h, v->name ? v->name : ""), rc->j.vm[i][j] != NULL);
-			for (size_t k = 0; k < v->n_vcpus; k++)
-				h = hash_u64(h, v->vcpus[k].index);
-		}
-	}
-	return key_nonzero(h);
+	return remove_tenant_parts(rc, t, *(const size_t *)ti);
 }
 
-static void remove_stale_(struct rc *rc, const struct grp *root);
-
-/* Remove the groups the tree no longer has, unless the tree's structure is
- * the one already found clean (a steady reconcile lists no directory). */
-static void remove_stale(struct rc *rc, const struct grp *root)
+/* Tenants the tree no longer has (a skipped one is kept as it is). */
+static int remove_root_stale(struct rc *rc, const struct grp *root, const void *unused)
 {
-	uint64_t key = structure_key(rc, root);
-	if (known_fresh(rc, key, 1))
-		return;
-	struct cgroup_reconcile_stats before = rc->st;
-	remove_stale_(rc, root);
-	if (rc->st.errors == before.errors && rc->st.busy == before.busy)
-		known_set(rc, key, 1);
-}
-
-static void remove_stale_(struct rc *rc, const struct grp *root)
-{
+	(void)unused;
 	char **names;
 	size_t n;
 	if (list_children(rc, root, &names, &n) < 0)
-		return;
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (!str_has_prefix(names[i], "tenant-") || !name_valid(names[i] + 7)) {
 			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", root->name, names[i]);
 			continue;
 		}
-		size_t ti = SIZE_MAX;
-		for (size_t j = 0; j < rc->t->n_tenants && ti == SIZE_MAX; j++)
-			if (rc->t->tenants[j].name && strcmp(rc->t->tenants[j].name, names[i] + 7) == 0)
-				ti = j;
-		if (ti != SIZE_MAX && rc->j.tenant[ti]) {
-			log_debug("cgroup: keeping %s as it is (its tenant is skipped)", names[i]);
+		bool wanted = false;
+		for (size_t j = 0; j < rc->t->n_tenants && !wanted; j++)
+			wanted = rc->t->tenants[j].name &&
+				 strcmp(rc->t->tenants[j].name, names[i] + 7) == 0;
+		if (wanted)
 			continue;
-		}
 		struct grp c = { 0 };
 		grp_child(&c, root, names[i], true);
-		remove_tenant_parts(rc, &c, ti);
+		remove_tenant_parts(rc, &c, SIZE_MAX);
 		grp_clear(&c);
 	}
 	cgroup_names_free(names, n);
+	return 0;
+}
+
+/* Remove, leaf first, what the tree no longer has: stale tenants under the
+ * root, stale VMs under each tenant it has, stale vCPU groups under each
+ * VM it has. A skipped tenant or VM is left exactly as it is. */
+static void remove_stale(struct rc *rc, const struct grp *root)
+{
+	for (size_t i = 0; i < rc->t->n_tenants; i++) {
+		const struct cgroup_tenant_spec *ts = &rc->t->tenants[i];
+		if (rc->j.tenant[i] || !name_valid(ts->name))
+			continue;
+		bool first = true;
+		for (size_t k = 0; k < i && first; k++)
+			first = strcmp(rc->t->tenants[k].name, ts->name) != 0;
+		if (!first)
+			continue;
+		_cleanup_free_ char *base = xasprintf("tenant-%s", ts->name);
+		struct grp t = { 0 };
+		grp_child(&t, root, base, true);
+		for (size_t j = 0; j < ts->n_vms; j++) {
+			const struct cgroup_vm_spec *vs = &ts->vms[j];
+			if (rc->j.vm[i][j] || !name_valid(vs->name) ||
+			    find_vm(rc, i, vs->name) != j)
+				continue;
+			_cleanup_free_ char *vb = xasprintf("vm-%s", vs->name);
+			struct grp vm = { 0 };
+			grp_child(&vm, &t, vb, false);
+			remove_unless_known(rc, vm_children_key(&vm, vs), remove_vm_stale, &vm, vs);
+			grp_clear(&vm);
+		}
+		remove_unless_known(rc, tenant_children_key(rc, &t, i), remove_tenant_stale, &t, &i);
+		grp_clear(&t);
+	}
+	remove_unless_known(rc, root_children_key(rc, root), remove_root_stale, root, NULL);
 }
 
 /* --- entry point ----------------------------------------------------------- */

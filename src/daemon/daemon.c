@@ -44,7 +44,9 @@ struct daemon {
 	int sig_fd;
 	int timer_fd;
 	uint64_t ticks;
-	bool tick_pending;       /* an API change asks for a tick now */
+	int64_t place_due_ns;    /* monotonic: a change asks for a placement
+				    pass by then (0: none asked) */
+	bool place_discover;     /* ... that runs discovery too (a libvirt event) */
 	char *last_error;        /* the last tick error logged, to log repeats once */
 	unsigned tick_errors;    /* failures in the current tick */
 	char *tick_error_msg;    /* the first of them */
@@ -53,6 +55,10 @@ struct daemon {
 	uint64_t pruned;         /* events deleted since the last log line */
 	bool stop;
 };
+
+/* How long a change waits for the ones that follow it before its
+ * placement pass: a burst of registrations shares one pass. */
+#define PLACE_DELAY_NS (20 * (int64_t)1000000)
 
 /* How often the audit log is trimmed to the policy's events.* limits. */
 #define EVENTS_PRUNE_EVERY_NS (60 * (int64_t)1000000000)
@@ -312,7 +318,8 @@ static void tick(struct daemon *d)
 	d->tick_errors = 0;
 	free(d->tick_error_msg);
 	d->tick_error_msg = NULL;
-	d->tick_pending = false;
+	d->place_due_ns = 0; /* the tick places everything */
+	d->place_discover = false;
 
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_(inventory_clear) struct inventory inv = { 0 };
@@ -352,6 +359,52 @@ static void tick(struct daemon *d)
 	health_update(d, started, sql0);
 }
 
+/* A placement pass: what a change (an API call, a libvirt event) needs
+ * at once, without the tick's sampling and recording: read the inventory,
+ * discover when a source changed, plan and reconcile. The engine's
+ * knowledge of the kernel makes this cost the changed VM's files only,
+ * whatever the number of VMs, and changes that come within
+ * PLACE_DELAY_NS of each other share one pass. */
+static void place(struct daemon *d)
+{
+	int64_t started = now_mono_ns();
+	bool discover = d->place_discover;
+	d->place_due_ns = 0;
+	d->place_discover = false;
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_(inventory_clear) struct inventory inv = { 0 };
+	if (registry_inventory_load(d->reg, &inv, &err) < 0) {
+		tick_error(d, err->msg);
+		return;
+	}
+	if (discover) {
+		registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
+		registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
+		discovery_run(d->disc, d->reg, &inv);
+	}
+	registry_check_pids(d->reg, &inv);
+	registry_admit_missing(d->reg, &inv);
+	if (discover) {
+		registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);
+		registry_faults_end(d->reg, REGISTRY_FAULT_ADMISSION);
+		d->api.unmanaged = discovery_unmanaged(d->disc);
+	}
+	unsigned writes0 = d->api.last_writes;
+	reconcile(d, &inv);
+	log_debug("placed after a change%s: %u reads, %u writes, %u moves in %.1f ms",
+		  discover ? " (with discovery)" : "", d->last_stats.reads,
+		  d->api.last_writes - writes0, d->last_stats.moves,
+		  (double)(now_mono_ns() - started) / 1e6);
+}
+
+/* Ask for a placement pass within PLACE_DELAY_NS. */
+static void place_soon(struct daemon *d, bool discover)
+{
+	if (!d->place_due_ns)
+		d->place_due_ns = now_mono_ns() + PLACE_DELAY_NS;
+	d->place_discover |= discover;
+}
+
 static int on_release_process(void *data, const struct vm *v, struct error **err)
 {
 	struct daemon *d = data;
@@ -365,8 +418,7 @@ static int on_release_process(void *data, const struct vm *v, struct error **err
 
 static void on_api_change(void *data)
 {
-	struct daemon *d = data;
-	d->tick_pending = true;
+	place_soon(data, false);
 }
 
 /* The cgroup root: --cgroup-root as given, else the cgroup2 mount found by
@@ -544,7 +596,14 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 			{ .fd = api_server_fd(d.server), .events = POLLIN },
 			{ .fd = discovery_fd(d.disc), .events = POLLIN }, /* -1: ignored */
 		};
-		int rc = poll(pfd, 4, api_server_timeout_ms(d.server));
+		int timeout = api_server_timeout_ms(d.server);
+		if (d.place_due_ns) {
+			int64_t left = (d.place_due_ns - now_mono_ns() + 999999) / 1000000;
+			int place_ms = left > 0 ? (int)left : 0;
+			if (timeout < 0 || place_ms < timeout)
+				timeout = place_ms;
+		}
+		int rc = poll(pfd, 4, timeout);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -555,7 +614,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 			handle_signal(&d);
 		/* a domain started or stopped: discover and place it now */
 		if ((pfd[3].revents & POLLIN) && discovery_dispatch(d.disc))
-			d.tick_pending = true;
+			place_soon(&d, true);
 		if (pfd[1].revents & POLLIN) {
 			uint64_t expirations;
 			if (read(d.timer_fd, &expirations, sizeof(expirations)) > 0) {
@@ -567,8 +626,8 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		}
 		/* MHD also needs a call on its own timeouts, so run it every time */
 		api_server_run(d.server);
-		if (d.tick_pending && !d.stop)
-			tick(&d);
+		if (d.place_due_ns && now_mono_ns() >= d.place_due_ns && !d.stop)
+			place(&d);
 	}
 	daemon_teardown(&d);
 	log_info("vcpud stopped");

@@ -49,6 +49,16 @@ contains() {
 
 ctl() { "$VCPUCTL" --socket "$SOCK" "$@"; }
 
+# log_soon PATTERN: the daemon's log has a line matching PATTERN (grep)
+# within 2 s (a change is placed shortly after the API call returns)
+log_soon() {
+	i=0
+	while ! grep -q "$1" "$LOG"; do
+		i=$((i + 1)); [ $i -gt 40 ] && return 1
+		sleep 0.05
+	done
+}
+
 # Fake VMs (tests/fixtures/fakevm): start_fake OUTFILE ARGS... starts one,
 # waits for "fakevm ready" (5 s at most) and sets FPID; cleanup_fakes ends
 # every one started so.

@@ -1,0 +1,61 @@
+#!/bin/sh
+# placement.sh - a change costs the VM it touches, not every VM: each
+# registration is placed by a pass that reads and writes the new VM's
+# files (the engine trusts what it knows of the others), a burst of
+# registrations shares passes. The daemon runs with --dry-run on a cgroup root in a temp dir, as in vms.sh.
+SUITE=e2e-placement
+TOPOLOGY=64c-nosmt
+. "$(dirname "$0")/lib.sh"
+mkdir "$TMP/cgroup"
+trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
+sed -i 's/^  proc: true/  proc: false/' "$POLICY"
+start_daemon --no-libvirt || { finish; exit 1; }
+ctl tenant create t --vcpus 200 >/dev/null
+
+n=0
+while [ $n -lt 24 ]; do
+	n=$((n + 1))
+	start_fake "$TMP/f$n" --vcpus 2 --idle || bad "fakevm $n"
+	ctl vm register "v$n" --tenant t --pid "$FPID" >/dev/null || bad "register v$n"
+	# one pass per registration: wait for it
+	j=0
+	while [ "$(grep -c 'placed after a change' "$LOG")" -lt $n ] && [ $j -lt 40 ]; do
+		sleep 0.05; j=$((j + 1))
+	done
+done
+reads=$(sed -n 's/.*placed after a change: \([0-9]*\) reads.*/\1/p' "$LOG")
+npass=$(echo "$reads" | grep -c .)
+most=$(echo "$reads" | sort -n | tail -1)
+echo "# reads of the $npass placement passes: $(echo "$reads" | tr '\n' ' ')"
+# a pass placing one 2-vCPU VM reads about 30 files; reading the 24 VMs'
+# files again would be some 700
+[ "$npass" -ge 12 ] && [ "${most:-999}" -le 80 ] &&
+	ok "each of $npass placement passes read at most $most files, whatever the VMs before" ||
+	bad "placement passes: $npass, reading up to $most files"
+
+# a burst: 8 registrations at once share passes
+m=0
+pids=""
+while [ $m -lt 8 ]; do
+	m=$((m + 1))
+	start_fake "$TMP/b$m" --vcpus 1 --idle || bad "fakevm b$m"
+	pids="$pids $FPID"
+done
+before=$(grep -c 'placed after a change' "$LOG")
+m=0
+for p in $pids; do
+	m=$((m + 1))
+	ctl vm register "b$m" --tenant t --pid "$p" >/dev/null &
+done
+wait_regs() { for k in $(jobs -p); do wait "$k"; done; }
+wait_regs
+sleep 0.5
+after=$(grep -c 'placed after a change' "$LOG")
+passes=$((after - before))
+[ "$passes" -ge 1 ] && [ "$passes" -le 8 ] &&
+	ok "8 concurrent registrations placed by $passes passes" || bad "8 registrations, $passes passes"
+ctl vm list > "$TMP/list" 2>&1
+[ "$(grep -c '^b[1-8] ' "$TMP/list")" -eq 8 ] && ok "all 8 registered" || bad "$(cat "$TMP/list")"
+
+cleanup_fakes
+finish
