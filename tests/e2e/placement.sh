@@ -1,8 +1,9 @@
 #!/bin/sh
 # placement.sh - a change costs the VM it touches, not every VM: each
 # registration is placed by a pass that reads and writes the new VM's
-# files (the engine trusts what it knows of the others), a burst of
-# registrations shares passes. The daemon runs with --dry-run on a cgroup root in a temp dir, as in vms.sh.
+# files (the engine trusts what it knows of the others), and a burst of
+# registrations shares passes. The daemon runs with --dry-run on a cgroup
+# root in a temp dir, as in vms.sh.
 SUITE=e2e-placement
 TOPOLOGY=64c-nosmt
 . "$(dirname "$0")/lib.sh"
