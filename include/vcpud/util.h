@@ -62,6 +62,27 @@ char *strstrip(char *s);
 bool str_has_prefix(const char *s, const char *prefix);
 
 /* Nanoseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
+/* An index by name over an array of structs that hold their name as a
+ * char array at `offset` (offsetof(struct x, name)), `stride` bytes apart
+ * (sizeof(struct x)): open addressing on the names' hashes, slots holding
+ * index + 1. The index does not own the array; rebuild it (or add to it)
+ * when the array changes. Zero-initialised is an empty index. */
+struct name_index {
+	size_t *slots;
+	size_t cap;   /* a power of two, or 0 */
+	size_t n;
+	size_t stride, offset;
+};
+void name_index_init(struct name_index *ix, size_t stride, size_t offset);
+/* Index items [0, n) of base (drops what it held). */
+void name_index_build(struct name_index *ix, const void *base, size_t n);
+/* Add item i of base, appended after the items indexed so far (whose name
+ * is not in the index yet; base may have moved: realloc). */
+void name_index_add(struct name_index *ix, const void *base, size_t i);
+/* The index of the item named `name`, or SIZE_MAX. */
+size_t name_index_find(const struct name_index *ix, const void *base, const char *name);
+void name_index_clear(struct name_index *ix);
+
 /* FNV-1a of s folded into h (start with HASH_SEED), then a separator so
  * that ("ab", "c") and ("a", "bc") hash apart. Not for untrusted keys of a
  * table an attacker can fill: only vcpud's own paths and values. */

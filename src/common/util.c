@@ -216,3 +216,68 @@ uint64_t hash_u64(uint64_t h, uint64_t v)
 	}
 	return h;
 }
+
+/* --- an index by name ---------------------------------------------------- */
+
+void name_index_init(struct name_index *ix, size_t stride, size_t offset)
+{
+	*ix = (struct name_index){ .stride = stride, .offset = offset };
+}
+
+static const char *ix_name(const struct name_index *ix, const void *base, size_t i)
+{
+	return (const char *)base + i * ix->stride + ix->offset;
+}
+
+static void ix_put(struct name_index *ix, const void *base, size_t i)
+{
+	size_t mask = ix->cap - 1;
+	size_t h = (size_t)hash_str(HASH_SEED, ix_name(ix, base, i));
+	while (ix->slots[h & mask])
+		h++;
+	ix->slots[h & mask] = i + 1;
+	ix->n++;
+}
+
+void name_index_build(struct name_index *ix, const void *base, size_t n)
+{
+	size_t cap = 16;
+	while (cap < n * 2 + 2)
+		cap *= 2;
+	free(ix->slots);
+	ix->slots = xcalloc(cap, sizeof(*ix->slots));
+	ix->cap = cap;
+	ix->n = 0;
+	for (size_t i = 0; i < n; i++)
+		ix_put(ix, base, i);
+}
+
+void name_index_add(struct name_index *ix, const void *base, size_t i)
+{
+	if ((ix->n + 1) * 2 + 2 > ix->cap) {
+		name_index_build(ix, base, i + 1 > ix->n ? i + 1 : ix->n);
+		return;
+	}
+	ix_put(ix, base, i);
+}
+
+size_t name_index_find(const struct name_index *ix, const void *base, const char *name)
+{
+	if (!ix->cap || !name)
+		return SIZE_MAX;
+	size_t mask = ix->cap - 1;
+	for (size_t h = (size_t)hash_str(HASH_SEED, name);; h++) {
+		size_t v = ix->slots[h & mask];
+		if (!v)
+			return SIZE_MAX;
+		if (strcmp(ix_name(ix, base, v - 1), name) == 0)
+			return v - 1;
+	}
+}
+
+void name_index_clear(struct name_index *ix)
+{
+	free(ix->slots);
+	ix->slots = NULL;
+	ix->cap = ix->n = 0;
+}

@@ -6,6 +6,7 @@
  * VM or tenant disappears. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ struct tenant_rt {
 	char name[NAME_MAX_LEN + 1];
 	struct cg_reading cg;
 	double throttled_frac;
+	unsigned vcpus;               /* this tick: its sampled VMs' vCPU threads */
 	bool seen;
 };
 
@@ -47,8 +49,11 @@ struct control {
 	struct sampler *sampler;
 	struct vm_rt *vms;
 	size_t n_vms;
+	struct name_index vm_ix;      /* vms by name */
 	struct tenant_rt *tenants;
 	size_t n_tenants;
+	struct name_index tenant_ix;
+	struct name_index in_tenant_ix; /* the tick's input tenants by name */
 	struct throttle_state ts;
 	struct throttle_result tr;
 	struct throttle_cap *own;     /* copies of the enforced caps */
@@ -76,6 +81,9 @@ int control_new(const char *host_root, uint32_t interval_ms, struct control **ou
 		return -1;
 	}
 	throttle_state_init(&c->ts);
+	name_index_init(&c->vm_ix, sizeof(struct vm_rt), offsetof(struct vm_rt, name));
+	name_index_init(&c->tenant_ix, sizeof(struct tenant_rt), offsetof(struct tenant_rt, name));
+	name_index_init(&c->in_tenant_ix, sizeof(struct tenant), offsetof(struct tenant, name));
 	*out = c;
 	return 0;
 }
@@ -93,6 +101,9 @@ void control_free(struct control *c)
 	free(c->own);
 	free(c->vms);
 	free(c->tenants);
+	name_index_clear(&c->vm_ix);
+	name_index_clear(&c->tenant_ix);
+	name_index_clear(&c->in_tenant_ix);
 	free(c->targets);
 	free(c->out);
 	free(c->host_root);
@@ -122,25 +133,27 @@ json_t *control_top(const struct control *c)
 
 static struct vm_rt *vm_rt_get(struct control *c, const char *name)
 {
-	for (size_t i = 0; i < c->n_vms; i++)
-		if (strcmp(c->vms[i].name, name) == 0)
-			return &c->vms[i];
+	size_t i = name_index_find(&c->vm_ix, c->vms, name);
+	if (i != SIZE_MAX)
+		return &c->vms[i];
 	c->vms = xrealloc(c->vms, (c->n_vms + 1) * sizeof(*c->vms));
 	struct vm_rt *r = &c->vms[c->n_vms++];
 	memset(r, 0, sizeof(*r));
 	strcpy(r->name, name);
+	name_index_add(&c->vm_ix, c->vms, c->n_vms - 1);
 	return r;
 }
 
 static struct tenant_rt *tenant_rt_get(struct control *c, const char *name)
 {
-	for (size_t i = 0; i < c->n_tenants; i++)
-		if (strcmp(c->tenants[i].name, name) == 0)
-			return &c->tenants[i];
+	size_t i = name_index_find(&c->tenant_ix, c->tenants, name);
+	if (i != SIZE_MAX)
+		return &c->tenants[i];
 	c->tenants = xrealloc(c->tenants, (c->n_tenants + 1) * sizeof(*c->tenants));
 	struct tenant_rt *r = &c->tenants[c->n_tenants++];
 	memset(r, 0, sizeof(*r));
 	strcpy(r->name, name);
+	name_index_add(&c->tenant_ix, c->tenants, c->n_tenants - 1);
 	return r;
 }
 
@@ -162,6 +175,8 @@ static void rt_sweep(struct control *c)
 			c->tenants[j++] = c->tenants[i];
 		}
 	c->n_tenants = j;
+	name_index_build(&c->vm_ix, c->vms, c->n_vms);
+	name_index_build(&c->tenant_ix, c->tenants, c->n_tenants);
 }
 
 /* --- readings ------------------------------------------------------------------ */
@@ -224,12 +239,11 @@ static double cg_throttled(struct cgroup_engine *e, const char *dir, struct cg_r
 	return frac;
 }
 
-static const struct tenant *tenant_find(const struct control_input *in, const char *name)
+static const struct tenant *tenant_find(const struct control *c, const struct control_input *in,
+				       const char *name)
 {
-	for (size_t i = 0; i < in->n_tenants; i++)
-		if (strcmp(in->tenants[i].name, name) == 0)
-			return &in->tenants[i];
-	return NULL;
+	size_t i = name_index_find(&c->in_tenant_ix, in->tenants, name);
+	return i == SIZE_MAX ? NULL : &in->tenants[i];
 }
 
 static bool vm_sampled(const struct vm *v)
@@ -436,14 +450,19 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	}
 
 	/* per tenant: its own cap's throttling (counters are per cgroup) */
+	name_index_build(&c->in_tenant_ix, in->tenants, in->n_tenants);
+	for (size_t i = 0; i < in->n_tenants; i++) {
+		struct tenant_rt *tr = tenant_rt_get(c, in->tenants[i].name);
+		tr->seen = true;
+		tr->vcpus = 0;
+	}
+	for (size_t j = 0; j < in->n_vms; j++)
+		if (vm_sampled(&in->vms[j]) && tenant_find(c, in, in->vms[j].tenant))
+			tenant_rt_get(c, in->vms[j].tenant)->vcpus += (unsigned)in->vms[j].n_threads;
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *t = &in->tenants[i];
 		struct tenant_rt *tr = tenant_rt_get(c, t->name);
-		tr->seen = true;
-		unsigned vcpus = 0;
-		for (size_t j = 0; j < in->n_vms; j++)
-			if (vm_sampled(&in->vms[j]) && strcmp(in->vms[j].tenant, t->name) == 0)
-				vcpus += (unsigned)in->vms[j].n_threads;
+		unsigned vcpus = tr->vcpus;
 		_cleanup_free_ char *dir = NULL;
 		if (cgroup_tenant_dir(in->cgroup_root, t->name, &dir, NULL) < 0)
 			dir = NULL;
@@ -458,7 +477,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	k = 0;
 	for (size_t i = 0; i < in->n_vms; i++) {
 		const struct vm *v = &in->vms[i];
-		const struct tenant *t = tenant_find(in, v->tenant);
+		const struct tenant *t = tenant_find(c, in, v->tenant);
 		if (!vm_sampled(v) || !t)
 			continue;
 		struct vm_rt *r = vm_rt_get(c, v->name);
@@ -513,7 +532,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	json_t *vms = json_array();
 	for (size_t i = 0; i < in->n_vms; i++) {
 		const struct vm *v = &in->vms[i];
-		const struct tenant *t = tenant_find(in, v->tenant);
+		const struct tenant *t = tenant_find(c, in, v->tenant);
 		bool live = vm_sampled(v) && t;
 		const struct sample_agg *a = &agg[i];
 		bool valid = live && a->n_valid > 0;

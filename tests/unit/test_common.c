@@ -300,6 +300,47 @@ static void test_stat_parse(void **state)
 	assert_int_equal(proc_stat_parse(NULL, &st, NULL), -1);
 }
 
+struct named {
+	int value;
+	char name[16];
+};
+
+static void test_name_index(void **state)
+{
+	(void)state;
+	struct name_index ix;
+	name_index_init(&ix, sizeof(struct named), offsetof(struct named, name));
+	assert_int_equal(name_index_find(&ix, NULL, "x"), SIZE_MAX); /* empty */
+	struct named *v = NULL;
+	size_t n = 0;
+	for (int i = 0; i < 1000; i++) { /* appended one by one, growing */
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		v[n].value = i;
+		snprintf(v[n].name, sizeof(v[n].name), "vm-%d", i);
+		name_index_add(&ix, v, n++);
+	}
+	for (int i = 0; i < 1000; i += 37) {
+		char nm[16];
+		snprintf(nm, sizeof(nm), "vm-%d", i);
+		size_t k = name_index_find(&ix, v, nm);
+		assert_int_not_equal(k, SIZE_MAX);
+		assert_int_equal(v[k].value, i);
+	}
+	assert_int_equal(name_index_find(&ix, v, "vm-1000"), SIZE_MAX);
+	assert_int_equal(name_index_find(&ix, v, NULL), SIZE_MAX);
+	/* compacted (every other one dropped) and rebuilt */
+	size_t j = 0;
+	for (size_t i = 0; i < n; i += 2)
+		v[j++] = v[i];
+	n = j;
+	name_index_build(&ix, v, n);
+	assert_int_equal(name_index_find(&ix, v, "vm-1"), SIZE_MAX);
+	assert_int_equal(v[name_index_find(&ix, v, "vm-998")].value, 998);
+	name_index_clear(&ix);
+	assert_int_equal(name_index_find(&ix, v, "vm-998"), SIZE_MAX);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_tenant_rules),
 		cmocka_unit_test(test_stat_parse),
+		cmocka_unit_test(test_name_index),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
