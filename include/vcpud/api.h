@@ -84,6 +84,11 @@
 #include "vcpud/vm.h"
 
 #define API_MAX_BODY_BYTES (64 * 1024)
+/* Listings (GET /v1/vms, /v1/top) come in pages by name: ?limit=N (1..
+ * API_PAGE_MAX, default API_PAGE_DEFAULT) and ?after=NAME; a reply has
+ * "next" (the name to ask after) while more follow, else null. */
+#define API_PAGE_DEFAULT 500
+#define API_PAGE_MAX 5000
 
 /* --- wire format ------------------------------------------------------ */
 

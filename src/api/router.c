@@ -235,13 +235,24 @@ static int h_host(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+static int page_query(const struct api_request *req, char after[NAME_MAX_LEN + 1],
+		      size_t *limit, struct error **err);
+static json_t *page_by_name(const json_t *all, const char *after, size_t limit,
+			    const char **next);
+
+/* GET /v1/vms?limit=N&after=NAME: a page of the VMs by name, with "next"
+ * (the name to ask after) while more follow; the unmanaged VMs discovery
+ * found come with the last page. */
 static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 		     const struct route_match *m, json_t *body, int *status, json_t **out,
 		     struct error **err)
 {
-	(void)req; (void)m; (void)body;
+	(void)m; (void)body;
 	struct registry_vm_view *vv = NULL;
-	size_t n = 0;
+	size_t n = 0, limit;
+	char after[NAME_MAX_LEN + 1];
+	if (page_query(req, after, &limit, err) < 0)
+		return -1;
 	if (need_registry(ctx, err) < 0 || registry_vm_list(ctx->reg, &vv, &n, err) < 0)
 		return -1;
 	struct admit_host host = registry_host(ctx->reg, NULL, 0);
@@ -251,12 +262,18 @@ static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
 		registry_vm_view_clear(&vv[i]);
 	}
 	free(vv);
+	const char *next = NULL;
+	json_t *page = page_by_name(arr, after, limit, &next);
 	/* VMs discovery found without a tenant: listed, left alone */
 	size_t k;
 	json_t *u;
-	json_array_foreach(ctx->unmanaged, k, u)
-		json_array_append(arr, u);
-	*out = json_pack("{s:o}", "vms", arr);
+	if (!next)
+		json_array_foreach(ctx->unmanaged, k, u)
+			json_array_append(page, u);
+	*out = json_pack("{s:o,s:s?}", "vms", page, "next", next);
+	if (!next)
+		json_object_set_new(*out, "next", json_null());
+	json_decref(arr);
 	*status = 200;
 	return 0;
 }
@@ -351,6 +368,74 @@ static int query_i64(const char *query, const char *key, int64_t min, int64_t ma
 	return 0;
 }
 
+/* query "after=NAME": a VM name (name_valid), or none (*out ""). */
+static int query_name(const char *query, const char *key, char out[NAME_MAX_LEN + 1],
+		      struct error **err)
+{
+	out[0] = '\0';
+	size_t kl = strlen(key);
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			const char *v = p + kl + 1;
+			size_t n = strcspn(v, "&");
+			_cleanup_free_ char *name = xstrndup(v, n);
+			if (name_check("query parameter after", name, err) < 0)
+				return -1;
+			snprintf(out, NAME_MAX_LEN + 1, "%s", name);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int name_cmp_json(const void *a, const void *b)
+{
+	const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+	const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* One page of `all` (objects with a "name"), by name: those after `after`
+ * (all when ""), at most `limit`. *next = the last name of the page when
+ * more follow, else NULL (borrowed from the page). Returns a new array. */
+static json_t *page_by_name(const json_t *all, const char *after, size_t limit,
+			    const char **next)
+{
+	size_t n = json_array_size(all);
+	json_t **v = xcalloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(all, i);
+	qsort(v, n, sizeof(*v), name_cmp_json);
+	json_t *page = json_array();
+	*next = NULL;
+	size_t i = 0;
+	while (i < n && after[0] &&
+	       strcmp(json_string_value(json_object_get(v[i], "name")) ?: "", after) <= 0)
+		i++;
+	for (; i < n; i++) {
+		if (json_array_size(page) == limit) {
+			*next = json_string_value(json_object_get(json_array_get(page, limit - 1),
+								  "name"));
+			break;
+		}
+		json_array_append(page, v[i]);
+	}
+	free(v);
+	return page;
+}
+
+/* limit and after of a listing; limit 1..API_PAGE_MAX, default API_PAGE_DEFAULT */
+static int page_query(const struct api_request *req, char after[NAME_MAX_LEN + 1],
+		      size_t *limit, struct error **err)
+{
+	int64_t l = API_PAGE_DEFAULT;
+	if (query_i64(req->query, "limit", 1, API_PAGE_MAX, &l, err) < 0 ||
+	    query_name(req->query, "after", after, err) < 0)
+		return -1;
+	*limit = (size_t)l;
+	return 0;
+}
+
 static int h_vm_stats(struct api_ctx *ctx, const struct api_request *req,
 		      const struct route_match *m, json_t *body, int *status, json_t **out,
 		      struct error **err)
@@ -380,13 +465,21 @@ static int h_top(struct api_ctx *ctx, const struct api_request *req,
 		 const struct route_match *m, json_t *body, int *status, json_t **out,
 		 struct error **err)
 {
-	(void)req; (void)m; (void)body; (void)err;
+	(void)m; (void)body;
+	size_t limit;
+	char after[NAME_MAX_LEN + 1];
+	if (page_query(req, after, &limit, err) < 0)
+		return -1;
 	if (ctx->top)
-		*out = json_deep_copy(ctx->top);
+		*out = json_copy(ctx->top); /* shallow: "vms" is replaced by its page */
 	else
 		*out = json_pack("{s:I,s:I,s:i,s:b,s:[]}", "ts_ms",
 				 (json_int_t)(now_real_ns() / 1000000), "tick", (json_int_t)ctx->ticks,
 				 "interval_ms", (int)ctx->interval_ms, "dry_run", ctx->dry_run, "vms");
+	const char *next = NULL;
+	json_t *page = page_by_name(json_object_get(*out, "vms"), after, limit, &next);
+	json_object_set_new(*out, "next", next ? json_string(next) : json_null());
+	json_object_set_new(*out, "vms", page);
 	*status = 200;
 	return 0;
 }

@@ -216,6 +216,50 @@ static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
 	return rc;
 }
 
+/* A GET whose reply is a page ("next" names the item to ask after, and
+ * one array holds the items): fetch the following pages and append their
+ * items to the reply's array, so callers see one whole listing. At most
+ * CLI_PAGES_MAX pages (a server that never ends is an error). */
+#define CLI_PAGES_MAX 10000
+
+static int follow_pages(struct cli_ctx *ctx, const char *path, unsigned flags, json_t *reply)
+{
+	for (unsigned pages = 1;; pages++) {
+		const char *next = json_string_value(json_object_get(reply, "next"));
+		if (!next)
+			return CLI_EXIT_OK;
+		const char *key;
+		json_t *arr = NULL, *v;
+		json_object_foreach(reply, key, v)
+			if (json_is_array(v))
+				arr = v;
+		if (!arr || pages >= CLI_PAGES_MAX) {
+			cli_errorf(ctx, "vcpud's listing at %s does not end", path);
+			return CLI_EXIT_ERROR;
+		}
+		_cleanup_free_ char *base = xstrdup(path);
+		char *q = strstr(base, "after=");
+		if (q) /* a cursor given by the caller is replaced */
+			*q = '\0';
+		size_t bl = strlen(base);
+		const char *sep = bl && (base[bl - 1] == '?' || base[bl - 1] == '&') ? ""
+				: strchr(base, '?') ? "&" : "?";
+		_cleanup_free_ char *p = xasprintf("%s%safter=%s", base, sep, next);
+		json_t *more = NULL;
+		int rc = exchange(ctx, "GET", p, NULL, flags, &more);
+		if (rc != CLI_EXIT_OK)
+			return rc;
+		json_t *marr = NULL;
+		json_object_foreach(more, key, v)
+			if (json_is_array(v))
+				marr = v;
+		if (marr)
+			json_array_extend(arr, marr);
+		json_object_set(reply, "next", json_object_get(more, "next"));
+		json_decref(more);
+	}
+}
+
 int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -224,8 +268,13 @@ int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
 
 	int rc = exchange(ctx, req->method, req->path, req->body,
 			  json ? CLI_GET_JSON_ERRORS : 0, &reply);
-	if (rc != CLI_EXIT_OK)
+	if (rc == CLI_EXIT_OK && reply && strcmp(req->method, "GET") == 0)
+		rc = follow_pages(ctx, req->path, json ? CLI_GET_JSON_ERRORS : 0, reply);
+	if (rc != CLI_EXIT_OK) {
+		if (reply)
+			json_decref(reply);
 		return rc;
+	}
 	if (json) {
 		if (reply)
 			cli_print_json(ctx->out, reply);
@@ -241,7 +290,15 @@ int cli_request_run(struct cli_ctx *ctx, const struct cli_request *req)
 
 int cli_get_json(struct cli_ctx *ctx, const char *path, unsigned flags, json_t **reply)
 {
-	return exchange(ctx, "GET", path, NULL, flags, reply);
+	int rc = exchange(ctx, "GET", path, NULL, flags, reply);
+	if (rc == CLI_EXIT_OK && *reply) {
+		rc = follow_pages(ctx, path, flags, *reply);
+		if (rc != CLI_EXIT_OK) {
+			json_decref(*reply);
+			*reply = NULL;
+		}
+	}
+	return rc;
 }
 
 /* --- command lines ---------------------------------------------------- */

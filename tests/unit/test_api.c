@@ -518,6 +518,76 @@ static void test_wire_roundtrip(void **state)
 	assert_int_equal(api_status_for_errno(EIO), 500);
 }
 
+/* Listings come in pages by name: limit, after, next. */
+static void test_pages(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":16}", NULL),
+			 201);
+	const char *names[] = { "e", "a", "d", "c", "b" };
+	for (size_t i = 0; i < 5; i++) {
+		char body[96];
+		snprintf(body, sizeof(body), "{\"name\":\"%s\",\"tenant\":\"acme\",\"vcpus\":1}",
+			 names[i]);
+		assert_int_equal(call(f, "POST", "/v1/vms/admit", body, &j), 201);
+		json_decref(j);
+	}
+	/* walk the pages two by two */
+	char seen[16] = "";
+	char path[64] = "/v1/vms?limit=2";
+	int pages = 0;
+	for (;;) {
+		assert_int_equal(call(f, "GET", path, NULL, &j), 200);
+		pages++;
+		json_t *vms = json_object_get(j, "vms"), *v;
+		size_t i;
+		assert_true(json_array_size(vms) <= 2);
+		json_array_foreach(vms, i, v)
+			strcat(seen, json_string_value(json_object_get(v, "name")));
+		const char *next = json_string_value(json_object_get(j, "next"));
+		if (!next) {
+			assert_true(json_is_null(json_object_get(j, "next")));
+			json_decref(j);
+			break;
+		}
+		snprintf(path, sizeof(path), "/v1/vms?limit=2&after=%s", next);
+		json_decref(j);
+	}
+	assert_string_equal(seen, "abcde");
+	assert_int_equal(pages, 3);
+	/* the default page holds them all; after the last one: empty */
+	assert_int_equal(call(f, "GET", "/v1/vms", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "vms")), 5);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms?after=e", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "vms")), 0);
+	json_decref(j);
+	/* bad cursors and limits are 400 */
+	assert_int_equal(call(f, "GET", "/v1/vms?after=../x", NULL, NULL), 400);
+	assert_int_equal(call(f, "GET", "/v1/vms?limit=0", NULL, NULL), 400);
+	assert_int_equal(call(f, "GET", "/v1/vms?limit=5001", NULL, NULL), 400);
+
+	/* /v1/top: its vms by name, the rest of the object kept */
+	f->ctx.top = json_pack("{s:I,s:[{s:s},{s:s},{s:s}]}", "tick", (json_int_t)7, "vms",
+			       "name", "z", "name", "x", "name", "y");
+	assert_int_equal(call(f, "GET", "/v1/top?limit=2", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "tick")), 7);
+	json_t *vms = json_object_get(j, "vms");
+	assert_int_equal(json_array_size(vms), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(vms, 0), "name")), "x");
+	assert_string_equal(json_string_value(json_object_get(j, "next")), "y");
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/top?after=y", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "vms")), 1);
+	assert_true(json_is_null(json_object_get(j, "next")));
+	json_decref(j);
+	/* the daemon's own object is not changed by a page */
+	assert_int_equal(json_array_size(json_object_get(f->ctx.top, "vms")), 3);
+	json_decref(f->ctx.top);
+	f->ctx.top = NULL;
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_WARN);
@@ -530,6 +600,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vm_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_top_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_pruned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};
 	return cmocka_run_group_tests_name("api", tests, NULL, NULL);

@@ -883,6 +883,50 @@ static void test_fake_bad_replies(void **state)
 	cap_free(&c);
 }
 
+/* A listing in pages: vcpuctl asks for each next page and shows them as
+ * one; a server whose pages never end is an error, not a loop. */
+static void test_follows_pages(void **state)
+{
+	(void)state;
+	const struct fake_reply pages[] = {
+		{ 200, "{\"vms\":[{\"name\":\"a\",\"tenant\":\"t\",\"state\":\"running\",\"vcpus\":1}],"
+		       "\"next\":\"a\"}", false },
+		{ 200, "{\"vms\":[{\"name\":\"b\",\"tenant\":\"t\",\"state\":\"running\",\"vcpus\":1}],"
+		       "\"next\":null}", false },
+	};
+	struct cap c;
+	char *reqs = NULL;
+	RUN_SCRIPT(&c, &reqs, pages, "--json", "vm", "list");
+	assert_int_equal(c.rc, 0);
+	assert_contains(reqs, "GET /v1/vms\n");
+	assert_contains(reqs, "GET /v1/vms?after=a\n");
+	json_t *j = load(c.out);
+	assert_int_equal(json_array_size(json_object_get(j, "vms")), 2);
+	assert_true(json_is_null(json_object_get(j, "next")));
+	json_decref(j);
+	free(reqs);
+	cap_free(&c);
+
+	/* human output too */
+	RUN_SCRIPT(&c, &reqs, pages, "vm", "list");
+	assert_int_equal(c.rc, 0);
+	assert_contains(c.out, "a ");
+	assert_contains(c.out, "b ");
+	free(reqs);
+	cap_free(&c);
+
+	/* a page that fails: the command fails */
+	const struct fake_reply broken[] = {
+		{ 200, "{\"vms\":[],\"next\":\"a\"}", false },
+		{ 500, "{\"error\":{\"code\":\"internal\",\"message\":\"boom\"}}", false },
+	};
+	RUN_SCRIPT(&c, &reqs, broken, "vm", "list");
+	assert_int_not_equal(c.rc, 0);
+	assert_contains(c.err, "boom");
+	free(reqs);
+	cap_free(&c);
+}
+
 int main(void)
 {
 	/* a dying fake server must not kill the test through SIGPIPE */
@@ -904,6 +948,7 @@ int main(void)
 		cmocka_unit_test(test_fake_list_show_release),
 		cmocka_unit_test(test_fake_errors),
 		cmocka_unit_test(test_fake_bad_replies),
+		cmocka_unit_test(test_follows_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
