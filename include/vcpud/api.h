@@ -239,6 +239,15 @@ int api_server_fd(const struct api_server *s);
 int api_server_timeout_ms(const struct api_server *s);
 /* Accept, read, handle and answer whatever is ready. Never blocks. */
 void api_server_run(struct api_server *s);
+/* Serve what is waiting, in the middle of a tick: reads (GET) are answered
+ * at once from what the daemon holds (the last tick's health and top, the
+ * store), while a request that changes something is held (suspended) until
+ * api_server_resume() after the tick, so that it never lands between two
+ * stages of a tick that read the inventory before it. The API thus keeps
+ * answering reads within one stage of a tick, however long the tick. */
+void api_server_serve_reads(struct api_server *s);
+/* Let the held requests go on (at the next api_server_run()). */
+void api_server_resume(struct api_server *s);
 void api_server_stop(struct api_server *s);
 
 #endif

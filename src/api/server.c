@@ -29,6 +29,9 @@ struct api_server {
 	bool group_set;
 	gid_t group;
 	uid_t self_uid;
+	bool reads_only;                /* inside api_server_serve_reads() */
+	struct MHD_Connection **held;   /* suspended until api_server_resume() */
+	size_t n_held;
 };
 
 /* Per-request state kept in MHD's con_cls between calls. */
@@ -182,6 +185,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_error(conn, 413, msg);
 	}
 
+	if (s->reads_only && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		/* a change, in the middle of a tick: after it (MHD calls us
+		 * again with the same state once resumed) */
+		s->held = xrealloc(s->held, (s->n_held + 1) * sizeof(*s->held));
+		s->held[s->n_held++] = conn;
+		MHD_suspend_connection(conn);
+		return MHD_YES;
+	}
+
 	struct query_builder q = { NULL, 0 };
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
 	struct api_request req = {
@@ -282,7 +294,7 @@ int api_server_start(struct api_ctx *ctx, const struct api_server_config *cfg,
 	s->group_set = cfg->group_set;
 	s->group = cfg->group;
 	s->self_uid = geteuid();
-	s->mhd = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL,
+	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
 				  on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
@@ -320,13 +332,33 @@ void api_server_run(struct api_server *s)
 	MHD_run(s->mhd);
 }
 
+void api_server_serve_reads(struct api_server *s)
+{
+	if (!s)
+		return;
+	s->reads_only = true;
+	MHD_run(s->mhd);
+	s->reads_only = false;
+}
+
+void api_server_resume(struct api_server *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_held; i++)
+		MHD_resume_connection(s->held[i]);
+	s->n_held = 0;
+}
+
 void api_server_stop(struct api_server *s)
 {
 	if (!s)
 		return;
+	api_server_resume(s);
 	/* MHD closes the listen socket it was given */
 	MHD_stop_daemon(s->mhd);
 	unlink(s->socket_path);
 	free(s->socket_path);
+	free(s->held);
 	free(s);
 }

@@ -512,6 +512,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	}
 	rt_sweep(c);
 
+	if (in->yield)
+		in->yield(in->yield_data);
+
 	/* decide */
 	struct throttle_params prm;
 	throttle_params_from_policy(&prm, in->policy);
@@ -522,6 +525,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		prm.dry_run = true;
 	throttle_decide(&c->ts, &prm, in->tick, obs, n_obs, &c->tr);
 	*caps_changed = caps_take(c, &c->tr);
+
+	if (in->yield)
+		in->yield(in->yield_data);
 
 	/* record: decisions as events with the caps, figures as history, the
 	 * top snapshot */

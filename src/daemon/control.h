@@ -40,6 +40,10 @@ struct control_input {
 	size_t n_tenants;
 	const struct vm *vms;         /* as stored this tick (after discover) */
 	size_t n_vms;
+	/* called between the stage's steps (after sampling, after deciding):
+	 * the daemon answers waiting API reads there; NULL: none */
+	void (*yield)(void *data);
+	void *yield_data;
 };
 
 /* One tick's sample, decide and record. *caps_changed says whether the set

@@ -305,6 +305,15 @@ static void events_prune(struct daemon *d)
 	d->pruned = 0;
 }
 
+/* Between two stages of a tick: answer the API's waiting reads (changes
+ * wait for the end of the tick), so that a long tick never holds up
+ * /v1/health or /v1/top for more than one stage. */
+static void serve_reads(void *data)
+{
+	struct daemon *d = data;
+	api_server_serve_reads(d->server);
+}
+
 /* One control-loop tick, in the order of DESIGN.md: read the inventory
  * once; discover (the sources, merged by the registry); plan and
  * reconcile; sample, decide, record; when the decision changed a cap,
@@ -337,8 +346,10 @@ static void tick(struct daemon *d)
 	registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);
 	registry_faults_end(d->reg, REGISTRY_FAULT_ADMISSION);
 	d->api.unmanaged = discovery_unmanaged(d->disc);
+	serve_reads(d);
 
 	reconcile(d, &inv);
+	serve_reads(d);
 	struct control_input in = {
 		.store = d->store,
 		.engine = d->engine,
@@ -348,6 +359,7 @@ static void tick(struct daemon *d)
 		.engine_dry_run = d->opt->dry_run,
 		.tenants = inv.tenants, .n_tenants = inv.n_tenants,
 		.vms = inv.vms, .n_vms = inv.n_vms,
+		.yield = serve_reads, .yield_data = d,
 	};
 	bool caps_changed = false;
 	if (control_tick(d->control, &in, &caps_changed, &err) < 0)
@@ -357,6 +369,7 @@ static void tick(struct daemon *d)
 	d->api.top = control_top(d->control);
 	events_prune(d);
 	health_update(d, started, sql0);
+	api_server_resume(d->server);
 }
 
 /* A placement pass: what a change (an API call, a libvirt event) needs

@@ -4,6 +4,10 @@
 #include "store_test_util.h"
 #include "registry_test_util.h"
 
+#include <pthread.h>
+#include <poll.h>
+
+#include "cli/client.h"
 #include "vcpud/api.h"
 
 /* The API over a registry on a fake host (registry_test_util.h): a fixture
@@ -588,6 +592,87 @@ static void test_pages(void **state)
 	f->ctx.top = NULL;
 }
 
+/* --- the HTTP server in the middle of a tick ------------------------------ */
+
+struct client_call {
+	const char *sock, *method, *path, *body;
+	long status;
+	bool done;
+};
+
+static void *client_thread(void *arg)
+{
+	struct client_call *c = arg;
+	json_t *body = c->body ? json_loads(c->body, 0, NULL) : NULL;
+	struct client_reply r = { 0 };
+	struct error *err = NULL;
+	if (client_request(c->sock, c->method, c->path, body, 5000, &r, &err) == 0)
+		c->status = r.status;
+	else
+		error_free(&err);
+	client_reply_clear(&r);
+	if (body)
+		json_decref(body);
+	__atomic_store_n(&c->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Serve with `serve` until *done or ms pass. */
+static void serve_for(struct api_server *srv, void (*serve)(struct api_server *), bool *done,
+		      int ms)
+{
+	int64_t end = now_mono_ns() + (int64_t)ms * 1000000;
+	while (now_mono_ns() < end && !(done && __atomic_load_n(done, __ATOMIC_SEQ_CST))) {
+		struct pollfd p = { .fd = api_server_fd(srv), .events = POLLIN };
+		poll(&p, 1, 10);
+		serve(srv);
+	}
+}
+
+/* In the middle of a tick a read is answered and a change waits for the
+ * tick's end: it never lands between two stages of a tick. */
+static void test_server_mid_tick(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *sock = path_join(f->rf.ts.dir, "api.sock", NULL);
+	struct api_server_config cfg = { .socket_path = sock };
+	struct api_server *srv = NULL;
+	struct error *err = NULL;
+	assert_int_equal(api_server_start(&f->ctx, &cfg, &srv, &err), 0);
+
+	struct client_call post = { sock, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}",
+				    0, false };
+	struct client_call get = { sock, "GET", "/v1/health", NULL, 0, false };
+	pthread_t tp, tg;
+	assert_int_equal(pthread_create(&tp, NULL, client_thread, &post), 0);
+	/* "a tick" serving reads only: the POST is held */
+	serve_for(srv, api_server_serve_reads, NULL, 300);
+	assert_false(__atomic_load_n(&post.done, __ATOMIC_SEQ_CST));
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM tenants"), 0);
+	/* while a GET is answered at once */
+	assert_int_equal(pthread_create(&tg, NULL, client_thread, &get), 0);
+	serve_for(srv, api_server_serve_reads, &get.done, 3000);
+	pthread_join(tg, NULL);
+	assert_int_equal(get.status, 200);
+	assert_false(__atomic_load_n(&post.done, __ATOMIC_SEQ_CST));
+	/* the tick ends: the change goes through */
+	api_server_resume(srv);
+	serve_for(srv, api_server_run, &post.done, 3000);
+	pthread_join(tp, NULL);
+	assert_int_equal(post.status, 201);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM tenants"), 1);
+
+	/* a change held when the server stops is answered or dropped, never
+	 * left hanging */
+	struct client_call post2 = { sock, "POST", "/v1/tenants", "{\"name\":\"b\",\"vcpus\":4}",
+				     0, false };
+	assert_int_equal(pthread_create(&tp, NULL, client_thread, &post2), 0);
+	serve_for(srv, api_server_serve_reads, NULL, 200);
+	api_server_stop(srv);
+	pthread_join(tp, NULL);
+	assert_true(post2.done);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_WARN);
@@ -601,6 +686,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_top_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_pruned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_mid_tick, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};
 	return cmocka_run_group_tests_name("api", tests, NULL, NULL);
