@@ -230,8 +230,9 @@ tier() {
 	rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status")
 	dthreads=$(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")
 	fds=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+	fdmax=$(awk '/^Max open files/ { print $4 }' "/proc/$DAEMON_PID/limits")
 	vthreads=$(api vms | grep -o '"tid": *[0-9]' | wc -l)
-	echo "vcpud: RSS $rss MiB, $fds open fds, $dthreads threads; managed vCPU threads: $vthreads"
+	echo "vcpud: RSS $rss MiB, $fds open fds (limit $fdmax), $dthreads threads; managed vCPU threads: $vthreads"
 
 	# API latency while ticks run (curl's time_total: no process start)
 	api_p99=""
