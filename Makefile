@@ -6,6 +6,8 @@
 #   make demo             the main job: noisy-neighbour throttling live in a
 #                         real kernel (QEMU sandbox), ends by itself
 #   make run              vcpud in the foreground on ./run/ (no cgroups)
+#   make bench-scale      vcpud's costs with 100, 500, 1000 idle fake VMs
+#                         (SCALE_N="100 500" SCALE_VCPUS=8; long)
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr DESTDIR=/tmp/pkg
 
@@ -58,7 +60,7 @@ FIXTURE_BINS := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench tests
+.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale tests
 all: $(BUILD)/vcpud $(BUILD)/vcpuctl $(FIXTURE_BINS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE= on and off).
@@ -132,8 +134,13 @@ kernel: tests
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
-	@for s in tests/bench/*.sh; do echo "== $$s"; \
+	@for s in $(filter-out tests/bench/scale.sh,$(wildcard tests/bench/*.sh)); do echo "== $$s"; \
 		VCPUD_BUILD=$(abspath $(BUILD)) sh $$s || exit 1; done
+
+# Scale: vcpud with hundreds to a thousand idle fake VMs (registration rate,
+# tick cost, syscalls, memory, log growth, API latency); tens of minutes.
+bench-scale: all
+	@VCPUD_BUILD=$(abspath $(BUILD)) sh tests/bench/scale.sh
 
 # The main job: boot the real-kernel sandbox and show vcpud catching a noisy
 # neighbour (tests/kernel/scenarios/20-throttle.sh, printed live).

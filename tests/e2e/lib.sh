@@ -61,20 +61,24 @@ log_soon() {
 
 # Fake VMs (tests/fixtures/fakevm): start_fake OUTFILE ARGS... starts one,
 # waits for "fakevm ready" (5 s at most) and sets FPID; cleanup_fakes ends
-# every one started so.
+# every one started so. spawn_fake and wait_fake are its two halves, to
+# start many at once and then wait for each.
 FAKEVM=$BUILD/fixtures/fakevm
 VMPIDS=""
-start_fake() { # OUTFILE ARGS...: sets FPID
-	out=$1; shift
-	"$FAKEVM" "$@" >"$out" 2>&1 &
+spawn_fake() { # OUTFILE ARGS...: sets FPID
+	_out=$1; shift
+	"$FAKEVM" "$@" >"$_out" 2>&1 &
 	FPID=$!
 	VMPIDS="$VMPIDS $FPID"
-	i=0
-	while ! grep -q '^fakevm ready' "$out" 2>/dev/null; do
-		i=$((i + 1)); [ $i -gt 100 ] && return 1
+}
+wait_fake() { # OUTFILE [TENTHS]: until "fakevm ready" in it (default 5 s)
+	_n=0
+	while ! grep -q '^fakevm ready' "$1" 2>/dev/null; do
+		_n=$((_n + 1)); [ $_n -gt $((${2:-50} * 2)) ] && return 1
 		sleep 0.05
 	done
 }
+start_fake() { spawn_fake "$@" && wait_fake "$1"; }
 cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
 
 start_daemon() {
@@ -82,12 +86,12 @@ start_daemon() {
 		--cgroup-root "$TMP/cgroup" --host-root "$HOST" --dry-run --log-level debug "$@" \
 		>>"$LOG" 2>&1 &
 	DAEMON_PID=$!
-	i=0
-	while [ $i -lt 100 ]; do
+	_n=0
+	while [ $_n -lt 100 ]; do
 		[ -S "$SOCK" ] && ctl tenant list >/dev/null 2>&1 && return 0
 		kill -0 "$DAEMON_PID" 2>/dev/null || { echo "vcpud died at start:"; tail -20 "$LOG"; return 1; }
 		sleep 0.05
-		i=$((i + 1))
+		_n=$((_n + 1))
 	done
 	echo "vcpud did not come up in 5 s"; tail -20 "$LOG"
 	return 1
