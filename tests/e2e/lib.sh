@@ -52,9 +52,9 @@ ctl() { "$VCPUCTL" --socket "$SOCK" "$@"; }
 # log_soon PATTERN: the daemon's log has a line matching PATTERN (grep)
 # within 2 s (a change is placed shortly after the API call returns)
 log_soon() {
-	i=0
+	_n=0
 	while ! grep -q "$1" "$LOG"; do
-		i=$((i + 1)); [ $i -gt 40 ] && return 1
+		_n=$((_n + 1)); [ $_n -gt 40 ] && return 1
 		sleep 0.05
 	done
 }
