@@ -91,6 +91,10 @@ VM=$!
 i=0; while ! grep -q '^fakevm ready' "$TMP/vm.out"; do i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.05; done
 expect_rc 4 "registering under another tenant than admitted" ctl vm register d1 --tenant small --pid "$VM"
 expect_rc 0 "registering binds to the reservation" ctl vm register d1 --tenant acme --pid "$VM"
+# the pinning is the next tick's work, which may end after vcpuctl returns
+# (a busy host's /proc scan takes longer): wait for it, up to 5 s
+i=0; while ! grep -q "vm-d1/vcpu0/cpuset.cpus" "$LOG" && [ $i -lt 100 ]; do
+	i=$((i + 1)); sleep 0.05; done
 grep -q "would write '12' to $TMP/cgroup/tenant-acme/vm-d1/vcpu0/cpuset.cpus" "$LOG" \
 	&& ok "vCPU 0 pinned to its pCPU (dry-run)" || bad "no cpuset write for vcpu0"
 grep -q "would write '0-1' to $TMP/cgroup/tenant-acme/vm-d1/emulator/cpuset.cpus" "$LOG" \
