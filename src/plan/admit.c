@@ -1,8 +1,9 @@
 /* admit.c - VM admission and placement (see vcpud/admit.h): tenant quota,
  * per-NUMA-node overcommit of the shared pool, SMT-aware exclusive pCPUs
- * from the dedicated pool. Pure: the host's state is recomputed from the
- * reservation list on every call, so the daemon only persists reservations
- * and the same list always gives the same verdict. */
+ * from the dedicated pool. Pure: admit_vm() sums the host's state from the
+ * reservation list on every call, so the same list always gives the same
+ * verdict; admit_vm_ledger() takes those sums from a ledger the caller keeps
+ * (the registry, so that an admit does not walk every reservation). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
