@@ -122,6 +122,47 @@ int admit_vm(const struct admit_host *host, const struct admit_tenant *tenant,
 	     const struct admit_request *req, struct admit_placement *out,
 	     struct error **err);
 
+/* --- a ledger kept by the caller -------------------------------------------- */
+
+/* What the admitted VMs use, summed from their reservations and kept
+ * current with admit_ledger_add()/admit_ledger_remove(), so that a decision
+ * costs the same with 10 VMs on the host as with 1,000: per NUMA node
+ * (topology order) the shared vCPUs counted there and the VMs with vCPUs
+ * there; per pCPU how many reservations hold it (dedicated) and how many
+ * isolate reservations hold its core. Pools and ratio are not in it (a
+ * policy reload keeps it). Shares on nodes the topology lacks count
+ * nowhere, as in admit_usage_compute(). Owned arrays: admit_ledger_clear(). */
+struct admit_ledger {
+	const struct topology *topo;   /* borrowed */
+	uint32_t *node_admitted;       /* [n_nodes] shared vCPUs */
+	uint32_t *node_vms;            /* [n_nodes] VMs with vCPUs on the node */
+	uint32_t *cpu_used;            /* [CPULIST_MAX_CPUS] */
+	uint32_t *cpu_held;            /* [CPULIST_MAX_CPUS] */
+	struct cpuset used;            /* pCPUs with cpu_used > 0 */
+	struct cpuset held;            /* pCPUs with cpu_held > 0 */
+	size_t n;                      /* reservations counted */
+};
+
+/* An empty ledger for topology t (borrowed: it must outlive the ledger). */
+void admit_ledger_init(struct admit_ledger *l, const struct topology *t);
+void admit_ledger_clear(struct admit_ledger *l);
+/* Count a reservation in, or take it out again (the same reservation as
+ * was added: removing one never added leaves the sums wrong). */
+void admit_ledger_add(struct admit_ledger *l, const struct admit_reservation *r);
+void admit_ledger_remove(struct admit_ledger *l, const struct admit_reservation *r);
+/* Same topology and same sums. */
+bool admit_ledger_equal(const struct admit_ledger *a, const struct admit_ledger *b);
+
+/* admit_vm() against a ledger instead of host->reservations (not read):
+ * `existing` is the request's VM's own reservation when it has one (the
+ * caller looks it up: EEXIST), `tenant` carries the tenant's use. Same
+ * verdicts and messages as admit_vm(), which is this over a ledger of
+ * host->reservations. */
+int admit_vm_ledger(const struct admit_host *host, const struct admit_ledger *ledger,
+		    const struct admit_reservation *existing, const struct admit_tenant *tenant,
+		    const struct admit_request *req, struct admit_placement *out,
+		    struct error **err);
+
 /* The cpuset.cpus and cpuset.mems of a (persisted) reservation on this host,
  * as admit_vm() gave them. */
 void admit_pin(const struct admit_host *host, const struct admit_reservation *r,

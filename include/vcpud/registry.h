@@ -223,6 +223,12 @@ int registry_vm_list(struct registry *r, struct registry_vm_view **out, size_t *
 int registry_ledger_load(struct registry *r, struct admit_reservation **out, size_t *n,
 			 struct error **err);
 
+/* Compare the admission ledger the registry keeps in memory (reservations,
+ * each tenant's use, the host's use) with a fresh read of the store: 0 in
+ * step (or not loaded yet), -1 EIO naming the first difference. For tests
+ * and diagnostics: it reads every reservation. */
+int registry_ledger_check(struct registry *r, struct error **err);
+
 /* The host as admission sees it, over the given reservations. */
 struct admit_host registry_host(const struct registry *r, const struct admit_reservation *res,
 				size_t n);

@@ -82,6 +82,10 @@ int store_tenant_create(struct store *st, const struct tenant *t,
 /* Read one tenant (with vcpus_used and vm_count). ENOENT when unknown. */
 int store_tenant_get(struct store *st, const char *name, struct tenant *out,
 		     struct error **err);
+/* The same without the usage (vcpus_used and vm_count are 0): one row by
+ * its key, whatever the tenant's VMs (admission counts use in memory). */
+int store_tenant_get_limits(struct store *st, const char *name, struct tenant *out,
+			    struct error **err);
 
 /* All tenants ordered by name. *out (array of *n) is freed by the caller. */
 int store_tenant_list(struct store *st, struct tenant **out, size_t *n,

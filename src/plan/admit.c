@@ -1,8 +1,9 @@
 /* admit.c - VM admission and placement (see vcpud/admit.h): tenant quota,
  * per-NUMA-node overcommit of the shared pool, SMT-aware exclusive pCPUs
- * from the dedicated pool. Pure: the host's state is recomputed from the
- * reservation list on every call, so the daemon only persists reservations
- * and the same list always gives the same verdict. */
+ * from the dedicated pool. Pure: admit_vm() sums the host's state from the
+ * reservation list on every call, so the same list always gives the same
+ * verdict; admit_vm_ledger() takes those sums from a ledger the caller keeps
+ * (the registry, so that an admit does not walk every reservation). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -133,43 +134,140 @@ struct state {
 	struct cpuset busy;        /* used | blocked */
 };
 
-static void state_init(struct state *st, const struct admit_host *h)
+/* --- the ledger: what the reservations use, summed --------------------------- */
+
+void admit_ledger_init(struct admit_ledger *l, const struct topology *t)
+{
+	memset(l, 0, sizeof(*l));
+	l->topo = t;
+	l->node_admitted = xcalloc(t->n_nodes ? t->n_nodes : 1, sizeof(*l->node_admitted));
+	l->node_vms = xcalloc(t->n_nodes ? t->n_nodes : 1, sizeof(*l->node_vms));
+	l->cpu_used = xcalloc(CPULIST_MAX_CPUS, sizeof(*l->cpu_used));
+	l->cpu_held = xcalloc(CPULIST_MAX_CPUS, sizeof(*l->cpu_held));
+	cpuset_zero(&l->used);
+	cpuset_zero(&l->held);
+}
+
+void admit_ledger_clear(struct admit_ledger *l)
+{
+	if (!l)
+		return;
+	free(l->node_admitted);
+	free(l->node_vms);
+	free(l->cpu_used);
+	free(l->cpu_held);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Count a pCPU once more (+1) or once less (-1) in `refs`, keeping `set`
+ * to the pCPUs counted at least once. */
+static void cpu_count(uint32_t *refs, struct cpuset *set, unsigned c, int delta)
+{
+	if (delta > 0) {
+		if (refs[c]++ == 0)
+			cpuset_set(set, c);
+	} else if (refs[c] > 0 && --refs[c] == 0) {
+		cpuset_clear(set, c);
+	}
+}
+
+/* Add (+1) or take back (-1) one reservation: its shares on the nodes the
+ * topology has (others count nowhere), its dedicated pCPUs, the cores an
+ * isolate VM holds. Taking back exactly what was added restores the sums. */
+static void ledger_apply(struct admit_ledger *l, const struct admit_reservation *res, int delta)
+{
+	const struct topology *t = l->topo;
+	size_t n_shares = res->n_shares < ADMIT_SPAN_MAX ? res->n_shares : ADMIT_SPAN_MAX;
+	for (size_t s = 0; s < n_shares; s++) {
+		int ni = node_index(t, res->shares[s].node);
+		if (ni < 0)
+			continue;
+		uint32_t v = res->cpu_policy == ADMIT_CPU_SHARED ? res->shares[s].vcpus : 0;
+		if (delta > 0) {
+			l->node_vms[ni]++;
+			l->node_admitted[ni] += v;
+		} else {
+			l->node_vms[ni] -= l->node_vms[ni] ? 1 : 0;
+			l->node_admitted[ni] -= l->node_admitted[ni] >= v ? v : l->node_admitted[ni];
+		}
+	}
+	if (delta > 0)
+		l->n++;
+	else if (l->n > 0)
+		l->n--;
+	if (res->cpu_policy != ADMIT_CPU_DEDICATED)
+		return;
+	for (unsigned c = 0; c < CPULIST_MAX_CPUS; c++)
+		if (cpuset_isset(&res->pcpus, c))
+			cpu_count(l->cpu_used, &l->used, c, delta);
+	if (res->thread_policy != ADMIT_THREAD_ISOLATE)
+		return;
+	for (size_t c = 0; c < t->n_cores; c++) {
+		if (!cpuset_intersects(&t->cores[c].threads, &res->pcpus))
+			continue;
+		for (unsigned cpu = 0; cpu < CPULIST_MAX_CPUS; cpu++)
+			if (cpuset_isset(&t->cores[c].threads, cpu))
+				cpu_count(l->cpu_held, &l->held, cpu, delta);
+	}
+}
+
+void admit_ledger_add(struct admit_ledger *l, const struct admit_reservation *r)
+{
+	ledger_apply(l, r, +1);
+}
+
+void admit_ledger_remove(struct admit_ledger *l, const struct admit_reservation *r)
+{
+	ledger_apply(l, r, -1);
+}
+
+bool admit_ledger_equal(const struct admit_ledger *a, const struct admit_ledger *b)
+{
+	if (a->topo != b->topo || a->n != b->n || !cpuset_equal(&a->used, &b->used) ||
+	    !cpuset_equal(&a->held, &b->held))
+		return false;
+	size_t nn = a->topo->n_nodes;
+	return memcmp(a->node_admitted, b->node_admitted, nn * sizeof(uint32_t)) == 0 &&
+	       memcmp(a->node_vms, b->node_vms, nn * sizeof(uint32_t)) == 0 &&
+	       memcmp(a->cpu_used, b->cpu_used, CPULIST_MAX_CPUS * sizeof(uint32_t)) == 0 &&
+	       memcmp(a->cpu_held, b->cpu_held, CPULIST_MAX_CPUS * sizeof(uint32_t)) == 0;
+}
+
+/* The host's state from a ledger: capacities from the pools and ratio of
+ * `h`, use from `l` (h->reservations is not read). */
+static void state_from_ledger(struct state *st, const struct admit_host *h,
+			      const struct admit_ledger *l)
 {
 	const struct topology *t = h->topo;
 	st->h = h;
-	st->nodes = xcalloc(t->n_nodes, sizeof(*st->nodes));
-	cpuset_zero(&st->used);
-	cpuset_zero(&st->blocked);
+	st->nodes = xcalloc(t->n_nodes ? t->n_nodes : 1, sizeof(*st->nodes));
 	for (size_t i = 0; i < t->n_nodes; i++) {
 		struct cpuset s;
 		cpuset_and(&s, &h->pools->shared, &t->nodes[i].cpus);
 		st->nodes[i].shared_pcpus = cpuset_count(&s);
 		st->nodes[i].cap = capacity(h->cpu_ratio, st->nodes[i].shared_pcpus);
+		st->nodes[i].admitted = l->node_admitted[i];
+		st->nodes[i].vms = l->node_vms[i];
 	}
-	struct cpuset held;
-	cpuset_zero(&held);
-	for (size_t r = 0; r < h->n_reservations; r++) {
-		const struct admit_reservation *res = &h->reservations[r];
-		size_t n_shares = res->n_shares < ADMIT_SPAN_MAX ? res->n_shares : ADMIT_SPAN_MAX;
-		for (size_t s = 0; s < n_shares; s++) {
-			int ni = node_index(t, res->shares[s].node);
-			if (ni < 0)
-				continue;
-			st->nodes[ni].vms++;
-			if (res->cpu_policy == ADMIT_CPU_SHARED)
-				st->nodes[ni].admitted += res->shares[s].vcpus;
-		}
-		if (res->cpu_policy != ADMIT_CPU_DEDICATED)
-			continue;
-		cpuset_or(&st->used, &st->used, &res->pcpus);
-		if (res->thread_policy != ADMIT_THREAD_ISOLATE)
-			continue;
-		for (size_t c = 0; c < t->n_cores; c++)
-			if (cpuset_intersects(&t->cores[c].threads, &res->pcpus))
-				cpuset_or(&held, &held, &t->cores[c].threads);
-	}
-	cpuset_andnot(&st->blocked, &held, &st->used);
+	st->used = l->used;
+	cpuset_andnot(&st->blocked, &l->held, &st->used);
 	cpuset_or(&st->busy, &st->used, &st->blocked);
+}
+
+/* A ledger of h->reservations (admit_ledger_clear() it). */
+static void ledger_of_host(struct admit_ledger *l, const struct admit_host *h)
+{
+	admit_ledger_init(l, h->topo);
+	for (size_t r = 0; r < h->n_reservations; r++)
+		admit_ledger_add(l, &h->reservations[r]);
+}
+
+static void state_init(struct state *st, const struct admit_host *h)
+{
+	struct admit_ledger l;
+	ledger_of_host(&l, h);
+	state_from_ledger(st, h, &l);
+	admit_ledger_clear(&l);
 }
 
 static void state_clear(struct state *st)
@@ -486,7 +584,8 @@ static int place_dedicated(const struct state *st, const struct admit_request *r
 }
 
 static int check_request(const struct admit_host *h, const struct admit_tenant *tenant,
-			 const struct admit_request *req, struct error **err)
+			 const struct admit_request *req, const struct admit_reservation *r,
+			 struct error **err)
 {
 	if (!h || !h->topo || !h->pools || !tenant || !req)
 		return error_set(err, EINVAL, "admission: missing input");
@@ -512,15 +611,11 @@ static int check_request(const struct admit_host *h, const struct admit_tenant *
 		return error_set(err, EINVAL,
 				 "thread policy %s needs cpu policy dedicated",
 				 thread_policy_names[req->thread_policy]);
-	for (size_t i = 0; i < h->n_reservations; i++) {
-		const struct admit_reservation *r = &h->reservations[i];
-		if (strcmp(r->vm, req->vm) == 0)
-			return error_set(err, EEXIST,
-					 "already admitted (tenant %s, %u vCPUs, %s)",
-					 r->tenant, r->vcpus,
-					 admit_cpu_policy_name(r->cpu_policy)
-						 ? admit_cpu_policy_name(r->cpu_policy) : "?");
-	}
+	if (r)
+		return error_set(err, EEXIST, "already admitted (tenant %s, %u vCPUs, %s)",
+				 r->tenant, r->vcpus,
+				 admit_cpu_policy_name(r->cpu_policy)
+					 ? admit_cpu_policy_name(r->cpu_policy) : "?");
 	if (req->vcpus > h->topo->n_cpus)
 		return error_set(err, EINVAL, "%u vCPUs requested, the host has %u online CPU%s",
 				 req->vcpus, h->topo->n_cpus,
@@ -557,16 +652,37 @@ int admit_vm(const struct admit_host *host, const struct admit_tenant *tenant,
 	     const struct admit_request *req, struct admit_placement *out,
 	     struct error **err)
 {
+	if (!host || !host->topo || !req)
+		return admit_vm_ledger(host, NULL, NULL, tenant, req, out, err);
+	const struct admit_reservation *existing = NULL;
+	for (size_t i = 0; req->vm && i < host->n_reservations && !existing; i++)
+		if (strcmp(host->reservations[i].vm, req->vm) == 0)
+			existing = &host->reservations[i];
+	struct admit_ledger l;
+	ledger_of_host(&l, host);
+	int rc = admit_vm_ledger(host, &l, existing, tenant, req, out, err);
+	admit_ledger_clear(&l);
+	return rc;
+}
+
+int admit_vm_ledger(const struct admit_host *host, const struct admit_ledger *ledger,
+		    const struct admit_reservation *existing, const struct admit_tenant *tenant,
+		    const struct admit_request *req, struct admit_placement *out,
+		    struct error **err)
+{
 	if (!req)
 		return error_set(err, EINVAL, "admission: no request");
 	if (name_check("VM name", req->vm, err) < 0 ||
 	    name_check("tenant name", req->tenant, err) < 0)
 		return -1;
-	if (check_request(host, tenant, req, err) < 0)
+	if (check_request(host, tenant, req, existing, err) < 0)
 		return error_wrap(err, "vm %s not admitted", req->vm);
+	if (!ledger || ledger->topo != host->topo)
+		return error_set(err, EINVAL, "vm %s not admitted: admission: the ledger is not "
+				 "of this host's topology", req->vm);
 
 	struct state st;
-	state_init(&st, host);
+	state_from_ledger(&st, host, ledger);
 	_cleanup_free_ struct admit_reservation *res = xcalloc(1, sizeof(*res));
 	int (*place)(const struct state *, const struct admit_request *,
 		     struct admit_reservation *, bool, struct error **) =

@@ -29,6 +29,31 @@ struct fault {
 	bool touched;              /* set again since its kind's begin */
 };
 
+/* A tenant's use in the ledger: what its reservations hold. */
+struct ledger_tenant {
+	char name[NAME_MAX_LEN + 1];
+	uint64_t vcpus;
+	int64_t memory_bytes;
+	size_t n;                  /* its reservations */
+};
+
+/* The admission ledger in memory: the parsed reservations (by VM name),
+ * each tenant's use and the host's use (struct admit_ledger), so that an
+ * admit costs the same with 10 VMs as with 1,000. The store stays the
+ * truth: the ledger is read from it when first needed and again with each
+ * inventory (every tick), and changed only after a store write succeeded,
+ * by the function that made it. Decision and write happen in one call on
+ * the daemon's one thread (the API server runs in its loop), so nothing
+ * changes the reservations between the check and the write. */
+struct ledger {
+	bool loaded;
+	struct admit_reservation **res; /* owned, sorted by VM name */
+	size_t n_res, cap_res;
+	struct ledger_tenant *tenants;  /* sorted by name; entries with n = 0 stay */
+	size_t n_tenants;
+	struct admit_ledger use;
+};
+
 struct registry {
 	struct store *store;
 	char *host_root;
@@ -42,6 +67,7 @@ struct registry {
 	/* messages already logged (warnings that would repeat every tick) */
 	char **said;
 	size_t n_said;
+	struct ledger ledger;
 	/* registered VMs whose vCPU threads were read from /proc: the task
 	 * directory is read again only when the process's thread count
 	 * changes or the entry falls due (THREADS_RECHECK_PASSES) */
@@ -68,6 +94,8 @@ static int64_t real_now_ms(void)
 {
 	return now_real_ns() / 1000000;
 }
+
+static void ledger_reset(struct registry *r);
 
 int registry_new(const struct registry_config *cfg, struct registry **out, struct error **err)
 {
@@ -96,6 +124,7 @@ void registry_free(struct registry *r)
 		free(r->said[i]);
 	free(r->said);
 	free(r->seen);
+	ledger_reset(r);
 	free(r->host_root);
 	free(r);
 }
@@ -207,66 +236,277 @@ int registry_ledger_load(struct registry *r, struct admit_reservation **out, siz
 	return 0;
 }
 
+/* --- the ledger in memory (struct ledger) -------------------------------------- */
+
+/* Index of `vm` in the sorted reservations (*found), or where it goes. */
+static size_t ledger_pos(const struct ledger *l, const char *vm, bool *found)
+{
+	size_t lo = 0, hi = l->n_res;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->res[mid]->vm, vm);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+static const struct admit_reservation *ledger_find(const struct registry *r, const char *vm)
+{
+	bool found;
+	size_t i = ledger_pos(&r->ledger, vm, &found);
+	return found ? r->ledger.res[i] : NULL;
+}
+
+/* The tenant's entry, made when missing. */
+static struct ledger_tenant *ledger_tenant(struct ledger *l, const char *name)
+{
+	size_t lo = 0, hi = l->n_tenants;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->tenants[mid].name, name);
+		if (c == 0)
+			return &l->tenants[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	l->tenants = xrealloc(l->tenants, (l->n_tenants + 1) * sizeof(*l->tenants));
+	memmove(&l->tenants[lo + 1], &l->tenants[lo], (l->n_tenants - lo) * sizeof(*l->tenants));
+	l->n_tenants++;
+	struct ledger_tenant *t = &l->tenants[lo];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	return t;
+}
+
+/* Count a reservation in (+1) or out (-1) of its tenant's and the host's use. */
+static void ledger_account(struct registry *r, const struct admit_reservation *res, int delta)
+{
+	struct ledger *l = &r->ledger;
+	struct ledger_tenant *t = ledger_tenant(l, res->tenant);
+	int64_t mem = res->memory_set ? res->memory_bytes : 0;
+	if (delta > 0) {
+		t->vcpus += res->vcpus;
+		t->memory_bytes += mem;
+		t->n++;
+	} else {
+		t->vcpus -= t->vcpus >= res->vcpus ? res->vcpus : t->vcpus;
+		t->memory_bytes -= mem;
+		t->n -= t->n ? 1 : 0;
+	}
+	if (l->use.topo)
+		(delta > 0 ? admit_ledger_add : admit_ledger_remove)(&l->use, res);
+}
+
+static void ledger_reset(struct registry *r)
+{
+	struct ledger *l = &r->ledger;
+	for (size_t i = 0; i < l->n_res; i++)
+		free(l->res[i]);
+	free(l->res);
+	free(l->tenants);
+	admit_ledger_clear(&l->use);
+	memset(l, 0, sizeof(*l));
+}
+
+/* A reservation just stored (or read): in the ledger, replacing one of the
+ * same VM. Nothing while the ledger is not loaded (it will be read whole). */
+static void ledger_put(struct registry *r, const struct admit_reservation *res)
+{
+	struct ledger *l = &r->ledger;
+	if (!l->loaded)
+		return;
+	bool found;
+	size_t i = ledger_pos(l, res->vm, &found);
+	if (found) {
+		ledger_account(r, l->res[i], -1);
+	} else {
+		if (l->n_res == l->cap_res) {
+			l->cap_res = l->cap_res ? l->cap_res * 2 : 64;
+			l->res = xrealloc(l->res, l->cap_res * sizeof(*l->res));
+		}
+		memmove(&l->res[i + 1], &l->res[i], (l->n_res - i) * sizeof(*l->res));
+		l->n_res++;
+		l->res[i] = xmalloc(sizeof(*l->res[i]));
+	}
+	*l->res[i] = *res;
+	ledger_account(r, l->res[i], +1);
+}
+
+/* A row just stored, as the next load will read it. */
+static void ledger_put_row(struct registry *r, const struct store_reservation *row)
+{
+	struct admit_reservation ar;
+	_cleanup_error_ struct error *e = NULL;
+	if (res_from_store(row, &ar, &e) < 0) {
+		/* what the next load skips too; ours always parse */
+		warn_once(r, "admission: %s: skipped", e->msg);
+		return;
+	}
+	ledger_put(r, &ar);
+}
+
+/* A reservation just deleted from the store. */
+static void ledger_drop(struct registry *r, const char *vm)
+{
+	struct ledger *l = &r->ledger;
+	bool found;
+	size_t i = ledger_pos(l, vm, &found);
+	if (!found)
+		return;
+	ledger_account(r, l->res[i], -1);
+	free(l->res[i]);
+	memmove(&l->res[i], &l->res[i + 1], (l->n_res - i - 1) * sizeof(*l->res));
+	l->n_res--;
+}
+
+/* The ledger from parsed reservations (a fresh read of the store). */
+static void ledger_rebuild(struct registry *r, const struct admit_reservation *res, size_t n)
+{
+	ledger_reset(r);
+	struct ledger *l = &r->ledger;
+	if (r->topo)
+		admit_ledger_init(&l->use, r->topo);
+	l->loaded = true;
+	for (size_t i = 0; i < n; i++)
+		ledger_put(r, &res[i]);
+}
+
+/* Read the ledger from the store unless it is loaded. */
+static int ledger_ensure(struct registry *r, struct error **err)
+{
+	if (r->ledger.loaded)
+		return 0;
+	_cleanup_free_ struct admit_reservation *res = NULL;
+	size_t n = 0;
+	if (registry_ledger_load(r, &res, &n, err) < 0)
+		return -1;
+	ledger_rebuild(r, res, n);
+	return 0;
+}
+
+static bool res_same(const struct admit_reservation *a, const struct admit_reservation *b)
+{
+	return strcmp(a->vm, b->vm) == 0 && strcmp(a->tenant, b->tenant) == 0 &&
+	       a->vcpus == b->vcpus && a->memory_set == b->memory_set &&
+	       (!a->memory_set || a->memory_bytes == b->memory_bytes) &&
+	       a->cpu_policy == b->cpu_policy && a->thread_policy == b->thread_policy &&
+	       a->n_shares == b->n_shares &&
+	       memcmp(a->shares, b->shares, a->n_shares * sizeof(*a->shares)) == 0 &&
+	       cpuset_equal(&a->pcpus, &b->pcpus);
+}
+
+int registry_ledger_check(struct registry *r, struct error **err)
+{
+	_cleanup_free_ struct admit_reservation *res = NULL;
+	size_t n = 0;
+	if (registry_ledger_load(r, &res, &n, err) < 0)
+		return -1;
+	if (!r->ledger.loaded)
+		return 0; /* read whole when first needed: nothing to differ */
+	/* a fresh ledger of what the store holds, swapped in for the compare */
+	struct ledger mine = r->ledger;
+	memset(&r->ledger, 0, sizeof(r->ledger));
+	ledger_rebuild(r, res, n);
+	struct ledger fresh = r->ledger;
+	r->ledger = mine;
+	_cleanup_free_ char *why = NULL;
+	if (fresh.n_res != mine.n_res)
+		why = xasprintf("%zu reservations in memory, %zu in the store", mine.n_res,
+				fresh.n_res);
+	for (size_t i = 0; !why && i < fresh.n_res; i++)
+		if (!res_same(fresh.res[i], mine.res[i]))
+			why = xasprintf("the reservation of VM %s differs", fresh.res[i]->vm);
+	for (size_t i = 0; !why && i < fresh.n_tenants; i++) {
+		const struct ledger_tenant *f = &fresh.tenants[i];
+		struct ledger_tenant *m = ledger_tenant(&r->ledger, f->name);
+		if (f->vcpus != m->vcpus || f->memory_bytes != m->memory_bytes || f->n != m->n)
+			why = xasprintf("tenant %s: %" PRIu64 " vCPUs in %zu reservations in memory, %"
+					PRIu64 " in %zu in the store", f->name, m->vcpus, m->n,
+					f->vcpus, f->n);
+	}
+	for (size_t i = 0; !why && i < r->ledger.n_tenants; i++)
+		if (r->ledger.tenants[i].n && !ledger_tenant(&fresh, r->ledger.tenants[i].name)->n)
+			why = xasprintf("tenant %s: reservations in memory, none in the store",
+					r->ledger.tenants[i].name);
+	if (!why && fresh.use.topo && !admit_ledger_equal(&fresh.use, &r->ledger.use))
+		why = xstrdup("the host's use (nodes, pCPUs) differs");
+	struct ledger keep = r->ledger;
+	r->ledger = fresh;
+	ledger_reset(r);
+	r->ledger = keep;
+	if (why)
+		return error_set(err, EIO, "admission ledger out of step with the store: %s", why);
+	return 0;
+}
+
 struct admit_host registry_host(const struct registry *r, const struct admit_reservation *res,
 				size_t n)
 {
 	return (struct admit_host){ r->topo, r->pools, r->cpu_ratio, res, n };
 }
 
-/* Decide a request against `ledger` for tenant t. */
-static int decide(struct registry *r, const struct tenant *t, const struct admit_reservation *ledger,
-		  size_t n, const struct admit_request *req, struct admit_placement *out,
-		  struct error **err)
+/* Decide a request for tenant t (its quota) against the ledger. */
+static int decide(struct registry *r, const struct tenant *t, const struct admit_request *req,
+		  struct admit_placement *out, struct error **err)
 {
 	if (!r->topo || !r->pools)
 		return error_set(err, EAGAIN, "admission is unavailable: no host topology");
+	if (ledger_ensure(r, err) < 0)
+		return -1;
 	struct admit_tenant at = { .vcpus_quota = t->vcpus, .memory_set = t->memory_set,
 				   .memory_quota_bytes = t->memory_bytes };
 	strcpy(at.name, t->name);
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(ledger[i].tenant, t->name) != 0)
-			continue;
-		at.vcpus_used += ledger[i].vcpus;
-		if (ledger[i].memory_set)
-			at.memory_used_bytes += ledger[i].memory_bytes;
-	}
-	struct admit_host host = registry_host(r, ledger, n);
-	return admit_vm(&host, &at, req, out, err);
+	struct ledger_tenant *lt = ledger_tenant(&r->ledger, t->name);
+	at.vcpus_used = lt->vcpus > UINT32_MAX ? UINT32_MAX : (uint32_t)lt->vcpus;
+	at.memory_used_bytes = lt->memory_bytes;
+	struct admit_host host = registry_host(r, NULL, 0);
+	return admit_vm_ledger(&host, &r->ledger.use, req->vm ? ledger_find(r, req->vm) : NULL,
+			       &at, req, out, err);
 }
 
 int registry_admit(struct registry *r, const struct admit_request *req, bool dry_run,
 		   const char *actor, struct admit_placement *out, struct error **err)
 {
+	/* the quota from the store (one row), the use from the ledger */
 	struct tenant t;
-	if (store_tenant_get(r->store, req->tenant, &t, err) < 0)
-		return -1;
-	_cleanup_free_ struct admit_reservation *ledger = NULL;
-	size_t n = 0;
-	if (registry_ledger_load(r, &ledger, &n, err) < 0 ||
-	    decide(r, &t, ledger, n, req, out, err) < 0)
+	if (store_tenant_get_limits(r->store, req->tenant, &t, err) < 0 ||
+	    decide(r, &t, req, out, err) < 0)
 		return -1;
 	if (dry_run)
 		return 0;
 	_cleanup_(store_reservation_clear) struct store_reservation row;
 	res_to_store(&out->res, &row);
-	return store_reservation_add(r->store, &row, actor, err);
+	if (store_reservation_add(r->store, &row, actor, err) < 0)
+		return -1;
+	ledger_put_row(r, &row);
+	return 0;
 }
 
 /* The reservation a VM being registered binds to: its own (same tenant,
  * else EBUSY) -> *bound, nothing to insert; or a new one admitted now
- * (shared, prefer) -> *row to insert with the VM. `ledger` is the current
- * one. */
+ * (shared, prefer) -> *row to insert with the VM. Against the ledger;
+ * the caller puts *row in it once stored. */
 static int bind_or_admit(struct registry *r, const struct vm *v, const struct tenant *t,
-			 const struct admit_reservation *ledger, size_t n, bool *insert,
-			 struct store_reservation *row, struct error **err)
+			 bool *insert, struct store_reservation *row, struct error **err)
 {
 	*insert = false;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(ledger[i].vm, v->name) != 0)
-			continue;
-		if (strcmp(ledger[i].tenant, v->tenant) != 0)
+	if (ledger_ensure(r, err) < 0)
+		return -1;
+	const struct admit_reservation *own = ledger_find(r, v->name);
+	if (own) {
+		if (strcmp(own->tenant, v->tenant) != 0)
 			return error_set(err, EBUSY, "VM '%s' is admitted for tenant '%s', not '%s'",
-					 v->name, ledger[i].tenant, v->tenant);
+					 v->name, own->tenant, v->tenant);
 		return 0;
 	}
 	struct admit_request req = {
@@ -275,7 +515,7 @@ static int bind_or_admit(struct registry *r, const struct vm *v, const struct te
 		.cpu_policy = ADMIT_CPU_SHARED, .thread_policy = ADMIT_THREAD_PREFER,
 	};
 	struct admit_placement pl;
-	if (decide(r, t, ledger, n, &req, &pl, err) < 0)
+	if (decide(r, t, &req, &pl, err) < 0)
 		return -1;
 	res_to_store(&pl.res, row);
 	*insert = true;
@@ -297,6 +537,8 @@ int registry_inventory_load(struct registry *r, struct inventory *out, struct er
 	res_parse_all(r, si.res, si.n_res, &out->res, &out->n_res);
 	si.n_vms = 0;
 	store_inventory_clear(&si);
+	/* the store is the truth: the ledger starts each tick from it */
+	ledger_rebuild(r, out->res, out->n_res);
 	return 0;
 }
 
@@ -372,8 +614,10 @@ static void inv_set_runtime(struct registry *r, struct vm *v, const struct store
 	v->n_threads = k;
 }
 
-static void inv_add_res(struct inventory *inv, const struct store_reservation *row)
+static void inv_add_res(struct registry *r, struct inventory *inv,
+			const struct store_reservation *row)
 {
+	ledger_put_row(r, row);
 	struct admit_reservation ar;
 	_cleanup_error_ struct error *e = NULL;
 	if (res_from_store(row, &ar, &e) < 0) {
@@ -384,8 +628,9 @@ static void inv_add_res(struct inventory *inv, const struct store_reservation *r
 	inv->res[inv->n_res++] = ar;
 }
 
-static void inv_drop_res(struct inventory *inv, const char *vm)
+static void inv_drop_res(struct registry *r, struct inventory *inv, const char *vm)
 {
+	ledger_drop(r, vm);
 	for (size_t i = 0; i < inv->n_res; i++)
 		if (strcmp(inv->res[i].vm, vm) == 0) {
 			inv->res[i] = inv->res[--inv->n_res];
@@ -403,7 +648,7 @@ static int runtime_write(struct registry *r, struct inventory *inv, struct vm *v
 		return -1;
 	inv_set_runtime(r, v, rt);
 	if (row)
-		inv_add_res(inv, row);
+		inv_add_res(r, inv, row);
 	return 0;
 }
 
@@ -661,7 +906,7 @@ static void sighting_register(struct registry *r, struct inventory *inv,
 	}
 	bool insert = false;
 	_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
-	if (bind_or_admit(r, &v, t, inv->res, inv->n_res, &insert, &row, &e) < 0 ||
+	if (bind_or_admit(r, &v, t, &insert, &row, &e) < 0 ||
 	    store_vm_register(r->store, insert ? &row : NULL, &v, "vcpud", &e) < 0) {
 		_cleanup_free_ char *m = xasprintf("%s found VM %s (pid %d) but it was not placed: %s",
 						   source_what(s->source), v.name, (int)v.pid, e->msg);
@@ -676,7 +921,7 @@ static void sighting_register(struct registry *r, struct inventory *inv,
 	vm_copy(nv, &v);
 	nv->state_since_ms = r->now_ms();
 	if (insert)
-		inv_add_res(inv, &row);
+		inv_add_res(r, inv, &row);
 }
 
 /* A sighting of a VM that has a row: the precedence rule. */
@@ -719,7 +964,7 @@ static void sighting_update(struct registry *r, struct inventory *inv, struct vm
 	if (!admitted) {
 		if (!t) {
 			error_set(&e, ENOENT, "no tenant '%s'", k->tenant);
-		} else if (bind_or_admit(r, k, t, inv->res, inv->n_res, &insert, &row, &e) == 0) {
+		} else if (bind_or_admit(r, k, t, &insert, &row, &e) == 0) {
 			error_free(&e);
 		}
 		if (e) {
@@ -847,7 +1092,7 @@ size_t registry_admit_missing(struct registry *r, struct inventory *inv)
 		_cleanup_error_ struct error *e = NULL;
 		if (!t)
 			error_set(&e, ENOENT, "no tenant '%s'", v->tenant);
-		else if (bind_or_admit(r, v, t, inv->res, inv->n_res, &insert, &row, &e) == 0 &&
+		else if (bind_or_admit(r, v, t, &insert, &row, &e) == 0 &&
 			 insert && store_reservation_add(r->store, &row, "vcpud", &e) == 0)
 			error_free(&e);
 		if (e) {
@@ -858,7 +1103,7 @@ size_t registry_admit_missing(struct registry *r, struct inventory *inv)
 		}
 		if (insert) {
 			log_info("VM %s had no admission: admitted now", v->name);
-			inv_add_res(inv, &row);
+			inv_add_res(r, inv, &row);
 			admitted++;
 		}
 	}
@@ -885,7 +1130,7 @@ size_t registry_expire(struct registry *r, struct inventory *inv)
 			continue;
 		}
 		log_info("VM %s: %s: its admission is freed", v->name, why);
-		inv_drop_res(inv, v->name);
+		inv_drop_res(r, inv, v->name);
 		freed++;
 	}
 	return freed;
@@ -1030,10 +1275,12 @@ int registry_register(struct registry *r, struct vm *v, const char *actor, struc
 	origin_read(r->host_root, v);
 	bool insert = false;
 	_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
-	if (bind_or_admit(r, v, t, inv.res, inv.n_res, &insert, &row, err) < 0)
+	if (bind_or_admit(r, v, t, &insert, &row, err) < 0)
 		return error_wrap(err, "cannot register VM '%s'", v->name);
 	if (store_vm_register(r->store, insert ? &row : NULL, v, actor, err) < 0)
 		return -1;
+	if (insert)
+		ledger_put_row(r, &row);
 	log_info("VM %s (pid %d, %u vCPUs, %s) registered to tenant %s by %s", v->name,
 		 (int)v->pid, v->vcpus, vm_source_to_string(v->source), v->tenant, actor);
 	return 0;
@@ -1052,6 +1299,7 @@ int registry_release(struct registry *r, const char *name, const char *actor,
 		return error_wrap(err, "cannot release VM '%s'", name);
 	if (store_vm_delete(r->store, name, actor, err) < 0)
 		return -1;
+	ledger_drop(r, name);
 	log_info("VM %s released by %s", name, actor);
 	return 0;
 }

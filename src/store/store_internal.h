@@ -22,6 +22,18 @@ struct store {
 	int64_t (*now_ms)(void);   /* clock; tests replace it */
 	bool ready;                /* opened and migrated */
 	uint64_t statements;       /* SQL statements run (sqlite3_trace_v2) */
+	/* statements prepared once and kept (store_prepare) */
+	struct store_cached_stmt *cache;
+	size_t n_cache;
+	uint64_t compiled;         /* statements store_prepare() compiled */
+};
+
+/* One cached statement: its SQL (a copy: the key) and the literal it was
+ * first asked for with (a fast first check). */
+struct store_cached_stmt {
+	const char *key;
+	char *sql;
+	sqlite3_stmt *stmt;
 };
 
 /* Every public function holds st->lock for its whole duration, so that the
@@ -54,15 +66,42 @@ void store_tx_endp(struct store_tx *tx);
 int store_sql_error(struct store *st, struct error **err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Prepare one statement; on failure an EIO error naming `what`. */
+/* The statement for `sql`, from the store's cache: compiled the first time
+ * (SQLITE_PREPARE_PERSISTENT), reused afterwards; on failure an EIO error
+ * naming `what`. The cache owns it (store_close() finalizes it): declare
+ * the variable with _cleanup_stmt_, which resets it and clears its
+ * bindings at the end of the scope - never finalize it. SQL texts are keys:
+ * pass literals, not text built at run time.
+ *
+ * A statement is in use from store_prepare() until its reset: a caller
+ * that needs the same SQL twice at once (a nested loop) gets a second copy
+ * as long as the first has been stepped; bind and step right after
+ * preparing, before anything else may prepare the same text. Statements are
+ * reset at the end of their scope, which is before the transaction of an
+ * outer scope ends: declare the transaction first. */
 int store_prepare(struct store *st, const char *sql, sqlite3_stmt **out,
 		  const char *what, struct error **err);
+/* Reset a cached statement and clear its bindings (NULL: nothing). */
+void store_stmt_release(sqlite3_stmt *s);
+static inline void store_stmt_releasep(sqlite3_stmt **s)
+{
+	store_stmt_release(*s);
+	*s = NULL;
+}
+#define _cleanup_stmt_ _cleanup_(store_stmt_releasep)
+
+/* A statement outside the cache (PRAGMAs run once at open), finalized at
+ * the end of the scope. */
 static inline void store_finalizep(sqlite3_stmt **s)
 {
 	if (*s)
 		sqlite3_finalize(*s);
 }
-#define _cleanup_stmt_ _cleanup_(store_finalizep)
+#define _cleanup_stmt_once_ _cleanup_(store_finalizep)
+
+/* Tests: statements in the cache, and compiled by store_prepare() so far. */
+size_t store_stmt_cached(struct store *st);
+uint64_t store_stmt_compiled(struct store *st);
 
 /* One integer from a statement without parameters (PRAGMA user_version). */
 int store_query_int64(struct store *st, const char *sql, int64_t *out, struct error **err);

@@ -27,6 +27,12 @@
 	"(SELECT count(*) FROM vms AS v WHERE v.tenant = t.name) "                     \
 	"FROM tenants AS t "
 
+/* The same columns without the usage (0, 0): a read that does not grow
+ * with the tenant's VMs, for admission (which counts use in memory). */
+#define TENANT_SELECT_LIMITS                                                       \
+	"SELECT t.name, t.vcpus, t.weight, t.cpu_max_cores, t.memory_bytes, t.class, " \
+	"t.created_at, t.updated_at, 0, 0 FROM tenants AS t "
+
 /* The column layout ?1..?7 shared by the INSERT and the UPDATE. */
 #define TENANT_INSERT                                                              \
 	"INSERT INTO tenants (name, vcpus, weight, cpu_max_cores, memory_bytes, "      \
@@ -72,12 +78,11 @@ static int tenant_from_row(struct store *st, sqlite3_stmt *s, struct tenant *t,
 }
 
 /* 1 and *out when the tenant exists, 0 when it does not, -1 on error. */
-static int tenant_read(struct store *st, const char *name, struct tenant *out,
-		       struct error **err)
+static int tenant_read_sql(struct store *st, const char *sql, const char *name,
+			   struct tenant *out, struct error **err)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	if (store_prepare(st, TENANT_SELECT "WHERE t.name = ?1", &s,
-			  "read a tenant", err) < 0)
+	if (store_prepare(st, sql, &s, "read a tenant", err) < 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
 		return store_sql_error(st, err, "cannot read tenant '%.80s'", name);
@@ -89,6 +94,12 @@ static int tenant_read(struct store *st, const char *name, struct tenant *out,
 	if (tenant_from_row(st, s, out, err) < 0)
 		return -1;
 	return 1;
+}
+
+static int tenant_read(struct store *st, const char *name, struct tenant *out,
+		       struct error **err)
+{
+	return tenant_read_sql(st, TENANT_SELECT "WHERE t.name = ?1", name, out, err);
 }
 
 static int bind_tenant(sqlite3_stmt *s, const struct tenant *t, int64_t now_s)
@@ -204,6 +215,22 @@ int store_tenant_create(struct store *st, const struct tenant *t, const char *ac
 	if (store_audit(st, now_ms, actor, "tenant.create", "tenant", t->name, details, err) < 0 ||
 	    store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot create tenant '%s'", t->name);
+	return 0;
+}
+
+int store_tenant_get_limits(struct store *st, const char *name, struct tenant *out,
+			    struct error **err)
+{
+	if (!name)
+		return error_set(err, EINVAL, "cannot read a tenant: no name given");
+	STORE_LOCK(st);
+	struct tenant t;
+	int found = tenant_read_sql(st, TENANT_SELECT_LIMITS "WHERE t.name = ?1", name, &t, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no tenant '%.80s'", name);
+	*out = t;
 	return 0;
 }
 

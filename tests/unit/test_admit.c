@@ -1398,17 +1398,36 @@ static void property_run(struct world *w, const char *name, unsigned steps)
 	world_tenant(w, "beta", w->t->n_cpus / 2 + 1, 0);
 	world_tenant(w, "gamma", 100000, 0);
 	struct stats st = { 0 };
+	/* a ledger kept step by step, as the registry keeps it, must equal
+	 * one summed afresh from the reservation list after every step */
+	struct admit_ledger kept;
+	admit_ledger_init(&kept, w->t);
+	for (size_t i = 0; i < w->n; i++)
+		admit_ledger_add(&kept, &w->res[i]);
 	for (uint64_t step = 0; step < steps; step++) {
 		/* admit more often than release, so the host fills and stays full */
 		if (w->n > 0 && rnd_below(5) < 2) {
 			size_t i = rnd_below((unsigned)w->n);
+			admit_ledger_remove(&kept, &w->res[i]);
 			w->res[i] = w->res[--w->n];
 			st.releases++;
 		} else {
+			size_t before = w->n;
 			property_admit(w, step, &st);
+			if (w->n > before)
+				admit_ledger_add(&kept, &w->res[w->n - 1]);
 		}
 		check_invariants(w, step);
+		struct admit_ledger fresh;
+		admit_ledger_init(&fresh, w->t);
+		for (size_t i = 0; i < w->n; i++)
+			admit_ledger_add(&fresh, &w->res[i]);
+		if (!admit_ledger_equal(&kept, &fresh))
+			fail_msg("%s step %lu: the kept ledger differs from the reservations'",
+				 name, (unsigned long)step);
+		admit_ledger_clear(&fresh);
 	}
+	admit_ledger_clear(&kept);
 	print_message("%s (seed %lu): %u shared, %u/%u/%u dedicated prefer/isolate/require "
 		      "admitted, %u spanning; refused %u quota, %u capacity, %u impossible; "
 		      "%u releases\n", name, (unsigned long)seed, st.admitted_shared,

@@ -122,6 +122,9 @@ static void tick(struct reg_fx *f, enum vm_source src, const struct registry_sig
 	registry_expire(f->reg, &inv);
 	registry_faults_end(f->reg, REGISTRY_FAULT_IDENTITY);
 	registry_faults_end(f->reg, REGISTRY_FAULT_ADMISSION);
+	/* the admission ledger kept in memory through the tick is the store's */
+	if (registry_ledger_check(f->reg, &err) < 0)
+		fail_msg("after the tick: %s", err->msg);
 	/* what the inventory says after the tick is what the store says */
 	struct inventory again;
 	assert_int_equal(registry_inventory_load(f->reg, &again, NULL), 0);
@@ -648,6 +651,95 @@ static void test_faults_api(void **state)
 	assert_null(registry_fault_kind_name(REGISTRY_FAULT_LAST));
 }
 
+/* --- the admission ledger in memory --------------------------------------------- */
+
+static void ledger_ok(struct reg_fx *f, const char *when)
+{
+	struct error *err = NULL;
+	if (registry_ledger_check(f->reg, &err) < 0)
+		fail_msg("%s: %s", when, err->msg);
+}
+
+/* Every change of the reservations (admit, register, release, unadmit after
+ * the grace period) keeps the ledger equal to the store; a write the store
+ * refuses leaves it as it was; a tick reads it again from the store. */
+static void test_ledger_in_step(void **state)
+{
+	struct reg_fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f, "acme", 8);
+	tenant_ok(f, "beta", 4);
+	ledger_ok(f, "not loaded yet");
+	assert_int_equal(admit(f, "a1", "acme", 2, false, &err), 0);
+	ledger_ok(f, "admit");
+	assert_int_equal(admit(f, "b1", "beta", 4, false, &err), 0);
+	ledger_ok(f, "admit, second tenant");
+	assert_int_equal(admit(f, "probe", "acme", 1, true, &err), 0);
+	ledger_ok(f, "dry run");
+	assert_int_equal(admit(f, "a1", "acme", 1, true, &err), -1);
+	expect_error(&err, EEXIST, "already admitted (tenant acme, 2 vCPUs, shared)");
+	/* registration admits in the same transaction as the row */
+	fake_vmm(f, 4100, 10, 2, 4100);
+	assert_int_equal(reg_api(f, "web-1", "acme", 4100, &err), 0);
+	ledger_ok(f, "register");
+	/* the quota counted in memory: 4 of 8 used */
+	assert_int_equal(admit(f, "big", "acme", 5, true, &err), -1);
+	expect_error(&err, EBUSY, "tenant acme: 4 of 8 vCPUs used, 5 requested");
+	assert_int_equal(admit(f, "a2", "acme", 4, false, &err), 0);
+	assert_int_equal(admit(f, "a3", "acme", 1, true, &err), -1);
+	expect_error(&err, EBUSY, "tenant acme: 8 of 8 vCPUs used, 1 requested");
+	/* release of an admitted-only VM frees its room at once */
+	assert_int_equal(registry_release(f->reg, "a2", "uid:0", NULL, NULL, &err), 0);
+	ledger_ok(f, "release");
+	assert_int_equal(admit(f, "a3", "acme", 4, true, &err), 0);
+	assert_int_equal(used(f, "acme"), 4);
+
+	/* a write the store refuses changes nothing, in memory either */
+	assert_int_equal(st_exec(f->ts.st, "CREATE TRIGGER no_admit BEFORE INSERT ON "
+				 "reservations BEGIN SELECT RAISE(ABORT, 'refused by the test'); "
+				 "END"), SQLITE_OK);
+	assert_int_equal(admit(f, "a4", "acme", 2, false, &err), -1);
+	expect_error(&err, EINVAL, "refused by the test");
+	ledger_ok(f, "refused admit");
+	assert_int_equal(admit(f, "a4", "acme", 4, true, &err), 0); /* not admitted */
+	fake_vmm(f, 4200, 10, 1, 4200);
+	assert_int_equal(reg_api(f, "web-2", "acme", 4200, &err), -1);
+	assert_non_null(err);
+	error_free(&err);
+	ledger_ok(f, "refused registration");
+	assert_int_equal(st_exec(f->ts.st, "DROP TRIGGER no_admit"), SQLITE_OK);
+	assert_int_equal(st_exec(f->ts.st, "CREATE TRIGGER no_release BEFORE DELETE ON "
+				 "reservations BEGIN SELECT RAISE(ABORT, 'refused by the test'); "
+				 "END"), SQLITE_OK);
+	assert_int_equal(registry_release(f->reg, "a1", "uid:0", NULL, NULL, &err), -1);
+	assert_non_null(err);
+	error_free(&err);
+	ledger_ok(f, "refused release");
+	assert_int_equal(admit(f, "a4", "acme", 5, true, &err), -1);
+	expect_error(&err, EBUSY, "tenant acme: 4 of 8 vCPUs used, 5 requested");
+	assert_int_equal(st_exec(f->ts.st, "DROP TRIGGER no_release"), SQLITE_OK);
+
+	/* the process exits: after the grace period a tick unadmits it */
+	fake_exit(f, 4100);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	fake_now_ms += 61000;
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(used(f, "acme"), 2);
+	ledger_ok(f, "unadmit after the grace period");
+	assert_int_equal(admit(f, "a4", "acme", 6, true, &err), 0);
+
+	/* a change behind the registry's back: out of step until the next
+	 * tick reads the store again */
+	assert_int_equal(st_exec(f->ts.st, "DELETE FROM reservations WHERE vm = 'a1'"), SQLITE_OK);
+	assert_int_equal(registry_ledger_check(f->reg, &err), -1);
+	expect_error(&err, EIO, "2 reservations in memory, 1 in the store");
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	ledger_ok(f, "tick");
+	assert_int_equal(admit(f, "a4", "acme", 8, true, &err), 0);
+	assert_int_equal(admit(f, "b2", "beta", 1, true, &err), -1);
+	expect_error(&err, EBUSY, "tenant beta: 4 of 4 vCPUs used, 1 requested");
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
@@ -663,6 +755,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_legacy_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poisoned_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_api, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ledger_in_step, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -972,6 +972,171 @@ static void test_integrity_check(void **state)
 	assert_int_equal(store_integrity_check(f->st, &err), 0);
 }
 
+/* --- the statement cache ------------------------------------------------------ */
+
+/* A statement is compiled once and reused by later calls: the cache does
+ * not grow with the calls, and every run still counts as a statement. */
+static void test_stmt_cache_reuse(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	struct tenant t = mk_tenant("acme", 4);
+	create_ok(f->st, &t);
+	struct tenant got;
+	assert_int_equal(store_tenant_get(f->st, "acme", &got, &err), 0);
+	size_t cached = store_stmt_cached(f->st);
+	uint64_t compiled = store_stmt_compiled(f->st);
+	assert_true(cached > 0);
+	assert_int_equal(cached, compiled);
+	uint64_t runs = store_statements(f->st);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(store_tenant_get(f->st, "acme", &got, &err), 0);
+	assert_int_equal(store_stmt_cached(f->st), cached);
+	assert_int_equal(store_stmt_compiled(f->st), compiled);
+	/* one SELECT per get: reuse runs the statement, and counts it */
+	assert_int_equal(store_statements(f->st) - runs, 50);
+	assert_string_equal(got.name, "acme");
+	assert_int_equal(got.vcpus, 4);
+	/* the same SQL text at another address is the same statement */
+	_cleanup_free_ char *copy = xstrdup("SELECT count(*) FROM tenants");
+	sqlite3_stmt *a = NULL, *b = NULL;
+	assert_int_equal(store_prepare(f->st, "SELECT count(*) FROM tenants", &a, "count", &err), 0);
+	store_stmt_release(a);
+	assert_int_equal(store_prepare(f->st, copy, &b, "count", &err), 0);
+	assert_ptr_equal(a, b);
+	store_stmt_release(b);
+}
+
+/* A failed run (a constraint, a missing row) leaves a statement that the
+ * next call runs cleanly, with its own bindings. */
+static void test_stmt_cache_reuse_after_error(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	struct tenant t = mk_tenant("acme", 4);
+	create_ok(f->st, &t);
+	/* the INSERT fails on the primary key, then succeeds for another name */
+	assert_int_equal(store_tenant_create(f->st, &t, NULL, &err), -1);
+	assert_non_null(err);
+	error_free(&err);
+	uint64_t compiled = store_stmt_compiled(f->st);
+	struct tenant u = mk_tenant("beta", 2);
+	create_ok(f->st, &u);
+	assert_int_equal(store_stmt_compiled(f->st), compiled);
+	assert_int_equal(tenant_count(f->st), 2);
+	/* a read that finds nothing, then one that finds a row */
+	struct tenant got;
+	assert_int_equal(store_tenant_get(f->st, "nobody", &got, &err), -1);
+	expect_error(&err, ENOENT, "nobody");
+	assert_int_equal(store_tenant_get(f->st, "beta", &got, &err), 0);
+	assert_int_equal(got.vcpus, 2);
+	/* a statement whose table went away fails; once it is back, it runs */
+	sqlite3_stmt *s = NULL;
+	assert_int_equal(st_exec(f->st, "CREATE TABLE scratch (x INTEGER)"), SQLITE_OK);
+	assert_int_equal(store_prepare(f->st, "INSERT INTO scratch VALUES (?1)", &s, "scratch",
+				       &err), 0);
+	assert_int_equal(sqlite3_bind_int(s, 1, 7), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+	store_stmt_release(s);
+	assert_int_equal(st_exec(f->st, "DROP TABLE scratch"), SQLITE_OK);
+	assert_int_equal(store_prepare(f->st, "INSERT INTO scratch VALUES (?1)", &s, "scratch",
+				       &err), 0);
+	assert_int_equal(sqlite3_bind_int(s, 1, 8), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s) & 0xff, SQLITE_ERROR);
+	store_stmt_release(s);
+	assert_int_equal(st_exec(f->st, "CREATE TABLE scratch (x INTEGER)"), SQLITE_OK);
+	assert_int_equal(store_prepare(f->st, "INSERT INTO scratch VALUES (?1)", &s, "scratch",
+				       &err), 0);
+	/* released: its old binding is gone (NULL), not 7 or 8 */
+	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+	store_stmt_release(s);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM scratch WHERE x IS NULL"), 1);
+	/* SQL that does not compile is an error naming what, and is not kept */
+	size_t cached = store_stmt_cached(f->st);
+	assert_int_equal(store_prepare(f->st, "SELEC nonsense", &s, "do nonsense", &err), -1);
+	expect_error(&err, EIO, "cannot prepare the statement to do nonsense");
+	assert_null(s);
+	assert_int_equal(store_stmt_cached(f->st), cached);
+}
+
+/* A cached statement serves transaction after transaction, committed or
+ * rolled back, and a read left half way does not hold the next writer. */
+static void test_stmt_cache_across_transactions(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	for (int i = 0; i < 3; i++) {
+		_cleanup_free_ char *name = xasprintf("t%d", i);
+		struct tenant t = mk_tenant(name, 1);
+		create_ok(f->st, &t);
+	}
+	uint64_t compiled = store_stmt_compiled(f->st);
+	for (int i = 3; i < 6; i++) {
+		_cleanup_free_ char *name = xasprintf("t%d", i);
+		struct tenant t = mk_tenant(name, 1);
+		create_ok(f->st, &t);
+	}
+	/* each create is a transaction; none compiled anything new */
+	assert_int_equal(store_stmt_compiled(f->st), compiled);
+	assert_int_equal(tenant_count(f->st), 6);
+
+	/* by hand: a read stepped once (one row of six), then the scope ends
+	 * and the write transaction after it commits */
+	{
+		STORE_LOCK(f->st);
+		_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+		assert_int_equal(store_read_begin(f->st, &tx, &err), 0);
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+		assert_int_equal(store_prepare(f->st, "SELECT name FROM tenants ORDER BY name", &s,
+					       "list", &err), 0);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_true(sqlite3_stmt_busy(s));
+		/* the same SQL while the first is mid-read: a second copy */
+		sqlite3_stmt *again = NULL;
+		assert_int_equal(store_prepare(f->st, "SELECT name FROM tenants ORDER BY name",
+					       &again, "list", &err), 0);
+		assert_ptr_not_equal(again, s);
+		assert_int_equal(sqlite3_step(again), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(again, 0), "t0");
+		store_stmt_release(again);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(s, 0), "t1");
+	}
+	{
+		STORE_LOCK(f->st);
+		_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+		assert_int_equal(store_tx_begin(f->st, &tx, &err), 0);
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+		assert_int_equal(store_prepare(f->st, "DELETE FROM tenants WHERE name = ?1", &s,
+					       "delete", &err), 0);
+		assert_int_equal(sqlite3_bind_text(s, 1, "t0", -1, SQLITE_STATIC), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+		/* not committed: rolled back at the end of the scope */
+	}
+	assert_int_equal(tenant_count(f->st), 6);
+	{
+		STORE_LOCK(f->st);
+		_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+		assert_int_equal(store_tx_begin(f->st, &tx, &err), 0);
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+		assert_int_equal(store_prepare(f->st, "DELETE FROM tenants WHERE name = ?1", &s,
+					       "delete", &err), 0);
+		assert_int_equal(sqlite3_bind_text(s, 1, "t5", -1, SQLITE_STATIC), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+		assert_int_equal(store_tx_commit(&tx, &err), 0);
+	}
+	assert_int_equal(tenant_count(f->st), 5);
+	/* the mutations after all that still work and leave their events */
+	struct tenant t = mk_tenant("last", 1);
+	create_ok(f->st, &t);
+	assert_int_equal(tenant_count(f->st), 6);
+	/* a second connection can write: no statement holds a lock */
+	raw_exec(f->path, "UPDATE tenants SET weight = 7 WHERE name = 'last'");
+	struct tenant got;
+	assert_int_equal(store_tenant_get(f->st, "last", &got, &err), 0);
+	assert_int_equal(got.weight, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1001,6 +1166,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_add_invalid, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_refuses_bad_rows, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_integrity_check, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stmt_cache_reuse, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stmt_cache_reuse_after_error, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stmt_cache_across_transactions, fx_setup,
+						fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
