@@ -46,6 +46,7 @@
 #include "vcpud/store.h"
 #include "vcpud/tenant.h"
 #include "vcpud/topology.h"
+#include "vcpud/util.h"
 #include "vcpud/vm.h"
 
 struct registry;
@@ -83,6 +84,10 @@ struct inventory {
 	struct admit_reservation *res;  /* the ledger, parsed; rows that do not
 					 * parse are left out with a warning */
 	size_t n_res;
+	/* lookups by name for inventory_vm() and inventory_reservation(),
+	 * kept by the registry (rebuilt when the arrays changed) */
+	struct name_index vm_ix, res_ix;
+	bool vm_ix_ok, res_ix_ok;
 };
 
 /* One read transaction. */

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,6 +550,8 @@ void inventory_clear(struct inventory *inv)
 	free(inv->tenants);
 	vm_list_free(inv->vms, inv->n_vms);
 	free(inv->res);
+	name_index_clear(&inv->vm_ix);
+	name_index_clear(&inv->res_ix);
 	memset(inv, 0, sizeof(*inv));
 }
 
@@ -560,21 +563,33 @@ const struct tenant *inventory_tenant(const struct inventory *inv, const char *n
 	return NULL;
 }
 
+/* The lookups are O(1): an index by name, built on first use and again
+ * when the array grew or shrank (VMs are only ever appended within a tick;
+ * a dropped reservation marks its index stale). */
 struct vm *inventory_vm(const struct inventory *inv, const char *name)
 {
-	for (size_t i = 0; name && i < inv->n_vms; i++)
-		if (strcmp(inv->vms[i].name, name) == 0)
-			return &inv->vms[i];
-	return NULL;
+	struct inventory *m = (struct inventory *)inv;
+	if (!m->vm_ix_ok || m->vm_ix.n != m->n_vms) {
+		name_index_init(&m->vm_ix, sizeof(struct vm), offsetof(struct vm, name));
+		name_index_build(&m->vm_ix, m->vms, m->n_vms);
+		m->vm_ix_ok = true;
+	}
+	size_t i = name_index_find(&m->vm_ix, m->vms, name);
+	return i == SIZE_MAX ? NULL : &m->vms[i];
 }
 
 const struct admit_reservation *inventory_reservation(const struct inventory *inv,
 						       const char *vm)
 {
-	for (size_t i = 0; vm && i < inv->n_res; i++)
-		if (strcmp(inv->res[i].vm, vm) == 0)
-			return &inv->res[i];
-	return NULL;
+	struct inventory *m = (struct inventory *)inv;
+	if (!m->res_ix_ok || m->res_ix.n != m->n_res) {
+		name_index_init(&m->res_ix, sizeof(struct admit_reservation),
+				offsetof(struct admit_reservation, vm));
+		name_index_build(&m->res_ix, m->res, m->n_res);
+		m->res_ix_ok = true;
+	}
+	size_t i = name_index_find(&m->res_ix, m->res, vm);
+	return i == SIZE_MAX ? NULL : &m->res[i];
 }
 
 static bool vm_live(const struct vm *v)
@@ -634,6 +649,7 @@ static void inv_drop_res(struct registry *r, struct inventory *inv, const char *
 	for (size_t i = 0; i < inv->n_res; i++)
 		if (strcmp(inv->res[i].vm, vm) == 0) {
 			inv->res[i] = inv->res[--inv->n_res];
+			inv->res_ix_ok = false;
 			return;
 		}
 }
@@ -720,17 +736,32 @@ static void origin_read(const char *host_root, struct vm *v)
 		strcpy(v->origin_cgroup, cg);
 }
 
+struct pid_owner {
+	pid_t pid;
+	size_t vm;
+};
+
+static int pid_owner_cmp(const void *a, const void *b)
+{
+	const struct pid_owner *x = a, *y = b;
+	if (x->pid != y->pid)
+		return (x->pid > y->pid) - (x->pid < y->pid);
+	return (x->vm > y->vm) - (x->vm < y->vm);
+}
+
 size_t registry_check_pids(struct registry *r, struct inventory *inv)
 {
+	/* sorted by PID: the VMs sharing one sit side by side (O(N log N)) */
+	struct pid_owner *o = xcalloc(inv->n_vms ? inv->n_vms : 1, sizeof(*o));
+	size_t no = 0;
+	for (size_t i = 0; i < inv->n_vms; i++)
+		if (vm_live(&inv->vms[i]))
+			o[no++] = (struct pid_owner){ inv->vms[i].pid, i };
+	qsort(o, no, sizeof(*o), pid_owner_cmp);
 	size_t n = 0;
-	for (size_t i = 0; i < inv->n_vms; i++) {
-		const struct vm *a = &inv->vms[i];
-		if (!vm_live(a))
-			continue;
-		for (size_t j = i + 1; j < inv->n_vms; j++) {
-			const struct vm *b = &inv->vms[j];
-			if (!vm_live(b) || b->pid != a->pid)
-				continue;
+	for (size_t k = 0; k < no; k++) {
+		for (size_t l = k + 1; l < no && o[l].pid == o[k].pid; l++) {
+			const struct vm *a = &inv->vms[o[k].vm], *b = &inv->vms[o[l].vm];
 			_cleanup_free_ char *m = xasprintf(
 				"process %d is claimed by VMs %s (%s) and %s (%s): neither is "
 				"placed until one is released (vcpuctl vm release NAME)",
@@ -741,6 +772,7 @@ size_t registry_check_pids(struct registry *r, struct inventory *inv)
 			n++;
 		}
 	}
+	free(o);
 	return n;
 }
 
