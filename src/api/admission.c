@@ -1,6 +1,7 @@
 /* admission.c - the JSON of admission (see admission.h): reservations and
  * the host's capacity, over the registry's ledger. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "vcpud/admission.h"
@@ -81,13 +82,14 @@ int admission_host_json(struct registry *reg, struct store *st, json_t **out,
 	for (size_t i = 0; i < u.n_nodes; i++)
 		json_array_append_new(usage, usage_json(&u.nodes[i], false));
 	json_t *rj = json_array();
+	struct name_index vix;
+	name_index_init(&vix, sizeof(struct vm), offsetof(struct vm, name));
+	name_index_build(&vix, vms, nv);
 	for (size_t i = 0; i < nres; i++) {
-		bool registered = false;
-		for (size_t j = 0; j < nv; j++)
-			if (strcmp(vms[j].name, res[i].vm) == 0)
-				registered = true;
+		bool registered = name_index_find(&vix, vms, res[i].vm) != SIZE_MAX;
 		json_array_append_new(rj, admission_reservation_json(reg, &res[i], false, registered));
 	}
+	name_index_clear(&vix);
 	*out = json_pack("{s:{s:s,s:s,s:i,s:o},s:{s:s,s:s,s:s},s:f,s:o,s:o,s:o}",
 			 "topology", "description", desc, "online", online, "threads_per_core",
 			 (int)t->threads_per_core, "nodes", nodes,

@@ -218,27 +218,34 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+static int page_query(const struct api_request *req, char after[NAME_MAX_LEN + 1],
+		      size_t *limit, struct error **err);
+static json_t *page_by_name(const json_t *all, const char *after, size_t limit,
+			    const char **next);
+
 /* GET /v1/host */
 static int h_host(struct api_ctx *ctx, const struct api_request *req,
 		  const struct route_match *m, json_t *body, int *status, json_t **out,
 		  struct error **err)
 {
-	(void)req; (void)m; (void)body;
-	if (need_registry(ctx, err) < 0)
+	(void)m; (void)body;
+	size_t limit;
+	char after[NAME_MAX_LEN + 1];
+	if (page_query(req, after, &limit, err) < 0 || need_registry(ctx, err) < 0)
 		return -1;
 	if (admission_host_json(ctx->reg, ctx->store, out, err) < 0) {
 		if (err && *err && (*err)->code == EAGAIN)
 			(*err)->code = EIO;
 		return -1;
 	}
+	/* the reservations in pages by name; the rest comes whole */
+	const char *next = NULL;
+	json_t *page = page_by_name(json_object_get(*out, "reservations"), after, limit, &next);
+	json_object_set_new(*out, "next", next ? json_string(next) : json_null());
+	json_object_set_new(*out, "reservations", page);
 	*status = 200;
 	return 0;
 }
-
-static int page_query(const struct api_request *req, char after[NAME_MAX_LEN + 1],
-		      size_t *limit, struct error **err);
-static json_t *page_by_name(const json_t *all, const char *after, size_t limit,
-			    const char **next);
 
 /* GET /v1/vms?limit=N&after=NAME: a page of the VMs by name, with "next"
  * (the name to ask after) while more follow; the unmanaged VMs discovery

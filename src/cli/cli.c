@@ -217,10 +217,20 @@ static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
 }
 
 /* A GET whose reply is a page ("next" names the item to ask after, and
- * one array holds the items): fetch the following pages and append their
+ * "vms" or "reservations" holds the items): fetch the following pages and append their
  * items to the reply's array, so callers see one whole listing. At most
  * CLI_PAGES_MAX pages (a server that never ends is an error). */
 #define CLI_PAGES_MAX 10000
+
+/* The array a page's items are in. */
+static json_t *page_items(json_t *page)
+{
+	static const char *const keys[] = { "vms", "reservations" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_is_array(json_object_get(page, keys[i])))
+			return json_object_get(page, keys[i]);
+	return NULL;
+}
 
 static int follow_pages(struct cli_ctx *ctx, const char *path, unsigned flags, json_t *reply)
 {
@@ -228,11 +238,7 @@ static int follow_pages(struct cli_ctx *ctx, const char *path, unsigned flags, j
 		const char *next = json_string_value(json_object_get(reply, "next"));
 		if (!next)
 			return CLI_EXIT_OK;
-		const char *key;
-		json_t *arr = NULL, *v;
-		json_object_foreach(reply, key, v)
-			if (json_is_array(v))
-				arr = v;
+		json_t *arr = page_items(reply);
 		if (!arr || pages >= CLI_PAGES_MAX) {
 			cli_errorf(ctx, "vcpud's listing at %s does not end", path);
 			return CLI_EXIT_ERROR;
@@ -249,10 +255,7 @@ static int follow_pages(struct cli_ctx *ctx, const char *path, unsigned flags, j
 		int rc = exchange(ctx, "GET", p, NULL, flags, &more);
 		if (rc != CLI_EXIT_OK)
 			return rc;
-		json_t *marr = NULL;
-		json_object_foreach(more, key, v)
-			if (json_is_array(v))
-				marr = v;
+		json_t *marr = page_items(more);
 		if (marr)
 			json_array_extend(arr, marr);
 		json_object_set(reply, "next", json_object_get(more, "next"));

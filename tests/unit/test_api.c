@@ -572,6 +572,17 @@ static void test_pages(void **state)
 	assert_int_equal(call(f, "GET", "/v1/vms?limit=0", NULL, NULL), 400);
 	assert_int_equal(call(f, "GET", "/v1/vms?limit=5001", NULL, NULL), 400);
 
+	/* /v1/host: its reservations by name, the rest whole */
+	assert_int_equal(call(f, "GET", "/v1/host?limit=3", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "reservations")), 3);
+	assert_string_equal(json_string_value(json_object_get(j, "next")), "c");
+	assert_true(json_is_object(json_object_get(j, "topology")));
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/host?after=c", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "reservations")), 2);
+	assert_true(json_is_null(json_object_get(j, "next")));
+	json_decref(j);
+
 	/* /v1/top: its vms by name, the rest of the object kept */
 	f->ctx.top = json_pack("{s:I,s:[{s:s},{s:s},{s:s}]}", "tick", (json_int_t)7, "vms",
 			       "name", "z", "name", "x", "name", "y");
