@@ -50,6 +50,7 @@ int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engi
 	if (e->dry_run) {
 		e->dry.inner = e->ops;
 		e->dry.inner_ctx = e->ctx;
+		e->dry.proc = e->proc;
 		e->ops = &cgroup_ops_dry_run;
 		e->ctx = &e->dry;
 	}
@@ -67,6 +68,11 @@ void cgroup_engine_free(struct cgroup_engine *e)
 	free(e->mount);
 	free(e->proc);
 	free(e);
+}
+
+size_t cgroup_engine_overlay_entries(const struct cgroup_engine *e)
+{
+	return e->dry_run ? cgroup_dry_run_entries(&e->dry) : 0;
 }
 
 int cgroup_cpu_stat_read(struct cgroup_engine *e, const char *dir, struct cgroup_cpu_stat *out,
@@ -986,6 +992,8 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	 * controllers down (the mount root itself is exempt from the
 	 * no-internal-process rule; an intermediate one holding processes
 	 * answers EBUSY, which is reported) */
+	if (e->dry_run)
+		cgroup_dry_run_set_mount(&e->dry, mount.abs);
 	bool ok = true;
 	if (strcmp(root.abs, mount.abs) != 0) {
 		struct grp anc = { .abs = xstrdup(mount.abs), .name = xstrdup(mount.abs),
@@ -1019,9 +1027,12 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	grp_clear(&root);
 	cgroup_judgement_free(&rc.j);
 
-	if (e->dry_run)
-		log_debug("cgroup: dry-run: %u writes would have been made",
-			  e->dry.writes - dry_writes0);
+	if (e->dry_run) {
+		cgroup_dry_run_end_pass(&e->dry);
+		log_debug("cgroup: dry-run: %u writes would have been made (%zu entries "
+			  "in the overlay)", e->dry.writes - dry_writes0,
+			  cgroup_dry_run_entries(&e->dry));
+	}
 	if (out)
 		*out = rc.st;
 	if (rc.first) {
@@ -1048,6 +1059,8 @@ int cgroup_engine_release_process(struct cgroup_engine *e, const char *root, pid
 	const char *root_cg = rootabs + (strcmp(mount, "/") == 0 ? 0 : strlen(mount));
 	char pidbuf[16];
 	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	if (e->dry_run)
+		cgroup_dry_run_set_mount(&e->dry, mount);
 
 	bool origin_ok = origin && origin[0] == '/' && !strstr(origin, "/..") &&
 			 !strstr(origin, "/./") && !cg_within(origin, root_cg);
