@@ -211,8 +211,8 @@ void cgroup_names_free(char **names, size_t n);
 /* Plain open/read/write/mkdir/rmdir with O_CLOEXEC; ctx is unused (NULL). */
 extern const struct cgroup_ops cgroup_ops_real;
 
-/* Dry-run: change nothing, log and count what would change, and remember
- * it. Reads, list_dir and is_dir go to `inner`; write, mkdir and rmdir
+/* Dry-run (dryrun.c): change nothing, log and count what would change, and
+ * remember it. Reads, list_dir and is_dir go to `inner`; write, mkdir and rmdir
  * change nothing on the host, log one info line ("dry-run: would write 'X'
  * to PATH", "would create", "would remove") and count, and are remembered
  * in a shadow overlay that read_file, is_dir and list_dir consult first. So
@@ -225,8 +225,9 @@ extern const struct cgroup_ops cgroup_ops_real;
  *    cgroup.subtree_control merges "+a -b" into the enabled set ("a ...");
  *  - a created group is a directory, listed in its parent, empty at first
  *    (its files read ENOENT until written); a removed one is not a
- *    directory and is not listed; rmdir of a created one forgets it and all
- *    below, and EBUSY is the answer while the group has children;
+ *    directory and is not listed; rmdir forgets all below the group and is
+ *    EBUSY while it has subgroups (threads still in it are not checked:
+ *    where the kernel would answer EBUSY, a dry run removes);
  *  - a PID written to cgroup.procs moves each of its threads, a TID written
  *    to cgroup.threads that thread: /proc/PID/cgroup and
  *    /proc/PID/task/TID/cgroup (under `proc`) read "0::GROUP" for them,
