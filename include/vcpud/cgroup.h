@@ -282,7 +282,8 @@ struct cgroup_engine_config {
 	const struct cgroup_ops *ops;
 	void *ops_ctx;
 	/* Wrap the backend in the dry-run backend: read everything, change
-	 * nothing, log and count what would be written. */
+	 * nothing, log and count what would be written, and read it back
+	 * (struct cgroup_dry_run). */
 	bool dry_run;
 };
 

@@ -699,7 +699,7 @@ struct idle {
 static bool node_idle(const struct snode *n, const void *arg)
 {
 	const struct idle *i = arg;
-	return i->gen - n->gen >= CGROUP_DRY_RUN_IDLE_PASSES;
+	return i->gen - n->gen > CGROUP_DRY_RUN_IDLE_PASSES;
 }
 
 void cgroup_dry_run_end_pass(struct cgroup_dry_run *d)
