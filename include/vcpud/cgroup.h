@@ -211,18 +211,60 @@ void cgroup_names_free(char **names, size_t n);
 /* Plain open/read/write/mkdir/rmdir with O_CLOEXEC; ctx is unused (NULL). */
 extern const struct cgroup_ops cgroup_ops_real;
 
-/* Dry-run: reads, list_dir and is_dir go to `inner`; write, mkdir and rmdir
- * change nothing, log "dry-run: would write 'X' to PATH" (info) and count. */
+/* Dry-run (dryrun.c): change nothing, log and count what would change, and
+ * remember it. Reads, list_dir and is_dir go to `inner`; write, mkdir and rmdir
+ * change nothing on the host, log one info line ("dry-run: would write 'X'
+ * to PATH", "would create", "would remove") and count, and are remembered
+ * in a shadow overlay that read_file, is_dir and list_dir consult first. So
+ * the engine reads back what it meant to write, and a dry-run tick after the
+ * first writes nothing, as a real tick after a real one does: the log of a
+ * steady dry-run daemon stays quiet and shows only changes.
+ *
+ * What the overlay gives back:
+ *  - a file written reads back as written, with a newline;
+ *    cgroup.subtree_control merges "+a -b" into the enabled set ("a ...");
+ *  - a created group is a directory, listed in its parent, empty at first
+ *    (its files read ENOENT until written); a removed one is not a
+ *    directory and is not listed; rmdir forgets all below the group and is
+ *    EBUSY while it has subgroups (threads still in it are not checked:
+ *    where the kernel would answer EBUSY, a dry run removes);
+ *  - a PID written to cgroup.procs moves each of its threads, a TID written
+ *    to cgroup.threads that thread: /proc/PID/cgroup and
+ *    /proc/PID/task/TID/cgroup (under `proc`) read "0::GROUP" for them,
+ *    GROUP relative to `mount`. Neither set: moves are counted, not kept.
+ * The host wins: each entry keeps what the inner backend read when it was
+ * made, and is dropped as soon as the inner read differs (someone else
+ * wrote the file, made or removed the group, moved the thread, or the
+ * thread exited); the host's value is then what reads see. A group removed
+ * and made again reads as the host has it.
+ * Memory stays bounded by what the engine still looks at: rmdir drops the
+ * entries of a group and of the threads in it, and cgroup_dry_run_end_pass()
+ * drops entries that no read, write or listing consulted in the last
+ * CGROUP_DRY_RUN_IDLE_PASSES passes (a VM no longer in the tree, a knob
+ * left alone again; should it come back, its intent is logged again). */
+#define CGROUP_DRY_RUN_IDLE_PASSES 3u
+struct cgroup_shadow;
 struct cgroup_dry_run {
 	const struct cgroup_ops *inner;
 	void *inner_ctx;
+	const char *proc;  /* SYSROOT/proc, not owned; NULL: moves are not kept */
+	char *mount;       /* the cgroup2 mount (cgroup_dry_run_set_mount()) */
 	unsigned writes, mkdirs, rmdirs;
-	/* hashes of the intents already logged at info: a dry-run daemon would
-	 * otherwise repeat the same lines every tick (later ones go to debug).
-	 * Allocated on first use; cgroup_dry_run_clear() frees it. */
-	uint64_t *seen;
-	size_t n_seen;
+	struct cgroup_shadow *shadow; /* allocated on first use */
+	/* passes an entry may stay idle (0: CGROUP_DRY_RUN_IDLE_PASSES); the
+	 * engine raises it past its own verify horizon, since it does not read
+	 * again what it trusts */
+	unsigned idle_passes;
 };
+/* Set the mount /proc/PID/cgroup paths are relative to (copied). */
+void cgroup_dry_run_set_mount(struct cgroup_dry_run *d, const char *mount);
+/* End one pass (a reconcile): drop the entries idle for idle_passes
+ * passes. */
+void cgroup_dry_run_end_pass(struct cgroup_dry_run *d);
+/* How many entries the overlay holds (files, groups, threads, lists of
+ * created children), for tests and figures. */
+size_t cgroup_dry_run_entries(const struct cgroup_dry_run *d);
+/* Free the overlay and the mount; counters are kept. */
 void cgroup_dry_run_clear(struct cgroup_dry_run *d);
 extern const struct cgroup_ops cgroup_ops_dry_run; /* ctx = struct cgroup_dry_run * */
 
@@ -244,7 +286,8 @@ struct cgroup_engine_config {
 	const struct cgroup_ops *ops;
 	void *ops_ctx;
 	/* Wrap the backend in the dry-run backend: read everything, change
-	 * nothing, log and count what would be written. */
+	 * nothing, log and count what would be written, and read it back
+	 * (struct cgroup_dry_run). */
 	bool dry_run;
 	/* How long a value the engine read or wrote is trusted, in
 	 * reconciles: a steady reconcile reads nothing back from the kernel
@@ -274,6 +317,10 @@ void cgroup_engine_forget(struct cgroup_engine *e);
  * /metrics). */
 size_t cgroup_engine_known(const struct cgroup_engine *e);
 static inline void cgroup_engine_freep(struct cgroup_engine **e) { if (*e) cgroup_engine_free(*e); }
+
+/* How many entries a dry-run engine's overlay holds (0 for a real one):
+ * for tests and figures (struct cgroup_dry_run). */
+size_t cgroup_engine_overlay_entries(const struct cgroup_engine *e);
 
 /* What one reconcile did. `writes` counts every file write issued (in
  * dry-run: that would have been issued), moves included; `moves` is the

@@ -73,12 +73,18 @@ int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engi
 	if (e->dry_run) {
 		e->dry.inner = e->ops;
 		e->dry.inner_ctx = e->ctx;
+		e->dry.proc = e->proc;
 		e->ops = &cgroup_ops_dry_run;
 		e->ctx = &e->dry;
 	}
 	long ps = sysconf(_SC_PAGESIZE);
 	e->page_size = ps > 0 ? (uint64_t)ps : 4096;
 	e->verify_ticks = cfg->verify_ticks ? cfg->verify_ticks : CGROUP_VERIFY_TICKS_DEFAULT;
+	/* the overlay must hold what the engine trusts until it reads it
+	 * again: past the latest re-read (3/2 x verify_ticks + 1) */
+	if (e->dry_run && e->verify_ticks > 1)
+		e->dry.idle_passes = 2 * e->verify_ticks + 2 > CGROUP_DRY_RUN_IDLE_PASSES
+			? 2 * e->verify_ticks + 2 : CGROUP_DRY_RUN_IDLE_PASSES;
 	*out = e;
 	return 0;
 }
@@ -92,6 +98,11 @@ void cgroup_engine_free(struct cgroup_engine *e)
 	free(e->mount);
 	free(e->proc);
 	free(e);
+}
+
+size_t cgroup_engine_overlay_entries(const struct cgroup_engine *e)
+{
+	return e->dry_run ? cgroup_dry_run_entries(&e->dry) : 0;
 }
 
 int cgroup_cpu_stat_read(struct cgroup_engine *e, const char *dir, struct cgroup_cpu_stat *out,
@@ -1287,6 +1298,8 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	 * controllers down (the mount root itself is exempt from the
 	 * no-internal-process rule; an intermediate one holding processes
 	 * answers EBUSY, which is reported) */
+	if (e->dry_run)
+		cgroup_dry_run_set_mount(&e->dry, mount.abs);
 	bool ok = true;
 	if (strcmp(root.abs, mount.abs) != 0) {
 		struct grp anc = { .abs = xstrdup(mount.abs), .name = xstrdup(mount.abs),
@@ -1326,9 +1339,12 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	else
 		known_sweep(&e->known, rc.gen);
 
-	if (e->dry_run)
-		log_debug("cgroup: dry-run: %u writes would have been made",
-			  e->dry.writes - dry_writes0);
+	if (e->dry_run) {
+		cgroup_dry_run_end_pass(&e->dry);
+		log_debug("cgroup: dry-run: %u writes would have been made (%zu entries "
+			  "in the overlay)", e->dry.writes - dry_writes0,
+			  cgroup_dry_run_entries(&e->dry));
+	}
 	if (out)
 		*out = rc.st;
 	if (rc.first) {
@@ -1355,6 +1371,8 @@ int cgroup_engine_release_process(struct cgroup_engine *e, const char *root, pid
 	const char *root_cg = rootabs + (strcmp(mount, "/") == 0 ? 0 : strlen(mount));
 	char pidbuf[16];
 	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	if (e->dry_run)
+		cgroup_dry_run_set_mount(&e->dry, mount);
 
 	bool origin_ok = origin && origin[0] == '/' && !strstr(origin, "/..") &&
 			 !strstr(origin, "/./") && !cg_within(origin, root_cg);

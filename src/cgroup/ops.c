@@ -1,8 +1,8 @@
 /* ops.c - the engine's backends (struct cgroup_ops, as libvirt splits its
  * cgroup v1/v2 backends): `real` does plain system calls on cgroupfs and
- * keeps errno in the error; `dry-run` reads through another backend and only
- * logs and counts what it would write. See cgroup.h for why vcpud writes
- * cgroupfs files itself instead of going through libcgroup. */
+ * keeps errno in the error. The dry-run backend, which wraps another one, is
+ * in dryrun.c. See cgroup.h for why vcpud writes cgroupfs files itself
+ * instead of going through libcgroup. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "vcpud/cgroup.h"
-#include "vcpud/log.h"
 #include "vcpud/util.h"
 
 static void closedirp(DIR **d)
@@ -166,107 +165,4 @@ const struct cgroup_ops cgroup_ops_real = {
 	.rmdir = real_rmdir,
 	.list_dir = real_list_dir,
 	.is_dir = real_is_dir,
-};
-
-/* --- dry-run --------------------------------------------------------------- */
-
-static int dry_read_file(void *ctx, const char *path, char **out, struct error **err)
-{
-	struct cgroup_dry_run *d = ctx;
-	return d->inner->read_file(d->inner_ctx, path, out, err);
-}
-
-#define DRY_SEEN_SLOTS 16384u
-
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h ^ 0xff; /* separator, so ("ab","c") and ("a","bc") differ */
-}
-
-/* True the first time this (kind, path, value) is seen: an open-addressing
- * set of hashes, reset when half full so memory stays bounded. */
-static bool dry_first_time(struct cgroup_dry_run *d, const char *kind, const char *path,
-			   const char *value)
-{
-	uint64_t h = fnv1a(fnv1a(fnv1a(14695981039346656037ULL, kind), path), value ? value : "");
-	if (h == 0)
-		h = 1;
-	if (!d->seen || d->n_seen >= DRY_SEEN_SLOTS / 2) {
-		free(d->seen);
-		d->seen = xcalloc(DRY_SEEN_SLOTS, sizeof(*d->seen));
-		d->n_seen = 0;
-	}
-	for (size_t i = h % DRY_SEEN_SLOTS;; i = (i + 1) % DRY_SEEN_SLOTS) {
-		if (d->seen[i] == h)
-			return false;
-		if (d->seen[i] == 0) {
-			d->seen[i] = h;
-			d->n_seen++;
-			return true;
-		}
-	}
-}
-
-void cgroup_dry_run_clear(struct cgroup_dry_run *d)
-{
-	free(d->seen);
-	d->seen = NULL;
-	d->n_seen = 0;
-}
-
-static int dry_write_file(void *ctx, const char *path, const char *value, struct error **err)
-{
-	(void)err;
-	struct cgroup_dry_run *d = ctx;
-	d->writes++;
-	log_msg(dry_first_time(d, "w", path, value) ? LOG_LVL_INFO : LOG_LVL_DEBUG,
-		"dry-run: would write '%s' to %s", value, path);
-	return 0;
-}
-
-static int dry_mkdir(void *ctx, const char *path, struct error **err)
-{
-	(void)err;
-	struct cgroup_dry_run *d = ctx;
-	d->mkdirs++;
-	log_msg(dry_first_time(d, "m", path, NULL) ? LOG_LVL_INFO : LOG_LVL_DEBUG,
-		"dry-run: would create %s", path);
-	return 0;
-}
-
-static int dry_rmdir(void *ctx, const char *path, struct error **err)
-{
-	(void)err;
-	struct cgroup_dry_run *d = ctx;
-	d->rmdirs++;
-	log_msg(dry_first_time(d, "r", path, NULL) ? LOG_LVL_INFO : LOG_LVL_DEBUG,
-		"dry-run: would remove %s", path);
-	return 0;
-}
-
-static int dry_list_dir(void *ctx, const char *path, char ***names, size_t *n,
-			struct error **err)
-{
-	struct cgroup_dry_run *d = ctx;
-	return d->inner->list_dir(d->inner_ctx, path, names, n, err);
-}
-
-static int dry_is_dir(void *ctx, const char *path, bool *out, struct error **err)
-{
-	struct cgroup_dry_run *d = ctx;
-	return d->inner->is_dir(d->inner_ctx, path, out, err);
-}
-
-const struct cgroup_ops cgroup_ops_dry_run = {
-	.name = "dry-run",
-	.read_file = dry_read_file,
-	.write_file = dry_write_file,
-	.mkdir = dry_mkdir,
-	.rmdir = dry_rmdir,
-	.list_dir = dry_list_dir,
-	.is_dir = dry_is_dir,
 };

@@ -1,13 +1,16 @@
 /* log.c - levelled logging to stderr: "2026-11-27T22:40:01.123Z warn: ...".
  * The daemon sets the level from --log-level (before any thread starts);
- * tools leave it at warn. A line is written whole from any thread. */
+ * tools leave it at warn. A line is written whole, in one write(), from any
+ * thread. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vcpud/log.h"
+#include "vcpud/util.h"
 
 static enum log_level current = LOG_LVL_INFO;
 static const char *const names[LOG_LVL_LAST] = { "error", "warn", "info", "debug" };
@@ -30,21 +33,50 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	if (lvl > current)
 		return;
+	int saved = errno;
 	struct timespec ts;
 	struct tm tm;
 	char when[32];
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	int saved = errno;
+
+	/* the whole line in one buffer, then one write(): stderr is
+	 * unbuffered, and fprintf + vfprintf + fputc on it were three */
+	char stack[512];
+	char *line = stack;
+	int head = snprintf(stack, sizeof(stack), "%s.%03ldZ %s: ", when, ts.tv_nsec / 1000000,
+			    names[lvl]);
 	va_list ap;
 	va_start(ap, fmt);
-	/* one line at a time: the libvirt worker thread logs too */
-	flockfile(stderr);
-	fprintf(stderr, "%s.%03ldZ %s: ", when, ts.tv_nsec / 1000000, names[lvl]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	int body = vsnprintf(stack + head, sizeof(stack) - (size_t)head, fmt, ap);
 	va_end(ap);
+	if (body < 0)
+		body = 0;
+	size_t len = (size_t)head + (size_t)body + 1;
+	if (len + 1 > sizeof(stack)) {
+		line = xmalloc(len + 1);
+		memcpy(line, stack, (size_t)head);
+		va_start(ap, fmt);
+		vsnprintf(line + head, len + 1 - (size_t)head, fmt, ap);
+		va_end(ap);
+	}
+	line[len - 1] = '\n';
+	line[len] = '\0';
+
+	/* one line at a time: the libvirt worker thread logs too, and other
+	 * stdio writers of stderr take the same lock */
+	flockfile(stderr);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(STDERR_FILENO, line + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	funlockfile(stderr);
+	if (line != stack)
+		free(line);
 	errno = saved;
 }

@@ -50,7 +50,8 @@ struct daemon {
 	char *last_error;        /* the last tick error logged, to log repeats once */
 	unsigned tick_errors;    /* failures in the current tick */
 	char *tick_error_msg;    /* the first of them */
-	struct cgroup_reconcile_stats last_stats;
+	struct cgroup_reconcile_stats last_stats; /* last said at info, and when */
+	int64_t last_stats_ns;
 	int64_t next_prune_ns;   /* monotonic; 0: prune the audit log next tick */
 	uint64_t pruned;         /* events deleted since the last log line */
 	bool stop;
@@ -62,6 +63,8 @@ struct daemon {
 
 /* How often the audit log is trimmed to the policy's events.* limits. */
 #define EVENTS_PRUNE_EVERY_NS (60 * (int64_t)1000000000)
+/* How often a reconcile figure that repeats is said at info. */
+#define RECONCILE_REPEAT_NS (60 * (int64_t)1000000000)
 
 static void report_ready(int *ready_fd, const char *msg)
 {
@@ -233,14 +236,25 @@ static void reconcile(struct daemon *d, const struct inventory *inv)
 	registry_faults_end(d->reg, REGISTRY_FAULT_CGROUP);
 	d->api.last_writes += st.writes;
 	d->tick_errors += st.errors;
-	/* a dry run "writes" the same every tick: say it once, then at debug */
-	bool same = memcmp(&st, &d->last_stats, sizeof(st)) == 0;
-	d->last_stats = st;
-	if (st.writes || st.mkdirs || st.rmdirs || st.vanished || st.busy)
-		log_msg(same && d->opt->dry_run ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+	/* a steady tick writes nothing (a dry run too: its overlay reads its
+	 * intents back) and says nothing; a figure that stays the same tick
+	 * after tick (a vCPU thread that is gone, a group still busy) is
+	 * said at info once a minute, at debug in between */
+	if (st.writes || st.mkdirs || st.rmdirs || st.vanished || st.busy) {
+		int64_t now = now_mono_ns();
+		bool same = memcmp(&st, &d->last_stats, sizeof(st)) == 0 &&
+			    now - d->last_stats_ns < RECONCILE_REPEAT_NS;
+		if (!same) {
+			d->last_stats = st;
+			d->last_stats_ns = now;
+		}
+		log_msg(same ? LOG_LVL_DEBUG : LOG_LVL_INFO,
 			"reconcile: %u writes (%u moves), %u mkdir, %u rmdir, %u vanished, "
 			"%u busy, %u errors", st.writes, st.moves, st.mkdirs, st.rmdirs,
 			st.vanished, st.busy, st.errors);
+	} else {
+		d->last_stats = st;
+	}
 	if (rc < 0 && !faults.n && err) {
 		if (!d->tick_error_msg)
 			d->tick_error_msg = xstrdup(err->msg);

@@ -9,6 +9,7 @@
  * /sys/fs/cgroup. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -627,6 +628,21 @@ static int teardown(void **state)
 	free(F.proc);
 	free(F.root);
 	return 0;
+}
+
+static struct cgroup_engine *engine_v(bool dry_run, unsigned verify_ticks)
+{
+	struct cgroup_engine_config cfg = {
+		.cgroup_mount = F.mount,
+		.sysroot = F.outer,
+		.ops = &fake_ops,
+		.dry_run = dry_run,
+		.verify_ticks = verify_ticks,
+	};
+	struct cgroup_engine *e = NULL;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	return e;
 }
 
 static struct cgroup_engine *engine(bool dry_run)
@@ -1457,6 +1473,280 @@ static void test_dry_run(void **state)
 	free(after);
 }
 
+/* What the daemon would log at --log-level info: stderr into a temp file
+ * while a reconcile runs; lines counted at the end. */
+static int saved_stderr = -1;
+static char *cap_path;
+static enum log_level cap_level;
+
+static void capture_start(void)
+{
+	fflush(stderr);
+	cap_level = log_get_level();
+	log_set_level(LOG_LVL_INFO);
+	cap_path = xasprintf("%s/stderr", F.outer);
+	int fd = open(cap_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	saved_stderr = dup(2);
+	assert_true(saved_stderr >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+}
+
+/* Lines logged since capture_start() (the text in *text when wanted). */
+static size_t capture_stop(char **text)
+{
+	fflush(stderr);
+	log_set_level(cap_level);
+	assert_int_equal(dup2(saved_stderr, 2), 2);
+	close(saved_stderr);
+	saved_stderr = -1;
+	char *s = slurp(cap_path);
+	assert_non_null(s);
+	unlink(cap_path);
+	free(cap_path);
+	size_t n = 0;
+	for (const char *c = s; *c; c++)
+		n += *c == '\n';
+	if (text)
+		*text = s;
+	else
+		free(s);
+	return n;
+}
+
+/* A dry-run reconcile and the lines it logged at info. */
+static struct cgroup_reconcile_stats run_logged(struct cgroup_engine *e,
+						const struct cgroup_tree *t, size_t *lines)
+{
+	capture_start();
+	struct cgroup_reconcile_stats st = run(e, t);
+	char *text = NULL;
+	*lines = capture_stop(&text);
+	if (*lines)
+		print_message("%s", text);
+	free(text);
+	return st;
+}
+
+#define assert_quiet(st, lines)                      \
+	do {                                         \
+		assert_int_equal((st).writes, 0);    \
+		assert_int_equal((st).mkdirs, 0);    \
+		assert_int_equal((st).rmdirs, 0);    \
+		assert_int_equal((st).moves, 0);     \
+		assert_int_equal(lines, 0);          \
+	} while (0)
+
+static void test_dry_run_steady(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	char *before = snapshot(F.outer);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *dry = engine_v(true, 1); /* the overlay alone: every value read */
+	size_t lines;
+	struct cgroup_reconcile_stats st = run_logged(dry, &w.s.tree, &lines);
+	assert_int_equal(st.mkdirs, 13); /* root, 2 tenants, 3 VMs, 3 emulators, 4 vCPUs */
+	assert_int_equal(st.moves, 3 + 4 + 2 + 2); /* 3 processes, then each thread */
+	/* one line per intent, none twice */
+	assert_int_equal(lines, st.writes + st.mkdirs);
+	size_t entries = cgroup_engine_overlay_entries(dry);
+	assert_true(entries > 0);
+	/* the engine reads its own intentions back: nothing more to do, or say */
+	for (int i = 0; i < 5; i++) {
+		st = run_logged(dry, &w.s.tree, &lines);
+		assert_quiet(st, lines);
+		assert_int_equal(cgroup_engine_overlay_entries(dry), entries);
+	}
+	char *after = snapshot(F.outer);
+	assert_string_equal(before, after);
+	assert_int_equal(F.nlog, 0);
+
+	/* one change: one write, one line, then quiet again */
+	w.s.tenants[0].weight = 300;
+	capture_start();
+	st = run(dry, &w.s.tree);
+	char *text = NULL;
+	lines = capture_stop(&text);
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(lines, 1);
+	assert_non_null(strstr(text, "dry-run: would write '300' to "));
+	assert_non_null(strstr(text, "tenant-acme/cpu.weight"));
+	free(text);
+	st = run_logged(dry, &w.s.tree, &lines);
+	assert_quiet(st, lines);
+	/* a cap the throttler sets and lifts: one write each way */
+	w.v8.cpu_max = (struct cgroup_cpu_max){ .set = true, .quota_us = 5000 };
+	assert_int_equal(run(dry, &w.s.tree).writes, 1);
+	assert_int_equal(run(dry, &w.s.tree).writes, 0);
+	w.v8.cpu_max = (struct cgroup_cpu_max){ .set = true, .unlimited = true };
+	assert_int_equal(run(dry, &w.s.tree).writes, 1);
+	assert_int_equal(run(dry, &w.s.tree).writes, 0);
+	free(before);
+	free(after);
+}
+
+static void test_dry_run_moves(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *dry = engine_v(true, 1); /* the overlay alone: every value read */
+	struct cgroup_reconcile_stats st = run(dry, &s.tree);
+	assert_int_equal(st.moves, 5);
+	/* nothing moved on the host, yet nothing to move again */
+	char *cg = task_cg(1000, 1001);
+	assert_string_equal(cg, "/user.slice/qemu.scope");
+	free(cg);
+	assert_int_equal(run(dry, &s.tree).moves, 0);
+
+	/* a new thread of the VMM (on the host it is where QEMU is): one move */
+	char *d = xasprintf("%s/1000/task/1004", F.proc);
+	mkdir(d, 0755);
+	free(d);
+	set_task_cg(1000, 1004, "/user.slice/qemu.scope");
+	st = run(dry, &s.tree);
+	assert_int_equal(st.moves, 1);
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(run(dry, &s.tree).moves, 0);
+
+	/* someone else moves a vCPU thread on the host: the host wins, the
+	 * thread is seen where it is and moved back, once */
+	set_task_cg(1000, 1001, "/elsewhere");
+	st = run(dry, &s.tree);
+	assert_int_equal(st.moves, 1);
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(run(dry, &s.tree).moves, 0);
+
+	/* a thread that exits is forgotten with it */
+	size_t entries = cgroup_engine_overlay_entries(dry);
+	d = xasprintf("%s/1000/task/1004", F.proc);
+	rm_rf(d);
+	free(d);
+	for (unsigned i = 0; i < CGROUP_DRY_RUN_IDLE_PASSES; i++)
+		assert_int_equal(run(dry, &s.tree).moves, 0);
+	assert_int_equal(cgroup_engine_overlay_entries(dry), entries - 1);
+	assert_int_equal(F.nlog, 0);
+}
+
+static void test_dry_run_remove_and_readd(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *dry = engine_v(true, 1); /* the overlay alone: every value read */
+	run(dry, &w.s.tree);
+	size_t all = cgroup_engine_overlay_entries(dry);
+	run(dry, &w.s.tree);
+
+	/* VM 8 goes (its process exited): its groups would be removed once */
+	proc_del(2000);
+	w.s.tenants[0].n_vms = 1;
+	size_t lines;
+	struct cgroup_reconcile_stats st = run_logged(dry, &w.s.tree, &lines);
+	assert_int_equal(st.rmdirs, 3); /* vm-8/emulator, vm-8/vcpu0, vm-8 */
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(lines, 3);
+	size_t fewer = cgroup_engine_overlay_entries(dry);
+	assert_true(fewer < all);
+	st = run_logged(dry, &w.s.tree, &lines);
+	assert_quiet(st, lines);
+
+	/* and comes back: created, written and placed again, then quiet */
+	proc_add(2000, VM8_TIDS, ARRAY_SIZE(VM8_TIDS), "/user.slice");
+	w.s.tenants[0].n_vms = 2;
+	st = run(dry, &w.s.tree);
+	assert_int_equal(st.mkdirs, 3);
+	assert_int_equal(st.moves, 3);
+	assert_true(st.writes > st.moves);
+	assert_int_equal(cgroup_engine_overlay_entries(dry), all);
+	st = run_logged(dry, &w.s.tree, &lines);
+	assert_quiet(st, lines);
+
+	/* a tenant removed whole */
+	proc_del(3000);
+	w.s.tree.n_tenants = 1;
+	st = run(dry, &w.s.tree);
+	assert_int_equal(st.rmdirs, 4); /* vm-9/{emulator,vcpu0}, vm-9, tenant-beta */
+	st = run_logged(dry, &w.s.tree, &lines);
+	assert_quiet(st, lines);
+	assert_int_equal(F.nlog, 0);
+}
+
+/* The overlay and the engine's knowledge together: the overlay keeps what
+ * the engine trusts past the engine's re-reads, so a steady dry run stays
+ * quiet for good, and a removal long after still finds its groups. */
+static void test_dry_run_with_known(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *dry = engine_v(true, 4);
+	struct cgroup_reconcile_stats st = run(dry, &s.tree);
+	assert_true(st.writes > 0);
+	for (int i = 0; i < 40; i++) {
+		st = run(dry, &s.tree);
+		if (st.writes || st.mkdirs || st.moves)
+			fail_msg("dry reconcile %d: %u writes, %u mkdir, %u moves", i + 2, st.writes,
+				 st.mkdirs, st.moves);
+	}
+	s.tree.n_tenants = 0;
+	st = run(dry, &s.tree);
+	assert_int_equal(st.rmdirs, 5); /* vcpu0, vcpu1, emulator, vm-7, tenant-acme */
+	for (int i = 0; i < 10; i++) {
+		st = run(dry, &s.tree);
+		assert_int_equal(st.rmdirs + st.writes + st.mkdirs, 0);
+	}
+}
+
+static void test_dry_run_memory_bounded(void **state)
+{
+	(void)state;
+	struct std s;
+	std_init(&s);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *dry = engine_v(true, 1); /* the overlay alone: every value read */
+	run(dry, &s.tree);
+	size_t base = cgroup_engine_overlay_entries(dry);
+	/* VMs come and go under new names: the overlay does not grow */
+	static const pid_t tids[] = { 5000, 5001 };
+	struct cgroup_vcpu_spec v = { .index = 0, .tid = 5001, .weight = 50 };
+	char name[16];
+	for (int i = 0; i < 20; i++) {
+		proc_add(5000, tids, 2, "/user.slice");
+		snprintf(name, sizeof(name), "n%d", i);
+		s.vms[1] = (struct cgroup_vm_spec){ .name = name, .pid = 5000, .weight = 10,
+						    .vcpus = &v, .n_vcpus = 1 };
+		s.tenants[0].n_vms = 2;
+		struct cgroup_reconcile_stats st = run(dry, &s.tree);
+		assert_int_equal(st.mkdirs, 3);
+		assert_true(cgroup_engine_overlay_entries(dry) > base);
+		proc_del(5000);
+		s.tenants[0].n_vms = 1;
+		st = run(dry, &s.tree);
+		assert_int_equal(st.rmdirs, 3);
+		assert_int_equal(cgroup_engine_overlay_entries(dry), base);
+	}
+	/* what the engine no longer looks at goes after a few passes: a knob
+	 * left alone, a process released out of the tree */
+	s.tenants[0].weight = 0;
+	for (unsigned i = 0; i < CGROUP_DRY_RUN_IDLE_PASSES; i++)
+		run(dry, &s.tree);
+	assert_int_equal(cgroup_engine_overlay_entries(dry), base - 1);
+	struct error *err = NULL;
+	assert_int_equal(cgroup_engine_release_process(dry, F.root, 1000, "/user.slice", &err), 0);
+	s.tenants[0].n_vms = 0;
+	for (unsigned i = 0; i <= CGROUP_DRY_RUN_IDLE_PASSES; i++)
+		run(dry, &s.tree);
+	/* left: the root's and the tenant's subtree_control, cpuset.cpus,
+	 * cpuset... of what remains, and nothing of the VM or its threads */
+	size_t left = cgroup_engine_overlay_entries(dry);
+	assert_true(left < base);
+	assert_int_equal(run(dry, &s.tree).writes, 0);
+	assert_int_equal(cgroup_engine_overlay_entries(dry), left);
+	assert_int_equal(F.nlog, 0);
+}
+
 static void test_write_error(void **state)
 {
 	(void)state;
@@ -1673,21 +1963,75 @@ static void test_real_backend(void **state)
 	free(p);
 	free(d);
 
-	/* dry-run: counts, changes nothing */
+	/* dry-run: counts, changes nothing, reads back what it would have done */
 	struct cgroup_dry_run dr = { .inner = o };
 	p = xasprintf("%s/cg/cgroup.subtree_control", F.outer);
-	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, p, "+cpu", &err), 0);
-	assert_int_equal(cgroup_ops_dry_run.mkdir(&dr, p, &err), 0);
+	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, p, "+cpu +memory", &err), 0);
 	assert_int_equal(dr.writes, 1);
-	assert_int_equal(dr.mkdirs, 1);
+	char *disk = slurp(p);
+	assert_string_equal(disk, "\n");
+	free(disk);
 	assert_int_equal(cgroup_ops_dry_run.read_file(&dr, p, &s, &err), 0);
-	assert_string_equal(s, "\n");
+	assert_string_equal(s, "cpu memory\n");
 	free(s);
-	/* the same intent again is still counted (only its log line is quieter) */
-	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, p, "+cpu", &err), 0);
-	assert_int_equal(dr.writes, 2);
+	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, p, "-cpu +cpuset +memory", &err), 0);
+	assert_int_equal(cgroup_ops_dry_run.read_file(&dr, p, &s, &err), 0);
+	assert_string_equal(s, "memory cpuset\n");
+	free(s);
+	/* a knob reads back whole with a newline; the host's file is as it was */
+	char *w = xasprintf("%s/cg/cpu.weight", F.outer);
+	spit(w, "100\n");
+	assert_int_equal(cgroup_ops_dry_run.write_file(&dr, w, "250", &err), 0);
+	assert_int_equal(cgroup_ops_dry_run.read_file(&dr, w, &s, &err), 0);
+	assert_string_equal(s, "250\n");
+	free(s);
+	/* the host changes it: the host wins and the would-be value is forgotten */
+	spit(w, "300\n");
+	assert_int_equal(cgroup_ops_dry_run.read_file(&dr, w, &s, &err), 0);
+	assert_string_equal(s, "300\n");
+	free(s);
+	free(w);
+	/* a group: created, listed, removed; never on disk */
+	d = xasprintf("%s/cg/x", F.outer);
+	assert_int_equal(cgroup_ops_dry_run.mkdir(&dr, d, &err), 0);
+	assert_int_equal(dr.mkdirs, 1);
+	assert_false(exists(d));
+	assert_int_equal(cgroup_ops_dry_run.is_dir(&dr, d, &isd, &err), 0);
+	assert_true(isd);
+	assert_int_equal(cgroup_ops_dry_run.mkdir(&dr, d, &err), -1);
+	assert_int_equal(err->code, EEXIST);
+	error_free(&err);
+	char *cg = xasprintf("%s/cg", F.outer);
+	assert_int_equal(cgroup_ops_dry_run.list_dir(&dr, cg, &names, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "x");
+	cgroup_names_free(names, n);
+	assert_int_equal(cgroup_ops_dry_run.list_dir(&dr, d, &names, &n, &err), 0);
+	assert_int_equal(n, 0);
+	cgroup_names_free(names, n);
+	assert_int_equal(cgroup_ops_dry_run.rmdir(&dr, d, &err), 0);
+	assert_int_equal(dr.rmdirs, 1);
+	assert_int_equal(cgroup_ops_dry_run.is_dir(&dr, d, &isd, &err), 0);
+	assert_false(isd);
+	assert_int_equal(cgroup_ops_dry_run.rmdir(&dr, d, &err), -1);
+	assert_int_equal(err->code, ENOENT);
+	error_free(&err);
+	/* a group the host has: hidden once removed, back when made again */
+	assert_int_equal(cgroup_ops_dry_run.rmdir(&dr, F.proc, &err), 0);
+	assert_int_equal(cgroup_ops_dry_run.is_dir(&dr, F.proc, &isd, &err), 0);
+	assert_false(isd);
+	assert_int_equal(cgroup_ops_dry_run.list_dir(&dr, F.outer, &names, &n, &err), 0);
+	assert_int_equal(n, 1); /* cg */
+	cgroup_names_free(names, n);
+	assert_int_equal(cgroup_ops_dry_run.mkdir(&dr, F.proc, &err), 0);
+	assert_int_equal(cgroup_ops_dry_run.is_dir(&dr, F.proc, &isd, &err), 0);
+	assert_true(isd);
+	assert_int_equal(cgroup_dry_run_entries(&dr), 1); /* subtree_control */
 	cgroup_dry_run_clear(&dr);
-	assert_null(dr.seen);
+	assert_null(dr.shadow);
+	assert_int_equal(cgroup_dry_run_entries(&dr), 0);
+	free(cg);
+	free(d);
 	free(p);
 }
 
@@ -1710,7 +2054,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_attributed_to_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reused_pid_not_moved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_known_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_with_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_steady, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_remove_and_readd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_memory_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deeper_root, setup, teardown),

@@ -8,10 +8,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "vcpud/error.h"
+#include "vcpud/log.h"
 #include "vcpud/path.h"
 #include "vcpud/procfs.h"
 #include "vcpud/tenant.h"
@@ -341,6 +343,48 @@ static void test_name_index(void **state)
 	free(v);
 }
 
+/* One log line is one write(): stderr on a SOCK_SEQPACKET socket keeps
+ * each write() a record of its own. */
+static void test_log_one_write_per_line(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(sv[0], 2), 2);
+	enum log_level lvl = log_get_level();
+	log_set_level(LOG_LVL_INFO);
+	char big[2001];
+	memset(big, 'x', 2000);
+	big[2000] = '\0';
+	log_info("short %d", 42);
+	log_warn("long %s end", big);
+	log_debug("not at info");
+	log_set_level(lvl);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+
+	char buf[4096];
+	ssize_t n = recv(sv[1], buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "Z info: short 42\n"));
+	assert_int_equal(buf[n - 1], '\n');
+	assert_int_equal(strchr(buf, '\n') + 1, buf + n); /* one line, whole */
+	n = recv(sv[1], buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	assert_true(n > 2000);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "Z warn: long xxxx"));
+	assert_non_null(strstr(buf, "x end\n"));
+	assert_int_equal(strchr(buf, '\n') + 1, buf + n);
+	/* nothing more: the debug line was not written */
+	assert_int_equal(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), -1);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_tenant_rules),
 		cmocka_unit_test(test_stat_parse),
 		cmocka_unit_test(test_name_index),
+		cmocka_unit_test(test_log_one_write_per_line),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
