@@ -616,12 +616,19 @@ static int knob_cpuset(struct rc *rc, const struct grp *g, const char *file, con
 {
 	if (!want)
 		return 0;
+	/* steady: known under the text asked for, no parse or format */
+	uint64_t key = file_key(g->abs, file), asked = hash_str(hash_str(HASH_SEED, "asked"), want);
+	if (known_fresh(rc, key, asked))
+		return 0;
 	struct cpuset_want w = { .file = file };
 	_cleanup_error_ struct error *e = NULL;
 	if (cpulist_parse(want, &w.set, &e) < 0) /* cgroup_tree_judge() took it */
 		return rc_fail(rc, op_code(e), "%s of %s: %s", file, g->name, e->msg);
 	_cleanup_free_ char *value = cpulist_format(&w.set);
-	return knob_apply(rc, g, file, value, cpuset_same, &w);
+	if (knob_apply(rc, g, file, value, cpuset_same, &w) < 0)
+		return -1;
+	known_set(rc, key, asked);
+	return 0;
 }
 
 /* --- processes and threads ------------------------------------------------- */

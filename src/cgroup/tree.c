@@ -247,16 +247,46 @@ static int check_tenant(const struct cgroup_tree *t, size_t i, struct cpuset *cp
 	return 0;
 }
 
-static int check_vm(const struct cgroup_tenant_spec *ts, size_t j, const struct cpuset *cpus,
-		    bool have_cpus, const struct cpuset *mems, bool have_mems, struct error **err)
+struct name_at {
+	const char *name;
+	size_t j;
+};
+
+static int name_at_cmp(const void *a, const void *b)
+{
+	const struct name_at *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (x->j > y->j) - (x->j < y->j);
+}
+
+/* Which VMs of ts repeat the name of an earlier one (O(n log n)). *out:
+ * free(). */
+static bool *vm_repeats(const struct cgroup_tenant_spec *ts)
+{
+	bool *rep = xcalloc(ts->n_vms ? ts->n_vms : 1, sizeof(*rep));
+	struct name_at *v = xcalloc(ts->n_vms ? ts->n_vms : 1, sizeof(*v));
+	size_t n = 0;
+	for (size_t k = 0; k < ts->n_vms; k++)
+		if (ts->vms[k].name)
+			v[n++] = (struct name_at){ ts->vms[k].name, k };
+	qsort(v, n, sizeof(*v), name_at_cmp);
+	for (size_t k = 1; k < n; k++)
+		if (strcmp(v[k].name, v[k - 1].name) == 0)
+			rep[v[k].j] = true;
+	free(v);
+	return rep;
+}
+
+static int check_vm(const struct cgroup_tenant_spec *ts, size_t j, bool repeated,
+		    const struct cpuset *cpus, bool have_cpus, const struct cpuset *mems,
+		    bool have_mems, struct error **err)
 {
 	const struct cgroup_vm_spec *vm = &ts->vms[j];
 	if (name_check("VM name", vm->name, err) < 0)
 		return error_wrap(err, "tenant '%s'", ts->name);
-	for (size_t k = 0; k < j; k++)
-		if (ts->vms[k].name && strcmp(ts->vms[k].name, vm->name) == 0)
-			return error_set(err, EINVAL, "tenant '%s': VM '%s' is listed twice",
-					 ts->name, vm->name);
+	if (repeated)
+		return error_set(err, EINVAL, "tenant '%s': VM '%s' is listed twice",
+				 ts->name, vm->name);
 	if (validate_vm(vm, cpus, have_cpus, mems, have_mems, err) < 0)
 		return error_wrap(err, "tenant '%s': VM '%s'", ts->name, vm->name);
 	return 0;
@@ -298,8 +328,10 @@ void cgroup_tree_judge(const struct cgroup_tree *t, struct cgroup_judgement *out
 		bool have_cpus = false, have_mems = false;
 		if (check_tenant(t, i, &cpus, &have_cpus, &mems, &have_mems, &out->tenant[i]) < 0)
 			continue; /* its VMs are not looked at: none is reconciled */
+		_cleanup_free_ bool *repeated = vm_repeats(ts);
 		for (size_t j = 0; j < ts->n_vms; j++) {
-			if (check_vm(ts, j, &cpus, have_cpus, &mems, have_mems, &out->vm[i][j]) < 0)
+			if (check_vm(ts, j, repeated[j], &cpus, have_cpus, &mems, have_mems,
+				     &out->vm[i][j]) < 0)
 				continue;
 			/* collect PIDs and TIDs: one thread cannot be in two places */
 			const struct cgroup_vm_spec *vm = &ts->vms[j];

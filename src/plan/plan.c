@@ -3,6 +3,7 @@
  * that clearing a limit in the store lifts it in the kernel. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "vcpud/plan.h"
@@ -51,12 +52,10 @@ static const struct plan_vm_cap *find_cap(const struct plan_input *in, const cha
 }
 
 static const struct admit_reservation *find_reservation(const struct admit_host *h,
-							 const char *vm)
+							 const struct name_index *ix, const char *vm)
 {
-	for (size_t i = 0; h && i < h->n_reservations; i++)
-		if (strcmp(h->reservations[i].vm, vm) == 0)
-			return &h->reservations[i];
-	return NULL;
+	size_t i = h ? name_index_find(ix, h->reservations, vm) : SIZE_MAX;
+	return i == SIZE_MAX ? NULL : &h->reservations[i];
 }
 
 /* cpusets of a VM with a reservation (see plan.h) */
@@ -82,7 +81,8 @@ static void plan_pin(const struct admit_host *h, const struct admit_reservation 
 	}
 }
 
-static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s)
+static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s,
+		    const struct name_index *res_ix)
 {
 	s->name = xstrdup(v->name);
 	s->pid = v->pid;
@@ -105,7 +105,7 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 		s->vcpus[i].tid = v->threads[i].tid;
 	}
 	s->n_vcpus = v->n_threads;
-	const struct admit_reservation *r = find_reservation(in->admission, v->name);
+	const struct admit_reservation *r = find_reservation(in->admission, res_ix, v->name);
 	if (r && in->admission->pools)
 		plan_pin(in->admission, r, s);
 }
@@ -123,6 +123,24 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 	struct cgroup_tree *t = xcalloc(1, sizeof(*t));
 	t->root = xstrdup(in->root);
 	t->tenants = xcalloc(in->n_tenants ? in->n_tenants : 1, sizeof(*t->tenants));
+	/* lookups by name: O(VMs + tenants + reservations) in all */
+	struct name_index res_ix, tenant_ix;
+	name_index_init(&res_ix, sizeof(struct admit_reservation),
+			offsetof(struct admit_reservation, vm));
+	if (in->admission)
+		name_index_build(&res_ix, in->admission->reservations,
+				 in->admission->n_reservations);
+	name_index_init(&tenant_ix, sizeof(struct tenant), offsetof(struct tenant, name));
+	name_index_build(&tenant_ix, in->tenants, in->n_tenants);
+	/* each planned VM's tenant, by index (the first of that name) */
+	size_t *count = xcalloc(in->n_tenants + 1, sizeof(*count));
+	size_t *of = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*of));
+	for (size_t j = 0; j < in->n_vms; j++) {
+		of[j] = vm_planned(&in->vms[j])
+			? name_index_find(&tenant_ix, in->tenants, in->vms[j].tenant) : SIZE_MAX;
+		if (of[j] != SIZE_MAX)
+			count[of[j]]++;
+	}
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *tn = &in->tenants[i];
 		if (!name_valid(tn->name)) {
@@ -136,14 +154,11 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 		ts->cpu_max = tn->cpu_max_set ? cpu_max_quota(plan_cores_to_quota_us(tn->cpu_max_cores))
 					      : cpu_max_unlimited();
 		ts->memory_max = mem_max(tn->memory_set, tn->memory_bytes);
-		size_t nv = 0;
-		for (size_t j = 0; j < in->n_vms; j++)
-			if (vm_planned(&in->vms[j]) && strcmp(in->vms[j].tenant, tn->name) == 0)
-				nv++;
+		size_t nv = count[i];
 		ts->vms = xcalloc(nv ? nv : 1, sizeof(*ts->vms));
-		for (size_t j = 0; j < in->n_vms; j++) {
+		for (size_t j = 0; j < in->n_vms && nv; j++) {
 			const struct vm *v = &in->vms[j];
-			if (!vm_planned(v) || strcmp(v->tenant, tn->name) != 0)
+			if (of[j] != i)
 				continue;
 			if (!name_valid(v->name)) {
 				_cleanup_free_ char *m = xasprintf("plan: invalid VM name '%.80s'",
@@ -151,9 +166,13 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 				plan_fault(in, tn->name, v->name, m);
 				continue;
 			}
-			plan_vm(in, v, &ts->vms[ts->n_vms++]);
+			plan_vm(in, v, &ts->vms[ts->n_vms++], &res_ix);
 		}
 	}
+	free(count);
+	free(of);
+	name_index_clear(&res_ix);
+	name_index_clear(&tenant_ix);
 	*out = t;
 	return 0;
 }

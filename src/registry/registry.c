@@ -74,6 +74,7 @@ struct registry {
 	 * changes or the entry falls due (THREADS_RECHECK_PASSES) */
 	struct threads_seen *seen;
 	size_t n_seen;
+	struct name_index seen_ix;
 	uint32_t passes;           /* registry_refresh_registered() calls */
 };
 
@@ -125,6 +126,7 @@ void registry_free(struct registry *r)
 		free(r->said[i]);
 	free(r->said);
 	free(r->seen);
+	name_index_clear(&r->seen_ix);
 	ledger_reset(r);
 	free(r->host_root);
 	free(r);
@@ -778,13 +780,17 @@ size_t registry_check_pids(struct registry *r, struct inventory *inv)
 
 static struct threads_seen *seen_get(struct registry *r, const char *name)
 {
-	for (size_t i = 0; i < r->n_seen; i++)
-		if (strcmp(r->seen[i].name, name) == 0)
-			return &r->seen[i];
+	if (!r->seen_ix.stride)
+		name_index_init(&r->seen_ix, sizeof(struct threads_seen),
+				offsetof(struct threads_seen, name));
+	size_t i = name_index_find(&r->seen_ix, r->seen, name);
+	if (i != SIZE_MAX)
+		return &r->seen[i];
 	r->seen = xrealloc(r->seen, (r->n_seen + 1) * sizeof(*r->seen));
 	struct threads_seen *t = &r->seen[r->n_seen++];
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name);
+	name_index_add(&r->seen_ix, r->seen, r->n_seen - 1);
 	return t;
 }
 
@@ -795,6 +801,8 @@ static void seen_sweep(struct registry *r)
 	for (size_t i = 0; i < r->n_seen; i++)
 		if (r->seen[i].pass == r->passes)
 			r->seen[j++] = r->seen[i];
+	if (j != r->n_seen)
+		name_index_build(&r->seen_ix, r->seen, j);
 	r->n_seen = j;
 }
 
