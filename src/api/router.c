@@ -355,23 +355,24 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
-/* query "after=12&since_ms=...&limit=100" */
+/* The value of `key` in a query "after=12&since_ms=...&limit=100" (a new
+ * string), or NULL. */
+static char *query_value(const char *query, const char *key)
+{
+	size_t kl = strlen(key);
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+		if (strncmp(p, key, kl) == 0 && p[kl] == '=')
+			return xstrndup(p + kl + 1, strcspn(p + kl + 1, "&"));
+	return NULL;
+}
+
+/* An integer parameter in min..max; *out untouched when it is absent. */
 static int query_i64(const char *query, const char *key, int64_t min, int64_t max,
 		     int64_t *out, struct error **err)
 {
-	if (!query)
-		return 0;
-	size_t kl = strlen(key);
-	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
-			const char *v = p + kl + 1;
-			size_t n = strcspn(v, "&");
-			_cleanup_free_ char *s = xstrndup(v, n);
-			if (parse_i64(s, min, max, out, err) < 0)
-				return error_wrap(err, "query parameter %s", key);
-			return 0;
-		}
-	}
+	_cleanup_free_ char *s = query_value(query, key);
+	if (s && parse_i64(s, min, max, out, err) < 0)
+		return error_wrap(err, "query parameter %s", key);
 	return 0;
 }
 
@@ -380,18 +381,12 @@ static int query_name(const char *query, const char *key, char out[NAME_MAX_LEN 
 		      struct error **err)
 {
 	out[0] = '\0';
-	size_t kl = strlen(key);
-	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
-			const char *v = p + kl + 1;
-			size_t n = strcspn(v, "&");
-			_cleanup_free_ char *name = xstrndup(v, n);
-			if (name_check("query parameter after", name, err) < 0)
-				return -1;
-			snprintf(out, NAME_MAX_LEN + 1, "%s", name);
-			return 0;
-		}
-	}
+	_cleanup_free_ char *name = query_value(query, key);
+	if (!name)
+		return 0;
+	if (name_check("query parameter after", name, err) < 0)
+		return -1;
+	snprintf(out, NAME_MAX_LEN + 1, "%s", name);
 	return 0;
 }
 
