@@ -13,10 +13,8 @@ SECS=${2:-60}
 SUITE=bench-dry-run-log
 TOPOLOGY=${TOPOLOGY:-64c-nosmt} # room for hundreds of 1-vCPU VMs
 . "$(dirname "$0")/../e2e/lib.sh"
-PIDS=""
 cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	cleanup_fakes
 	stop_daemon
 	rm -rf "$TMP"
 }
@@ -24,18 +22,7 @@ trap cleanup EXIT
 sed -i 's/^  proc: true/  proc: false/' "$POLICY"
 start_daemon --no-libvirt --log-level "${LOG_LEVEL:-info}" || exit 1
 ctl tenant create bench --vcpus $((N * 2)) >/dev/null || exit 1
-i=0
-while [ $i -lt "$N" ]; do
-	"$FAKEVM" --vcpus 1 --idle > "$TMP/fake.$i" 2>&1 &
-	PIDS="$PIDS $!"
-	i=$((i + 1))
-done
-i=0
-for p in $PIDS; do
-	while ! grep -q '^fakevm ready' "$TMP/fake.$i" 2>/dev/null; do sleep 0.02; done
-	ctl vm register "vm-$i" --tenant bench --pid "$p" >/dev/null || { echo "register vm-$i failed"; exit 1; }
-	i=$((i + 1))
-done
+register_fakes "$N" 1 bench || exit 1
 field() { sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p"; }
 # let the registrations' ticks pass
 sleep 5

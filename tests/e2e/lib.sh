@@ -79,6 +79,23 @@ wait_fake() { # OUTFILE [TENTHS]: until "fakevm ready" in it (default 5 s)
 	done
 }
 start_fake() { spawn_fake "$@" && wait_fake "$1"; }
+# register_fakes N VCPUS TENANT: start N idle fake VMs of VCPUS vCPUs and
+# register them one by one as vm-0 .. vm-(N-1) of TENANT (for benchmarks;
+# no other fake VM may have been started before)
+register_fakes() {
+	_k=0
+	while [ $_k -lt "$1" ]; do
+		spawn_fake "$TMP/fake.$_k" --vcpus "$2" --idle
+		_k=$((_k + 1))
+	done
+	_k=0
+	for _p in $VMPIDS; do
+		wait_fake "$TMP/fake.$_k" || { echo "fakevm $_k did not start"; return 1; }
+		ctl vm register "vm-$_k" --tenant "$3" --pid "$_p" >/dev/null ||
+			{ echo "register vm-$_k failed"; return 1; }
+		_k=$((_k + 1))
+	done
+}
 cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
 
 start_daemon() {
