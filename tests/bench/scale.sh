@@ -235,7 +235,8 @@ tier() {
 	dthreads=$(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")
 	fds=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
 	fdmax=$(awk '/^Max open files/ { print $4 }' "/proc/$DAEMON_PID/limits")
-	vthreads=$(api vms | grep -o '"tid": *[0-9]' | wc -l)
+	# every page of the listing (500 VMs a page by default)
+	vthreads=$(api "vms?limit=5000" | grep -o '"tid": *[0-9]' | wc -l)
 	echo "vcpud: RSS $rss MiB, $fds open fds (limit $fdmax), $dthreads threads; managed vCPU threads: $vthreads"
 
 	# API latency while ticks run (curl's time_total: no process start)
