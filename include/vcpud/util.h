@@ -73,6 +73,7 @@ struct name_index {
 	size_t n;
 	size_t stride, offset;
 };
+/* On a zeroed or cleared index (it does not free what one holds). */
 void name_index_init(struct name_index *ix, size_t stride, size_t offset);
 /* Index items [0, n) of base (drops what it held). */
 void name_index_build(struct name_index *ix, const void *base, size_t n);

@@ -54,6 +54,7 @@ struct daemon {
 	int64_t last_stats_ns;
 	int64_t next_prune_ns;   /* monotonic; 0: prune the audit log next tick */
 	uint64_t pruned;         /* events deleted since the last log line */
+	char *libvirt_error;     /* what /v1/health shows (d->api borrows it) */
 	bool stop;
 };
 
@@ -278,9 +279,13 @@ static void health_update(struct daemon *d, int64_t started_ns, uint64_t sql0)
 	d->api.last_tick_us = (uint32_t)((now_mono_ns() - started_ns) / 1000);
 	struct discovery_libvirt_state lv;
 	discovery_libvirt_state(d->disc, &lv);
-	d->api.libvirt_state = lv.state;
+	d->api.libvirt_state = lv.state; /* a static string */
 	d->api.libvirt_since_ms = lv.since_ms;
-	d->api.libvirt_error = lv.error;
+	/* a copy: discovery replaces its own during the next tick, while the
+	 * API may answer /v1/health between that tick's stages */
+	free(d->libvirt_error);
+	d->libvirt_error = lv.error ? xstrdup(lv.error) : NULL;
+	d->api.libvirt_error = d->libvirt_error;
 	if (d->tick_errors == 0 && !d->api.last_error) {
 		free(d->last_error);
 		d->last_error = NULL;
@@ -595,6 +600,7 @@ static void daemon_teardown(struct daemon *d)
 	free(d->cgroup_root);
 	free(d->cgroup_mount);
 	free(d->last_error);
+	free(d->libvirt_error);
 }
 
 int daemon_run(const struct daemon_options *o, int ready_fd)

@@ -572,7 +572,8 @@ struct vm *inventory_vm(const struct inventory *inv, const char *name)
 {
 	struct inventory *m = (struct inventory *)inv;
 	if (!m->vm_ix_ok || m->vm_ix.n != m->n_vms) {
-		name_index_init(&m->vm_ix, sizeof(struct vm), offsetof(struct vm, name));
+		if (!m->vm_ix.stride)
+			name_index_init(&m->vm_ix, sizeof(struct vm), offsetof(struct vm, name));
 		name_index_build(&m->vm_ix, m->vms, m->n_vms);
 		m->vm_ix_ok = true;
 	}
@@ -585,8 +586,9 @@ const struct admit_reservation *inventory_reservation(const struct inventory *in
 {
 	struct inventory *m = (struct inventory *)inv;
 	if (!m->res_ix_ok || m->res_ix.n != m->n_res) {
-		name_index_init(&m->res_ix, sizeof(struct admit_reservation),
-				offsetof(struct admit_reservation, vm));
+		if (!m->res_ix.stride)
+			name_index_init(&m->res_ix, sizeof(struct admit_reservation),
+					offsetof(struct admit_reservation, vm));
 		name_index_build(&m->res_ix, m->res, m->n_res);
 		m->res_ix_ok = true;
 	}
