@@ -202,7 +202,7 @@ tier() {
 	set -- $(pcts "$TMP/tick.writes"); wr=$1
 	echo "tick ($tn ticks, last_tick_us): median $tmed ms, p99 $tp99 ms"
 	echo "  SQL statements per tick: median $sql, p99 $sqlmax (last_tick_sql)"
-	echo "  cgroup writes per tick: median $wr (dry-run writes nothing, so it repeats them every tick)"
+	echo "  cgroup writes per tick: median $wr (dry-run: what it would write; 0 once it has all in its overlay)"
 	[ "$tn" -ge "$SCALE_TICKS" ] || problem "only $tn of $SCALE_TICKS ticks sampled"
 
 	# syscalls per tick: strace -c on every thread for a few ticks
