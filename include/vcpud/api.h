@@ -188,6 +188,8 @@ struct api_ctx {
 					* daemon), NULL when it had none */
 	int64_t last_tick_ms;          /* unix ms the last tick ended, 0 before */
 	uint32_t last_tick_us;         /* how long it took */
+	uint32_t last_tick_stage_max_us; /* its longest stage: how long a read
+					  * waited at most */
 	uint64_t last_tick_sql;        /* SQL statements it ran */
 	const char *libvirt_state;     /* "disabled", "connecting", "connected",
 					* "unreachable"; NULL: not known */

@@ -309,6 +309,13 @@ int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engi
 		      struct error **err);
 void cgroup_engine_free(struct cgroup_engine *e);
 
+/* Have cgroup_tree_reconcile() call fn(data) between two VMs whenever
+ * every_us have passed since it began or last called it (the daemon
+ * answers API reads there, so a long reconcile does not hold them up).
+ * fn must not touch the engine. NULL: never. */
+void cgroup_engine_set_yield(struct cgroup_engine *e, void (*fn)(void *data), void *data,
+			     unsigned every_us);
+
 /* Forget what the engine knows of the kernel: the next reconcile reads
  * every value again (after a restore from backup, or when another tool is
  * known to have changed the tree). */

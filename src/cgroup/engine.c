@@ -56,6 +56,10 @@ struct cgroup_engine {
 	unsigned verify_ticks;       /* <= 1: no cache */
 	uint32_t gen;                /* reconciles so far */
 	struct known known;
+	void (*yield)(void *data);   /* cgroup_engine_set_yield() */
+	void *yield_data;
+	int64_t yield_every_ns;
+	int64_t yield_last_ns;
 };
 
 int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engine **out,
@@ -115,6 +119,25 @@ int cgroup_cpu_stat_read(struct cgroup_engine *e, const char *dir, struct cgroup
 	if (cgroup_cpu_stat_parse(buf, out, err) < 0)
 		return error_wrap(err, "%s", path);
 	return 0;
+}
+
+void cgroup_engine_set_yield(struct cgroup_engine *e, void (*fn)(void *data), void *data,
+			     unsigned every_us)
+{
+	e->yield = fn;
+	e->yield_data = data;
+	e->yield_every_ns = (int64_t)every_us * 1000;
+}
+
+static void maybe_yield(struct cgroup_engine *e)
+{
+	if (!e->yield)
+		return;
+	int64_t now = now_mono_ns();
+	if (now - e->yield_last_ns < e->yield_every_ns)
+		return;
+	e->yield(e->yield_data);
+	e->yield_last_ns = now_mono_ns();
 }
 
 void cgroup_engine_forget(struct cgroup_engine *e)
@@ -944,6 +967,7 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 				rc->vm = spec->vms[j].name;
 				reconcile_vm(rc, &t, &spec->vms[j]);
 				rc->vm = NULL;
+				maybe_yield(rc->e);
 			}
 	}
 	rc->tenant = NULL;
@@ -1291,6 +1315,7 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	if (cgroup_tree_root_check(desired, err) < 0)
 		return error_wrap(err, "desired cgroup tree");
 	cgroup_tree_judge(desired, &rc.j);
+	e->yield_last_ns = now_mono_ns();
 
 	struct grp mount = { 0 }, root = { 0 };
 	unsigned dry_writes0 = e->dry.writes;

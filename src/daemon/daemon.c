@@ -55,8 +55,13 @@ struct daemon {
 	int64_t next_prune_ns;   /* monotonic; 0: prune the audit log next tick */
 	uint64_t pruned;         /* events deleted since the last log line */
 	char *libvirt_error;     /* what /v1/health shows (d->api borrows it) */
+	int64_t stage_start_ns;  /* monotonic: the tick's current stage began */
+	int64_t stage_max_ns;    /* its longest stage so far: the API waits that long */
 	bool stop;
 };
+
+/* Within a tick's reconcile, API reads are answered at least this often. */
+#define RECONCILE_YIELD_US 3000
 
 /* How long a change waits for the ones that follow it before its
  * placement pass: a burst of registrations shares one pass. */
@@ -195,7 +200,12 @@ static void plan_fault(void *data, const char *tenant, const char *vm, const cha
 /* plan + reconcile: make the cgroup tree match the inventory, with the
  * throttler's caps laid over it. A VM that cannot be planned or written
  * is quarantined with its reason; every other one is still reconciled. */
-static void reconcile(struct daemon *d, const struct inventory *inv)
+static void serve_reads(void *data);
+
+/* in_tick: API reads may be answered between planning and reconciling and
+ * within a long reconcile (never in a placement pass, which runs between
+ * api_server_run() calls and holds nothing back). */
+static void reconcile(struct daemon *d, const struct inventory *inv, bool in_tick)
 {
 	_cleanup_error_ struct error *err = NULL;
 	struct admit_host host = registry_host(d->reg, inv->res, inv->n_res);
@@ -216,7 +226,12 @@ static void reconcile(struct daemon *d, const struct inventory *inv)
 	}
 	struct cgroup_reconcile_stats st = { 0 };
 	struct cgroup_faults faults = { 0 };
+	if (in_tick) {
+		serve_reads(d);
+		cgroup_engine_set_yield(d->engine, serve_reads, d, RECONCILE_YIELD_US);
+	}
 	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &faults, &err);
+	cgroup_engine_set_yield(d->engine, NULL, NULL, 0);
 	for (size_t i = 0; i < faults.n; i++) {
 		const struct cgroup_fault *f = &faults.v[i];
 		if (f->vm[0]) {
@@ -267,6 +282,16 @@ static void reconcile(struct daemon *d, const struct inventory *inv)
 	}
 }
 
+/* A stage of the tick ends: the longest one is how long an API read may
+ * have waited (/v1/health last_tick_stage_max_us). */
+static void stage_end(struct daemon *d)
+{
+	int64_t now = now_mono_ns();
+	if (now - d->stage_start_ns > d->stage_max_ns)
+		d->stage_max_ns = now - d->stage_start_ns;
+	d->stage_start_ns = now;
+}
+
 /* What /v1/health says about the tick that just ended. */
 static void health_update(struct daemon *d, int64_t started_ns, uint64_t sql0)
 {
@@ -277,6 +302,8 @@ static void health_update(struct daemon *d, int64_t started_ns, uint64_t sql0)
 	d->api.last_error = steal_ptr(&d->tick_error_msg);
 	d->api.last_tick_ms = now_real_ns() / 1000000;
 	d->api.last_tick_us = (uint32_t)((now_mono_ns() - started_ns) / 1000);
+	stage_end(d);
+	d->api.last_tick_stage_max_us = (uint32_t)(d->stage_max_ns / 1000);
 	struct discovery_libvirt_state lv;
 	discovery_libvirt_state(d->disc, &lv);
 	d->api.libvirt_state = lv.state; /* a static string */
@@ -330,7 +357,9 @@ static void events_prune(struct daemon *d)
 static void serve_reads(void *data)
 {
 	struct daemon *d = data;
+	stage_end(d);
 	api_server_serve_reads(d->server);
+	d->stage_start_ns = now_mono_ns();
 }
 
 /* One control-loop tick, in the order of DESIGN.md: read the inventory
@@ -347,6 +376,8 @@ static void tick(struct daemon *d)
 	free(d->tick_error_msg);
 	d->tick_error_msg = NULL;
 	d->place_due_ns = 0; /* the tick places everything */
+	d->stage_start_ns = started;
+	d->stage_max_ns = 0;
 	d->place_discover = false;
 
 	_cleanup_error_ struct error *err = NULL;
@@ -356,6 +387,7 @@ static void tick(struct daemon *d)
 		health_update(d, started, sql0);
 		return;
 	}
+	serve_reads(d);
 	registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
 	registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
 	discovery_run(d->disc, d->reg, &inv);
@@ -367,7 +399,7 @@ static void tick(struct daemon *d)
 	d->api.unmanaged = discovery_unmanaged(d->disc);
 	serve_reads(d);
 
-	reconcile(d, &inv);
+	reconcile(d, &inv, true);
 	serve_reads(d);
 	struct control_input in = {
 		.store = d->store,
@@ -384,7 +416,7 @@ static void tick(struct daemon *d)
 	if (control_tick(d->control, &in, &caps_changed, &err) < 0)
 		tick_error(d, err->msg);
 	else if (caps_changed)
-		reconcile(d, &inv);
+		reconcile(d, &inv, true);
 	d->api.top = control_top(d->control);
 	events_prune(d);
 	health_update(d, started, sql0);
@@ -422,7 +454,7 @@ static void place(struct daemon *d)
 		d->api.unmanaged = discovery_unmanaged(d->disc);
 	}
 	unsigned writes0 = d->api.last_writes;
-	reconcile(d, &inv);
+	reconcile(d, &inv, false);
 	log_debug("placed after a change%s: %u reads, %u writes, %u moves in %.1f ms",
 		  discover ? " (with discovery)" : "", d->last_stats.reads,
 		  d->api.last_writes - writes0, d->last_stats.moves,
