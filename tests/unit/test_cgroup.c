@@ -1390,6 +1390,31 @@ static void test_known_values(void **state)
 	cgroup_engine_free(e);
 }
 
+static void count_yield(void *data)
+{
+	(*(int *)data)++;
+}
+
+/* The yield hook runs between VMs when its interval has passed, and not
+ * once it is cleared. */
+static void test_yield_hook(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	int calls = 0;
+	cgroup_engine_set_yield(e, count_yield, &calls, 0);
+	run(e, &w.s.tree);
+	assert_int_equal(calls, 3); /* after each of the 3 VMs */
+	cgroup_engine_set_yield(e, count_yield, &calls, 60000000); /* a minute */
+	run(e, &w.s.tree);
+	assert_int_equal(calls, 3);
+	cgroup_engine_set_yield(e, NULL, NULL, 0);
+	run(e, &w.s.tree);
+	assert_int_equal(calls, 3);
+}
+
 static void write_stat(pid_t pid, uint64_t start_time)
 {
 	char *d = xasprintf("%s/%d", F.proc, (int)pid);
@@ -2054,6 +2079,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_attributed_to_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reused_pid_not_moved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_known_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_yield_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_with_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_steady, setup, teardown),
