@@ -488,30 +488,6 @@ static int ensure_subtree(struct rc *rc, struct grp *g, unsigned want)
 	return 0;
 }
 
-/* "threaded" is one-way; a sibling of a threaded group reads "domain
- * invalid" until it is made threaded too. */
-static int ensure_threaded(struct rc *rc, struct grp *g)
-{
-	if (file_fresh(rc, g, "cgroup.type", "threaded"))
-		return 0;
-	_cleanup_free_ char *buf = NULL;
-	int r = g_read(rc, g, "cgroup.type", &buf);
-	if (r < 0) {
-		g->broken = true;
-		return -1;
-	}
-	if (r == 0 && strcmp(chomp(buf), "threaded") == 0) {
-		file_known(rc, g, "cgroup.type", "threaded");
-		return 0;
-	}
-	if (g_write(rc, g, "cgroup.type", "threaded", r == 0 ? buf : NULL) < 0) {
-		g->broken = true;
-		return -1;
-	}
-	file_known(rc, g, "cgroup.type", "threaded");
-	return 0;
-}
-
 /* --- knobs ------------------------------------------------------------------ */
 
 /* Write VALUE to FILE of g unless the kernel is known to hold it, or reads
@@ -538,6 +514,23 @@ static int knob_apply(struct rc *rc, const struct grp *g, const char *file, cons
 	if (g_write(rc, g, file, value[0] ? value : "\n", r == 0 ? buf : NULL) < 0)
 		return -1;
 	file_known(rc, g, file, value);
+	return 0;
+}
+
+static bool text_same(struct rc *rc, const struct grp *g, char *cur, const void *want)
+{
+	(void)rc, (void)g;
+	return strcmp(cur, want) == 0;
+}
+
+/* "threaded" is one-way; a sibling of a threaded group reads "domain
+ * invalid" until it is made threaded too. */
+static int ensure_threaded(struct rc *rc, struct grp *g)
+{
+	if (knob_apply(rc, g, "cgroup.type", "threaded", text_same, "threaded") < 0) {
+		g->broken = true;
+		return -1;
+	}
 	return 0;
 }
 
@@ -749,9 +742,6 @@ static bool same_process(struct rc *rc, const char *spid, uint64_t start_time,
 	return false;
 }
 
-/* The whole process into the VM (the kernel moves all its threads when a
- * PID goes into a domain's cgroup.procs), then each thread where it
- * belongs: vCPU threads to vcpuN, every other thread to emulator. */
 /* The key of "this process, with these vCPU threads, is placed in vm". */
 static uint64_t place_key(const struct grp *vm, const struct cgroup_vm_spec *spec)
 {
@@ -784,6 +774,9 @@ static void vm_place(struct rc *rc, const struct grp *vm, const struct grp *emu,
 		known_set(rc, key, 1);
 }
 
+/* The whole process into the VM (the kernel moves all its threads when a
+ * PID goes into a domain's cgroup.procs), then each thread where it
+ * belongs: vCPU threads to vcpuN, every other thread to emulator. */
 static void vm_place_(struct rc *rc, const struct grp *vm, const struct grp *emu,
 		      const struct grp *vcpus, const struct cgroup_vm_spec *spec)
 {
@@ -1133,7 +1126,7 @@ static int remove_vm_stale(struct rc *rc, const struct grp *vm, const void *spec
 /* Stale VMs of tenant ti (all of them when ti is SIZE_MAX), then the
  * tenant itself when ti is SIZE_MAX. The groups of a VM judged invalid
  * are kept as they are. Only the VMs the tree no longer has: the stale
- * vCPU groups of the ones it has are for remove_kept(). */
+ * vCPU groups of the ones it has are remove_stale()'s, VM by VM. */
 static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 {
 	char **names;
@@ -1200,20 +1193,16 @@ static void remove_stale(struct rc *rc, const struct grp *root)
 {
 	for (size_t i = 0; i < rc->t->n_tenants; i++) {
 		const struct cgroup_tenant_spec *ts = &rc->t->tenants[i];
+		/* a repeated name is judged invalid: each tenant and VM met
+		 * here is the only one of its name */
 		if (rc->j.tenant[i] || !name_valid(ts->name))
-			continue;
-		bool first = true;
-		for (size_t k = 0; k < i && first; k++)
-			first = strcmp(rc->t->tenants[k].name, ts->name) != 0;
-		if (!first)
 			continue;
 		_cleanup_free_ char *base = xasprintf("tenant-%s", ts->name);
 		struct grp t = { 0 };
 		grp_child(&t, root, base, true);
 		for (size_t j = 0; j < ts->n_vms; j++) {
 			const struct cgroup_vm_spec *vs = &ts->vms[j];
-			if (rc->j.vm[i][j] || !name_valid(vs->name) ||
-			    find_vm(rc, i, vs->name) != j)
+			if (rc->j.vm[i][j] || !name_valid(vs->name))
 				continue;
 			_cleanup_free_ char *vb = xasprintf("vm-%s", vs->name);
 			struct grp vm = { 0 };
