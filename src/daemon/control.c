@@ -339,17 +339,26 @@ static void record(struct control *c, struct store *st, uint32_t interval_ms, in
 	events_free(ev, n_ev);
 }
 
-/* Make c->own / c->caps the state's enforced caps. */
+/* Make v[0..n) the caps in force: copies in c->own, the planner's view of
+ * them in c->caps. */
+static void caps_set(struct control *c, const struct throttle_cap *v, size_t n)
+{
+	c->own = xrealloc(c->own, (n ? n : 1) * sizeof(*c->own));
+	c->caps = xrealloc(c->caps, (n ? n : 1) * sizeof(*c->caps));
+	for (size_t i = 0; i < n; i++) {
+		c->own[i] = v[i];
+		c->caps[i] = (struct plan_vm_cap){ c->own[i].vm, c->own[i].quota_us };
+	}
+	c->n_caps = n;
+}
+
+/* Make the state's enforced caps the caps in force. */
 static void caps_from_state(struct control *c)
 {
 	struct throttle_cap *v = NULL;
 	size_t n = throttle_state_caps(&c->ts, &v);
-	free(c->own);
-	c->own = v;
-	c->caps = xrealloc(c->caps, (n ? n : 1) * sizeof(*c->caps));
-	for (size_t i = 0; i < n; i++)
-		c->caps[i] = (struct plan_vm_cap){ c->own[i].vm, c->own[i].quota_us };
-	c->n_caps = n;
+	caps_set(c, v, n);
+	free(v);
 }
 
 int control_adopt(struct control *c, struct store *st, size_t *adopted, struct error **err)
@@ -398,14 +407,7 @@ static bool caps_take(struct control *c, const struct throttle_result *r)
 			 c->own[i].quota_us != r->caps[i].quota_us;
 	if (!differ)
 		return false;
-	size_t n = r->n_caps ? r->n_caps : 1;
-	c->own = xrealloc(c->own, n * sizeof(*c->own));
-	c->caps = xrealloc(c->caps, n * sizeof(*c->caps));
-	for (size_t i = 0; i < r->n_caps; i++) {
-		c->own[i] = r->caps[i];
-		c->caps[i] = (struct plan_vm_cap){ c->own[i].vm, c->own[i].quota_us };
-	}
-	c->n_caps = r->n_caps;
+	caps_set(c, r->caps, r->n_caps);
 	return true;
 }
 

@@ -362,6 +362,28 @@ static void serve_reads(void *data)
 	d->stage_start_ns = now_mono_ns();
 }
 
+/* The lifecycle's part of a pass over the inventory: what the sources see
+ * (when `discover`; the identity and admission faults they find are
+ * renewed), PIDs two VMs claim, VMs running without an admission, and
+ * (when `expire`) the end of gone VMs' grace. */
+static void lifecycle(struct daemon *d, struct inventory *inv, bool discover, bool expire)
+{
+	if (discover) {
+		registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
+		registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
+		discovery_run(d->disc, d->reg, inv);
+	}
+	registry_check_pids(d->reg, inv);
+	registry_admit_missing(d->reg, inv);
+	if (expire)
+		registry_expire(d->reg, inv);
+	if (discover) {
+		registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);
+		registry_faults_end(d->reg, REGISTRY_FAULT_ADMISSION);
+		d->api.unmanaged = discovery_unmanaged(d->disc);
+	}
+}
+
 /* One control-loop tick, in the order of DESIGN.md: read the inventory
  * once; discover (the sources, merged by the registry); plan and
  * reconcile; sample, decide, record; when the decision changed a cap,
@@ -388,15 +410,7 @@ static void tick(struct daemon *d)
 		return;
 	}
 	serve_reads(d);
-	registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
-	registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
-	discovery_run(d->disc, d->reg, &inv);
-	registry_check_pids(d->reg, &inv);
-	registry_admit_missing(d->reg, &inv);
-	registry_expire(d->reg, &inv);
-	registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);
-	registry_faults_end(d->reg, REGISTRY_FAULT_ADMISSION);
-	d->api.unmanaged = discovery_unmanaged(d->disc);
+	lifecycle(d, &inv, true, true);
 	serve_reads(d);
 
 	reconcile(d, &inv, true);
@@ -441,18 +455,7 @@ static void place(struct daemon *d)
 		tick_error(d, err->msg);
 		return;
 	}
-	if (discover) {
-		registry_faults_begin(d->reg, REGISTRY_FAULT_IDENTITY);
-		registry_faults_begin(d->reg, REGISTRY_FAULT_ADMISSION);
-		discovery_run(d->disc, d->reg, &inv);
-	}
-	registry_check_pids(d->reg, &inv);
-	registry_admit_missing(d->reg, &inv);
-	if (discover) {
-		registry_faults_end(d->reg, REGISTRY_FAULT_IDENTITY);
-		registry_faults_end(d->reg, REGISTRY_FAULT_ADMISSION);
-		d->api.unmanaged = discovery_unmanaged(d->disc);
-	}
+	lifecycle(d, &inv, discover, false);
 	unsigned writes0 = d->api.last_writes;
 	reconcile(d, &inv, false);
 	log_debug("placed after a change%s: %u reads, %u writes, %u moves in %.1f ms",
