@@ -91,6 +91,12 @@ void name_index_clear(struct name_index *ix);
 uint64_t hash_str(uint64_t h, const char *s);
 uint64_t hash_u64(uint64_t h, uint64_t v);
 
+/* When something checked at count `now` (a reconcile, a pass) is due for
+ * its next check, about every `every` counts: between every/2 + 1 and
+ * 3/2 x every, spread by `key` so that things checked together are not
+ * all due together. */
+uint32_t recheck_due(uint32_t now, unsigned every, uint64_t key);
+
 int64_t now_mono_ns(void);
 int64_t now_real_ns(void);
 

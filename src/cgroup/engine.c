@@ -317,7 +317,7 @@ static void known_set(struct rc *rc, uint64_t key, uint64_t val)
 	if (v <= 1)
 		return;
 	struct known_slot s = { .key = key, .val = val, .gen = rc->gen,
-				.due = rc->gen + v / 2 + (uint32_t)(key % v) + 1 };
+				.due = recheck_due(rc->gen, v, key) };
 	known_insert(&rc->e->known, &s);
 }
 

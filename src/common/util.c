@@ -208,6 +208,13 @@ uint64_t hash_str(uint64_t h, const char *s)
 	return h;
 }
 
+uint32_t recheck_due(uint32_t now, unsigned every, uint64_t key)
+{
+	if (!every)
+		every = 1;
+	return now + every / 2 + (uint32_t)(key % every) + 1;
+}
+
 uint64_t hash_u64(uint64_t h, uint64_t v)
 {
 	for (int i = 0; i < 8; i++, v >>= 8) {

@@ -881,8 +881,8 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			ts->pid = v->pid;
 			ts->start_time = start;
 			ts->num_threads = ps.num_threads;
-			ts->due = r->passes + THREADS_RECHECK_PASSES / 2 +
-				  (uint32_t)(hash_str(HASH_SEED, v->name) % THREADS_RECHECK_PASSES) + 1;
+			ts->due = recheck_due(r->passes, THREADS_RECHECK_PASSES,
+					      hash_str(HASH_SEED, v->name));
 		} else {
 			ts->due = 0;
 		}
