@@ -219,143 +219,6 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
-static int page_query(const struct api_request *req, char after[NAME_MAX_LEN + 1],
-		      size_t *limit, struct error **err);
-static json_t *page_by_name(const json_t *all, const char *after, size_t limit,
-			    const char **next);
-
-/* GET /v1/host */
-static int h_host(struct api_ctx *ctx, const struct api_request *req,
-		  const struct route_match *m, json_t *body, int *status, json_t **out,
-		  struct error **err)
-{
-	(void)m; (void)body;
-	size_t limit;
-	char after[NAME_MAX_LEN + 1];
-	if (page_query(req, after, &limit, err) < 0 || need_registry(ctx, err) < 0)
-		return -1;
-	if (admission_host_json(ctx->reg, ctx->store, out, err) < 0) {
-		if (err && *err && (*err)->code == EAGAIN)
-			(*err)->code = EIO;
-		return -1;
-	}
-	/* the reservations in pages by name; the rest comes whole */
-	const char *next = NULL;
-	json_t *page = page_by_name(json_object_get(*out, "reservations"), after, limit, &next);
-	json_object_set_new(*out, "next", next ? json_string(next) : json_null());
-	json_object_set_new(*out, "reservations", page);
-	*status = 200;
-	return 0;
-}
-
-/* GET /v1/vms?limit=N&after=NAME: a page of the VMs by name, with "next"
- * (the name to ask after) while more follow; the unmanaged VMs discovery
- * found come with the last page. */
-static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
-		     const struct route_match *m, json_t *body, int *status, json_t **out,
-		     struct error **err)
-{
-	(void)m; (void)body;
-	struct registry_vm_view *vv = NULL;
-	size_t n = 0, limit;
-	char after[NAME_MAX_LEN + 1];
-	if (page_query(req, after, &limit, err) < 0)
-		return -1;
-	if (need_registry(ctx, err) < 0 || registry_vm_list(ctx->reg, &vv, &n, err) < 0)
-		return -1;
-	struct admit_host host = registry_host(ctx->reg, NULL, 0);
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(arr, api_vm_view_to_json(&vv[i], &host));
-		registry_vm_view_clear(&vv[i]);
-	}
-	free(vv);
-	const char *next = NULL;
-	json_t *page = page_by_name(arr, after, limit, &next);
-	/* VMs discovery found without a tenant: listed, left alone */
-	size_t k;
-	json_t *u;
-	if (!next)
-		json_array_foreach(ctx->unmanaged, k, u)
-			json_array_append(page, u);
-	*out = json_pack("{s:o,s:s?}", "vms", page, "next", next);
-	if (!next)
-		json_object_set_new(*out, "next", json_null());
-	json_decref(arr);
-	*status = 200;
-	return 0;
-}
-
-static int vm_view_reply(struct api_ctx *ctx, const char *name, json_t **out,
-			 struct error **err)
-{
-	struct registry_vm_view v;
-	if (registry_vm_get(ctx->reg, name, &v, err) < 0)
-		return -1;
-	struct admit_host host = registry_host(ctx->reg, NULL, 0);
-	*out = api_vm_view_to_json(&v, &host);
-	registry_vm_view_clear(&v);
-	return 0;
-}
-
-/* Register a running VM by PID: find its vCPU threads by name, then let
- * the lifecycle admit and store it in one transaction. */
-static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
-			 const struct route_match *m, json_t *body, int *status,
-			 json_t **out, struct error **err)
-{
-	(void)m;
-	struct vm v;
-	if (need_registry(ctx, err) < 0 || api_vm_register_from_json(body, &v, err) < 0)
-		return -1;
-	struct vm_vcpu *th = NULL;
-	size_t nth = 0;
-	if (proc_vm_vcpus(ctx->host_root, v.pid, &th, &nth, err) < 0) {
-		/* a missing process or one without vCPU threads is bad input */
-		if (err && *err && ((*err)->code == ESRCH || (*err)->code == ENOENT))
-			(*err)->code = EINVAL;
-		return error_wrap(err, "cannot register VM '%s'", v.name);
-	}
-	v.threads = th;
-	v.n_threads = nth;
-	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
-	int rc = registry_register(ctx->reg, &v, req->actor, err);
-	vm_clear(&v);
-	if (rc < 0)
-		return -1;
-	notify_change(ctx);
-	if (vm_view_reply(ctx, v.name, out, err) < 0)
-		return -1;
-	*status = 201;
-	return 0;
-}
-
-static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
-		    const struct route_match *m, json_t *body, int *status, json_t **out,
-		    struct error **err)
-{
-	(void)req; (void)body;
-	if (need_registry(ctx, err) < 0 || vm_view_reply(ctx, m->name, out, err) < 0)
-		return -1;
-	*status = 200;
-	return 0;
-}
-
-static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
-			const struct route_match *m, json_t *body, int *status,
-			json_t **out, struct error **err)
-{
-	(void)body;
-	if (need_registry(ctx, err) < 0 ||
-	    registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
-			     ctx->after_change_data, err) < 0)
-		return -1;
-	notify_change(ctx);
-	*out = NULL;
-	*status = 204;
-	return 0;
-}
-
 /* The value of `key` in a query "after=12&since_ms=...&limit=100" (a new
  * string), or NULL. */
 static char *query_value(const char *query, const char *key)
@@ -439,6 +302,144 @@ static int page_query(const struct api_request *req, char after[NAME_MAX_LEN + 1
 	return 0;
 }
 
+/* Make out[key] one page of `all` (out[key] itself when all is NULL) and
+ * set out["next"]; true when more pages follow. */
+static bool page_set(json_t *out, const char *key, const json_t *all, const char *after,
+		     size_t limit)
+{
+	const char *next = NULL;
+	json_t *page = page_by_name(all ? all : json_object_get(out, key), after, limit, &next);
+	json_object_set_new(out, "next", next ? json_string(next) : json_null());
+	json_object_set_new(out, key, page);
+	return next != NULL;
+}
+
+/* GET /v1/host */
+static int h_host(struct api_ctx *ctx, const struct api_request *req,
+		  const struct route_match *m, json_t *body, int *status, json_t **out,
+		  struct error **err)
+{
+	(void)m; (void)body;
+	size_t limit;
+	char after[NAME_MAX_LEN + 1];
+	if (page_query(req, after, &limit, err) < 0 || need_registry(ctx, err) < 0)
+		return -1;
+	if (admission_host_json(ctx->reg, ctx->store, out, err) < 0) {
+		if (err && *err && (*err)->code == EAGAIN)
+			(*err)->code = EIO;
+		return -1;
+	}
+	/* the reservations in pages by name; the rest comes whole */
+	page_set(*out, "reservations", NULL, after, limit);
+	*status = 200;
+	return 0;
+}
+
+/* GET /v1/vms?limit=N&after=NAME: a page of the VMs by name, with "next"
+ * (the name to ask after) while more follow; the unmanaged VMs discovery
+ * found come with the last page. */
+static int h_vm_list(struct api_ctx *ctx, const struct api_request *req,
+		     const struct route_match *m, json_t *body, int *status, json_t **out,
+		     struct error **err)
+{
+	(void)m; (void)body;
+	struct registry_vm_view *vv = NULL;
+	size_t n = 0, limit;
+	char after[NAME_MAX_LEN + 1];
+	if (page_query(req, after, &limit, err) < 0)
+		return -1;
+	if (need_registry(ctx, err) < 0 || registry_vm_list(ctx->reg, &vv, &n, err) < 0)
+		return -1;
+	struct admit_host host = registry_host(ctx->reg, NULL, 0);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(arr, api_vm_view_to_json(&vv[i], &host));
+		registry_vm_view_clear(&vv[i]);
+	}
+	free(vv);
+	*out = json_object();
+	bool more = page_set(*out, "vms", arr, after, limit);
+	json_decref(arr);
+	/* VMs discovery found without a tenant: listed, left alone */
+	size_t k;
+	json_t *u;
+	if (!more)
+		json_array_foreach(ctx->unmanaged, k, u)
+			json_array_append(json_object_get(*out, "vms"), u);
+	*status = 200;
+	return 0;
+}
+
+static int vm_view_reply(struct api_ctx *ctx, const char *name, json_t **out,
+			 struct error **err)
+{
+	struct registry_vm_view v;
+	if (registry_vm_get(ctx->reg, name, &v, err) < 0)
+		return -1;
+	struct admit_host host = registry_host(ctx->reg, NULL, 0);
+	*out = api_vm_view_to_json(&v, &host);
+	registry_vm_view_clear(&v);
+	return 0;
+}
+
+/* Register a running VM by PID: find its vCPU threads by name, then let
+ * the lifecycle admit and store it in one transaction. */
+static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
+			 const struct route_match *m, json_t *body, int *status,
+			 json_t **out, struct error **err)
+{
+	(void)m;
+	struct vm v;
+	if (need_registry(ctx, err) < 0 || api_vm_register_from_json(body, &v, err) < 0)
+		return -1;
+	struct vm_vcpu *th = NULL;
+	size_t nth = 0;
+	if (proc_vm_vcpus(ctx->host_root, v.pid, &th, &nth, err) < 0) {
+		/* a missing process or one without vCPU threads is bad input */
+		if (err && *err && ((*err)->code == ESRCH || (*err)->code == ENOENT))
+			(*err)->code = EINVAL;
+		return error_wrap(err, "cannot register VM '%s'", v.name);
+	}
+	v.threads = th;
+	v.n_threads = nth;
+	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
+	int rc = registry_register(ctx->reg, &v, req->actor, err);
+	vm_clear(&v);
+	if (rc < 0)
+		return -1;
+	notify_change(ctx);
+	if (vm_view_reply(ctx, v.name, out, err) < 0)
+		return -1;
+	*status = 201;
+	return 0;
+}
+
+static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
+		    const struct route_match *m, json_t *body, int *status, json_t **out,
+		    struct error **err)
+{
+	(void)req; (void)body;
+	if (need_registry(ctx, err) < 0 || vm_view_reply(ctx, m->name, out, err) < 0)
+		return -1;
+	*status = 200;
+	return 0;
+}
+
+static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
+			const struct route_match *m, json_t *body, int *status,
+			json_t **out, struct error **err)
+{
+	(void)body;
+	if (need_registry(ctx, err) < 0 ||
+	    registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
+			     ctx->after_change_data, err) < 0)
+		return -1;
+	notify_change(ctx);
+	*out = NULL;
+	*status = 204;
+	return 0;
+}
+
 static int h_vm_stats(struct api_ctx *ctx, const struct api_request *req,
 		      const struct route_match *m, json_t *body, int *status, json_t **out,
 		      struct error **err)
@@ -479,10 +480,7 @@ static int h_top(struct api_ctx *ctx, const struct api_request *req,
 		*out = json_pack("{s:I,s:I,s:i,s:b,s:[]}", "ts_ms",
 				 (json_int_t)(now_real_ns() / 1000000), "tick", (json_int_t)ctx->ticks,
 				 "interval_ms", (int)ctx->interval_ms, "dry_run", ctx->dry_run, "vms");
-	const char *next = NULL;
-	json_t *page = page_by_name(json_object_get(*out, "vms"), after, limit, &next);
-	json_object_set_new(*out, "next", next ? json_string(next) : json_null());
-	json_object_set_new(*out, "vms", page);
+	page_set(*out, "vms", NULL, after, limit);
 	*status = 200;
 	return 0;
 }

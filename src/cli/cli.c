@@ -217,9 +217,10 @@ static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
 }
 
 /* A GET whose reply is a page ("next" names the item to ask after, and
- * "vms" or "reservations" holds the items): fetch the following pages and append their
- * items to the reply's array, so callers see one whole listing. At most
- * CLI_PAGES_MAX pages (a server that never ends is an error). */
+ * "vms" or "reservations" holds the items): fetch the following pages and
+ * append their items to the reply's array, so callers see one whole
+ * listing. At most CLI_PAGES_MAX pages (a server that never ends is an
+ * error). */
 #define CLI_PAGES_MAX 10000
 
 /* The array a page's items are in. */
