@@ -132,15 +132,22 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 				 in->admission->n_reservations);
 	name_index_init(&tenant_ix, sizeof(struct tenant), offsetof(struct tenant, name));
 	name_index_build(&tenant_ix, in->tenants, in->n_tenants);
-	/* each planned VM's tenant, by index (the first of that name) */
-	size_t *count = xcalloc(in->n_tenants + 1, sizeof(*count));
+	/* the planned VMs by tenant (the first of its name), in their order:
+	 * tenant i's are by_tenant[start[i] .. start[i + 1]) */
+	size_t *start = xcalloc(in->n_tenants + 2, sizeof(*start));
 	size_t *of = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*of));
 	for (size_t j = 0; j < in->n_vms; j++) {
 		of[j] = vm_planned(&in->vms[j])
 			? name_index_find(&tenant_ix, in->tenants, in->vms[j].tenant) : SIZE_MAX;
 		if (of[j] != SIZE_MAX)
-			count[of[j]]++;
+			start[of[j] + 2]++;
 	}
+	for (size_t i = 2; i < in->n_tenants + 2; i++)
+		start[i] += start[i - 1];
+	size_t *by_tenant = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*by_tenant));
+	for (size_t j = 0; j < in->n_vms; j++)
+		if (of[j] != SIZE_MAX)
+			by_tenant[start[of[j] + 1]++] = j;
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *tn = &in->tenants[i];
 		if (!name_valid(tn->name)) {
@@ -154,12 +161,10 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 		ts->cpu_max = tn->cpu_max_set ? cpu_max_quota(plan_cores_to_quota_us(tn->cpu_max_cores))
 					      : cpu_max_unlimited();
 		ts->memory_max = mem_max(tn->memory_set, tn->memory_bytes);
-		size_t nv = count[i];
+		size_t nv = start[i + 1] - start[i];
 		ts->vms = xcalloc(nv ? nv : 1, sizeof(*ts->vms));
-		for (size_t j = 0; j < in->n_vms && nv; j++) {
-			const struct vm *v = &in->vms[j];
-			if (of[j] != i)
-				continue;
+		for (size_t k = start[i]; k < start[i + 1]; k++) {
+			const struct vm *v = &in->vms[by_tenant[k]];
 			if (!name_valid(v->name)) {
 				_cleanup_free_ char *m = xasprintf("plan: invalid VM name '%.80s'",
 								   v->name);
@@ -169,8 +174,9 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 			plan_vm(in, v, &ts->vms[ts->n_vms++], &res_ix);
 		}
 	}
-	free(count);
+	free(start);
 	free(of);
+	free(by_tenant);
 	name_index_clear(&res_ix);
 	name_index_clear(&tenant_ix);
 	*out = t;
