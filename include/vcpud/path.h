@@ -16,6 +16,10 @@
  * caller frees the result. path_join("/", "proc", "1") = "/proc/1". */
 char *path_join(const char *first, ...) __attribute__((sentinel));
 
+/* True when `path` is `dir` or lies below it ("/a/b" is within "/a", "/ab"
+ * is not). Plain text: no normalisation. */
+bool path_within(const char *path, const char *dir);
+
 /* True when s matches [A-Za-z0-9_.-]{1,64} and is not "." or "..". */
 bool name_valid(const char *s);
 

@@ -49,16 +49,6 @@ struct cgroup_shadow {
 	char *last_task_text;
 };
 
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static void snode_free(struct snode *n)
 {
 	free(n->key);
@@ -74,7 +64,7 @@ static struct snode *smap_get(const struct smap *m, const char *key)
 {
 	if (!m->n)
 		return NULL;
-	uint64_t h = str_hash(key);
+	uint64_t h = hash_str(HASH_SEED, key);
 	for (struct snode *n = m->b[h % m->nb]; n; n = n->next)
 		if (n->hash == h && strcmp(n->key, key) == 0)
 			return n;
@@ -99,7 +89,7 @@ static struct snode *smap_add(struct smap *m, const char *key)
 	}
 	struct snode *n = xcalloc(1, sizeof(*n));
 	n->key = xstrdup(key);
-	n->hash = str_hash(key);
+	n->hash = hash_str(HASH_SEED, key);
 	n->next = m->b[n->hash % m->nb];
 	m->b[n->hash % m->nb] = n;
 	m->n++;
@@ -110,7 +100,7 @@ static void smap_del(struct smap *m, const char *key)
 {
 	if (!m->n)
 		return;
-	uint64_t h = str_hash(key);
+	uint64_t h = hash_str(HASH_SEED, key);
 	for (struct snode **pp = &m->b[h % m->nb]; *pp; pp = &(*pp)->next) {
 		struct snode *n = *pp;
 		if (n->hash == h && strcmp(n->key, key) == 0) {
@@ -168,12 +158,6 @@ static bool under(const char *path, const char *dir)
 {
 	size_t n = strlen(dir);
 	return strncmp(path, dir, n) == 0 && path[n] == '/';
-}
-
-static bool within(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
 /* PATH -> its parent and its last component (both pointing into *buf). */
@@ -250,7 +234,7 @@ static char *cg_of(const struct cgroup_dry_run *d, const char *dir)
 		return NULL;
 	if (strcmp(d->mount, "/") == 0)
 		return xstrdup(dir);
-	if (!within(dir, d->mount))
+	if (!path_within(dir, d->mount))
 		return NULL;
 	return xstrdup(dir[strlen(d->mount)] ? dir + strlen(d->mount) : "/");
 }
@@ -262,7 +246,7 @@ static bool node_under(const struct snode *n, const void *arg)
 
 static bool task_within(const struct snode *n, const void *arg)
 {
-	return within(n->value, arg);
+	return path_within(n->value, arg);
 }
 
 /* Copies of the keys of the dirs entries for which match(entry, arg). */

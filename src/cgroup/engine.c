@@ -649,12 +649,6 @@ static int knob_cpuset(struct rc *rc, const struct grp *g, const char *file, con
 
 /* --- processes and threads ------------------------------------------------- */
 
-static bool cg_within(const char *path, const char *group)
-{
-	size_t n = strlen(group);
-	return strncmp(path, group, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 /* Where /proc says a task is: 0 and *cg; 1 when the task is gone; -1. */
 static int proc_cgroup(struct rc *rc, const char *path, char **cg)
 {
@@ -792,7 +786,7 @@ static void vm_place_(struct rc *rc, const struct grp *vm, const struct grp *emu
 		}
 		return;
 	}
-	if (!cg_within(cg, vm->cg)) {
+	if (!path_within(cg, vm->cg)) {
 		if (!same_process(rc, spid, spec->start_time, vm))
 			return;
 		int code = g_write_raw(rc, vm, "cgroup.procs", spid);
@@ -1396,7 +1390,7 @@ int cgroup_engine_release_process(struct cgroup_engine *e, const char *root, pid
 		cgroup_dry_run_set_mount(&e->dry, mount);
 
 	bool origin_ok = origin && origin[0] == '/' && !strstr(origin, "/..") &&
-			 !strstr(origin, "/./") && !cg_within(origin, root_cg);
+			 !strstr(origin, "/./") && !path_within(origin, root_cg);
 	if (origin_ok) {
 		_cleanup_free_ char *procs = path_join(mount, origin, "cgroup.procs", NULL);
 		_cleanup_error_ struct error *e1 = NULL;

@@ -8,6 +8,12 @@
 #include "vcpud/path.h"
 #include "vcpud/util.h"
 
+bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 char *path_join(const char *first, ...)
 {
 	va_list ap;
