@@ -13,16 +13,7 @@ SECS=${2:-60}
 SUITE=bench-dry-run-log
 TOPOLOGY=${TOPOLOGY:-64c-nosmt} # room for hundreds of 1-vCPU VMs
 . "$(dirname "$0")/../e2e/lib.sh"
-cleanup() {
-	cleanup_fakes
-	stop_daemon
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-sed -i 's/^  proc: true/  proc: false/' "$POLICY"
-start_daemon --no-libvirt --log-level "${LOG_LEVEL:-info}" || exit 1
-ctl tenant create bench --vcpus $((N * 2)) >/dev/null || exit 1
-register_fakes "$N" 1 bench || exit 1
+bench_daemon "$N" "${LOG_LEVEL:-info}" || exit 1
 field() { sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p"; }
 # let the registrations' ticks pass
 sleep 5

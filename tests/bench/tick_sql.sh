@@ -10,16 +10,7 @@ N=${1:-100}
 SUITE=bench-tick-sql
 TOPOLOGY=${TOPOLOGY:-64c-nosmt} # room for hundreds of 1-vCPU VMs
 . "$(dirname "$0")/../e2e/lib.sh"
-cleanup() {
-	cleanup_fakes
-	stop_daemon
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-sed -i 's/^  proc: true/  proc: false/' "$POLICY"
-start_daemon --no-libvirt --log-level warn || exit 1
-ctl tenant create bench --vcpus $((N * 2)) >/dev/null || exit 1
-register_fakes "$N" 1 bench || exit 1
+bench_daemon "$N" warn || exit 1
 field() { sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p"; }
 # let the registrations' ticks pass
 sleep 3

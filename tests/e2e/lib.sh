@@ -96,6 +96,16 @@ register_fakes() {
 		_k=$((_k + 1))
 	done
 }
+# bench_daemon N LEVEL: for the shell benchmarks, a dry-run vcpud without
+# /proc discovery or libvirt at log level LEVEL, with N idle 1-vCPU fake
+# VMs registered to tenant "bench"; all of it stops when the script exits
+bench_daemon() {
+	trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' EXIT
+	sed -i 's/^  proc: true/  proc: false/' "$POLICY"
+	start_daemon --no-libvirt --log-level "$2" || return 1
+	ctl tenant create bench --vcpus $(($1 * 2)) >/dev/null || return 1
+	register_fakes "$1" 1 bench
+}
 cleanup_fakes() { for p in $VMPIDS; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; VMPIDS=""; }
 
 start_daemon() {
