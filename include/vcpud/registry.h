@@ -92,6 +92,13 @@ struct inventory {
 
 /* One read transaction. */
 int registry_inventory_load(struct registry *r, struct inventory *out, struct error **err);
+
+/* Make the admission ledger the registry keeps in memory the one `inv` read
+ * from the store (the store is the truth: a change made behind the
+ * registry's back is taken in). The tick calls it once, after its
+ * inventory read; between ticks the ledger follows the registry's own
+ * writes. */
+void registry_ledger_resync(struct registry *r, const struct inventory *inv);
 void inventory_clear(struct inventory *inv);
 
 const struct tenant *inventory_tenant(const struct inventory *inv, const char *name);

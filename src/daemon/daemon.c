@@ -409,6 +409,7 @@ static void tick(struct daemon *d)
 		health_update(d, started, sql0);
 		return;
 	}
+	registry_ledger_resync(d->reg, &inv);
 	serve_reads(d);
 	lifecycle(d, &inv, true, true);
 	serve_reads(d);

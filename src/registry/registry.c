@@ -41,9 +41,9 @@ struct ledger_tenant {
 /* The admission ledger in memory: the parsed reservations (by VM name),
  * each tenant's use and the host's use (struct admit_ledger), so that an
  * admit costs the same with 10 VMs as with 1,000. The store stays the
- * truth: the ledger is read from it when first needed and again with each
- * inventory (every tick), and changed only after a store write succeeded,
- * by the function that made it. Decision and write happen in one call on
+ * truth: the ledger is read from it when first needed and again from each
+ * tick's inventory (registry_ledger_resync), and changed only after a
+ * store write succeeded, by the function that made it. Decision and write happen in one call on
  * the daemon's one thread (the API server runs in its loop), so nothing
  * changes the reservations between the check and the write. */
 struct ledger {
@@ -540,9 +540,12 @@ int registry_inventory_load(struct registry *r, struct inventory *out, struct er
 	res_parse_all(r, si.res, si.n_res, &out->res, &out->n_res);
 	si.n_vms = 0;
 	store_inventory_clear(&si);
-	/* the store is the truth: the ledger starts each tick from it */
-	ledger_rebuild(r, out->res, out->n_res);
 	return 0;
+}
+
+void registry_ledger_resync(struct registry *r, const struct inventory *inv)
+{
+	ledger_rebuild(r, inv->res, inv->n_res);
 }
 
 void inventory_clear(struct inventory *inv)

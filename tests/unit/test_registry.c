@@ -112,6 +112,7 @@ static void tick(struct reg_fx *f, enum vm_source src, const struct registry_sig
 	struct error *err = NULL;
 	if (registry_inventory_load(f->reg, &inv, &err) < 0)
 		fail_msg("inventory: %s", err->msg);
+	registry_ledger_resync(f->reg, &inv);
 	registry_faults_begin(f->reg, REGISTRY_FAULT_IDENTITY);
 	registry_faults_begin(f->reg, REGISTRY_FAULT_ADMISSION);
 	registry_refresh_registered(f->reg, &inv);
