@@ -159,20 +159,31 @@ void throttle_state_clear(struct throttle_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-static size_t state_index(const struct throttle_state *st, const char *vm)
+/* Where `vm` is or would go in st->vms (sorted by name). */
+static size_t state_pos(const struct throttle_state *st, const char *vm, bool *found)
 {
 	size_t lo = 0, hi = st->n_vms;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(st->vms[mid].name, vm);
-		if (c == 0)
+		if (c == 0) {
+			*found = true;
 			return mid;
+		}
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NONE;
+	*found = false;
+	return lo;
+}
+
+static size_t state_index(const struct throttle_state *st, const char *vm)
+{
+	bool found;
+	size_t i = state_pos(st, vm, &found);
+	return found ? i : NONE;
 }
 
 const struct throttle_vm_state *throttle_state_find(const struct throttle_state *st,
@@ -264,12 +275,6 @@ bool throttle_saved_equal(const struct throttle_saved *a, size_t na,
 	return true;
 }
 
-static int saved_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct throttle_vm_state *)a)->name,
-		      ((const struct throttle_vm_state *)b)->name);
-}
-
 size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
 			    const struct throttle_saved *v, size_t n)
 {
@@ -277,11 +282,18 @@ size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
 	size_t adopted = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct throttle_saved *d = &v[i];
+		bool found = false;
 		if (!name_valid(d->vm) || d->quota_us < THROTTLE_QUOTA_MIN_US ||
-		    d->quota_us == NO_CAP || state_index(st, d->vm) != NONE)
+		    d->quota_us == NO_CAP)
 			continue;
+		size_t at = state_pos(st, d->vm, &found);
+		if (found)
+			continue;
+		/* in its place by name, for state_index() */
 		st->vms = xrealloc(st->vms, (st->n_vms + 1) * sizeof(*st->vms));
-		struct throttle_vm_state *s = &st->vms[st->n_vms++];
+		memmove(&st->vms[at + 1], &st->vms[at], (st->n_vms - at) * sizeof(*st->vms));
+		st->n_vms++;
+		struct throttle_vm_state *s = &st->vms[at];
 		memset(s, 0, sizeof(*s));
 		snprintf(s->name, sizeof(s->name), "%s", d->vm);
 		s->capped = true;
@@ -301,8 +313,6 @@ size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
 				victims_add(s, d->victims[k]);
 		if (d->dry)
 			st->dry_run = true;
-		/* kept sorted for state_index() */
-		qsort(st->vms, st->n_vms, sizeof(*st->vms), saved_cmp);
 		adopted++;
 	}
 	return adopted;
