@@ -15,6 +15,12 @@
 #   SCALE_WINDOW_S=15       quiet window for CPU per tick and log growth
 #   SCALE_STRACE_S=3        strace window for syscalls per tick
 #   SCALE_API_REQS=50       requests per API endpoint
+#   SCALE_PERF_S=           if set: perf record -g on vcpud for this many
+#                           seconds after the quiet window, into
+#                           $SCALE_PERF_DIR/perf-N.data (default /tmp)
+#   SCALE_HOLD_S=           if set: after each tier, keep vcpud and the VMs
+#                           this many seconds for a look by hand (the pid
+#                           and socket are printed)
 set -u
 SCALE_N=${SCALE_N:-100 500 1000}
 SCALE_VCPUS=${SCALE_VCPUS:-8}
@@ -181,6 +187,14 @@ tier() {
 	echo "  log growth: $log_kib KiB/min ($((l1 - l0)) bytes in the window, $dry of them dry-run 'would write' lines)"
 	echo "  fake VMs' CPU: ${fake_pct}% of one CPU, all $N together"
 	[ "$dt" -gt 0 ] || problem "no tick in the quiet window"
+	if [ -n "${SCALE_PERF_S:-}" ]; then
+		pf="${SCALE_PERF_DIR:-/tmp}/perf-$N.data"
+		if perf record -q -F 999 -g -o "$pf" -p "$DAEMON_PID" -- sleep "$SCALE_PERF_S" 2>"$TMP/perf.err"; then
+			echo "  perf: $pf ($SCALE_PERF_S s; perf report -i $pf)"
+		else
+			problem "perf record failed: $(head -c 300 "$TMP/perf.err")"
+		fi
+	fi
 
 	# the daemon's own tick figures, over SCALE_TICKS ticks
 	: >"$TMP/tick.us"; : >"$TMP/tick.sql"; : >"$TMP/tick.writes"
@@ -265,6 +279,10 @@ tier() {
 	done
 
 	kill -0 "$DAEMON_PID" 2>/dev/null || problem "vcpud died during the tier"
+	if [ -n "${SCALE_HOLD_S:-}" ]; then
+		echo "holding $SCALE_HOLD_S s: vcpud pid $DAEMON_PID, socket $SOCK, log $LOG"
+		sleep "$SCALE_HOLD_S"
+	fi
 	label=$N; [ "$REG" -lt "$N" ] && label="$REG/$N"
 	echo "$label $reg_rate $tmed $tp99 $cpu_tick $sys_tick $sql $rss $fds $log_kib$api_p99" >>"$ROWS"
 	return 0
