@@ -165,6 +165,11 @@ struct cgroup_judgement {
 	size_t *n_vms;
 };
 void cgroup_tree_judge(const struct cgroup_tree *t, struct cgroup_judgement *out);
+/* The same, trusting VM j of tenant i without checking it again when
+ * judged(data, i, j) says it is one judged valid before, unchanged (the
+ * checks across VMs, repeated names and PIDs, are still made). */
+void cgroup_tree_judge_with(const struct cgroup_tree *t, struct cgroup_judgement *out,
+			    bool (*judged)(void *data, size_t tenant, size_t vm), void *data);
 void cgroup_judgement_free(struct cgroup_judgement *j);
 
 /* Paths of the groups for one tenant / VM / vCPU under `root` (the tree
@@ -324,6 +329,12 @@ void cgroup_engine_forget(struct cgroup_engine *e);
  * /metrics). */
 size_t cgroup_engine_known(const struct cgroup_engine *e);
 static inline void cgroup_engine_freep(struct cgroup_engine **e) { if (*e) cgroup_engine_free(*e); }
+
+/* The VMs the last reconcile planned anew: new or changed specs, and
+ * steady ones whose re-read found something to put right (names valid
+ * until the next reconcile). Their threads' effective CPUs may have
+ * changed. */
+const char *const *cgroup_engine_replanned(const struct cgroup_engine *e, size_t *n);
 
 /* How many entries a dry-run engine's overlay holds (0 for a real one):
  * for tests and figures (struct cgroup_dry_run). */

@@ -60,6 +60,9 @@ struct cgroup_engine {
 	void *yield_data;
 	int64_t yield_every_ns;
 	int64_t yield_last_ns;
+	/* the VMs the last reconcile planned anew (cgroup_engine_replanned) */
+	char **replanned;
+	size_t n_replanned, cap_replanned;
 };
 
 int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engine **out,
@@ -93,15 +96,39 @@ int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engi
 	return 0;
 }
 
+static void replanned_clear(struct cgroup_engine *e)
+{
+	for (size_t i = 0; i < e->n_replanned; i++)
+		free(e->replanned[i]);
+	e->n_replanned = 0;
+}
+
+static void replanned_add(struct cgroup_engine *e, const char *vm)
+{
+	if (e->n_replanned == e->cap_replanned) {
+		e->cap_replanned = e->cap_replanned ? 2 * e->cap_replanned : 16;
+		e->replanned = xrealloc(e->replanned, e->cap_replanned * sizeof(*e->replanned));
+	}
+	e->replanned[e->n_replanned++] = xstrdup(vm);
+}
+
 void cgroup_engine_free(struct cgroup_engine *e)
 {
 	if (!e)
 		return;
 	cgroup_dry_run_clear(&e->dry);
+	replanned_clear(e);
+	free(e->replanned);
 	free(e->known.v);
 	free(e->mount);
 	free(e->proc);
 	free(e);
+}
+
+const char *const *cgroup_engine_replanned(const struct cgroup_engine *e, size_t *n)
+{
+	*n = e->n_replanned;
+	return (const char *const *)e->replanned;
 }
 
 size_t cgroup_engine_overlay_entries(const struct cgroup_engine *e)
@@ -185,18 +212,18 @@ static void known_insert(struct known *k, const struct known_slot *s)
 	k->v[i] = *s;
 }
 
-/* Keep only the entries the reconcile `gen` looked at. */
-static void known_sweep(struct known *k, uint32_t gen)
+/* Keep only the entries a reconcile since `since` looked at. */
+static void known_sweep(struct known *k, uint32_t since)
 {
 	size_t live = 0;
 	for (size_t i = 0; i < k->cap; i++)
-		live += k->v[i].key && k->v[i].gen == gen;
+		live += k->v[i].key && k->v[i].gen >= since;
 	if (live == k->n)
 		return;
 	struct known old = *k;
 	*k = (struct known){ 0 };
 	for (size_t i = 0; i < old.cap; i++)
-		if (old.v[i].key && old.v[i].gen == gen)
+		if (old.v[i].key && old.v[i].gen >= since)
 			known_insert(k, &old.v[i]);
 	free(old.v);
 }
@@ -239,6 +266,11 @@ static void grp_child(struct grp *child, const struct grp *parent, const char *b
 	child->broken = false;
 }
 
+struct vm_sum {
+	uint64_t key, val;
+	bool steady;
+};
+
 struct rc {
 	struct cgroup_engine *e;
 	uint32_t gen;
@@ -250,6 +282,10 @@ struct rc {
 	/* what is being reconciled, for attributing a failure (NULL: the
 	 * root, its ancestors or the removal of stale groups) */
 	const char *tenant, *vm;
+	/* per VM (tenant i, VM j): what its spec hashes to (vm_sum), and
+	 * whether the VM was left alone as known (steady) this time */
+	struct vm_sum **vm_sum;
+	bool verify; /* a VM's own re-read: trust no known value */
 };
 
 /* One fault per tenant/VM: the first. vm NULL: the tenant's own; "": a VM
@@ -307,7 +343,7 @@ static bool known_fresh(struct rc *rc, uint64_t key, uint64_t val)
 	if (!s)
 		return false;
 	s->gen = rc->gen;
-	return s->val == val && rc->gen < s->due;
+	return s->val == val && rc->gen < s->due && !rc->verify;
 }
 
 /* Remember that the kernel holds `val` under `key` (just read or written). */
@@ -737,10 +773,18 @@ static bool same_process(struct rc *rc, const char *spid, uint64_t start_time,
 }
 
 /* The key of "this process, with these vCPU threads, is placed in vm". */
-static uint64_t place_key(const struct grp *vm, const struct cgroup_vm_spec *spec)
+/* The key of a VM's placement (one per VM directory) and what it holds:
+ * the process and the vCPU threads it was placed with. Keyed by the
+ * directory, not by the content: a placement that comes back to an
+ * earlier one must not find that one's entry still trusted. */
+static uint64_t place_key(const struct grp *vm)
 {
-	uint64_t h = hash_u64(hash_u64(hash_str(hash_str(HASH_SEED, "place"), vm->abs),
-				       (uint64_t)spec->pid), spec->start_time);
+	return key_nonzero(hash_str(hash_str(HASH_SEED, "place"), vm->abs));
+}
+
+static uint64_t place_val(const struct cgroup_vm_spec *spec)
+{
+	uint64_t h = hash_u64(hash_u64(HASH_SEED, (uint64_t)spec->pid), spec->start_time);
 	for (size_t k = 0; k < spec->n_vcpus; k++)
 		h = hash_u64(hash_u64(h, spec->vcpus[k].index), (uint64_t)spec->vcpus[k].tid);
 	return key_nonzero(h);
@@ -759,13 +803,13 @@ static void vm_place(struct rc *rc, const struct grp *vm, const struct grp *emu,
 {
 	if (spec->pid <= 0)
 		return;
-	uint64_t key = place_key(vm, spec);
-	if (known_fresh(rc, key, 1))
+	uint64_t key = place_key(vm), val = place_val(spec);
+	if (known_fresh(rc, key, val))
 		return;
 	struct cgroup_reconcile_stats before = rc->st;
 	vm_place_(rc, vm, emu, vcpus, spec);
 	if (rc->st.errors == before.errors && rc->st.vanished == before.vanished)
-		known_set(rc, key, 1);
+		known_set(rc, key, val);
 }
 
 /* The whole process into the VM (the kernel moves all its threads when a
@@ -908,6 +952,110 @@ out:
 	grp_clear(&vm);
 }
 
+/* --- a VM as a whole -------------------------------------------------------
+ *
+ * A VM whose spec is what it was when it was last reconciled without a
+ * failure is left alone (no path built, no entry looked at) until its
+ * summary entry falls due; then all of it is read again at once (verify),
+ * which is how a change behind vcpud's back is found. A steady reconcile
+ * costs a hash and a lookup per VM, whatever the VM holds. */
+
+static uint64_t hash_opt(uint64_t h, const char *s)
+{
+	return s ? hash_str(hash_u64(h, 1), s) : hash_u64(h, 0);
+}
+
+static uint64_t hash_cpu_max(uint64_t h, const struct cgroup_cpu_max *m)
+{
+	h = hash_u64(h, (uint64_t)m->set << 1 | (uint64_t)m->unlimited);
+	return hash_u64(hash_u64(h, m->quota_us), m->period_us);
+}
+
+static uint64_t hash_mem_max(uint64_t h, const struct cgroup_mem_max *m)
+{
+	return hash_u64(hash_u64(h, (uint64_t)m->set << 1 | (uint64_t)m->unlimited), m->bytes);
+}
+
+static uint64_t vm_sum_key(const struct cgroup_tree *t, const struct cgroup_tenant_spec *ts,
+			   const struct cgroup_vm_spec *v)
+{
+	uint64_t h = hash_opt(hash_opt(hash_str(HASH_SEED, "vm"), t->root), ts->name);
+	return key_nonzero(hash_opt(h, v->name));
+}
+
+/* Everything the VM's groups are made of, and its tenant's cpusets (the
+ * VM's are judged against them). */
+static uint64_t vm_sum_val(const struct cgroup_tenant_spec *ts, const struct cgroup_vm_spec *v)
+{
+	uint64_t h = hash_opt(hash_opt(HASH_SEED, ts->cpus), ts->mems);
+	h = hash_u64(hash_u64(hash_opt(h, v->name), (uint64_t)v->pid), v->start_time);
+	h = hash_mem_max(hash_cpu_max(hash_u64(h, v->weight), &v->cpu_max), &v->memory_max);
+	h = hash_opt(hash_opt(hash_opt(h, v->cpus), v->mems), v->emulator_cpus);
+	h = hash_u64(h, v->n_vcpus);
+	for (size_t k = 0; v->vcpus && k < v->n_vcpus; k++) {
+		const struct cgroup_vcpu_spec *c = &v->vcpus[k];
+		h = hash_u64(hash_u64(hash_u64(h, c->index), (uint64_t)c->tid), c->weight);
+		h = hash_opt(hash_cpu_max(h, &c->cpu_max), c->cpus);
+	}
+	return key_nonzero(h);
+}
+
+static void vm_sums_make(struct rc *rc)
+{
+	const struct cgroup_tree *t = rc->t;
+	rc->vm_sum = xcalloc(t->n_tenants ? t->n_tenants : 1, sizeof(*rc->vm_sum));
+	for (size_t i = 0; i < t->n_tenants; i++) {
+		const struct cgroup_tenant_spec *ts = &t->tenants[i];
+		rc->vm_sum[i] = xcalloc(ts->n_vms ? ts->n_vms : 1, sizeof(*rc->vm_sum[i]));
+		for (size_t j = 0; j < ts->n_vms; j++)
+			rc->vm_sum[i][j] = (struct vm_sum){ vm_sum_key(t, ts, &ts->vms[j]),
+							    vm_sum_val(ts, &ts->vms[j]), false };
+	}
+}
+
+static void vm_sums_free(struct rc *rc)
+{
+	for (size_t i = 0; rc->vm_sum && i < rc->t->n_tenants; i++)
+		free(rc->vm_sum[i]);
+	free(rc->vm_sum);
+	rc->vm_sum = NULL;
+}
+
+/* For the judgement: VM j of tenant ti is what it was when it last went
+ * through (so it was judged valid then; its name is in its hash). */
+static bool vm_judged_before(void *data, size_t ti, size_t j)
+{
+	struct rc *rc = data;
+	const struct vm_sum *m = &rc->vm_sum[ti][j];
+	const struct known_slot *s = known_find(&rc->e->known, m->key);
+	return s && s->val == m->val;
+}
+
+/* Reconcile VM j of tenant ti unless it is steady (see above). */
+static void reconcile_vm_whole(struct rc *rc, const struct grp *tenant, size_t ti, size_t j)
+{
+	struct vm_sum *m = &rc->vm_sum[ti][j];
+	struct known_slot *s = known_find(&rc->e->known, m->key);
+	bool same = s && s->val == m->val;
+	if (s)
+		s->gen = rc->gen;
+	if (same && rc->gen < s->due) {
+		m->steady = true;
+		return;
+	}
+	struct cgroup_reconcile_stats before = rc->st;
+	rc->verify = same; /* fallen due: every value of it is read again */
+	const struct cgroup_vm_spec *spec = &rc->t->tenants[ti].vms[j];
+	reconcile_vm(rc, tenant, spec);
+	/* changed, or put right after a change behind vcpud's back */
+	if (!same || rc->st.writes != before.writes)
+		replanned_add(rc->e, spec->name);
+	rc->verify = false;
+	if (rc->st.errors == before.errors && rc->st.vanished == before.vanished &&
+	    rc->st.busy == before.busy)
+		known_set(rc, m->key, m->val);
+}
+
 /* Record the judgement of an invalid tenant or VM; true when it is one. */
 static bool judged_invalid(struct rc *rc, const struct error *why, const char *tenant,
 			   bool vm_judged, const char *vm)
@@ -952,7 +1100,7 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 						   spec->vms[j].name))
 					continue;
 				rc->vm = spec->vms[j].name;
-				reconcile_vm(rc, &t, &spec->vms[j]);
+				reconcile_vm_whole(rc, &t, ti, j);
 				rc->vm = NULL;
 				maybe_yield(rc->e);
 			}
@@ -1062,26 +1210,27 @@ static size_t find_vm(const struct rc *rc, size_t ti, const char *name)
 	return SIZE_MAX;
 }
 
-/* Keys of "the children of this group are the ones the tree wants": a
- * steady reconcile lists no directory, and a change lists only the
+/* Entries of "the children of this group are the ones the tree wants":
+ * a steady reconcile lists no directory, and a change lists only the
  * directories whose wanted children changed (registering a VM lists its
- * tenant's directory and its own, whatever the number of VMs). */
-static uint64_t children_key_start(const struct grp *g)
+ * tenant's directory and its own, whatever the number of VMs). One entry
+ * per directory, holding a hash of the wanted children. */
+static uint64_t children_key(const struct grp *g)
 {
-	return hash_str(hash_str(HASH_SEED, "children"), g->abs);
+	return key_nonzero(hash_str(hash_str(HASH_SEED, "children"), g->abs));
 }
 
-static uint64_t vm_children_key(const struct grp *vm, const struct cgroup_vm_spec *spec)
+static uint64_t vm_children_val(const struct cgroup_vm_spec *spec)
 {
-	uint64_t h = children_key_start(vm);
+	uint64_t h = HASH_SEED;
 	for (size_t k = 0; k < spec->n_vcpus; k++)
 		h = hash_u64(h, spec->vcpus[k].index);
 	return key_nonzero(h);
 }
 
-static uint64_t tenant_children_key(const struct rc *rc, const struct grp *t, size_t ti)
+static uint64_t tenant_children_val(const struct rc *rc, size_t ti)
 {
-	uint64_t h = children_key_start(t);
+	uint64_t h = HASH_SEED;
 	const struct cgroup_tenant_spec *ts = &rc->t->tenants[ti];
 	for (size_t j = 0; j < ts->n_vms; j++)
 		h = hash_u64(hash_str(h, ts->vms[j].name ? ts->vms[j].name : ""),
@@ -1089,27 +1238,28 @@ static uint64_t tenant_children_key(const struct rc *rc, const struct grp *t, si
 	return key_nonzero(h);
 }
 
-static uint64_t root_children_key(const struct rc *rc, const struct grp *root)
+static uint64_t root_children_val(const struct rc *rc)
 {
-	uint64_t h = children_key_start(root);
+	uint64_t h = HASH_SEED;
 	for (size_t i = 0; i < rc->t->n_tenants; i++)
 		h = hash_u64(hash_str(h, rc->t->tenants[i].name ? rc->t->tenants[i].name : ""),
 			     rc->j.tenant[i] != NULL);
 	return key_nonzero(h);
 }
 
-/* Run remove(rc, g, arg) unless key is known; remember key when it went
- * through without a failure or a busy group. */
-static void remove_unless_known(struct rc *rc, uint64_t key,
+/* Run remove(rc, g, arg) unless g's children are known to be `val`;
+ * remember val when it went through without a failure or a busy group. */
+static void remove_unless_known(struct rc *rc, uint64_t val,
 				int (*remove)(struct rc *rc, const struct grp *g, const void *arg),
 				const struct grp *g, const void *arg)
 {
-	if (known_fresh(rc, key, 1))
+	uint64_t key = children_key(g);
+	if (known_fresh(rc, key, val))
 		return;
 	struct cgroup_reconcile_stats before = rc->st;
 	remove(rc, g, arg);
 	if (rc->st.errors == before.errors && rc->st.busy == before.busy)
-		known_set(rc, key, 1);
+		known_set(rc, key, val);
 }
 
 static int remove_vm_stale(struct rc *rc, const struct grp *vm, const void *spec)
@@ -1196,18 +1346,18 @@ static void remove_stale(struct rc *rc, const struct grp *root)
 		grp_child(&t, root, base, true);
 		for (size_t j = 0; j < ts->n_vms; j++) {
 			const struct cgroup_vm_spec *vs = &ts->vms[j];
-			if (rc->j.vm[i][j] || !name_valid(vs->name))
+			if (rc->j.vm[i][j] || !name_valid(vs->name) || rc->vm_sum[i][j].steady)
 				continue;
 			_cleanup_free_ char *vb = xasprintf("vm-%s", vs->name);
 			struct grp vm = { 0 };
 			grp_child(&vm, &t, vb, false);
-			remove_unless_known(rc, vm_children_key(&vm, vs), remove_vm_stale, &vm, vs);
+			remove_unless_known(rc, vm_children_val(vs), remove_vm_stale, &vm, vs);
 			grp_clear(&vm);
 		}
-		remove_unless_known(rc, tenant_children_key(rc, &t, i), remove_tenant_stale, &t, &i);
+		remove_unless_known(rc, tenant_children_val(rc, i), remove_tenant_stale, &t, &i);
 		grp_clear(&t);
 	}
-	remove_unless_known(rc, root_children_key(rc, root), remove_root_stale, root, NULL);
+	remove_unless_known(rc, root_children_val(rc), remove_root_stale, root, NULL);
 }
 
 /* --- entry point ----------------------------------------------------------- */
@@ -1297,7 +1447,9 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 		*out = rc.st;
 	if (cgroup_tree_root_check(desired, err) < 0)
 		return error_wrap(err, "desired cgroup tree");
-	cgroup_tree_judge(desired, &rc.j);
+	replanned_clear(e);
+	vm_sums_make(&rc);
+	cgroup_tree_judge_with(desired, &rc.j, vm_judged_before, &rc);
 	e->yield_last_ns = now_mono_ns();
 
 	struct grp mount = { 0 }, root = { 0 };
@@ -1306,6 +1458,7 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 		grp_clear(&mount);
 		grp_clear(&root);
 		cgroup_judgement_free(&rc.j);
+		vm_sums_free(&rc);
 		return -1;
 	}
 
@@ -1347,12 +1500,21 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	grp_clear(&mount);
 	grp_clear(&root);
 	cgroup_judgement_free(&rc.j);
+	vm_sums_free(&rc);
 	/* a failure may mean the kernel is not what the engine believes
-	 * (a group removed behind its back): read everything next time */
+	 * (a group removed behind its back): read everything next time.
+	 * Otherwise keep what a reconcile looked at lately: a steady VM's
+	 * entries are looked at when it falls due, at most 3/2 x verify_ticks
+	 * + 1 reconciles apart (swept every so many: a sweep is a pass over
+	 * the table); after a removal, only what this one looked at (nothing
+	 * known may outlive a group) */
+	uint32_t keep = e->verify_ticks * 3 / 2 + 2;
 	if (rc.st.errors)
 		cgroup_engine_forget(e);
-	else
+	else if (rc.st.rmdirs)
 		known_sweep(&e->known, rc.gen);
+	else if (rc.gen % keep == 0)
+		known_sweep(&e->known, rc.gen > keep ? rc.gen - keep : 0);
 
 	if (e->dry_run) {
 		cgroup_dry_run_end_pass(&e->dry);

@@ -311,6 +311,12 @@ void cgroup_judgement_free(struct cgroup_judgement *j)
 
 void cgroup_tree_judge(const struct cgroup_tree *t, struct cgroup_judgement *out)
 {
+	cgroup_tree_judge_with(t, out, NULL, NULL);
+}
+
+void cgroup_tree_judge_with(const struct cgroup_tree *t, struct cgroup_judgement *out,
+			    bool (*judged)(void *data, size_t tenant, size_t vm), void *data)
+{
 	*out = (struct cgroup_judgement){ 0 };
 	size_t nt = t->n_tenants;
 	out->n_tenants = nt;
@@ -330,8 +336,9 @@ void cgroup_tree_judge(const struct cgroup_tree *t, struct cgroup_judgement *out
 			continue; /* its VMs are not looked at: none is reconciled */
 		_cleanup_free_ bool *repeated = vm_repeats(ts);
 		for (size_t j = 0; j < ts->n_vms; j++) {
-			if (check_vm(ts, j, repeated[j], &cpus, have_cpus, &mems, have_mems,
-				     &out->vm[i][j]) < 0)
+			bool before = !repeated[j] && judged && judged(data, i, j);
+			if (!before && check_vm(ts, j, repeated[j], &cpus, have_cpus, &mems,
+						have_mems, &out->vm[i][j]) < 0)
 				continue;
 			/* collect PIDs and TIDs: one thread cannot be in two places */
 			const struct cgroup_vm_spec *vm = &ts->vms[j];

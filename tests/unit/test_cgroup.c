@@ -1368,8 +1368,11 @@ static void test_known_values(void **state)
 	assert_true(cgroup_engine_known(e) < known);
 	run(e, &w.s.tree);
 	size_t known1 = cgroup_engine_known(e);
+	/* tenant-acme's groups stay (its VM's process is still in them):
+	 * what nothing looks at any more goes within 2 x (3/2 x 4 + 2) */
 	w.s.tree.n_tenants = 0;
-	run(e, &w.s.tree);
+	for (int i = 0; i < 17; i++)
+		run(e, &w.s.tree);
 	assert_true(cgroup_engine_known(e) < known1);
 
 	/* verify_ticks 1: every value read every time */
@@ -1387,6 +1390,60 @@ static void test_known_values(void **state)
 	assert_int_equal(cgroup_engine_known(e), 0);
 	if (most >= st.reads)
 		fail_msg("a cached reconcile read %u times, a full one %u", most, st.reads);
+	cgroup_engine_free(e);
+}
+
+static bool replanned_is(const struct cgroup_engine *e, const char *const *want, size_t n)
+{
+	size_t got;
+	const char *const *v = cgroup_engine_replanned(e, &got);
+	if (got != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], want[i]) != 0)
+			return false;
+	return true;
+}
+
+/* A VM whose spec is unchanged is left alone whole (nothing of it read or
+ * looked up), and only a changed one is planned anew; a steady VM that
+ * falls due is read again whole at once, and put right (and said to be
+ * planned anew) when another tool changed it. */
+static void test_steady_vms_left_alone(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	struct cgroup_engine_config cfg = { .cgroup_mount = F.mount, .sysroot = F.outer,
+					    .ops = &fake_ops, .verify_ticks = 4 };
+	struct cgroup_engine *e = NULL;
+	struct error *err = NULL;
+	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	run(e, &w.s.tree);
+	assert_true(replanned_is(e, (const char *[]){ "7", "8", "9" }, 3));
+	struct cgroup_reconcile_stats st = run(e, &w.s.tree);
+	assert_int_equal(st.reads, 0);
+	assert_true(replanned_is(e, NULL, 0));
+
+	/* one VM changes: only it is planned anew, one file read and written */
+	w.acme_vms[1].weight = 444;
+	st = run(e, &w.s.tree);
+	assert_true(replanned_is(e, (const char *[]){ "8" }, 1));
+	assert_int_equal(st.writes, 1);
+	assert_int_equal(st.reads, 1);
+
+	/* another tool changes a steady VM: put right within 3/2 x 4 + 1
+	 * reconciles, by a re-read of the whole VM */
+	write_in(F.root, "tenant-beta/vm-9/cpu.weight", "777\n");
+	int n = 0;
+	do {
+		st = run(e, &w.s.tree);
+		n++;
+	} while (st.writes == 0 && n < 20);
+	assert_true(n <= 7);
+	assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "150\n");
+	assert_true(replanned_is(e, (const char *[]){ "9" }, 1));
+	assert_true(st.reads >= 8); /* its directory, knobs, groups and threads */
 	cgroup_engine_free(e);
 }
 
@@ -2079,6 +2136,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_attributed_to_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reused_pid_not_moved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_known_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_steady_vms_left_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_yield_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_with_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
