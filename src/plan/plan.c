@@ -58,17 +58,45 @@ static const struct admit_reservation *find_reservation(const struct admit_host 
 	return i == SIZE_MAX ? NULL : &h->reservations[i];
 }
 
+/* The CPU lists formatted lately: most VMs of a host share a few sets
+ * (a pool, its node's part), formatted once a plan instead of a dozen
+ * times per VM. */
+#define FMT_MEMO 4
+struct fmt_memo {
+	struct cpuset set[FMT_MEMO];
+	char *text[FMT_MEMO];
+	unsigned next;
+};
+
+static char *fmt(struct fmt_memo *m, const struct cpuset *s)
+{
+	for (unsigned i = 0; i < FMT_MEMO; i++)
+		if (m->text[i] && cpuset_equal(&m->set[i], s))
+			return xstrdup(m->text[i]);
+	unsigned k = m->next++ % FMT_MEMO;
+	free(m->text[k]);
+	m->set[k] = *s;
+	m->text[k] = cpulist_format(s);
+	return xstrdup(m->text[k]);
+}
+
+static void fmt_memo_clear(struct fmt_memo *m)
+{
+	for (unsigned i = 0; i < FMT_MEMO; i++)
+		free(m->text[i]);
+}
+
 /* cpusets of a VM with a reservation (see plan.h) */
 static void plan_pin(const struct admit_host *h, const struct admit_reservation *r,
-		     struct cgroup_vm_spec *s)
+		     struct cgroup_vm_spec *s, struct fmt_memo *m)
 {
 	struct cpuset cpus, mems, dom, one;
 	admit_pin(h, r, &cpus, &mems);
 	const struct cpuset *hk = &h->pools->housekeeping;
 	cpuset_or(&dom, &cpus, hk);
-	s->cpus = cpulist_format(&dom);
-	s->mems = cpulist_format(&mems);
-	s->emulator_cpus = cpulist_format(cpuset_empty(hk) ? &cpus : hk);
+	s->cpus = fmt(m, &dom);
+	s->mems = fmt(m, &mems);
+	s->emulator_cpus = fmt(m, cpuset_empty(hk) ? &cpus : hk);
 	for (size_t i = 0; i < s->n_vcpus; i++) {
 		int p = admit_vcpu_pcpu(r, s->vcpus[i].index);
 		if (r->cpu_policy == ADMIT_CPU_DEDICATED && p >= 0) {
@@ -76,13 +104,13 @@ static void plan_pin(const struct admit_host *h, const struct admit_reservation 
 			cpuset_set(&one, (unsigned)p);
 			s->vcpus[i].cpus = cpulist_format(&one);
 		} else {
-			s->vcpus[i].cpus = cpulist_format(&cpus);
+			s->vcpus[i].cpus = fmt(m, &cpus);
 		}
 	}
 }
 
 static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s,
-		    const struct name_index *res_ix)
+		    const struct name_index *res_ix, struct fmt_memo *m)
 {
 	s->name = xstrdup(v->name);
 	s->pid = v->pid;
@@ -107,7 +135,7 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 	s->n_vcpus = v->n_threads;
 	const struct admit_reservation *r = find_reservation(in->admission, res_ix, v->name);
 	if (r && in->admission->pools)
-		plan_pin(in->admission, r, s);
+		plan_pin(in->admission, r, s, m);
 }
 
 static void plan_fault(const struct plan_input *in, const char *tenant, const char *vm,
@@ -145,6 +173,7 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 	for (size_t i = 2; i < in->n_tenants + 2; i++)
 		start[i] += start[i - 1];
 	size_t *by_tenant = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*by_tenant));
+	struct fmt_memo memo = { 0 };
 	for (size_t j = 0; j < in->n_vms; j++)
 		if (of[j] != SIZE_MAX)
 			by_tenant[start[of[j] + 1]++] = j;
@@ -171,9 +200,10 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 				plan_fault(in, tn->name, v->name, m);
 				continue;
 			}
-			plan_vm(in, v, &ts->vms[ts->n_vms++], &res_ix);
+			plan_vm(in, v, &ts->vms[ts->n_vms++], &res_ix, &memo);
 		}
 	}
+	fmt_memo_clear(&memo);
 	free(start);
 	free(of);
 	free(by_tenant);
