@@ -48,6 +48,11 @@ struct proc_thread {
 int proc_threads_scan(const char *host_root, pid_t pid, struct proc_thread **out, size_t *n,
 		      struct error **err);
 
+/* Whether `host_root`/proc is this system's procfs (its "self" is the
+ * caller), where PIDs are real and a pidfd watches the right process; a
+ * fake tree (tests) is not. */
+bool procfs_is_real(const char *host_root);
+
 /* The vCPU threads of `pid` as (index, tid) sorted by index. Two threads
  * claiming the same index is EINVAL; no vCPU threads is ENOENT ("process
  * 1234 (qemu) has no vCPU threads named 'CPU <n>/KVM', 'fc_vcpu <n>' or

@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vcpud/discover.h"
+#include "vcpud/path.h"
 #include "vcpud/util.h"
 #include "vcpud/vm.h"
 
@@ -199,4 +202,18 @@ int proc_vm_vcpus(const char *host_root, pid_t pid, struct vm_vcpu **out, size_t
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+bool procfs_is_real(const char *host_root)
+{
+	_cleanup_free_ char *self = path_join(host_root && *host_root ? host_root : "/", "proc",
+					      "self", NULL);
+	char buf[32];
+	ssize_t n = readlink(self, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	char want[32];
+	snprintf(want, sizeof(want), "%d", (int)getpid());
+	return strcmp(buf, want) == 0;
 }

@@ -1125,21 +1125,6 @@ static void proc_free(void *vctx)
 	free(c);
 }
 
-/* Whether PROC is this system's procfs (its "self" is us), where PIDs are
- * real and a pidfd watches the right process; a fake tree is not. */
-static bool real_procfs(const char *proc)
-{
-	_cleanup_free_ char *self = path_join(proc, "self", NULL);
-	char buf[32];
-	ssize_t n = readlink(self, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	char want[32];
-	snprintf(want, sizeof(want), "%d", (int)getpid());
-	return strcmp(buf, want) == 0;
-}
-
 static const struct discover_ops proc_ops = {
 	.name = "proc",
 	.scan = proc_scan,
@@ -1157,7 +1142,7 @@ int discover_proc_new(const char *host_root, const struct discover_proc_config *
 	c->hz = sysconf(_SC_CLK_TCK);
 	if (c->hz <= 0)
 		c->hz = 100;
-	c->pidfds = real_procfs(c->proc_path);
+	c->pidfds = procfs_is_real(host_root);
 	struct discover_backend *b = xcalloc(1, sizeof(*b));
 	b->ops = &proc_ops;
 	b->ctx = c;

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vcpud/cgroup.h"
@@ -73,23 +75,32 @@ struct registry {
 	 * directory is read again only when the process's thread count
 	 * changes or the entry falls due (THREADS_RECHECK_PASSES) */
 	struct threads_seen *seen;
-	size_t n_seen;
+	size_t n_seen, cap_seen;
 	struct name_index seen_ix;
 	uint32_t passes;           /* registry_refresh_registered() calls */
+	bool pidfds;               /* host_root/proc is this system's procfs */
+	struct pollfd *pfds;       /* one pass's poll of the pidfds */
+	size_t pfds_cap;
 };
 
 /* Every this many passes (spread per VM) a steady VM's vCPU threads are
  * read from its task directory again, whatever its thread count says (a
- * thread that exited while another started in one interval). */
+ * thread that exited while another started in one interval); a VM watched
+ * by a pidfd is re-read less often, and its stat (the thread count) is
+ * read every STAT_RECHECK_PASSES only: the pidfd tells an exit at once. */
 #define THREADS_RECHECK_PASSES 10
+#define THREADS_RECHECK_PASSES_WATCHED 60
+#define STAT_RECHECK_PASSES 10
 
 struct threads_seen {
 	char name[NAME_MAX_LEN + 1];
 	pid_t pid;
 	uint64_t start_time;
 	unsigned num_threads;
-	uint32_t due;
+	uint32_t due;              /* the pass that reads its task directory again */
+	uint32_t stat_due;         /* watched: the pass that reads its stat again */
 	uint32_t pass;             /* the pass that last looked at it */
+	int pidfd;                 /* watches pid (real procfs only), -1 none */
 };
 
 static int64_t real_now_ms(void)
@@ -111,6 +122,7 @@ int registry_new(const struct registry_config *cfg, struct registry **out, struc
 	r->cpu_ratio = cfg->cpu_ratio;
 	r->gone_grace_s = cfg->gone_grace_s;
 	r->now_ms = real_now_ms;
+	r->pidfds = procfs_is_real(r->host_root);
 	*out = r;
 	return 0;
 }
@@ -125,7 +137,11 @@ void registry_free(struct registry *r)
 	for (size_t i = 0; i < r->n_said; i++)
 		free(r->said[i]);
 	free(r->said);
+	for (size_t i = 0; i < r->n_seen; i++)
+		if (r->seen[i].pidfd >= 0)
+			close(r->seen[i].pidfd);
 	free(r->seen);
+	free(r->pfds);
 	name_index_clear(&r->seen_ix);
 	ledger_reset(r);
 	free(r->host_root);
@@ -791,34 +807,102 @@ static struct threads_seen *seen_get(struct registry *r, const char *name)
 	size_t i = name_index_find(&r->seen_ix, r->seen, name);
 	if (i != SIZE_MAX)
 		return &r->seen[i];
-	r->seen = xrealloc(r->seen, (r->n_seen + 1) * sizeof(*r->seen));
+	if (r->n_seen == r->cap_seen) {
+		r->cap_seen = r->cap_seen ? 2 * r->cap_seen : 16;
+		r->seen = xrealloc(r->seen, r->cap_seen * sizeof(*r->seen));
+	}
 	struct threads_seen *t = &r->seen[r->n_seen++];
 	memset(t, 0, sizeof(*t));
+	t->pidfd = -1;
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	name_index_add(&r->seen_ix, r->seen, r->n_seen - 1);
 	return t;
+}
+
+/* Let ts watch its process through *pidfd (taken; the old watch closed). */
+static void seen_watch(struct threads_seen *ts, int *pidfd)
+{
+	if (*pidfd < 0)
+		return;
+	if (ts->pidfd >= 0)
+		close(ts->pidfd);
+	ts->pidfd = *pidfd;
+	*pidfd = -1;
 }
 
 /* Drop the entries of VMs this pass did not look at. */
 static void seen_sweep(struct registry *r)
 {
 	size_t j = 0;
-	for (size_t i = 0; i < r->n_seen; i++)
+	for (size_t i = 0; i < r->n_seen; i++) {
 		if (r->seen[i].pass == r->passes)
 			r->seen[j++] = r->seen[i];
+		else if (r->seen[i].pidfd >= 0)
+			close(r->seen[i].pidfd);
+	}
 	if (j != r->n_seen)
 		name_index_build(&r->seen_ix, r->seen, j);
 	r->n_seen = j;
+}
+
+/* One poll() over the pidfds: a process that exited loses its watch, so
+ * that its VM is looked at in this pass (gone, or its PID reused). */
+static void seen_poll_exits(struct registry *r)
+{
+	if (r->pfds_cap < r->n_seen) {
+		r->pfds_cap = r->n_seen * 2;
+		r->pfds = xrealloc(r->pfds, r->pfds_cap * sizeof(*r->pfds));
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_seen; i++)
+		r->pfds[n++] = (struct pollfd){ .fd = r->seen[i].pidfd, .events = POLLIN };
+	if (!n || poll(r->pfds, n, 0) <= 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (r->pfds[i].fd >= 0 && r->pfds[i].revents) {
+			close(r->seen[i].pidfd);
+			r->seen[i].pidfd = -1;
+		}
+}
+
+/* A registered VM whose process is watched by a pidfd that has not said
+ * it exited is the same process (no PID reuse without an exit): until its
+ * entry falls due, not even its stat is read. Without a watch (a fake
+ * procfs, pidfd_open refused) the stat is read every pass. */
+static bool seen_watched(const struct registry *r, const struct vm *v,
+			 const struct threads_seen *ts)
+{
+	return ts && ts->pidfd >= 0 && v->state == VM_STATE_RUNNING && ts->pid == v->pid &&
+	       v->start_time && ts->start_time == v->start_time && r->passes < ts->stat_due &&
+	       r->passes < ts->due;
+}
+
+static void seen_schedule(const struct registry *r, struct threads_seen *ts, uint32_t every)
+{
+	ts->stat_due = recheck_due(r->passes, STAT_RECHECK_PASSES,
+				   hash_str(HASH_SEED, ts->name) >> 8);
+	ts->due = every ? recheck_due(r->passes, every, hash_str(HASH_SEED, ts->name)) : ts->due;
 }
 
 size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 {
 	size_t changed = 0;
 	r->passes++;
+	seen_poll_exits(r);
 	for (size_t i = 0; i < inv->n_vms; i++) {
 		struct vm *v = &inv->vms[i];
 		if (v->source != VM_SOURCE_REGISTERED || !vm_live(v))
 			continue;
+		size_t si = r->seen_ix.stride ? name_index_find(&r->seen_ix, r->seen, v->name)
+					      : SIZE_MAX;
+		if (si != SIZE_MAX && seen_watched(r, v, &r->seen[si])) {
+			r->seen[si].pass = r->passes;
+			continue;
+		}
+		/* the watch first: the stat read below then names the process
+		 * it watches (a PID reused in between shows another start) */
+		_cleanup_close_ int pidfd =
+			r->pidfds ? (int)syscall(SYS_pidfd_open, v->pid, 0) : -1;
 		_cleanup_error_ struct error *e = NULL;
 		struct proc_stat ps;
 		uint64_t start = 0;
@@ -848,8 +932,11 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 		ts->pass = r->passes;
 		if (v->state == VM_STATE_RUNNING && v->start_time == start && ts->pid == v->pid &&
 		    ts->start_time == start && ts->num_threads == ps.num_threads &&
-		    r->passes < ts->due)
+		    r->passes < ts->due) {
+			seen_watch(ts, &pidfd);
+			seen_schedule(r, ts, 0);
 			continue;
+		}
 		struct vm_vcpu *th = NULL;
 		size_t nth = 0;
 		if (proc_vm_vcpus(r->host_root, v->pid, &th, &nth, &e) < 0) {
@@ -884,8 +971,9 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			ts->pid = v->pid;
 			ts->start_time = start;
 			ts->num_threads = ps.num_threads;
-			ts->due = recheck_due(r->passes, THREADS_RECHECK_PASSES,
-					      hash_str(HASH_SEED, v->name));
+			seen_watch(ts, &pidfd);
+			seen_schedule(r, ts, ts->pidfd >= 0 ? THREADS_RECHECK_PASSES_WATCHED
+							    : THREADS_RECHECK_PASSES);
 		} else {
 			ts->due = 0;
 		}
