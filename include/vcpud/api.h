@@ -171,9 +171,11 @@ struct api_ctx {
 	 * of vcpud's tree (back to v->origin_cgroup); a failure refuses the
 	 * release. NULL: nothing to do (tests). */
 	int (*release_process)(void *data, const struct vm *v, struct error **err);
-	/* the latest /v1/top object ({"ts_ms",...,"vms":[...]}), replaced by the
-	 * daemon after each tick (it owns the reference); NULL before the first */
-	json_t *top;
+	/* the latest /v1/top object ({"ts_ms",...,"vms":[...]}), borrowed from
+	 * top(top_data) when a request asks (made then, once a tick); NULL
+	 * before the first tick. top NULL: none. */
+	json_t *(*top)(void *data);
+	void *top_data;
 	/* VMs discovery found with no tenant (libvirt without metadata, /proc
 	 * without a mapping): a JSON array of VM objects with "tenant": null
 	 * and "managed": false, appended to GET /v1/vms; owned by the daemon */

@@ -474,8 +474,9 @@ static int h_top(struct api_ctx *ctx, const struct api_request *req,
 	char after[NAME_MAX_LEN + 1];
 	if (page_query(req, after, &limit, err) < 0)
 		return -1;
-	if (ctx->top)
-		*out = json_copy(ctx->top); /* shallow: "vms" is replaced by its page */
+	json_t *top = ctx->top ? ctx->top(ctx->top_data) : NULL;
+	if (top)
+		*out = json_copy(top); /* shallow: "vms" is replaced by its page */
 	else
 		*out = json_pack("{s:I,s:I,s:i,s:b,s:[]}", "ts_ms",
 				 (json_int_t)(now_real_ns() / 1000000), "tick", (json_int_t)ctx->ticks,

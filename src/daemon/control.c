@@ -17,8 +17,10 @@
 #include "vcpud/util.h"
 
 /* How often a VM's effective CPUs (its vCPU threads' Cpus_allowed_list) are
- * read again: affinity changes are rare and the read is an open per thread. */
-#define CPUS_REFRESH_TICKS 10
+ * read again (spread over the VMs): an open per thread, for what changes
+ * when vcpud places the VM (control_replanned() says so at once) or when
+ * another tool sets an affinity (seen within this many ticks). */
+#define CPUS_REFRESH_TICKS 60
 
 struct cg_reading {
 	bool have;
@@ -30,9 +32,23 @@ struct vm_rt {
 	char name[NAME_MAX_LEN + 1];
 	struct cpuset cpus;
 	bool cpus_known;
-	uint64_t cpus_tick;
+	uint64_t cpus_due;            /* the tick they are read again */
 	struct cg_reading cg;
 	bool seen;
+};
+
+/* One VM's line of /v1/top, kept by the tick; the JSON is made from these
+ * when somebody asks (control_top), not at every tick. */
+struct top_row {
+	char name[NAME_MAX_LEN + 1];
+	char tenant[NAME_MAX_LEN + 1];
+	const char *class_;           /* static strings, or NULL */
+	const char *state;
+	const char *throttle;
+	int vcpus;
+	bool valid, live, capped;
+	double usage_pct, steal_pct, steal_max_pct, throttled_pct;
+	uint64_t cap_quota_us;
 };
 
 struct tenant_rt {
@@ -48,7 +64,7 @@ struct control {
 	int64_t interval_ns;
 	struct sampler *sampler;
 	struct vm_rt *vms;
-	size_t n_vms;
+	size_t n_vms, cap_vms;
 	struct name_index vm_ix;      /* vms by name */
 	struct tenant_rt *tenants;
 	size_t n_tenants;
@@ -62,6 +78,13 @@ struct control {
 	/* the caps as last saved to the store (to save only what changed) */
 	struct throttle_saved *saved;
 	size_t n_saved;
+	/* /v1/top: the last tick's rows, and their JSON once asked for */
+	struct top_row *rows;
+	size_t n_rows, cap_rows;
+	int64_t top_ts_ms;
+	uint64_t top_tick;
+	uint32_t top_interval_ms;
+	bool top_dry_run, top_throttle_enabled, have_top;
 	json_t *top;
 	/* per-tick buffers, grown as needed (no allocation in steady state) */
 	struct sample_target *targets;
@@ -97,6 +120,7 @@ void control_free(struct control *c)
 	throttle_result_clear(&c->tr);
 	throttle_saved_free(c->saved, c->n_saved);
 	json_decref(c->top);
+	free(c->rows);
 	free(c->caps);
 	free(c->own);
 	free(c->vms);
@@ -124,8 +148,31 @@ const struct plan_vm_cap *control_caps(const struct control *c, size_t *n)
 	return c->caps;
 }
 
-json_t *control_top(const struct control *c)
+static json_t *num_or_null(bool valid, double v);
+static json_t *cap_json(uint64_t quota_us);
+
+json_t *control_top(struct control *c)
 {
+	if (c->top || !c->have_top)
+		return c->top;
+	json_t *vms = json_array();
+	for (size_t i = 0; i < c->n_rows; i++) {
+		const struct top_row *r = &c->rows[i];
+		json_array_append_new(vms, json_pack(
+			"{s:s,s:s,s:s?,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:s}",
+			"name", r->name, "tenant", r->tenant, "class", r->class_,
+			"state", r->state, "vcpus", r->vcpus,
+			"usage_pct", num_or_null(r->valid, r->usage_pct),
+			"steal_pct", num_or_null(r->valid, r->steal_pct),
+			"steal_max_pct", num_or_null(r->valid, r->steal_max_pct),
+			"throttled_pct", num_or_null(r->live, r->throttled_pct),
+			"cap_pct", r->capped ? cap_json(r->cap_quota_us) : json_null(),
+			"throttle", r->throttle));
+	}
+	c->top = json_pack("{s:I,s:I,s:i,s:b,s:b,s:o}", "ts_ms", (json_int_t)c->top_ts_ms, "tick",
+			   (json_int_t)c->top_tick, "interval_ms", (int)c->top_interval_ms,
+			   "dry_run", c->top_dry_run, "throttle_enabled", c->top_throttle_enabled,
+			   "vms", vms);
 	return c->top;
 }
 
@@ -136,7 +183,10 @@ static struct vm_rt *vm_rt_get(struct control *c, const char *name)
 	size_t i = name_index_find(&c->vm_ix, c->vms, name);
 	if (i != SIZE_MAX)
 		return &c->vms[i];
-	c->vms = xrealloc(c->vms, (c->n_vms + 1) * sizeof(*c->vms));
+	if (c->n_vms == c->cap_vms) {
+		c->cap_vms = c->cap_vms ? 2 * c->cap_vms : 16;
+		c->vms = xrealloc(c->vms, c->cap_vms * sizeof(*c->vms));
+	}
 	struct vm_rt *r = &c->vms[c->n_vms++];
 	memset(r, 0, sizeof(*r));
 	strcpy(r->name, name);
@@ -155,6 +205,15 @@ static struct tenant_rt *tenant_rt_get(struct control *c, const char *name)
 	strcpy(r->name, name);
 	name_index_add(&c->tenant_ix, c->tenants, c->n_tenants - 1);
 	return r;
+}
+
+void control_replanned(struct control *c, const char *const *vms, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k = name_index_find(&c->vm_ix, c->vms, vms[i]);
+		if (k != SIZE_MAX)
+			c->vms[k].cpus_due = 0;
+	}
 }
 
 /* Drop the entries not seen this tick (VMs released or gone, tenants
@@ -202,7 +261,7 @@ static int thread_cpus(const char *host_root, pid_t pid, pid_t tid, struct cpuse
 
 static void vm_cpus_refresh(struct control *c, struct vm_rt *r, const struct vm *v, uint64_t tick)
 {
-	if (r->cpus_known && tick - r->cpus_tick < CPUS_REFRESH_TICKS)
+	if (r->cpus_known && tick < r->cpus_due)
 		return;
 	struct cpuset all, one;
 	cpuset_zero(&all);
@@ -216,7 +275,8 @@ static void vm_cpus_refresh(struct control *c, struct vm_rt *r, const struct vm 
 	if (any) {
 		r->cpus = all;
 		r->cpus_known = true;
-		r->cpus_tick = tick;
+		r->cpus_due = recheck_due((uint32_t)tick, CPUS_REFRESH_TICKS,
+					  hash_str(HASH_SEED, r->name));
 	}
 }
 
@@ -537,7 +597,15 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 
 	struct store_sample *rows = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*rows));
 	size_t n_rows = 0;
-	json_t *vms = json_array();
+	/* no API read is answered from here to the end: the rows of /v1/top
+	 * are replaced in place, its JSON dropped to be made when asked */
+	if (in->n_vms > c->cap_rows) {
+		c->cap_rows = in->n_vms * 2;
+		c->rows = xrealloc(c->rows, c->cap_rows * sizeof(*c->rows));
+	}
+	json_decref(c->top);
+	c->top = NULL;
+	c->n_rows = 0;
 	for (size_t i = 0; i < in->n_vms; i++) {
 		const struct vm *v = &in->vms[i];
 		const struct tenant *t = tenant_find(c, in, v->tenant);
@@ -548,29 +616,33 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 			rows[n_rows++] = (struct store_sample){ v->name, now_ms, a->usage_sum_pct,
 								sample_agg_steal_mean_pct(a) };
 		const struct throttle_vm_state *ts = throttle_state_find(&c->ts, v->name);
-		bool capped = ts && ts->capped && !ts->dry;
-		json_array_append_new(vms, json_pack(
-			"{s:s,s:s,s:s?,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:s}",
-			"name", v->name, "tenant", v->tenant,
-			"class", t ? tenant_class_to_string(t->class_) : NULL,
-			"state", vm_state_to_string(v->state), "vcpus", (int)v->vcpus,
-			"usage_pct", num_or_null(valid, a->usage_sum_pct),
-			"steal_pct", num_or_null(valid, sample_agg_steal_mean_pct(a)),
-			"steal_max_pct", num_or_null(valid, a->steal_max_pct),
-			"throttled_pct", num_or_null(live, thr[i] * 100),
-			"cap_pct", capped ? cap_json(ts->quota_us) : json_null(),
-			"throttle", throttle_status_name(throttle_vm_status(&c->ts, v->name))));
+		struct top_row *tr = &c->rows[c->n_rows++];
+		snprintf(tr->name, sizeof(tr->name), "%s", v->name);
+		snprintf(tr->tenant, sizeof(tr->tenant), "%s", v->tenant);
+		tr->class_ = t ? tenant_class_to_string(t->class_) : NULL;
+		tr->state = vm_state_to_string(v->state);
+		tr->throttle = throttle_status_name(throttle_vm_status(&c->ts, v->name));
+		tr->vcpus = (int)v->vcpus;
+		tr->valid = valid;
+		tr->live = live;
+		tr->capped = ts && ts->capped && !ts->dry;
+		tr->cap_quota_us = tr->capped ? ts->quota_us : 0;
+		tr->usage_pct = a->usage_sum_pct;
+		tr->steal_pct = sample_agg_steal_mean_pct(a);
+		tr->steal_max_pct = a->steal_max_pct;
+		tr->throttled_pct = thr[i] * 100;
 	}
+	c->have_top = true;
+	c->top_ts_ms = now_ms;
+	c->top_tick = in->tick;
+	c->top_interval_ms = in->policy->interval_ms;
+	c->top_dry_run = in->engine_dry_run || in->policy->throttle_dry_run;
+	c->top_throttle_enabled = in->policy->throttle_enabled;
 	_cleanup_error_ struct error *e2 = NULL;
 	int64_t keep_since = now_ms - (int64_t)in->policy->retention_s * 1000;
 	if (store_samples_add(in->store, rows, n_rows, keep_since, &e2) < 0)
 		log_warn("cannot record samples: %s", e2->msg);
 	free(rows);
-	json_decref(c->top);
-	c->top = json_pack("{s:I,s:I,s:i,s:b,s:b,s:o}", "ts_ms", (json_int_t)now_ms, "tick",
-			   (json_int_t)in->tick, "interval_ms", (int)in->policy->interval_ms,
-			   "dry_run", in->engine_dry_run || in->policy->throttle_dry_run,
-			   "throttle_enabled", in->policy->throttle_enabled, "vms", vms);
 	free(obs);
 	free(agg);
 	free(thr);

@@ -58,10 +58,15 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
  * the law goes on from there. *adopted = how many (logged). */
 int control_adopt(struct control *c, struct store *st, size_t *adopted, struct error **err);
 
+/* These VMs were placed anew (cgroup_engine_replanned()): their threads'
+ * effective CPUs are read again at the next tick. */
+void control_replanned(struct control *c, const char *const *vms, size_t n);
+
 /* The caps in force, for plan_tree() (valid until the next control_tick). */
 const struct plan_vm_cap *control_caps(const struct control *c, size_t *n);
 
-/* The latest /v1/top object (borrowed; NULL before the first tick). */
-json_t *control_top(const struct control *c);
+/* The latest /v1/top object (borrowed, valid until the next control_tick;
+ * NULL before the first tick), made at the first call after a tick. */
+json_t *control_top(struct control *c);
 
 #endif

@@ -232,6 +232,9 @@ static void reconcile(struct daemon *d, const struct inventory *inv, bool in_tic
 	}
 	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &faults, &err);
 	cgroup_engine_set_yield(d->engine, NULL, NULL, 0);
+	size_t n_replanned;
+	const char *const *replanned = cgroup_engine_replanned(d->engine, &n_replanned);
+	control_replanned(d->control, replanned, n_replanned);
 	for (size_t i = 0; i < faults.n; i++) {
 		const struct cgroup_fault *f = &faults.v[i];
 		if (f->vm[0]) {
@@ -432,7 +435,6 @@ static void tick(struct daemon *d)
 		tick_error(d, err->msg);
 	else if (caps_changed)
 		reconcile(d, &inv, true);
-	d->api.top = control_top(d->control);
 	events_prune(d);
 	health_update(d, started, sql0);
 	api_server_resume(d->server);
@@ -482,6 +484,12 @@ static int on_release_process(void *data, const struct vm *v, struct error **err
 	log_info("VM %s released: process %d moved to %s", v->name, (int)v->pid,
 		 v->origin_cgroup[0] ? v->origin_cgroup : "the root cgroup");
 	return 0;
+}
+
+static json_t *api_top(void *data)
+{
+	struct daemon *d = data;
+	return control_top(d->control);
 }
 
 static void on_api_change(void *data)
@@ -595,6 +603,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.pools = &d->pools;
 	d->api.after_change = on_api_change;
 	d->api.after_change_data = d;
+	d->api.top = api_top;
+	d->api.top_data = d;
 	d->api.release_process = on_release_process;
 	d->api.cgroup_root = d->cgroup_root;
 	d->api.dry_run = d->opt->dry_run;
@@ -625,6 +635,7 @@ static void daemon_teardown(struct daemon *d)
 	if (d->engine)
 		cgroup_engine_free(d->engine);
 	d->api.top = NULL;
+	d->api.top_data = NULL;
 	control_free(d->control);
 	d->api.unmanaged = NULL;
 	discovery_free(d->disc);
