@@ -220,6 +220,21 @@ struct store_inventory {
 int store_inventory_read(struct store *st, struct store_inventory *out, struct error **err);
 void store_inventory_clear(struct store_inventory *inv);
 
+/* What the inventory may have become: two marks are equal only when no
+ * write of this connection since could have changed it (history, events
+ * and throttle state do not count) and no other connection committed
+ * anything (PRAGMA data_version). A reader keeps an inventory read after
+ * a mark for as long as the mark stays the same. */
+struct store_mark {
+	int64_t changes;
+	int64_t data_version;
+};
+int store_inventory_mark(struct store *st, struct store_mark *out, struct error **err);
+static inline bool store_mark_equal(const struct store_mark *a, const struct store_mark *b)
+{
+	return a->changes == b->changes && a->data_version == b->data_version;
+}
+
 /* --- per-VM sample history ---------------------------------------------- */
 
 struct store_sample {

@@ -19,6 +19,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* A malloc'd copy of n bytes (n may be 0: a 1-byte block). */
+void *xmemdup(const void *p, size_t n);
 char *xstrndup(const char *s, size_t n);
 /* Formatted, allocated string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -43,6 +43,14 @@ void *xrealloc(void *p, size_t n)
 	return q;
 }
 
+void *xmemdup(const void *p, size_t n)
+{
+	void *q = xmalloc(n ? n : 1);
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
 char *xstrdup(const char *s)
 {
 	char *p = strdup(s ? s : "");

@@ -79,6 +79,11 @@ struct registry {
 	struct name_index seen_ix;
 	uint32_t passes;           /* registry_refresh_registered() calls */
 	bool pidfds;               /* host_root/proc is this system's procfs */
+	/* the inventory as last read from the store, and the store's mark
+	 * then (registry_inventory_load) */
+	struct inventory inv_cache;
+	struct store_mark inv_mark;
+	bool inv_cached;
 	struct pollfd *pfds;       /* one pass's poll of the pidfds */
 	size_t pfds_cap;
 };
@@ -142,6 +147,7 @@ void registry_free(struct registry *r)
 			close(r->seen[i].pidfd);
 	free(r->seen);
 	free(r->pfds);
+	inventory_clear(&r->inv_cache);
 	name_index_clear(&r->seen_ix);
 	ledger_reset(r);
 	free(r->host_root);
@@ -543,9 +549,32 @@ static int bind_or_admit(struct registry *r, const struct vm *v, const struct te
 
 /* --- the inventory ------------------------------------------------------------- */
 
+/* A deep copy of the arrays (the lookups are built again when asked). */
+static void inventory_copy(struct inventory *dst, const struct inventory *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->tenants = xmemdup(src->tenants, src->n_tenants * sizeof(*src->tenants));
+	dst->n_tenants = src->n_tenants;
+	dst->vms = xcalloc(src->n_vms ? src->n_vms : 1, sizeof(*dst->vms));
+	for (size_t i = 0; i < src->n_vms; i++)
+		vm_copy(&dst->vms[i], &src->vms[i]);
+	dst->n_vms = src->n_vms;
+	dst->res = xmemdup(src->res, src->n_res * sizeof(*src->res));
+	dst->n_res = src->n_res;
+}
+
+/* The store is read only when what it holds may have changed since the
+ * last read (store_inventory_mark): a steady tick copies the last one. */
 int registry_inventory_load(struct registry *r, struct inventory *out, struct error **err)
 {
 	memset(out, 0, sizeof(*out));
+	struct store_mark mark;
+	if (store_inventory_mark(r->store, &mark, err) < 0)
+		return -1;
+	if (r->inv_cached && store_mark_equal(&mark, &r->inv_mark)) {
+		inventory_copy(out, &r->inv_cache);
+		return 0;
+	}
 	struct store_inventory si;
 	if (store_inventory_read(r->store, &si, err) < 0)
 		return -1;
@@ -556,6 +585,10 @@ int registry_inventory_load(struct registry *r, struct inventory *out, struct er
 	res_parse_all(r, si.res, si.n_res, &out->res, &out->n_res);
 	si.n_vms = 0;
 	store_inventory_clear(&si);
+	inventory_clear(&r->inv_cache);
+	inventory_copy(&r->inv_cache, out);
+	r->inv_mark = mark;
+	r->inv_cached = true;
 	return 0;
 }
 

@@ -162,6 +162,24 @@ void store_set_clock(struct store *st, int64_t (*now_ms)(void))
 
 /* --- transactions ---------------------------------------------------------- */
 
+void store_quiet_end(struct store_quiet *q)
+{
+	q->st->quiet_changes += sqlite3_total_changes64(q->st->db) - q->changes0;
+}
+
+int store_inventory_mark(struct store *st, struct store_mark *out, struct error **err)
+{
+	STORE_LOCK(st);
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "PRAGMA data_version", &s, "read the data version", err) < 0)
+		return -1;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot read the data version");
+	out->data_version = sqlite3_column_int64(s, 0);
+	out->changes = sqlite3_total_changes64(st->db) - st->quiet_changes;
+	return 0;
+}
+
 int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err)
 {
 	tx->st = st;

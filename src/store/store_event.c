@@ -61,6 +61,7 @@ int store_event_add(struct store *st, const char *actor, const char *action,
 		return error_wrap(err, "cannot add event %s", action);
 
 	STORE_LOCK(st);
+	STORE_QUIET(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
 	if (store_tx_begin(st, &tx, err) < 0 ||
 	    store_event_insert(st, store_now_ms(st), actor, action, target, details_json,
@@ -196,6 +197,7 @@ int store_event_prune(struct store *st, int64_t now_ms, uint32_t retention_days,
 	int64_t cutoff = now_ms - (int64_t)retention_days * 86400 * 1000;
 
 	STORE_LOCK(st);
+	STORE_QUIET(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
 	if (store_tx_begin(st, &tx, err) < 0)
 		return error_wrap(err, "cannot prune events");

@@ -26,6 +26,9 @@ struct store {
 	struct store_cached_stmt *cache;
 	size_t n_cache;
 	uint64_t compiled;         /* statements store_prepare() compiled */
+	/* rows changed by writes that leave the inventory as it is (history,
+	 * events, throttle state): store_inventory_mark() discounts them */
+	int64_t quiet_changes;
 };
 
 /* One cached statement: its SQL (a copy: the key) and the literal it was
@@ -42,6 +45,17 @@ struct store_cached_stmt {
  * end of the enclosing scope. Internal helpers expect it held. */
 struct store *store_lock_(struct store *st);
 void store_unlockp_(struct store **st);
+/* In a public function that writes only what is not the inventory, after
+ * STORE_LOCK(st): the rows it changes are counted as quiet. */
+struct store_quiet {
+	struct store *st;
+	int64_t changes0;
+};
+void store_quiet_end(struct store_quiet *q);
+#define STORE_QUIET(st) \
+	_cleanup_(store_quiet_end) struct store_quiet store_quiet_ = { (st), \
+		sqlite3_total_changes64((st)->db) }
+
 #define STORE_LOCK(st) \
 	_cleanup_(store_unlockp_) struct store *store_locked_ __attribute__((unused)) = \
 		store_lock_(st)

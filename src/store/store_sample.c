@@ -20,6 +20,7 @@ int store_samples_add(struct store *st, const struct store_sample *rows, size_t 
 		      int64_t keep_since_ts_ms, struct error **err)
 {
 	STORE_LOCK(st);
+	STORE_QUIET(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
 	if (store_tx_begin(st, &tx, err) < 0)
 		return error_wrap(err, "cannot record samples");

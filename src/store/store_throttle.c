@@ -55,6 +55,7 @@ int store_throttle_record(struct store *st, const struct store_event_in *ev, siz
 		if (!ev[i].action || !*ev[i].action)
 			return error_set(err, EINVAL, "cannot add an event: its action is empty");
 	STORE_LOCK(st);
+	STORE_QUIET(st);
 	int64_t now = store_now_ms(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
 	if (store_tx_begin(st, &tx, err) < 0)

@@ -741,6 +741,56 @@ static void test_ledger_in_step(void **state)
 	expect_error(&err, EBUSY, "tenant beta: 4 of 4 vCPUs used, 1 requested");
 }
 
+/* The inventory is read from the store only when it may have changed: a
+ * write of this connection that could touch it, or a commit of another
+ * connection; history, events and throttle state do not count. */
+static void test_inventory_read_when_changed(void **state)
+{
+	struct reg_fx *f = *state;
+	tenant_ok(f, "acme", 8);
+	struct inventory inv;
+	struct error *err = NULL;
+	assert_int_equal(registry_inventory_load(f->reg, &inv, &err), 0);
+	assert_int_equal(inv.n_tenants, 1);
+	inventory_clear(&inv);
+
+	/* nothing changed: one statement (the data version), the same rows */
+	uint64_t sql0 = store_statements(f->ts.st);
+	assert_int_equal(registry_inventory_load(f->reg, &inv, &err), 0);
+	assert_int_equal(store_statements(f->ts.st) - sql0, 1);
+	assert_int_equal(inv.n_tenants, 1);
+	assert_string_equal(inv.tenants[0].name, "acme");
+	/* the copy is the caller's: changing it leaves the next one alone */
+	inv.tenants[0].weight = 7;
+	inventory_clear(&inv);
+
+	/* history and events: still not read again */
+	assert_int_equal(store_event_add(f->ts.st, "uid:0", "test.note", NULL, NULL, &err), 0);
+	sql0 = store_statements(f->ts.st);
+	assert_int_equal(registry_inventory_load(f->reg, &inv, &err), 0);
+	assert_int_equal(store_statements(f->ts.st) - sql0, 1);
+	assert_int_not_equal(inv.tenants[0].weight, 7);
+	inventory_clear(&inv);
+
+	/* a tenant more: read again */
+	tenant_ok(f, "beta", 4);
+	assert_int_equal(registry_inventory_load(f->reg, &inv, &err), 0);
+	assert_int_equal(inv.n_tenants, 2);
+	inventory_clear(&inv);
+
+	/* another connection (an operator's sqlite3) commits: read again */
+	struct store *other = NULL;
+	assert_int_equal(store_open(f->ts.db, &other, &err), 0);
+	struct tenant_patch p = { .set_weight = true, .weight = 333 };
+	assert_int_equal(store_tenant_update(other, "beta", &p, "uid:0", NULL, &err), 0);
+	store_close(other);
+	assert_int_equal(registry_inventory_load(f->reg, &inv, &err), 0);
+	const struct tenant *b = inventory_tenant(&inv, "beta");
+	assert_non_null(b);
+	assert_int_equal(b->weight, 333);
+	inventory_clear(&inv);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
@@ -757,6 +807,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_poisoned_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ledger_in_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inventory_read_when_changed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
