@@ -57,7 +57,7 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURE_BINS := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%)
-BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard tests/bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale tests
@@ -111,6 +111,30 @@ $(BUILD)/fixtures/%: $(BUILD)/obj/tests/fixtures/%.o
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libvcpud.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lpthread
+
+# bench_sampler's BPF mode (a task iterator against the pread floor, issue
+# 10 item 5), built when clang, bpftool and libbpf are there (make deps
+# installs them): the BPF object, compiled for any kernel with BTF (CO-RE),
+# is embedded in the bench by a bpftool skeleton (sched_bytid: the same
+# figures by tid, on kernels whose syscall programs have bpf_task_from_pid).
+# vcpud does not use them.
+BPF_CLANG ?= clang
+BPFTOOL ?= bpftool
+HAVE_BPF := $(shell command -v $(BPF_CLANG) >/dev/null 2>&1 && \
+	command -v $(BPFTOOL) >/dev/null 2>&1 && pkg-config --exists libbpf && echo 1)
+ifeq ($(HAVE_BPF),1)
+BPF_ARCH_INC := /usr/include/$(shell $(CC) -print-multiarch 2>/dev/null)
+.PRECIOUS: $(BUILD)/gen/%.bpf.o
+$(BUILD)/gen/%.bpf.o: tests/bench/%.bpf.c
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) -target bpf -g -O2 -Wall -I$(BPF_ARCH_INC) -c $< -o $@
+$(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/tests/bench/bench_sampler.o: $(BUILD)/gen/sched_iter.skel.h \
+	$(BUILD)/gen/sched_bytid.skel.h
+$(BUILD)/obj/tests/bench/bench_sampler.o: ALL_CFLAGS += -DHAVE_BPF -I$(BUILD)/gen
+$(BUILD)/bench/bench_sampler: LIBS += $(shell pkg-config --libs libbpf)
+endif
 
 tests: all $(TEST_BINS)
 
