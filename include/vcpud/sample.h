@@ -224,6 +224,12 @@ int sampler_set_interval(struct sampler *s, int64_t interval_ns, struct error **
 int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t n,
 		 int64_t mono_ns, struct sample_vcpu *out, struct error **err);
 
+/* Call fn(data) within a tick's reads once every_us has passed since the
+ * tick began or the last call (so that a daemon answers its API during a
+ * long tick); the readings after it are stamped that much later than
+ * mono_ns. fn must not touch the sampler. NULL: never. */
+void sampler_set_yield(struct sampler *s, void (*fn)(void *data), void *data, unsigned every_us);
+
 /* The number of threads the sampler holds state for, and of open fds. */
 size_t sampler_size(const struct sampler *s);
 size_t sampler_open_fds(const struct sampler *s);

@@ -22,6 +22,9 @@
  * another tool sets an affinity (seen within this many ticks). */
 #define CPUS_REFRESH_TICKS 60
 
+/* How long the sampling may go on before waiting API reads are answered. */
+#define SAMPLE_YIELD_US 3000
+
 struct cg_reading {
 	bool have;
 	int64_t mono_ns;
@@ -505,7 +508,11 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 								  v->threads[j].tid };
 	}
 	_cleanup_error_ struct error *serr = NULL;
-	if (sampler_tick(c->sampler, c->targets, n, now_ns, c->out, &serr) < 0) {
+	/* thousands of threads: API reads are answered in between */
+	sampler_set_yield(c->sampler, in->yield, in->yield_data, SAMPLE_YIELD_US);
+	int src = sampler_tick(c->sampler, c->targets, n, now_ns, c->out, &serr);
+	sampler_set_yield(c->sampler, NULL, NULL, 0);
+	if (src < 0) {
 		if (serr->code == EMFILE)
 			return error_set(err, EMFILE, "%s", serr->msg);
 		log_debug("sampler: %s", serr->msg); /* per-thread failures: out[] is filled */

@@ -546,6 +546,44 @@ static void test_sampler_two_ticks(void **state)
 	assert_int_equal(sampler_open_fds(f->s), 2);
 }
 
+static void count_and_wait(void *data)
+{
+	(*(int *)data)++;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+/* The yield hook runs within a long tick, every 256 targets once its time
+ * has passed, and the readings after it are stamped later by the time it
+ * took: their windows stay right. */
+static void test_sampler_yield(void **state)
+{
+	struct fake *f = *state;
+	enum { N = 600 };
+	struct sample_target t[N];
+	static struct sample_vcpu out[N];
+	for (int i = 0; i < N; i++) {
+		put_stat(f, 100, 1000 + i, 5 * SEC, 0);
+		t[i] = (struct sample_target){ "big", (unsigned)i, 100, 1000 + i };
+	}
+	tick_ok(f, t, N, 10 * SEC, out);
+	for (int i = 0; i < N; i++)
+		put_stat(f, 100, 1000 + i, 5 * SEC + 500 * MS, 0);
+	int calls = 0;
+	sampler_set_yield(f->s, count_and_wait, &calls, 0);
+	tick_ok(f, t, N, 11 * SEC, out);
+	assert_int_equal(calls, 2); /* after 256 and 512 targets */
+	assert_int_equal(out[0].window_ns, SEC);
+	assert_true(out[N - 1].window_ns >= SEC + 10 * MS);
+	for (int i = 0; i < N; i++)
+		assert_state(&out[i], SAMPLE_VALID);
+	/* cleared: no call */
+	sampler_set_yield(f->s, NULL, NULL, 0);
+	calls = 0;
+	tick_ok(f, t, N, 12 * SEC, out);
+	assert_int_equal(calls, 0);
+}
+
 /* A tick too soon keeps the old baseline; a late one after a gap resets. */
 static void test_sampler_windows(void **state)
 {
@@ -1096,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_throttled_frac),
 		cmocka_unit_test_setup_teardown(test_sampler_two_ticks, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sampler_windows, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_sampler_yield, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sampler_gone, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sampler_dropped_target, fake_setup,
 						fake_teardown),
