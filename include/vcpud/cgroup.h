@@ -434,9 +434,6 @@ struct cgroup_cpu_stat {
  * success. */
 int cgroup_cpu_stat_parse(const char *buf, struct cgroup_cpu_stat *out, struct error **err);
 
-/* Read DIR/cpu.stat through the engine's backend. */
-int cgroup_cpu_stat_read(struct cgroup_engine *e, const char *dir, struct cgroup_cpu_stat *out,
-			 struct error **err);
 
 /* --- pure parsers of cgroupfs and procfs files ---------------------------
  * Each takes the file's text (one trailing newline allowed), returns 0 or

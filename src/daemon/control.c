@@ -5,13 +5,16 @@
  * readings, effective CPUs) lives here, keyed by name, and is dropped when a
  * VM or tenant disappears. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/control.h"
 #include "vcpud/log.h"
+#include "vcpud/path.h"
 #include "vcpud/sample.h"
 #include "vcpud/throttle.h"
 #include "vcpud/util.h"
@@ -25,11 +28,19 @@
 /* How long the sampling may go on before waiting API reads are answered. */
 #define SAMPLE_YIELD_US 3000
 
+/* A cgroup's cpu.stat, read through an fd kept open (pread each tick, as
+ * the sampler does); a group that is not there (not made yet, a dry run)
+ * is looked for again every CPU_STAT_RETRY_TICKS or when its VM is placed
+ * anew. */
 struct cg_reading {
 	bool have;
 	int64_t mono_ns;
 	struct cgroup_cpu_stat stat;
+	int fd;                       /* -1: none */
+	uint64_t retry_tick;          /* no fd: open again from this tick */
 };
+
+#define CPU_STAT_RETRY_TICKS 10
 
 struct vm_rt {
 	char name[NAME_MAX_LEN + 1];
@@ -114,6 +125,8 @@ int control_new(const char *host_root, uint32_t interval_ms, struct control **ou
 	return 0;
 }
 
+static void cg_close(struct cg_reading *r);
+
 void control_free(struct control *c)
 {
 	if (!c)
@@ -123,6 +136,10 @@ void control_free(struct control *c)
 	throttle_result_clear(&c->tr);
 	throttle_saved_free(c->saved, c->n_saved);
 	json_decref(c->top);
+	for (size_t i = 0; i < c->n_vms; i++)
+		cg_close(&c->vms[i].cg);
+	for (size_t i = 0; i < c->n_tenants; i++)
+		cg_close(&c->tenants[i].cg);
 	free(c->rows);
 	free(c->caps);
 	free(c->own);
@@ -192,6 +209,7 @@ static struct vm_rt *vm_rt_get(struct control *c, const char *name)
 	}
 	struct vm_rt *r = &c->vms[c->n_vms++];
 	memset(r, 0, sizeof(*r));
+	r->cg.fd = -1;
 	strcpy(r->name, name);
 	name_index_add(&c->vm_ix, c->vms, c->n_vms - 1);
 	return r;
@@ -205,6 +223,7 @@ static struct tenant_rt *tenant_rt_get(struct control *c, const char *name)
 	c->tenants = xrealloc(c->tenants, (c->n_tenants + 1) * sizeof(*c->tenants));
 	struct tenant_rt *r = &c->tenants[c->n_tenants++];
 	memset(r, 0, sizeof(*r));
+	r->cg.fd = -1;
 	strcpy(r->name, name);
 	name_index_add(&c->tenant_ix, c->tenants, c->n_tenants - 1);
 	return r;
@@ -214,31 +233,50 @@ void control_replanned(struct control *c, const char *const *vms, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		size_t k = name_index_find(&c->vm_ix, c->vms, vms[i]);
-		if (k != SIZE_MAX)
+		if (k != SIZE_MAX) {
 			c->vms[k].cpus_due = 0;
+			/* its group may be new: cpu.stat opened again */
+			cg_close(&c->vms[k].cg);
+			c->vms[k].cg.retry_tick = 0;
+		}
 	}
 }
 
 /* Drop the entries not seen this tick (VMs released or gone, tenants
  * deleted) and clear the marks for the next one. */
+static void cg_close(struct cg_reading *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
 static void rt_sweep(struct control *c)
 {
 	size_t j = 0;
-	for (size_t i = 0; i < c->n_vms; i++)
+	for (size_t i = 0; i < c->n_vms; i++) {
 		if (c->vms[i].seen) {
 			c->vms[i].seen = false;
 			c->vms[j++] = c->vms[i];
+		} else {
+			cg_close(&c->vms[i].cg);
 		}
+	}
+	if (j != c->n_vms)
+		name_index_build(&c->vm_ix, c->vms, j);
 	c->n_vms = j;
 	j = 0;
-	for (size_t i = 0; i < c->n_tenants; i++)
+	for (size_t i = 0; i < c->n_tenants; i++) {
 		if (c->tenants[i].seen) {
 			c->tenants[i].seen = false;
 			c->tenants[j++] = c->tenants[i];
+		} else {
+			cg_close(&c->tenants[i].cg);
 		}
+	}
+	if (j != c->n_tenants)
+		name_index_build(&c->tenant_ix, c->tenants, j);
 	c->n_tenants = j;
-	name_index_build(&c->vm_ix, c->vms, c->n_vms);
-	name_index_build(&c->tenant_ix, c->tenants, c->n_tenants);
 }
 
 /* --- readings ------------------------------------------------------------------ */
@@ -283,13 +321,43 @@ static void vm_cpus_refresh(struct control *c, struct vm_rt *r, const struct vm 
 	}
 }
 
+/* The cgroup's cpu.stat now (dir() names it when an fd must be opened;
+ * NULL: a name that makes no path). -1 when it is not there. */
+static int cg_read(struct cg_reading *r, uint64_t tick, char *(*dir)(const void *arg),
+		   const void *arg, struct cgroup_cpu_stat *out)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (r->fd < 0) {
+			if (tick < r->retry_tick)
+				return -1;
+			_cleanup_free_ char *d = dir(arg);
+			_cleanup_free_ char *path = d ? path_join(d, "cpu.stat", NULL) : NULL;
+			r->fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+			if (r->fd < 0) {
+				r->retry_tick = tick + CPU_STAT_RETRY_TICKS;
+				return -1;
+			}
+		}
+		char buf[1024];
+		ssize_t n = pread(r->fd, buf, sizeof(buf) - 1, 0);
+		if (n > 0) {
+			buf[n] = '\0';
+			return cgroup_cpu_stat_parse(buf, out, NULL);
+		}
+		/* the group went (ENODEV), perhaps made again: reopen once */
+		cg_close(r);
+		r->retry_tick = 0;
+	}
+	return -1;
+}
+
 /* Share of the window a cgroup was throttled, updating its last reading.
  * A cgroup that cannot be read (not created yet, dry-run) counts as 0. */
-static double cg_throttled(struct cgroup_engine *e, const char *dir, struct cg_reading *r,
-			   int64_t now_ns, unsigned n_cpus)
+static double cg_throttled(struct cg_reading *r, uint64_t tick, char *(*dir)(const void *arg),
+			   const void *arg, int64_t now_ns, unsigned n_cpus)
 {
 	struct cgroup_cpu_stat cur;
-	if (!dir || cgroup_cpu_stat_read(e, dir, &cur, NULL) < 0) {
+	if (cg_read(r, tick, dir, arg, &cur) < 0) {
 		r->have = false;
 		return 0;
 	}
@@ -481,6 +549,26 @@ static json_t *num_or_null(bool valid, double v)
 
 /* --- the tick ---------------------------------------------------------------------- */
 
+/* Where a tenant's or a VM's cpu.stat is, made only when it is opened. */
+struct dir_of {
+	const struct control_input *in;
+	const char *tenant, *vm;
+};
+
+static char *tenant_dir_of(const void *arg)
+{
+	const struct dir_of *a = arg;
+	char *dir = NULL;
+	return cgroup_tenant_dir(a->in->cgroup_root, a->tenant, &dir, NULL) < 0 ? NULL : dir;
+}
+
+static char *vm_dir_of(const void *arg)
+{
+	const struct dir_of *a = arg;
+	char *dir = NULL;
+	return cgroup_vm_dir(a->in->cgroup_root, a->tenant, a->vm, &dir, NULL) < 0 ? NULL : dir;
+}
+
 int control_tick(struct control *c, const struct control_input *in, bool *caps_changed,
 		 struct error **err)
 {
@@ -531,11 +619,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *t = &in->tenants[i];
 		struct tenant_rt *tr = tenant_rt_get(c, t->name);
-		unsigned vcpus = tr->vcpus;
-		_cleanup_free_ char *dir = NULL;
-		if (cgroup_tenant_dir(in->cgroup_root, t->name, &dir, NULL) < 0)
-			dir = NULL;
-		tr->throttled_frac = cg_throttled(in->engine, dir, &tr->cg, now_ns, vcpus);
+		struct dir_of at = { in, t->name, NULL };
+		tr->throttled_frac = cg_throttled(&tr->cg, in->tick, tenant_dir_of, &at, now_ns,
+						  tr->vcpus);
 	}
 
 	/* per VM: figures for the throttler */
@@ -557,10 +643,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		k += v->n_threads;
 		unsigned ncpu = r->cpus_known ? cpuset_count(&r->cpus) : (unsigned)v->n_threads;
 		unsigned nthr = (unsigned)v->n_threads < ncpu ? (unsigned)v->n_threads : ncpu;
-		_cleanup_free_ char *dir = NULL;
-		if (cgroup_vm_dir(in->cgroup_root, v->tenant, v->name, &dir, NULL) < 0)
-			dir = NULL;
-		double vf = cg_throttled(in->engine, dir, &r->cg, now_ns, nthr);
+		struct dir_of at = { in, v->tenant, v->name };
+		double vf = cg_throttled(&r->cg, in->tick, vm_dir_of, &at, now_ns, nthr);
 		double tf = tenant_rt_get(c, t->name)->throttled_frac;
 		thr[i] = vf > tf ? vf : tf;
 		struct throttle_vm_obs *o = &obs[n_obs++];

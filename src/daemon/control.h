@@ -31,7 +31,6 @@ void control_set_interval(struct control *c, uint32_t interval_ms);
 
 struct control_input {
 	struct store *store;
-	struct cgroup_engine *engine;
 	const char *cgroup_root;
 	const struct policy *policy;
 	uint64_t tick;

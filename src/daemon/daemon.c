@@ -421,7 +421,6 @@ static void tick(struct daemon *d)
 	serve_reads(d);
 	struct control_input in = {
 		.store = d->store,
-		.engine = d->engine,
 		.cgroup_root = d->cgroup_root,
 		.policy = d->policy,
 		.tick = d->ticks,

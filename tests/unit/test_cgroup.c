@@ -1961,33 +1961,6 @@ static void test_no_mount_given(void **state)
 	error_free(&err);
 }
 
-static void test_cpu_stat_read(void **state)
-{
-	(void)state;
-	struct std s;
-	std_init(&s);
-	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
-	run(e, &s.tree);
-	char *dir = NULL;
-	struct error *err = NULL;
-	assert_int_equal(cgroup_vm_dir(F.root, "acme", "7", &dir, &err), 0);
-	write_in(dir, "cpu.stat", "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 20\n"
-				  "nr_throttled 5\nthrottled_usec 2917611\nnr_bursts 0\n");
-	struct cgroup_cpu_stat cs;
-	assert_int_equal(cgroup_cpu_stat_read(e, dir, &cs, &err), 0);
-	assert_int_equal(cs.nr_throttled, 5);
-	assert_int_equal(cs.throttled_usec, 2917611);
-	write_in(dir, "cpu.stat", "nr_throttled many\n");
-	assert_int_equal(cgroup_cpu_stat_read(e, dir, &cs, &err), -1);
-	assert_int_equal(err->code, EINVAL);
-	assert_non_null(strstr(err->msg, "cpu.stat"));
-	error_free(&err);
-	free(dir);
-	assert_int_equal(cgroup_cpu_stat_read(e, "/nonexistent-vcpud", &cs, &err), -1);
-	assert_int_equal(err->code, ENOENT);
-	error_free(&err);
-}
-
 static void test_real_backend(void **state)
 {
 	(void)state;
@@ -2148,7 +2121,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kernel_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deeper_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_mount_given, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cpu_stat_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_backend, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

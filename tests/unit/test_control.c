@@ -22,7 +22,6 @@
 struct cfx {
 	struct reg_fx rf;
 	struct policy pol;
-	struct cgroup_engine *engine;
 	char *cgroot;
 	struct control *ctl;
 	struct tenant tenants[2];
@@ -83,10 +82,8 @@ static int setup(void **state)
 	f->pol.interval_ms = INTERVAL_MS;
 	f->cgroot = path_join(f->rf.ts.dir, "cgroup", NULL);
 	mkdir_p(f->cgroot);
-	struct cgroup_engine_config ec = { .sysroot = f->rf.ts.dir, .dry_run = true };
 	struct error *err = NULL;
-	if (cgroup_engine_new(&ec, &f->engine, &err) < 0 ||
-	    control_new(f->rf.ts.dir, INTERVAL_MS, &f->ctl, &err) < 0) {
+	if (control_new(f->rf.ts.dir, INTERVAL_MS, &f->ctl, &err) < 0) {
 		fprintf(stderr, "%s\n", err->msg);
 		return -1;
 	}
@@ -128,7 +125,6 @@ static int teardown(void **state)
 {
 	struct cfx *f = *state;
 	control_free(f->ctl);
-	cgroup_engine_free(f->engine);
 	for (size_t i = 0; i < f->n_vms; i++)
 		vm_clear(&f->vms[i]);
 	policy_clear(&f->pol);
@@ -153,7 +149,7 @@ static bool tick(struct cfx *f)
 		thread_write(f, i);
 	}
 	struct control_input in = {
-		.store = f->rf.ts.st, .engine = f->engine, .cgroup_root = f->cgroot,
+		.store = f->rf.ts.st, .cgroup_root = f->cgroot,
 		.policy = &f->pol, .tick = ++f->tick, .engine_dry_run = false,
 		.tenants = f->tenants, .n_tenants = 2, .vms = f->vms, .n_vms = f->n_vms,
 	};
@@ -330,6 +326,56 @@ static void test_missing_threads_are_not_fatal(void **state)
 	assert_true(usage > 80.0 && usage < 120.0);
 }
 
+/* cpu.stat of a VM's group as the throttler reads it: through a kept fd,
+ * a group that is not there counts as not throttled (and is looked for
+ * again), a group made anew is read from its new file. */
+static void put_cpu_stat(const struct cfx *f, uint64_t throttled_usec)
+{
+	_cleanup_free_ char *dir = path_join(f->cgroot, "tenant-batch", "vm-noisy", NULL);
+	mkdir_p(dir);
+	_cleanup_free_ char *p = path_join(dir, "cpu.stat", NULL);
+	_cleanup_free_ char *text = xasprintf("usage_usec 1\nuser_usec 1\nsystem_usec 0\n"
+					      "nr_periods 10\nnr_throttled 5\n"
+					      "throttled_usec %llu\n",
+					      (unsigned long long)throttled_usec);
+	put_file(p, text);
+}
+
+static double noisy_throttled_pct(const struct cfx *f)
+{
+	return json_real_value(json_object_get(top_vm(f, "noisy"), "throttled_pct"));
+}
+
+static void test_throttled_from_cpu_stat(void **state)
+{
+	struct cfx *f = *state;
+	f->pol.throttle_enabled = false; /* figures only */
+	tick(f); /* no group yet */
+	assert_true(noisy_throttled_pct(f) == 0.0);
+	put_cpu_stat(f, 0);
+	/* made by vcpud: read at the next tick, not CPU_STAT_RETRY_TICKS later */
+	control_replanned(f->ctl, (const char *[]){ "noisy" }, 1);
+	tick(f);
+	put_cpu_stat(f, 50000); /* 50 ms in a 100 ms window, 2 vCPUs: 25% */
+	tick(f);
+	double pct = noisy_throttled_pct(f);
+	assert_true(pct > 15.0 && pct <= 25.0 + 1e-9);
+
+	/* the group goes: not throttled, no failure */
+	_cleanup_free_ char *dir = path_join(f->cgroot, "tenant-batch", NULL);
+	assert_int_equal(fake_tree_remove(dir), 0);
+	control_replanned(f->ctl, (const char *[]){ "noisy" }, 1);
+	tick(f);
+	assert_true(noisy_throttled_pct(f) == 0.0);
+	/* made again: its new file (a new counter) is read */
+	put_cpu_stat(f, 100);
+	control_replanned(f->ctl, (const char *[]){ "noisy" }, 1);
+	tick(f);
+	put_cpu_stat(f, 100 + 20000); /* 10% */
+	tick(f);
+	assert_true(noisy_throttled_pct(f) > 5.0);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
@@ -337,6 +383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_victim_gets_neighbour_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_threads_are_not_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caps_survive_a_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttled_from_cpu_stat, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
