@@ -17,18 +17,23 @@
 
 enum dir_state { DIR_NONE, DIR_CREATED, DIR_REMOVED };
 
-/* One entry; which fields mean something depends on the map it is in. */
+/* One entry, one allocation with its key; which fields mean something
+ * depends on the map it is in. The overlay holds one per vCPU thread and a
+ * few per group (tens of thousands on a large host): the inner text an
+ * entry was shadowed over is kept as its hash, not as a copy. */
 struct snode {
 	struct snode *next;
-	char *key;
 	uint64_t hash;
-	unsigned gen;        /* the pass that last consulted it */
+	uint64_t base_hash;  /* files, tasks: hash_str() of the inner text when
+				shadowed, if has_base */
 	char *value;         /* files: the shadowed text; tasks: the cgroup ("/a/b") */
-	char *base;          /* files, tasks: the inner text when shadowed; NULL: it
-				could not be read then (or, tasks: not known yet) */
-	enum dir_state dir;  /* dirs */
 	char **kids;         /* kids: names of the children that have a dirs entry */
 	size_t n_kids;
+	unsigned gen;        /* the pass that last consulted it */
+	uint8_t dir;         /* dirs: enum dir_state */
+	bool has_base;       /* false: the inner file could not be read then (or,
+				tasks: its text is not known yet) */
+	char key[];
 };
 
 struct smap {
@@ -42,18 +47,16 @@ struct cgroup_shadow {
 	struct smap kids;  /* parent path -> names of its children in `dirs` */
 	struct smap tasks; /* "TID" -> the cgroup it would be in */
 	unsigned gen;
-	/* the last /proc/.../task/TID/cgroup read through the backend: the
-	 * engine reads a thread's place just before it moves it, and a
-	 * cgroup.threads write does not say which process the TID is of */
+	/* the last /proc/.../task/TID/cgroup read through the backend (its
+	 * hash): the engine reads a thread's place just before it moves it,
+	 * and a cgroup.threads write does not say which process the TID is of */
 	int last_tid;
-	char *last_task_text;
+	uint64_t last_task_hash;
 };
 
 static void snode_free(struct snode *n)
 {
-	free(n->key);
 	free(n->value);
-	free(n->base);
 	for (size_t i = 0; i < n->n_kids; i++)
 		free(n->kids[i]);
 	free(n->kids);
@@ -87,8 +90,9 @@ static struct snode *smap_add(struct smap *m, const char *key)
 		m->b = b;
 		m->nb = nb;
 	}
-	struct snode *n = xcalloc(1, sizeof(*n));
-	n->key = xstrdup(key);
+	size_t len = strlen(key);
+	struct snode *n = xcalloc(1, sizeof(*n) + len + 1);
+	memcpy(n->key, key, len + 1);
 	n->hash = hash_str(HASH_SEED, key);
 	n->next = m->b[n->hash % m->nb];
 	m->b[n->hash % m->nb] = n;
@@ -307,13 +311,21 @@ static int proc_task_of(const struct cgroup_dry_run *d, const char *path)
 	return (int)tid;
 }
 
+/* Keep the inner text (rc < 0: it could not be read) an entry shadows. */
+static void base_set(struct snode *n, int rc, const char *text)
+{
+	n->has_base = rc == 0;
+	n->base_hash = rc == 0 ? hash_str(HASH_SEED, text) : 0;
+}
+
 /* Whether an inner read (rc, text) still shows what it did when an entry
- * was shadowed (base; NULL: it could not be read then). */
-static bool inner_same(int rc, const char *text, const char *base)
+ * was shadowed. By hash: a change the hash misses (1 in 2^64) would go
+ * unnoticed, as it would by the engine, which keeps values the same way. */
+static bool inner_same(int rc, const char *text, const struct snode *n)
 {
 	if (rc < 0)
-		return !base;
-	return base && strcmp(text, base) == 0;
+		return !n->has_base;
+	return n->has_base && n->base_hash == hash_str(HASH_SEED, text);
 }
 
 /* The shadow entry of a file whose inner read gave (rc, text), or NULL:
@@ -325,7 +337,7 @@ static struct snode *file_entry(struct cgroup_dry_run *d, const char *path, int 
 	struct snode *n = sh ? smap_get(&sh->files, path) : NULL;
 	if (!n)
 		return NULL;
-	if (!inner_same(rc, text, n->base)) {
+	if (!inner_same(rc, text, n)) {
 		log_debug("dry-run: %s changed on the host: forgetting the would-be '%s'", path,
 			  n->value);
 		smap_del(&sh->files, path);
@@ -363,9 +375,9 @@ static int dry_read_file(void *ctx, const char *path, char **out, struct error *
 		struct cgroup_shadow *sh = shadow(d);
 		char key[16];
 		struct snode *n = smap_get(&sh->tasks, thread_key(tid, key));
-		if (n && !n->base && rc == 0)
-			n->base = xstrdup(text); /* a thread move whose base was not known */
-		if (n && rc == 0 && strcmp(text, n->base) == 0) {
+		if (n && !n->has_base && rc == 0)
+			base_set(n, rc, text); /* a thread move whose base was not known */
+		if (n && rc == 0 && inner_same(rc, text, n)) {
 			touch(d, n);
 			*out = xasprintf("0::%s\n", n->value);
 			return 0;
@@ -377,8 +389,7 @@ static int dry_read_file(void *ctx, const char *path, char **out, struct error *
 		}
 		if (rc == 0) {
 			sh->last_tid = tid;
-			free(sh->last_task_text);
-			sh->last_task_text = xstrdup(text);
+			sh->last_task_hash = hash_str(HASH_SEED, text);
 		}
 	} else {
 		struct snode *n = file_entry(d, path, rc, text);
@@ -463,8 +474,10 @@ static int dry_move(struct cgroup_dry_run *d, const char *path, const char *dir,
 		struct snode *n = smap_get(&sh->tasks, thread_key((int)id, key));
 		if (!n) {
 			n = smap_add(&sh->tasks, key);
-			if (sh->last_tid == (int)id && sh->last_task_text)
-				n->base = xstrdup(sh->last_task_text);
+			if (sh->last_tid == (int)id) {
+				n->has_base = true;
+				n->base_hash = sh->last_task_hash;
+			}
 		}
 		free(n->value);
 		n->value = xstrdup(cg);
@@ -491,9 +504,8 @@ static int dry_move(struct cgroup_dry_run *d, const char *path, const char *dir,
 		if (!n)
 			n = smap_add(&sh->tasks, key);
 		free(n->value);
-		free(n->base);
 		n->value = xstrdup(cg);
-		n->base = steal_ptr(&text);
+		base_set(n, 0, text);
 		touch(d, n);
 	}
 	cgroup_names_free(tids, nt);
@@ -523,7 +535,7 @@ static int dry_write_file(void *ctx, const char *path, const char *value, struct
 				       value[0] && value[strlen(value) - 1] == '\n' ? "" : "\n");
 		if (!n) {
 			n = smap_add(&shadow(d)->files, path);
-			n->base = r == 0 ? steal_ptr(&text) : NULL;
+			base_set(n, r, text);
 			touch(d, n);
 		}
 		free(n->value);
@@ -725,7 +737,6 @@ void cgroup_dry_run_clear(struct cgroup_dry_run *d)
 		smap_clear(&sh->dirs);
 		smap_clear(&sh->kids);
 		smap_clear(&sh->tasks);
-		free(sh->last_task_text);
 		free(sh);
 	}
 	d->shadow = NULL;

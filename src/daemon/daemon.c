@@ -19,6 +19,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "daemon/discovery.h"
+#include "daemon/heap.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
@@ -701,6 +702,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 					log_debug("%llu ticks missed",
 						  (unsigned long long)(expirations - 1));
 				tick(&d);
+				heap_after_tick(NULL); /* what the tick freed */
 			}
 		}
 		/* MHD also needs a call on its own timeouts, so run it every time */

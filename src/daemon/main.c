@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "daemon/daemon.h"
+#include "daemon/heap.h"
 #include "vcpud/util.h"
 
 #ifndef VCPUD_VERSION
@@ -94,5 +95,6 @@ int main(int argc, char **argv)
 	} else if (o.log_file && redirect_logs(o.log_file) < 0) {
 		return 1;
 	}
+	heap_setup();
 	return daemon_run(&o, ready_fd);
 }

@@ -592,8 +592,26 @@ int registry_inventory_load(struct registry *r, struct inventory *out, struct er
 	return 0;
 }
 
+/* Whether the ledger holds exactly the reservations res[0..n) (names are
+ * unique: same count and each one found the same). */
+static bool ledger_holds(const struct registry *r, const struct admit_reservation *res, size_t n)
+{
+	if (!r->ledger.loaded || r->ledger.n_res != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const struct admit_reservation *own = ledger_find(r, res[i].vm);
+		if (!own || !res_same(own, &res[i]))
+			return false;
+	}
+	return true;
+}
+
 void registry_ledger_resync(struct registry *r, const struct inventory *inv)
 {
+	/* the usual tick: the store holds what the ledger does, and a rebuild
+	 * would free and allocate again every reservation (1.7 KiB each) */
+	if (ledger_holds(r, inv->res, inv->n_res))
+		return;
 	ledger_rebuild(r, inv->res, inv->n_res);
 }
 

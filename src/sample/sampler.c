@@ -43,8 +43,7 @@ struct sampler {
 	/* scratch, grown with the target count, reused every tick */
 	uint32_t *pending;       /* targets without a slot */
 	uint32_t *where;         /* target index -> slot, for the reorder */
-	struct slot *spare;      /* the reordered slots */
-	size_t cap_pending, cap_where, cap_spare;
+	size_t cap_pending, cap_where;
 	unsigned long long nofile; /* RLIMIT_NOFILE soft limit */
 	unsigned long long nofile_hard;
 	void (*yield)(void *data); /* sampler_set_yield() */
@@ -196,7 +195,9 @@ static void slots_sweep(struct sampler *s)
 
 /* Put the slots in the order of this tick's targets (every slot was listed
  * this tick, under a distinct out_idx < n), so that the next tick with the
- * same list finds each one at its position. O(n). */
+ * same list finds each one at its position. O(n). Into a new array: a
+ * reorder comes only with a change of the targets, and a second array
+ * kept for it would double the slots' memory (48 bytes a thread). */
 static void slots_reorder(struct sampler *s, size_t n)
 {
 	if (!n || !s->n_slots) {
@@ -207,23 +208,16 @@ static void slots_reorder(struct sampler *s, size_t n)
 		s->cap_where = n;
 		s->where = xrealloc(s->where, n * sizeof(*s->where));
 	}
-	if (s->cap_spare < s->cap_slots) {
-		s->cap_spare = s->cap_slots;
-		s->spare = xrealloc(s->spare, s->cap_spare * sizeof(*s->spare));
-	}
+	struct slot *v = xmalloc(s->cap_slots * sizeof(*v));
 	memset(s->where, 0xff, n * sizeof(*s->where));
 	for (size_t i = 0; i < s->n_slots; i++)
 		s->where[s->slots[i].out_idx] = (uint32_t)i;
 	size_t k = 0;
 	for (size_t j = 0; j < n; j++)
 		if (s->where[j] != UINT32_MAX)
-			s->spare[k++] = s->slots[s->where[j]];
-	struct slot *t = s->slots;
-	s->slots = s->spare;
-	s->spare = t;
-	size_t c = s->cap_slots;
-	s->cap_slots = s->cap_spare;
-	s->cap_spare = c;
+			v[k++] = s->slots[s->where[j]];
+	free(s->slots);
+	s->slots = v;
 	index_rebuild(s);
 }
 
@@ -386,7 +380,6 @@ void sampler_free(struct sampler *s)
 	for (size_t i = 0; i < s->n_slots; i++)
 		slot_close(s, &s->slots[i]);
 	free(s->slots);
-	free(s->spare);
 	free(s->index);
 	free(s->pending);
 	free(s->where);

@@ -287,7 +287,12 @@ static int configure(struct store *st, struct error **err)
 		return error_set(err, EIO,
 				 "cannot switch database %s to WAL: it stays in '%s' "
 				 "journal mode", st->path, mode);
+	/* the page cache: SQLite's default (2 MiB) is most of the store's
+	 * memory; a tick reads its inventory and appends sample rows, and a
+	 * page it no longer holds is a pread() of the OS page cache away */
 	if (sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(st->db, "PRAGMA cache_size = -" STORE_CACHE_KIB_STR, NULL, NULL,
+			 NULL) != SQLITE_OK ||
 	    sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK)
 		return store_sql_error(st, err, "cannot configure the database");
 	int64_t fk;

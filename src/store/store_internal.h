@@ -15,6 +15,10 @@
 #include "vcpud/store.h"
 #include "vcpud/util.h"
 
+/* SQLite's page cache per connection, in KiB (PRAGMA cache_size = -N):
+ * enough for the inventory tables of a thousand VMs. */
+#define STORE_CACHE_KIB_STR "512"
+
 struct store {
 	sqlite3 *db;
 	char *path;                /* as given to store_open() */

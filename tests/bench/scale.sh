@@ -66,6 +66,16 @@ pcts() {
 		i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
 		print v[i50], v[i99], NR }'
 }
+# mem PID: "RSS anon heap file" in MiB: VmRSS, RssAnon (the heap, stacks
+# and the libraries' written pages), the [heap] mapping's Rss (malloc's
+# main arena; blocks past its mmap threshold are anon but not heap) and
+# RssFile (the binary's and the shared libraries' file pages)
+mem() {
+	heap=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { h = ($6 == "[heap]") } h && /^Rss:/ { s += $2 }
+		END { printf "%.1f", s / 1024 }' "/proc/$1/smaps" 2>/dev/null)
+	awk -v heap="${heap:--}" '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 }
+		END { printf "%.1f %.1f %s %.1f\n", r / 1024, a / 1024, heap, f / 1024 }' "/proc/$1/status"
+}
 # ms US: microseconds as milliseconds, "-" stays "-"
 ms() { case $1 in -) echo - ;; *) awk "BEGIN { printf \"%.1f\", $1 / 1000 }" ;; esac; }
 problem() { echo "N=$N: $*" >>"$PROBLEMS"; echo "!! $*"; }
@@ -245,13 +255,19 @@ tier() {
 	fi
 
 	# the process: memory, fds, threads; the VMs' vCPU threads
-	rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status")
+	set -- $(mem "$DAEMON_PID"); rss=$1 anon=$2 heap=$3 file=$4
 	dthreads=$(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")
 	fds=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
 	fdmax=$(awk '/^Max open files/ { print $4 }' "/proc/$DAEMON_PID/limits")
 	# every page of the listing (500 VMs a page by default)
 	vthreads=$(api "vms?limit=5000" | grep -o '"tid": *[0-9]' | wc -l)
 	echo "vcpud: RSS $rss MiB, $fds open fds (limit $fdmax), $dthreads threads; managed vCPU threads: $vthreads"
+	echo "  memory: RSS $rss MiB = anon $anon MiB (heap $heap MiB) + file pages $file MiB (binary and shared libraries)"
+	# and once more right after a tick (the tick's own allocations freed)
+	t=$(ticks); w=$((t + 1)); n=0
+	while [ "$(ticks)" -lt "$w" ] && [ $n -lt 50 ]; do sleep 0.05; n=$((n + 1)); done
+	set -- $(mem "$DAEMON_PID")
+	echo "  memory after the next tick: RSS $1 MiB = anon $2 MiB (heap $3 MiB) + file pages $4 MiB"
 
 	# API latency while ticks run (curl's time_total: no process start)
 	api_p99=""
@@ -284,7 +300,7 @@ tier() {
 		sleep "$SCALE_HOLD_S"
 	fi
 	label=$N; [ "$REG" -lt "$N" ] && label="$REG/$N"
-	echo "$label $reg_rate $tmed $tp99 $cpu_tick $sys_tick $sql $rss $fds $log_kib$api_p99" >>"$ROWS"
+	echo "$label $reg_rate $tmed $tp99 $cpu_tick $sys_tick $sql $rss $fds $log_kib$api_p99 $anon" >>"$ROWS"
 	return 0
 }
 
@@ -298,11 +314,11 @@ done
 
 echo
 echo "== bench-scale summary ($SCALE_VCPUS vCPUs per VM; times in ms, API columns are p99)"
-printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s\n' \
-	N "reg/s" tick-med tick-p99 cpu/tick sys/tick sql/tk "RSS-MiB" fds "logKiB/m" health top vms
+printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s %8s\n' \
+	N "reg/s" tick-med tick-p99 cpu/tick sys/tick sql/tk "RSS-MiB" fds "logKiB/m" health top vms "anon-MiB"
 while read -r l; do
 	set -- $l
-	printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s\n' "$@"
+	printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s %8s\n' "$@"
 done <"$ROWS"
 if [ -s "$PROBLEMS" ]; then
 	echo "problems:"
