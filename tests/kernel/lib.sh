@@ -223,9 +223,20 @@ vcpud_stop() {
 # status_field NAME: a field of `vcpuctl --json status` (number or string)
 status_field() { ctl --json status | sed -n "s/.*\"$1\": *\"*\([^\",]*\).*/\1/p"; }
 
-# vcpud_wait_ticks N: until the daemon has run N more ticks (at most 20 s)
+# vcpud_wait_ticks N: until the daemon has run N more ticks (at most 20 s).
+# A status without a tick count (the socket busy, a failed vcpuctl) is
+# asked again; if it never gives one, that is said and the wait fails
+# (counting from nothing would return at once).
 vcpud_wait_ticks() {
-	_t0=$(status_field ticks)
+	_t0=
+	for _try in 1 2 3 4 5; do
+		_t0=$(status_field ticks)
+		case $_t0 in '' | *[!0-9]*) _t0=; sleep 0.2 ;; *) break ;; esac
+	done
+	if [ -z "$_t0" ]; then
+		echo "vcpud_wait_ticks: no tick count in vcpuctl status: $(ctl --json status 2>&1 | head -c 400)" >&2
+		return 1
+	fi
 	wait_for 20 sh -c "[ \$(vcpuctl --socket $VCPUD_SOCK --json status | sed -n 's/.*\"ticks\": *\([0-9]*\).*/\1/p') -ge $((_t0 + $1)) ]"
 }
 
