@@ -420,14 +420,16 @@ static char *chomp(char *s)
 /* --- structure -------------------------------------------------------------- */
 
 /* A VM's re-read (rc->verify) takes its groups' existence and type as
- * known: a group removed behind vcpud's back fails the reads of its knobs
+ * known (on a real tree): a group removed behind vcpud's back fails the reads of its knobs
  * that follow (and then everything is read again), and "threaded" is for
  * good (the kernel never turns a threaded group back into a domain). That
  * is two reads a group fewer, half of a re-read. */
 static bool structure_fresh(struct rc *rc, const struct grp *g, const char *file,
 			    const char *value)
 {
-	if (!rc->verify)
+	/* (a dry run looks anyway: its overlay keeps a group only while the
+	 * engine looks at it within the overlay's horizon) */
+	if (!rc->verify || rc->e->dry_run)
 		return file_fresh(rc, g, file, value);
 	struct known_slot *s = known_find(&rc->e->known, file_key(g->abs, file));
 	if (!s)
