@@ -103,11 +103,12 @@ curl_rereg() {
 	while [ $k -lt "$N" ]; do
 		pid=$(sed -n 's/^fakevm pid=\([0-9]*\).*/\1/p' "$TMP/fake/$k")
 		c=$((s % SCALE_REG_CLIENTS))
-		printf 'url = "http://x/v1/vms/vm-%s"\nrequest = "DELETE"\noutput = "/dev/null"\nnext\n' "$k" >>"$TMP/curl.rel.$c"
-		printf 'url = "http://x/v1/vms"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "{\\"name\\": \\"vm-%s\\", \\"tenant\\": \\"bench\\", \\"pid\\": %s}"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{time_total}\\n"\nnext\n' "$k" "$pid" >>"$TMP/curl.reg.$c"
+		printf 'unix-socket = "%s"\nurl = "http://x/v1/vms/vm-%s"\nrequest = "DELETE"\noutput = "/dev/null"\nnext\n' "$SOCK" "$k" >>"$TMP/curl.rel.$c"
+		printf 'unix-socket = "%s"\nurl = "http://x/v1/vms"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "{\\"name\\": \\"vm-%s\\", \\"tenant\\": \\"bench\\", \\"pid\\": %s}"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{time_total}\\n"\nnext\n' "$SOCK" "$k" "$pid" >>"$TMP/curl.reg.$c"
 		k=$((k + 1)) s=$((s + 1))
 	done
-	# no "next" after the last request of a file
+	# no "next" after the last request of a file (options, the socket
+	# too, hold until the next "next")
 	for f in "$TMP"/curl.rel.* "$TMP"/curl.reg.*; do sed -i '$d' "$f"; done
 	for f in "$TMP"/curl.rel.*; do
 		curl -s --max-time 300 --unix-socket "$SOCK" -K "$f" || problem "curl release failed"
