@@ -200,7 +200,9 @@ int registry_admit(struct registry *r, const struct admit_request *req, bool dry
  * live VM is refused (EEXIST) unless that VM's process is gone (then it is
  * marked gone first); the VM is bound to its reservation (same tenant, else
  * EBUSY) or admitted (shared, prefer) in the same transaction as its row.
- * Its origin cgroup is recorded for a later release. */
+ * Its origin cgroup is recorded for a later release. It reads what it
+ * needs (indexed rows: the PID's holder, the tenant, the name; the use from
+ * the ledger), so it costs the same with 10 VMs as with 1,000. */
 int registry_register(struct registry *r, struct vm *v, const char *actor, struct error **err);
 
 /* Release a VM and/or its reservation in one transaction. A VM whose

@@ -58,6 +58,9 @@ int store_schema_version(struct store *st);
 /* SQL statements run on this connection so far (each statement start,
  * counted by SQLite's tracing): the daemon reports them per tick. */
 uint64_t store_statements(struct store *st);
+/* Result rows those statements returned so far (SQLite's tracing too): what
+ * a call read, for tests that a call reads what it needs, not a table. */
+uint64_t store_rows(struct store *st);
 
 /* The path the store was opened with (owned by the store). */
 const char *store_path(const struct store *st);
@@ -125,6 +128,11 @@ int store_vm_create(struct store *st, const struct vm *v, const char *actor,
 
 /* One VM with its threads; ENOENT when unknown. The caller vm_clear()s. */
 int store_vm_get(struct store *st, const char *name, struct vm *out, struct error **err);
+
+/* The live VM (state neither gone nor stopped) whose row holds process
+ * `pid`, without its threads (the first by name if rows disagree); one
+ * indexed row, whatever the number of VMs. ENOENT when none. */
+int store_vm_get_by_pid(struct store *st, pid_t pid, struct vm *out, struct error **err);
 
 /* All VMs ordered by name, with threads; freed with vm_list_free(). */
 int store_vm_list(struct store *st, struct vm **out, size_t *n, struct error **err);

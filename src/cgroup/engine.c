@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1214,13 +1215,25 @@ static int remove_vm_parts(struct rc *rc, const struct grp *vm, const struct cgr
 }
 
 /* The first VM of tenant ti named `name`, or SIZE_MAX. */
-static size_t find_vm(const struct rc *rc, size_t ti, const char *name)
+/* The names of tenant ti's VMs (none when ti is SIZE_MAX) in *out, indexed
+ * in *ix, so that each listed directory is one lookup, not a scan of the
+ * tenant's VMs. A name that is not valid matches no directory: left out. */
+struct vm_name {
+	char name[NAME_MAX_LEN + 1];
+};
+
+static void tenant_vm_names(const struct rc *rc, size_t ti, struct vm_name **out,
+			    struct name_index *ix)
 {
 	const struct cgroup_tenant_spec *t = ti == SIZE_MAX ? NULL : &rc->t->tenants[ti];
+	size_t n = 0;
+	struct vm_name *v = xcalloc(t && t->n_vms ? t->n_vms : 1, sizeof(*v));
 	for (size_t j = 0; t && j < t->n_vms; j++)
-		if (t->vms[j].name && strcmp(t->vms[j].name, name) == 0)
-			return j;
-	return SIZE_MAX;
+		if (name_valid(t->vms[j].name))
+			strcpy(v[n++].name, t->vms[j].name);
+	name_index_init(ix, sizeof(*v), offsetof(struct vm_name, name));
+	name_index_build(ix, v, n);
+	*out = v;
 }
 
 /* Entries of "the children of this group are the ones the tree wants":
@@ -1290,13 +1303,16 @@ static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 	size_t n;
 	if (list_children(rc, t, &names, &n) < 0)
 		return -1;
+	_cleanup_free_ struct vm_name *wanted = NULL;
+	struct name_index ix;
+	tenant_vm_names(rc, ti, &wanted, &ix);
 	int ret = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!str_has_prefix(names[i], "vm-") || !name_valid(names[i] + 3)) {
 			log_debug("cgroup: leaving %s/%s alone (not a vcpud group)", t->name, names[i]);
 			continue;
 		}
-		if (find_vm(rc, ti, names[i] + 3) != SIZE_MAX)
+		if (name_index_find(&ix, wanted, names[i] + 3) != SIZE_MAX)
 			continue; /* wanted, or skipped and kept as it is */
 		struct grp c = { 0 };
 		grp_child(&c, t, names[i], false);
@@ -1305,6 +1321,7 @@ static int remove_tenant_parts(struct rc *rc, const struct grp *t, size_t ti)
 		grp_clear(&c);
 	}
 	cgroup_names_free(names, n);
+	name_index_clear(&ix);
 	if (ti == SIZE_MAX && ret == 0)
 		ret = remove_group(rc, t);
 	return ret;

@@ -48,6 +48,7 @@ struct daemon {
 	int64_t place_due_ns;    /* monotonic: a change asks for a placement
 				    pass by then (0: none asked) */
 	bool place_discover;     /* ... that runs discovery too (a libvirt event) */
+	int64_t place_took_ns;   /* how long the last placement pass took */
 	char *last_error;        /* the last tick error logged, to log repeats once */
 	unsigned tick_errors;    /* failures in the current tick */
 	char *tick_error_msg;    /* the first of them */
@@ -65,8 +66,14 @@ struct daemon {
 #define RECONCILE_YIELD_US 3000
 
 /* How long a change waits for the ones that follow it before its
- * placement pass: a burst of registrations shares one pass. */
+ * placement pass: a burst of registrations shares one pass. At least
+ * PLACE_DELAY_NS; at least PLACE_DELAY_PER_PASS times what the last pass
+ * took (a pass costs with the number of VMs and holds the API's changes
+ * while it runs: under a stream of changes, passes take at most a third of
+ * the loop); at most PLACE_DELAY_MAX_NS. */
 #define PLACE_DELAY_NS (20 * (int64_t)1000000)
+#define PLACE_DELAY_PER_PASS 2
+#define PLACE_DELAY_MAX_NS (200 * (int64_t)1000000)
 
 /* How often the audit log is trimmed to the policy's events.* limits. */
 #define EVENTS_PRUNE_EVERY_NS (60 * (int64_t)1000000000)
@@ -465,13 +472,17 @@ static void place(struct daemon *d)
 		  discover ? " (with discovery)" : "", d->last_stats.reads,
 		  d->api.last_writes - writes0, d->last_stats.moves,
 		  (double)(now_mono_ns() - started) / 1e6);
+	d->place_took_ns = now_mono_ns() - started;
 }
 
-/* Ask for a placement pass within PLACE_DELAY_NS. */
+/* Ask for a placement pass within the placement delay (PLACE_DELAY_NS). */
 static void place_soon(struct daemon *d, bool discover)
 {
+	int64_t delay = d->place_took_ns * PLACE_DELAY_PER_PASS;
+	delay = delay < PLACE_DELAY_NS ? PLACE_DELAY_NS
+	      : delay > PLACE_DELAY_MAX_NS ? PLACE_DELAY_MAX_NS : delay;
 	if (!d->place_due_ns)
-		d->place_due_ns = now_mono_ns() + PLACE_DELAY_NS;
+		d->place_due_ns = now_mono_ns() + delay;
 	d->place_discover |= discover;
 }
 

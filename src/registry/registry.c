@@ -729,7 +729,7 @@ static void inv_drop_res(struct registry *r, struct inventory *inv, const char *
 }
 
 /* Store a runtime change of VM v (and a new reservation when `row` is not
- * NULL), then mirror it in the inventory. */
+ * NULL), then mirror it in the inventory (which only a `row` needs). */
 static int runtime_write(struct registry *r, struct inventory *inv, struct vm *v,
 			 const struct store_vm_runtime *rt, const struct store_reservation *row,
 			 struct error **err)
@@ -742,7 +742,8 @@ static int runtime_write(struct registry *r, struct inventory *inv, struct vm *v
 	return 0;
 }
 
-/* VM v's process is gone (or its PID is someone else's now). */
+/* VM v's process is gone (or its PID is someone else's now). inv NULL: a
+ * VM read from the store outside a pass (nothing to mirror but v). */
 static void mark_gone(struct registry *r, struct inventory *inv, struct vm *v, const char *why)
 {
 	log_info("VM %s: %s: marking it gone", v->name, why);
@@ -1436,30 +1437,39 @@ int registry_register(struct registry *r, struct vm *v, const char *actor, struc
 			(*err)->code = EINVAL; /* a PID that does not exist is bad input */
 		return error_wrap(err, "cannot register VM '%s'", v->name);
 	}
-	_cleanup_(inventory_clear) struct inventory inv = { 0 };
-	if (registry_inventory_load(r, &inv, err) < 0)
-		return -1;
-	struct vm *h = inventory_holder(&inv, v->pid, NULL);
-	if (h && h->start_time && h->start_time != v->start_time) {
+	/* what this VM needs, each one indexed row: the live VM holding its
+	 * PID, its tenant's quota, its name; the use comes from the ledger */
+	_cleanup_(vm_clear) struct vm h = { 0 };
+	_cleanup_error_ struct error *e = NULL;
+	if (store_vm_get_by_pid(r->store, v->pid, &h, &e) < 0) {
+		if (e->code != ENOENT)
+			return error_set(err, e->code, "%s", e->msg);
+		error_free(&e);
+	} else if (h.start_time && h.start_time != v->start_time) {
 		_cleanup_free_ char *why = xasprintf("its PID %d now belongs to another process "
 						     "(being registered as VM %s)", (int)v->pid,
 						     v->name);
-		mark_gone(r, &inv, h, why);
-		h = NULL;
-	}
-	if (h)
+		mark_gone(r, NULL, &h, why);
+	} else {
 		return error_set(err, EEXIST, "cannot register VM '%s': process %d is already "
-				 "registered as VM '%s'", v->name, (int)v->pid, h->name);
-	const struct tenant *t = inventory_tenant(&inv, v->tenant);
-	if (!t)
-		return error_set(err, ENOENT, "cannot register VM '%s': no tenant '%s'", v->name,
-				 v->tenant);
-	if (inventory_vm(&inv, v->name))
+				 "registered as VM '%s'", v->name, (int)v->pid, h.name);
+	}
+	struct tenant t;
+	if (store_tenant_get_limits(r->store, v->tenant, &t, &e) < 0) {
+		if (e->code == ENOENT)
+			return error_set(err, ENOENT, "cannot register VM '%s': no tenant '%s'",
+					 v->name, v->tenant);
+		return error_set(err, e->code, "%s", e->msg);
+	}
+	_cleanup_(vm_clear) struct vm same = { 0 };
+	if (store_vm_get(r->store, v->name, &same, &e) == 0)
 		return error_set(err, EEXIST, "VM '%s' already exists", v->name);
+	if (e->code != ENOENT)
+		return error_set(err, e->code, "%s", e->msg);
 	origin_read(r->host_root, v);
 	bool insert = false;
 	_cleanup_(store_reservation_clear) struct store_reservation row = { 0 };
-	if (bind_or_admit(r, v, t, &insert, &row, err) < 0)
+	if (bind_or_admit(r, v, &t, &insert, &row, err) < 0)
 		return error_wrap(err, "cannot register VM '%s'", v->name);
 	if (store_vm_register(r->store, insert ? &row : NULL, v, actor, err) < 0)
 		return -1;

@@ -348,18 +348,27 @@ static int migrate(struct store *st, int target, struct error **err)
 }
 
 /* SQLITE_TRACE_STMT: one call per statement run (and per trigger program
- * it starts): the count /v1/health reports per tick. */
+ * it starts): the count /v1/health reports per tick. SQLITE_TRACE_ROW: one
+ * per result row. */
 static int trace_stmt(unsigned type, void *ctx, void *p, void *x)
 {
-	(void)type, (void)p, (void)x;
+	(void)p, (void)x;
 	struct store *st = ctx;
-	st->statements++;
+	if (type == SQLITE_TRACE_ROW)
+		st->rows++;
+	else
+		st->statements++;
 	return 0;
 }
 
 uint64_t store_statements(struct store *st)
 {
 	return st->statements;
+}
+
+uint64_t store_rows(struct store *st)
+{
+	return st->rows;
 }
 
 static int open_at(const char *path, int version, struct store **out, struct error **err)
@@ -389,7 +398,7 @@ static int open_at(const char *path, int version, struct store **out, struct err
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	sqlite3_trace_v2(st->db, SQLITE_TRACE_STMT, trace_stmt, st);
+	sqlite3_trace_v2(st->db, SQLITE_TRACE_STMT | SQLITE_TRACE_ROW, trace_stmt, st);
 
 	if (check_identity(st, err) < 0 || configure(st, err) < 0 ||
 	    migrate(st, version, err) < 0)

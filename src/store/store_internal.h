@@ -26,6 +26,7 @@ struct store {
 	int64_t (*now_ms)(void);   /* clock; tests replace it */
 	bool ready;                /* opened and migrated */
 	uint64_t statements;       /* SQL statements run (sqlite3_trace_v2) */
+	uint64_t rows;             /* result rows they returned (the same) */
 	/* statements prepared once and kept (store_prepare) */
 	struct store_cached_stmt *cache;
 	size_t n_cache;

@@ -396,6 +396,33 @@ int store_vm_get(struct store *st, const char *name, struct vm *out, struct erro
 	return 0;
 }
 
+int store_vm_get_by_pid(struct store *st, pid_t pid, struct vm *out, struct error **err)
+{
+	if (pid <= 0)
+		return error_set(err, EINVAL, "cannot look a VM up by process: no process given");
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_read_begin(st, &tx, err) < 0)
+		return error_wrap(err, "cannot look up the VM of process %d", (int)pid);
+	/* vms_pid: the rows of this pid, not the table */
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, VM_SELECT "WHERE pid = ?1 AND state NOT IN ('gone', 'stopped') "
+			  "ORDER BY name LIMIT 1", &s, "look a VM up by process", err) < 0)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, pid) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot look up the VM of process %d", (int)pid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return error_set(err, ENOENT, "no live VM holds process %d", (int)pid);
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot look up the VM of process %d", (int)pid);
+	struct vm v;
+	if (vm_from_row(st, s, &v, err) < 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 /* Every VM ordered by name, with threads: two statements however many VMs
  * there are (the VMs, then every known thread, merged by name). The caller
  * holds a read transaction. */

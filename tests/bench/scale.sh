@@ -2,12 +2,15 @@
 # scale.sh - what vcpud costs with N idle VMs (make bench-scale): for each N
 # in SCALE_N, the real vcpud (--dry-run, a temp cgroup root, a fixture
 # topology with this machine's /proc, no libvirt, no /proc discovery) and N
-# fakevm processes of SCALE_VCPUS blocked vCPU threads, registered one by
-# one with `vcpuctl vm register`. Prints a block of figures per N and a
+# fakevm processes of SCALE_VCPUS blocked vCPU threads, registered with
+# `vcpuctl vm register` by SCALE_REG_CLIENTS concurrent streams (as a
+# control plane does). Prints a block of figures per N and a
 # table at the end; the last line says whether every tier ran whole.
 #
 #   SCALE_N="100 500 1000"  VM counts, one tier each
 #   SCALE_VCPUS=8           vCPUs per VM
+#   SCALE_REG_CLIENTS=8     concurrent registration streams (vcpuctl runs,
+#                           each timed; then the last 10% again over curl)
 #   SCALE_REG_MAX_S=600     stop registering after this long (the tier is
 #                           then measured with the VMs registered so far and
 #                           reported as capped)
@@ -29,6 +32,7 @@ SCALE_TICKS=${SCALE_TICKS:-20}
 SCALE_WINDOW_S=${SCALE_WINDOW_S:-15}
 SCALE_STRACE_S=${SCALE_STRACE_S:-3}
 SCALE_API_REQS=${SCALE_API_REQS:-50}
+SCALE_REG_CLIENTS=${SCALE_REG_CLIENTS:-8}
 SUITE=bench-scale
 TOPOLOGY=64c-nosmt
 . "$(dirname "$0")/../e2e/lib.sh"
@@ -79,6 +83,67 @@ mem() {
 # ms US: microseconds as milliseconds, "-" stays "-"
 ms() { case $1 in -) echo - ;; *) awk "BEGIN { printf \"%.1f\", $1 / 1000 }" ;; esac; }
 problem() { echo "N=$N: $*" >>"$PROBLEMS"; echo "!! $*"; }
+
+# reg_stream S T0: registers the VMs of $TMP/reg.in.S ("k pid" lines) one
+# vcpuctl run each; "end_ns us" per run into $TMP/reg.done.S; the first
+# failure goes to $TMP/reg.fail.S and ends the stream, as does
+# SCALE_REG_MAX_S (then $TMP/reg.capped). One clock read per run: a run
+# is timed from the clock read that ended the one before it, so it carries
+# that date(1)'s exit (well under a millisecond); a second date(1) per run
+# would cost a process start, a quarter of the vcpuctl run's own CPU
+reg_stream() {
+	a=$(now_ns)
+	while read -r k pid; do
+		if ! ctl --timeout 300 vm register "vm-$k" --tenant bench --pid "$pid" >/dev/null 2>"$TMP/reg.err.$1"; then
+			echo "vm-$k failed: $(cat "$TMP/reg.err.$1")" >"$TMP/reg.fail.$1"
+			return 1
+		fi
+		b=$(now_ns)
+		echo "$b $(((b - a) / 1000))" >>"$TMP/reg.done.$1"
+		a=$b
+		if [ $(((b - $2) / 1000000000)) -ge "$SCALE_REG_MAX_S" ]; then
+			: >"$TMP/reg.capped"
+			return 0
+		fi
+	done <"$TMP/reg.in.$1"
+}
+
+# curl_rereg: the server's side without process starts: the last 10% of
+# the VMs released and registered again over curl, SCALE_REG_CLIENTS
+# streams of one curl process each (one connection, requests one after
+# another), curl's time_total per request
+curl_rereg() {
+	k=$((N - tenth)) s=0
+	while [ $k -lt "$N" ]; do
+		pid=$(sed -n 's/^fakevm pid=\([0-9]*\).*/\1/p' "$TMP/fake/$k")
+		c=$((s % SCALE_REG_CLIENTS))
+		printf 'unix-socket = "%s"\nurl = "http://x/v1/vms/vm-%s"\nrequest = "DELETE"\noutput = "/dev/null"\nnext\n' "$SOCK" "$k" >>"$TMP/curl.rel.$c"
+		printf 'unix-socket = "%s"\nurl = "http://x/v1/vms"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "{\\"name\\": \\"vm-%s\\", \\"tenant\\": \\"bench\\", \\"pid\\": %s}"\noutput = "/dev/null"\nwrite-out = "%%{http_code} %%{time_total}\\n"\nnext\n' "$SOCK" "$k" "$pid" >>"$TMP/curl.reg.$c"
+		k=$((k + 1)) s=$((s + 1))
+	done
+	# no "next" after the last request of a file (options, the socket
+	# too, hold until the next "next")
+	for f in "$TMP"/curl.rel.* "$TMP"/curl.reg.*; do sed -i '$d' "$f"; done
+	for f in "$TMP"/curl.rel.*; do
+		curl -s --max-time 300 --unix-socket "$SOCK" -K "$f" || problem "curl release failed"
+	done
+	# the releases' placement pass goes first
+	sleep 0.2
+	pids=""
+	t0=$(now_ns)
+	for f in "$TMP"/curl.reg.*; do
+		curl -s --max-time 300 --unix-socket "$SOCK" -K "$f" >"$f.out" &
+		pids="$pids $!"
+	done
+	for p in $pids; do wait "$p"; done
+	t1=$(now_ns)
+	cat "$TMP"/curl.reg.*.out >"$TMP/curl.all"
+	nok=$(awk '$1 == 201' "$TMP/curl.all" | wc -l)
+	awk '$1 == 201 { print $2 * 1000000 }' "$TMP/curl.all" >"$TMP/curl.us"
+	set -- $(pcts "$TMP/curl.us"); c50=$1 c99=$2
+	echo "  over curl (the last $tenth released and registered again, $SCALE_REG_CLIENTS streams, no process start): $nok in $(awk "BEGIN { printf \"%.2f\", ($t1 - $t0) / 1e9 }") s = $(awk "BEGIN { printf \"%.1f\", $nok / (($t1 - $t0) / 1e9) }") VMs/s, p50 $(ms "$c50") ms, p99 $(ms "$c99") ms"
+	[ "$nok" -eq "$tenth" ] || problem "curl re-registration: $nok of $tenth succeeded: $(awk '$1 != 201' "$TMP/curl.all" | head -3)"
+}
 
 # tier_host: the policy and fixture topology that admit N x SCALE_VCPUS;
 # sets CPUS, RATIO, TOPO_DESC
@@ -139,26 +204,32 @@ tier() {
 		problem "tenant create --vcpus $((N * SCALE_VCPUS)) failed"; return 1
 	fi
 
-	# registration, one vcpuctl per VM, timed each
-	: >"$TMP/reg.us"
-	REG=0 capped=""
-	t0=$(now_ns)
-	while [ $REG -lt "$N" ]; do
-		pid=$(sed -n 's/^fakevm pid=\([0-9]*\).*/\1/p' "$TMP/fake/$REG")
-		a=$(now_ns)
-		if ! ctl --timeout 300 vm register "vm-$REG" --tenant bench --pid "$pid" >/dev/null 2>"$TMP/reg.err"; then
-			problem "register vm-$REG failed: $(cat "$TMP/reg.err")"
-			break
-		fi
-		b=$(now_ns)
-		echo $(((b - a) / 1000)) >>"$TMP/reg.us"
-		REG=$((REG + 1))
-		if [ $(((b - t0) / 1000000000)) -ge "$SCALE_REG_MAX_S" ] && [ $REG -lt "$N" ]; then
-			capped=yes
-			break
-		fi
+	# registration as a control plane does it: SCALE_REG_CLIENTS concurrent
+	# streams, each a loop of vcpuctl runs (stream s registers VMs s, s+C,
+	# s+2C, ...), every run timed; first and last 10% by completion time
+	rm -f "$TMP"/reg.* "$TMP"/curl.*
+	k=0
+	while [ $k -lt "$N" ]; do
+		pid=$(sed -n 's/^fakevm pid=\([0-9]*\).*/\1/p' "$TMP/fake/$k")
+		echo "$k $pid" >>"$TMP/reg.in.$((k % SCALE_REG_CLIENTS))"
+		k=$((k + 1))
 	done
+	t0=$(now_ns)
+	pids=""
+	s=0
+	while [ $s -lt "$SCALE_REG_CLIENTS" ] && [ $s -lt "$N" ]; do
+		reg_stream "$s" "$t0" &
+		pids="$pids $!"
+		s=$((s + 1))
+	done
+	for p in $pids; do wait "$p"; done
 	t1=$(now_ns)
+	cat "$TMP"/reg.done.* 2>/dev/null | sort -n >"$TMP/reg.done"
+	REG=$(wc -l <"$TMP/reg.done")
+	awk '{ print $2 }' "$TMP/reg.done" >"$TMP/reg.us"
+	for f in "$TMP"/reg.fail.*; do [ -s "$f" ] && problem "register $(cat "$f")"; done
+	capped=""
+	[ -e "$TMP/reg.capped" ] && [ "$REG" -lt "$N" ] && capped=yes
 	reg_s=$(awk "BEGIN { printf \"%.1f\", ($t1 - $t0) / 1e9 }")
 	reg_rate=$(awk "BEGIN { printf \"%.1f\", $REG / (($t1 - $t0) / 1e9) }")
 	tenth=$((REG / 10)); [ $tenth -lt 1 ] && tenth=1
@@ -166,11 +237,14 @@ tier() {
 	tail -n $tenth "$TMP/reg.us" >"$TMP/reg.last"
 	set -- $(pcts "$TMP/reg.first"); f50=$1 f99=$2
 	set -- $(pcts "$TMP/reg.last"); l50=$1 l99=$2
-	echo "registration: $REG/$N VMs in $reg_s s = $reg_rate VMs/s"
+	echo "registration: $REG/$N VMs in $reg_s s = $reg_rate VMs/s ($SCALE_REG_CLIENTS concurrent vcpuctl streams)"
 	echo "  per registration (vcpuctl run), first 10% ($tenth): p50 $(ms "$f50") ms, p99 $(ms "$f99") ms"
 	echo "  per registration (vcpuctl run), last 10% ($tenth):  p50 $(ms "$l50") ms, p99 $(ms "$l99") ms"
 	if [ -n "$capped" ]; then
 		problem "registration capped at SCALE_REG_MAX_S=$SCALE_REG_MAX_S s: $REG of $N VMs registered ($reg_rate VMs/s); the rest is measured with $REG VMs"
+	fi
+	if [ "$REG" -eq "$N" ] && [ "$tenth" -ge 2 ]; then
+		curl_rereg
 	fi
 	if [ "$REG" -eq 0 ]; then return 1; fi
 

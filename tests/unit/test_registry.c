@@ -791,6 +791,51 @@ static void test_inventory_read_when_changed(void **state)
 	inventory_clear(&inv);
 }
 
+/* Register the next VM (1 vCPU, process 10000 + 10 * i) and count what it
+ * read from the store: result rows and statements. */
+static void register_counted(struct reg_fx *f, unsigned i, uint64_t *rows, uint64_t *stmts)
+{
+	pid_t pid = 10000 + 10 * (pid_t)i;
+	fake_vmm(f, pid, 100 + i, 1, pid);
+	char name[32];
+	snprintf(name, sizeof(name), "vm-%u", i);
+	struct error *err = NULL;
+	uint64_t r0 = store_rows(f->ts.st), s0 = store_statements(f->ts.st);
+	if (reg_api(f, name, "acme", pid, &err) < 0)
+		fail_msg("register %s: %s", name, err->msg);
+	*rows = store_rows(f->ts.st) - r0;
+	*stmts = store_statements(f->ts.st) - s0;
+}
+
+/* Registering a VM reads what it needs (the live VM holding its PID, its
+ * tenant, its name, each an indexed row; the use from the ledger in
+ * memory), not every VM: it costs as many rows and statements with 1,000
+ * VMs as with 10. */
+static void test_register_reads_what_it_needs(void **state)
+{
+	struct reg_fx *f = *state;
+	/* room for 1,000 1-vCPU VMs on the 16 CPUs */
+	registry_configure(f->reg, &f->pools, 64.0, 60);
+	tenant_ok(f, "acme", 1000);
+	uint64_t rows10 = 0, stmts10 = 0, rows = 0, stmts = 0;
+	for (unsigned i = 0; i < 1000; i++) {
+		register_counted(f, i, &rows, &stmts);
+		if (i == 10) {
+			rows10 = rows;
+			stmts10 = stmts;
+		}
+	}
+	assert_int_equal(st_int(f->ts.st, "SELECT count(*) FROM vms"), 1000);
+	/* the 11th read a handful of rows (what the inventory of 10 VMs
+	 * alone would exceed); the 1,000th read as many */
+	assert_true(rows10 > 0 && rows10 < 10);
+	assert_int_equal(rows, rows10);
+	assert_int_equal(stmts, stmts10);
+	struct error *err = NULL;
+	if (registry_ledger_check(f->reg, &err) < 0)
+		fail_msg("ledger: %s", err->msg);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
@@ -808,6 +853,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_faults_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ledger_in_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inventory_read_when_changed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register_reads_what_it_needs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

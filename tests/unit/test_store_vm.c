@@ -222,6 +222,42 @@ static void test_list_empty_and_get_unknown(void **state)
 	expect_error_msg(&err, ENOENT, "no VM 'ghost'");
 }
 
+/* The live VM holding a PID, by the PID: gone and stopped ones hold none;
+ * one statement and one row, not the table. */
+static void test_get_by_pid(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f->st, "acme", 16, 0);
+	vm_add(f->st, "web-1", "acme", 2, 4000);
+	vm_add(f->st, "web-2", "acme", 1, 4001);
+	vm_add(f->st, "db-1", "acme", 1, 4002);
+	set_state(f->st, "web-2", VM_STATE_GONE, 4001);
+	set_state(f->st, "db-1", VM_STATE_STOPPED, 0);
+	struct vm v;
+	uint64_t r0 = store_rows(f->st), s0 = store_statements(f->st);
+	assert_int_equal(store_vm_get_by_pid(f->st, 4000, &v, &err), 0);
+	assert_int_equal(store_rows(f->st) - r0, 1);
+	assert_true(store_statements(f->st) - s0 <= 3); /* BEGIN, SELECT, COMMIT */
+	assert_string_equal(v.name, "web-1");
+	assert_string_equal(v.tenant, "acme");
+	assert_int_equal(v.pid, 4000);
+	assert_int_equal(v.vcpus, 2);
+	assert_int_equal(v.n_threads, 0);
+	vm_clear(&v);
+	assert_int_equal(store_vm_get_by_pid(f->st, 4001, &v, &err), -1);
+	expect_error_msg(&err, ENOENT, "no live VM holds process 4001");
+	assert_int_equal(store_vm_get_by_pid(f->st, 4002, &v, &err), -1);
+	expect_error_msg(&err, ENOENT, "no live VM holds process 4002");
+	assert_int_equal(store_vm_get_by_pid(f->st, 0, &v, &err), -1);
+	expect_error_msg(&err, EINVAL, "cannot look a VM up by process: no process given");
+	/* the PID taken by a new VM after web-2 went */
+	vm_add(f->st, "web-3", "acme", 1, 4001);
+	assert_int_equal(store_vm_get_by_pid(f->st, 4001, &v, &err), 0);
+	assert_string_equal(v.name, "web-3");
+	vm_clear(&v);
+}
+
 static void test_unknown_tenant(void **state)
 {
 	struct fx *f = *state;
@@ -853,6 +889,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_register_and_read, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_list_empty_and_get_unknown, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_get_by_pid, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_tenant, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_name, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_pid_and_uuid, fx_setup, fx_teardown),
