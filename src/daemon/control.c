@@ -688,8 +688,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 
 	struct store_sample *rows = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*rows));
 	size_t n_rows = 0;
-	/* no API read is answered from here to the end: the rows of /v1/top
-	 * are replaced in place, its JSON dropped to be made when asked */
+	/* no API read is answered from here until the rows are done: the
+	 * rows of /v1/top are replaced in place, its JSON dropped to be made
+	 * when asked */
 	if (in->n_vms > c->cap_rows) {
 		c->cap_rows = in->n_vms * 2;
 		c->rows = xrealloc(c->rows, c->cap_rows * sizeof(*c->rows));
@@ -729,6 +730,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	c->top_interval_ms = in->policy->interval_ms;
 	c->top_dry_run = in->engine_dry_run || in->policy->throttle_dry_run;
 	c->top_throttle_enabled = in->policy->throttle_enabled;
+	/* /v1/top is whole again: reads may come in before the history */
+	if (in->yield)
+		in->yield(in->yield_data);
 	_cleanup_error_ struct error *e2 = NULL;
 	int64_t keep_since = now_ms - (int64_t)in->policy->retention_s * 1000;
 	if (store_samples_add(in->store, rows, n_rows, keep_since, &e2) < 0)

@@ -39,7 +39,8 @@ struct control_input {
 	size_t n_tenants;
 	const struct vm *vms;         /* as stored this tick (after discover) */
 	size_t n_vms;
-	/* called between the stage's steps (after sampling, after deciding):
+	/* called between the stage's steps (within and after sampling, after
+	 * deciding, before the history is written):
 	 * the daemon answers waiting API reads there; NULL: none */
 	void (*yield)(void *data);
 	void *yield_data;
