@@ -42,6 +42,19 @@ extern const size_t store_migrations_count;
  * schema version ("was written by a newer vcpud"), EIO for SQLite failures. */
 int store_open(const char *path, struct store **out, struct error **err);
 
+/* Move the WAL's checkpoints off the caller's thread: SQLite runs one
+ * (copying the log into the database and fsync'ing it) in whichever commit
+ * crosses 1,000 log pages, which made one tick in four wait for the disk
+ * (20+ ms, once 480 ms). After this the connection never checkpoints; a
+ * thread with its own connection does, PASSIVE (it never waits for the
+ * writer, nor the writer for it), every every_ms (0: the default,
+ * STORE_CHECKPOINT_EVERY_MS). Stopped by store_close(). A database in
+ * memory has nothing to checkpoint: 0, nothing started. */
+#define STORE_CHECKPOINT_EVERY_MS 2000
+int store_checkpoint_in_background(struct store *st, unsigned every_ms, struct error **err);
+/* How many checkpoints the thread made (tests). */
+uint64_t store_checkpoints(struct store *st);
+
 /* As store_open() but migrate only up to `version` (tests: build an "old"
  * database and upgrade it). A database already past `version` is opened
  * as it is (never downgraded); `version` beyond the newest migration is

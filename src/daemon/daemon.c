@@ -571,6 +571,10 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 	if (store_open(d->opt->db_path, &d->store, err) < 0)
 		return -1;
+	/* the tick never waits for a checkpoint's disk writes */
+	_cleanup_error_ struct error *ce = NULL;
+	if (store_checkpoint_in_background(d->store, 0, &ce) < 0)
+		log_warn("%s: checkpoints stay in the commits", ce->msg);
 	struct registry_config rcfg = {
 		.store = d->store, .host_root = d->opt->host_root, .topo = d->topo,
 		.pools = &d->pools, .cpu_ratio = d->policy->cpu_ratio,

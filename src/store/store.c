@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/store_internal.h"
 #include "vcpud/log.h"
@@ -419,10 +420,123 @@ int store_open_at_version(const char *path, int version, struct store **out,
 	return open_at(path, version, out, err);
 }
 
+/* --- checkpoints off the caller's thread ----------------------------------- */
+
+/* SQLite's default (SQLITE_DEFAULT_WAL_AUTOCHECKPOINT), put back at close */
+#define STORE_WAL_AUTOCHECKPOINT_PAGES 1000
+
+struct store_checkpointer {
+	sqlite3 *db;               /* its own connection to the same file */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	unsigned every_ms;
+	uint64_t runs;             /* checkpoints made (tests) */
+};
+
+static void *checkpointer_main(void *arg)
+{
+	struct store_checkpointer *c = arg;
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += c->every_ms / 1000;
+		until.tv_nsec += (long)(c->every_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+			;
+		if (c->stop)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		/* PASSIVE: as much as it can without waiting for anyone; the
+		 * writer goes on appending meanwhile */
+		int nlog = 0, ndone = 0;
+		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
+						   &ndone);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("database checkpoint: %s", sqlite3_errmsg(c->db));
+		pthread_mutex_lock(&c->mu);
+		c->runs++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int store_checkpoint_in_background(struct store *st, unsigned every_ms, struct error **err)
+{
+	if (st->ckpt)
+		return 0;
+	const char *file = sqlite3_db_filename(st->db, "main");
+	if (!file || !*file)
+		return 0; /* in memory: no WAL */
+	struct store_checkpointer *c = xcalloc(1, sizeof(*c));
+	c->every_ms = every_ms ? every_ms : STORE_CHECKPOINT_EVERY_MS;
+	if (sqlite3_open_v2(file, &c->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		error_set(err, EIO, "database %s: cannot open a connection for checkpoints: %s",
+			  st->path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		sqlite3_close(c->db);
+		free(c);
+		return -1;
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_mutex_init(&c->mu, NULL) != 0 || pthread_cond_init(&c->cv, &ca) != 0)
+		abort();
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		sqlite3_close(c->db);
+		free(c);
+		return error_set(err, EAGAIN, "database %s: cannot start the checkpoint thread",
+				 st->path);
+	}
+	STORE_LOCK(st);
+	sqlite3_wal_autocheckpoint(st->db, 0);
+	st->ckpt = c;
+	return 0;
+}
+
+uint64_t store_checkpoints(struct store *st)
+{
+	if (!st->ckpt)
+		return 0;
+	pthread_mutex_lock(&st->ckpt->mu);
+	uint64_t n = st->ckpt->runs;
+	pthread_mutex_unlock(&st->ckpt->mu);
+	return n;
+}
+
+static void checkpointer_stop(struct store *st)
+{
+	struct store_checkpointer *c = st->ckpt;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	sqlite3_close(c->db);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	st->ckpt = NULL;
+	/* the last connection checkpoints on close, as SQLite does */
+	sqlite3_wal_autocheckpoint(st->db, STORE_WAL_AUTOCHECKPOINT_PAGES);
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	checkpointer_stop(st);
 	cache_clear(st);
 	if (st->db) {
 		/* refresh the planner's statistics if they are stale; cheap */

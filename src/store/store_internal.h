@@ -34,6 +34,8 @@ struct store {
 	/* rows changed by writes that leave the inventory as it is (history,
 	 * events, throttle state): store_inventory_mark() discounts them */
 	int64_t quiet_changes;
+	/* store_checkpoint_in_background(): its thread and connection */
+	struct store_checkpointer *ckpt;
 };
 
 /* One cached statement: its SQL (a copy: the key) and the literal it was

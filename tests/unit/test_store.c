@@ -1137,6 +1137,63 @@ static void test_stmt_cache_across_transactions(void **state)
 	assert_int_equal(got.weight, 7);
 }
 
+/* Checkpoints in the background: the connection's commits never checkpoint
+ * (the WAL grows past SQLite's 1,000-page trigger), the thread copies the
+ * log into the database, and close stops it and leaves nothing behind. */
+static void wal_frames(struct store *st, int64_t *log, int64_t *done)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open_v2(sqlite3_db_filename(store_sqlite(st), "main"), &db,
+					 SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_stmt *s = NULL;
+	/* PASSIVE from a third connection: says how much of the log is in */
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &s, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	*log = sqlite3_column_int64(s, 1);
+	*done = sqlite3_column_int64(s, 2);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
+static void test_checkpoint_in_background(void **state)
+{
+	struct fx *f = *state;
+	struct error *err = NULL;
+	assert_int_equal(store_checkpoint_in_background(f->st, 3600 * 1000, &err), 0);
+	/* about 1,500 pages of log, none of it checkpointed by the commits */
+	char big[4000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	char *details = xasprintf("{\"pad\":\"%s\"}", big);
+	for (int i = 0; i < 1500; i++)
+		assert_int_equal(store_event_add(f->st, "uid:0", "test.pad", NULL, details, &err), 0);
+	free(details);
+	assert_int_equal(store_checkpoints(f->st), 0);
+	struct stat sb;
+	_cleanup_free_ char *wal = xasprintf("%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size > 1200 * 4096); /* no commit cut it short */
+	store_close(f->st);
+
+	/* a thread that checkpoints every 20 ms catches up on its own */
+	assert_int_equal(store_open(f->path, &f->st, &err), 0);
+	store_set_clock(f->st, fake_clock);
+	assert_int_equal(store_checkpoint_in_background(f->st, 20, &err), 0);
+	assert_int_equal(store_event_add(f->st, "uid:0", "test.one", NULL, NULL, &err), 0);
+	for (int i = 0; i < 200 && store_checkpoints(f->st) < 2; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	assert_true(store_checkpoints(f->st) >= 2);
+	int64_t log = -1, done = -1;
+	wal_frames(f->st, &log, &done);
+	assert_true(log >= 0);
+	assert_int_equal(done, log);
+	assert_int_equal(st_int(f->st, "SELECT count(*) FROM events WHERE action = 'test.pad'"),
+			 1500);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1166,6 +1223,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_add_invalid, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_refuses_bad_rows, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_integrity_check, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_in_background, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stmt_cache_reuse, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stmt_cache_reuse_after_error, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stmt_cache_across_transactions, fx_setup,
