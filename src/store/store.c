@@ -5,6 +5,7 @@
  * build on the helpers here (store_internal.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,7 +490,15 @@ int store_checkpoint_in_background(struct store *st, unsigned every_ms, struct e
 	if (pthread_mutex_init(&c->mu, NULL) != 0 || pthread_cond_init(&c->cv, &ca) != 0)
 		abort();
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
+	/* the thread takes no signal: it starts with all of them blocked
+	 * (a daemon that waits for SIGHUP on a signalfd blocks it in its own
+	 * thread only, perhaps after this; the default action would end it) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int prc = pthread_create(&c->thread, NULL, checkpointer_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
 		pthread_cond_destroy(&c->cv);
 		pthread_mutex_destroy(&c->mu);
 		sqlite3_close(c->db);
