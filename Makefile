@@ -125,7 +125,7 @@ HAVE_BPF := $(shell command -v $(BPF_CLANG) >/dev/null 2>&1 && \
 ifeq ($(HAVE_BPF),1)
 BPF_ARCH_INC := /usr/include/$(shell $(CC) -print-multiarch 2>/dev/null)
 .PRECIOUS: $(BUILD)/gen/%.bpf.o
-$(BUILD)/gen/%.bpf.o: tests/bench/%.bpf.c
+$(BUILD)/gen/%.bpf.o: tests/bench/%.bpf.c tests/bench/sched_task.bpf.h
 	@mkdir -p $(dir $@)
 	$(BPF_CLANG) -target bpf -g -O2 -Wall -I$(BPF_ARCH_INC) -c $< -o $@
 $(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o

@@ -17,21 +17,7 @@
 
 /* --- the kernel's structs, the members read here only ---------------------- */
 
-struct sched_entity {
-	__u64 sum_exec_runtime;
-} __attribute__((preserve_access_index));
-
-struct sched_info {
-	unsigned long long run_delay;
-} __attribute__((preserve_access_index));
-
-struct task_struct {
-	int pid;                 /* the thread's id (TID) */
-	int tgid;                /* its process's (PID) */
-	__u64 start_time;        /* CLOCK_MONOTONIC ns at fork: tells a reused tid */
-	struct sched_entity se;
-	struct sched_info sched_info;
-} __attribute__((preserve_access_index));
+#include "sched_task.bpf.h"
 
 struct seq_file;
 

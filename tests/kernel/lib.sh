@@ -60,6 +60,11 @@ expect_range() {
 # abort_scenario DETAIL: record a failure and stop the scenario (cleanup runs)
 abort_scenario() {
 	fail setup "$*"
+	# what the scenario's vcpud said (the serial log is all CI keeps)
+	if [ -n "${VCPUD_LOG:-}" ] && [ -s "${VCPUD_LOG:-}" ]; then
+		note "vcpud status: $(ctl status 2>&1 | tr '\n' ';' | head -c 600)"
+		tail -n 40 "$VCPUD_LOG" | grep -v ' debug: ' | tail -n 25 | sed "s/^/   [$T_SCENARIO] vcpud: /"
+	fi
 	exit 1
 }
 

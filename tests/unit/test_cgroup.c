@@ -1437,11 +1437,7 @@ static void test_steady_vms_left_alone(void **state)
 	(void)state;
 	struct wide w;
 	wide_init(&w);
-	struct cgroup_engine_config cfg = { .cgroup_mount = F.mount, .sysroot = F.outer,
-					    .ops = &fake_ops, .verify_ticks = 4 };
-	struct cgroup_engine *e = NULL;
-	struct error *err = NULL;
-	assert_int_equal(cgroup_engine_new(&cfg, &e, &err), 0);
+	struct cgroup_engine *e = engine_v(false, 4);
 	run(e, &w.s.tree);
 	assert_true(replanned_is(e, (const char *[]){ "7", "8", "9" }, 3));
 	struct cgroup_reconcile_stats st = run(e, &w.s.tree);
