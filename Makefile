@@ -8,6 +8,7 @@
 #   make run              vcpud in the foreground on ./run/ (no cgroups)
 #   make bench-scale      vcpud's costs with 100, 500, 1000 idle fake VMs
 #                         (SCALE_N="100 500" SCALE_VCPUS=8; long)
+#   make bench-scale-kernel  the same in real mode in the kernel sandbox
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr DESTDIR=/tmp/pkg
 
@@ -60,7 +61,7 @@ FIXTURE_BINS := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%)
 BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard tests/bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale tests
+.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests
 all: $(BUILD)/vcpud $(BUILD)/vcpuctl $(FIXTURE_BINS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE= on and off).
@@ -165,6 +166,11 @@ bench: all $(BENCH_BINS)
 # tick cost, syscalls, memory, log growth, API latency); tens of minutes.
 bench-scale: all
 	@VCPUD_BUILD=$(abspath $(BUILD)) sh tests/bench/scale.sh
+
+# the same in real mode, on the kernel sandbox's cgroup v2 tree (an 8-CPU
+# guest: about the most 8-vCPU VMs it admits); figures in TCG
+bench-scale-kernel: tests
+	@VCPUD_QEMU_SMP=8 sh tests/kernel/run.sh --show bench-scale
 
 # The main job: boot the real-kernel sandbox and show vcpud catching a noisy
 # neighbour (tests/kernel/scenarios/20-throttle.sh, printed live).

@@ -6,6 +6,7 @@
 #
 # Usage: tests/kernel/run.sh [--shell | --show] [SCENARIO...]
 #   SCENARIO: a name in scenarios/ with or without .sh, or a unique prefix
+#   (without one: all of them but bench-*, which run only when named)
 #   ("01"); default: all of them, in order.
 #   --shell: interactive; a shell in the guest after the scenarios.
 #   --show: print what the scenarios print, live (`make demo` uses it); the
@@ -60,7 +61,8 @@ esac
 all=$(cd "$here/scenarios" && ls ./*.sh 2>/dev/null | sed 's|^\./||; s|\.sh$||' | LC_ALL=C sort)
 scenarios=""
 if [ $# -eq 0 ]; then
-	scenarios=$all
+	# bench-* scenarios print figures and run only when named
+	scenarios=$(echo "$all" | grep -v '^bench-' || true)
 else
 	for a in "$@"; do
 		a=${a##*/}
