@@ -108,7 +108,8 @@ sleep 0.3
 grep -q "reloaded" "$LOG" && ok "good policy reloaded on SIGHUP" || bad "no reload logged"
 
 # a second daemon on the same socket is refused, the first keeps serving
-OUT=$("$VCPUD" --foreground --db "$TMP/other.db" --socket "$SOCK" --policy "$POLICY" --cgroup-root "$TMP/cgroup2" --dry-run 2>&1)
+# (bounded: if the first one died, the second would serve for good)
+OUT=$(timeout 10 "$VCPUD" --foreground --db "$TMP/other.db" --socket "$SOCK" --policy "$POLICY" --cgroup-root "$TMP/cgroup2" --dry-run 2>&1)
 rc=$?
 [ $rc -ne 0 ] && ok "second daemon on a live socket refused" || bad "second daemon started"
 contains "says another vcpud" "another vcpud"
