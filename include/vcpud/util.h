@@ -102,4 +102,19 @@ uint32_t recheck_due(uint32_t now, unsigned every, uint64_t key);
 int64_t now_mono_ns(void);
 int64_t now_real_ns(void);
 
+/* A hook that a long computation calls back at most once every so often
+ * (the daemon answers its API's reads there within a long tick stage). */
+struct yield_hook {
+	void (*fn)(void *data);  /* NULL: never */
+	void *data;
+	int64_t every_ns;
+	int64_t last_ns;         /* monotonic: the last call, or the start */
+};
+void yield_hook_set(struct yield_hook *h, void (*fn)(void *data), void *data, unsigned every_us);
+/* The computation begins: the interval counts from now. */
+void yield_hook_start(struct yield_hook *h);
+/* fn(data) when the interval has passed since the start or the last
+ * call; returns how long the call took (0: no call). */
+int64_t yield_hook_maybe(struct yield_hook *h);
+
 #endif

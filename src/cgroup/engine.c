@@ -57,10 +57,7 @@ struct cgroup_engine {
 	unsigned verify_ticks;       /* <= 1: no cache */
 	uint32_t gen;                /* reconciles so far */
 	struct known known;
-	void (*yield)(void *data);   /* cgroup_engine_set_yield() */
-	void *yield_data;
-	int64_t yield_every_ns;
-	int64_t yield_last_ns;
+	struct yield_hook yield;     /* cgroup_engine_set_yield() */
 	/* the VMs the last reconcile planned anew (cgroup_engine_replanned) */
 	char **replanned;
 	size_t n_replanned, cap_replanned;
@@ -140,20 +137,7 @@ size_t cgroup_engine_overlay_entries(const struct cgroup_engine *e)
 void cgroup_engine_set_yield(struct cgroup_engine *e, void (*fn)(void *data), void *data,
 			     unsigned every_us)
 {
-	e->yield = fn;
-	e->yield_data = data;
-	e->yield_every_ns = (int64_t)every_us * 1000;
-}
-
-static void maybe_yield(struct cgroup_engine *e)
-{
-	if (!e->yield)
-		return;
-	int64_t now = now_mono_ns();
-	if (now - e->yield_last_ns < e->yield_every_ns)
-		return;
-	e->yield(e->yield_data);
-	e->yield_last_ns = now_mono_ns();
+	yield_hook_set(&e->yield, fn, data, every_us);
 }
 
 void cgroup_engine_forget(struct cgroup_engine *e)
@@ -1116,7 +1100,7 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 				rc->vm = spec->vms[j].name;
 				reconcile_vm_whole(rc, &t, ti, j);
 				rc->vm = NULL;
-				maybe_yield(rc->e);
+				yield_hook_maybe(&rc->e->yield);
 			}
 	}
 	rc->tenant = NULL;
@@ -1480,7 +1464,7 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	replanned_clear(e);
 	vm_sums_make(&rc);
 	cgroup_tree_judge_with(desired, &rc.j, vm_judged_before, &rc);
-	e->yield_last_ns = now_mono_ns();
+	yield_hook_start(&e->yield);
 
 	struct grp mount = { 0 }, root = { 0 };
 	unsigned dry_writes0 = e->dry.writes;

@@ -216,6 +216,30 @@ uint64_t hash_str(uint64_t h, const char *s)
 	return h;
 }
 
+void yield_hook_set(struct yield_hook *h, void (*fn)(void *data), void *data, unsigned every_us)
+{
+	h->fn = fn;
+	h->data = data;
+	h->every_ns = (int64_t)every_us * 1000;
+}
+
+void yield_hook_start(struct yield_hook *h)
+{
+	h->last_ns = now_mono_ns();
+}
+
+int64_t yield_hook_maybe(struct yield_hook *h)
+{
+	if (!h->fn)
+		return 0;
+	int64_t before = now_mono_ns();
+	if (before - h->last_ns < h->every_ns)
+		return 0;
+	h->fn(h->data);
+	h->last_ns = now_mono_ns();
+	return h->last_ns - before;
+}
+
 uint32_t recheck_due(uint32_t now, unsigned every, uint64_t key)
 {
 	if (!every)

@@ -25,9 +25,6 @@
  * another tool sets an affinity (seen within this many ticks). */
 #define CPUS_REFRESH_TICKS 60
 
-/* How long the sampling may go on before waiting API reads are answered. */
-#define SAMPLE_YIELD_US 3000
-
 /* A cgroup's cpu.stat, read through an fd kept open (pread each tick, as
  * the sampler does); a group that is not there (not made yet, a dry run)
  * is looked for again every CPU_STAT_RETRY_TICKS or when its VM is placed
@@ -597,7 +594,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	}
 	_cleanup_error_ struct error *serr = NULL;
 	/* thousands of threads: API reads are answered in between */
-	sampler_set_yield(c->sampler, in->yield, in->yield_data, SAMPLE_YIELD_US);
+	sampler_set_yield(c->sampler, in->yield, in->yield_data, in->yield_every_us);
 	int src = sampler_tick(c->sampler, c->targets, n, now_ns, c->out, &serr);
 	sampler_set_yield(c->sampler, NULL, NULL, 0);
 	if (src < 0) {

@@ -44,6 +44,7 @@ struct control_input {
 	 * the daemon answers waiting API reads there; NULL: none */
 	void (*yield)(void *data);
 	void *yield_data;
+	unsigned yield_every_us;      /* ... and within the sampling, this often */
 };
 
 /* One tick's sample, decide and record. *caps_changed says whether the set

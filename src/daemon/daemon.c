@@ -62,8 +62,9 @@ struct daemon {
 	bool stop;
 };
 
-/* Within a tick's reconcile, API reads are answered at least this often. */
-#define RECONCILE_YIELD_US 3000
+/* Within a tick's reconcile and sampling, API reads are answered at least
+ * this often. */
+#define STAGE_YIELD_US 3000
 
 /* How long a change waits for the ones that follow it before its
  * placement pass: a burst of registrations shares one pass. At least
@@ -236,7 +237,7 @@ static void reconcile(struct daemon *d, const struct inventory *inv, bool in_tic
 	struct cgroup_faults faults = { 0 };
 	if (in_tick) {
 		serve_reads(d);
-		cgroup_engine_set_yield(d->engine, serve_reads, d, RECONCILE_YIELD_US);
+		cgroup_engine_set_yield(d->engine, serve_reads, d, STAGE_YIELD_US);
 	}
 	int rc = cgroup_tree_reconcile(d->engine, tree, &st, &faults, &err);
 	cgroup_engine_set_yield(d->engine, NULL, NULL, 0);
@@ -435,7 +436,7 @@ static void tick(struct daemon *d)
 		.engine_dry_run = d->opt->dry_run,
 		.tenants = inv.tenants, .n_tenants = inv.n_tenants,
 		.vms = inv.vms, .n_vms = inv.n_vms,
-		.yield = serve_reads, .yield_data = d,
+		.yield = serve_reads, .yield_data = d, .yield_every_us = STAGE_YIELD_US,
 	};
 	bool caps_changed = false;
 	if (control_tick(d->control, &in, &caps_changed, &err) < 0)

@@ -46,9 +46,7 @@ struct sampler {
 	size_t cap_pending, cap_where;
 	unsigned long long nofile; /* RLIMIT_NOFILE soft limit */
 	unsigned long long nofile_hard;
-	void (*yield)(void *data); /* sampler_set_yield() */
-	void *yield_data;
-	int64_t yield_every_ns;
+	struct yield_hook yield;   /* sampler_set_yield() */
 };
 
 /* What went wrong during one tick: the first failure and how many. */
@@ -407,9 +405,7 @@ int sampler_fd(const struct sampler *s, pid_t pid, pid_t tid)
 
 void sampler_set_yield(struct sampler *s, void (*fn)(void *data), void *data, unsigned every_us)
 {
-	s->yield = fn;
-	s->yield_data = data;
-	s->yield_every_ns = (int64_t)every_us * 1000;
+	yield_hook_set(&s->yield, fn, data, every_us);
 }
 
 /* Every so many targets: the yield hook when its interval has passed; the
@@ -417,20 +413,10 @@ void sampler_set_yield(struct sampler *s, void (*fn)(void *data), void *data, un
  * keeps the time of its own reading, so its window stays right). */
 #define YIELD_CHECK_EVERY 256
 
-static void maybe_yield(struct sampler *s, int64_t *mono_ns, int64_t *last_ns)
-{
-	int64_t before = now_mono_ns();
-	if (before - *last_ns < s->yield_every_ns)
-		return;
-	s->yield(s->yield_data);
-	*last_ns = now_mono_ns();
-	*mono_ns += *last_ns - before;
-}
-
 int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t n,
 		 int64_t mono_ns, struct sample_vcpu *out, struct error **err)
 {
-	int64_t yield_last_ns = s->yield ? now_mono_ns() : 0;
+	yield_hook_start(&s->yield);
 	if (n > UINT32_MAX - 1)
 		return error_set(err, EINVAL, "cannot sample %zu threads: too many", n);
 	if (n && (!targets || !out))
@@ -459,8 +445,8 @@ int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t 
 			if (next + 1 < s->n_slots)
 				__builtin_prefetch(&s->slots[next + 1], 1);
 		}
-		if (s->yield && i % YIELD_CHECK_EVERY == YIELD_CHECK_EVERY - 1)
-			maybe_yield(s, &mono_ns, &yield_last_ns);
+		if (s->yield.fn && i % YIELD_CHECK_EVERY == YIELD_CHECK_EVERY - 1)
+			mono_ns += yield_hook_maybe(&s->yield);
 		struct slot *sl = slot_find(s, tg->pid, tg->tid, next);
 		if (!sl) {
 			s->pending[n_pending++] = (uint32_t)i;
