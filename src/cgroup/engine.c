@@ -314,13 +314,21 @@ static int rc_fail(struct rc *rc, int code, const char *fmt, ...)
 
 /* Whether the kernel is known to hold `val` under `key` (and the entry is
  * not due for a re-read); marks the entry as looked at either way. */
-static bool known_fresh(struct rc *rc, uint64_t key, uint64_t val)
+/* The entry when the kernel is known to hold `val` under `key`, due or
+ * not (NULL: unknown, or another value); marks it as looked at either way. */
+static struct known_slot *known_same(struct rc *rc, uint64_t key, uint64_t val)
 {
 	struct known_slot *s = known_find(&rc->e->known, key);
 	if (!s)
-		return false;
+		return NULL;
 	s->gen = rc->gen;
-	return s->val == val && rc->gen < s->due && !rc->verify;
+	return s->val == val ? s : NULL;
+}
+
+static bool known_fresh(struct rc *rc, uint64_t key, uint64_t val)
+{
+	const struct known_slot *s = known_same(rc, key, val);
+	return s && rc->gen < s->due && !rc->verify;
 }
 
 /* Remember that the kernel holds `val` under `key` (just read or written). */
@@ -416,11 +424,7 @@ static bool structure_fresh(struct rc *rc, const struct grp *g, const char *file
 	 * engine looks at it within the overlay's horizon) */
 	if (!rc->verify || rc->e->dry_run)
 		return file_fresh(rc, g, file, value);
-	struct known_slot *s = known_find(&rc->e->known, file_key(g->abs, file));
-	if (!s)
-		return false;
-	s->gen = rc->gen;
-	return s->val == hash_str(HASH_SEED, value);
+	return known_same(rc, file_key(g->abs, file), hash_str(HASH_SEED, value)) != NULL;
 }
 
 static int ensure_dir(struct rc *rc, struct grp *g)
@@ -1033,10 +1037,8 @@ static bool vm_judged_before(void *data, size_t ti, size_t j)
 static void reconcile_vm_whole(struct rc *rc, const struct grp *tenant, size_t ti, size_t j)
 {
 	struct vm_sum *m = &rc->vm_sum[ti][j];
-	struct known_slot *s = known_find(&rc->e->known, m->key);
-	bool same = s && s->val == m->val;
-	if (s)
-		s->gen = rc->gen;
+	const struct known_slot *s = known_same(rc, m->key, m->val);
+	bool same = s != NULL;
 	if (same && rc->gen < s->due) {
 		m->steady = true;
 		return;
