@@ -980,7 +980,7 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 		}
 		/* the same process with as many threads as when its task
 		 * directory was last read: its vCPU threads are the stored ones */
-		struct threads_seen *ts = seen_get(r, v->name);
+		struct threads_seen *ts = si != SIZE_MAX ? &r->seen[si] : seen_get(r, v->name);
 		ts->pass = r->passes;
 		if (v->state == VM_STATE_RUNNING && v->start_time == start && ts->pid == v->pid &&
 		    ts->start_time == start && ts->num_threads == ps.num_threads &&
