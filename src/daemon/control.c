@@ -122,7 +122,12 @@ int control_new(const char *host_root, uint32_t interval_ms, struct control **ou
 	return 0;
 }
 
-static void cg_close(struct cg_reading *r);
+static void cg_close(struct cg_reading *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
 
 void control_free(struct control *c)
 {
@@ -163,34 +168,6 @@ const struct plan_vm_cap *control_caps(const struct control *c, size_t *n)
 {
 	*n = c->n_caps;
 	return c->caps;
-}
-
-static json_t *num_or_null(bool valid, double v);
-static json_t *cap_json(uint64_t quota_us);
-
-json_t *control_top(struct control *c)
-{
-	if (c->top || !c->have_top)
-		return c->top;
-	json_t *vms = json_array();
-	for (size_t i = 0; i < c->n_rows; i++) {
-		const struct top_row *r = &c->rows[i];
-		json_array_append_new(vms, json_pack(
-			"{s:s,s:s,s:s?,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:s}",
-			"name", r->name, "tenant", r->tenant, "class", r->class_,
-			"state", r->state, "vcpus", r->vcpus,
-			"usage_pct", num_or_null(r->valid, r->usage_pct),
-			"steal_pct", num_or_null(r->valid, r->steal_pct),
-			"steal_max_pct", num_or_null(r->valid, r->steal_max_pct),
-			"throttled_pct", num_or_null(r->live, r->throttled_pct),
-			"cap_pct", r->capped ? cap_json(r->cap_quota_us) : json_null(),
-			"throttle", r->throttle));
-	}
-	c->top = json_pack("{s:I,s:I,s:i,s:b,s:b,s:o}", "ts_ms", (json_int_t)c->top_ts_ms, "tick",
-			   (json_int_t)c->top_tick, "interval_ms", (int)c->top_interval_ms,
-			   "dry_run", c->top_dry_run, "throttle_enabled", c->top_throttle_enabled,
-			   "vms", vms);
-	return c->top;
 }
 
 /* --- runtime state by name --------------------------------------------------- */
@@ -241,13 +218,6 @@ void control_replanned(struct control *c, const char *const *vms, size_t n)
 
 /* Drop the entries not seen this tick (VMs released or gone, tenants
  * deleted) and clear the marks for the next one. */
-static void cg_close(struct cg_reading *r)
-{
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-}
-
 static void rt_sweep(struct control *c)
 {
 	size_t j = 0;
@@ -542,6 +512,31 @@ static bool caps_take(struct control *c, const struct throttle_result *r)
 static json_t *num_or_null(bool valid, double v)
 {
 	return valid ? json_real(round(v * 10) / 10) : json_null();
+}
+
+json_t *control_top(struct control *c)
+{
+	if (c->top || !c->have_top)
+		return c->top;
+	json_t *vms = json_array();
+	for (size_t i = 0; i < c->n_rows; i++) {
+		const struct top_row *r = &c->rows[i];
+		json_array_append_new(vms, json_pack(
+			"{s:s,s:s,s:s?,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:s}",
+			"name", r->name, "tenant", r->tenant, "class", r->class_,
+			"state", r->state, "vcpus", r->vcpus,
+			"usage_pct", num_or_null(r->valid, r->usage_pct),
+			"steal_pct", num_or_null(r->valid, r->steal_pct),
+			"steal_max_pct", num_or_null(r->valid, r->steal_max_pct),
+			"throttled_pct", num_or_null(r->live, r->throttled_pct),
+			"cap_pct", r->capped ? cap_json(r->cap_quota_us) : json_null(),
+			"throttle", r->throttle));
+	}
+	c->top = json_pack("{s:I,s:I,s:i,s:b,s:b,s:o}", "ts_ms", (json_int_t)c->top_ts_ms, "tick",
+			   (json_int_t)c->top_tick, "interval_ms", (int)c->top_interval_ms,
+			   "dry_run", c->top_dry_run, "throttle_enabled", c->top_throttle_enabled,
+			   "vms", vms);
+	return c->top;
 }
 
 /* --- the tick ---------------------------------------------------------------------- */
