@@ -183,19 +183,10 @@ tier() {
 
 	# the fake VMs, all at once
 	t0=$(now_ns)
-	k=0
-	while [ $k -lt "$N" ]; do
-		spawn_fake "$TMP/fake/$k" --vcpus "$SCALE_VCPUS" --idle
-		k=$((k + 1))
-	done
-	k=0
-	while [ $k -lt "$N" ]; do
-		if ! wait_fake "$TMP/fake/$k" 300; then
-			problem "fakevm $k of $N did not start: $(head -c 300 "$TMP/fake/$k") (max user processes $(awk '/^Max processes/ { print $3 }' /proc/self/limits), pid_max $(cat /proc/sys/kernel/pid_max))"
-			return 1
-		fi
-		k=$((k + 1))
-	done
+	if ! start_fakes "$N" "$SCALE_VCPUS" "$TMP/fake/" 300 >"$TMP/fakes.err"; then
+		problem "$(cat "$TMP/fakes.err") (max user processes $(awk '/^Max processes/ { print $3 }' /proc/self/limits), pid_max $(cat /proc/sys/kernel/pid_max))"
+		return 1
+	fi
 	t1=$(now_ns)
 	echo "fake VMs: $N started in $(awk "BEGIN { printf \"%.1f\", ($t1 - $t0) / 1e9 }") s"
 

@@ -79,18 +79,30 @@ wait_fake() { # OUTFILE [TENTHS]: until "fakevm ready" in it (default 5 s)
 	done
 }
 start_fake() { spawn_fake "$@" && wait_fake "$1"; }
+# start_fakes N VCPUS PREFIX [TENTHS]: N idle fake VMs of VCPUS vCPUs started
+# at once, their output in PREFIX0 .. PREFIX(N-1), then waited for (each
+# TENTHS / 10 s at most, default 5 s); one that does not start is named on
+# stdout with the start of its output, and the return is 1
+start_fakes() {
+	_k=0
+	while [ $_k -lt "$1" ]; do
+		spawn_fake "$3$_k" --vcpus "$2" --idle
+		_k=$((_k + 1))
+	done
+	_k=0
+	while [ $_k -lt "$1" ]; do
+		wait_fake "$3$_k" "${4:-50}" ||
+			{ echo "fakevm $_k of $1 did not start: $(head -c 300 "$3$_k")"; return 1; }
+		_k=$((_k + 1))
+	done
+}
 # register_fakes N VCPUS TENANT: start N idle fake VMs of VCPUS vCPUs and
 # register them one by one as vm-0 .. vm-(N-1) of TENANT (for benchmarks;
 # no other fake VM may have been started before)
 register_fakes() {
-	_k=0
-	while [ $_k -lt "$1" ]; do
-		spawn_fake "$TMP/fake.$_k" --vcpus "$2" --idle
-		_k=$((_k + 1))
-	done
+	start_fakes "$1" "$2" "$TMP/fake." || return 1
 	_k=0
 	for _p in $VMPIDS; do
-		wait_fake "$TMP/fake.$_k" || { echo "fakevm $_k did not start"; return 1; }
 		ctl vm register "vm-$_k" --tenant "$3" --pid "$_p" >/dev/null ||
 			{ echo "register vm-$_k failed"; return 1; }
 		_k=$((_k + 1))
