@@ -1310,6 +1310,18 @@ static void test_failure_attributed_to_vm(void **state)
 	cgroup_faults_clear(&f);
 }
 
+/* Reconcile until one writes (at most 20 times): how many it took. */
+static int runs_until_written(struct cgroup_engine *e, const struct cgroup_tree *t,
+			      struct cgroup_reconcile_stats *st)
+{
+	int n = 0;
+	do {
+		*st = run(e, t);
+		n++;
+	} while (st->writes == 0 && n < 20);
+	return n;
+}
+
 /* What the engine knows it trusts: a steady reconcile reads nothing; a
  * change of the tree is written at once; a change behind its back is put
  * right when the entry falls due; the table holds only the current tree. */
@@ -1341,11 +1353,7 @@ static void test_known_values(void **state)
 
 	/* another tool writes cpu.weight: put right within 3/2 x 4 + 1 reconciles */
 	write_in(F.root, "tenant-acme/vm-8/cpu.weight", "777\n");
-	int n = 0;
-	do {
-		st = run(e, &w.s.tree);
-		n++;
-	} while (st.writes == 0 && n < 20);
+	int n = runs_until_written(e, &w.s.tree, &st);
 	assert_true(n >= 2 && n <= 7);
 	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "333\n");
 	/* re-reads are spread: no reconcile re-reads everything at once */
@@ -1456,11 +1464,7 @@ static void test_steady_vms_left_alone(void **state)
 	/* another tool changes a steady VM: put right within 3/2 x 4 + 1
 	 * reconciles, by a re-read of the whole VM */
 	write_in(F.root, "tenant-beta/vm-9/cpu.weight", "777\n");
-	int n = 0;
-	do {
-		st = run(e, &w.s.tree);
-		n++;
-	} while (st.writes == 0 && n < 20);
+	int n = runs_until_written(e, &w.s.tree, &st);
 	assert_true(n <= 7);
 	assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "150\n");
 	assert_true(replanned_is(e, (const char *[]){ "9" }, 1));
