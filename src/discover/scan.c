@@ -860,8 +860,11 @@ static void refresh(struct proc_ctx *c, const struct pass *p, struct pid_entry *
 				c->st.errors++;
 			return;
 		}
-		if (st.start_time != e->start_time || strcmp(st.comm, e->comm) != 0) {
-			/* another process under the same PID, or an exec */
+		if (e->exited || st.start_time != e->start_time || strcmp(st.comm, e->comm) != 0) {
+			/* another process under the same PID (its pidfd said the
+			 * one watched exited: a start time counts 10 ms clock
+			 * ticks, so a PID reused within one looks the same), or
+			 * an exec */
 			probe(c, p, e);
 			return;
 		}

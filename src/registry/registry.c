@@ -106,6 +106,11 @@ struct threads_seen {
 	uint32_t stat_due;         /* watched: the pass that reads its stat again */
 	uint32_t pass;             /* the pass that last looked at it */
 	int pidfd;                 /* watches pid (real procfs only), -1 none */
+	/* its pidfd said the process (pid, start_time) exited: the VM is
+	 * gone, whatever has the PID now. A start time counts clock ticks
+	 * (10 ms), so a PID reused within one tick looks the same in /proc;
+	 * only the pidfd, taken at registration, tells them apart. */
+	bool exited;
 };
 
 static int64_t real_now_ms(void)
@@ -879,7 +884,29 @@ static void seen_watch(struct threads_seen *ts, int *pidfd)
 	if (ts->pidfd >= 0)
 		close(ts->pidfd);
 	ts->pidfd = *pidfd;
+	ts->exited = false;
 	*pidfd = -1;
+}
+
+/* Whether the pidfd watching VM v's process has said it exited (polled
+ * now when it has not yet). */
+static bool seen_exited(struct registry *r, const struct vm *v)
+{
+	size_t i = r->seen_ix.stride ? name_index_find(&r->seen_ix, r->seen, v->name) : SIZE_MAX;
+	if (i == SIZE_MAX)
+		return false;
+	struct threads_seen *ts = &r->seen[i];
+	if (ts->pid != v->pid || !v->start_time || ts->start_time != v->start_time)
+		return false; /* it watched another process of this name */
+	if (!ts->exited && ts->pidfd >= 0) {
+		struct pollfd pfd = { .fd = ts->pidfd, .events = POLLIN };
+		if (poll(&pfd, 1, 0) > 0) {
+			close(ts->pidfd);
+			ts->pidfd = -1;
+			ts->exited = true;
+		}
+	}
+	return ts->exited;
 }
 
 /* Drop the entries of VMs this pass did not look at. */
@@ -914,6 +941,7 @@ static void seen_poll_exits(struct registry *r)
 		if (r->pfds[i].fd >= 0 && r->pfds[i].revents) {
 			close(r->seen[i].pidfd);
 			r->seen[i].pidfd = -1;
+			r->seen[i].exited = true;
 		}
 }
 
@@ -947,14 +975,25 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			continue;
 		size_t si = r->seen_ix.stride ? name_index_find(&r->seen_ix, r->seen, v->name)
 					      : SIZE_MAX;
-		if (si != SIZE_MAX && seen_watched(r, v, &r->seen[si])) {
-			r->seen[si].pass = r->passes;
+		struct threads_seen *w = si != SIZE_MAX ? &r->seen[si] : NULL;
+		if (w && seen_watched(r, v, w)) {
+			w->pass = r->passes;
+			continue;
+		}
+		if (w && seen_exited(r, v)) {
+			_cleanup_free_ char *why = xasprintf("process %d exited", (int)v->pid);
+			mark_gone(r, inv, v, why);
+			changed++;
 			continue;
 		}
 		/* the watch first: the stat read below then names the process
-		 * it watches (a PID reused in between shows another start) */
-		_cleanup_close_ int pidfd =
-			r->pidfds ? (int)syscall(SYS_pidfd_open, v->pid, 0) : -1;
+		 * it watches (a PID reused in between shows another start);
+		 * a watch this process already has (taken at registration)
+		 * is kept */
+		bool have_watch = w && w->pidfd >= 0 && w->pid == v->pid &&
+				  w->start_time == v->start_time;
+		_cleanup_close_ int pidfd = r->pidfds && !have_watch
+						    ? (int)syscall(SYS_pidfd_open, v->pid, 0) : -1;
 		_cleanup_error_ struct error *e = NULL;
 		struct proc_stat ps;
 		uint64_t start = 0;
@@ -980,7 +1019,7 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 		}
 		/* the same process with as many threads as when its task
 		 * directory was last read: its vCPU threads are the stored ones */
-		struct threads_seen *ts = si != SIZE_MAX ? &r->seen[si] : seen_get(r, v->name);
+		struct threads_seen *ts = w ? w : seen_get(r, v->name);
 		ts->pass = r->passes;
 		if (v->state == VM_STATE_RUNNING && v->start_time == start && ts->pid == v->pid &&
 		    ts->start_time == start && ts->num_threads == ps.num_threads &&
@@ -1432,6 +1471,10 @@ int registry_register(struct registry *r, struct vm *v, const char *actor, struc
 {
 	if (v->pid <= 0)
 		return error_set(err, EINVAL, "cannot register VM '%s': no process given", v->name);
+	/* the watch first, as in registry_refresh_registered(): from now on
+	 * an exit is known even when a new process gets the PID within the
+	 * same clock tick (and so the same start time) */
+	_cleanup_close_ int pidfd = r->pidfds ? (int)syscall(SYS_pidfd_open, v->pid, 0) : -1;
 	if (proc_start_time(r->host_root, v->pid, &v->start_time, err) < 0) {
 		if ((*err)->code == ESRCH)
 			(*err)->code = EINVAL; /* a PID that does not exist is bad input */
@@ -1445,7 +1488,7 @@ int registry_register(struct registry *r, struct vm *v, const char *actor, struc
 		if (e->code != ENOENT)
 			return error_set(err, e->code, "%s", e->msg);
 		error_free(&e);
-	} else if (h.start_time && h.start_time != v->start_time) {
+	} else if ((h.start_time && h.start_time != v->start_time) || seen_exited(r, &h)) {
 		_cleanup_free_ char *why = xasprintf("its PID %d now belongs to another process "
 						     "(being registered as VM %s)", (int)v->pid,
 						     v->name);
@@ -1475,6 +1518,14 @@ int registry_register(struct registry *r, struct vm *v, const char *actor, struc
 		return -1;
 	if (insert)
 		ledger_put_row(r, &row);
+	/* the first refresh reads its threads (due 0) and keeps this watch */
+	struct threads_seen *ts = seen_get(r, v->name);
+	ts->pid = v->pid;
+	ts->start_time = v->start_time;
+	ts->num_threads = 0;
+	ts->due = 0;
+	ts->pass = r->passes;
+	seen_watch(ts, &pidfd);
 	log_info("VM %s (pid %d, %u vCPUs, %s) registered to tenant %s by %s", v->name,
 		 (int)v->pid, v->vcpus, vm_source_to_string(v->source), v->tenant, actor);
 	return 0;
