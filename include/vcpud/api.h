@@ -129,6 +129,7 @@ json_t *api_vm_to_json(const struct vm *v);
  * a placement (may be NULL: then "" for both). */
 struct registry_vm_view;
 struct admit_host;
+struct store_sample;
 json_t *api_vm_view_to_json(const struct registry_vm_view *v, const struct admit_host *host);
 
 /* A register request: name, tenant, pid required; memory_bytes optional. */
@@ -176,6 +177,13 @@ struct api_ctx {
 	 * before the first tick. top NULL: none. */
 	json_t *(*top)(void *data);
 	void *top_data;
+	/* the rows of a VM's history not written to the store yet (the
+	 * daemon writes a VM's rows together, src/daemon/history.h), merged
+	 * into GET /v1/vms/NAME/stats: ts_ms >= since_ms, oldest first, *out
+	 * freed by the caller. NULL: every row is in the store. */
+	void (*samples_pending)(void *data, const char *vm, int64_t since_ms,
+				struct store_sample **out, size_t *n);
+	void *samples_pending_data;
 	/* VMs discovery found with no tenant (libvirt without metadata, /proc
 	 * without a mapping): a JSON array of VM objects with "tenant": null
 	 * and "managed": false, appended to GET /v1/vms; owned by the daemon */

@@ -265,11 +265,13 @@ struct store_sample {
 	double steal_pct;     /* mean over vCPUs, clamped to 0..100 */
 };
 
-/* Append one tick's samples (one transaction; VMs that are no longer
- * registered are skipped), then delete samples older than
- * `keep_since_ts_ms` (the retention). Returns the rows written. */
+/* Append samples (one transaction; VMs that are no longer registered are
+ * skipped), then delete the samples older than `keep_since_ts_ms` (the
+ * retention) of the VMs prune[0..n_prune), each by its primary key, or of
+ * every VM when prune is NULL. Returns the rows written. */
 int store_samples_add(struct store *st, const struct store_sample *rows, size_t n,
-		      int64_t keep_since_ts_ms, struct error **err);
+		      const char *const *prune, size_t n_prune, int64_t keep_since_ts_ms,
+		      struct error **err);
 
 /* Samples of one VM with ts_ms >= since_ts_ms, oldest first, at most
  * `limit` (0 = all; the newest are kept when there are more). *out (vm

@@ -453,8 +453,23 @@ static int h_vm_stats(struct api_ctx *ctx, const struct api_request *req,
 	size_t n = 0;
 	if (store_samples_list(ctx->store, m->name, since, (size_t)limit, &s, &n, err) < 0)
 		return -1;
+	/* then the rows still on their way to the store (newer), the newest
+	 * `limit` of all kept */
+	struct store_sample *p = NULL;
+	size_t np = 0;
+	if (ctx->samples_pending)
+		ctx->samples_pending(ctx->samples_pending_data, m->name, since, &p, &np);
+	if (np) {
+		int64_t last = n ? s[n - 1].ts_ms : INT64_MIN;
+		s = xrealloc(s, (n + np) * sizeof(*s));
+		for (size_t i = 0; i < np; i++)
+			if (p[i].ts_ms > last)
+				s[n++] = p[i];
+	}
+	free(p);
+	size_t first = n > (size_t)limit ? n - (size_t)limit : 0;
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = first; i < n; i++)
 		json_array_append_new(arr, json_pack("{s:I,s:f,s:f}", "ts_ms",
 						     (json_int_t)s[i].ts_ms, "usage_pct",
 						     s[i].usage_pct, "steal_pct", s[i].steal_pct));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
+#include "daemon/history.h"
 #include "vcpud/log.h"
 #include "vcpud/path.h"
 #include "vcpud/sample.h"
@@ -97,6 +98,8 @@ struct control {
 	uint32_t top_interval_ms;
 	bool top_dry_run, top_throttle_enabled, have_top;
 	json_t *top;
+	/* the history rows on their way to the store */
+	struct history *hist;
 	/* per-tick buffers, grown as needed (no allocation in steady state) */
 	struct sample_target *targets;
 	struct sample_vcpu *out;
@@ -115,6 +118,7 @@ int control_new(const char *host_root, uint32_t interval_ms, struct control **ou
 		return -1;
 	}
 	throttle_state_init(&c->ts);
+	c->hist = history_new();
 	name_index_init(&c->vm_ix, sizeof(struct vm_rt), offsetof(struct vm_rt, name));
 	name_index_init(&c->tenant_ix, sizeof(struct tenant_rt), offsetof(struct tenant_rt, name));
 	name_index_init(&c->in_tenant_ix, sizeof(struct tenant), offsetof(struct tenant, name));
@@ -134,6 +138,7 @@ void control_free(struct control *c)
 	if (!c)
 		return;
 	sampler_free(c->sampler);
+	history_free(c->hist);
 	throttle_state_clear(&c->ts);
 	throttle_result_clear(&c->tr);
 	throttle_saved_free(c->saved, c->n_saved);
@@ -514,6 +519,19 @@ static json_t *num_or_null(bool valid, double v)
 	return valid ? json_real(round(v * 10) / 10) : json_null();
 }
 
+int control_history_flush(struct control *c, struct store *st, uint32_t retention_s,
+			  struct error **err)
+{
+	int64_t keep_since = now_real_ns() / 1000000 - (int64_t)retention_s * 1000;
+	return history_flush_all(c->hist, st, keep_since, err) < 0 ? -1 : 0;
+}
+
+void control_history_pending(const struct control *c, const char *vm, int64_t since_ms,
+			     struct store_sample **out, size_t *n)
+{
+	history_pending(c->hist, vm, since_ms, out, n);
+}
+
 json_t *control_top(struct control *c)
 {
 	if (c->top || !c->have_top)
@@ -678,8 +696,6 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	 * top snapshot */
 	record(c, in->store, in->policy->interval_ms, now_ms);
 
-	struct store_sample *rows = xcalloc(in->n_vms ? in->n_vms : 1, sizeof(*rows));
-	size_t n_rows = 0;
 	/* no API read is answered from here until the rows are done: the
 	 * rows of /v1/top are replaced in place, its JSON dropped to be made
 	 * when asked */
@@ -696,9 +712,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		bool live = vm_sampled(v) && t;
 		const struct sample_agg *a = &agg[i];
 		bool valid = live && a->n_valid > 0;
-		if (valid)
-			rows[n_rows++] = (struct store_sample){ v->name, now_ms, a->usage_sum_pct,
-								sample_agg_steal_mean_pct(a) };
+		history_note(c->hist, v->name, valid, now_ms, a->usage_sum_pct,
+			     sample_agg_steal_mean_pct(a));
 		const struct throttle_vm_state *ts = throttle_state_find(&c->ts, v->name);
 		struct top_row *tr = &c->rows[c->n_rows++];
 		snprintf(tr->name, sizeof(tr->name), "%s", v->name);
@@ -727,9 +742,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		in->yield(in->yield_data);
 	_cleanup_error_ struct error *e2 = NULL;
 	int64_t keep_since = now_ms - (int64_t)in->policy->retention_s * 1000;
-	if (store_samples_add(in->store, rows, n_rows, keep_since, &e2) < 0)
+	if (history_write(c->hist, in->store, in->tick, keep_since, &e2) < 0)
 		log_warn("cannot record samples: %s", e2->msg);
-	free(rows);
 	free(obs);
 	free(agg);
 	free(thr);

@@ -66,6 +66,16 @@ void control_replanned(struct control *c, const char *const *vms, size_t n);
 /* The caps in force, for plan_tree() (valid until the next control_tick). */
 const struct plan_vm_cap *control_caps(const struct control *c, size_t *n);
 
+/* The history rows still in memory (history.h): all of them written, and
+ * every VM's pruned to retention_s, at a clean stop. */
+int control_history_flush(struct control *c, struct store *st, uint32_t retention_s,
+			  struct error **err);
+
+/* Rows of `vm` with ts_ms >= since_ms not written yet, oldest first (*out
+ * freed by the caller). */
+void control_history_pending(const struct control *c, const char *vm, int64_t since_ms,
+			     struct store_sample **out, size_t *n);
+
 /* The latest /v1/top object (borrowed, valid until the next control_tick;
  * NULL before the first tick), made at the first call after a tick. */
 json_t *control_top(struct control *c);

@@ -504,6 +504,13 @@ static json_t *api_top(void *data)
 	return control_top(d->control);
 }
 
+static void api_samples_pending(void *data, const char *vm, int64_t since_ms,
+				struct store_sample **out, size_t *n)
+{
+	struct daemon *d = data;
+	control_history_pending(d->control, vm, since_ms, out, n);
+}
+
 static void on_api_change(void *data)
 {
 	place_soon(data, false);
@@ -621,6 +628,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.after_change_data = d;
 	d->api.top = api_top;
 	d->api.top_data = d;
+	d->api.samples_pending = api_samples_pending;
+	d->api.samples_pending_data = d;
 	d->api.release_process = on_release_process;
 	d->api.cgroup_root = d->cgroup_root;
 	d->api.dry_run = d->opt->dry_run;
@@ -644,6 +653,12 @@ static void daemon_teardown(struct daemon *d)
 		close(d->sig_fd);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
+	if (d->store && d->control && d->policy) {
+		/* the history rows still in memory: a clean stop loses none */
+		_cleanup_error_ struct error *e = NULL;
+		if (control_history_flush(d->control, d->store, d->policy->retention_s, &e) < 0)
+			log_warn("cannot record the last samples: %s", e->msg);
+	}
 	if (d->store)
 		store_close(d->store);
 	if (d->policy)

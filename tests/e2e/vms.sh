@@ -125,5 +125,23 @@ while ! ctl --json vm show auto.web-1 | grep -q '"state": "gone"'; do
 done
 [ $i -le 30 ] && ok "an exited discovered VM is marked gone" || bad "auto.web-1 not gone"
 
+# the history: a VM's rows are written to the database together, a few
+# times a minute (src/daemon/history.h); `vm stats` shows the ones still
+# waiting too, and a clean stop writes them all
+ctl tenant create hist --vcpus 2 >/dev/null
+start_fake "$TMP/hist.out" --vcpus 2 --idle
+expect_rc 0 "register hist-1" ctl vm register hist-1 --tenant hist --pid "$FPID"
+sleep 3.5
+N1=$(ctl --json vm stats hist-1 | grep -c '"ts_ms"')
+[ "$N1" -ge 2 ] && ok "vm stats shows $N1 samples after 3 ticks" || bad "vm stats: $N1 samples"
+D1=$(sqlite3 "$DB" "SELECT count(*) FROM vm_samples WHERE vm = 'hist-1'")
+stop_daemon
+D2=$(sqlite3 "$DB" "SELECT count(*) FROM vm_samples WHERE vm = 'hist-1'")
+[ "$D2" -ge "$N1" ] && ok "a clean stop writes every sample ($D1 in the database before, $D2 after)" \
+	|| bad "after the stop $D2 samples in the database, vm stats showed $N1"
+start_daemon || bad "daemon restarts"
+N2=$(ctl --json vm stats hist-1 | grep -c '"ts_ms"')
+[ "$N2" -ge "$D2" ] && ok "and they are there after a restart ($N2)" || bad "after the restart: $N2 samples"
+
 cleanup_fakes
 finish

@@ -456,6 +456,20 @@ static void test_vm_lifecycle(void **state)
 	json_decref(j);
 }
 
+/* The daemon's rows not yet written: 2000 (written meanwhile, so also in
+ * the store), 3000 and 4000, filtered by since_ms as the daemon does. */
+static void fake_pending(void *data, const char *vm, int64_t since_ms,
+			 struct store_sample **out, size_t *n)
+{
+	(void)data;
+	assert_string_equal(vm, "web");
+	*out = xcalloc(3, sizeof(**out));
+	*n = 0;
+	for (int64_t ts = 2000; ts <= 4000; ts += 1000)
+		if (ts >= since_ms)
+			(*out)[(*n)++] = (struct store_sample){ NULL, ts, 100, 1 };
+}
+
 static void test_top_and_stats(void **state)
 {
 	struct fixture *f = *state;
@@ -484,12 +498,34 @@ static void test_top_and_stats(void **state)
 	strcpy(v.tenant, "acme");
 	assert_int_equal(store_vm_create(f->ts.st, &v, "test", NULL), 0);
 	struct store_sample rows[] = { { "web", 1000, 150, 12.5 }, { "web", 2000, 160, 40 } };
-	assert_int_equal(store_samples_add(f->ts.st, rows, 2, 0, NULL), 2);
+	assert_int_equal(store_samples_add(f->ts.st, rows, 2, NULL, 0, 0, NULL), 2);
 	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?since_ms=1500", NULL, &j), 200);
 	json_t *smp = json_object_get(j, "samples");
 	assert_int_equal(json_array_size(smp), 1);
 	assert_true(json_real_value(json_object_get(json_array_get(smp, 0), "steal_pct")) == 40.0);
 	json_decref(j);
+	/* the rows still waiting in the daemon's history follow the stored
+	 * ones (one that is in both counts once), and a limit keeps the
+	 * newest of all */
+	f->ctx.samples_pending = fake_pending;
+	assert_int_equal(call(f, "GET", "/v1/vms/web/stats", NULL, &j), 200);
+	smp = json_object_get(j, "samples");
+	assert_int_equal(json_array_size(smp), 4);
+	for (int64_t i = 0; i < 4; i++)
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(smp, (size_t)i),
+								    "ts_ms")), 1000 * (i + 1));
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?limit=3&since_ms=1500", NULL, &j), 200);
+	smp = json_object_get(j, "samples");
+	assert_int_equal(json_array_size(smp), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(smp, 0), "ts_ms")), 2000);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?limit=2", NULL, &j), 200);
+	smp = json_object_get(j, "samples");
+	assert_int_equal(json_array_size(smp), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(smp, 0), "ts_ms")), 3000);
+	json_decref(j);
+	f->ctx.samples_pending = NULL;
 	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?limit=0", NULL, &j), 400);
 	json_decref(j);
 	assert_int_equal(call(f, "DELETE", "/v1/vms/web/stats", NULL, &j), 405);

@@ -231,7 +231,22 @@ static void test_victim_gets_neighbour_capped(void **state)
 	assert_string_equal(json_string_value(json_object_get(v, "state")), "gone");
 	assert_true(json_is_null(json_object_get(v, "steal_pct")));
 
-	/* the history: a row per sampled VM per tick with figures */
+	/* the history: a row per sampled VM per tick with figures, in the
+	 * store or still waiting to be written with the VM's next rows */
+	struct store_sample *hs = NULL;
+	size_t nh = 0;
+	control_history_pending(f->ctl, "victim", 0, &hs, &nh);
+	free(hs);
+	assert_true(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm = 'victim'") +
+			    (int64_t)nh >= (int64_t)f->pol.breach_ticks);
+	control_history_pending(f->ctl, "exited", 0, &hs, &nh);
+	free(hs);
+	assert_int_equal(nh, 0);
+	/* a clean stop writes what waits */
+	assert_int_equal(control_history_flush(f->ctl, f->rf.ts.st, 3600, NULL), 0);
+	control_history_pending(f->ctl, "victim", 0, &hs, &nh);
+	free(hs);
+	assert_int_equal(nh, 0);
 	assert_true(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm = 'victim'") >=
 		    (int64_t)f->pol.breach_ticks);
 	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm IN "

@@ -43,7 +43,7 @@ static void test_add_list_prune(void **state)
 			{ "db", t * 1000, 10.0, 0.5 },
 			{ "gone-vm", t * 1000, 1.0, 1.0 },   /* not registered: skipped */
 		};
-		assert_int_equal(store_samples_add(f->st, rows, 3, 0, NULL), 2);
+		assert_int_equal(store_samples_add(f->st, rows, 3, NULL, 0, 0, NULL), 2);
 	}
 	struct store_sample *s = NULL;
 	size_t n = 0;
@@ -64,7 +64,7 @@ static void test_add_list_prune(void **state)
 	free(s);
 	/* retention: the next add prunes everything before 6000 */
 	struct store_sample row = { "web", 11000, 1.0, 200.0 /* clamped */ };
-	assert_int_equal(store_samples_add(f->st, &row, 1, 6000, NULL), 1);
+	assert_int_equal(store_samples_add(f->st, &row, 1, NULL, 0, 6000, NULL), 1);
 	assert_int_equal(store_samples_list(f->st, "web", 0, 0, &s, &n, NULL), 0);
 	assert_int_equal(n, 6);
 	assert_int_equal(s[0].ts_ms, 6000);
@@ -73,13 +73,22 @@ static void test_add_list_prune(void **state)
 	assert_int_equal(store_samples_list(f->st, "db", 0, 0, &s, &n, NULL), 0);
 	assert_int_equal(n, 5);
 	free(s);
+	/* pruned by name: only the VMs listed */
+	const char *only_db[] = { "db" };
+	assert_int_equal(store_samples_add(f->st, NULL, 0, only_db, 1, 9000, NULL), 0);
+	assert_int_equal(store_samples_list(f->st, "db", 0, 0, &s, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	free(s);
+	assert_int_equal(store_samples_list(f->st, "web", 0, 0, &s, &n, NULL), 0);
+	assert_int_equal(n, 6);
+	free(s);
 }
 
 static void test_release_drops_history(void **state)
 {
 	struct tmp_store *f = *state;
 	struct store_sample row = { "db", 1000, 5.0, 1.0 };
-	assert_int_equal(store_samples_add(f->st, &row, 1, 0, NULL), 1);
+	assert_int_equal(store_samples_add(f->st, &row, 1, NULL, 0, 0, NULL), 1);
 	assert_int_equal(store_vm_delete(f->st, "db", "test", NULL), 0);
 	struct store_sample *s = NULL;
 	size_t n = 0;
@@ -92,7 +101,7 @@ static void test_release_drops_history(void **state)
 	error_free(&err);
 	assert_null(s);
 	/* an add for the released VM is skipped, not an error */
-	assert_int_equal(store_samples_add(f->st, &row, 1, 0, NULL), 0);
+	assert_int_equal(store_samples_add(f->st, &row, 1, NULL, 0, 0, NULL), 0);
 	assert_int_equal(store_integrity_check(f->st, NULL), 0);
 }
 
