@@ -11,7 +11,13 @@
 
 #include "vcpud/error.h"
 
-#define CPULIST_MAX_CPUS 8192
+/* CPU numbers 0..2047. A set is a plain bitmap, and sets are kept per VM
+ * (its reservation, its effective CPUs, the throttler's view): at 8,192
+ * (the kernel's NR_CPUS on Debian) each was 1 KiB, several MiB at 1,000
+ * VMs, and every count or scan went over 128 words. The largest x86 hosts
+ * have under 2,048 logical CPUs; a number past the limit is refused with
+ * ERANGE, never truncated. */
+#define CPULIST_MAX_CPUS 2048
 
 struct cpuset {
 	unsigned long bits[CPULIST_MAX_CPUS / (8 * sizeof(unsigned long))];

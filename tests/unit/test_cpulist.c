@@ -35,7 +35,7 @@ static void test_bit_ops(void **state)
 	assert_true(cpuset_empty(&s));
 	assert_int_equal(cpuset_count(&s), 0);
 
-	unsigned cpus[] = { 0, 1, 63, 64, 65, 127, 128, 4095, CPULIST_MAX_CPUS - 1 };
+	unsigned cpus[] = { 0, 1, 63, 64, 65, 127, 128, 1023, CPULIST_MAX_CPUS - 1 };
 	for (size_t i = 0; i < ARRAY_SIZE(cpus); i++) {
 		assert_false(cpuset_isset(&s, cpus[i]));
 		cpuset_set(&s, cpus[i]);
@@ -86,7 +86,7 @@ static void test_set_algebra(void **state)
 	struct cpuset a, b, d, e;
 	struct error *err = NULL;
 	assert_int_equal(cpulist_parse("0-7,64-70", &a, &err), 0);
-	assert_int_equal(cpulist_parse("4-11,70,8000", &b, &err), 0);
+	assert_int_equal(cpulist_parse("4-11,70,2000", &b, &err), 0);
 
 	assert_true(cpuset_intersects(&a, &b));
 	assert_true(cpuset_intersects(&b, &a));
@@ -98,7 +98,7 @@ static void test_set_algebra(void **state)
 
 	cpuset_or(&d, &a, &b);
 	s = cpulist_format(&d);
-	assert_string_equal(s, "0-11,64-70,8000");
+	assert_string_equal(s, "0-11,64-70,2000");
 	free(s);
 
 	cpuset_andnot(&d, &a, &b);
@@ -108,7 +108,7 @@ static void test_set_algebra(void **state)
 
 	cpuset_andnot(&d, &b, &a);
 	s = cpulist_format(&d);
-	assert_string_equal(s, "8-11,8000");
+	assert_string_equal(s, "8-11,2000");
 	free(s);
 
 	/* aliasing dst with an operand */
@@ -164,9 +164,9 @@ static void test_parse_valid(void **state)
 		{ "10,11", "10-11", 2 },      /* two in a row print as a range */
 		{ "007", "7", 1 },            /* leading zeros are decimal */
 		{ "63-64", "63-64", 2 },      /* word boundary */
-		{ "0-8191", "0-8191", 8192 },
-		{ "8191", "8191", 1 },
-		{ "0,8191", "0,8191", 2 },
+		{ "0-2047", "0-2047", 2048 },
+		{ "2047", "2047", 1 },
+		{ "0,2047", "0,2047", 2 },
 		{ "0-63,128-191", "0-63,128-191", 128 },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -227,8 +227,8 @@ static void test_parse_invalid(void **state)
 		{ "0-15:2/4", EINVAL, "stride" },
 		{ "3a", EINVAL, "expected ',' or '-'" },
 		{ "all", EINVAL, "expected a CPU number" },
-		{ "8192", ERANGE, "CPU 8192 is out of range (0..8191)" },
-		{ "0-8192", ERANGE, "CPU 8192 is out of range" },
+		{ "2048", ERANGE, "CPU 2048 is out of range (0..2047)" },
+		{ "0-2048", ERANGE, "CPU 2048 is out of range" },
 		{ "99999999999999999999999999", ERANGE, "out of range" },
 		{ "18446744073709551617", ERANGE, "out of range" },
 		{ "4294967297", ERANGE, "out of range" },
@@ -300,7 +300,7 @@ static void test_format_empty_and_full(void **state)
 	for (unsigned c = 0; c < CPULIST_MAX_CPUS; c++)
 		cpuset_set(&s, c);
 	f = cpulist_format(&s);
-	assert_string_equal(f, "0-8191");
+	assert_string_equal(f, "0-2047");
 	free(f);
 
 	/* every other CPU: the longest output */
@@ -309,8 +309,8 @@ static void test_format_empty_and_full(void **state)
 		cpuset_set(&s, c);
 	f = cpulist_format(&s);
 	assert_int_equal(strncmp(f, "0,2,4,6,", 8), 0);
-	assert_non_null(strstr(f, ",8188,8190"));
-	assert_int_equal(f[strlen(f) - 1], '0');
+	assert_non_null(strstr(f, ",2044,2046"));
+	assert_int_equal(f[strlen(f) - 1], '6');
 	struct cpuset back;
 	struct error *err = NULL;
 	assert_int_equal(cpulist_parse(f, &back, &err), 0);
@@ -365,7 +365,7 @@ static void test_round_trip_text(void **state)
 	(void)state;
 	/* canonical strings are fixed points */
 	const char *fixed[] = { "", "0", "0-1", "0-3,8,10-11", "1,3,5", "0-63",
-				"64-127", "0,8191", "100-200,300,8000-8191" };
+				"64-127", "0,2047", "100-200,300,2000-2047" };
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
 		char *f = canon(fixed[i]);
 		assert_string_equal(f, fixed[i]);

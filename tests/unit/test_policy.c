@@ -349,8 +349,8 @@ static const struct broken {
 	{ "bad_cpulist.yaml", 4, 19, EINVAL,
 	  "host.dedicated_cpus: invalid CPU list '7-4': range 7-4 is reversed" },
 	{ "cpulist_out_of_range.yaml", 3, 19, ERANGE,
-	  "host.dedicated_cpus: invalid CPU list '8000-9000': CPU 9000 is out of range "
-	  "(0..8191)" },
+	  "host.dedicated_cpus: invalid CPU list '8000-9000': CPU 8000 is out of range "
+	  "(0..2047)" },
 	{ "overlapping_pools.yaml", 4, 19, EINVAL,
 	  "host.dedicated_cpus (\"2-5,8\") and host.housekeeping_cpus (\"0-3\") overlap "
 	  "on CPUs 2-3; a CPU belongs to one pool only" },
