@@ -1,6 +1,9 @@
 #!/bin/sh
 # run.sh - run the test tiers and print one summary line:
 #   "check: N passed, N failed"  (and exit non-zero on any failure)
+#   "check: N passed, 0 failed, N skipped (libvirt: /dev/kvm is not usable)"
+#   when something could not run: never a silent pass. Under CI=true (set
+#   by .ci/run) a skip fails the run: CI's machine must run every tier.
 # Usage: tests/run.sh BUILD_DIR [unit|e2e|kernel|libvirt]...   (default: all four)
 #
 # unit    - every build/tests/test_* cmocka binary (no root, seconds)
@@ -9,7 +12,10 @@
 # libvirt - tests/libvirt/run.sh: the libvirt backend and vcpud (--dry-run)
 #           against a private libvirtd and real KVM domains (root, about a
 #           minute; SKIPs without root, /dev/kvm, QEMU or libvirt)
-# Each suite prints its own "N passed, N failed" line; this script adds them.
+# Each suite prints its own "N passed, N failed[, N skipped]" line; this
+# script adds them. A suite says why it skipped in a line "NAME: SKIP:
+# REASON" (a whole tier that cannot run) and cmocka lists the tests it
+# skipped ("[  SKIPPED ] N test(s)").
 set -u
 build=${1:?usage: run.sh BUILD_DIR [tier...]}
 shift
@@ -22,7 +28,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 total_pass=0
 total_fail=0
+total_skip=0
 failed_suites=""
+skip_reasons=""
 
 # add the counts a suite printed; a suite that printed none but failed
 # counts as one failure so a crash can never look green
@@ -43,6 +51,19 @@ account() { # name rc
 		failed_suites="$failed_suites $1"
 	fi
 	total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+	# skips: cmocka's "[  SKIPPED ] N test(s), listed below:", a plain
+	# ", N skipped" after the counts, and "NAME: SKIP: REASON" lines (a
+	# tier that did not run at all counts as one)
+	cs=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	ps=$(sed -n 's/^\([a-z0-9-]*: \)\{0,1\}[0-9]* passed, [0-9]* failed, \([0-9]*\) skipped.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
+	why=$(sed -n 's/^[a-z0-9-]*: SKIP: \(.*\)/\1/p' "$log" | head -1)
+	s=$((cs + ps))
+	[ -n "$why" ] && [ "$s" -eq 0 ] && s=1
+	if [ "$s" -gt 0 ]; then
+		total_skip=$((total_skip + s))
+		[ -n "$why" ] || why="$s test(s)"
+		skip_reasons="${skip_reasons:+$skip_reasons; }$1: $why"
+	fi
 }
 
 run_suite() { # name command...
@@ -70,10 +91,14 @@ for tier in $tiers; do
 	kernel)
 		if [ -f "$here/kernel/run.sh" ]; then
 			run_suite "kernel" sh "$here/kernel/run.sh"
+		else
+			run_suite "kernel" echo "kernel: SKIP: no $here/kernel/run.sh"
 		fi ;;
 	libvirt)
 		if [ -f "$here/libvirt/run.sh" ]; then
 			run_suite "libvirt" sh "$here/libvirt/run.sh" "$build"
+		else
+			run_suite "libvirt" echo "libvirt: SKIP: no $here/libvirt/run.sh"
 		fi ;;
 	*) echo "run.sh: unknown tier '$tier'" >&2; exit 2 ;;
 	esac
@@ -81,5 +106,13 @@ done
 
 echo
 [ -n "$failed_suites" ] && echo "failed suites:$failed_suites"
-echo "check: $total_pass passed, $total_fail failed"
+if [ "$total_skip" -gt 0 ]; then
+	if [ "${CI:-}" = true ]; then
+		echo "CI runs every tier: what was skipped fails the run"
+		total_fail=$((total_fail + total_skip))
+	fi
+	echo "check: $total_pass passed, $total_fail failed, $total_skip skipped ($skip_reasons)"
+else
+	echo "check: $total_pass passed, $total_fail failed"
+fi
 [ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]
