@@ -186,8 +186,37 @@ int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err)
 {
 	tx->st = st;
 	tx->open = false;
+	tx->durable = false;
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_sql_error(st, err, "cannot begin a transaction");
+	tx->open = true;
+	return 0;
+}
+
+/* synchronous can only change outside a transaction */
+static void tx_normal_again(struct store_tx *tx)
+{
+	if (!tx->durable)
+		return;
+	tx->durable = false;
+	if (sqlite3_exec(tx->st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+		log_error("database %s: cannot set synchronous back to NORMAL: %s", tx->st->path,
+			  sqlite3_errmsg(tx->st->db));
+}
+
+int store_tx_begin_durable(struct store *st, struct store_tx *tx, struct error **err)
+{
+	tx->st = st;
+	tx->open = false;
+	tx->durable = false;
+	if (sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot make the transaction durable");
+	tx->durable = true;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		store_sql_error(st, err, "cannot begin a transaction");
+		tx_normal_again(tx);
+		return -1;
+	}
 	tx->open = true;
 	return 0;
 }
@@ -207,21 +236,24 @@ int store_tx_commit(struct store_tx *tx, struct error **err)
 	if (sqlite3_exec(tx->st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		return store_sql_error(tx->st, err, "cannot commit");
 	tx->open = false;
+	tx_normal_again(tx);
 	return 0;
 }
 
 void store_tx_endp(struct store_tx *tx)
 {
-	if (!tx->open)
+	if (!tx->open) {
+		tx_normal_again(tx);
 		return;
+	}
 	tx->open = false;
 	/* SQLite rolls some failures (SQLITE_FULL, I/O errors) back on its
 	 * own; a second ROLLBACK would only fail. */
-	if (sqlite3_get_autocommit(tx->st->db))
-		return;
-	if (sqlite3_exec(tx->st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+	if (!sqlite3_get_autocommit(tx->st->db) &&
+	    sqlite3_exec(tx->st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
 		log_error("database %s: cannot roll back: %s", tx->st->path,
 			  sqlite3_errmsg(tx->st->db));
+	tx_normal_again(tx);
 }
 
 /* --- opening and migrations ------------------------------------------------ */

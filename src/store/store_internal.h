@@ -74,8 +74,16 @@ void store_quiet_end(struct store_quiet *q);
 struct store_tx {
 	struct store *st;
 	bool open;
+	bool durable;              /* synchronous = FULL until it ends */
 };
 int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err);
+/* The same for a change a client is told has been made (tenants,
+ * admissions, registrations, releases, throttle decisions): its commit
+ * syncs the WAL (PRAGMA synchronous = FULL), so that it survives a power
+ * cut, not only a crash of vcpud. The connection's NORMAL (a sync at each
+ * checkpoint) is back once it ends. What a tick derives again after a
+ * restart (samples, runtime state, pruning) stays NORMAL. */
+int store_tx_begin_durable(struct store *st, struct store_tx *tx, struct error **err);
 /* A read-only snapshot for reads that take more than one statement (BEGIN
  * is deferred: no write lock). End it with store_tx_endp (a rollback). */
 int store_read_begin(struct store *st, struct store_tx *tx, struct error **err);

@@ -273,7 +273,7 @@ int store_reservation_add(struct store *st, const struct store_reservation *r,
 {
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot admit VM '%s'", r ? r->vm : "?");
 	if (store_reservation_insert(st, r, actor, store_now_ms(st), err) < 0)
 		return -1;
@@ -365,7 +365,7 @@ int store_reservation_delete(struct store *st, const char *vm, const char *actor
 		return error_set(err, EINVAL, "cannot unadmit a VM: no name given");
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot unadmit VM '%.80s'", vm);
 	int found = store_reservation_remove(st, vm, actor, reason, store_now_ms(st), err);
 	if (found < 0)

@@ -183,7 +183,7 @@ int store_tenant_create(struct store *st, const struct tenant *t, const char *ac
 
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot create tenant '%s'", t->name);
 	struct tenant cur;
 	int found = tenant_read(st, t->name, &cur, err);
@@ -290,7 +290,7 @@ int store_tenant_update(struct store *st, const char *name, const struct tenant_
 				 name ? "patch" : "name");
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot update tenant '%.80s'", name);
 	struct tenant old;
 	int found = tenant_read(st, name, &old, err);
@@ -362,7 +362,7 @@ int store_tenant_delete(struct store *st, const char *name, const char *actor,
 		return error_set(err, EINVAL, "cannot delete a tenant: no name given");
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot delete tenant '%.80s'", name);
 	struct tenant old;
 	int found = tenant_read(st, name, &old, err);

@@ -58,7 +58,7 @@ int store_throttle_record(struct store *st, const struct store_event_in *ev, siz
 	STORE_QUIET(st);
 	int64_t now = store_now_ms(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot record throttle decisions");
 	for (size_t i = 0; i < n_ev; i++)
 		if (store_event_insert(st, now, "vcpud", ev[i].action, ev[i].target, ev[i].details,

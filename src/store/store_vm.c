@@ -353,7 +353,7 @@ int store_vm_register(struct store *st, const struct store_reservation *admit,
 
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot register VM '%s'", v->name);
 	int64_t now_ms = store_now_ms(st);
 	if (admit && store_reservation_insert(st, admit, actor, now_ms, err) < 0)
@@ -608,7 +608,7 @@ int store_vm_delete(struct store *st, const char *name, const char *actor,
 		return error_set(err, EINVAL, "cannot release a VM: no name given");
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
+	if (store_tx_begin_durable(st, &tx, err) < 0)
 		return error_wrap(err, "cannot release VM '%.80s'", name);
 	_cleanup_(vm_clear) struct vm old = { 0 };
 	int found = vm_read(st, name, &old, err);

@@ -823,10 +823,41 @@ static void test_mutation_rolled_back_with_its_event(void **state)
 	struct tenant after = get_ok(f->st, "acme");
 	assert_tenant_equal(&before, &after);
 	assert_int_equal(event_count(f->st), 1);
+	/* the failed durable ones left the connection at NORMAL */
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 1);
 	/* and the connection is usable again afterwards */
 	assert_int_equal(st_exec(f->st, "DROP TRIGGER temp.no_audit"), SQLITE_OK);
 	assert_int_equal(store_tenant_create(f->st, &t2, "uid:0", &err), 0);
 	assert_int_equal(tenant_count(f->st), 2);
+}
+
+/* A change a client is told has been made syncs at its commit (FULL);
+ * then, and after a rollback, the connection is at NORMAL again. */
+static void test_durable_transactions(void **state)
+{
+	struct fx *f = *state;
+	struct store_tx tx = { 0 };
+	assert_int_equal(store_tx_begin_durable(f->st, &tx, NULL), 0);
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 2); /* FULL */
+	assert_int_equal(store_tx_commit(&tx, NULL), 0);
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 1);
+	store_tx_endp(&tx);
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 1);
+
+	struct store_tx rb = { 0 };
+	assert_int_equal(store_tx_begin_durable(f->st, &rb, NULL), 0);
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 2);
+	store_tx_endp(&rb); /* rolled back */
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 1);
+
+	/* an ordinary one stays NORMAL; a tenant's creation ends at NORMAL */
+	struct store_tx n = { 0 };
+	assert_int_equal(store_tx_begin(f->st, &n, NULL), 0);
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 1);
+	assert_int_equal(store_tx_commit(&n, NULL), 0);
+	struct tenant t = mk_tenant("acme", 4);
+	create_ok(f->st, &t);
+	assert_int_equal(st_int(f->st, "PRAGMA synchronous"), 1);
 }
 
 static void test_event_add_and_list(void **state)
@@ -1199,6 +1230,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_creates_wal_db),
 		cmocka_unit_test_setup_teardown(test_connection_settings, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_durable_transactions, fx_setup, fx_teardown),
 		cmocka_unit_test(test_reopen_is_idempotent),
 		cmocka_unit_test_setup_teardown(test_two_connections_share_a_file, fx_setup, fx_teardown),
 		cmocka_unit_test(test_upgrade_from_version_1),
