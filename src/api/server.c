@@ -6,7 +6,15 @@
  * only root, the daemon's own uid and members of the configured group are
  * served. Bodies are limited to API_MAX_BODY_BYTES: a declared
  * Content-Length above it is refused before the body is read; a chunked body
- * that grows past it is drained and refused. */
+ * that grows past it is drained and refused.
+ *
+ * Slow clients: up to API_CONN_LIMIT connections; while more than
+ * API_CONN_LIMIT - API_CONN_RESERVE are open, the connections that have
+ * been sending their request's headers (or, kept alive, waiting to send
+ * the next) for API_SLOW_HEADERS_MS or more are dropped, the oldest first,
+ * down to that many. A client trickling headers a byte at a time cannot so
+ * hold every slot, and one that sends a whole request is never dropped for
+ * it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -21,6 +29,18 @@
 #include "vcpud/log.h"
 #include "vcpud/util.h"
 
+#define API_CONN_LIMIT 1024
+#define API_CONN_RESERVE 256
+#define API_SLOW_HEADERS_MS 1000
+
+/* An open connection: since when it has been without a whole request. */
+struct conn_track {
+	struct MHD_Connection *c;
+	int fd;
+	int64_t since_ns;
+	bool in_request;   /* its headers are in: a request is being served */
+};
+
 struct api_server {
 	struct api_ctx *ctx;
 	struct MHD_Daemon *mhd;
@@ -32,7 +52,80 @@ struct api_server {
 	bool reads_only;                /* inside api_server_serve_reads() */
 	struct MHD_Connection **held;   /* suspended until api_server_resume() */
 	size_t n_held;
+	struct conn_track *conns;       /* every open connection */
+	size_t n_conns, cap_conns;
+	uint64_t dropped_slow;          /* connections dropped for slowness */
 };
+
+static struct conn_track *conn_find(struct api_server *s, struct MHD_Connection *c)
+{
+	for (size_t i = 0; i < s->n_conns; i++)
+		if (s->conns[i].c == c)
+			return &s->conns[i];
+	return NULL;
+}
+
+static int cmp_since(const void *a, const void *b)
+{
+	const struct conn_track *x = *(struct conn_track *const *)a, *y = *(struct conn_track *const *)b;
+	return (x->since_ns > y->since_ns) - (x->since_ns < y->since_ns);
+}
+
+/* While more than API_CONN_LIMIT - API_CONN_RESERVE connections are open:
+ * shut down the oldest that have been without a whole request for
+ * API_SLOW_HEADERS_MS (MHD then closes them as clients that left). */
+static void drop_slow(struct api_server *s)
+{
+	size_t open = 0;
+	for (size_t i = 0; i < s->n_conns; i++)
+		open += s->conns[i].fd >= 0;
+	if (open <= API_CONN_LIMIT - API_CONN_RESERVE)
+		return;
+	int64_t now = now_mono_ns();
+	struct conn_track **v = xcalloc(s->n_conns, sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_conns; i++) {
+		struct conn_track *t = &s->conns[i];
+		if (!t->in_request && t->fd >= 0 &&
+		    now - t->since_ns >= (int64_t)API_SLOW_HEADERS_MS * 1000000)
+			v[n++] = t;
+	}
+	qsort(v, n, sizeof(*v), cmp_since);
+	size_t dropped = 0;
+	for (size_t i = 0; i < n && open > API_CONN_LIMIT - API_CONN_RESERVE; i++, open--) {
+		shutdown(v[i]->fd, SHUT_RDWR);
+		v[i]->fd = -1; /* once */
+		dropped++;
+	}
+	free(v);
+	if (dropped) {
+		s->dropped_slow += dropped;
+		log_warn("API: %zu connections open: dropped %zu that sent no whole request in "
+			 "%d ms (%llu so far)", s->n_conns, dropped, API_SLOW_HEADERS_MS,
+			 (unsigned long long)s->dropped_slow);
+	}
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)socket_context;
+	struct api_server *s = cls;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		struct conn_track *t = conn_find(s, c);
+		if (t)
+			*t = s->conns[--s->n_conns];
+		return;
+	}
+	if (s->n_conns == s->cap_conns) {
+		s->cap_conns = s->cap_conns ? 2 * s->cap_conns : 64;
+		s->conns = xrealloc(s->conns, s->cap_conns * sizeof(*s->conns));
+	}
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	s->conns[s->n_conns++] = (struct conn_track){ c, ci ? ci->connect_fd : -1,
+						      now_mono_ns(), false };
+}
 
 /* Per-request state kept in MHD's con_cls between calls. */
 struct req_state {
@@ -138,6 +231,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!st) {
 		st = xcalloc(1, sizeof(*st));
 		*con_cls = st;
+		struct conn_track *t = conn_find(s, conn);
+		if (t)
+			t->in_request = true;
 		peer_check(s, conn, st);
 		if (st->denied)
 			return send_error(conn, 403, "permission denied: the vcpud socket "
@@ -214,7 +310,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls; (void)conn; (void)toe;
+	(void)toe;
+	struct api_server *s = cls;
+	/* kept alive: waiting for its next request's headers from now */
+	struct conn_track *t = conn_find(s, conn);
+	if (t) {
+		t->in_request = false;
+		t->since_ns = now_mono_ns();
+	}
 	struct req_state *st = *con_cls;
 	if (st) {
 		free(st->buf);
@@ -272,7 +375,7 @@ static int make_listen_socket(const struct api_server_config *cfg, struct error 
 		return error_set_errno(err, e, "cannot give %s to group %u", cfg->socket_path,
 				       (unsigned)cfg->group);
 	}
-	if (listen(fd, 64) < 0) {
+	if (listen(fd, SOMAXCONN) < 0) {
 		e = errno;
 		close(fd);
 		unlink(cfg->socket_path);
@@ -297,8 +400,9 @@ int api_server_start(struct api_ctx *ctx, const struct api_server_config *cfg,
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
 				  on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
 				  MHD_OPTION_END);
 	if (!s->mhd) {
@@ -329,6 +433,7 @@ int api_server_timeout_ms(const struct api_server *s)
 
 void api_server_run(struct api_server *s)
 {
+	drop_slow(s);
 	MHD_run(s->mhd);
 }
 
@@ -360,5 +465,6 @@ void api_server_stop(struct api_server *s)
 	unlink(s->socket_path);
 	free(s->socket_path);
 	free(s->held);
+	free(s->conns);
 	free(s);
 }
