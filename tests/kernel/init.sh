@@ -52,6 +52,7 @@ for w in $(cat /proc/cmdline); do
 	vcpud.scenarios=*) scenarios=$(echo "${w#*=}" | tr ',' ' ') ;;
 	vcpud.timeout=*) tmo=${w#*=} ;;
 	vcpud.shell=1) shell=1 ;;
+	vcpud.churn=*) export CHURN=${w#*=} ;; # 40-churn's cycles (VCPUD_CHURN)
 	esac
 done
 

@@ -107,6 +107,7 @@ log=$out/serial.log
 raw=$out/serial.raw
 append="console=ttyS0 quiet panic=-1 cgroup_no_v1=all vcpud.scenarios=$(echo "$scenarios" | tr ' ' ,) vcpud.timeout=$scn_timeout"
 [ -n "$shell" ] && append="$append vcpud.shell=1"
+[ -n "${VCPUD_CHURN:-}" ] && append="$append vcpud.churn=$VCPUD_CHURN"
 set -- qemu-system-x86_64 -accel tcg -m "$mem" -smp "$smp" -nographic -no-reboot -nic none \
 	-kernel "$kernel_img" -initrd "$initrd" -append "$append"
 echo "kernel: booting $(cat "$kdir/version") (TCG, $smp CPUs, $mem MiB): $scenarios"
