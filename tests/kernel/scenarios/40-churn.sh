@@ -5,11 +5,11 @@
 # a time, with the throttler on and a spinning best-effort VM beside a
 # guaranteed one the whole time. Afterwards: no vm-* directory of a churned
 # VM is left in vcpud.slice, vcpud holds as many fds as before the churn,
-# and its RSS grew by less than 4 MiB (stated). VCPUD_CHURN=500 sh
+# and its RSS grew by less than 4 MiB (stated). VCPUD_CHURN=N sh
 # tests/kernel/run.sh 40 for more cycles.
 . "$VCPUD_SRC/tests/kernel/lib.sh"
 
-CHURN=${CHURN:-300}
+CHURN=${CHURN:-500}
 S=$CG/vcpud.slice
 POLICY=/tmp/policy.yaml
 sed -e 's/^  gone_grace_s: .*/  gone_grace_s: 0/' -e 's/^  tenant_from_name: false/  tenant_from_name: true/' \
