@@ -9,6 +9,7 @@
 #   make bench-scale      vcpud's costs with 100, 500, 1000 idle fake VMs
 #                         (SCALE_N="100 500" SCALE_VCPUS=8; long)
 #   make bench-scale-kernel  the same in real mode in the kernel sandbox
+#   make fuzz FUZZ_S=60   each parser under libFuzzer for 60 s (clang)
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr DESTDIR=/tmp/pkg
 
@@ -58,10 +59,12 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURE_BINS := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard tests/bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests
+.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests fuzz fuzz-bins
 all: $(BUILD)/vcpud $(BUILD)/vcpuctl $(FIXTURE_BINS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE= on and off).
@@ -108,6 +111,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libvcpudd.a $(BUILD)/libv
 $(BUILD)/fixtures/%: $(BUILD)/obj/tests/fixtures/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+
+# libFuzzer targets (make fuzz builds them with clang in build-fuzz)
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpud.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+$(BUILD)/obj/tests/fuzz/fuzz_api.o: ALL_CFLAGS += -DFUZZ_SRC_DIR='"$(CURDIR)"'
+fuzz-bins: $(FUZZ_BINS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libvcpud.a
 	@mkdir -p $(dir $@)
@@ -169,6 +179,16 @@ bench-scale: all
 
 # the same in real mode, on the kernel sandbox's cgroup v2 tree (an 8-CPU
 # guest: about the most 8-vCPU VMs it admits); figures in TCG
+# The parsers under libFuzzer (tests/fuzz/): each target for FUZZ_S seconds,
+# built with clang, ASan and UBSan in build-fuzz; execs and crashes per
+# target. CI runs FUZZ_S=20.
+FUZZ_S ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang WERROR= \
+		SANITIZE=address,undefined,fuzzer-no-link fuzz-bins
+	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_S)
+
 bench-scale-kernel: tests
 	@VCPUD_QEMU_SMP=8 sh tests/kernel/run.sh --show bench-scale
 

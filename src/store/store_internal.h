@@ -60,8 +60,8 @@ struct store_quiet {
 };
 void store_quiet_end(struct store_quiet *q);
 #define STORE_QUIET(st) \
-	_cleanup_(store_quiet_end) struct store_quiet store_quiet_ = { (st), \
-		sqlite3_total_changes64((st)->db) }
+	_cleanup_(store_quiet_end) struct store_quiet store_quiet_ \
+		__attribute__((unused)) = { (st), sqlite3_total_changes64((st)->db) }
 
 #define STORE_LOCK(st) \
 	_cleanup_(store_unlockp_) struct store *store_locked_ __attribute__((unused)) = \
