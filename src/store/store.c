@@ -182,15 +182,31 @@ int store_inventory_mark(struct store *st, struct store_mark *out, struct error 
 	return 0;
 }
 
-int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err)
+static void tx_normal_again(struct store_tx *tx);
+
+/* BEGIN IMMEDIATE, at synchronous = FULL until it ends when durable */
+static int tx_begin(struct store *st, struct store_tx *tx, bool durable, struct error **err)
 {
 	tx->st = st;
 	tx->open = false;
 	tx->durable = false;
-	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return store_sql_error(st, err, "cannot begin a transaction");
+	if (durable) {
+		if (sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK)
+			return store_sql_error(st, err, "cannot make the transaction durable");
+		tx->durable = true;
+	}
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		store_sql_error(st, err, "cannot begin a transaction");
+		tx_normal_again(tx);
+		return -1;
+	}
 	tx->open = true;
 	return 0;
+}
+
+int store_tx_begin(struct store *st, struct store_tx *tx, struct error **err)
+{
+	return tx_begin(st, tx, false, err);
 }
 
 /* synchronous can only change outside a transaction */
@@ -206,19 +222,7 @@ static void tx_normal_again(struct store_tx *tx)
 
 int store_tx_begin_durable(struct store *st, struct store_tx *tx, struct error **err)
 {
-	tx->st = st;
-	tx->open = false;
-	tx->durable = false;
-	if (sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK)
-		return store_sql_error(st, err, "cannot make the transaction durable");
-	tx->durable = true;
-	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		store_sql_error(st, err, "cannot begin a transaction");
-		tx_normal_again(tx);
-		return -1;
-	}
-	tx->open = true;
-	return 0;
+	return tx_begin(st, tx, true, err);
 }
 
 int store_read_begin(struct store *st, struct store_tx *tx, struct error **err)

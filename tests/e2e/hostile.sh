@@ -43,32 +43,24 @@ served() {
 	fi
 }
 
-"$HOSTILE" "$SOCK" slow 128 6 >"$TMP/slow.out" 2>&1 &
-HP=$!
-sleep 1
-served "128 slow clients"
-wait $HP
-echo "# $(cat "$TMP/slow.out")"
-"$HOSTILE" "$SOCK" slow 1000 6 >"$TMP/slow.out" 2>&1 &
-HP=$!
-sleep 1.5
-served "1,000 slow clients"
-wait $HP
-echo "# $(cat "$TMP/slow.out")"
-OUT=$(cat "$TMP/slow.out")
+# attack DESC SETTLE ARGS...: hostile ARGS in the background, SETTLE
+# seconds for it to get going, then `served DESC` beside it; its report in
+# $OUT
+attack() {
+	d=$1 settle=$2; shift 2
+	"$HOSTILE" "$SOCK" "$@" >"$TMP/attack.out" 2>&1 &
+	hp=$!
+	sleep "$settle"
+	served "$d"
+	wait $hp
+	OUT=$(cat "$TMP/attack.out")
+	echo "# $OUT"
+}
+attack "128 slow clients" 1 slow 128 6
+attack "1,000 slow clients" 1.5 slow 1000 6
 case "$OUT" in *" 0 closed by the daemon"*) bad "1,000 slow clients: none dropped: $OUT" ;; *) ok "past 768 open connections the slowest were dropped" ;; esac
-
-"$HOSTILE" "$SOCK" drop 1000 >"$TMP/drop.out" 2>&1 &
-HP=$!
-served "1,000 connections dropped mid-body"
-wait $HP
-echo "# $(cat "$TMP/drop.out")"
-
-"$HOSTILE" "$SOCK" garbage 200 >"$TMP/garbage.out" 2>&1 &
-HP=$!
-served "random bytes"
-wait $HP
-echo "# $(cat "$TMP/garbage.out")"
+attack "1,000 connections dropped mid-body" 0 drop 1000
+attack "random bytes" 0 garbage 200
 
 "$HOSTILE" "$SOCK" big >"$TMP/big.out" 2>&1
 sed 's/^/# /' "$TMP/big.out"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#define FUZZ_OWN_INIT
 #include "fuzz_util.h"
 
 #include <jansson.h>

@@ -7,13 +7,6 @@
 #include "vcpud/path.h"
 #include "vcpud/vm.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc; (void)argv;
-	log_set_level(LOG_LVL_ERROR);
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned sel;

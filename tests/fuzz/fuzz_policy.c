@@ -5,13 +5,6 @@
 
 #include "vcpud/policy.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc; (void)argv;
-	log_set_level(LOG_LVL_ERROR);
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct policy *p = NULL;

@@ -9,13 +9,6 @@
 #include "vcpud/procfs.h"
 #include "vcpud/sample.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc; (void)argv;
-	log_set_level(LOG_LVL_ERROR);
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned sel;

@@ -1,8 +1,9 @@
 /* fuzz_util.h - what the libFuzzer targets of tests/fuzz/ share: the input
  * as a NUL-terminated copy (most parsers take C strings), split at its
- * first byte into a selector and the text. Each target also runs on its
- * own as a program when built without libFuzzer (never: make fuzz builds
- * them with clang -fsanitize=fuzzer). */
+ * first byte into a selector and the text. Each
+ * target is its own binary, so the header defines LLVMFuzzerInitialize()
+ * for those that need nothing else (FUZZ_OWN_INIT: the target has its
+ * own). */
 #ifndef VCPUD_TESTS_FUZZ_UTIL_H
 #define VCPUD_TESTS_FUZZ_UTIL_H
 
@@ -17,6 +18,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#ifndef FUZZ_OWN_INIT
+/* the parsers' targets: only errors logged (a parser logs nothing itself) */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	log_set_level(LOG_LVL_ERROR);
+	return 0;
+}
+#endif
 
 /* data[1..size) as a C string (embedded NULs cut it short, as a read
  * into a C buffer would), *sel the first byte (0 for an empty input) */
