@@ -113,7 +113,7 @@ $(BUILD)/fixtures/%: $(BUILD)/obj/tests/fixtures/%.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 # libFuzzer targets (make fuzz builds them with clang in build-fuzz)
-$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpud.a
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpuctl.a $(BUILD)/libvcpud.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
 $(BUILD)/obj/tests/fuzz/fuzz_api.o: ALL_CFLAGS += -DFUZZ_SRC_DIR='"$(CURDIR)"'
