@@ -888,14 +888,10 @@ static void seen_watch(struct threads_seen *ts, int *pidfd)
 	*pidfd = -1;
 }
 
-/* Whether the pidfd watching VM v's process has said it exited (polled
- * now when it has not yet). */
-static bool seen_exited(struct registry *r, const struct vm *v)
+/* Whether ts's pidfd, watching VM v's process, has said it exited
+ * (polled now when it has not yet). */
+static bool ts_exited(struct threads_seen *ts, const struct vm *v)
 {
-	size_t i = r->seen_ix.stride ? name_index_find(&r->seen_ix, r->seen, v->name) : SIZE_MAX;
-	if (i == SIZE_MAX)
-		return false;
-	struct threads_seen *ts = &r->seen[i];
 	if (ts->pid != v->pid || !v->start_time || ts->start_time != v->start_time)
 		return false; /* it watched another process of this name */
 	if (!ts->exited && ts->pidfd >= 0) {
@@ -907,6 +903,13 @@ static bool seen_exited(struct registry *r, const struct vm *v)
 		}
 	}
 	return ts->exited;
+}
+
+/* The same for a VM whose entry is looked up by name (the API's path). */
+static bool seen_exited(struct registry *r, const struct vm *v)
+{
+	size_t i = r->seen_ix.stride ? name_index_find(&r->seen_ix, r->seen, v->name) : SIZE_MAX;
+	return i != SIZE_MAX && ts_exited(&r->seen[i], v);
 }
 
 /* Drop the entries of VMs this pass did not look at. */
@@ -980,7 +983,7 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			w->pass = r->passes;
 			continue;
 		}
-		if (w && seen_exited(r, v)) {
+		if (w && ts_exited(w, v)) {
 			_cleanup_free_ char *why = xasprintf("process %d exited", (int)v->pid);
 			mark_gone(r, inv, v, why);
 			changed++;
