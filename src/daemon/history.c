@@ -105,7 +105,14 @@ static void rows_out(struct history *h, const struct hvm *v, size_t *n_out)
 							    v->rows[k].steal_pct };
 }
 
-/* Write the rows of the VMs for which due(v) (and of those not noted),
+/* Whether v's rows go to the store at this write: at its turn, at a stop
+ * (all), or when it is no longer in the inventory. */
+static bool due(const struct hvm *v, uint64_t tick, bool all)
+{
+	return all || !v->noted || (tick + v->slot) % HISTORY_FLUSH_TICKS == 0;
+}
+
+/* Write the rows of the VMs that are due (and of those not noted),
  * prune the noted due ones; then clear what was written, forget what was
  * not noted and reset the marks. */
 static int write_some(struct history *h, struct store *st, uint64_t tick, bool all,
@@ -118,8 +125,7 @@ static int write_some(struct history *h, struct store *st, uint64_t tick, bool a
 	}
 	for (size_t i = 0; i < h->n; i++) {
 		struct hvm *v = &h->vms[i];
-		bool due = all || !v->noted || (tick + v->slot) % HISTORY_FLUSH_TICKS == 0;
-		if (!due)
+		if (!due(v, tick, all))
 			continue;
 		rows_out(h, v, &n_out);
 		if (v->noted)
@@ -133,12 +139,11 @@ static int write_some(struct history *h, struct store *st, uint64_t tick, bool a
 	size_t j = 0;
 	for (size_t i = 0; i < h->n; i++) {
 		struct hvm *v = &h->vms[i];
-		bool due = all || !v->noted || (tick + v->slot) % HISTORY_FLUSH_TICKS == 0;
 		if (!v->noted) {
 			free(v->rows); /* released: its rows would be skipped anyway */
 			continue;
 		}
-		if (due && written >= 0)
+		if (due(v, tick, all) && written >= 0)
 			v->n = 0;
 		v->noted = false;
 		h->vms[j++] = *v;
