@@ -136,6 +136,11 @@ struct cgroup_tree {
 					  /sys/fs/cgroup/vcpud.slice; created if missing */
 	struct cgroup_tenant_spec *tenants;
 	size_t n_tenants;
+	/* 0, or a hash of everything the tree is made of (the planner's,
+	 * plan_input_fingerprint()): the engine keeps what it derived from a
+	 * tree (its judgement, the VMs' summaries) while the fingerprint of
+	 * the trees it is given stays the same */
+	uint64_t fingerprint;
 };
 
 /* Free a tree whose strings and arrays were all malloc'd, and the tree. */

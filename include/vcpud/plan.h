@@ -57,6 +57,13 @@ struct plan_input {
  * *out is freed with cgroup_tree_free(). Never fails. */
 int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err);
 
+/* A hash of everything plan_tree() reads of `in` (never 0): two inputs
+ * with the same fingerprint give the same tree, so a caller may keep its
+ * last tree while the fingerprint stays (a steady tick plans nothing),
+ * and hand it to the engine in cgroup_tree.fingerprint (plan_tree()
+ * leaves it 0). O(VMs + threads). */
+uint64_t plan_input_fingerprint(const struct plan_input *in);
+
 /* cpu.max quota for `cores` cores per PLAN_PERIOD_US (at least the kernel's
  * minimum of 1000 us). */
 uint64_t plan_cores_to_quota_us(double cores);

@@ -46,6 +46,24 @@ struct known {
 	size_t n;
 };
 
+/* One VM's summary: the key of its entry in `known` and a hash of its
+ * spec; steady: left alone as known in the current reconcile. */
+struct vm_sum {
+	uint64_t key, val;
+	bool steady;
+};
+
+/* What the engine derived from the last tree it was given (its
+ * judgement, the VMs' summaries), kept while the trees it is given carry
+ * the same non-zero fingerprint: a steady tick neither judges nor hashes
+ * the tree again. */
+struct tree_memo {
+	uint64_t fingerprint;        /* 0: nothing kept */
+	size_t n_tenants;
+	struct cgroup_judgement j;
+	struct vm_sum **vm_sum;      /* [tenant][vm] */
+};
+
 struct cgroup_engine {
 	char *mount;                 /* NULL: the tree root's parent */
 	char *proc;                  /* SYSROOT/proc */
@@ -61,7 +79,17 @@ struct cgroup_engine {
 	/* the VMs the last reconcile planned anew (cgroup_engine_replanned) */
 	char **replanned;
 	size_t n_replanned, cap_replanned;
+	struct tree_memo memo;
 };
+
+static void memo_clear(struct tree_memo *m)
+{
+	for (size_t i = 0; m->vm_sum && i < m->n_tenants; i++)
+		free(m->vm_sum[i]);
+	free(m->vm_sum);
+	cgroup_judgement_free(&m->j);
+	memset(m, 0, sizeof(*m));
+}
 
 int cgroup_engine_new(const struct cgroup_engine_config *cfg, struct cgroup_engine **out,
 		      struct error **err)
@@ -117,6 +145,7 @@ void cgroup_engine_free(struct cgroup_engine *e)
 	cgroup_dry_run_clear(&e->dry);
 	replanned_clear(e);
 	free(e->replanned);
+	memo_clear(&e->memo);
 	free(e->known.v);
 	free(e->mount);
 	free(e->proc);
@@ -243,18 +272,13 @@ static void grp_child(struct grp *child, const struct grp *parent, const char *b
 	child->broken = false;
 }
 
-struct vm_sum {
-	uint64_t key, val;
-	bool steady;
-};
-
 struct rc {
 	struct cgroup_engine *e;
 	uint32_t gen;
 	const struct cgroup_tree *t;
 	struct cgroup_reconcile_stats st;
 	struct error *first;
-	struct cgroup_judgement j;
+	const struct cgroup_judgement *j; /* e->memo's */
 	struct cgroup_faults *faults; /* NULL: log failures at error instead */
 	/* what is being reconciled, for attributing a failure (NULL: the
 	 * root, its ancestors or the removal of stale groups) */
@@ -1002,25 +1026,17 @@ static uint64_t vm_sum_val(const struct cgroup_tenant_spec *ts, const struct cgr
 	return key_nonzero(h);
 }
 
-static void vm_sums_make(struct rc *rc)
+static struct vm_sum **vm_sums_make(const struct cgroup_tree *t)
 {
-	const struct cgroup_tree *t = rc->t;
-	rc->vm_sum = xcalloc(t->n_tenants ? t->n_tenants : 1, sizeof(*rc->vm_sum));
+	struct vm_sum **v = xcalloc(t->n_tenants ? t->n_tenants : 1, sizeof(*v));
 	for (size_t i = 0; i < t->n_tenants; i++) {
 		const struct cgroup_tenant_spec *ts = &t->tenants[i];
-		rc->vm_sum[i] = xcalloc(ts->n_vms ? ts->n_vms : 1, sizeof(*rc->vm_sum[i]));
+		v[i] = xcalloc(ts->n_vms ? ts->n_vms : 1, sizeof(*v[i]));
 		for (size_t j = 0; j < ts->n_vms; j++)
-			rc->vm_sum[i][j] = (struct vm_sum){ vm_sum_key(t, ts, &ts->vms[j]),
-							    vm_sum_val(ts, &ts->vms[j]), false };
+			v[i][j] = (struct vm_sum){ vm_sum_key(t, ts, &ts->vms[j]),
+						   vm_sum_val(ts, &ts->vms[j]), false };
 	}
-}
-
-static void vm_sums_free(struct rc *rc)
-{
-	for (size_t i = 0; rc->vm_sum && i < rc->t->n_tenants; i++)
-		free(rc->vm_sum[i]);
-	free(rc->vm_sum);
-	rc->vm_sum = NULL;
+	return v;
 }
 
 /* For the judgement: VM j of tenant ti is what it was when it last went
@@ -1031,6 +1047,29 @@ static bool vm_judged_before(void *data, size_t ti, size_t j)
 	const struct vm_sum *m = &rc->vm_sum[ti][j];
 	const struct known_slot *s = known_find(&rc->e->known, m->key);
 	return s && s->val == m->val;
+}
+
+/* The tree's judgement and VM summaries: the memo's when it was made
+ * from a tree of the same fingerprint, else made now (and kept when the
+ * tree has a fingerprint). */
+static void memo_take(struct rc *rc)
+{
+	struct tree_memo *m = &rc->e->memo;
+	const struct cgroup_tree *t = rc->t;
+	if (t->fingerprint && t->fingerprint == m->fingerprint && t->n_tenants == m->n_tenants) {
+		for (size_t i = 0; i < t->n_tenants; i++)
+			for (size_t j = 0; j < t->tenants[i].n_vms; j++)
+				m->vm_sum[i][j].steady = false;
+	} else {
+		memo_clear(m);
+		m->vm_sum = vm_sums_make(t);
+		m->n_tenants = t->n_tenants;
+		rc->vm_sum = m->vm_sum;
+		cgroup_tree_judge_with(t, &m->j, vm_judged_before, rc);
+		m->fingerprint = t->fingerprint;
+	}
+	rc->vm_sum = m->vm_sum;
+	rc->j = &m->j;
 }
 
 /* Reconcile VM j of tenant ti unless it is steady (see above). */
@@ -1077,7 +1116,7 @@ static bool judged_invalid(struct rc *rc, const struct error *why, const char *t
 static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 {
 	const struct cgroup_tenant_spec *spec = &rc->t->tenants[ti];
-	if (judged_invalid(rc, rc->j.tenant[ti], spec->name, false, NULL))
+	if (judged_invalid(rc, rc->j->tenant[ti], spec->name, false, NULL))
 		return;
 	if (!name_valid(spec->name)) { /* judged above; never trust */
 		rc_fail(rc, EINVAL, "refusing tenant name '%s'", spec->name ? spec->name : "");
@@ -1096,7 +1135,7 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 		knob_mem_max(rc, &t, &spec->memory_max);
 		if (ensure_subtree(rc, &t, CGROUP_CTRLS_DOMAIN) == 0)
 			for (size_t j = 0; j < spec->n_vms; j++) {
-				if (judged_invalid(rc, rc->j.vm[ti][j], spec->name, true,
+				if (judged_invalid(rc, rc->j->vm[ti][j], spec->name, true,
 						   spec->vms[j].name))
 					continue;
 				rc->vm = spec->vms[j].name;
@@ -1246,7 +1285,7 @@ static uint64_t tenant_children_val(const struct rc *rc, size_t ti)
 	const struct cgroup_tenant_spec *ts = &rc->t->tenants[ti];
 	for (size_t j = 0; j < ts->n_vms; j++)
 		h = hash_u64(hash_str(h, ts->vms[j].name ? ts->vms[j].name : ""),
-			     rc->j.vm[ti][j] != NULL);
+			     rc->j->vm[ti][j] != NULL);
 	return key_nonzero(h);
 }
 
@@ -1255,7 +1294,7 @@ static uint64_t root_children_val(const struct rc *rc)
 	uint64_t h = HASH_SEED;
 	for (size_t i = 0; i < rc->t->n_tenants; i++)
 		h = hash_u64(hash_str(h, rc->t->tenants[i].name ? rc->t->tenants[i].name : ""),
-			     rc->j.tenant[i] != NULL);
+			     rc->j->tenant[i] != NULL);
 	return key_nonzero(h);
 }
 
@@ -1355,14 +1394,14 @@ static void remove_stale(struct rc *rc, const struct grp *root)
 		const struct cgroup_tenant_spec *ts = &rc->t->tenants[i];
 		/* a repeated name is judged invalid: each tenant and VM met
 		 * here is the only one of its name */
-		if (rc->j.tenant[i] || !name_valid(ts->name))
+		if (rc->j->tenant[i] || !name_valid(ts->name))
 			continue;
 		_cleanup_free_ char *base = xasprintf("tenant-%s", ts->name);
 		struct grp t = { 0 };
 		grp_child(&t, root, base, true);
 		for (size_t j = 0; j < ts->n_vms; j++) {
 			const struct cgroup_vm_spec *vs = &ts->vms[j];
-			if (rc->j.vm[i][j] || !name_valid(vs->name) || rc->vm_sum[i][j].steady)
+			if (rc->j->vm[i][j] || !name_valid(vs->name) || rc->vm_sum[i][j].steady)
 				continue;
 			_cleanup_free_ char *vb = xasprintf("vm-%s", vs->name);
 			struct grp vm = { 0 };
@@ -1464,8 +1503,7 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	if (cgroup_tree_root_check(desired, err) < 0)
 		return error_wrap(err, "desired cgroup tree");
 	replanned_clear(e);
-	vm_sums_make(&rc);
-	cgroup_tree_judge_with(desired, &rc.j, vm_judged_before, &rc);
+	memo_take(&rc);
 	yield_hook_start(&e->yield);
 
 	struct grp mount = { 0 }, root = { 0 };
@@ -1473,8 +1511,8 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	if (root_setup(&rc, &mount, &root, err) < 0) {
 		grp_clear(&mount);
 		grp_clear(&root);
-		cgroup_judgement_free(&rc.j);
-		vm_sums_free(&rc);
+		if (!e->memo.fingerprint)
+			memo_clear(&e->memo);
 		return -1;
 	}
 
@@ -1515,8 +1553,8 @@ int cgroup_tree_reconcile(struct cgroup_engine *e, const struct cgroup_tree *des
 	}
 	grp_clear(&mount);
 	grp_clear(&root);
-	cgroup_judgement_free(&rc.j);
-	vm_sums_free(&rc);
+	if (!e->memo.fingerprint)
+		memo_clear(&e->memo); /* made for this tree only */
 	/* a failure may mean the kernel is not what the engine believes
 	 * (a group removed behind its back): read everything next time.
 	 * Otherwise keep what a reconcile looked at lately: a steady VM's

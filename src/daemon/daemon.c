@@ -36,6 +36,9 @@ struct daemon {
 	struct api_server *server;
 	struct cgroup_engine *engine;
 	struct control *control;  /* sample, decide, record */
+	/* the last desired tree: kept while the plan's inputs keep its
+	 * fingerprint (a steady tick plans nothing) */
+	struct cgroup_tree *tree;
 	struct discovery *disc;   /* registered, libvirt and /proc VMs */
 	struct registry *reg;     /* the VM lifecycle, its faults */
 	struct topology *topo;    /* the host, from --host-root's sysfs */
@@ -226,13 +229,23 @@ static void reconcile(struct daemon *d, const struct inventory *inv, bool in_tic
 		.fault = plan_fault, .fault_data = d,
 	};
 	in.caps = control_caps(d->control, &in.n_caps);
-	registry_faults_begin(d->reg, REGISTRY_FAULT_PLAN);
-	registry_faults_begin(d->reg, REGISTRY_FAULT_CGROUP);
-	_cleanup_(cgroup_tree_freep) struct cgroup_tree *tree = NULL;
-	if (plan_tree(&in, &tree, &err) < 0) {
-		tick_error(d, err->msg);
-		return;
+	/* the same inputs make the same tree, with the same plan faults
+	 * (kept in the registry until the next plan) */
+	uint64_t fp = plan_input_fingerprint(&in);
+	if (!d->tree || d->tree->fingerprint != fp) {
+		cgroup_tree_freep(&d->tree);
+		d->tree = NULL;
+		registry_faults_begin(d->reg, REGISTRY_FAULT_PLAN);
+		int prc = plan_tree(&in, &d->tree, &err);
+		registry_faults_end(d->reg, REGISTRY_FAULT_PLAN);
+		if (prc < 0) {
+			tick_error(d, err->msg);
+			return;
+		}
+		d->tree->fingerprint = fp;
 	}
+	const struct cgroup_tree *tree = d->tree;
+	registry_faults_begin(d->reg, REGISTRY_FAULT_CGROUP);
 	struct cgroup_reconcile_stats st = { 0 };
 	struct cgroup_faults faults = { 0 };
 	if (in_tick) {
@@ -260,7 +273,6 @@ static void reconcile(struct daemon *d, const struct inventory *inv, bool in_tic
 							   REGISTRY_FAULT_CGROUP, f->msg);
 	}
 	cgroup_faults_clear(&faults);
-	registry_faults_end(d->reg, REGISTRY_FAULT_PLAN);
 	registry_faults_end(d->reg, REGISTRY_FAULT_CGROUP);
 	d->api.last_writes += st.writes;
 	d->tick_errors += st.errors;
@@ -665,6 +677,7 @@ static void daemon_teardown(struct daemon *d)
 		policy_free(d->policy);
 	if (d->engine)
 		cgroup_engine_free(d->engine);
+	cgroup_tree_freep(&d->tree);
 	d->api.top = NULL;
 	d->api.top_data = NULL;
 	control_free(d->control);

@@ -145,6 +145,95 @@ static void plan_fault(const struct plan_input *in, const char *tenant, const ch
 		in->fault(in->fault_data, tenant, vm, msg);
 }
 
+static uint64_t key_or_one(uint64_t h)
+{
+	return h ? h : 1;
+}
+
+/* --- the fingerprint: everything plan_tree() reads, in its order ----------- */
+
+static uint64_t hash_bits(uint64_t h, const unsigned long *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = hash_u64(h, (uint64_t)w[i]);
+	return h;
+}
+
+static uint64_t hash_cpuset(uint64_t h, const struct cpuset *s)
+{
+	return hash_bits(h, s->bits, sizeof(s->bits) / sizeof(s->bits[0]));
+}
+
+static uint64_t hash_double(uint64_t h, double d)
+{
+	uint64_t v;
+	memcpy(&v, &d, sizeof(v));
+	return hash_u64(h, v);
+}
+
+/* What plan_pin() reads of the host (keep the two together). */
+static uint64_t hash_host(uint64_t h, const struct admit_host *a)
+{
+	if (!a)
+		return hash_u64(h, 0);
+	h = hash_u64(h, 1);
+	h = hash_u64(h, a->pools != NULL);
+	if (a->pools)
+		h = hash_cpuset(hash_cpuset(h, &a->pools->housekeeping), &a->pools->shared);
+	h = hash_u64(h, a->topo ? a->topo->n_nodes : 0);
+	for (size_t i = 0; a->topo && i < a->topo->n_nodes; i++)
+		h = hash_cpuset(hash_u64(h, a->topo->nodes[i].id), &a->topo->nodes[i].cpus);
+	return h;
+}
+
+/* What plan_pin() and admit_vcpu_pcpu() read of a reservation. */
+static uint64_t hash_reservation(uint64_t h, const struct admit_reservation *r)
+{
+	if (!r)
+		return hash_u64(h, 0);
+	h = hash_u64(hash_u64(h, 1), (uint64_t)r->cpu_policy);
+	size_t n = r->n_shares < ADMIT_SPAN_MAX ? r->n_shares : ADMIT_SPAN_MAX;
+	h = hash_u64(h, n);
+	for (size_t s = 0; s < n; s++)
+		h = hash_u64(hash_u64(h, r->shares[s].node), r->shares[s].vcpus);
+	return r->cpu_policy == ADMIT_CPU_DEDICATED ? hash_cpuset(h, &r->pcpus) : h;
+}
+
+uint64_t plan_input_fingerprint(const struct plan_input *in)
+{
+	uint64_t h = hash_str(hash_str(HASH_SEED, "plan/1"), in->root ? in->root : "");
+	h = hash_host(h, in->admission);
+	h = hash_u64(h, in->n_caps);
+	for (size_t i = 0; i < in->n_caps; i++)
+		h = hash_u64(hash_str(h, in->caps[i].vm), in->caps[i].quota_us);
+	h = hash_u64(h, in->n_tenants);
+	for (size_t i = 0; i < in->n_tenants; i++) {
+		const struct tenant *t = &in->tenants[i];
+		h = hash_u64(hash_u64(hash_str(h, t->name), t->weight), t->cpu_max_set);
+		h = hash_double(h, t->cpu_max_cores);
+		h = hash_u64(hash_u64(h, t->memory_set), (uint64_t)t->memory_bytes);
+	}
+	struct name_index res_ix;
+	name_index_init(&res_ix, sizeof(struct admit_reservation),
+			offsetof(struct admit_reservation, vm));
+	if (in->admission)
+		name_index_build(&res_ix, in->admission->reservations,
+				 in->admission->n_reservations);
+	h = hash_u64(h, in->n_vms);
+	for (size_t j = 0; j < in->n_vms; j++) {
+		const struct vm *v = &in->vms[j];
+		h = hash_u64(hash_u64(h, (uint64_t)v->state), (uint64_t)v->pid);
+		h = hash_str(hash_str(h, v->name), v->tenant);
+		h = hash_u64(hash_u64(h, v->start_time), v->memory_set);
+		h = hash_u64(hash_u64(h, (uint64_t)v->memory_bytes), v->n_threads);
+		for (size_t k = 0; k < v->n_threads; k++)
+			h = hash_u64(hash_u64(h, v->threads[k].index), (uint64_t)v->threads[k].tid);
+		h = hash_reservation(h, find_reservation(in->admission, &res_ix, v->name));
+	}
+	name_index_clear(&res_ix);
+	return key_or_one(h);
+}
+
 int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct error **err)
 {
 	(void)err;

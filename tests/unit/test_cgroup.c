@@ -1238,6 +1238,53 @@ static void test_invalid_vm_kept_others_go_on(void **state)
 	assert_file("vcpud.slice/tenant-beta/vm-9", "cpu.weight", "160\n");
 }
 
+/* A tree handed again with the same fingerprint (a steady tick that
+ * planned nothing): the engine's judgement and summaries of it are kept,
+ * and every pass still reports the invalid VM, skips it, and leaves the
+ * steady ones alone; a new fingerprint is judged again. */
+static void test_same_fingerprint_judged_once(void **state)
+{
+	(void)state;
+	struct wide w;
+	wide_init(&w);
+	_cleanup_(cgroup_engine_freep) struct cgroup_engine *e = engine(false);
+	w.s.tree.fingerprint = 41;
+	run(e, &w.s.tree);
+	struct cgroup_reconcile_stats st = run(e, &w.s.tree);
+	assert_int_equal(st.reads, 0);
+
+	w.acme_vms[1].cpus = "0-7"; /* outside its tenant's pool */
+	w.acme_vms[0].weight = 250;
+	w.s.tree.fingerprint = 42;
+	for (int pass = 0; pass < 3; pass++) {
+		struct cgroup_faults f = { 0 };
+		st = run_faulty(e, &w.s.tree, &f, EINVAL);
+		assert_int_equal(st.skipped, 1);
+		assert_int_equal(f.n, 1);
+		const struct cgroup_fault *f8 = fault_of(&f, "acme", "8");
+		assert_non_null(f8);
+		assert_non_null(strstr(f8->msg, "cpuset.cpus 0-7 is not within"));
+		cgroup_faults_clear(&f);
+		/* VM 7's change is made once; then it is steady */
+		assert_int_equal(st.writes, pass == 0 ? 1 : 0);
+		assert_file("vcpud.slice/tenant-acme/vm-7", "cpu.weight", "250\n");
+		assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "300\n");
+	}
+
+	/* fixed, with a new fingerprint: judged again, reconciled */
+	w.acme_vms[1].cpus = "0-1";
+	w.acme_vms[1].weight = 999;
+	w.s.tree.fingerprint = 43;
+	st = run(e, &w.s.tree);
+	assert_int_equal(st.skipped, 0);
+	assert_file("vcpud.slice/tenant-acme/vm-8", "cpu.weight", "999\n");
+	/* and a tree without one (0) is judged every time, as before */
+	w.s.tree.fingerprint = 0;
+	st = run(e, &w.s.tree);
+	assert_int_equal(st.reads, 0);
+	assert_int_equal(st.writes, 0);
+}
+
 /* Two VMs claiming one process: both are refused (moving it to both each
  * tick would make it flap), with a message naming both; the third VM is
  * reconciled. */
@@ -2130,6 +2177,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_vm_kept_others_go_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_fingerprint_judged_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_pid_skips_both, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_attributed_to_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reused_pid_not_moved, setup, teardown),

@@ -12,10 +12,13 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "vcpud/admit.h"
 #include "vcpud/cgroup.h"
+#include "vcpud/cpulist.h"
 #include "vcpud/error.h"
 #include "vcpud/plan.h"
 #include "vcpud/tenant.h"
+#include "vcpud/topology.h"
 #include "vcpud/util.h"
 #include "vcpud/vm.h"
 
@@ -557,6 +560,230 @@ static void test_many_valid(void **state)
 	assert_quota_cpu(&find_vm(t, "vm-04")->cpu_max, 800000);
 }
 
+/* --- the fingerprint: the same inputs, the same tree ------------------------ */
+
+/* Everything a plan is made of, with pinning: 2 nodes of 8 CPUs, 2
+ * tenants, 3 VMs (shared on node 0, dedicated on node 1, shared on both),
+ * one cap. */
+struct pfx {
+	char root[64];
+	struct tenant t[2];
+	struct vm_vcpu th[3][2];
+	struct vm v[3];
+	struct plan_vm_cap caps[2];
+	size_t n_caps;
+	struct topology_node nodes[2];
+	struct topology topo;
+	struct pools pools;
+	struct admit_reservation res[3];
+	struct admit_host host;
+};
+
+static void set_cpus(struct cpuset *s, const char *list)
+{
+	struct error *err = NULL;
+	assert_int_equal(cpulist_parse(list, s, &err), 0);
+}
+
+static void pfx_init(struct pfx *f)
+{
+	memset(f, 0, sizeof(*f));
+	snprintf(f->root, sizeof(f->root), "%s", ROOT);
+	f->t[0] = mk_tenant("gold");
+	f->t[0].weight = 400;
+	f->t[1] = mk_tenant("batch");
+	f->t[1].cpu_max_set = true;
+	f->t[1].cpu_max_cores = 2.5;
+	const char *names[3] = { "web", "db", "wide" };
+	for (int j = 0; j < 3; j++) {
+		for (int k = 0; k < 2; k++)
+			f->th[j][k] = (struct vm_vcpu){ (unsigned)k, 1000 + 10 * j + k + 1 };
+		f->v[j] = mk_vm(names[j], j == 2 ? "batch" : "gold", VM_STATE_RUNNING, 1000 + 10 * j,
+				f->th[j], 2);
+		f->v[j].vcpus = 2;
+		f->v[j].start_time = 500 + (uint64_t)j;
+		snprintf(f->res[j].vm, sizeof(f->res[j].vm), "%s", names[j]);
+		snprintf(f->res[j].tenant, sizeof(f->res[j].tenant), "%s", f->v[j].tenant);
+		f->res[j].vcpus = 2;
+		f->res[j].n_shares = 1;
+		f->res[j].shares[0] = (struct admit_share){ 0, 2 };
+	}
+	f->res[1].cpu_policy = ADMIT_CPU_DEDICATED;
+	f->res[1].thread_policy = ADMIT_THREAD_PREFER;
+	f->res[1].shares[0] = (struct admit_share){ 1, 2 };
+	set_cpus(&f->res[1].pcpus, "12-13");
+	f->res[2].n_shares = 2;
+	f->res[2].shares[0] = (struct admit_share){ 0, 1 };
+	f->res[2].shares[1] = (struct admit_share){ 1, 1 };
+	f->caps[0] = (struct plan_vm_cap){ "wide", 50000 };
+	f->n_caps = 1;
+	for (unsigned n = 0; n < 2; n++) {
+		f->nodes[n].id = n;
+		set_cpus(&f->nodes[n].cpus, n ? "8-15" : "0-7");
+		f->nodes[n].n_cpus = 8;
+	}
+	f->topo.nodes = f->nodes;
+	f->topo.n_nodes = 2;
+	f->topo.n_cpus = 16;
+	set_cpus(&f->topo.online, "0-15");
+	set_cpus(&f->pools.housekeeping, "0-1");
+	set_cpus(&f->pools.dedicated, "12-15");
+	set_cpus(&f->pools.shared, "2-11");
+	f->host = (struct admit_host){ &f->topo, &f->pools, 2.0, f->res, 3 };
+}
+
+static struct plan_input pfx_input(struct pfx *f)
+{
+	return (struct plan_input){ .root = f->root, .tenants = f->t, .n_tenants = 2,
+				    .vms = f->v, .n_vms = 3, .caps = f->caps,
+				    .n_caps = f->n_caps, .admission = &f->host };
+}
+
+static void dump_cpu_max(FILE *o, const struct cgroup_cpu_max *m)
+{
+	fprintf(o, " cpu.max=%d/%d/%llu/%llu", m->set, m->unlimited,
+		(unsigned long long)m->quota_us, (unsigned long long)m->period_us);
+}
+
+/* Every field of a tree, as text (for "are these two trees the same"). */
+static char *tree_text(const struct cgroup_tree *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *o = open_memstream(&buf, &len);
+	fprintf(o, "root=%s\n", t->root);
+	for (size_t i = 0; i < t->n_tenants; i++) {
+		const struct cgroup_tenant_spec *ts = &t->tenants[i];
+		fprintf(o, "tenant %s w=%u cpus=%s mems=%s mem=%d/%d/%llu", ts->name, ts->weight,
+			ts->cpus ? ts->cpus : "-", ts->mems ? ts->mems : "-", ts->memory_max.set,
+			ts->memory_max.unlimited, (unsigned long long)ts->memory_max.bytes);
+		dump_cpu_max(o, &ts->cpu_max);
+		fputc('\n', o);
+		for (size_t j = 0; j < ts->n_vms; j++) {
+			const struct cgroup_vm_spec *v = &ts->vms[j];
+			fprintf(o, " vm %s pid=%d start=%llu w=%u cpus=%s mems=%s emu=%s mem=%d/%d/%llu",
+				v->name, (int)v->pid, (unsigned long long)v->start_time, v->weight,
+				v->cpus ? v->cpus : "-", v->mems ? v->mems : "-",
+				v->emulator_cpus ? v->emulator_cpus : "-", v->memory_max.set,
+				v->memory_max.unlimited, (unsigned long long)v->memory_max.bytes);
+			dump_cpu_max(o, &v->cpu_max);
+			fputc('\n', o);
+			for (size_t k = 0; k < v->n_vcpus; k++) {
+				const struct cgroup_vcpu_spec *c = &v->vcpus[k];
+				fprintf(o, "  vcpu %u tid=%d w=%u cpus=%s", c->index, (int)c->tid,
+					c->weight, c->cpus ? c->cpus : "-");
+				dump_cpu_max(o, &c->cpu_max);
+				fputc('\n', o);
+			}
+		}
+	}
+	fclose(o);
+	return buf;
+}
+
+/* The fixture planned: its fingerprint and its tree as text. */
+static uint64_t pfx_plan(struct pfx *f, char **text)
+{
+	struct plan_input in = pfx_input(f);
+	uint64_t fp = plan_input_fingerprint(&in);
+	assert_int_not_equal(fp, 0);
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	struct error *err = NULL;
+	assert_int_equal(plan_tree(&in, &t, &err), 0);
+	assert_int_equal(t->fingerprint, 0); /* the caller's to set */
+	assert_valid(t);
+	*text = tree_text(t);
+	return fp;
+}
+
+typedef void (*pfx_mutation)(struct pfx *f);
+static void m_root(struct pfx *f) { strcat(f->root, "2"); }
+static void m_weight(struct pfx *f) { f->t[0].weight = 401; }
+static void m_tenant_cap(struct pfx *f) { f->t[1].cpu_max_cores = 2.25; }
+static void m_tenant_uncap(struct pfx *f) { f->t[1].cpu_max_set = false; }
+static void m_tenant_mem(struct pfx *f) { f->t[0].memory_set = true; f->t[0].memory_bytes = GiB; }
+static void m_tenant_name(struct pfx *f) { strcpy(f->t[1].name, "batch2"); }
+static void m_pid(struct pfx *f) { f->v[0].pid = 4242; }
+static void m_start(struct pfx *f) { f->v[0].start_time = 501; }
+static void m_gone(struct pfx *f) { f->v[1].state = VM_STATE_GONE; }
+static void m_vm_tenant(struct pfx *f) { strcpy(f->v[0].tenant, "batch"); }
+static void m_vm_mem(struct pfx *f) { f->v[2].memory_set = true; f->v[2].memory_bytes = 2 * GiB; }
+static void m_tid(struct pfx *f) { f->th[0][1].tid = 7777; }
+static void m_index(struct pfx *f) { f->th[2][1].index = 5; }
+static void m_fewer_threads(struct pfx *f) { f->v[1].n_threads = 1; }
+static void m_cap(struct pfx *f) { f->caps[0].quota_us = 60000; }
+static void m_cap_other(struct pfx *f) { f->caps[0].vm = "web"; }
+static void m_cap_more(struct pfx *f) { f->caps[1] = (struct plan_vm_cap){ "db", 9000 }; f->n_caps = 2; }
+static void m_share_node(struct pfx *f) { f->res[0].shares[0].node = 1; }
+static void m_span(struct pfx *f) { f->res[2].n_shares = 1; }
+static void m_pcpus(struct pfx *f) { set_cpus(&f->res[1].pcpus, "12,14"); }
+static void m_policy(struct pfx *f) { f->res[0].cpu_policy = ADMIT_CPU_DEDICATED; set_cpus(&f->res[0].pcpus, "14-15"); }
+static void m_unreserved(struct pfx *f) { strcpy(f->res[0].vm, "other"); }
+static void m_shared_pool(struct pfx *f) { set_cpus(&f->pools.shared, "2-10"); }
+static void m_housekeeping(struct pfx *f) { set_cpus(&f->pools.housekeeping, "0"); }
+static void m_node_cpus(struct pfx *f) { set_cpus(&f->nodes[1].cpus, "9-15"); }
+static void m_node_id(struct pfx *f) { f->nodes[1].id = 3; }
+static void m_no_pools(struct pfx *f) { f->host.pools = NULL; }
+/* what a plan does not read: the fingerprint stays */
+static void m_uuid(struct pfx *f) { strcpy(f->v[0].uuid, "5f1c9a3e-0000-4000-8000-000000000001"); }
+static void m_updated(struct pfx *f) { f->v[0].updated_at = 99; f->v[0].state_since_ms = 12; }
+static void m_used(struct pfx *f) { f->t[0].vcpus_used = 7; f->t[0].vm_count = 3; }
+static void m_class(struct pfx *f) { f->t[1].class_ = TENANT_CLASS_BEST_EFFORT; }
+static void m_ratio(struct pfx *f) { f->host.cpu_ratio = 4.0; }
+
+static void test_fingerprint(void **state)
+{
+	(void)state;
+	struct pfx f;
+	pfx_init(&f);
+	_cleanup_free_ char *base = NULL, *again = NULL;
+	uint64_t fp0 = pfx_plan(&f, &base);
+	pfx_init(&f);
+	assert_true(pfx_plan(&f, &again) == fp0);
+	assert_string_equal(base, again);
+
+	/* every input the tree is made of: a new tree, a new fingerprint */
+	static const struct { const char *what; pfx_mutation m; } changes[] = {
+		{ "root", m_root }, { "tenant weight", m_weight }, { "tenant cap", m_tenant_cap },
+		{ "tenant cap lifted", m_tenant_uncap }, { "tenant memory", m_tenant_mem },
+		{ "tenant name", m_tenant_name }, { "pid", m_pid }, { "start time", m_start },
+		{ "gone", m_gone }, { "VM's tenant", m_vm_tenant }, { "VM memory", m_vm_mem },
+		{ "a vCPU's TID", m_tid }, { "a vCPU's index", m_index },
+		{ "a vCPU fewer", m_fewer_threads }, { "cap", m_cap },
+		{ "cap on another VM", m_cap_other }, { "one cap more", m_cap_more },
+		{ "share's node", m_share_node }, { "span", m_span },
+		{ "dedicated pCPUs", m_pcpus }, { "CPU policy", m_policy },
+		{ "reservation gone", m_unreserved }, { "shared pool", m_shared_pool },
+		{ "housekeeping CPUs", m_housekeeping }, { "node's CPUs", m_node_cpus },
+		{ "node id", m_node_id }, { "no pools", m_no_pools },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(changes); i++) {
+		pfx_init(&f);
+		changes[i].m(&f);
+		_cleanup_free_ char *text = NULL;
+		uint64_t fp = pfx_plan(&f, &text);
+		if (strcmp(text, base) == 0)
+			fail_msg("%s: the tree did not change (a useless case)", changes[i].what);
+		if (fp == fp0)
+			fail_msg("%s: the tree changed, the fingerprint did not", changes[i].what);
+	}
+	/* what no tree is made of: the same fingerprint (a steady tick whose
+	 * store rows were touched plans nothing) */
+	static const struct { const char *what; pfx_mutation m; } same[] = {
+		{ "uuid", m_uuid }, { "updated_at", m_updated }, { "use counts", m_used },
+		{ "class", m_class }, { "overcommit ratio", m_ratio },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(same); i++) {
+		pfx_init(&f);
+		same[i].m(&f);
+		_cleanup_free_ char *text = NULL;
+		uint64_t fp = pfx_plan(&f, &text);
+		assert_string_equal(text, base);
+		if (fp != fp0)
+			fail_msg("%s: the fingerprint changed for the same tree", same[i].what);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_invalid_names),
 		cmocka_unit_test(test_many_valid),
+		cmocka_unit_test(test_fingerprint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
