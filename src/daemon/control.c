@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/control.h"
@@ -73,6 +75,10 @@ struct tenant_rt {
 
 struct control {
 	char *host_root;
+	/* host_root's proc is this kernel's own (the same inode as /proc): a
+	 * thread's CPUs come from sched_getaffinity(), not from its status
+	 * file */
+	bool own_proc;
 	int64_t interval_ns;
 	struct sampler *sampler;
 	struct vm_rt *vms;
@@ -111,6 +117,10 @@ int control_new(const char *host_root, uint32_t interval_ms, struct control **ou
 {
 	struct control *c = xcalloc(1, sizeof(*c));
 	c->host_root = xstrdup(host_root ? host_root : "/");
+	_cleanup_free_ char *proc = path_join(c->host_root, "proc", NULL);
+	struct stat a, b;
+	c->own_proc = stat(proc, &a) == 0 && stat("/proc", &b) == 0 && a.st_dev == b.st_dev &&
+		      a.st_ino == b.st_ino;
 	c->interval_ns = (int64_t)interval_ms * 1000000;
 	if (sampler_new(c->host_root, c->interval_ns, &c->sampler, err) < 0) {
 		free(c->host_root);
@@ -173,6 +183,15 @@ const struct plan_vm_cap *control_caps(const struct control *c, size_t *n)
 {
 	*n = c->n_caps;
 	return c->caps;
+}
+
+bool control_vm_cpus(const struct control *c, const char *vm, struct cpuset *out)
+{
+	size_t i = name_index_find(&c->vm_ix, c->vms, vm);
+	if (i == SIZE_MAX || !c->vms[i].cpus_known)
+		return false;
+	*out = c->vms[i].cpus;
+	return true;
 }
 
 /* --- runtime state by name --------------------------------------------------- */
@@ -253,10 +272,32 @@ static void rt_sweep(struct control *c)
 
 /* --- readings ------------------------------------------------------------------ */
 
-/* The CPUs a thread may run on (cpuset and affinity together), from
- * /proc/PID/task/TID/status. */
-static int thread_cpus(const char *host_root, pid_t pid, pid_t tid, struct cpuset *out)
+/* The same from the kernel at once (its cpus_mask within the active CPUs;
+ * a cpuset's bits are laid out as a cpu_set_t's): 0; 1 when it cannot say
+ * (a kernel with more CPUs than a cpuset holds); -1 when the thread is
+ * gone. Unlike the status file it does not check that TID is still a
+ * thread of the VM: a TID reused meanwhile is seen by the sampler (its
+ * schedstat under the VM's task directory fails) and the VM's threads are
+ * read again. */
+static int thread_affinity(pid_t tid, struct cpuset *out)
 {
+	_Static_assert(sizeof(out->bits) % sizeof(unsigned long) == 0, "cpuset words");
+	if (sched_getaffinity(tid, sizeof(out->bits), (cpu_set_t *)(void *)out->bits) == 0)
+		return 0;
+	return errno == ESRCH ? -1 : 1;
+}
+
+/* The CPUs a thread may run on (cpuset and affinity together), from
+ * /proc/PID/task/TID/status, or from the kernel when that proc is its own
+ * (an open, a read of 1.5 KB of text and a parse less). */
+static int thread_cpus(const struct control *c, pid_t pid, pid_t tid, struct cpuset *out)
+{
+	if (c->own_proc) {
+		int rc = thread_affinity(tid, out);
+		if (rc <= 0)
+			return rc;
+	}
+	const char *host_root = c->host_root;
 	char p[64], t[64];
 	snprintf(p, sizeof(p), "%d", (int)pid);
 	snprintf(t, sizeof(t), "%d", (int)tid);
@@ -280,7 +321,7 @@ static void vm_cpus_refresh(struct control *c, struct vm_rt *r, const struct vm 
 	cpuset_zero(&all);
 	bool any = false;
 	for (size_t i = 0; i < v->n_threads; i++) {
-		if (thread_cpus(c->host_root, v->pid, v->threads[i].tid, &one) == 0) {
+		if (thread_cpus(c, v->pid, v->threads[i].tid, &one) == 0) {
 			cpuset_or(&all, &all, &one);
 			any = true;
 		}

@@ -66,6 +66,10 @@ void control_replanned(struct control *c, const char *const *vms, size_t n);
 /* The caps in force, for plan_tree() (valid until the next control_tick). */
 const struct plan_vm_cap *control_caps(const struct control *c, size_t *n);
 
+/* The CPUs VM `vm`'s vCPU threads may run on (cpuset and affinity
+ * together), as last read by a tick: false when not known. */
+bool control_vm_cpus(const struct control *c, const char *vm, struct cpuset *out);
+
 /* The history rows still in memory (history.h): all of them written, and
  * every VM's pruned to retention_s, at a clean stop. */
 int control_history_flush(struct control *c, struct store *st, uint32_t retention_s,

@@ -10,7 +10,10 @@
 #include "store_test_util.h"
 #include "registry_test_util.h"
 
+#include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/control.h"
 #include "vcpud/cgroup.h"
@@ -170,6 +173,69 @@ static const json_t *top_vm(const struct cfx *f, const char *name)
 			return v;
 	fail_msg("VM %s is not in /v1/top", name);
 	return NULL;
+}
+
+/* A VM's CPUs: from its threads' status files under a fake proc (the
+ * fixture says 0-1 for every thread). */
+static void test_vm_cpus_from_status(void **state)
+{
+	struct cfx *f = *state;
+	struct cpuset s;
+	assert_false(control_vm_cpus(f->ctl, "victim", &s));
+	tick(f);
+	assert_true(control_vm_cpus(f->ctl, "victim", &s));
+	_cleanup_free_ char *txt = cpulist_format(&s);
+	assert_string_equal(txt, "0-1");
+	assert_false(control_vm_cpus(f->ctl, "starting", &s)); /* not sampled */
+}
+
+/* With the host's own /proc, a VM's CPUs come from the kernel
+ * (sched_getaffinity): this test's own thread, as a one-vCPU "VM",
+ * pinned to the first CPU it may use, then let go. */
+static void test_vm_cpus_from_the_kernel(void **state)
+{
+	struct cfx *f = *state;
+	cpu_set_t old, one;
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	int first = -1;
+	for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+		if (CPU_ISSET(c, &old))
+			first = c;
+	assert_true(first >= 0);
+	CPU_ZERO(&one);
+	CPU_SET(first, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+
+	struct control *c = NULL;
+	struct error *err = NULL;
+	assert_int_equal(control_new("/", INTERVAL_MS, &c, &err), 0);
+	struct vm v = mk_vm("self", "gold", getpid(), 1);
+	v.threads = xcalloc(1, sizeof(*v.threads));
+	v.threads[0] = (struct vm_vcpu){ 0, (pid_t)syscall(SYS_gettid) };
+	v.n_threads = 1;
+	struct control_input in = {
+		.store = f->rf.ts.st, .cgroup_root = f->cgroot, .policy = &f->pol, .tick = 1,
+		.tenants = f->tenants, .n_tenants = 2, .vms = &v, .n_vms = 1,
+	};
+	bool changed;
+	assert_int_equal(control_tick(c, &in, &changed, &err), 0);
+	assert_int_equal(sched_setaffinity(0, sizeof(old), &old), 0);
+	struct cpuset s, want;
+	assert_true(control_vm_cpus(c, "self", &s));
+	cpuset_zero(&want);
+	cpuset_set(&want, (unsigned)first);
+	assert_true(cpuset_equal(&s, &want));
+
+	/* read again once the VM is placed anew: all of its CPUs again */
+	control_replanned(c, (const char *[]){ "self" }, 1);
+	in.tick = 2;
+	assert_int_equal(control_tick(c, &in, &changed, &err), 0);
+	assert_true(control_vm_cpus(c, "self", &s));
+	assert_int_equal(cpuset_count(&s), (unsigned)CPU_COUNT(&old));
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		assert_int_equal(cpuset_isset(&s, (unsigned)cpu), CPU_ISSET(cpu, &old) != 0);
+	control_free(c);
+	vm_clear(&v);
 }
 
 static void test_victim_gets_neighbour_capped(void **state)
@@ -396,6 +462,8 @@ int main(void)
 	log_set_level(LOG_LVL_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_victim_gets_neighbour_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_cpus_from_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_cpus_from_the_kernel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_threads_are_not_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caps_survive_a_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttled_from_cpu_stat, setup, teardown),
