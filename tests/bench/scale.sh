@@ -18,7 +18,9 @@
 #   SCALE_WINDOW_S=15       quiet window for CPU per tick and log growth
 #   SCALE_STRACE_S=3        strace window for syscalls per tick
 #   SCALE_API_REQS=50       requests per API endpoint
-#   SCALE_PERF_S=           if set: perf record -g (SCALE_PERF_HZ, 999) on vcpud for this many
+#   SCALE_PERF_S=           if set: perf record (SCALE_PERF_HZ, 999; call graphs by
+#                           SCALE_PERF_CG, default dwarf,16384: vcpud has no frame
+#                           pointers) on vcpud for this many
 #                           seconds after the quiet window, into
 #                           $SCALE_PERF_DIR/perf-N.data (default /tmp)
 #   SCALE_HOLD_S=           if set: after each tier, keep vcpud and the VMs
@@ -264,7 +266,7 @@ tier() {
 	[ "$dt" -gt 0 ] || problem "no tick in the quiet window"
 	if [ -n "${SCALE_PERF_S:-}" ]; then
 		pf="${SCALE_PERF_DIR:-/tmp}/perf-$N.data"
-		if perf record -q -F "${SCALE_PERF_HZ:-999}" -g -o "$pf" -p "$DAEMON_PID" -- sleep "$SCALE_PERF_S" 2>"$TMP/perf.err"; then
+		if perf record -q -F "${SCALE_PERF_HZ:-999}" --call-graph "${SCALE_PERF_CG:-dwarf,16384}" -o "$pf" -p "$DAEMON_PID" -- sleep "$SCALE_PERF_S" 2>"$TMP/perf.err"; then
 			echo "  perf: $pf ($SCALE_PERF_S s; perf report -i $pf)"
 		else
 			problem "perf record failed: $(head -c 300 "$TMP/perf.err")"
