@@ -39,6 +39,18 @@ expect_rc() {
 	if [ "$rc" -eq "$want" ]; then ok "$d (exit $rc)"; else bad "$d: exit $rc, wanted $want: $OUT"; fi
 }
 
+wait_for() { # DESC TRIES CMD...: CMD must succeed within TRIES x 0.1 s
+	d=$1 t=$2; shift 2
+	i=0
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -gt "$t" ] && { bad "$d"; return 1; }
+		sleep 0.1
+	done
+	ok "$d"
+}
+# shows VM TEXT: `vm show --json VM` has TEXT
+shows() { ctl --json vm show "$1" | grep -q "$2"; }
+
 # contains DESC NEEDLE: $OUT must contain NEEDLE
 contains() {
 	case "$OUT" in

@@ -30,16 +30,6 @@ start_fake_at() {
 	done
 	return 1
 }
-wait_for() { # DESC TRIES CMD...: CMD must succeed within TRIES x 0.1 s
-	d=$1 t=$2; shift 2
-	i=0
-	while ! "$@" >/dev/null 2>&1; do
-		i=$((i + 1)); [ $i -gt "$t" ] && { bad "$d"; return 1; }
-		sleep 0.1
-	done
-	ok "$d"
-}
-shows() { ctl --json vm show "$1" | grep -q "$2"; }
 health_has() { ctl --json status | grep -q "$1"; }
 trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
 
