@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -526,7 +527,7 @@ int registry_admit(struct registry *r, const struct admit_request *req, bool dry
  * else EBUSY) -> *bound, nothing to insert; or a new one admitted now
  * (shared, prefer) -> *row to insert with the VM. Against the ledger;
  * the caller puts *row in it once stored. */
-static int bind_or_admit(struct registry *r, const struct vm *v, const struct tenant *t,
+static int bind_or_admit(struct registry *r, struct vm *v, const struct tenant *t,
 			 bool *insert, struct store_reservation *row, struct error **err)
 {
 	*insert = false;
@@ -537,6 +538,14 @@ static int bind_or_admit(struct registry *r, const struct vm *v, const struct te
 		if (strcmp(own->tenant, v->tenant) != 0)
 			return error_set(err, EBUSY, "VM '%s' is admitted for tenant '%s', not '%s'",
 					 v->name, own->tenant, v->tenant);
+		/* the VM is what was admitted: a process started with fewer
+		 * vCPUs online (QEMU's -smp N,maxcpus=M) may hot-plug the
+		 * rest, which are placed when they appear; one with more
+		 * than were booked is refused */
+		if (v->vcpus > own->vcpus)
+			return error_set(err, EBUSY, "VM '%s' is admitted for %u vCPUs, its process "
+					 "has %u", v->name, own->vcpus, v->vcpus);
+		v->vcpus = own->vcpus;
 		return 0;
 	}
 	struct admit_request req = {
@@ -790,6 +799,28 @@ static int proc_stat_read(const char *host_root, pid_t pid, struct proc_stat *ou
 	return 0;
 }
 
+/* How many threads process `pid` has, from its task directory's link
+ * count (2 + one per thread: procfs sets it so, as any directory's is
+ * 2 + its subdirectories): a stat() instead of the stat file, which the
+ * kernel formats field by field and whose CPU times sum every thread.
+ * 0 and *out; -1 with ESRCH when it is gone. */
+static int proc_thread_count(const char *host_root, pid_t pid, unsigned *out,
+			     struct error **err)
+{
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	_cleanup_free_ char *p = path_join(host_root, "proc", pidbuf, "task", NULL);
+	struct stat st;
+	if (stat(p, &st) < 0)
+		return errno == ENOENT || errno == ESRCH
+			? error_set(err, ESRCH, "process %d does not exist", (int)pid)
+			: error_set(err, errno, "process %d: %s", (int)pid, strerror(errno));
+	if (st.st_nlink < 2)
+		return error_set(err, ESRCH, "process %d has no threads (exiting)", (int)pid);
+	*out = (unsigned)(st.st_nlink - 2);
+	return 0;
+}
+
 static int proc_start_time(const char *host_root, pid_t pid, uint64_t *out, struct error **err)
 {
 	struct proc_stat ps;
@@ -998,9 +1029,17 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 		_cleanup_close_ int pidfd = r->pidfds && !have_watch
 						    ? (int)syscall(SYS_pidfd_open, v->pid, 0) : -1;
 		_cleanup_error_ struct error *e = NULL;
-		struct proc_stat ps;
+		struct proc_stat ps = { 0 };
 		uint64_t start = 0;
-		int rc = proc_stat_read(r->host_root, v->pid, &ps, &e);
+		int rc;
+		if (have_watch && !w->exited) {
+			/* the watched process is there until its pidfd says it
+			 * exited: only its thread count is news */
+			rc = proc_thread_count(r->host_root, v->pid, &ps.num_threads, &e);
+			ps.start_time = w->start_time;
+		} else {
+			rc = proc_stat_read(r->host_root, v->pid, &ps, &e);
+		}
 		if (rc == 0)
 			start = ps.start_time;
 		if (rc < 0) {

@@ -143,5 +143,21 @@ start_daemon || bad "daemon restarts"
 N2=$(ctl --json vm stats hist-1 | grep -c '"ts_ms"')
 [ "$N2" -ge "$D2" ] && ok "and they are there after a restart ($N2)" || bad "after the restart: $N2 samples"
 
+# a vCPU hot-plugged into a registered VM (a new "CPU 2/KVM" thread) is
+# found by the thread count of its task directory, read every 10 ticks per
+# VM (src/registry/registry.c, STAT_RECHECK_PASSES), and placed
+ctl tenant create plug --vcpus 3 >/dev/null
+start_fake "$TMP/plug.out" --vcpus 2 --spare 1 --idle
+PLUG=$FPID
+expect_rc 0 "admit plug-1 with 3 vCPUs" ctl vm admit plug-1 --tenant plug --vcpus 3
+expect_rc 0 "register its process, 2 vCPU threads so far" ctl vm register plug-1 --tenant plug --pid "$PLUG"
+sleep 2.5 # a few passes: the process is watched, its steady count known
+kill -WINCH "$PLUG"
+wait_for "hot-plugged vCPU thread started" 20 grep -q '^vcpu 2 tid=' "$TMP/plug.out"
+T2=$(sed -n 's/^vcpu 2 tid=//p' "$TMP/plug.out")
+wait_for "the hot-plugged vCPU 2 (thread $T2) is found within 12 s" 120 shows plug-1 "\"tid\": $T2"
+log_soon "dry-run: would write '$T2' to $TMP/cgroup/tenant-plug/vm-plug-1/vcpu2/cgroup.threads" \
+	&& ok "and placed in its vcpu2 group" || bad "no dry-run line for the hot-plugged vCPU"
+
 cleanup_fakes
 finish

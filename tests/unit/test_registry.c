@@ -218,6 +218,33 @@ static void test_admit_then_register(void **state)
 	expect_error(&err, EBUSY, "VM 'web-1' is admitted for tenant 'acme', not 'other'");
 	assert_int_equal(event_count(f->ts.st), events);
 	assert_int_equal(state_of(f, "web-1"), VM_STATE_ADMITTED);
+
+	/* a process with more vCPU threads than were admitted is refused */
+	fake_vmm(f, 1200, 6100, 2, 1200);
+	assert_int_equal(reg_api(f, "web-1", "acme", 1200, &err), -1);
+	expect_error(&err, EBUSY, "VM 'web-1' is admitted for 1 vCPUs, its process has 2");
+	assert_int_equal(event_count(f->ts.st), events);
+
+	/* one with fewer (QEMU's -smp 2,maxcpus=4) is the VM admitted: 4
+	 * vCPUs, the other two placed when they are hot-plugged */
+	assert_int_equal(admit(f, "big-1", "acme", 4, false, &err), 0);
+	fake_vmm(f, 1300, 6200, 2, 1300);
+	assert_int_equal(reg_api(f, "big-1", "acme", 1300, &err), 0);
+	v = view_ok(f, "big-1");
+	assert_int_equal(v.vm.vcpus, 4);
+	assert_int_equal(v.vm.n_threads, 2);
+	assert_int_equal(v.res.vcpus, 4);
+	registry_vm_view_clear(&v);
+	assert_int_equal(used(f, "acme"), 2 + 1 + 4);
+	/* vCPU 2 is hot-plugged: its thread is taken at the next look */
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	fake_vmm(f, 1300, 6200, 3, 1300);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	v = view_ok(f, "big-1");
+	assert_int_equal(v.vm.n_threads, 3);
+	assert_int_equal(v.vm.threads[2].index, 2);
+	assert_int_equal(v.vm.threads[2].tid, 1303);
+	registry_vm_view_clear(&v);
 }
 
 static void test_register_admits_atomically(void **state)
