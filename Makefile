@@ -46,7 +46,7 @@ LIBS = $(PKG_LIBS) -lm
 
 # Library modules (everything but the two main()s), in dependency order.
 MODULES := common store policy cgroup topology discover plan sample throttle registry api
-LIB_SRCS := $(foreach m,$(MODULES),$(wildcard src/$(m)/*.c))
+LIB_SRCS := $(filter-out %.bpf.c,$(foreach m,$(MODULES),$(wildcard src/$(m)/*.c)))
 DAEMON_SRCS := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c))
 CLI_SRCS := $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 GEN_SCHEMA := $(BUILD)/gen/schema.c
@@ -123,28 +123,35 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libvcpud.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lpthread
 
-# bench_sampler's BPF mode (a task iterator against the pread floor, issue
-# 10 item 5), built when clang, bpftool and libbpf are there (make deps
-# installs them): the BPF object, compiled for any kernel with BTF (CO-RE),
-# is embedded in the bench by a bpftool skeleton (sched_bytid: the same
-# figures by tid, on kernels whose syscall programs have bpf_task_from_pid).
-# vcpud does not use them.
+# The sampler's BPF path (src/sample/sampler_bpf.c, a task iterator per VM
+# process) and bench_sampler's BPF mode, built when clang, bpftool and
+# libbpf are there (make deps installs them); without them vcpud reads
+# schedstat files only, and says so. Each BPF object is compiled for any
+# kernel with BTF (CO-RE) and embedded by a bpftool skeleton (sched_bytid:
+# the bench's figures by tid, on kernels whose syscall programs have
+# bpf_task_from_pid).
 BPF_CLANG ?= clang
 BPFTOOL ?= bpftool
 HAVE_BPF := $(shell command -v $(BPF_CLANG) >/dev/null 2>&1 && \
 	command -v $(BPFTOOL) >/dev/null 2>&1 && pkg-config --exists libbpf && echo 1)
 ifeq ($(HAVE_BPF),1)
 BPF_ARCH_INC := /usr/include/$(shell $(CC) -print-multiarch 2>/dev/null)
+BPF_OBJ_FLAGS = -target bpf -g -O2 -Wall -I$(BPF_ARCH_INC) -Isrc
 .PRECIOUS: $(BUILD)/gen/%.bpf.o
-$(BUILD)/gen/%.bpf.o: tests/bench/%.bpf.c tests/bench/sched_task.bpf.h
+$(BUILD)/gen/%.bpf.o: tests/bench/%.bpf.c src/sample/sched_task.bpf.h
 	@mkdir -p $(dir $@)
-	$(BPF_CLANG) -target bpf -g -O2 -Wall -I$(BPF_ARCH_INC) -c $< -o $@
+	$(BPF_CLANG) $(BPF_OBJ_FLAGS) -c $< -o $@
+$(BUILD)/gen/vcpu_iter.bpf.o: src/sample/vcpu_iter.bpf.c src/sample/sched_task.bpf.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) $(BPF_OBJ_FLAGS) -c $< -o $@
 $(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/src/sample/sampler_bpf.o: $(BUILD)/gen/vcpu_iter.skel.h
+$(BUILD)/obj/src/sample/sampler_bpf.o: ALL_CFLAGS += -DVCPUD_BPF -I$(BUILD)/gen
+LIBS += $(shell pkg-config --libs libbpf)
 $(BUILD)/obj/tests/bench/bench_sampler.o: $(BUILD)/gen/sched_iter.skel.h \
 	$(BUILD)/gen/sched_bytid.skel.h
 $(BUILD)/obj/tests/bench/bench_sampler.o: ALL_CFLAGS += -DHAVE_BPF -I$(BUILD)/gen
-$(BUILD)/bench/bench_sampler: LIBS += $(shell pkg-config --libs libbpf)
 endif
 
 tests: all $(TEST_BINS)

@@ -205,6 +205,7 @@ struct api_ctx {
 					* "unreachable"; NULL: not known */
 	int64_t libvirt_since_ms;
 	const char *libvirt_error;
+	const char *sampler;           /* "bpf" or "pread"; NULL: not known */
 };
 
 struct api_request {

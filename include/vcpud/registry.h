@@ -96,8 +96,10 @@ int registry_inventory_load(struct registry *r, struct inventory *out, struct er
 /* Make the admission ledger the registry keeps in memory the one `inv` read
  * from the store (the store is the truth: a change made behind the
  * registry's back is taken in). The tick calls it once, after its
- * inventory read; between ticks the ledger follows the registry's own
- * writes. */
+ * inventory read (`inv` is the one registry_inventory_load() just gave:
+ * when that was the unchanged cache, and the ledger has not changed since
+ * it was last found to hold it, nothing is compared); between ticks the
+ * ledger follows the registry's own writes. */
 void registry_ledger_resync(struct registry *r, const struct inventory *inv);
 void inventory_clear(struct inventory *inv);
 
@@ -134,6 +136,26 @@ size_t registry_check_pids(struct registry *r, struct inventory *inv);
  * another process (start time changed) or to one without vCPU threads,
  * makes the VM gone. Returns the number of VMs changed. */
 size_t registry_refresh_registered(struct registry *r, struct inventory *inv);
+
+/* What a tick's sampling saw of a VM's threads, for thread discovery by
+ * exception: a vCPU thread gone (its schedstat read ESRCH, or BPF no
+ * longer lists it), and with the BPF sampler the process's thread count
+ * and a sum of its thread ids. */
+struct registry_thread_news {
+	const char *vm;
+	bool vcpu_gone;
+	int64_t n_threads;             /* -1: not known (the pread sampler) */
+	uint64_t tid_sum;
+};
+
+/* Take the news in: a registered VM whose vCPU thread went, or whose
+ * process's thread count or set of thread ids changed since its task
+ * directory was last read, has it read at the next refresh. Once news with
+ * thread counts come (BPF), a watched VM's stat is no longer read every 10
+ * passes and its task directory is read again every
+ * THREADS_RECHECK_PASSES_NEWS passes only (the news say the rest). */
+void registry_thread_news(struct registry *r, const struct registry_thread_news *news,
+			  size_t n);
 
 /* Apply what one source saw: register new managed VMs (binding them to
  * their reservation, or admitting them: shared, prefer), update the ones it

@@ -230,7 +230,25 @@ int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t 
  * mono_ns. fn must not touch the sampler. NULL: never. */
 void sampler_set_yield(struct sampler *s, void (*fn)(void *data), void *data, unsigned every_us);
 
-/* The number of threads the sampler holds state for, and of open fds. */
+/* Read through BPF from now on (sampler_bpf.h): one task iterator per VM
+ * process, no fd kept per thread (a thread is told from one that reused
+ * its tid by its start time). Only for the host's own /proc (HOST_ROOT
+ * "/", or one whose proc is this kernel's). 0; -1 and *err (ENOTSUP, with
+ * why: not built with BPF, not permitted, no BTF, a kernel older than
+ * 6.1, a fake proc) with the sampler left on schedstat files. Its fds are
+ * closed at the next tick. */
+int sampler_use_bpf(struct sampler *s, struct error **err);
+
+/* With BPF: what the last tick read of process `pid` (its thread count,
+ * and a sum of a hash of each thread id: another set of threads, another
+ * sum). 0; -1 when it did not read it (or reads schedstat files). */
+int sampler_process_threads(const struct sampler *s, pid_t pid, size_t *n, uint64_t *tid_sum);
+
+/* "bpf" or "pread": how the sampler reads. */
+const char *sampler_backend(const struct sampler *s);
+
+/* The number of threads the sampler holds state for, and of open fds
+ * (BPF: the iterator links kept, one per process). */
 size_t sampler_size(const struct sampler *s);
 size_t sampler_open_fds(const struct sampler *s);
 

@@ -11,11 +11,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/control.h"
 #include "daemon/history.h"
+#include "vcpud/discover.h"
 #include "vcpud/log.h"
 #include "vcpud/path.h"
 #include "vcpud/sample.h"
@@ -45,6 +45,7 @@ struct cg_reading {
 struct vm_rt {
 	char name[NAME_MAX_LEN + 1];
 	struct cpuset cpus;
+	unsigned n_cpus;              /* cpuset_count(&cpus) */
 	bool cpus_known;
 	uint64_t cpus_due;            /* the tick they are read again */
 	struct cg_reading cg;
@@ -75,7 +76,7 @@ struct tenant_rt {
 
 struct control {
 	char *host_root;
-	/* host_root's proc is this kernel's own (the same inode as /proc): a
+	/* host_root's proc is this kernel's own (procfs_is_real()): a
 	 * thread's CPUs come from sched_getaffinity(), not from its status
 	 * file */
 	bool own_proc;
@@ -106,6 +107,9 @@ struct control {
 	json_t *top;
 	/* the history rows on their way to the store */
 	struct history *hist;
+	/* what the last tick saw of the VMs' threads (control_thread_news) */
+	struct registry_thread_news *news;
+	size_t n_news, cap_news;
 	/* per-tick buffers, grown as needed (no allocation in steady state) */
 	struct sample_target *targets;
 	struct sample_vcpu *out;
@@ -117,10 +121,7 @@ int control_new(const char *host_root, uint32_t interval_ms, struct control **ou
 {
 	struct control *c = xcalloc(1, sizeof(*c));
 	c->host_root = xstrdup(host_root ? host_root : "/");
-	_cleanup_free_ char *proc = path_join(c->host_root, "proc", NULL);
-	struct stat a, b;
-	c->own_proc = stat(proc, &a) == 0 && stat("/proc", &b) == 0 && a.st_dev == b.st_dev &&
-		      a.st_ino == b.st_ino;
+	c->own_proc = procfs_is_real(c->host_root);
 	c->interval_ns = (int64_t)interval_ms * 1000000;
 	if (sampler_new(c->host_root, c->interval_ns, &c->sampler, err) < 0) {
 		free(c->host_root);
@@ -167,6 +168,7 @@ void control_free(struct control *c)
 	name_index_clear(&c->in_tenant_ix);
 	free(c->targets);
 	free(c->out);
+	free(c->news);
 	free(c->host_root);
 	free(c);
 }
@@ -183,6 +185,52 @@ const struct plan_vm_cap *control_caps(const struct control *c, size_t *n)
 {
 	*n = c->n_caps;
 	return c->caps;
+}
+
+static bool vm_sampled(const struct vm *v)
+{
+	return v->state != VM_STATE_GONE && v->pid > 0 && v->n_threads > 0;
+}
+
+const struct registry_thread_news *control_thread_news(const struct control *c, size_t *n)
+{
+	*n = c->n_news;
+	return c->news;
+}
+
+/* The news of this tick's sampling, VM by VM (targets are laid out VM by
+ * VM, in the order of in->vms). */
+static void news_make(struct control *c, const struct control_input *in)
+{
+	if (c->cap_news < in->n_vms) {
+		c->cap_news = in->n_vms * 2;
+		c->news = xrealloc(c->news, c->cap_news * sizeof(*c->news));
+	}
+	c->n_news = 0;
+	size_t k = 0;
+	for (size_t i = 0; i < in->n_vms; i++) {
+		const struct vm *v = &in->vms[i];
+		if (!vm_sampled(v))
+			continue;
+		struct registry_thread_news *x = &c->news[c->n_news++];
+		*x = (struct registry_thread_news){ .vm = v->name, .n_threads = -1 };
+		for (size_t j = 0; j < v->n_threads; j++)
+			x->vcpu_gone |= c->out[k + j].gone;
+		k += v->n_threads;
+		size_t nt;
+		if (sampler_process_threads(c->sampler, v->pid, &nt, &x->tid_sum) == 0)
+			x->n_threads = (int64_t)nt;
+	}
+}
+
+int control_use_bpf(struct control *c, struct error **err)
+{
+	return sampler_use_bpf(c->sampler, err);
+}
+
+const char *control_sampler(const struct control *c)
+{
+	return sampler_backend(c->sampler);
 }
 
 bool control_vm_cpus(const struct control *c, const char *vm, struct cpuset *out)
@@ -328,6 +376,7 @@ static void vm_cpus_refresh(struct control *c, struct vm_rt *r, const struct vm 
 	}
 	if (any) {
 		r->cpus = all;
+		r->n_cpus = cpuset_count(&all);
 		r->cpus_known = true;
 		r->cpus_due = recheck_due((uint32_t)tick, CPUS_REFRESH_TICKS,
 					  hash_str(HASH_SEED, r->name));
@@ -390,10 +439,6 @@ static const struct tenant *tenant_find(const struct control *c, const struct co
 	return i == SIZE_MAX ? NULL : &in->tenants[i];
 }
 
-static bool vm_sampled(const struct vm *v)
-{
-	return v->state != VM_STATE_GONE && v->pid > 0 && v->n_threads > 0;
-}
 
 /* --- record --------------------------------------------------------------------- */
 
@@ -656,6 +701,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 			return error_set(err, EMFILE, "%s", serr->msg);
 		log_debug("sampler: %s", serr->msg); /* per-thread failures: out[] is filled */
 	}
+	news_make(c, in);
 
 	/* per tenant: its own cap's throttling (counters are per cgroup) */
 	name_index_build(&c->in_tenant_ix, in->tenants, in->n_tenants);
@@ -692,7 +738,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		struct sample_agg *a = &agg[i];
 		sample_agg_add_all(a, c->out + k, v->n_threads);
 		k += v->n_threads;
-		unsigned ncpu = r->cpus_known ? cpuset_count(&r->cpus) : (unsigned)v->n_threads;
+		unsigned ncpu = r->cpus_known ? r->n_cpus : (unsigned)v->n_threads;
 		unsigned nthr = (unsigned)v->n_threads < ncpu ? (unsigned)v->n_threads : ncpu;
 		struct dir_of at = { in, v->tenant, v->name };
 		double vf = cg_throttled(&r->cg, in->tick, vm_dir_of, &at, now_ns, nthr);
@@ -757,8 +803,10 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 			     sample_agg_steal_mean_pct(a));
 		const struct throttle_vm_state *ts = throttle_state_find(&c->ts, v->name);
 		struct top_row *tr = &c->rows[c->n_rows++];
-		snprintf(tr->name, sizeof(tr->name), "%s", v->name);
-		snprintf(tr->tenant, sizeof(tr->tenant), "%s", v->tenant);
+		_Static_assert(sizeof(tr->name) == sizeof(v->name) &&
+			       sizeof(tr->tenant) == sizeof(v->tenant), "top row names");
+		memcpy(tr->name, v->name, sizeof(tr->name));
+		memcpy(tr->tenant, v->tenant, sizeof(tr->tenant));
 		tr->class_ = t ? tenant_class_to_string(t->class_) : NULL;
 		tr->state = vm_state_to_string(v->state);
 		tr->throttle = throttle_status_name(throttle_vm_status(&c->ts, v->name));

@@ -18,6 +18,7 @@
 #include "vcpud/error.h"
 #include "vcpud/plan.h"
 #include "vcpud/policy.h"
+#include "vcpud/registry.h"
 #include "vcpud/store.h"
 
 struct control;
@@ -62,6 +63,17 @@ int control_adopt(struct control *c, struct store *st, size_t *adopted, struct e
 /* These VMs were placed anew (cgroup_engine_replanned()): their threads'
  * effective CPUs are read again at the next tick. */
 void control_replanned(struct control *c, const char *const *vms, size_t n);
+
+/* What the last tick's sampling saw of each sampled VM's threads, for
+ * registry_thread_news() (valid until the next tick; names point into
+ * that tick's input). */
+const struct registry_thread_news *control_thread_news(const struct control *c, size_t *n);
+
+/* Read vCPU threads through BPF from now on (sampler_use_bpf()): 0, or -1
+ * and *err saying why not (the schedstat files stay). */
+int control_use_bpf(struct control *c, struct error **err);
+/* "bpf" or "pread" (a static string). */
+const char *control_sampler(const struct control *c);
 
 /* The caps in force, for plan_tree() (valid until the next control_tick). */
 const struct plan_vm_cap *control_caps(const struct control *c, size_t *n);

@@ -451,10 +451,16 @@ static void tick(struct daemon *d)
 		.yield = serve_reads, .yield_data = d, .yield_every_us = STAGE_YIELD_US,
 	};
 	bool caps_changed = false;
-	if (control_tick(d->control, &in, &caps_changed, &err) < 0)
+	if (control_tick(d->control, &in, &caps_changed, &err) < 0) {
 		tick_error(d, err->msg);
-	else if (caps_changed)
-		reconcile(d, &inv, true);
+	} else {
+		/* threads found gone or changed: read again at the next tick */
+		size_t n_news;
+		const struct registry_thread_news *news = control_thread_news(d->control, &n_news);
+		registry_thread_news(d->reg, news, n_news);
+		if (caps_changed)
+			reconcile(d, &inv, true);
+	}
 	events_prune(d);
 	health_update(d, started, sql0);
 	api_server_resume(d->server);
@@ -585,6 +591,18 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return error_wrap(err, "policy %s", policy_name(d));
 	if (control_new(d->opt->host_root, d->policy->interval_ms, &d->control, err) < 0)
 		return -1;
+	if (d->opt->sampler != DAEMON_SAMPLER_PREAD) {
+		_cleanup_error_ struct error *be = NULL;
+		if (control_use_bpf(d->control, &be) == 0)
+			log_info("sampler: BPF task iterators (one per VM process, no file kept "
+				 "per vCPU thread)");
+		else if (d->opt->sampler == DAEMON_SAMPLER_BPF)
+			return error_set(err, be->code, "--sampler bpf: %s", be->msg);
+		else
+			log_info("sampler: schedstat files, one kept per vCPU thread (BPF not "
+				 "used: %s)", be->msg);
+	}
+	d->api.sampler = control_sampler(d->control);
 	if (discovery_new(d->opt->host_root, d->opt->libvirt_uri, d->policy, &d->disc, err) < 0)
 		return -1;
 	if (ensure_parent_dir(d->opt->db_path, 0750, err) < 0)

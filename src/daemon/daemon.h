@@ -18,6 +18,9 @@
 #define DAEMON_DEFAULT_SOCKET "/run/vcpud/vcpud.sock"
 #define DAEMON_DEFAULT_POLICY "/etc/vcpud/policy.yaml"
 
+/* --sampler: how vCPU threads are read (sampler_use_bpf()) */
+enum daemon_sampler { DAEMON_SAMPLER_AUTO, DAEMON_SAMPLER_BPF, DAEMON_SAMPLER_PREAD };
+
 struct daemon_options {
 	const char *db_path;
 	const char *socket_path;
@@ -31,6 +34,7 @@ struct daemon_options {
 	const char *socket_group;  /* NULL: root and our own uid only */
 	const char *log_file;      /* NULL: stderr */
 	enum log_level log_level;
+	enum daemon_sampler sampler;
 	bool foreground;
 	bool dry_run;
 	bool help;

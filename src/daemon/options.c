@@ -13,7 +13,7 @@
 
 enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_HOST_ROOT,
        OPT_SOCKET_GROUP, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN, OPT_LIBVIRT_URI,
-       OPT_NO_LIBVIRT };
+       OPT_NO_LIBVIRT, OPT_SAMPLER };
 
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, OPT_DB },
@@ -27,6 +27,7 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "sampler", required_argument, NULL, OPT_SAMPLER },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -53,6 +54,11 @@ void daemon_usage(FILE *f)
 		"                        registrations only)\n"
 		"  --socket-group NAME   also serve members of this group (SO_PEERCRED)\n"
 		"  --dry-run             log every intended cgroup write, change nothing\n"
+		"  --sampler KIND        how vCPU threads are read each tick: bpf (one\n"
+		"                        BPF task iterator per VM process; needs root,\n"
+		"                        kernel BTF, Linux 6.1+), pread (one kept\n"
+		"                        schedstat file per thread), or auto (default:\n"
+		"                        bpf where it works, else pread, said at start)\n"
 		"  -f, --foreground      stay in the foreground, log to stderr\n"
 		"  --log-level LEVEL     error, warn, info (default) or debug\n"
 		"  --log-file PATH       log here (append) instead of stderr\n"
@@ -125,6 +131,17 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				return error_wrap(err, "--log-level");
 			break;
 		case OPT_DRY_RUN: o.dry_run = true; break;
+		case OPT_SAMPLER:
+			if (optarg && strcmp(optarg, "auto") == 0)
+				o.sampler = DAEMON_SAMPLER_AUTO;
+			else if (optarg && strcmp(optarg, "bpf") == 0)
+				o.sampler = DAEMON_SAMPLER_BPF;
+			else if (optarg && strcmp(optarg, "pread") == 0)
+				o.sampler = DAEMON_SAMPLER_PREAD;
+			else
+				return error_set(err, EINVAL, "--sampler: '%s' is not auto, bpf or "
+						 "pread", optarg ? optarg : "");
+			break;
 		case OPT_NO_LIBVIRT: o.libvirt_uri = NULL; break;
 		case 'f': o.foreground = true; break;
 		case 'h': o.help = true; break;

@@ -85,8 +85,16 @@ struct registry {
 	struct inventory inv_cache;
 	struct store_mark inv_mark;
 	bool inv_cached;
+	bool inv_served_cached;    /* the last load was a copy of the cache */
+	/* the ledger was found to hold the store's reservations at inv_mark,
+	 * and has not changed since (ledger_gen counts its changes) */
+	uint64_t ledger_gen;
+	bool ledger_checked;
+	uint64_t ledger_checked_gen;
+	struct store_mark ledger_checked_mark;
 	struct pollfd *pfds;       /* one pass's poll of the pidfds */
 	size_t pfds_cap;
+	bool thread_news;          /* registry_thread_news() brings thread counts */
 };
 
 /* Every this many passes (spread per VM) a steady VM's vCPU threads are
@@ -97,6 +105,10 @@ struct registry {
 #define THREADS_RECHECK_PASSES 10
 #define THREADS_RECHECK_PASSES_WATCHED 60
 #define STAT_RECHECK_PASSES 10
+/* With thread news from the sampler (registry_thread_news, BPF): a safety
+ * net only, for a change the news cannot see (a thread replaced by one of
+ * the same tid sum) */
+#define THREADS_RECHECK_PASSES_NEWS 600
 
 struct threads_seen {
 	char name[NAME_MAX_LEN + 1];
@@ -112,6 +124,9 @@ struct threads_seen {
 	 * (10 ms), so a PID reused within one tick looks the same in /proc;
 	 * only the pidfd, taken at registration, tells them apart. */
 	bool exited;
+	/* the sampler's sum of the process's thread ids since its task
+	 * directory was last read (0: none yet) */
+	uint64_t tid_sum;
 };
 
 static int64_t real_now_ms(void)
@@ -341,6 +356,7 @@ static void ledger_account(struct registry *r, const struct admit_reservation *r
 static void ledger_reset(struct registry *r)
 {
 	struct ledger *l = &r->ledger;
+	r->ledger_gen++;
 	for (size_t i = 0; i < l->n_res; i++)
 		free(l->res[i]);
 	free(l->res);
@@ -356,6 +372,7 @@ static void ledger_put(struct registry *r, const struct admit_reservation *res)
 	struct ledger *l = &r->ledger;
 	if (!l->loaded)
 		return;
+	r->ledger_gen++;
 	bool found;
 	size_t i = ledger_pos(l, res->vm, &found);
 	if (found) {
@@ -394,6 +411,7 @@ static void ledger_drop(struct registry *r, const char *vm)
 	size_t i = ledger_pos(l, vm, &found);
 	if (!found)
 		return;
+	r->ledger_gen++;
 	ledger_account(r, l->res[i], -1);
 	free(l->res[i]);
 	memmove(&l->res[i], &l->res[i + 1], (l->n_res - i - 1) * sizeof(*l->res));
@@ -569,7 +587,8 @@ static void inventory_copy(struct inventory *dst, const struct inventory *src)
 	memset(dst, 0, sizeof(*dst));
 	dst->tenants = xmemdup(src->tenants, src->n_tenants * sizeof(*src->tenants));
 	dst->n_tenants = src->n_tenants;
-	dst->vms = xcalloc(src->n_vms ? src->n_vms : 1, sizeof(*dst->vms));
+	/* vm_copy() sets every byte: no need to zero them first */
+	dst->vms = xmalloc((src->n_vms ? src->n_vms : 1) * sizeof(*dst->vms));
 	for (size_t i = 0; i < src->n_vms; i++)
 		vm_copy(&dst->vms[i], &src->vms[i]);
 	dst->n_vms = src->n_vms;
@@ -587,8 +606,10 @@ int registry_inventory_load(struct registry *r, struct inventory *out, struct er
 		return -1;
 	if (r->inv_cached && store_mark_equal(&mark, &r->inv_mark)) {
 		inventory_copy(out, &r->inv_cache);
+		r->inv_served_cached = true;
 		return 0;
 	}
+	r->inv_served_cached = false;
 	struct store_inventory si;
 	if (store_inventory_read(r->store, &si, err) < 0)
 		return -1;
@@ -622,11 +643,19 @@ static bool ledger_holds(const struct registry *r, const struct admit_reservatio
 
 void registry_ledger_resync(struct registry *r, const struct inventory *inv)
 {
-	/* the usual tick: the store holds what the ledger does, and a rebuild
-	 * would free and allocate again every reservation (1.7 KiB each) */
-	if (ledger_holds(r, inv->res, inv->n_res))
+	/* a steady tick: the inventory is the cache, found in the ledger
+	 * before, and neither has changed since */
+	if (r->inv_served_cached && r->ledger_checked && r->ledger_checked_gen == r->ledger_gen &&
+	    store_mark_equal(&r->ledger_checked_mark, &r->inv_mark))
 		return;
-	ledger_rebuild(r, inv->res, inv->n_res);
+	/* the usual tick after a change: the store holds what the ledger
+	 * does, and a rebuild would free and allocate again every
+	 * reservation (1.7 KiB each) */
+	if (!ledger_holds(r, inv->res, inv->n_res))
+		ledger_rebuild(r, inv->res, inv->n_res);
+	r->ledger_checked = true;
+	r->ledger_checked_gen = r->ledger_gen;
+	r->ledger_checked_mark = r->inv_mark;
 }
 
 void inventory_clear(struct inventory *inv)
@@ -987,7 +1016,8 @@ static bool seen_watched(const struct registry *r, const struct vm *v,
 			 const struct threads_seen *ts)
 {
 	return ts && ts->pidfd >= 0 && v->state == VM_STATE_RUNNING && ts->pid == v->pid &&
-	       v->start_time && ts->start_time == v->start_time && r->passes < ts->stat_due &&
+	       v->start_time && ts->start_time == v->start_time &&
+	       ((r->thread_news && v->n_threads > 0) || r->passes < ts->stat_due) &&
 	       r->passes < ts->due;
 }
 
@@ -1104,15 +1134,45 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			ts->pid = v->pid;
 			ts->start_time = start;
 			ts->num_threads = ps.num_threads;
+			ts->tid_sum = 0;
 			seen_watch(ts, &pidfd);
-			seen_schedule(r, ts, ts->pidfd >= 0 ? THREADS_RECHECK_PASSES_WATCHED
-							    : THREADS_RECHECK_PASSES);
+			seen_schedule(r, ts, ts->pidfd < 0 ? THREADS_RECHECK_PASSES
+					     : r->thread_news ? THREADS_RECHECK_PASSES_NEWS
+							      : THREADS_RECHECK_PASSES_WATCHED);
 		} else {
 			ts->due = 0;
 		}
 	}
 	seen_sweep(r);
 	return changed;
+}
+
+void registry_thread_news(struct registry *r, const struct registry_thread_news *news,
+			  size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct registry_thread_news *x = &news[i];
+		size_t si = r->seen_ix.stride ? name_index_find(&r->seen_ix, r->seen, x->vm)
+					      : SIZE_MAX;
+		if (si == SIZE_MAX)
+			continue;
+		struct threads_seen *ts = &r->seen[si];
+		if (x->n_threads >= 0)
+			r->thread_news = true;
+		bool changed = x->vcpu_gone;
+		if (!changed && x->n_threads >= 0) {
+			if ((uint64_t)x->n_threads != ts->num_threads)
+				changed = true;
+			else if (!ts->tid_sum)
+				ts->tid_sum = x->tid_sum; /* the set as it is now */
+			else
+				changed = ts->tid_sum != x->tid_sum;
+		}
+		if (changed) {
+			ts->due = 0; /* its task directory at the next refresh */
+			ts->tid_sum = 0;
+		}
+	}
 }
 
 /* --- what the sources saw ----------------------------------------------------------- */

@@ -16,6 +16,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "sample/sampler_bpf.h"
+#include "vcpud/discover.h"
 #include "vcpud/path.h"
 #include "vcpud/sample.h"
 #include "vcpud/util.h"
@@ -25,6 +27,7 @@ struct slot {
 	int fd;                  /* -1: not open (new, gone, failed) */
 	uint32_t gen;            /* the tick that last listed it */
 	uint32_t out_idx;        /* its first index in that tick's targets */
+	uint64_t start_ns;       /* BPF: the thread's start, 0 unknown */
 	bool have_base;
 	int64_t base_mono_ns;
 	struct sample_counters base;
@@ -47,6 +50,13 @@ struct sampler {
 	unsigned long long nofile; /* RLIMIT_NOFILE soft limit */
 	unsigned long long nofile_hard;
 	struct yield_hook yield;   /* sampler_set_yield() */
+	/* BPF (sampler_use_bpf): the iterators, and the process read last in
+	 * this tick (targets come VM by VM: one read per process) */
+	struct sampler_bpf *bpf;
+	pid_t cur_pid;
+	int cur_rc, cur_errno;
+	const struct vcpu_iter_rec *cur;
+	size_t n_cur;
 };
 
 /* What went wrong during one tick: the first failure and how many. */
@@ -296,10 +306,59 @@ fail:
 	return -1;
 }
 
-/* One pread, one parse, one derive: the hot path. */
+static void slot_derive(struct sampler *s, struct slot *sl, const struct sample_counters *cur,
+			int64_t mono_ns, struct sample_vcpu *o);
+
+/* The thread's reading through BPF: 0 and *cur; -1 when it is gone or
+ * its process could not be read (o filled). */
+static int slot_read_bpf(struct sampler *s, struct slot *sl, const struct sample_target *tg,
+			 struct sample_vcpu *o, struct tick *t, struct sample_counters *cur)
+{
+	if (s->cur_pid != tg->pid) {
+		s->cur_pid = tg->pid;
+		s->cur_rc = sampler_bpf_read(s->bpf, tg->pid, &s->cur, &s->n_cur);
+		s->cur_errno = errno;
+	}
+	if (s->cur_rc < 0) {
+		sl->have_base = false;
+		out_state(o, SAMPLE_ERROR);
+		struct error *err = NULL;
+		char name[128];
+		error_set_errno(&err, s->cur_errno, "cannot read the threads of process %d (BPF) "
+				"for %s", (int)tg->pid, target_name(tg, name, sizeof(name)));
+		tick_fail(t, err);
+		return -1;
+	}
+	for (size_t i = 0; i < s->n_cur; i++) {
+		const struct vcpu_iter_rec *r = &s->cur[i];
+		if (r->tid != (uint32_t)tg->tid)
+			continue;
+		/* another thread behind the same tid: a new baseline */
+		if (sl->start_ns && sl->start_ns != r->start_ns)
+			sl->have_base = false;
+		sl->start_ns = r->start_ns;
+		cur->cpu_ns = r->cpu_ns;
+		cur->run_delay_ns = r->run_delay_ns;
+		return 0;
+	}
+	sl->start_ns = 0;
+	sl->have_base = false;
+	out_state(o, SAMPLE_GONE);
+	return -1;
+}
+
+/* One pread and one parse (or a lookup in the process's BPF records), one
+ * derive: the hot path. */
 static void slot_sample(struct sampler *s, struct slot *sl, const struct sample_target *tg,
 			int64_t mono_ns, struct sample_vcpu *o, struct tick *t)
 {
+	struct sample_counters cur;
+	if (s->bpf) {
+		if (slot_read_bpf(s, sl, tg, o, t, &cur) < 0)
+			return;
+		slot_derive(s, sl, &cur, mono_ns, o);
+		return;
+	}
 	if (sl->fd < 0 && slot_open(s, sl, tg, o, t) < 0)
 		return;
 	char buf[SCHEDSTAT_MAX_LEN + 16];
@@ -324,7 +383,6 @@ static void slot_sample(struct sampler *s, struct slot *sl, const struct sample_
 		tick_fail(t, err);
 		return;
 	}
-	struct sample_counters cur;
 	struct error *perr = NULL;
 	if (schedstat_parse(buf, (size_t)r, &cur.cpu_ns, &cur.run_delay_ns, &perr) < 0) {
 		sl->have_base = false;
@@ -334,6 +392,14 @@ static void slot_sample(struct sampler *s, struct slot *sl, const struct sample_
 		tick_fail(t, perr);
 		return;
 	}
+	slot_derive(s, sl, &cur, mono_ns, o);
+}
+
+/* A reading against the slot's baseline: out, and a new baseline. */
+static void slot_derive(struct sampler *s, struct slot *sl, const struct sample_counters *cur_,
+			int64_t mono_ns, struct sample_vcpu *o)
+{
+	const struct sample_counters cur = *cur_;
 	int64_t dt;
 	if (__builtin_sub_overflow(mono_ns, sl->base_mono_ns, &dt))
 		dt = -1; /* nonsense times: treated as a clock jump */
@@ -375,6 +441,7 @@ void sampler_free(struct sampler *s)
 {
 	if (!s)
 		return;
+	sampler_bpf_free(s->bpf);
 	for (size_t i = 0; i < s->n_slots; i++)
 		slot_close(s, &s->slots[i]);
 	free(s->slots);
@@ -394,8 +461,44 @@ int sampler_set_interval(struct sampler *s, int64_t interval_ns, struct error **
 	return 0;
 }
 
+int sampler_use_bpf(struct sampler *s, struct error **err)
+{
+	if (s->bpf)
+		return 0;
+	/* s->proc is HOST_ROOT/proc: its parent is the host root */
+	_cleanup_free_ char *root = xstrndup(s->proc, strlen(s->proc) - strlen("/proc"));
+	if (!procfs_is_real(root[0] ? root : "/"))
+		return error_set(err, ENOTSUP, "%s is not this kernel's proc: BPF reads the "
+				 "kernel's own threads", s->proc);
+	char *why = NULL;
+	s->bpf = sampler_bpf_new(&why);
+	if (!s->bpf) {
+		error_set(err, ENOTSUP, "%s", why);
+		free(why);
+		return -1;
+	}
+	for (size_t i = 0; i < s->n_slots; i++) {
+		slot_close(s, &s->slots[i]);
+		s->slots[i].have_base = false; /* the two paths' counters agree; the times do not */
+	}
+	return 0;
+}
+
+int sampler_process_threads(const struct sampler *s, pid_t pid, size_t *n, uint64_t *tid_sum)
+{
+	return s->bpf ? sampler_bpf_threads(s->bpf, pid, n, tid_sum) : -1;
+}
+
+const char *sampler_backend(const struct sampler *s)
+{
+	return s->bpf ? "bpf" : "pread";
+}
+
 size_t sampler_size(const struct sampler *s) { return s->n_slots; }
-size_t sampler_open_fds(const struct sampler *s) { return s->n_open; }
+size_t sampler_open_fds(const struct sampler *s)
+{
+	return s->bpf ? sampler_bpf_links(s->bpf) : s->n_open;
+}
 
 int sampler_fd(const struct sampler *s, pid_t pid, pid_t tid)
 {
@@ -421,8 +524,11 @@ int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t 
 		return error_set(err, EINVAL, "cannot sample %zu threads: too many", n);
 	if (n && (!targets || !out))
 		return error_set(err, EINVAL, "sampler_tick: no targets or no output");
-	if (nofile_check(s, n, err) < 0)
+	if (!s->bpf && nofile_check(s, n, err) < 0)
 		return -1;
+	s->cur_pid = 0; /* no process read yet in this tick */
+	if (s->bpf)
+		sampler_bpf_begin(s->bpf);
 	if (++s->gen == 0)
 		s->gen = 1;
 	if (s->cap_pending < n) {
@@ -500,6 +606,8 @@ int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t 
 	/* 4. next tick, the same list finds every slot at its position */
 	if (reorder)
 		slots_reorder(s, n);
+	if (s->bpf)
+		sampler_bpf_sweep(s->bpf); /* processes no longer listed */
 
 	if (!t.n_err)
 		return 0;

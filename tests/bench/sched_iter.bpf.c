@@ -3,7 +3,8 @@
  * (se.sum_exec_runtime, sched_info.run_delay), as one fixed binary record
  * per task, so that one read() of the iterator replaces one pread() per
  * vCPU thread. bench_sampler measures it against the pread floor
- * (issue 10, item 5); vcpud itself does not use it (see bench_sampler.c).
+ * (issue 10, item 5). vcpud's own iterator is src/sample/vcpu_iter.bpf.c
+ * (the same record, one link per VM process, no map).
  *
  * No vmlinux.h: the few kernel structs read here are declared with only
  * the members used, under preserve_access_index, so libbpf relocates each
@@ -17,7 +18,7 @@
 
 /* --- the kernel's structs, the members read here only ---------------------- */
 
-#include "sched_task.bpf.h"
+#include "sample/sched_task.bpf.h"
 
 struct seq_file;
 

@@ -247,6 +247,61 @@ static void test_admit_then_register(void **state)
 	registry_vm_view_clear(&v);
 }
 
+static pid_t tid_of(struct reg_fx *f, const char *vm, size_t k)
+{
+	struct registry_vm_view v = view_ok(f, vm);
+	pid_t t = k < v.vm.n_threads ? v.vm.threads[k].tid : -1;
+	registry_vm_view_clear(&v);
+	return t;
+}
+
+/* Thread discovery by exception: the sampler's news make a VM's task
+ * directory read at the next refresh, whatever its schedule says (the
+ * fake proc's vCPU threads are replaced by new ones of the same count,
+ * which the thread count alone cannot tell). */
+static void test_thread_news(void **state)
+{
+	struct reg_fx *f = *state;
+	struct error *err = NULL;
+	tenant_ok(f, "acme", 8);
+	fake_vmm(f, 2000, 7000, 2, 2000);
+	assert_int_equal(reg_api(f, "n-1", "acme", 2000, &err), 0);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(tid_of(f, "n-1", 1), 2002);
+
+	/* new threads, same count: not seen by the next refresh alone */
+	fake_vmm(f, 2000, 7000, 2, 2100);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(tid_of(f, "n-1", 1), 2002);
+	/* a vCPU thread was found gone by the sampler: read at once */
+	struct registry_thread_news gone = { .vm = "n-1", .vcpu_gone = true, .n_threads = -1 };
+	registry_thread_news(f->reg, &gone, 1);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(tid_of(f, "n-1", 0), 2101);
+	assert_int_equal(tid_of(f, "n-1", 1), 2102);
+
+	/* BPF news: the count (3 tasks: main + 2 vCPUs) and the tid sum; the
+	 * first sum is the baseline, another one means another set */
+	struct registry_thread_news x = { .vm = "n-1", .n_threads = 3, .tid_sum = 111 };
+	registry_thread_news(f->reg, &x, 1);
+	fake_vmm(f, 2000, 7000, 2, 2200);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(tid_of(f, "n-1", 1), 2102); /* the same sum: nothing new */
+	x.tid_sum = 222;
+	registry_thread_news(f->reg, &x, 1);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(tid_of(f, "n-1", 1), 2202);
+	/* a count that differs from the one read last */
+	fake_vmm(f, 2000, 7000, 2, 2300);
+	x.n_threads = 4;
+	registry_thread_news(f->reg, &x, 1);
+	tick(f, VM_SOURCE_PROC, NULL, 0, NULL, 0);
+	assert_int_equal(tid_of(f, "n-1", 1), 2302);
+	/* news of a VM the registry does not watch are ignored */
+	struct registry_thread_news other = { .vm = "nosuch", .vcpu_gone = true, .n_threads = -1 };
+	registry_thread_news(f->reg, &other, 1);
+}
+
 static void test_register_admits_atomically(void **state)
 {
 	struct reg_fx *f = *state;
@@ -868,6 +923,7 @@ int main(void)
 	log_set_level(LOG_LVL_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_admit_then_register, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thread_news, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_admits_atomically, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pid_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_and_gone_grace, setup, teardown),

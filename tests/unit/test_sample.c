@@ -1076,6 +1076,112 @@ static void test_sampler_real_threads(void **state)
 	close(p[1]);
 }
 
+/* The BPF path (sampler_use_bpf) on the same real threads: readings that
+ * agree with schedstat, a spinner's usage, an exited thread GONE at once,
+ * no fd kept per thread (one link per process), and the fake proc refused.
+ * Needs root (CAP_BPF, CAP_PERFMON), kernel BTF and Linux 6.1+: skipped,
+ * saying why, without them. */
+static void test_sampler_bpf(void **state)
+{
+	(void)state;
+	_cleanup_(sampler_freep) struct sampler *s = NULL;
+	struct error *err = NULL;
+	assert_int_equal(sampler_new("/", 300 * MS, &s, &err), 0);
+	if (sampler_use_bpf(s, &err) < 0) {
+		print_message("BPF sampler not usable here: %s\n", err->msg);
+		assert_int_equal(err->code, ENOTSUP);
+		error_free(&err);
+		skip();
+	}
+	assert_string_equal(sampler_backend(s), "bpf");
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct real spin = { 0 }, sleep_ = { .pipe_r = p[0] };
+	pthread_t ts, tl;
+	assert_int_equal(pthread_create(&ts, NULL, spinner, &spin), 0);
+	assert_int_equal(pthread_create(&tl, NULL, sleeper, &sleep_), 0);
+	wait_tid(&spin);
+	wait_tid(&sleep_);
+	const struct sample_target t[] = {
+		{ "real", 0, getpid(), spin.tid },
+		{ "real", 1, getpid(), sleep_.tid },
+	};
+	struct sample_vcpu out[2];
+	assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_NO_BASELINE);
+	assert_state(&out[1], SAMPLE_NO_BASELINE);
+	assert_int_equal(sampler_open_fds(s), 1); /* the process's link, no fd per thread */
+	assert_int_equal(sampler_fd(s, getpid(), spin.tid), -1);
+	/* the sleeper does not run: what BPF read is what schedstat says */
+	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", getpid(), sleep_.tid);
+	char text[256];
+	int sfd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(sfd >= 0);
+	ssize_t tn = read(sfd, text, sizeof(text) - 1);
+	close(sfd);
+	assert_true(tn > 0);
+	text[tn] = '\0';
+	uint64_t cpu = 0, delay = 0;
+	assert_int_equal(schedstat_parse(text, (size_t)tn, &cpu, &delay, NULL), 0);
+	assert_int_equal(out[1].cpu_ns, cpu);
+	assert_int_equal(out[1].run_delay_ns, delay);
+	assert_true(out[0].cpu_ns > 0);
+
+	struct timespec ts300 = { 0, 300 * MS };
+	while (nanosleep(&ts300, &ts300) < 0 && errno == EINTR)
+		;
+	assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_VALID);
+	assert_state(&out[1], SAMPLE_VALID);
+	print_message("BPF: spinner usage %.1f%% steal %.1f%%; sleeper usage %.1f%%\n",
+		      out[0].usage_pct, out[0].steal_pct, out[1].usage_pct);
+	if (out[0].usage_pct < 50 || out[0].usage_pct + out[0].steal_pct < 85)
+		fail_msg("spinner: usage %.1f steal %.1f", out[0].usage_pct, out[0].steal_pct);
+	if (out[1].usage_pct > 5 || out[1].steal_pct > 5)
+		fail_msg("sleeper: usage %.1f steal %.1f", out[1].usage_pct, out[1].steal_pct);
+
+	/* the spinner exits: gone at the next tick (no longer a task of the
+	 * process); a thread of another process under our pid is not ours */
+	__atomic_store_n(&spin.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(ts, NULL), 0);
+	bool gone = false;
+	for (int i = 0; i < 200 && !gone; i++) {
+		assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
+		gone = out[0].gone;
+		if (!gone)
+			usleep(5000);
+	}
+	assert_true(gone);
+	assert_state(&out[0], SAMPLE_GONE);
+	assert_false(out[1].gone);
+	/* a tid that is not a thread of that process is gone too */
+	const struct sample_target other = { "x", 0, getpid(), getppid() };
+	assert_int_equal(sampler_tick(s, &other, 1, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_GONE);
+	/* a process no longer listed loses its link */
+	assert_int_equal(sampler_tick(s, NULL, 0, now_mono_ns(), NULL, &err), 0);
+	assert_int_equal(sampler_open_fds(s), 0);
+
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(pthread_join(tl, NULL), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* A fake proc (tests, --host-root fixtures) is not the kernel's: no BPF. */
+static void test_sampler_bpf_fake_proc(void **state)
+{
+	struct fake *f = *state;
+	_cleanup_(sampler_freep) struct sampler *s = NULL;
+	struct error *err = NULL;
+	assert_int_equal(sampler_new(f->root, 100 * MS, &s, &err), 0);
+	assert_int_equal(sampler_use_bpf(s, &err), -1);
+	assert_int_equal(err->code, ENOTSUP);
+	assert_non_null(strstr(err->msg, "is not this kernel's proc"));
+	error_free(&err);
+	assert_string_equal(sampler_backend(s), "pread");
+}
+
 /* The kernel behaviour the sampler's exit detection relies on, checked
  * directly: once a thread is reaped, pread on an fd kept open on its
  * schedstat fails with ESRCH (the fd stays bound to the dead thread). */
@@ -1138,6 +1244,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sampler_gone, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sampler_dropped_target, fake_setup,
 						fake_teardown),
+		cmocka_unit_test_setup_teardown(test_sampler_bpf_fake_proc, fake_setup,
+						fake_teardown),
+		cmocka_unit_test(test_sampler_bpf),
 		cmocka_unit_test_setup_teardown(test_sampler_shuffled_lists, fake_setup,
 						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sampler_errors, fake_setup, fake_teardown),
