@@ -15,7 +15,8 @@
 #                           then measured with the VMs registered so far and
 #                           reported as capped)
 #   SCALE_TICKS=20          ticks sampled for the tick duration
-#   SCALE_WINDOW_S=15       quiet window for CPU per tick and log growth
+#   SCALE_WINDOW_S=60       quiet (steady) window for CPU per tick and log growth:
+#                           every VM falls due for its verify within 46 reconciles
 #   SCALE_STRACE_S=3        strace window for syscalls per tick
 #   SCALE_API_REQS=50       requests per API endpoint
 #   SCALE_PERF_S=           if set: perf record (SCALE_PERF_HZ, 999; call graphs by
