@@ -148,9 +148,11 @@ struct registry_thread_news {
 	uint64_t tid_sum;
 };
 
-/* Take the news in: a registered VM whose vCPU thread went, or whose
- * process's thread count or set of thread ids changed since its task
- * directory was last read, has it read at the next refresh. Once news with
+/* Take the news in: a registered VM whose vCPU thread went has its task
+ * directory read at the next refresh; one whose process's thread count or
+ * set of thread ids changed since that directory was last read, at the
+ * next refresh at least 10 passes after that read (a QEMU's I/O workers
+ * come and go; a hot-plugged vCPU is found within 10 ticks). Once news with
  * thread counts come (BPF), a watched VM's stat is no longer read every 10
  * passes and its task directory is read again every
  * THREADS_RECHECK_PASSES_NEWS passes only (the news say the rest). */

@@ -109,6 +109,10 @@ struct registry {
  * net only, for a change the news cannot see (a thread replaced by one of
  * the same tid sum) */
 #define THREADS_RECHECK_PASSES_NEWS 600
+/* A process's thread count or ids changing (a QEMU's I/O worker threads
+ * come and go) has its task directory read at most this often; a vCPU
+ * thread gone, at once */
+#define THREADS_NEWS_MIN_PASSES 10
 
 struct threads_seen {
 	char name[NAME_MAX_LEN + 1];
@@ -125,8 +129,9 @@ struct threads_seen {
 	 * only the pidfd, taken at registration, tells them apart. */
 	bool exited;
 	/* the sampler's sum of the process's thread ids since its task
-	 * directory was last read (0: none yet) */
+	 * directory was last read (0: none yet), and the pass of that read */
 	uint64_t tid_sum;
+	uint32_t read_pass;
 };
 
 static int64_t real_now_ms(void)
@@ -1135,6 +1140,7 @@ size_t registry_refresh_registered(struct registry *r, struct inventory *inv)
 			ts->start_time = start;
 			ts->num_threads = ps.num_threads;
 			ts->tid_sum = 0;
+			ts->read_pass = r->passes;
 			seen_watch(ts, &pidfd);
 			seen_schedule(r, ts, ts->pidfd < 0 ? THREADS_RECHECK_PASSES
 					     : r->thread_news ? THREADS_RECHECK_PASSES_NEWS
@@ -1168,9 +1174,14 @@ void registry_thread_news(struct registry *r, const struct registry_thread_news 
 			else
 				changed = ts->tid_sum != x->tid_sum;
 		}
-		if (changed) {
+		if (x->vcpu_gone) {
 			ts->due = 0; /* its task directory at the next refresh */
 			ts->tid_sum = 0;
+		} else if (changed) {
+			uint32_t soonest = ts->read_pass + THREADS_NEWS_MIN_PASSES;
+			uint32_t at = r->passes >= soonest ? 0 : soonest;
+			if (at < ts->due)
+				ts->due = at;
 		}
 	}
 }
