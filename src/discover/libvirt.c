@@ -28,6 +28,82 @@
 #include "vcpud/log.h"
 #include "vcpud/util.h"
 
+#include <dlfcn.h>
+
+/* libvirt is not linked: it is loaded (dlopen) the first time a backend
+ * needs it, so that a vcpud run with --no-libvirt (a host of Firecracker,
+ * cloud-hypervisor or plain QEMU VMs) maps none of libvirt's libraries
+ * (glib, gnutls, ICU, libxml2, libssh, Kerberos, ...: about 7 MiB of
+ * pages). The functions used, looked up by name; their types are the
+ * headers'. */
+#define LV_FUNCS(X) \
+	X(virConnectClose) \
+	X(virConnectDomainEventDeregisterAny) \
+	X(virConnectDomainEventRegisterAny) \
+	X(virConnectIsAlive) \
+	X(virConnectListAllDomains) \
+	X(virConnectOpen) \
+	X(virConnectRegisterCloseCallback) \
+	X(virConnectSetKeepAlive) \
+	X(virConnectUnregisterCloseCallback) \
+	X(virDomainFree) \
+	X(virDomainGetID) \
+	X(virDomainGetInfo) \
+	X(virDomainGetMetadata) \
+	X(virDomainGetName) \
+	X(virDomainGetState) \
+	X(virDomainGetUUIDString) \
+	X(virDomainListGetStats) \
+	X(virDomainLookupByName) \
+	X(virDomainStatsRecordListFree) \
+	X(virEventAddTimeout) \
+	X(virEventRegisterDefaultImpl) \
+	X(virEventRemoveTimeout) \
+	X(virEventRunDefaultImpl) \
+	X(virEventUpdateTimeout) \
+	X(virGetLastErrorCode) \
+	X(virGetLastErrorMessage) \
+	X(virInitialize) \
+	X(virSetErrorFunc)
+#define LV_QEMU_FUNCS(X) \
+	X(virDomainQemuMonitorCommand)
+#define LV_PTR(f) __typeof__(f) *f;
+static struct lv_api {
+	LV_FUNCS(LV_PTR)
+	LV_QEMU_FUNCS(LV_PTR)
+} lv;
+static char lv_load_error[256];
+
+#define LV_SYM(f) \
+	if (!(lv.f = (__typeof__(f) *)dlsym(h, #f))) { \
+		snprintf(lv_load_error, sizeof(lv_load_error), "%s: no %s", lib, #f); \
+		return -1; \
+	}
+
+/* dlopen() libvirt and libvirt-qemu, every function or none (once, from
+ * lv_init()). */
+static int lv_load(void)
+{
+	const char *lib = "libvirt.so.0";
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(lv_load_error, sizeof(lv_load_error), "cannot load libvirt: %s "
+			 "(Debian package libvirt0)", dlerror());
+		return -1;
+	}
+	LV_FUNCS(LV_SYM)
+	lib = "libvirt-qemu.so.0";
+	h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(lv_load_error, sizeof(lv_load_error), "cannot load libvirt-qemu: %s "
+			 "(Debian package libvirt0)", dlerror());
+		return -1;
+	}
+	LV_QEMU_FUNCS(LV_SYM)
+	return 0;
+}
+
+
 /* --- the domain model ------------------------------------------------------ */
 
 void libvirt_domain_list_free(struct libvirt_domain *doms, size_t n)
@@ -317,19 +393,24 @@ static void lv_silent_error(void *opaque, virErrorPtr e)
 	(void)e;
 }
 
+static bool lv_loaded;
+
 static void lv_init(void)
 {
-	if (virInitialize() < 0)
+	if (lv_load() < 0)
 		return;
-	virSetErrorFunc(NULL, lv_silent_error);
-	lv_init_rc = virEventRegisterDefaultImpl();
+	lv_loaded = true;
+	if (lv.virInitialize() < 0)
+		return;
+	lv.virSetErrorFunc(NULL, lv_silent_error);
+	lv_init_rc = lv.virEventRegisterDefaultImpl();
 }
 
 static void *lv_loop_main(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&lv_loop_quit))
-		if (virEventRunDefaultImpl() < 0)
+		if (lv.virEventRunDefaultImpl() < 0)
 			usleep(100000); /* never spin on a broken loop */
 	return NULL;
 }
@@ -337,23 +418,25 @@ static void *lv_loop_main(void *arg)
 static void lv_wake_cb(int timer, void *opaque)
 {
 	(void)opaque;
-	virEventUpdateTimeout(timer, -1);
+	lv.virEventUpdateTimeout(timer, -1);
 }
 
 static int lv_loop_acquire(struct error **err)
 {
 	pthread_once(&lv_once, lv_init);
+	if (!lv_loaded)
+		return error_set(err, ENOENT, "%s", lv_load_error);
 	if (lv_init_rc < 0)
 		return error_set(err, EIO, "cannot initialise libvirt's event loop: %s",
-				 virGetLastErrorMessage());
+				 lv.virGetLastErrorMessage());
 	pthread_mutex_lock(&lv_loop_lock);
 	if (lv_loop_users == 0) {
 		atomic_store(&lv_loop_quit, false);
-		lv_wake_timer = virEventAddTimeout(-1, lv_wake_cb, NULL, NULL);
+		lv_wake_timer = lv.virEventAddTimeout(-1, lv_wake_cb, NULL, NULL);
 		if (lv_wake_timer < 0) {
 			pthread_mutex_unlock(&lv_loop_lock);
 			return error_set(err, EIO, "cannot add a libvirt event timer: %s",
-					 virGetLastErrorMessage());
+					 lv.virGetLastErrorMessage());
 		}
 		/* the thread takes no signals: the daemon's loop handles them */
 		sigset_t all, old;
@@ -362,7 +445,7 @@ static int lv_loop_acquire(struct error **err)
 		int rc = pthread_create(&lv_loop_thread, NULL, lv_loop_main, NULL);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc != 0) {
-			virEventRemoveTimeout(lv_wake_timer);
+			lv.virEventRemoveTimeout(lv_wake_timer);
 			lv_wake_timer = -1;
 			pthread_mutex_unlock(&lv_loop_lock);
 			return error_set_errno(err, rc, "cannot start the libvirt event thread");
@@ -378,9 +461,9 @@ static void lv_loop_release(void)
 	pthread_mutex_lock(&lv_loop_lock);
 	if (lv_loop_users > 0 && --lv_loop_users == 0) {
 		atomic_store(&lv_loop_quit, true);
-		virEventUpdateTimeout(lv_wake_timer, 0); /* wakes the thread */
+		lv.virEventUpdateTimeout(lv_wake_timer, 0); /* wakes the thread */
 		pthread_join(lv_loop_thread, NULL);
-		virEventRemoveTimeout(lv_wake_timer);
+		lv.virEventRemoveTimeout(lv_wake_timer);
 		lv_wake_timer = -1;
 	}
 	pthread_mutex_unlock(&lv_loop_lock);
@@ -444,7 +527,7 @@ static void notify_domain(struct lv_notify *nf, virDomainPtr dom)
 {
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	pthread_mutex_lock(&nf->lock);
-	if (virDomainGetUUIDString(dom, uuid) < 0 || nf->n_dirty == LV_DIRTY_MAX) {
+	if (lv.virDomainGetUUIDString(dom, uuid) < 0 || nf->n_dirty == LV_DIRTY_MAX) {
 		nf->all_dirty = true;
 	} else {
 		bool found = false;
@@ -696,20 +779,20 @@ static void lv_teardown(struct libvirt_backend *b)
 	for (size_t i = 0; i < LV_N_EVENTS; i++) {
 		if (b->cb_ids[i] >= 0) {
 			lv_call(b, "virConnectDomainEventDeregisterAny");
-			virConnectDomainEventDeregisterAny(b->conn, b->cb_ids[i]);
+			lv.virConnectDomainEventDeregisterAny(b->conn, b->cb_ids[i]);
 			lv_done(b);
 		}
 		b->cb_ids[i] = -1;
 	}
 	if (b->close_registered) {
 		lv_call(b, "virConnectUnregisterCloseCallback");
-		virConnectUnregisterCloseCallback(b->conn, on_close);
+		lv.virConnectUnregisterCloseCallback(b->conn, on_close);
 		lv_done(b);
 		b->close_registered = false;
 		notify_unref(b->notify); /* the close callback's reference */
 	}
 	lv_call(b, "virConnectClose");
-	virConnectClose(b->conn);
+	lv.virConnectClose(b->conn);
 	lv_done(b);
 	b->conn = NULL;
 	b->events_ok = false;
@@ -772,11 +855,11 @@ static void lv_register(struct libvirt_backend *b)
 	/* keepalive makes a hung libvirtd look like a closed connection (after
 	 * about interval x (count + 1) s); local drivers do not support it */
 	lv_call(b, "virConnectSetKeepAlive");
-	virConnectSetKeepAlive(b->conn, 5, 3);
+	lv.virConnectSetKeepAlive(b->conn, 5, 3);
 	lv_done(b);
 	notify_ref(b->notify);
 	lv_call(b, "virConnectRegisterCloseCallback");
-	if (virConnectRegisterCloseCallback(b->conn, on_close, b->notify, NULL) == 0)
+	if (lv.virConnectRegisterCloseCallback(b->conn, on_close, b->notify, NULL) == 0)
 		b->close_registered = true;
 	else
 		notify_unref(b->notify);
@@ -785,7 +868,7 @@ static void lv_register(struct libvirt_backend *b)
 	for (size_t i = 0; i < LV_N_EVENTS; i++) {
 		notify_ref(b->notify);
 		lv_call(b, "virConnectDomainEventRegisterAny");
-		b->cb_ids[i] = virConnectDomainEventRegisterAny(b->conn, NULL, lv_events[i].id,
+		b->cb_ids[i] = lv.virConnectDomainEventRegisterAny(b->conn, NULL, lv_events[i].id,
 								lv_events[i].cb, b->notify,
 								notify_unref);
 		lv_done(b);
@@ -793,7 +876,7 @@ static void lv_register(struct libvirt_backend *b)
 			/* libvirt does not call the free function on failure */
 			notify_unref(b->notify);
 			log_debug("libvirt: no %s events from %s: %s", lv_events[i].what, b->uri,
-				  virGetLastErrorMessage());
+				  lv.virGetLastErrorMessage());
 			if (lv_events[i].id == VIR_DOMAIN_EVENT_ID_LIFECYCLE)
 				b->events_ok = false;
 		}
@@ -823,10 +906,10 @@ static int lv_connect(struct libvirt_backend *b)
 	b->st.connect_attempts++;
 	atomic_store(&b->notify->closed, false);
 	lv_call(b, "virConnectOpen");
-	b->conn = virConnectOpen(b->uri);
+	b->conn = lv.virConnectOpen(b->uri);
 	lv_done(b);
 	if (!b->conn) {
-		const char *msg = virGetLastErrorMessage();
+		const char *msg = lv.virGetLastErrorMessage();
 		lv_set_error(b, xasprintf("cannot connect to %s: %s", b->uri, msg));
 		if (!b->down_logged) {
 			log_warn("libvirt: cannot connect to %s: %s; VMs already placed stay "
@@ -911,17 +994,17 @@ static void lv_read_info(struct libvirt_backend *b, struct lv_entry *e, virDomai
 	int st = 0, reason = 0;
 	virDomainInfo info;
 	lv_call(b, "virDomainGetState");
-	int rc = virDomainGetState(dom, &st, &reason, 0);
+	int rc = lv.virDomainGetState(dom, &st, &reason, 0);
 	lv_done(b);
 	if (rc == 0) {
 		lv_call(b, "virDomainGetInfo");
-		rc = virDomainGetInfo(dom, &info);
+		rc = lv.virDomainGetInfo(dom, &info);
 		lv_done(b);
 	}
 	if (rc < 0) {
 		if (!e->warned_info)
 			log_warn("libvirt: domain %s: cannot read its state: %s", e->d.name,
-				 virGetLastErrorMessage());
+				 lv.virGetLastErrorMessage());
 		e->warned_info = true;
 		return;
 	}
@@ -938,12 +1021,12 @@ static void lv_read_tenant(struct libvirt_backend *b, struct lv_entry *e, virDom
 {
 	b->st.metadata_reads++;
 	lv_call(b, "virDomainGetMetadata");
-	_cleanup_free_ char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+	_cleanup_free_ char *xml = lv.virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
 							 LIBVIRT_METADATA_NS,
 							 VIR_DOMAIN_AFFECT_LIVE);
 	lv_done(b);
 	if (!xml) {
-		if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_METADATA) {
+		if (lv.virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_METADATA) {
 			if (!e->meta_seen || e->d.tenant[0])
 				log_info("libvirt: domain %s: no vcpud tenant, unmanaged", e->d.name);
 			e->d.tenant[0] = '\0';
@@ -954,7 +1037,7 @@ static void lv_read_tenant(struct libvirt_backend *b, struct lv_entry *e, virDom
 		/* keep what we knew; try again at the next scan */
 		if (!e->warned_meta)
 			log_warn("libvirt: domain %s: cannot read its %s metadata: %s", e->d.name,
-				 LIBVIRT_METADATA_NS, virGetLastErrorMessage());
+				 LIBVIRT_METADATA_NS, lv.virGetLastErrorMessage());
 		e->warned_meta = true;
 		return;
 	}
@@ -1033,10 +1116,10 @@ static void lv_read_vcpus(struct libvirt_backend *b, struct lv_entry *e, virDoma
 	char *reply = NULL;
 	b->st.qmp_calls++;
 	lv_call(b, "virDomainQemuMonitorCommand");
-	int qrc = virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-cpus-fast\"}", &reply, 0);
+	int qrc = lv.virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-cpus-fast\"}", &reply, 0);
 	lv_done(b);
 	if (qrc < 0) {
-		if (virGetLastErrorCode() == VIR_ERR_NO_SUPPORT) {
+		if (lv.virGetLastErrorCode() == VIR_ERR_NO_SUPPORT) {
 			log_info("libvirt: %s has no QEMU monitor; domains are listed without "
 				 "PID and vCPU threads", b->uri);
 			b->no_qmp = true;
@@ -1045,14 +1128,14 @@ static void lv_read_vcpus(struct libvirt_backend *b, struct lv_entry *e, virDoma
 		}
 		/* keep what we knew (a libvirtd restart, a busy monitor, a
 		 * domain shutting down: its list entry goes at a later scan) */
-		if (virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID) {
+		if (lv.virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID) {
 			log_debug("libvirt: domain %s: query-cpus-fast: %s", e->d.name,
-				  virGetLastErrorMessage());
+				  lv.virGetLastErrorMessage());
 			return;
 		}
 		if (!e->warned_qmp)
 			log_warn("libvirt: domain %s: query-cpus-fast failed: %s; trying again "
-				 "at the next scan", e->d.name, virGetLastErrorMessage());
+				 "at the next scan", e->d.name, lv.virGetLastErrorMessage());
 		e->warned_qmp = true;
 		return;
 	}
@@ -1232,12 +1315,12 @@ int libvirt_backend_scan(struct libvirt_backend *b, struct libvirt_domain **out,
 	const unsigned int flags = VIR_CONNECT_LIST_DOMAINS_ACTIVE |
 				   VIR_CONNECT_LIST_DOMAINS_INACTIVE;
 	lv_call(b, "virConnectListAllDomains");
-	int nd = virConnectListAllDomains(b->conn, &doms, flags);
+	int nd = lv.virConnectListAllDomains(b->conn, &doms, flags);
 	lv_done(b);
 	if (nd < 0) {
-		_cleanup_free_ char *msg = xstrdup(virGetLastErrorMessage());
+		_cleanup_free_ char *msg = xstrdup(lv.virGetLastErrorMessage());
 		lv_call(b, "virConnectIsAlive");
-		int alive = virConnectIsAlive(b->conn);
+		int alive = lv.virConnectIsAlive(b->conn);
 		lv_done(b);
 		if (alive != 1) {
 			lv_lost(b, msg);
@@ -1245,7 +1328,7 @@ int libvirt_backend_scan(struct libvirt_backend *b, struct libvirt_domain **out,
 			if (lv_connect(b) < 0)
 				return lv_stale(b, out, n);
 			lv_call(b, "virConnectListAllDomains");
-			nd = virConnectListAllDomains(b->conn, &doms, flags);
+			nd = lv.virConnectListAllDomains(b->conn, &doms, flags);
 			lv_done(b);
 		}
 		if (nd < 0) {
@@ -1268,10 +1351,10 @@ int libvirt_backend_scan(struct libvirt_backend *b, struct libvirt_domain **out,
 	for (int i = 0; i < nd; i++) {
 		virDomainPtr dom = doms[i];
 		char uuid[VIR_UUID_STRING_BUFLEN];
-		const char *name = virDomainGetName(dom);
-		unsigned int uid = virDomainGetID(dom);
+		const char *name = lv.virDomainGetName(dom);
+		unsigned int uid = lv.virDomainGetID(dom);
 		int id = (int)uid;
-		if (!name || virDomainGetUUIDString(dom, uuid) < 0)
+		if (!name || lv.virDomainGetUUIDString(dom, uuid) < 0)
 			continue;
 		if (uid == (unsigned int)-1) {
 			/* shut off, still defined: a name for the registry only */
@@ -1309,7 +1392,7 @@ int libvirt_backend_scan(struct libvirt_backend *b, struct libvirt_domain **out,
 			lv_refresh(b, e, dom);
 	}
 	for (int i = 0; i < nd; i++)
-		virDomainFree(doms[i]);
+		lv.virDomainFree(doms[i]);
 	free(doms);
 	for (size_t i = 0; i < b->n_ents;) {
 		if (b->ents[i].seen) {
@@ -1333,19 +1416,19 @@ int libvirt_backend_vcpu_delays(struct libvirt_backend *b, const char *domain,
 	*n = 0;
 	if (!b->conn)
 		return error_set(err, ENOTCONN, "not connected to %s", b->uri);
-	virDomainPtr dom = virDomainLookupByName(b->conn, domain);
+	virDomainPtr dom = lv.virDomainLookupByName(b->conn, domain);
 	if (!dom) {
-		int code = virGetLastErrorCode();
+		int code = lv.virGetLastErrorCode();
 		return error_set(err, code == VIR_ERR_NO_DOMAIN ? ENOENT : EIO,
-				 "domain %s: %s", domain, virGetLastErrorMessage());
+				 "domain %s: %s", domain, lv.virGetLastErrorMessage());
 	}
 	virDomainPtr list[2] = { dom, NULL };
 	virDomainStatsRecordPtr *recs = NULL;
-	int nr = virDomainListGetStats(list, VIR_DOMAIN_STATS_VCPU, &recs, 0);
-	virDomainFree(dom);
+	int nr = lv.virDomainListGetStats(list, VIR_DOMAIN_STATS_VCPU, &recs, 0);
+	lv.virDomainFree(dom);
 	if (nr < 0)
 		return error_set(err, EIO, "domain %s: cannot read vCPU statistics: %s", domain,
-				 virGetLastErrorMessage());
+				 lv.virGetLastErrorMessage());
 	for (size_t i = 0; i < max; i++)
 		delay_ns[i] = UINT64_MAX;
 	size_t top = 0;
@@ -1366,7 +1449,7 @@ int libvirt_backend_vcpu_delays(struct libvirt_backend *b, const char *domain,
 				top = idx + 1;
 		}
 	}
-	virDomainStatsRecordListFree(recs);
+	lv.virDomainStatsRecordListFree(recs);
 	if (!any)
 		return error_set(err, ENOTSUP, "domain %s: %s reports no vcpu.N.delay", domain,
 				 b->uri);
