@@ -130,8 +130,11 @@ curl_rereg() {
 	for f in "$TMP"/curl.rel.*; do
 		curl -s --max-time 300 --unix-socket "$SOCK" -K "$f" || problem "curl release failed"
 	done
-	# the releases' placement pass goes first
-	sleep 0.2
+	# the releases' placement passes go first (a pass with removals is
+	# followed by a tick that reads the removed VMs' neighbours again):
+	# two ticks, so that what is timed is registration alone
+	t=$(ticks); w=$((t + 2))
+	while [ "$(ticks)" -lt "$w" ]; do sleep 0.1; done
 	pids=""
 	t0=$(now_ns)
 	for f in "$TMP"/curl.reg.*; do
