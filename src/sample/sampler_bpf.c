@@ -287,24 +287,6 @@ int sampler_bpf_read(struct sampler_bpf *b, pid_t pid, const struct vcpu_iter_re
 
 void sampler_bpf_begin(struct sampler_bpf *b)
 {
-	if (++b->gen == 0)
-		b->gen = 1;
-}
-
-int sampler_bpf_threads(const struct sampler_bpf *b, pid_t pid, size_t *n, uint64_t *tid_sum)
-{
-	if (!b->cap || pid <= 0)
-		return -1;
-	const struct plink *l = &b->links[pid_slot(b, pid)];
-	if (l->pid != pid || l->gen != b->gen)
-		return -1;
-	*n = l->n_threads;
-	*tid_sum = l->tid_sum;
-	return 0;
-}
-
-void sampler_bpf_begin(struct sampler_bpf *b)
-{
 	(void)b;
 }
 

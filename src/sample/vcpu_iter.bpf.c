@@ -17,40 +17,13 @@
 
 #include "sched_task.bpf.h"
 
-struct seq_file;
-
-struct bpf_iter_meta {
-	struct seq_file *seq;
-} __attribute__((preserve_access_index));
-
-struct bpf_iter__task {
-	struct bpf_iter_meta *meta;
-	struct task_struct *task; /* NULL once, at the end */
-} __attribute__((preserve_access_index));
-
-/* The layout of sampler_bpf.c's struct vcpu_iter_rec (32 bytes, no
- * padding). The ids are those of the initial PID namespace. */
-struct vcpu_iter_rec {
-	__u32 tid;
-	__u32 tgid;
-	__u64 cpu_ns;            /* se.sum_exec_runtime: schedstat field 1 */
-	__u64 run_delay_ns;      /* sched_info.run_delay: schedstat field 2 */
-	__u64 start_ns;          /* task->start_time: tells a reused tid */
-};
-
 SEC("iter/task")
 int vcpu_iter(struct bpf_iter__task *ctx)
 {
 	struct task_struct *t = ctx->task;
 	if (!t)
 		return 0;
-	struct vcpu_iter_rec r = {
-		.tid = (__u32)t->pid,
-		.tgid = (__u32)t->tgid,
-		.cpu_ns = t->se.sum_exec_runtime,
-		.run_delay_ns = t->sched_info.run_delay,
-		.start_ns = t->start_time,
-	};
+	struct sched_iter_rec r = sched_iter_rec_of(t);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }

@@ -15,14 +15,8 @@
 extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym;
 extern void bpf_task_release(struct task_struct *p) __ksym;
 
-/* sched_iter.bpf.c's record; tid 0 when no task has the tid any more. */
-struct sched_iter_rec {
-	__u32 tid;
-	__u32 tgid;
-	__u64 cpu_ns;
-	__u64 run_delay_ns;
-	__u64 start_ns;
-};
+/* Records: sched_task.bpf.h's struct sched_iter_rec; tid 0 when no task
+ * has the tid any more. */
 
 /* In: the tids, one per 8-byte element (array elements are rounded up to
  * 8 bytes, so a __u32 value would not pack in the mmap()ed view). Out: one

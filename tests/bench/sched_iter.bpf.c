@@ -20,30 +20,6 @@
 
 #include "sample/sched_task.bpf.h"
 
-struct seq_file;
-
-struct bpf_iter_meta {
-	struct seq_file *seq;
-} __attribute__((preserve_access_index));
-
-struct bpf_iter__task {
-	struct bpf_iter_meta *meta;
-	struct task_struct *task; /* NULL once, at the end */
-} __attribute__((preserve_access_index));
-
-/* --- what user space reads --------------------------------------------------- */
-
-/* One record per task written; the layout is bench_sampler.c's struct
- * sched_iter_rec (32 bytes, no padding). The tids are those of the
- * initial pid namespace, as /proc shows them to a daemon there. */
-struct sched_iter_rec {
-	__u32 tid;
-	__u32 tgid;
-	__u64 cpu_ns;            /* se.sum_exec_runtime: schedstat field 1 */
-	__u64 run_delay_ns;      /* sched_info.run_delay: schedstat field 2 */
-	__u64 start_ns;          /* task->start_time */
-};
-
 /* The watched tids (value unused). Sized by user space before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -71,13 +47,7 @@ int sched_iter(struct bpf_iter__task *ctx)
 	__u32 tid = (__u32)t->pid;
 	if (filter && !bpf_map_lookup_elem(&watched, &tid))
 		return 0;
-	struct sched_iter_rec r = {
-		.tid = tid,
-		.tgid = (__u32)t->tgid,
-		.cpu_ns = t->se.sum_exec_runtime,
-		.run_delay_ns = t->sched_info.run_delay,
-		.start_ns = t->start_time,
-	};
+	struct sched_iter_rec r = sched_iter_rec_of(t);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }

@@ -1013,67 +1013,93 @@ static void wait_tid(struct real *r)
 	assert_true(r->tid > 0);
 }
 
-static void test_sampler_real_threads(void **state)
-{
-	(void)state;
+/* A spinning and a sleeping thread of this process, as two vCPUs. */
+struct pair {
 	int p[2];
-	assert_int_equal(pipe(p), 0);
-	struct real spin = { 0 }, sleep_ = { .pipe_r = p[0] };
+	struct real spin, sleep_;
 	pthread_t ts, tl;
-	assert_int_equal(pthread_create(&ts, NULL, spinner, &spin), 0);
-	assert_int_equal(pthread_create(&tl, NULL, sleeper, &sleep_), 0);
-	wait_tid(&spin);
-	wait_tid(&sleep_);
+	struct sample_target t[2];
+};
 
-	_cleanup_(sampler_freep) struct sampler *s = NULL;
+static void pair_start(struct pair *x)
+{
+	memset(x, 0, sizeof(*x));
+	assert_int_equal(pipe(x->p), 0);
+	x->sleep_.pipe_r = x->p[0];
+	assert_int_equal(pthread_create(&x->ts, NULL, spinner, &x->spin), 0);
+	assert_int_equal(pthread_create(&x->tl, NULL, sleeper, &x->sleep_), 0);
+	wait_tid(&x->spin);
+	wait_tid(&x->sleep_);
+	x->t[0] = (struct sample_target){ "real", 0, getpid(), x->spin.tid };
+	x->t[1] = (struct sample_target){ "real", 1, getpid(), x->sleep_.tid };
+}
+
+/* Two ticks 300 ms apart: first no baseline, then the spinner ran or
+ * waited all the time (other load on this 2-CPU host can take its CPU,
+ * which is steal) and the sleeper did neither. */
+static void pair_two_ticks(struct pair *x, struct sampler *s, struct sample_vcpu *out)
+{
 	struct error *err = NULL;
-	assert_int_equal(sampler_new("/", 300 * MS, &s, &err), 0);
-	const struct sample_target t[] = {
-		{ "real", 0, getpid(), spin.tid },
-		{ "real", 1, getpid(), sleep_.tid },
-	};
-	struct sample_vcpu out[2];
-	assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
+	assert_int_equal(sampler_tick(s, x->t, 2, now_mono_ns(), out, &err), 0);
 	assert_state(&out[0], SAMPLE_NO_BASELINE);
 	assert_state(&out[1], SAMPLE_NO_BASELINE);
 	struct timespec ts300 = { 0, 300 * MS };
 	while (nanosleep(&ts300, &ts300) < 0 && errno == EINTR)
 		;
-	assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
+	assert_int_equal(sampler_tick(s, x->t, 2, now_mono_ns(), out, &err), 0);
 	assert_state(&out[0], SAMPLE_VALID);
 	assert_state(&out[1], SAMPLE_VALID);
-	print_message("spinner: usage %.1f%% steal %.1f%%; sleeper: usage %.1f%% steal %.1f%% "
-		      "(window %.0f ms)\n", out[0].usage_pct, out[0].steal_pct, out[1].usage_pct,
-		      out[1].steal_pct, out[0].window_ns / 1e6);
-	/* The spinner is always runnable: it either ran or waited (other
-	 * load on this 2-CPU host can take its CPU, which is steal). */
+	print_message("%s: spinner usage %.1f%% steal %.1f%%; sleeper usage %.1f%% steal %.1f%% "
+		      "(window %.0f ms)\n", sampler_backend(s), out[0].usage_pct, out[0].steal_pct,
+		      out[1].usage_pct, out[1].steal_pct, out[0].window_ns / 1e6);
 	if (out[0].usage_pct < 50 || out[0].usage_pct + out[0].steal_pct < 85)
 		fail_msg("spinner: usage %.1f steal %.1f", out[0].usage_pct, out[0].steal_pct);
 	if (out[1].usage_pct > 5 || out[1].steal_pct > 5)
 		fail_msg("sleeper: usage %.1f steal %.1f", out[1].usage_pct, out[1].steal_pct);
+}
 
-	/* the spinner exits: its kept fd reads ESRCH once it is reaped */
-	__atomic_store_n(&spin.stop, 1, __ATOMIC_RELEASE);
-	assert_int_equal(pthread_join(ts, NULL), 0);
-	int fd = sampler_fd(s, getpid(), spin.tid);
-	assert_true(fd >= 0);
+/* The spinner exits: GONE within a second of ticks; the sleeper is not. */
+static void pair_spinner_exits(struct pair *x, struct sampler *s, struct sample_vcpu *out)
+{
+	struct error *err = NULL;
+	__atomic_store_n(&x->spin.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(x->ts, NULL), 0);
 	bool gone = false;
 	for (int i = 0; i < 200 && !gone; i++) {
-		assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
+		assert_int_equal(sampler_tick(s, x->t, 2, now_mono_ns(), out, &err), 0);
 		gone = out[0].gone;
 		if (!gone)
 			usleep(5000);
 	}
 	assert_true(gone);
 	assert_state(&out[0], SAMPLE_GONE);
-	assert_int_equal(sampler_fd(s, getpid(), spin.tid), -1);
-	assert_int_equal(sampler_open_fds(s), 1);
 	assert_false(out[1].gone);
+}
 
-	assert_int_equal(write(p[1], "x", 1), 1);
-	assert_int_equal(pthread_join(tl, NULL), 0);
-	close(p[0]);
-	close(p[1]);
+static void pair_stop(struct pair *x)
+{
+	assert_int_equal(write(x->p[1], "x", 1), 1);
+	assert_int_equal(pthread_join(x->tl, NULL), 0);
+	close(x->p[0]);
+	close(x->p[1]);
+}
+
+static void test_sampler_real_threads(void **state)
+{
+	(void)state;
+	struct pair x;
+	pair_start(&x);
+	_cleanup_(sampler_freep) struct sampler *s = NULL;
+	struct error *err = NULL;
+	assert_int_equal(sampler_new("/", 300 * MS, &s, &err), 0);
+	struct sample_vcpu out[2];
+	pair_two_ticks(&x, s, out);
+	/* the spinner exits: its kept fd reads ESRCH once it is reaped */
+	assert_true(sampler_fd(s, getpid(), x.spin.tid) >= 0);
+	pair_spinner_exits(&x, s, out);
+	assert_int_equal(sampler_fd(s, getpid(), x.spin.tid), -1);
+	assert_int_equal(sampler_open_fds(s), 1);
+	pair_stop(&x);
 }
 
 /* The BPF path (sampler_use_bpf) on the same real threads: readings that
@@ -1094,26 +1120,15 @@ static void test_sampler_bpf(void **state)
 		skip();
 	}
 	assert_string_equal(sampler_backend(s), "bpf");
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	struct real spin = { 0 }, sleep_ = { .pipe_r = p[0] };
-	pthread_t ts, tl;
-	assert_int_equal(pthread_create(&ts, NULL, spinner, &spin), 0);
-	assert_int_equal(pthread_create(&tl, NULL, sleeper, &sleep_), 0);
-	wait_tid(&spin);
-	wait_tid(&sleep_);
-	const struct sample_target t[] = {
-		{ "real", 0, getpid(), spin.tid },
-		{ "real", 1, getpid(), sleep_.tid },
-	};
+	struct pair x;
+	pair_start(&x);
 	struct sample_vcpu out[2];
-	assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
-	assert_state(&out[0], SAMPLE_NO_BASELINE);
-	assert_state(&out[1], SAMPLE_NO_BASELINE);
+	pair_two_ticks(&x, s, out);
 	assert_int_equal(sampler_open_fds(s), 1); /* the process's link, no fd per thread */
-	assert_int_equal(sampler_fd(s, getpid(), spin.tid), -1);
+	assert_int_equal(sampler_fd(s, getpid(), x.spin.tid), -1);
 	/* the sleeper does not run: what BPF read is what schedstat says */
-	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", getpid(), sleep_.tid);
+	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", getpid(),
+					      x.sleep_.tid);
 	char text[256];
 	int sfd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(sfd >= 0);
@@ -1125,35 +1140,13 @@ static void test_sampler_bpf(void **state)
 	assert_int_equal(schedstat_parse(text, (size_t)tn, &cpu, &delay, NULL), 0);
 	assert_int_equal(out[1].cpu_ns, cpu);
 	assert_int_equal(out[1].run_delay_ns, delay);
-	assert_true(out[0].cpu_ns > 0);
-
-	struct timespec ts300 = { 0, 300 * MS };
-	while (nanosleep(&ts300, &ts300) < 0 && errno == EINTR)
-		;
-	assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
-	assert_state(&out[0], SAMPLE_VALID);
-	assert_state(&out[1], SAMPLE_VALID);
-	print_message("BPF: spinner usage %.1f%% steal %.1f%%; sleeper usage %.1f%%\n",
-		      out[0].usage_pct, out[0].steal_pct, out[1].usage_pct);
-	if (out[0].usage_pct < 50 || out[0].usage_pct + out[0].steal_pct < 85)
-		fail_msg("spinner: usage %.1f steal %.1f", out[0].usage_pct, out[0].steal_pct);
-	if (out[1].usage_pct > 5 || out[1].steal_pct > 5)
-		fail_msg("sleeper: usage %.1f steal %.1f", out[1].usage_pct, out[1].steal_pct);
-
-	/* the spinner exits: gone at the next tick (no longer a task of the
-	 * process); a thread of another process under our pid is not ours */
-	__atomic_store_n(&spin.stop, 1, __ATOMIC_RELEASE);
-	assert_int_equal(pthread_join(ts, NULL), 0);
-	bool gone = false;
-	for (int i = 0; i < 200 && !gone; i++) {
-		assert_int_equal(sampler_tick(s, t, 2, now_mono_ns(), out, &err), 0);
-		gone = out[0].gone;
-		if (!gone)
-			usleep(5000);
-	}
-	assert_true(gone);
-	assert_state(&out[0], SAMPLE_GONE);
-	assert_false(out[1].gone);
+	/* the process's thread count as the last tick read it */
+	size_t nt = 0;
+	uint64_t sum = 0;
+	assert_int_equal(sampler_process_threads(s, getpid(), &nt, &sum), 0);
+	assert_true(nt >= 3 && sum != 0);
+	/* gone: the spinner exits (no longer a task of the process) */
+	pair_spinner_exits(&x, s, out);
 	/* a tid that is not a thread of that process is gone too */
 	const struct sample_target other = { "x", 0, getpid(), getppid() };
 	assert_int_equal(sampler_tick(s, &other, 1, now_mono_ns(), out, &err), 0);
@@ -1161,11 +1154,8 @@ static void test_sampler_bpf(void **state)
 	/* a process no longer listed loses its link */
 	assert_int_equal(sampler_tick(s, NULL, 0, now_mono_ns(), NULL, &err), 0);
 	assert_int_equal(sampler_open_fds(s), 0);
-
-	assert_int_equal(write(p[1], "x", 1), 1);
-	assert_int_equal(pthread_join(tl, NULL), 0);
-	close(p[0]);
-	close(p[1]);
+	assert_int_equal(sampler_process_threads(s, getpid(), &nt, &sum), -1);
+	pair_stop(&x);
 }
 
 /* A fake proc (tests, --host-root fixtures) is not the kernel's: no BPF. */
