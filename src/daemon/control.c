@@ -324,9 +324,9 @@ static void rt_sweep(struct control *c)
  * a cpuset's bits are laid out as a cpu_set_t's): 0; 1 when it cannot say
  * (a kernel with more CPUs than a cpuset holds); -1 when the thread is
  * gone. Unlike the status file it does not check that TID is still a
- * thread of the VM: a TID reused meanwhile is seen by the sampler (its
- * schedstat under the VM's task directory fails) and the VM's threads are
- * read again. */
+ * thread of the VM: a TID reused meanwhile is seen by the sampler (the
+ * thread is no longer the VM process's) and the VM's threads are read
+ * again (registry_thread_news). */
 static int thread_affinity(pid_t tid, struct cpuset *out)
 {
 	_Static_assert(sizeof(out->bits) % sizeof(unsigned long) == 0, "cpuset words");
@@ -438,7 +438,6 @@ static const struct tenant *tenant_find(const struct control *c, const struct co
 	size_t i = name_index_find(&c->in_tenant_ix, in->tenants, name);
 	return i == SIZE_MAX ? NULL : &in->tenants[i];
 }
-
 
 /* --- record --------------------------------------------------------------------- */
 
