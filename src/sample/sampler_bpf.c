@@ -28,7 +28,7 @@ struct plink {
 	pid_t pid;               /* 0: empty */
 	int fd;                  /* the link */
 	uint32_t gen;            /* the tick that last read it */
-	uint32_t n_threads;      /* what that read found */
+	uint32_t n_threads;      /* what that read found (UINT32_MAX: it failed) */
 	uint64_t tid_sum;
 };
 
@@ -130,6 +130,7 @@ int sampler_bpf_read(struct sampler_bpf *b, pid_t pid, const struct vcpu_iter_re
 		b->n++;
 	}
 	l->gen = b->gen;
+	l->n_threads = UINT32_MAX; /* not known unless this read succeeds */
 	ssize_t k = iter_read(b, l->fd);
 	if (k < 0)
 		return -1;
@@ -162,7 +163,7 @@ int sampler_bpf_threads(const struct sampler_bpf *b, pid_t pid, size_t *n, uint6
 	if (!b->cap || pid <= 0)
 		return -1;
 	const struct plink *l = &b->links[pid_slot(b, pid)];
-	if (l->pid != pid || l->gen != b->gen)
+	if (l->pid != pid || l->gen != b->gen || l->n_threads == UINT32_MAX)
 		return -1;
 	*n = l->n_threads;
 	*tid_sum = l->tid_sum;
