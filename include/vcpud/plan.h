@@ -61,7 +61,7 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
  * with the same fingerprint give the same tree, so a caller may keep its
  * last tree while the fingerprint stays (a steady tick plans nothing),
  * and hand it to the engine in cgroup_tree.fingerprint (plan_tree()
- * leaves it 0). O(VMs + threads). */
+ * leaves it 0). O(VMs + threads + reservations). */
 uint64_t plan_input_fingerprint(const struct plan_input *in);
 
 /* cpu.max quota for `cores` cores per PLAN_PERIOD_US (at least the kernel's

@@ -186,12 +186,11 @@ static uint64_t hash_host(uint64_t h, const struct admit_host *a)
 	return h;
 }
 
-/* What plan_pin() and admit_vcpu_pcpu() read of a reservation. */
+/* What plan_pin() and admit_vcpu_pcpu() read of a reservation, and the VM
+ * it is found by. */
 static uint64_t hash_reservation(uint64_t h, const struct admit_reservation *r)
 {
-	if (!r)
-		return hash_u64(h, 0);
-	h = hash_u64(hash_u64(h, 1), (uint64_t)r->cpu_policy);
+	h = hash_u64(hash_str(h, r->vm), (uint64_t)r->cpu_policy);
 	size_t n = r->n_shares < ADMIT_SPAN_MAX ? r->n_shares : ADMIT_SPAN_MAX;
 	h = hash_u64(h, n);
 	for (size_t s = 0; s < n; s++)
@@ -213,12 +212,6 @@ uint64_t plan_input_fingerprint(const struct plan_input *in)
 		h = hash_double(h, t->cpu_max_cores);
 		h = hash_u64(hash_u64(h, t->memory_set), (uint64_t)t->memory_bytes);
 	}
-	struct name_index res_ix;
-	name_index_init(&res_ix, sizeof(struct admit_reservation),
-			offsetof(struct admit_reservation, vm));
-	if (in->admission)
-		name_index_build(&res_ix, in->admission->reservations,
-				 in->admission->n_reservations);
 	h = hash_u64(h, in->n_vms);
 	for (size_t j = 0; j < in->n_vms; j++) {
 		const struct vm *v = &in->vms[j];
@@ -228,9 +221,14 @@ uint64_t plan_input_fingerprint(const struct plan_input *in)
 		h = hash_u64(hash_u64(h, (uint64_t)v->memory_bytes), v->n_threads);
 		for (size_t k = 0; k < v->n_threads; k++)
 			h = hash_u64(hash_u64(h, v->threads[k].index), (uint64_t)v->threads[k].tid);
-		h = hash_reservation(h, find_reservation(in->admission, &res_ix, v->name));
 	}
-	name_index_clear(&res_ix);
+	/* every reservation with the VM it is for, in the ledger's order (a
+	 * VM's is found by its name; one of a VM not planned only costs a
+	 * plan when it changes) */
+	size_t n_res = in->admission ? in->admission->n_reservations : 0;
+	h = hash_u64(h, n_res);
+	for (size_t i = 0; i < n_res; i++)
+		h = hash_reservation(h, &in->admission->reservations[i]);
 	return key_or_one(h);
 }
 
