@@ -7,6 +7,7 @@
  * domains keyed by (UUID, domain id), refreshed from libvirt only where an
  * event or the /proc view of the vCPU threads says something changed, and
  * kept (flagged stale) while libvirtd is away. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,8 +28,6 @@
 #include "vcpud/libvirt.h"
 #include "vcpud/log.h"
 #include "vcpud/util.h"
-
-#include <dlfcn.h>
 
 /* libvirt is not linked: it is loaded (dlopen) the first time a backend
  * needs it, so that a vcpud run with --no-libvirt (a host of Firecracker,
@@ -80,29 +79,30 @@ static char lv_load_error[256];
 		return -1; \
 	}
 
+static void *lv_open(const char *lib)
+{
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		snprintf(lv_load_error, sizeof(lv_load_error), "cannot load %s: %s (Debian "
+			 "package libvirt0)", lib, dlerror());
+	return h;
+}
+
 /* dlopen() libvirt and libvirt-qemu, every function or none (once, from
  * lv_init()). */
 static int lv_load(void)
 {
 	const char *lib = "libvirt.so.0";
-	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		snprintf(lv_load_error, sizeof(lv_load_error), "cannot load libvirt: %s "
-			 "(Debian package libvirt0)", dlerror());
+	void *h = lv_open(lib);
+	if (!h)
 		return -1;
-	}
 	LV_FUNCS(LV_SYM)
 	lib = "libvirt-qemu.so.0";
-	h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		snprintf(lv_load_error, sizeof(lv_load_error), "cannot load libvirt-qemu: %s "
-			 "(Debian package libvirt0)", dlerror());
+	if (!(h = lv_open(lib)))
 		return -1;
-	}
 	LV_QEMU_FUNCS(LV_SYM)
 	return 0;
 }
-
 
 /* --- the domain model ------------------------------------------------------ */
 

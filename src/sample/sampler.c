@@ -479,7 +479,7 @@ int sampler_use_bpf(struct sampler *s, struct error **err)
 	}
 	for (size_t i = 0; i < s->n_slots; i++) {
 		slot_close(s, &s->slots[i]);
-		s->slots[i].have_base = false; /* the two paths' counters agree; the times do not */
+		s->slots[i].have_base = false; /* a fresh baseline through BPF */
 	}
 	return 0;
 }

@@ -144,7 +144,6 @@ int sampler_bpf_read(struct sampler_bpf *b, pid_t pid, const struct vcpu_iter_re
 			       (uint64_t)b->recs[i].tid << 29;
 			b->recs[m++] = b->recs[i];
 		}
-	l = &b->links[pid_slot(b, pid)];
 	l->n_threads = (uint32_t)m;
 	l->tid_sum = sum;
 	*recs = b->recs;
