@@ -59,6 +59,17 @@ static void test_all_options(void **state)
 	assert_int_equal(g, 0);
 	assert_int_equal(parse(&o, NULL, "-f", "-h", "-V", NULL), 0);
 	assert_true(o.foreground && o.help && o.version);
+	/* --sampler: auto by default */
+	assert_int_equal(parse(&o, NULL, NULL), 0);
+	assert_int_equal(o.sampler, DAEMON_SAMPLER_AUTO);
+	const struct { const char *arg; enum daemon_sampler want; } smp[] = {
+		{ "auto", DAEMON_SAMPLER_AUTO }, { "bpf", DAEMON_SAMPLER_BPF },
+		{ "pread", DAEMON_SAMPLER_PREAD },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(smp); i++) {
+		assert_int_equal(parse(&o, NULL, "--sampler", smp[i].arg, NULL), 0);
+		assert_int_equal(o.sampler, smp[i].want);
+	}
 }
 
 static void test_bad_options(void **state)
@@ -77,6 +88,12 @@ static void test_bad_options(void **state)
 	error_free(&err);
 	assert_int_equal(parse(&o, &err, "--log-level", "loud", NULL), -1);
 	assert_non_null(strstr(err->msg, "unknown log level 'loud'"));
+	error_free(&err);
+	assert_int_equal(parse(&o, &err, "--sampler", "ebpf", NULL), -1);
+	assert_non_null(strstr(err->msg, "--sampler: 'ebpf' is not auto, bpf or pread"));
+	error_free(&err);
+	assert_int_equal(parse(&o, &err, "--sampler", NULL), -1);
+	assert_non_null(strstr(err->msg, "needs a value"));
 	error_free(&err);
 	assert_int_equal(parse(&o, &err, "extra", NULL), -1);
 	assert_non_null(strstr(err->msg, "unexpected argument 'extra'"));
