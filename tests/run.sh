@@ -4,6 +4,10 @@
 #   "check: N passed, 0 failed, N skipped (libvirt: /dev/kvm is not usable)"
 #   when something could not run: never a silent pass. Under CI=true (set
 #   by .ci/run) a skip fails the run: CI's machine must run every tier.
+#   "check: N passed, 0 failed (WARN: kernel: ...)" when a suite printed a
+#   "NAME: WARN: TEXT" line: it passed, but something happened on the way
+#   that its reader should know (the kernel tier's guest froze and a
+#   scenario ran again in a fresh boot).
 # Usage: tests/run.sh BUILD_DIR [unit|e2e|kernel|libvirt]...   (default: all four)
 #
 # unit    - every build/tests/test_* cmocka binary (no root, seconds)
@@ -31,6 +35,7 @@ total_fail=0
 total_skip=0
 failed_suites=""
 skip_reasons=""
+warnings=""
 
 # add the counts a suite printed; a suite that printed none but failed
 # counts as one failure so a crash can never look green
@@ -57,6 +62,8 @@ account() { # name rc
 	cs=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	ps=$(sed -n 's/^\([a-z0-9-]*: \)\{0,1\}[0-9]* passed, [0-9]* failed, \([0-9]*\) skipped.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
 	why=$(sed -n 's/^[a-z0-9-]*: SKIP: \(.*\)/\1/p' "$log" | head -1)
+	w=$(sed -n 's/^\([a-z0-9-]*\): WARN: \(.*\)/\1: \2/p' "$log" | head -1)
+	[ -n "$w" ] && warnings="${warnings:+$warnings; }$w"
 	s=$((cs + ps))
 	[ -n "$why" ] && [ "$s" -eq 0 ] && s=1
 	if [ "$s" -gt 0 ]; then
@@ -111,8 +118,8 @@ if [ "$total_skip" -gt 0 ]; then
 		echo "CI runs every tier: what was skipped fails the run"
 		total_fail=$((total_fail + total_skip))
 	fi
-	echo "check: $total_pass passed, $total_fail failed, $total_skip skipped ($skip_reasons)"
+	echo "check: $total_pass passed, $total_fail failed, $total_skip skipped ($skip_reasons)${warnings:+ (WARN: $warnings)}"
 else
-	echo "check: $total_pass passed, $total_fail failed"
+	echo "check: $total_pass passed, $total_fail failed${warnings:+ (WARN: $warnings)}"
 fi
 [ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]

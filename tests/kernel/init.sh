@@ -7,6 +7,7 @@
 #   @@VCPUD-BOOT kernel=... cpus=... uptime=...
 #   @@VCPUD-TEST <scenario> <case> PASS|FAIL <detail>   (from the scenarios)
 #   @@VCPUD-SCENARIO <scenario> rc=N secs=S              (one per scenario)
+#   @@VCPUD-ALIVE uptime=S                               (every 30 s)
 #   @@VCPUD-DONE
 # then powers off (panic=-1 on the command line reboots, i.e. quits QEMU, if
 # this script ever exits). Between scenarios it kills every process left and
@@ -79,6 +80,17 @@ reap_all() {
 	wait 2>/dev/null
 }
 
+# a line every 30 s of guest time while the guest runs: run.sh takes a
+# console silent for much longer than that for a frozen guest (its clock or
+# every CPU stuck), which this script's own time limits cannot catch
+hb_pid=""
+heartbeat() {
+	[ -n "$hb_pid" ] && kill -KILL "$hb_pid" 2>/dev/null
+	(while sleep 30; do echo "@@VCPUD-ALIVE uptime=$(cut -d' ' -f1 /proc/uptime)"; done) \
+		< /dev/null &
+	hb_pid=$!
+}
+
 # remove every cgroup, deepest first, and the controllers the root enabled
 reset_cgroups() {
 	find "$CG" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
@@ -87,6 +99,7 @@ reset_cgroups() {
 	done
 }
 
+heartbeat
 for s in $scenarios; do
 	f=$VCPUD_SRC/tests/kernel/scenarios/$s.sh
 	echo "=== $s"
@@ -111,6 +124,7 @@ for s in $scenarios; do
 	t1=$(cut -d' ' -f1 /proc/uptime)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 	reap_all
+	heartbeat
 	reset_cgroups
 	if [ -e /tmp/.vcpud-timeout ]; then
 		mark "$s" timeout FAIL "killed after ${tmo}s"
