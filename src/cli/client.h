@@ -1,5 +1,5 @@
 /* client.h - vcpuctl's HTTP client: one JSON request to vcpud over its UNIX
- * socket (libcurl, CURLOPT_UNIX_SOCKET_PATH, URL http://localhost/v1/...).
+ * socket (HTTP/1.1, "Connection: close", one deadline for it all).
  *
  * Transport failures are errors whose code tells the caller what happened:
  * ECONNREFUSED the daemon is unreachable (no socket, nobody listening),
@@ -10,13 +10,17 @@
 #define VCPUD_CLI_CLIENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vcpud/error.h"
 
 /* Replies larger than this are refused (EFBIG): no reply of vcpud's API
  * comes near it. */
 #define CLIENT_MAX_REPLY_BYTES (64L * 1024 * 1024)
+/* A reply's status line and header fields may take this much at most. */
+#define CLIENT_MAX_HEAD_BYTES 65536
 
 struct client_reply {
 	long status;               /* HTTP status */
@@ -32,6 +36,27 @@ int client_request(const char *socket_path, const char *method, const char *path
 		   struct error **err);
 
 void client_reply_clear(struct client_reply *r);
+
+/* What the head of a reply says: its status and how its body ends. */
+struct client_head {
+	int status;
+	size_t head_len;           /* bytes up to and with the empty line */
+	bool has_length;           /* Content-Length (or a status without body) */
+	bool chunked;              /* Transfer-Encoding: chunked */
+	uint64_t length;
+};
+
+/* Parse the head of the reply in buf (len bytes so far; interim 1xx heads
+ * are skipped): 0 and *h, 1 when the head is not whole yet, -1 and *err
+ * (EPROTO, saying what is wrong) when it is not HTTP/1.x or too large. */
+int client_parse_head(const char *buf, size_t len, struct client_head *h, struct error **err);
+
+/* Parse a reply: 0 with *status and its decoded body (allocated, with a
+ * NUL after *body_len bytes; the caller frees it); 1 when more must come
+ * (never when at_eof: the peer closed, so a short reply is an error); -1
+ * and *err (EPROTO, EFBIG) otherwise. */
+int client_parse_reply(const char *buf, size_t len, bool at_eof, long *status, char **body,
+		       size_t *body_len, struct error **err);
 
 /* The message of an API error body {"error":{"message":..}}, or NULL. The
  * string belongs to `reply`. */
