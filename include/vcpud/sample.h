@@ -230,9 +230,10 @@ int sampler_tick(struct sampler *s, const struct sample_target *targets, size_t 
  * mono_ns. fn must not touch the sampler. NULL: never. */
 void sampler_set_yield(struct sampler *s, void (*fn)(void *data), void *data, unsigned every_us);
 
-/* Read through BPF from now on (sampler_bpf.h): one task iterator per VM
- * process, no fd kept per thread (a thread is told from one that reused
- * its tid by its start time). Only for the host's own /proc (HOST_ROOT
+/* Read through BPF from now on (sampler_bpf.h): one task iterator walk a
+ * tick over the host's tasks, filtered to the VM processes read, no fd
+ * kept per thread (a thread is told from one that reused its tid by its
+ * start time). Only for the host's own /proc (HOST_ROOT
  * "/", or one whose proc is this kernel's). 0; -1 and *err (ENOTSUP, with
  * why: not built with BPF, not permitted, no BTF, a kernel older than
  * 6.1, a fake proc) with the sampler left on schedstat files. Its fds are
@@ -248,7 +249,8 @@ int sampler_process_threads(const struct sampler *s, pid_t pid, size_t *n, uint6
 const char *sampler_backend(const struct sampler *s);
 
 /* The number of threads the sampler holds state for, and of open fds
- * (BPF: the iterator links kept, one per process). */
+ * (BPF: the processes watched, in the iterator's map or, past 65,536, with
+ * a link each). */
 size_t sampler_size(const struct sampler *s);
 size_t sampler_open_fds(const struct sampler *s);
 

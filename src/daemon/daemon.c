@@ -594,8 +594,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 	if (d->opt->sampler != DAEMON_SAMPLER_PREAD) {
 		_cleanup_error_ struct error *be = NULL;
 		if (control_use_bpf(d->control, &be) == 0)
-			log_info("sampler: BPF task iterators (one per VM process, no file kept "
-				 "per vCPU thread)");
+			log_info("sampler: BPF task iterator (one walk of the host's tasks a "
+				 "tick for all VMs, no file kept per vCPU thread)");
 		else if (d->opt->sampler == DAEMON_SAMPLER_BPF)
 			return error_set(err, be->code, "--sampler bpf: %s", be->msg);
 		else

@@ -55,7 +55,7 @@ void daemon_usage(FILE *f)
 		"  --socket-group NAME   also serve members of this group (SO_PEERCRED)\n"
 		"  --dry-run             log every intended cgroup write, change nothing\n"
 		"  --sampler KIND        how vCPU threads are read each tick: bpf (one\n"
-		"                        BPF task iterator per VM process; needs root,\n"
+		"                        BPF task iterator walk for all VMs; needs root,\n"
 		"                        kernel BTF, Linux 6.1+), pread (one kept\n"
 		"                        schedstat file per thread), or auto (default:\n"
 		"                        bpf where it works, else pread, said at start)\n"

@@ -26,9 +26,12 @@
  * task_struct cache misses a pread pays, plus ~4 us per iterator created.
  * One process of N threads: 0.47/0.51x the floor at 1,000, 0.27/0.34x at
  * 8,000, 0.32/0.34x at 10,000. VM-shaped (8 per process, one iterator
- * each): 0.55-0.61/0.62-0.66x. Every task of the host: 1.0-16x (it walks
- * every thread, watched or not). So on Debian 12's 6.1 kernel nothing
- * reaches the 0.3x asked for, and the sampler stays on pread. By tid with
+ * each): 0.55-0.61/0.62-0.66x. Every task of the host: 1.0-16x at 1,000
+ * watched threads (it walks every thread, watched or not), 0.36x at 8,000
+ * (where the watched threads are most of the host's tasks, as on a VM
+ * host): vcpud's sampler walks every task once a tick, filtered by a map
+ * of the VM processes (sampler_bpf.c). On Debian 12's 6.1 kernel nothing
+ * reaches the 0.3x asked for. By tid with
  * bpf_task_from_pid() (not in 6.1; 3 runs): 0.28/0.30x at 1,000,
  * 0.13/0.18x at 8,000, 0.12/0.15x at 10,000, 0.09-0.13x VM-shaped: the one
  * way under 0.3x seen here, for kernels newer than Debian 12's.

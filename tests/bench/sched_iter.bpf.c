@@ -4,7 +4,8 @@
  * per task, so that one read() of the iterator replaces one pread() per
  * vCPU thread. bench_sampler measures it against the pread floor
  * (issue 10, item 5). vcpud's own iterator is src/sample/vcpu_iter.bpf.c
- * (the same record, one link per VM process, no map).
+ * (the same record; over every task with a map of the VM processes, and
+ * attached to one process).
  *
  * No vmlinux.h: the few kernel structs read here are declared with only
  * the members used, under preserve_access_index, so libbpf relocates each

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -1104,7 +1105,7 @@ static void test_sampler_real_threads(void **state)
 
 /* The BPF path (sampler_use_bpf) on the same real threads: readings that
  * agree with schedstat, a spinner's usage, an exited thread GONE at once,
- * no fd kept per thread (one link per process), and the fake proc refused.
+ * no fd kept per thread (one process watched), and the fake proc refused.
  * Needs root (CAP_BPF, CAP_PERFMON), kernel BTF and Linux 6.1+: skipped,
  * saying why, without them. */
 static void test_sampler_bpf(void **state)
@@ -1156,6 +1157,115 @@ static void test_sampler_bpf(void **state)
 	assert_int_equal(sampler_open_fds(s), 0);
 	assert_int_equal(sampler_process_threads(s, getpid(), &nt, &sum), -1);
 	pair_stop(&x);
+}
+
+/* A child process blocked on a pipe: a VM process of one idle thread. */
+static pid_t idle_child(int *wr)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	fflush(NULL);
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		close(p[1]);
+		char ch;
+		while (read(p[0], &ch, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	*wr = p[1];
+	return c;
+}
+
+/* What /proc says of a thread's run time. */
+static uint64_t schedstat_cpu(pid_t pid, pid_t tid)
+{
+	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", pid, tid);
+	char text[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	assert_true(n > 0);
+	text[n] = '\0';
+	uint64_t cpu = 0, delay = 0;
+	assert_int_equal(schedstat_parse(text, (size_t)n, &cpu, &delay, NULL), 0);
+	return cpu;
+}
+
+/* The BPF path over several processes: one walk of every task a tick,
+ * each process given its own threads; a process first listed after the
+ * tick's walk is read on its own that tick and by the walks after; a
+ * process that exits is GONE; one no longer listed is dropped. */
+static void test_sampler_bpf_processes(void **state)
+{
+	(void)state;
+	_cleanup_(sampler_freep) struct sampler *s = NULL;
+	struct error *err = NULL;
+	assert_int_equal(sampler_new("/", 20 * MS, &s, &err), 0);
+	if (sampler_use_bpf(s, &err) < 0) {
+		print_message("BPF sampler not usable here: %s\n", err->msg);
+		error_free(&err);
+		skip();
+	}
+	int w1, w2;
+	pid_t c1 = idle_child(&w1), c2 = idle_child(&w2);
+	struct sample_target t[3] = {
+		{ "one", 0, c1, c1 },
+		{ "two", 0, c2, c2 },
+		{ "self", 0, getpid(), gettid() },
+	};
+	struct sample_vcpu out[3];
+	size_t nt;
+	uint64_t sum;
+	/* tick 1: c1 and this process (the walk at c1's read) */
+	const struct sample_target t1[2] = { t[0], t[2] };
+	assert_int_equal(sampler_tick(s, t1, 2, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_NO_BASELINE);
+	assert_state(&out[1], SAMPLE_NO_BASELINE);
+	assert_int_equal(sampler_open_fds(s), 2);
+	assert_int_equal(sampler_process_threads(s, c1, &nt, &sum), 0);
+	assert_int_equal(nt, 1);
+	/* tick 2: c2 comes after the walk (at c1's read) and is read alone */
+	usleep(100 * 1000);
+	assert_int_equal(sampler_tick(s, t, 3, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_VALID);
+	assert_state(&out[1], SAMPLE_NO_BASELINE);
+	assert_state(&out[2], SAMPLE_VALID);
+	assert_int_equal(out[1].cpu_ns, schedstat_cpu(c2, c2));
+	assert_int_equal(sampler_process_threads(s, c2, &nt, &sum), 0);
+	assert_int_equal(nt, 1);
+	assert_int_equal(sampler_open_fds(s), 3);
+	/* tick 3: all three from the walk, each its own (idle: as /proc says) */
+	usleep(100 * 1000);
+	assert_int_equal(sampler_tick(s, t, 3, now_mono_ns(), out, &err), 0);
+	for (int i = 0; i < 3; i++)
+		assert_state(&out[i], SAMPLE_VALID);
+	assert_int_equal(out[0].cpu_ns, schedstat_cpu(c1, c1));
+	assert_int_equal(out[1].cpu_ns, schedstat_cpu(c2, c2));
+	/* a tid of another process is not found in this one's slice */
+	const struct sample_target wrong = { "wrong", 0, c1, c2 };
+	assert_int_equal(sampler_tick(s, &wrong, 1, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_GONE);
+	/* c1 exits: GONE at the next tick, c2 still read */
+	kill(c1, SIGKILL); /* (c2 holds w1 too: a close would not end c1) */
+	assert_int_equal(waitpid(c1, NULL, 0), c1);
+	close(w1);
+	assert_int_equal(sampler_tick(s, t, 3, now_mono_ns(), out, &err), 0);
+	assert_state(&out[0], SAMPLE_GONE);
+	assert_int_equal(sampler_process_threads(s, c1, &nt, &sum), 0);
+	assert_int_equal(nt, 0);
+	assert_false(out[1].gone);
+	assert_false(out[2].gone);
+	/* no longer listed: dropped (from the map: none of it is read again) */
+	assert_int_equal(sampler_tick(s, &t[1], 1, now_mono_ns(), out, &err), 0);
+	assert_int_equal(sampler_open_fds(s), 1);
+	assert_int_equal(sampler_process_threads(s, getpid(), &nt, &sum), -1);
+	close(w2);
+	kill(c2, SIGKILL);
+	assert_int_equal(waitpid(c2, NULL, 0), c2);
 }
 
 /* A fake proc (tests, --host-root fixtures) is not the kernel's: no BPF. */
@@ -1237,6 +1347,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sampler_bpf_fake_proc, fake_setup,
 						fake_teardown),
 		cmocka_unit_test(test_sampler_bpf),
+		cmocka_unit_test(test_sampler_bpf_processes),
 		cmocka_unit_test_setup_teardown(test_sampler_shuffled_lists, fake_setup,
 						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sampler_errors, fake_setup, fake_teardown),
