@@ -114,6 +114,8 @@ struct admit_placement {
 				    * pCPUs; shared: the shared pool of its nodes */
 	struct cpuset mems;        /* cpuset.mems: its node(s) */
 	bool spans;                /* on more than one node */
+	bool existing;             /* the VM was already admitted with this very
+				    * request: res is its reservation, unchanged */
 };
 
 /* Decide on a request. 0: admitted, *out filled (and nothing else
@@ -219,6 +221,12 @@ void admit_usage_clear(struct admit_usage *u);
 /* --- names and the persisted forms ------------------------------------------ */
 
 const char *admit_cpu_policy_name(enum admit_cpu_policy p);       /* NULL out of range */
+
+/* How `req` differs from the reservation `r` of the same VM (a sentence
+ * naming each field, what was asked and what is admitted: "vcpus 8
+ * (admitted with 4), memory none (admitted with 1G)"), or NULL when a
+ * retry of the request that made r. The caller frees it. */
+char *admit_request_diff(const struct admit_reservation *r, const struct admit_request *req);
 const char *admit_thread_policy_name(enum admit_thread_policy p); /* NULL out of range */
 int admit_cpu_policy_from_string(const char *s, enum admit_cpu_policy *out,
 				 struct error **err);

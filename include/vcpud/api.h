@@ -18,13 +18,18 @@
  *   POST   /v1/vms/admit              {"name","tenant","vcpus"[,"memory_bytes","cpu_policy":
  *                                     "shared"|"dedicated","thread_policy":"prefer"|
  *                                     "isolate"|"require","dry_run":false]} -> 201 RES
- *                                     (200 with dry_run: decided, nothing reserved);
- *                                     409 with the limit and figures when refused
+ *                                     (200 with dry_run: decided, nothing reserved;
+ *                                     200 for a retry: the name admitted with the same
+ *                                     request, its RES, nothing booked again);
+ *                                     409 with the limit and figures when refused,
+ *                                     or naming what differs from the name's admission
  *   GET    /v1/host                   {"topology":{...},"pools":{...},"overcommit_ratio",
  *                                     "usage":[per node],"totals":{...},"reservations":[RES]}
  *   GET    /v1/vms/{name}             VM
- *   DELETE /v1/vms/{name}             release: the VM and/or its reservation; 204; its
- *                                     cgroups go at the next tick
+ *   DELETE /v1/vms/{name}[?missing_ok=1]
+ *                                     release: the VM and/or its reservation; 204; its
+ *                                     cgroups go at the next tick (404 when there is
+ *                                     none, 204 with missing_ok=1)
  *   GET    /v1/vms/{name}/stats?since_ms=T&limit=N
  *                                     {"vm":NAME,"interval_ms":N,"samples":[{"ts_ms",
  *                                      "usage_pct","steal_pct"}...]} oldest first: the

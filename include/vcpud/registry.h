@@ -213,8 +213,10 @@ void registry_fault_get(const struct registry *r, size_t i, const char **name,
 /* --- the API's side ----------------------------------------------------------- */
 
 /* Admit a VM: quota and capacity decided by admit_vm() against the ledger;
- * unless dry_run, the reservation is stored (event vm.admit). Errors as
- * admit_vm(), ENOENT unknown tenant, EEXIST already admitted, EAGAIN no
+ * unless dry_run, the reservation is stored (event vm.admit). A VM already
+ * admitted with the same request: 0, out->existing and its reservation,
+ * nothing stored (a retry); with another request EEXIST naming what
+ * differs. Errors as admit_vm(), ENOENT unknown tenant, EAGAIN no
  * topology. *out is the placement. */
 int registry_admit(struct registry *r, const struct admit_request *req, bool dry_run,
 		   const char *actor, struct admit_placement *out, struct error **err);

@@ -211,12 +211,18 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 		vm_clear(&v);
 	struct admit_host host = registry_host(ctx->reg, NULL, 0);
 	_cleanup_free_ char *where = admit_placement_describe(&host, &pl.res);
-	log_info("VM %s %s for tenant %s by %s: %u vCPUs, %s", ar.vm,
-		 dry_run ? "would be admitted" : "admitted", ar.tenant, req->actor, ar.vcpus, where);
-	if (!dry_run)
+	if (pl.existing)
+		log_info("VM %s: admission asked again by %s, the same request: %s", ar.vm,
+			 req->actor, where);
+	else
+		log_info("VM %s %s for tenant %s by %s: %u vCPUs, %s", ar.vm,
+			 dry_run ? "would be admitted" : "admitted", ar.tenant, req->actor,
+			 ar.vcpus, where);
+	if (!dry_run && !pl.existing)
 		notify_change(ctx);
 	*out = admission_reservation_json(ctx->reg, &pl.res, dry_run, registered);
-	*status = dry_run ? 200 : 201;
+	/* 201 made now; 200 a dry run or the same answer again */
+	*status = dry_run || pl.existing ? 200 : 201;
 	return 0;
 }
 
@@ -426,18 +432,27 @@ static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+/* DELETE /v1/vms/NAME[?missing_ok=1]: with missing_ok a VM that is not
+ * there (released already: a retry) is not an error. */
 static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 			const struct route_match *m, json_t *body, int *status,
 			json_t **out, struct error **err)
 {
 	(void)body;
+	int64_t missing_ok = 0;
 	if (need_registry(ctx, err) < 0 ||
-	    registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
-			     ctx->after_change_data, err) < 0)
+	    query_i64(req->query, "missing_ok", 0, 1, &missing_ok, err) < 0)
 		return -1;
-	notify_change(ctx);
+	_cleanup_error_ struct error *e = NULL;
 	*out = NULL;
 	*status = 204;
+	if (registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
+			     ctx->after_change_data, &e) < 0) {
+		if (missing_ok && e->code == ENOENT)
+			return 0;
+		return error_set(err, e->code, "%s", e->msg);
+	}
+	notify_change(ctx);
 	return 0;
 }
 

@@ -35,6 +35,7 @@ enum {
 	OPT_CPU_POLICY,
 	OPT_THREAD_POLICY,
 	OPT_DRY_RUN,
+	OPT_MISSING_OK,
 };
 
 static const struct option register_opts[] = {
@@ -56,6 +57,23 @@ static const struct option admit_opts[] = {
 
 static const struct option plain_opts[] = { CLI_OPTS_COMMON };
 
+static const struct option release_opts[] = {
+	{ "missing-ok", no_argument, NULL, OPT_MISSING_OK },
+	CLI_OPTS_COMMON
+};
+
+static const char release_usage[] = "usage: vcpuctl vm release NAME [--missing-ok]";
+
+static const char release_help[] =
+	"Stops managing the VM (its process is left alone, its vCPU threads go back\n"
+	"where the process was) and frees its admission reservation.\n"
+	"\n"
+	"Options:\n"
+	"  --missing-ok       a VM that is not there (released already) is no error\n"
+	"                     (for scripts that retry)\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
 static const struct option stats_opts[] = {
 	{ "since", required_argument, NULL, OPT_SINCE },
 	CLI_OPTS_COMMON
@@ -76,7 +94,7 @@ static const char group_usage[] =
 	"       vcpuctl vm admit " ADMIT_USAGE_ARGS "\n"
 	"       vcpuctl vm list\n"
 	"       vcpuctl vm show NAME\n"
-	"       vcpuctl vm release NAME\n"
+	"       vcpuctl vm release NAME [--missing-ok]\n"
 	"       vcpuctl vm stats NAME [--since T]";
 
 static const char stats_usage[] = "usage: vcpuctl vm stats NAME [--since T]";
@@ -111,6 +129,8 @@ static const char admit_help[] =
 	"dedicated VMs get one pCPU of the dedicated pool per vCPU. A VM stays on one\n"
 	"node when one can hold it. Prints the placement and the CPUs the VM is\n"
 	"pinned to; a refusal (exit 4) says which limit and by how much.\n"
+	"The same request again (a retry) gets the same answer; another request for\n"
+	"an admitted name is refused, naming what differs.\n"
 	"`vcpuctl vm release NAME` frees the reservation.\n"
 	"\n"
 	"Options:\n"
@@ -693,6 +713,11 @@ static int build_release(const struct cli_args *a, struct cli_request *out, stru
 	(void)err;
 	out->method = "DELETE";
 	out->path = vm_path(a->name);
+	if (cli_arg_set(a, OPT_MISSING_OK)) {
+		char *p = xasprintf("%s?missing_ok=1", out->path);
+		free(out->path);
+		out->path = p;
+	}
 	out->render = render_released;
 	return 0;
 }
@@ -702,8 +727,7 @@ static const struct cli_sub subs[] = {
 	{ "admit", admit_usage, admit_help, admit_opts, true, build_admit },
 	{ "list", "usage: vcpuctl vm list", plain_help, plain_opts, false, build_list },
 	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
-	{ "release", "usage: vcpuctl vm release NAME", plain_help, plain_opts, true,
-	  build_release },
+	{ "release", release_usage, release_help, release_opts, true, build_release },
 	{ "stats", stats_usage, stats_help, stats_opts, true, build_stats },
 };
 

@@ -37,6 +37,49 @@ const char *admit_thread_policy_name(enum admit_thread_policy p)
 	return (unsigned)p < ADMIT_THREAD_POLICY_LAST ? thread_policy_names[p] : NULL;
 }
 
+char *admit_request_diff(const struct admit_reservation *r, const struct admit_request *req)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		abort();
+	const char *sep = "";
+	if (strcmp(r->tenant, req->tenant) != 0) {
+		fprintf(f, "%stenant %s (admitted for %s)", sep, req->tenant, r->tenant);
+		sep = ", ";
+	}
+	if (r->vcpus != req->vcpus) {
+		fprintf(f, "%svcpus %u (admitted with %u)", sep, req->vcpus, r->vcpus);
+		sep = ", ";
+	}
+	if (r->memory_set != req->memory_set ||
+	    (r->memory_set && r->memory_bytes != req->memory_bytes)) {
+		_cleanup_free_ char *a = req->memory_set ? format_size(req->memory_bytes) : NULL;
+		_cleanup_free_ char *b = r->memory_set ? format_size(r->memory_bytes) : NULL;
+		fprintf(f, "%smemory %s (admitted with %s)", sep, a ? a : "none", b ? b : "none");
+		sep = ", ";
+	}
+	if (r->cpu_policy != req->cpu_policy) {
+		const char *a = admit_cpu_policy_name(req->cpu_policy);
+		const char *b = admit_cpu_policy_name(r->cpu_policy);
+		fprintf(f, "%scpu policy %s (admitted with %s)", sep, a ? a : "?", b ? b : "?");
+		sep = ", ";
+	}
+	if (r->thread_policy != req->thread_policy) {
+		const char *a = admit_thread_policy_name(req->thread_policy);
+		const char *b = admit_thread_policy_name(r->thread_policy);
+		fprintf(f, "%sthread policy %s (admitted with %s)", sep, a ? a : "?", b ? b : "?");
+		sep = ", ";
+	}
+	fclose(f);
+	if (len == 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 int admit_cpu_policy_from_string(const char *s, enum admit_cpu_policy *out,
 				 struct error **err)
 {

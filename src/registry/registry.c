@@ -531,6 +531,23 @@ static int decide(struct registry *r, const struct tenant *t, const struct admit
 int registry_admit(struct registry *r, const struct admit_request *req, bool dry_run,
 		   const char *actor, struct admit_placement *out, struct error **err)
 {
+	memset(out, 0, sizeof(*out));
+	/* a retry of the request that admitted it gets the same answer (a
+	 * control plane that timed out cannot book twice); another request
+	 * for the same name is a conflict that names what differs */
+	if (ledger_ensure(r, err) < 0)
+		return -1;
+	const struct admit_reservation *own = req->vm ? ledger_find(r, req->vm) : NULL;
+	if (own) {
+		_cleanup_free_ char *diff = admit_request_diff(own, req);
+		if (diff)
+			return error_set(err, EEXIST, "VM '%s' is already admitted; this request "
+					 "differs: %s (release it first to admit it anew)",
+					 req->vm, diff);
+		out->res = *own;
+		out->existing = true;
+		return 0;
+	}
 	/* the quota from the store (one row), the use from the ledger */
 	struct tenant t;
 	if (store_tenant_get_limits(r->store, req->tenant, &t, err) < 0 ||

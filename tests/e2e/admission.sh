@@ -56,7 +56,13 @@ expect_rc 4 "tenant at quota" ctl vm admit x --tenant small --vcpus 5
 contains "names the quota" "tenant small: 0 of 4 vCPUs used, 5 requested"
 expect_rc 4 "memory quota" ctl vm admit x --tenant small --vcpus 1 --memory 2G
 expect_rc 3 "unknown tenant" ctl vm admit x --tenant nosuch --vcpus 1
-expect_rc 4 "admitted twice" ctl vm admit d1 --tenant acme --vcpus 1
+expect_rc 4 "admitted twice with another request" ctl vm admit d1 --tenant acme --vcpus 1
+contains "names what differs" "this request differs: vcpus 1 (admitted with 2), cpu policy shared (admitted with dedicated)"
+expect_rc 0 "the same admission again (a retry)" ctl --json vm admit d1 --tenant acme --vcpus 2 --cpu-policy dedicated --thread-policy isolate
+contains "the same answer" '"pcpus": "12,14"'
+OUT=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X DELETE 'http://localhost/v1/vms/nosuch?missing_ok=1')
+[ "$OUT" = 204 ] && ok "release of an unknown VM with missing_ok=1: 204" || bad "missing_ok: $OUT"
+expect_rc 0 "vcpuctl vm release --missing-ok of an unknown VM" ctl vm release nosuch --missing-ok
 expect_rc 3 "release of an unknown VM" ctl vm release nosuch
 OUT=$(curl -s --unix-socket "$SOCK" -X POST -d '{"name":"x","tenant":"acme","vcpus":1,"cpu_policy":7}' \
 	-w ' %{http_code}' http://localhost/v1/vms/admit)
@@ -83,6 +89,27 @@ OUT=$(sqlite3 "$DB" "SELECT count(*), coalesce(sum(vcpus), 0) FROM reservations 
 [ "$OUT" = "20|20" ] && ok "the ledger holds 20 shared vCPUs" || bad "ledger: $OUT"
 expect_rc 0 "host usage" ctl --json host
 contains "node 0 full, not over" '"shared_admitted": 12'
+
+# one admission retried 100 times at once (a control plane whose requests
+# timed out): made once (one 201, 99 times 200), booked once
+ctl vm release p1 >/dev/null 2>&1
+i=0
+pids=""
+while [ $i -lt 100 ]; do
+	i=$((i + 1))
+	(curl -s -o /dev/null -w '%{http_code}\n' --unix-socket "$SOCK" -X POST \
+		-d '{"name":"r1","tenant":"acme","vcpus":1}' http://localhost/v1/vms/admit \
+		>"$TMP/code.$i" 2>&1) &
+	pids="$pids $!"
+done
+wait $pids
+codes=$(cat "$TMP"/code.* | sort | uniq -c | awk '{ printf "%s x %s, ", $1, $2 }')
+[ "$codes" = "99 x 200, 1 x 201, " ] && ok "100 concurrent retries of one admit: $codes" \
+	|| bad "100 concurrent retries: $codes"
+OUT=$(sqlite3 "$DB" "SELECT count(*), coalesce(sum(vcpus), 0) FROM reservations WHERE cpu_policy = 'shared';")
+[ "$OUT" = "20|20" ] && ok "booked once: the ledger holds 20 shared vCPUs" || bad "ledger: $OUT"
+OUT=$(sqlite3 "$DB" "SELECT count(*) FROM events WHERE action = 'vm.admit' AND target = 'vm/r1';")
+[ "$OUT" = 1 ] && ok "one vm.admit event for r1" || bad "vm.admit events for r1: $OUT"
 
 # registering binds to the reservation; a second tenant's name is refused
 FAKEVM=$BUILD/fixtures/fakevm

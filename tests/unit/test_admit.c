@@ -839,6 +839,44 @@ static void test_bad_requests(void **state)
 
 /* --- persisted forms, pins, the host check ------------------------------------------------ */
 
+/* A retry of the request that made a reservation differs in nothing; any
+ * other request is told field by field. */
+static void test_request_diff(void **state)
+{
+	(void)state;
+	struct admit_reservation r = { .vm = "a", .tenant = "acme", .vcpus = 4,
+				       .memory_set = true, .memory_bytes = 2LL << 30,
+				       .cpu_policy = DED, .thread_policy = ISOLATE };
+	struct admit_request q = req_make("a", "acme", 4, DED, ISOLATE);
+	q.memory_set = true;
+	q.memory_bytes = 2LL << 30;
+	assert_null(admit_request_diff(&r, &q));
+	q.thread_policy = REQUIRE;
+	char *d = admit_request_diff(&r, &q);
+	assert_string_equal(d, "thread policy require (admitted with isolate)");
+	free(d);
+	q = req_make("a", "beta", 5, SH, PREFER);
+	q.memory_set = true;
+	q.memory_bytes = 1LL << 30;
+	d = admit_request_diff(&r, &q);
+	assert_string_equal(d, "tenant beta (admitted for acme), vcpus 5 (admitted with 4), "
+			       "memory 1G (admitted with 2G), cpu policy shared (admitted with "
+			       "dedicated), thread policy prefer (admitted with isolate)");
+	free(d);
+	/* memory asked where none was booked, and the other way round */
+	q = req_make("a", "acme", 4, DED, ISOLATE);
+	d = admit_request_diff(&r, &q);
+	assert_string_equal(d, "memory none (admitted with 2G)");
+	free(d);
+	r.memory_set = false;
+	assert_null(admit_request_diff(&r, &q));
+	q.memory_set = true;
+	q.memory_bytes = 512LL << 20;
+	d = admit_request_diff(&r, &q);
+	assert_string_equal(d, "memory 512M (admitted with none)");
+	free(d);
+}
+
 static void test_names_and_shares(void **state)
 {
 	(void)state;
@@ -1497,6 +1535,7 @@ int main(void)
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_check_order),
 		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_request_diff),
 		cmocka_unit_test(test_names_and_shares),
 		cmocka_unit_test(test_pin_and_persisted_form),
 		cmocka_unit_test(test_host_check),

@@ -375,6 +375,22 @@ static void test_vm_lifecycle(void **state)
 			 201);
 	assert_int_equal(call(f, "POST", "/v1/vms/admit", "{\"name\":\"db-1\",\"tenant\":"
 			      "\"acme\",\"vcpus\":2}", &j), 201);
+	char *first = json_dumps(j, JSON_SORT_KEYS);
+	json_decref(j);
+	/* a retry (the control plane timed out): 200, the same answer, no
+	 * new event; another request for the name: 409 naming the difference */
+	size_t events0 = listed_event_count(f);
+	assert_int_equal(call(f, "POST", "/v1/vms/admit", "{\"name\":\"db-1\",\"tenant\":"
+			      "\"acme\",\"vcpus\":2}", &j), 200);
+	char *again = json_dumps(j, JSON_SORT_KEYS);
+	assert_string_equal(again, first);
+	free(again);
+	free(first);
+	json_decref(j);
+	assert_int_equal(listed_event_count(f), events0);
+	assert_int_equal(call(f, "POST", "/v1/vms/admit", "{\"name\":\"db-1\",\"tenant\":"
+			      "\"acme\",\"vcpus\":4}", &j), 409);
+	assert_non_null(strstr(err_msg(j), "this request differs: vcpus 4 (admitted with 2)"));
 	json_decref(j);
 	/* admitted, not started: vm show and vm list know it, with placement */
 	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 200);
@@ -453,6 +469,16 @@ static void test_vm_lifecycle(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "vcpus_used")), 0);
 	json_decref(j);
 	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1", NULL, &j), 404);
+	json_decref(j);
+	/* a client retrying its release asks that a missing VM be no error */
+	size_t events1 = listed_event_count(f);
+	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1?missing_ok=1", NULL, NULL), 204);
+	assert_int_equal(call(f, "DELETE", "/v1/vms/admit?missing_ok=1", NULL, NULL), 204);
+	assert_int_equal(listed_event_count(f), events1);
+	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1?missing_ok=0", NULL, &j), 404);
+	json_decref(j);
+	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1?missing_ok=yes", NULL, &j), 400);
+	assert_non_null(strstr(err_msg(j), "missing_ok"));
 	json_decref(j);
 }
 

@@ -188,9 +188,32 @@ static void test_admit_then_register(void **state)
 	registry_vm_view_clear(&list[0]);
 	free(list);
 	assert_int_equal(used(f, "acme"), 2);
-	/* the same name twice is a conflict */
-	assert_int_equal(admit(f, "db-1", "acme", 2, false, &err), -1);
-	expect_error(&err, EEXIST, "already admitted");
+	/* the same request again (a retry): the same reservation, booked once */
+	int64_t admits0 = count_events(f, "vm.admit");
+	struct admit_request again = { .vm = "db-1", .tenant = "acme", .vcpus = 2,
+				       .cpu_policy = ADMIT_CPU_SHARED,
+				       .thread_policy = ADMIT_THREAD_PREFER };
+	struct admit_placement pl;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(registry_admit(f->reg, &again, i == 1, "uid:0", &pl, &err), 0);
+		assert_true(pl.existing);
+		assert_string_equal(pl.res.vm, "db-1");
+		assert_int_equal(pl.res.vcpus, 2);
+	}
+	assert_int_equal(used(f, "acme"), 2);
+	assert_int_equal(count_events(f, "vm.admit"), admits0);
+	/* the same name with another request is a conflict naming what differs */
+	assert_int_equal(admit(f, "db-1", "acme", 3, false, &err), -1);
+	expect_error(&err, EEXIST, "VM 'db-1' is already admitted; this request differs: "
+		     "vcpus 3 (admitted with 2) (release it first to admit it anew)");
+	again.memory_set = true;
+	again.memory_bytes = 1 << 30;
+	again.cpu_policy = ADMIT_CPU_DEDICATED;
+	again.tenant = "beta";
+	assert_int_equal(registry_admit(f->reg, &again, false, "uid:0", &pl, &err), -1);
+	expect_error(&err, EEXIST, "differs: tenant beta (admitted for acme), memory 1G "
+		     "(admitted with none), cpu policy dedicated (admitted with shared)");
+	assert_int_equal(used(f, "acme"), 2);
 
 	/* its process starts and is registered: bound to the reservation,
 	 * no second admission */
@@ -772,7 +795,10 @@ static void test_ledger_in_step(void **state)
 	assert_int_equal(admit(f, "probe", "acme", 1, true, &err), 0);
 	ledger_ok(f, "dry run");
 	assert_int_equal(admit(f, "a1", "acme", 1, true, &err), -1);
-	expect_error(&err, EEXIST, "already admitted (tenant acme, 2 vCPUs, shared)");
+	expect_error(&err, EEXIST, "already admitted; this request differs: vcpus 1 (admitted "
+		     "with 2)");
+	assert_int_equal(admit(f, "a1", "acme", 2, true, &err), 0);
+	ledger_ok(f, "a retry");
 	/* registration admits in the same transaction as the row */
 	fake_vmm(f, 4100, 10, 2, 4100);
 	assert_int_equal(reg_api(f, "web-1", "acme", 4100, &err), 0);
