@@ -3,8 +3,8 @@
  * handlers and the store are never touched from two threads).
  *
  * Access control is the socket: peers are identified with SO_PEERCRED and
- * only root, the daemon's own uid and members of the configured group are
- * served. Bodies are limited to API_MAX_BODY_BYTES: a declared
+ * only root, the daemon's own uid and members of the configured group (the
+ * peer's own groups, SO_PEERGROUPS) are served. Bodies are limited to API_MAX_BODY_BYTES: a declared
  * Content-Length above it is refused before the body is read; a chunked body
  * that grows past it is drained and refused.
  *
@@ -17,9 +17,7 @@
  * it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <microhttpd.h>
-#include <pwd.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -136,19 +134,28 @@ struct req_state {
 	char actor[48];
 };
 
-static bool uid_in_group(uid_t uid, gid_t primary, gid_t group)
+/* Whether the peer on `fd` has `group`: its primary group, or one of the
+ * supplementary groups the kernel recorded at connect() (SO_PEERGROUPS,
+ * Linux 4.13+). No NSS lookup (getpwuid, getgrouplist): that may wait on
+ * LDAP or sssd, and would ask the database, not the process, which groups
+ * it has. */
+static bool peer_in_group(int fd, gid_t primary, gid_t group)
 {
 	if (primary == group)
 		return true;
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
-		return false;
-	gid_t groups[256];
-	int n = ARRAY_SIZE(groups);
-	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
-		return false;
-	for (int i = 0; i < n; i++)
+	gid_t small[64];
+	gid_t *groups = small;
+	socklen_t len = sizeof(small);
+	_cleanup_free_ gid_t *big = NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		if (errno != ERANGE || len == 0 || len > 65536 * sizeof(gid_t))
+			return false;
+		big = xmalloc(len);
+		groups = big;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+			return false;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
 		if (groups[i] == group)
 			return true;
 	return false;
@@ -169,7 +176,7 @@ static void peer_check(struct api_server *s, struct MHD_Connection *conn, struct
 	snprintf(st->actor, sizeof(st->actor), "uid:%u", (unsigned)cred.uid);
 	if (cred.uid == 0 || cred.uid == s->self_uid)
 		return;
-	if (s->group_set && uid_in_group(cred.uid, cred.gid, s->group))
+	if (s->group_set && peer_in_group(ci->connect_fd, cred.gid, s->group))
 		return;
 	st->denied = true;
 	log_warn("refused API request from uid %u pid %d: not root and not in the socket group",

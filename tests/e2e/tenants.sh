@@ -124,6 +124,30 @@ OUT=$(sqlite3 "$DB" "SELECT action FROM events ORDER BY id;" | tr '\n' ' ')
 contains "audit log has the lifecycle" "tenant.create tenant.create tenant.update"
 contains "audit log has the delete" "tenant.delete"
 
+# the socket group is the peer's own groups (SO_PEERGROUPS), not the group
+# database: nobody is in no group of /etc/group, yet a process of nobody's
+# that holds the group is served, and one that does not is refused
+if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ] && getent group daemon >/dev/null; then
+	GID=$(getent group daemon | cut -d: -f3)
+	chmod 711 "$TMP"
+	start_daemon --socket-group daemon || bad "daemon starts with --socket-group"
+	OUT=$(setpriv --reuid=65534 --regid=65534 --groups="$GID" "$VCPUCTL" --socket "$SOCK" tenant list 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] && ok "nobody holding the group as a supplementary one is served" \
+		|| bad "supplementary group: exit $rc: $OUT"
+	OUT=$(setpriv --reuid=65534 --regid="$GID" --clear-groups "$VCPUCTL" --socket "$SOCK" tenant list 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] && ok "and as its primary group" || bad "primary group: exit $rc: $OUT"
+	chmod 666 "$SOCK"
+	OUT=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$VCPUCTL" --socket "$SOCK" tenant list 2>&1)
+	rc=$?
+	[ $rc -eq 6 ] && ok "without it: refused by vcpud (exit 6)" || bad "no group: exit $rc: $OUT"
+	grep -q "refused API request from uid 65534" "$LOG" && ok "the refusal is logged" \
+		|| bad "no refusal in the log"
+	stop_daemon
+	chmod 700 "$TMP"
+fi
+
 # a database from a newer vcpud is refused
 sqlite3 "$DB" 'PRAGMA user_version = 99;'
 OUT=$("$VCPUD" --foreground --db "$DB" --socket "$SOCK" --policy "$POLICY" --cgroup-root "$TMP/cgroup" --dry-run 2>&1)
