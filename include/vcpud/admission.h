@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "vcpud/admit.h"
 #include "vcpud/error.h"
@@ -20,5 +21,10 @@ json_t *admission_reservation_json(const struct registry *reg, const struct admi
  * EAGAIN when the daemon has no topology. */
 int admission_host_json(struct registry *reg, struct store *st, json_t **out,
 			struct error **err);
+
+/* GET /metrics' families of the NUMA nodes' pools (shared pCPUs, admitted
+ * shared vCPUs and their ratio, dedicated pCPUs and those in use). No
+ * topology: none. */
+int admission_node_metrics(struct registry *reg, FILE *f, struct error **err);
 
 #endif

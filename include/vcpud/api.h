@@ -35,6 +35,8 @@
  *                                      "usage_pct","steal_pct"}...]} oldest first: the
  *                                     bounded per-VM history the policy retains
  *   GET    /v1/top                    {"ts_ms","tick","interval_ms","dry_run","vms":[TOP...]}
+ *   GET    /metrics                   Prometheus text format (version 0.0.4; README lists
+ *                                     the families): the API's, then ctx->metrics
  *   GET    /v1/events?after=ID&since_ms=T&limit=N
  *                                     {"events":[{"id","ts_ms","actor","action","target",
  *                                      "details":{...}}],"oldest_id":ID|null,"pruned":B}
@@ -82,6 +84,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "vcpud/error.h"
@@ -159,6 +163,13 @@ struct topology;
 struct pools;
 struct registry;
 
+/* The tick duration histogram's upper bounds (seconds) of GET /metrics. */
+#define API_TICK_BUCKETS 12
+extern const double API_TICK_BUCKETS_S[API_TICK_BUCKETS];
+/* Count a tick of `secs` in ctx's histogram. */
+struct api_ctx;
+void api_tick_observe(struct api_ctx *ctx, double secs);
+
 struct api_ctx {
 	struct store *store;
 	struct registry *reg;          /* the VM lifecycle (NULL: VM endpoints 500) */
@@ -194,6 +205,17 @@ struct api_ctx {
 	 * and "managed": false, appended to GET /v1/vms; owned by the daemon */
 	json_t *unmanaged;
 	uint32_t interval_ms;          /* sampling interval, for /stats */
+	/* GET /metrics: the daemon's own families (per vCPU and per VM, from
+	 * the last tick), written after the API's; NULL: none */
+	void (*metrics)(void *data, FILE *f);
+	void *metrics_data;
+	/* requests answered, by status (100..599), since start */
+	uint64_t requests[500];
+	/* tick durations, kept by the daemon: ticks_le[i] ticks of at most
+	 * API_TICK_BUCKETS_S[i] seconds (not cumulative), the rest over */
+	uint64_t ticks_le[API_TICK_BUCKETS];
+	uint64_t ticks_over;
+	double ticks_sum_s;
 	/* control-loop figures for /v1/health, kept up to date by the daemon */
 	const char *cgroup_root;
 	bool dry_run;
@@ -225,6 +247,7 @@ struct api_request {
 struct api_response {
 	int status;
 	char *body;                    /* JSON text or NULL (204); owned */
+	const char *content_type;      /* NULL: application/json */
 };
 
 /* Route and handle one request. Never fails: errors become an error body.

@@ -6,6 +6,7 @@
 
 #include "vcpud/admission.h"
 #include "vcpud/log.h"
+#include "vcpud/prom.h"
 #include "vcpud/util.h"
 
 json_t *admission_reservation_json(const struct registry *reg, const struct admit_reservation *r,
@@ -98,5 +99,48 @@ int admission_host_json(struct registry *reg, struct store *st, json_t **out,
 			 usage_json(&u.total, true), "reservations", rj);
 	admit_usage_clear(&u);
 	vm_list_free(vms, nv);
+	return 0;
+}
+
+int admission_node_metrics(struct registry *reg, FILE *f, struct error **err)
+{
+	struct admit_host host = registry_host(reg, NULL, 0);
+	if (!host.topo || !host.pools)
+		return 0; /* no topology: no nodes to tell of */
+	_cleanup_free_ struct admit_reservation *res = NULL;
+	size_t nres = 0;
+	if (registry_ledger_load(reg, &res, &nres, err) < 0)
+		return -1;
+	host.reservations = res;
+	host.n_reservations = nres;
+	struct admit_usage u;
+	admit_usage_compute(&host, &u);
+	static const struct {
+		const char *name, *help;
+	} nf[] = {
+		{ "vcpud_node_shared_pcpus", "pCPUs of the shared pool on the NUMA node" },
+		{ "vcpud_node_shared_vcpus_admitted", "vCPUs of shared VMs admitted on the node" },
+		{ "vcpud_node_shared_overcommit_ratio",
+		  "admitted shared vCPUs per shared pCPU on the node (the policy's cpu_ratio "
+		  "is the most admission allows)" },
+		{ "vcpud_node_dedicated_pcpus", "pCPUs of the dedicated pool on the node" },
+		{ "vcpud_node_dedicated_pcpus_used", "dedicated pCPUs given to VMs on the node" },
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(nf); k++) {
+		prom_family(f, nf[k].name, "gauge", nf[k].help);
+		for (size_t i = 0; i < u.n_nodes; i++) {
+			const struct admit_node_usage *x = &u.nodes[i];
+			char node[16];
+			snprintf(node, sizeof(node), "%u", (unsigned)x->node);
+			const char *l[] = { "node", node, NULL };
+			double v = k == 0 ? x->shared_pcpus : k == 1 ? x->shared_admitted :
+				   k == 2 ? (x->shared_pcpus ? (double)x->shared_admitted /
+							     x->shared_pcpus : -1) :
+				   k == 3 ? x->dedicated_pcpus : x->dedicated_used;
+			if (v >= 0)
+				prom_sample(f, nf[k].name, l, v);
+		}
+	}
+	admit_usage_clear(&u);
 	return 0;
 }

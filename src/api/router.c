@@ -7,6 +7,8 @@
  * api_status_for_errno() maps to the status; a refused request changes
  * nothing because the store runs each mutation in one transaction. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vcpud/admission.h"
@@ -15,6 +17,7 @@
 #include "vcpud/discover.h"
 #include "vcpud/log.h"
 #include "vcpud/policy.h"
+#include "vcpud/prom.h"
 #include "vcpud/registry.h"
 #include "vcpud/store.h"
 #include "vcpud/util.h"
@@ -647,7 +650,122 @@ static void respond_error(struct api_response *resp, int status, const char *msg
 	json_decref(j);
 }
 
+const double API_TICK_BUCKETS_S[API_TICK_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+};
+
+void api_tick_observe(struct api_ctx *ctx, double secs)
+{
+	size_t i = 0;
+	while (i < API_TICK_BUCKETS && secs > API_TICK_BUCKETS_S[i])
+		i++;
+	if (i < API_TICK_BUCKETS)
+		ctx->ticks_le[i]++;
+	else
+		ctx->ticks_over++;
+	ctx->ticks_sum_s += secs;
+}
+
+/* GET /metrics, the API's families: build, ticks, API requests, tenants'
+ * quotas and use, the nodes' shared pool; then the daemon's (ctx->metrics). */
+static int metrics_write(struct api_ctx *ctx, FILE *f, struct error **err)
+{
+	_cleanup_free_ struct tenant *ts = NULL;
+	size_t n = 0;
+	if (store_tenant_list(ctx->store, &ts, &n, err) < 0)
+		return -1;
+	prom_family(f, "vcpud_build_info", "gauge", "vcpud's version (the value is 1)");
+	prom_sample(f, "vcpud_build_info", (const char *[]){ "version", VCPUD_VERSION, NULL }, 1);
+	prom_family(f, "vcpud_ticks_total", "counter", "control loop ticks since vcpud started");
+	prom_sample(f, "vcpud_ticks_total", NULL, (double)ctx->ticks);
+	prom_family(f, "vcpud_tick_duration_seconds", "histogram",
+		    "wall time of a control loop tick");
+	prom_histogram(f, "vcpud_tick_duration_seconds", API_TICK_BUCKETS_S, ctx->ticks_le,
+		       API_TICK_BUCKETS, ctx->ticks_over, ctx->ticks_sum_s);
+	prom_family(f, "vcpud_api_requests_total", "counter",
+		    "API requests answered, by HTTP status code");
+	for (int c = 0; c < 500; c++) {
+		if (!ctx->requests[c])
+			continue;
+		char code[8];
+		snprintf(code, sizeof(code), "%d", c + 100);
+		prom_sample(f, "vcpud_api_requests_total", (const char *[]){ "code", code, NULL },
+			    (double)ctx->requests[c]);
+	}
+	static const struct {
+		const char *name, *help;
+	} tf[] = {
+		{ "vcpud_tenant_vcpus_quota", "the tenant's vCPU quota" },
+		{ "vcpud_tenant_vcpus_admitted", "vCPUs of the tenant's admitted VMs" },
+		{ "vcpud_tenant_vms", "the tenant's VMs" },
+		{ "vcpud_tenant_memory_quota_bytes", "the tenant's memory quota (none: absent)" },
+		{ "vcpud_tenant_cpu_max_cores", "the tenant's CPU cap in cores (none: absent)" },
+		{ "vcpud_tenant_weight", "the tenant's cpu.weight" },
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(tf); k++) {
+		prom_family(f, tf[k].name, "gauge", tf[k].help);
+		for (size_t i = 0; i < n; i++) {
+			const char *l[] = { "tenant", ts[i].name, NULL };
+			const struct tenant *t = &ts[i];
+			switch (k) {
+			case 0: prom_sample(f, tf[k].name, l, t->vcpus); break;
+			case 1: prom_sample(f, tf[k].name, l, t->vcpus_used); break;
+			case 2: prom_sample(f, tf[k].name, l, t->vm_count); break;
+			case 3:
+				if (t->memory_set)
+					prom_sample(f, tf[k].name, l, (double)t->memory_bytes);
+				break;
+			case 4:
+				if (t->cpu_max_set)
+					prom_sample(f, tf[k].name, l, t->cpu_max_cores);
+				break;
+			default: prom_sample(f, tf[k].name, l, t->weight); break;
+			}
+		}
+	}
+	if (ctx->reg && admission_node_metrics(ctx->reg, f, err) < 0)
+		return -1;
+	if (ctx->metrics)
+		ctx->metrics(ctx->metrics_data, f);
+	return 0;
+}
+
+static void api_handle_(struct api_ctx *ctx, const struct api_request *req,
+			struct api_response *resp);
+
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp)
+{
+	resp->content_type = NULL;
+	if (strcmp(req->path, "/metrics") == 0) {
+		if (strcmp(req->method, "GET") != 0) {
+			respond_error(resp, 405, "method not allowed on /metrics (GET only)");
+		} else {
+			_cleanup_error_ struct error *err = NULL;
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *f = open_memstream(&buf, &len);
+			if (!f)
+				abort();
+			int rc = metrics_write(ctx, f, &err);
+			fclose(f);
+			if (rc < 0) {
+				free(buf);
+				respond_error(resp, api_status_for_errno(err->code), err->msg);
+			} else {
+				resp->status = 200;
+				resp->body = buf;
+				resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+			}
+		}
+	} else {
+		api_handle_(ctx, req, resp);
+	}
+	if (resp->status >= 100 && resp->status < 600)
+		ctx->requests[resp->status - 100]++;
+}
+
+static void api_handle_(struct api_ctx *ctx, const struct api_request *req,
+			struct api_response *resp)
 {
 	_cleanup_error_ struct error *err = NULL;
 	struct route_match m;

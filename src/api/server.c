@@ -183,7 +183,8 @@ static void peer_check(struct api_server *s, struct MHD_Connection *conn, struct
 		 (unsigned)cred.uid, (int)cred.pid);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, char *body)
+static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *body,
+				 const char *content_type)
 {
 	struct MHD_Response *r;
 	if (body)
@@ -195,10 +196,16 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, char *
 		return MHD_NO;
 	}
 	if (body)
-		MHD_add_response_header(r, "Content-Type", "application/json");
+		MHD_add_response_header(r, "Content-Type",
+					content_type ? content_type : "application/json");
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, char *body)
+{
+	return send_body(conn, status, body, NULL);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const char *msg)
@@ -311,7 +318,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	api_handle(s->ctx, &req, &resp);
 	log_debug("%s %s %s -> %d", st->actor, method, url, resp.status);
 	free(q.buf);
-	return send_json(conn, resp.status, resp.body);
+	return send_body(conn, resp.status, resp.body, resp.content_type);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -17,6 +17,7 @@
 #include "daemon/history.h"
 #include "vcpud/discover.h"
 #include "vcpud/log.h"
+#include "vcpud/prom.h"
 #include "vcpud/path.h"
 #include "vcpud/sample.h"
 #include "vcpud/throttle.h"
@@ -64,6 +65,15 @@ struct top_row {
 	bool valid, live, capped;
 	double usage_pct, steal_pct, steal_max_pct, throttled_pct;
 	uint64_t cap_quota_us;
+	bool have_cg;                 /* throttled_usec read (the VM's cpu.stat) */
+	uint64_t throttled_usec;
+};
+
+/* One vCPU's counters as the last tick read them, for GET /metrics. */
+struct vcpu_row {
+	uint32_t row;                 /* its VM's top_row */
+	uint32_t vcpu;
+	uint64_t cpu_ns, delay_ns;
 };
 
 struct tenant_rt {
@@ -100,6 +110,10 @@ struct control {
 	/* /v1/top: the last tick's rows, and their JSON once asked for */
 	struct top_row *rows;
 	size_t n_rows, cap_rows;
+	/* /metrics: the vCPUs of the rows' VMs, and the throttle's actions */
+	struct vcpu_row *vrows;
+	size_t n_vrows, cap_vrows;
+	uint64_t actions[THROTTLE_ACTION_LAST];
 	int64_t top_ts_ms;
 	uint64_t top_tick;
 	uint32_t top_interval_ms;
@@ -168,6 +182,7 @@ void control_free(struct control *c)
 	name_index_clear(&c->in_tenant_ix);
 	free(c->targets);
 	free(c->out);
+	free(c->vrows);
 	free(c->news);
 	free(c->host_root);
 	free(c);
@@ -506,8 +521,11 @@ static void record(struct control *c, struct store *st, uint32_t interval_ms, in
 		return;
 	}
 	struct store_event_in *ev = xcalloc(n_ev ? n_ev : 1, sizeof(*ev));
-	for (size_t i = 0; i < n_ev; i++)
+	for (size_t i = 0; i < n_ev; i++) {
 		ev[i] = action_event(&c->tr.actions[i]);
+		if ((unsigned)c->tr.actions[i].kind < THROTTLE_ACTION_LAST)
+			c->actions[c->tr.actions[i].kind]++;
+	}
 	struct store_throttle_cap *caps = xcalloc(n_cur ? n_cur : 1, sizeof(*caps));
 	for (size_t i = 0; i < n_cur; i++) {
 		caps[i].c = cur[i];
@@ -640,6 +658,65 @@ json_t *control_top(struct control *c)
 			   "dry_run", c->top_dry_run, "throttle_enabled", c->top_throttle_enabled,
 			   "vms", vms);
 	return c->top;
+}
+
+void control_metrics(struct control *c, FILE *f)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} vf[] = {
+		{ "vcpud_vcpu_run_seconds_total", "counter",
+		  "time the vCPU thread ran on a pCPU (schedstat; restarts with the thread)" },
+		{ "vcpud_vcpu_delay_seconds_total", "counter",
+		  "time the vCPU thread waited runnable for a pCPU: steal as the guest sees it "
+		  "(schedstat run_delay; restarts with the thread)" },
+	};
+	for (size_t x = 0; x < ARRAY_SIZE(vf); x++) {
+		prom_family(f, vf[x].name, vf[x].type, vf[x].help);
+		for (size_t i = 0; c->have_top && i < c->n_vrows; i++) {
+			const struct vcpu_row *r = &c->vrows[i];
+			const struct top_row *tr = &c->rows[r->row];
+			char vcpu[16];
+			snprintf(vcpu, sizeof(vcpu), "%u", r->vcpu);
+			const char *l[] = { "tenant", tr->tenant, "vm", tr->name, "vcpu", vcpu, NULL };
+			prom_sample(f, vf[x].name, l, (double)(x ? r->delay_ns : r->cpu_ns) / 1e9);
+		}
+	}
+	static const struct {
+		const char *name, *type, *help;
+	} mf[] = {
+		{ "vcpud_vm_usage_cores", "gauge",
+		  "the VM's vCPUs' CPU use over the last tick's window, in cores" },
+		{ "vcpud_vm_steal_ratio", "gauge",
+		  "the mean over the VM's vCPUs of the share of the window they waited for a "
+		  "pCPU (0-1)" },
+		{ "vcpud_vm_throttled_seconds_total", "counter",
+		  "time the VM's cgroup was held back by a CPU cap (cpu.stat throttled_usec)" },
+		{ "vcpud_vm_cpu_cap_cores", "gauge",
+		  "the noisy-neighbour throttle's cap on the VM, in cores (absent: not capped)" },
+	};
+	for (size_t x = 0; x < ARRAY_SIZE(mf); x++) {
+		prom_family(f, mf[x].name, mf[x].type, mf[x].help);
+		for (size_t i = 0; c->have_top && i < c->n_rows; i++) {
+			const struct top_row *r = &c->rows[i];
+			const char *l[] = { "tenant", r->tenant, "vm", r->name, NULL };
+			if (x == 0 && r->valid)
+				prom_sample(f, mf[x].name, l, r->usage_pct / 100);
+			else if (x == 1 && r->valid)
+				prom_sample(f, mf[x].name, l, r->steal_pct / 100);
+			else if (x == 2 && r->have_cg)
+				prom_sample(f, mf[x].name, l, (double)r->throttled_usec / 1e6);
+			else if (x == 3 && r->capped)
+				prom_sample(f, mf[x].name, l,
+					    (double)r->cap_quota_us / (double)THROTTLE_PERIOD_US);
+		}
+	}
+	prom_family(f, "vcpud_throttle_actions_total", "counter",
+		    "the noisy-neighbour throttle's decisions since vcpud started, by action");
+	for (int k = 0; k < THROTTLE_ACTION_LAST; k++)
+		prom_sample(f, "vcpud_throttle_actions_total",
+			    (const char *[]){ "action", throttle_action_name(k), NULL },
+			    (double)c->actions[k]);
 }
 
 /* --- the tick ---------------------------------------------------------------------- */
@@ -792,10 +869,27 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	json_decref(c->top);
 	c->top = NULL;
 	c->n_rows = 0;
+	c->n_vrows = 0;
+	if (n > c->cap_vrows) {
+		c->cap_vrows = n * 2;
+		c->vrows = xrealloc(c->vrows, c->cap_vrows * sizeof(*c->vrows));
+	}
+	k = 0;
 	for (size_t i = 0; i < in->n_vms; i++) {
 		const struct vm *v = &in->vms[i];
 		const struct tenant *t = tenant_find(c, in, v->tenant);
 		bool live = vm_sampled(v) && t;
+		/* its vCPUs' counters (the sampler's slice of this VM) */
+		if (vm_sampled(v)) {
+			for (size_t j = 0; j < v->n_threads && live; j++) {
+				const struct sample_vcpu *o = &c->out[k + j];
+				if (o->cpu_ns || o->run_delay_ns)
+					c->vrows[c->n_vrows++] = (struct vcpu_row){
+						(uint32_t)c->n_rows, c->targets[k + j].vcpu,
+						o->cpu_ns, o->run_delay_ns };
+			}
+			k += v->n_threads;
+		}
 		const struct sample_agg *a = &agg[i];
 		bool valid = live && a->n_valid > 0;
 		history_note(c->hist, v->name, valid, now_ms, a->usage_sum_pct,
@@ -818,6 +912,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		tr->steal_pct = sample_agg_steal_mean_pct(a);
 		tr->steal_max_pct = a->steal_max_pct;
 		tr->throttled_pct = thr[i] * 100;
+		const struct vm_rt *rt = live ? vm_rt_get(c, v->name) : NULL;
+		tr->have_cg = rt && rt->cg.have;
+		tr->throttled_usec = tr->have_cg ? rt->cg.stat.throttled_usec : 0;
 	}
 	c->have_top = true;
 	c->top_ts_ms = now_ms;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vcpud/cgroup.h"
 #include "vcpud/error.h"
@@ -95,5 +96,10 @@ void control_history_pending(const struct control *c, const char *vm, int64_t si
 /* The latest /v1/top object (borrowed, valid until the next control_tick;
  * NULL before the first tick), made at the first call after a tick. */
 json_t *control_top(struct control *c);
+
+/* GET /metrics' families of the last tick: per vCPU run and delay seconds,
+ * per VM usage, steal, throttled seconds and cap, and the throttle's
+ * actions so far. */
+void control_metrics(struct control *c, FILE *f);
 
 #endif

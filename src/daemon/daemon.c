@@ -326,6 +326,7 @@ static void health_update(struct daemon *d, int64_t started_ns, uint64_t sql0)
 	d->api.last_error = steal_ptr(&d->tick_error_msg);
 	d->api.last_tick_ms = now_real_ns() / 1000000;
 	d->api.last_tick_us = (uint32_t)((now_mono_ns() - started_ns) / 1000);
+	api_tick_observe(&d->api, (double)d->api.last_tick_us / 1e6);
 	stage_end(d);
 	d->api.last_tick_stage_max_us = (uint32_t)(d->stage_max_ns / 1000);
 	struct discovery_libvirt_state lv;
@@ -522,6 +523,12 @@ static json_t *api_top(void *data)
 	return control_top(d->control);
 }
 
+static void api_metrics(void *data, FILE *f)
+{
+	struct daemon *d = data;
+	control_metrics(d->control, f);
+}
+
 static void api_samples_pending(void *data, const char *vm, int64_t since_ms,
 				struct store_sample **out, size_t *n)
 {
@@ -658,6 +665,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.after_change_data = d;
 	d->api.top = api_top;
 	d->api.top_data = d;
+	d->api.metrics = api_metrics;
+	d->api.metrics_data = d;
 	d->api.samples_pending = api_samples_pending;
 	d->api.samples_pending_data = d;
 	d->api.release_process = on_release_process;
@@ -698,6 +707,8 @@ static void daemon_teardown(struct daemon *d)
 	cgroup_tree_freep(&d->tree);
 	d->api.top = NULL;
 	d->api.top_data = NULL;
+	d->api.metrics = NULL;
+	d->api.metrics_data = NULL;
 	control_free(d->control);
 	d->api.unmanaged = NULL;
 	discovery_free(d->disc);

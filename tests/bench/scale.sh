@@ -62,6 +62,8 @@ trap 'exit 130' INT TERM HUP
 
 now_ns() { date +%s%N; }
 api() { curl -s --max-time 60 --unix-socket "$SOCK" "http://x/v1/$1"; }
+# the path of an endpoint of the latency table: /metrics, else /v1/NAME
+ep_path() { case "$1" in metrics) echo /metrics ;; *) echo "/v1/$1" ;; esac; }
 field() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"; }
 ticks() { api health | field ticks; }
 # proc_cpu PID: utime + stime of the process (all its threads), clock ticks
@@ -342,12 +344,12 @@ tier() {
 
 	# API latency while ticks run (curl's time_total: no process start)
 	api_p99=""
-	for ep in health top vms; do
+	for ep in health top vms metrics; do
 		: >"$TMP/api.ms"
 		errs=0 r=0
 		while [ $r -lt "$SCALE_API_REQS" ]; do
 			out=$(curl -s -o /dev/null --max-time 60 -w '%{http_code} %{time_total}' \
-				--unix-socket "$SOCK" "http://x/v1/$ep")
+				--unix-socket "$SOCK" "http://x$(ep_path "$ep")")
 			set -- $out
 			if [ "${1:-0}" = 200 ]; then
 				awk "BEGIN { print $2 * 1000000 }" >>"$TMP/api.ms"
@@ -359,9 +361,9 @@ tier() {
 		done
 		set -- $(pcts "$TMP/api.ms")
 		p50=$(ms "$1"); p99=$(ms "$2")
-		bytes=$(api "$ep" | wc -c)
-		echo "API /v1/$ep ($SCALE_API_REQS requests, $bytes bytes): p50 $p50 ms, p99 $p99 ms, $errs failed"
-		[ "$errs" -eq 0 ] || problem "/v1/$ep: $errs of $SCALE_API_REQS requests failed"
+		bytes=$(curl -s --max-time 60 --unix-socket "$SOCK" "http://x$(ep_path "$ep")" | wc -c)
+		echo "API $(ep_path "$ep") ($SCALE_API_REQS requests, $bytes bytes): p50 $p50 ms, p99 $p99 ms, $errs failed"
+		[ "$errs" -eq 0 ] || problem "$(ep_path "$ep"): $errs of $SCALE_API_REQS requests failed"
 		api_p99="$api_p99 $p99"
 	done
 
@@ -385,11 +387,11 @@ done
 
 echo
 echo "== bench-scale summary ($SCALE_VCPUS vCPUs per VM; times in ms, API columns are p99)"
-printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s %8s\n' \
-	N "reg/s" tick-med tick-p99 cpu/tick sys/tick sql/tk "RSS-MiB" fds "logKiB/m" health top vms "anon-MiB"
+printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s %7s %8s\n' \
+	N "reg/s" tick-med tick-p99 cpu/tick sys/tick sql/tk "RSS-MiB" fds "logKiB/m" health top vms metrics "anon-MiB"
 while read -r l; do
 	set -- $l
-	printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s %8s\n' "$@"
+	printf '%-9s %7s %8s %8s %8s %9s %7s %7s %5s %8s %7s %7s %7s %7s %8s\n' "$@"
 done <"$ROWS"
 if [ -s "$PROBLEMS" ]; then
 	echo "problems:"

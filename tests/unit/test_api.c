@@ -756,6 +756,65 @@ static void test_server_mid_tick(void **state)
 	assert_true(post2.done);
 }
 
+static void fake_metrics(void *data, FILE *f)
+{
+	(*(int *)data)++;
+	fputs("# HELP vcpud_fake the daemon's part\n# TYPE vcpud_fake gauge\nvcpud_fake 1\n", f);
+}
+
+/* GET /metrics from the router: the text format, the API's families (a
+ * tenant's quota and use, requests by code, the tick histogram), then the
+ * daemon's; other methods 405 (JSON, like every error). */
+static void test_metrics(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":8,"
+			      "\"memory_bytes\":1073741824}", NULL), 201);
+	assert_int_equal(call(f, "GET", "/v1/tenants/nosuch", NULL, NULL), 404);
+	int daemon_calls = 0;
+	f->ctx.metrics = fake_metrics;
+	f->ctx.metrics_data = &daemon_calls;
+	api_tick_observe(&f->ctx, 0.004);
+	api_tick_observe(&f->ctx, 0.004);
+	api_tick_observe(&f->ctx, 7.5);
+	struct api_request req = { .method = "GET", .path = "/metrics", .actor = "uid:0" };
+	struct api_response resp;
+	api_handle(&f->ctx, &req, &resp);
+	assert_int_equal(resp.status, 200);
+	assert_string_equal(resp.content_type, "text/plain; version=0.0.4; charset=utf-8");
+	assert_int_equal(daemon_calls, 1);
+	const char *want[] = {
+		"# TYPE vcpud_build_info gauge\nvcpud_build_info{version=\"",
+		"\nvcpud_api_requests_total{code=\"201\"} 1\n",
+		"\nvcpud_api_requests_total{code=\"404\"} 1\n",
+		"\nvcpud_tick_duration_seconds_bucket{le=\"0.0025\"} 0\n",
+		"\nvcpud_tick_duration_seconds_bucket{le=\"0.005\"} 2\n",
+		"\nvcpud_tick_duration_seconds_bucket{le=\"5\"} 2\n",
+		"\nvcpud_tick_duration_seconds_bucket{le=\"+Inf\"} 3\n",
+		"\nvcpud_tick_duration_seconds_sum 7.508\n",
+		"\nvcpud_tick_duration_seconds_count 3\n",
+		"\nvcpud_tenant_vcpus_quota{tenant=\"acme\"} 8\n",
+		"\nvcpud_tenant_vcpus_admitted{tenant=\"acme\"} 0\n",
+		"\nvcpud_tenant_memory_quota_bytes{tenant=\"acme\"} 1073741824\n",
+		"\nvcpud_fake 1\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		if (!strstr(resp.body, want[i]))
+			fail_msg("no '%s' in:\n%s", want[i], resp.body);
+	/* no cap set: no sample of it */
+	assert_null(strstr(resp.body, "vcpud_tenant_cpu_max_cores{"));
+	free(resp.body);
+	/* the scrape itself was counted */
+	api_handle(&f->ctx, &req, &resp);
+	assert_non_null(strstr(resp.body, "vcpud_api_requests_total{code=\"200\"} 1\n"));
+	free(resp.body);
+	json_t *j;
+	assert_int_equal(call(f, "DELETE", "/metrics", NULL, &j), 405);
+	assert_non_null(strstr(err_msg(j), "GET only"));
+	json_decref(j);
+	f->ctx.metrics = NULL;
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_WARN);
@@ -770,6 +829,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_pruned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_mid_tick, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};
 	return cmocka_run_group_tests_name("api", tests, NULL, NULL);

@@ -2,11 +2,13 @@
  * joining, strict number and size parsing, the tenant model's rules, the
  * /proc/PID/stat parser (procfs.h). */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@
 #include "vcpud/log.h"
 #include "vcpud/path.h"
 #include "vcpud/procfs.h"
+#include "vcpud/prom.h"
 #include "vcpud/tenant.h"
 #include "vcpud/util.h"
 
@@ -385,6 +388,44 @@ static void test_log_one_write_per_line(void **state)
 	close(sv[1]);
 }
 
+/* Prometheus' text format: values as Prometheus reads them, label values
+ * and HELP text escaped, a histogram cumulated with +Inf, _sum, _count. */
+static void test_prom(void **state)
+{
+	(void)state;
+	char b[32];
+	assert_string_equal(prom_value(NAN, b), "NaN");
+	assert_string_equal(prom_value(INFINITY, b), "+Inf");
+	assert_string_equal(prom_value(-INFINITY, b), "-Inf");
+	assert_string_equal(prom_value(0, b), "0");
+	assert_string_equal(prom_value(4294967296.0, b), "4294967296");
+	assert_string_equal(prom_value(0.1, b), "0.1");
+	assert_string_equal(prom_value(-2.5e-7, b), "-2.5e-07");
+	assert_true(strtod(prom_value(1.0 / 3, b), NULL) == 1.0 / 3);
+	assert_string_equal(prom_value(1e300, b), "1e+300");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	prom_family(f, "x_total", "counter", "a \\ b\nc");
+	prom_sample(f, "x_total", NULL, 3);
+	prom_sample(f, "x_total", (const char *[]){ "vm", "a\"b\\c\nd", "vcpu", "0", NULL }, 0.5);
+	static const double le[] = { 0.01, 0.1 };
+	static const uint64_t counts[] = { 2, 0 };
+	prom_histogram(f, "t_seconds", le, counts, 2, 1, 0.75);
+	fclose(f);
+	assert_string_equal(buf,
+		"# HELP x_total a \\\\ b\\nc\n"
+		"# TYPE x_total counter\n"
+		"x_total 3\n"
+		"x_total{vm=\"a\\\"b\\\\c\\nd\",vcpu=\"0\"} 0.5\n"
+		"t_seconds_bucket{le=\"0.01\"} 2\n"
+		"t_seconds_bucket{le=\"0.1\"} 2\n"
+		"t_seconds_bucket{le=\"+Inf\"} 3\n"
+		"t_seconds_sum 0.75\n"
+		"t_seconds_count 3\n");
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_stat_parse),
 		cmocka_unit_test(test_name_index),
 		cmocka_unit_test(test_log_one_write_per_line),
+		cmocka_unit_test(test_prom),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
