@@ -47,24 +47,38 @@ static json_t *usage_json(const struct admit_node_usage *u, bool total)
 			 (int)u->dedicated_free_cores, "vms", (int)u->vms);
 }
 
+/* The host with the ledger's reservations (*res, the caller frees it) and
+ * what they use of each node. */
+static int usage_load(struct registry *reg, struct admit_host *host,
+		      struct admit_reservation **res, struct admit_usage *u, struct error **err)
+{
+	size_t nres = 0;
+	*res = NULL;
+	if (registry_ledger_load(reg, res, &nres, err) < 0)
+		return -1;
+	host->reservations = *res;
+	host->n_reservations = nres;
+	admit_usage_compute(host, u);
+	return 0;
+}
+
 int admission_host_json(struct registry *reg, struct store *st, json_t **out,
 			struct error **err)
 {
 	struct admit_host host = registry_host(reg, NULL, 0);
 	if (!host.topo || !host.pools)
 		return error_set(err, EAGAIN, "no host topology");
-	_cleanup_free_ struct admit_reservation *res = NULL;
-	size_t nres = 0;
-	if (registry_ledger_load(reg, &res, &nres, err) < 0)
-		return -1;
 	struct vm *vms = NULL;
 	size_t nv = 0;
 	if (store_vm_list(st, &vms, &nv, err) < 0)
 		return -1;
-	host.reservations = res;
-	host.n_reservations = nres;
+	_cleanup_free_ struct admit_reservation *res = NULL;
 	struct admit_usage u;
-	admit_usage_compute(&host, &u);
+	if (usage_load(reg, &host, &res, &u, err) < 0) {
+		vm_list_free(vms, nv);
+		return -1;
+	}
+	size_t nres = host.n_reservations;
 
 	const struct topology *t = host.topo;
 	_cleanup_free_ char *desc = topology_describe(t);
@@ -108,13 +122,9 @@ int admission_node_metrics(struct registry *reg, FILE *f, struct error **err)
 	if (!host.topo || !host.pools)
 		return 0; /* no topology: no nodes to tell of */
 	_cleanup_free_ struct admit_reservation *res = NULL;
-	size_t nres = 0;
-	if (registry_ledger_load(reg, &res, &nres, err) < 0)
-		return -1;
-	host.reservations = res;
-	host.n_reservations = nres;
 	struct admit_usage u;
-	admit_usage_compute(&host, &u);
+	if (usage_load(reg, &host, &res, &u, err) < 0)
+		return -1;
 	static const struct {
 		const char *name, *help;
 	} nf[] = {

@@ -1103,6 +1103,24 @@ static void test_sampler_real_threads(void **state)
 	pair_stop(&x);
 }
 
+/* What /proc says of a thread: its run time, and its delay in *delay. */
+static uint64_t schedstat_cpu(pid_t pid, pid_t tid, uint64_t *delay)
+{
+	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", pid, tid);
+	char text[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	assert_true(n > 0);
+	text[n] = '\0';
+	uint64_t cpu = 0, d = 0;
+	assert_int_equal(schedstat_parse(text, (size_t)n, &cpu, &d, NULL), 0);
+	if (delay)
+		*delay = d;
+	return cpu;
+}
+
 /* The BPF path (sampler_use_bpf) on the same real threads: readings that
  * agree with schedstat, a spinner's usage, an exited thread GONE at once,
  * no fd kept per thread (one process watched), and the fake proc refused.
@@ -1128,18 +1146,8 @@ static void test_sampler_bpf(void **state)
 	assert_int_equal(sampler_open_fds(s), 1); /* the process's link, no fd per thread */
 	assert_int_equal(sampler_fd(s, getpid(), x.spin.tid), -1);
 	/* the sleeper does not run: what BPF read is what schedstat says */
-	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", getpid(),
-					      x.sleep_.tid);
-	char text[256];
-	int sfd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(sfd >= 0);
-	ssize_t tn = read(sfd, text, sizeof(text) - 1);
-	close(sfd);
-	assert_true(tn > 0);
-	text[tn] = '\0';
-	uint64_t cpu = 0, delay = 0;
-	assert_int_equal(schedstat_parse(text, (size_t)tn, &cpu, &delay, NULL), 0);
-	assert_int_equal(out[1].cpu_ns, cpu);
+	uint64_t delay = 0;
+	assert_int_equal(out[1].cpu_ns, schedstat_cpu(getpid(), x.sleep_.tid, &delay));
 	assert_int_equal(out[1].run_delay_ns, delay);
 	/* the process's thread count as the last tick read it */
 	size_t nt = 0;
@@ -1177,22 +1185,6 @@ static pid_t idle_child(int *wr)
 	close(p[0]);
 	*wr = p[1];
 	return c;
-}
-
-/* What /proc says of a thread's run time. */
-static uint64_t schedstat_cpu(pid_t pid, pid_t tid)
-{
-	_cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/schedstat", pid, tid);
-	char text[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	ssize_t n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	assert_true(n > 0);
-	text[n] = '\0';
-	uint64_t cpu = 0, delay = 0;
-	assert_int_equal(schedstat_parse(text, (size_t)n, &cpu, &delay, NULL), 0);
-	return cpu;
 }
 
 /* The BPF path over several processes: one walk of every task a tick,
@@ -1234,7 +1226,7 @@ static void test_sampler_bpf_processes(void **state)
 	assert_state(&out[0], SAMPLE_VALID);
 	assert_state(&out[1], SAMPLE_NO_BASELINE);
 	assert_state(&out[2], SAMPLE_VALID);
-	assert_int_equal(out[1].cpu_ns, schedstat_cpu(c2, c2));
+	assert_int_equal(out[1].cpu_ns, schedstat_cpu(c2, c2, NULL));
 	assert_int_equal(sampler_process_threads(s, c2, &nt, &sum), 0);
 	assert_int_equal(nt, 1);
 	assert_int_equal(sampler_open_fds(s), 3);
@@ -1243,8 +1235,8 @@ static void test_sampler_bpf_processes(void **state)
 	assert_int_equal(sampler_tick(s, t, 3, now_mono_ns(), out, &err), 0);
 	for (int i = 0; i < 3; i++)
 		assert_state(&out[i], SAMPLE_VALID);
-	assert_int_equal(out[0].cpu_ns, schedstat_cpu(c1, c1));
-	assert_int_equal(out[1].cpu_ns, schedstat_cpu(c2, c2));
+	assert_int_equal(out[0].cpu_ns, schedstat_cpu(c1, c1, NULL));
+	assert_int_equal(out[1].cpu_ns, schedstat_cpu(c2, c2, NULL));
 	/* a tid of another process is not found in this one's slice */
 	const struct sample_target wrong = { "wrong", 0, c1, c2 };
 	assert_int_equal(sampler_tick(s, &wrong, 1, now_mono_ns(), out, &err), 0);
