@@ -4,7 +4,8 @@
  * socket server would hand them on. The first byte picks the method and
  * route; the text up to the first newline is the path's name (or the
  * whole path) and the query string, the rest is the body. A reply must be
- * JSON with a status from 200 to 599; the store must stay consistent. */
+ * JSON (GET /metrics: Prometheus text) with a status from 200 to 599; the
+ * store must stay consistent. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -146,10 +147,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	api_handle(&ctx, &req, &resp);
 	if (resp.status < 200 || resp.status > 599)
 		abort();
-	if (resp.body) {
+	if (resp.content_type) {
+		/* the one text reply: GET /metrics, lines ending in a newline */
+		if (strcmp(path, "/metrics") != 0 || strcmp(req.method, "GET") != 0 ||
+		    resp.status != 200 || !resp.body || !*resp.body ||
+		    resp.body[strlen(resp.body) - 1] != '\n')
+			abort();
+	} else if (resp.body) {
 		json_t *j = json_loads(resp.body, 0, NULL);
 		if (!j)
-			abort(); /* every reply is JSON */
+			abort(); /* every other reply is JSON */
 		json_decref(j);
 	}
 	free(resp.body);
