@@ -31,6 +31,23 @@ start_fake_at() {
 	return 1
 }
 health_has() { ctl --json status | grep -q "$1"; }
+# wait_vcpu0 PID: until the process has its thread "CPU 0/KVM", with shell
+# builtins only (no process start: a registration still follows the
+# process's start within a few ms). vcpuctl once took 5 ms to start, which
+# hid that a registration right after spawn_fake could find the shell
+# that had not yet exec'd fakevm.
+wait_vcpu0() {
+	_i=0
+	while [ $_i -lt 100000 ]; do
+		for _t in /proc/"$1"/task/*; do
+			_c=
+			read -r _c <"$_t/comm" 2>/dev/null
+			[ "$_c" = "CPU 0/KVM" ] && return 0
+		done
+		_i=$((_i + 1))
+	done
+	return 1
+}
 trap 'cleanup_fakes; stop_daemon; rm -rf "$TMP"' INT TERM
 
 start_daemon || { bad "daemon starts"; finish; exit 1; }
@@ -99,10 +116,11 @@ start_time_of() { cut -d' ' -f22 "/proc/$1/stat" 2>/dev/null; }
 ROUNDS=6
 k=1 same=0 good=0
 while [ $k -le $ROUNDS ]; do
-	# registered as soon as it exists (not once ready), so that the
-	# next one often starts within the same clock tick
+	# registered as soon as its vCPU thread exists (not once ready), so
+	# that the next one often starts within the same clock tick
 	spawn_fake "$TMP/c$k.out" --vcpus 1 --idle
 	C=$FPID
+	wait_vcpu0 "$C" || bad "round $k: no vCPU thread in process $C"
 	expect_rc 0 "register reuse-$k" ctl vm register "reuse-$k" --tenant acme --pid "$C"
 	S0=$(start_time_of "$C")
 	kill -KILL "$C"; wait "$C" 2>/dev/null
@@ -132,6 +150,7 @@ k=1 same=0
 while [ $k -le 4 ]; do
 	spawn_fake "$TMP/e$k.out" --vcpus 1 --idle
 	E=$FPID
+	wait_vcpu0 "$E" || bad "round $k: no vCPU thread in process $E"
 	expect_rc 0 "register proc-reuse-$k" ctl vm register "proc-reuse-$k" --tenant acme --pid "$E"
 	S0=$(start_time_of "$E")
 	kill -KILL "$E"; wait "$E" 2>/dev/null
