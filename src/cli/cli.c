@@ -24,6 +24,7 @@ static const struct cli_command *const commands[] = {
 	&cli_cmd_status,
 	&cli_cmd_top,
 	&cli_cmd_events,
+	&cli_cmd_metrics,
 };
 
 static const char main_usage[] =
@@ -169,6 +170,21 @@ void cli_request_clear(struct cli_request *req)
 	memset(req, 0, sizeof(*req));
 }
 
+int cli_transport_failed(struct cli_ctx *ctx, const struct error *err)
+{
+	cli_errorf(ctx, "%s", err->msg);
+	switch (err->code) {
+	case ECONNREFUSED:
+		return CLI_EXIT_UNREACHABLE;
+	case EACCES:
+		return CLI_EXIT_FORBIDDEN;
+	case EINVAL: /* e.g. a socket path that is too long */
+		return CLI_EXIT_USAGE;
+	default:     /* timeouts, replies that are not JSON or too large */
+		return CLI_EXIT_ERROR;
+	}
+}
+
 /* One request to vcpud, its failures reported on ctx->err: a transport
  * failure (the client's message, which names the socket) or an error
  * status (the API's message, else the status; with CLI_GET_JSON_ERRORS
@@ -180,19 +196,8 @@ static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
 	_cleanup_error_ struct error *err = NULL;
 	struct client_reply r;
 	*reply = NULL;
-	if (client_request(ctx->socket_path, method, path, body, ctx->timeout_ms, &r, &err) < 0) {
-		cli_errorf(ctx, "%s", err->msg);
-		switch (err->code) {
-		case ECONNREFUSED:
-			return CLI_EXIT_UNREACHABLE;
-		case EACCES:
-			return CLI_EXIT_FORBIDDEN;
-		case EINVAL: /* e.g. a socket path that is too long */
-			return CLI_EXIT_USAGE;
-		default:     /* timeouts, replies that are not JSON or too large */
-			return CLI_EXIT_ERROR;
-		}
-	}
+	if (client_request(ctx->socket_path, method, path, body, ctx->timeout_ms, &r, &err) < 0)
+		return cli_transport_failed(ctx, err);
 	int rc = cli_exit_for_status(r.status);
 	if (rc == CLI_EXIT_OK) {
 		*reply = steal_ptr(&r.json);

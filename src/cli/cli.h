@@ -72,6 +72,10 @@ extern const struct cli_command cli_cmd_policy;
 extern const struct cli_command cli_cmd_status;
 extern const struct cli_command cli_cmd_top;
 extern const struct cli_command cli_cmd_events;
+extern const struct cli_command cli_cmd_metrics;
+
+/* A transport failure (client.h's codes) said on ctx->err: its exit code. */
+int cli_transport_failed(struct cli_ctx *ctx, const struct error *err);
 
 /* The whole program: global options, then dispatch. Returns the exit code.
  * Safe to call repeatedly (tests); getopt state is reset on each call. */

@@ -494,6 +494,33 @@ int client_request(const char *socket_path, const char *method, const char *path
 		   struct error **err)
 {
 	memset(out, 0, sizeof(*out));
+	long status = 0;
+	_cleanup_free_ char *reply = NULL;
+	size_t rlen = 0;
+	if (client_request_raw(socket_path, method, path, body, timeout_ms, &status, &reply, &rlen,
+			       err) < 0)
+		return -1;
+	json_t *json = NULL;
+	if (rlen > 0) {
+		json_error_t jerr;
+		json = json_loadb(reply, rlen, JSON_DECODE_ANY, &jerr);
+		if (!json)
+			return error_set(err, EPROTO,
+					 "unexpected reply from vcpud at %s (HTTP %ld): not JSON: %s",
+					 socket_path, status, jerr.text);
+	}
+	out->status = status;
+	out->json = json;
+	return 0;
+}
+
+int client_request_raw(const char *socket_path, const char *method, const char *path,
+		       const json_t *body, long timeout_ms, long *status, char **reply,
+		       size_t *reply_len, struct error **err)
+{
+	*status = 0;
+	*reply = NULL;
+	*reply_len = 0;
 	struct sockaddr_un sun;
 	if (!socket_path || !*socket_path)
 		return error_set(err, EINVAL, "no socket path given");
@@ -528,24 +555,7 @@ int client_request(const char *socket_path, const char *method, const char *path
 		return -1;
 	if (send_all(fd, text, tlen, deadline, socket_path, timeout_ms, err) < 0)
 		return -1;
-	long status = 0;
-	_cleanup_free_ char *reply = NULL;
-	size_t rlen = 0;
-	if (receive(fd, deadline, socket_path, timeout_ms, &status, &reply, &rlen, err) < 0)
-		return -1;
-
-	json_t *json = NULL;
-	if (rlen > 0) {
-		json_error_t jerr;
-		json = json_loadb(reply, rlen, JSON_DECODE_ANY, &jerr);
-		if (!json)
-			return error_set(err, EPROTO,
-					 "unexpected reply from vcpud at %s (HTTP %ld): not JSON: %s",
-					 socket_path, status, jerr.text);
-	}
-	out->status = status;
-	out->json = json;
-	return 0;
+	return receive(fd, deadline, socket_path, timeout_ms, status, reply, reply_len, err);
 }
 
 void client_reply_clear(struct client_reply *r)

@@ -37,6 +37,13 @@ int client_request(const char *socket_path, const char *method, const char *path
 
 void client_reply_clear(struct client_reply *r);
 
+/* The same exchange with the reply's body as it came (GET /metrics is
+ * text): *status, and *reply (allocated, NUL after *reply_len bytes; NULL
+ * for none) for the caller to free. */
+int client_request_raw(const char *socket_path, const char *method, const char *path,
+		       const json_t *body, long timeout_ms, long *status, char **reply,
+		       size_t *reply_len, struct error **err);
+
 /* What the head of a reply says: its status and how its body ends. */
 struct client_head {
 	int status;

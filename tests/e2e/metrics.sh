@@ -49,6 +49,8 @@ done
 
 OUT=$(promtool check metrics <"$TMP/metrics" 2>&1)
 [ $? -eq 0 ] && ok "promtool check metrics passes" || bad "promtool: $OUT"
+OUT=$(ctl metrics | promtool check metrics 2>&1)
+[ $? -eq 0 ] && ok "vcpuctl metrics | promtool check metrics passes" || bad "vcpuctl metrics: $OUT"
 OUT=$(cat "$TMP/metrics")
 contains "build info" 'vcpud_build_info{version="'
 contains "ticks" 'vcpud_ticks_total '

@@ -1130,6 +1130,47 @@ static void test_fake_bad_replies(void **state)
 	cap_free(&c);
 }
 
+/* `vcpuctl metrics`: the text as it came; an error status said from its
+ * JSON; bad arguments before any I/O. */
+static void test_fake_metrics(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct cap c;
+	static const char text[] = "# HELP vcpud_ticks_total t\n# TYPE vcpud_ticks_total counter\n"
+				   "vcpud_ticks_total 7\n";
+	fake_start(&f, 200, text);
+	RUN(&c, "--socket", f.sock, "metrics");
+	fake_finish(&f);
+	assert_int_equal(c.rc, CLI_EXIT_OK);
+	assert_string_equal(c.out, text);
+	assert_string_equal(c.err, "");
+	assert_string_equal(f.requests, "GET /metrics\n");
+	free(f.requests);
+	cap_free(&c);
+
+	fake_start(&f, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"store broke\"}}");
+	RUN(&c, "--socket", f.sock, "metrics");
+	fake_finish(&f);
+	assert_int_equal(c.rc, CLI_EXIT_ERROR);
+	assert_string_equal(c.err, "vcpuctl: store broke\n");
+	assert_string_equal(c.out, "");
+	free(f.requests);
+	cap_free(&c);
+
+	RUN(&c, "--socket", "/nonexistent-vcpuctl/x.sock", "metrics", "--all");
+	assert_int_equal(c.rc, CLI_EXIT_USAGE);
+	assert_contains(c.err, "unexpected argument '--all'\nusage: vcpuctl metrics");
+	cap_free(&c);
+	RUN(&c, "--socket", "/nonexistent-vcpuctl/x.sock", "metrics");
+	assert_int_equal(c.rc, CLI_EXIT_UNREACHABLE);
+	cap_free(&c);
+	RUN(&c, "metrics", "--help");
+	assert_int_equal(c.rc, CLI_EXIT_OK);
+	assert_contains(c.out, "usage: vcpuctl metrics");
+	cap_free(&c);
+}
+
 /* --- policy ----------------------------------------------------------- */
 
 struct policy_files {
@@ -1321,6 +1362,7 @@ int main(void)
 		cmocka_unit_test(test_fake_set_delete),
 		cmocka_unit_test(test_fake_errors),
 		cmocka_unit_test(test_fake_bad_replies),
+		cmocka_unit_test(test_fake_metrics),
 		cmocka_unit_test(test_policy_check),
 		cmocka_unit_test(test_policy_show),
 	};
