@@ -446,14 +446,14 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 	if (need_registry(ctx, err) < 0 ||
 	    query_i64(req->query, "missing_ok", 0, 1, &missing_ok, err) < 0)
 		return -1;
-	_cleanup_error_ struct error *e = NULL;
 	*out = NULL;
 	*status = 204;
 	if (registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
-			     ctx->after_change_data, &e) < 0) {
-		if (missing_ok && e->code == ENOENT)
-			return 0;
-		return error_set(err, e->code, "%s", e->msg);
+			     ctx->after_change_data, err) < 0) {
+		if (!missing_ok || !err || !*err || (*err)->code != ENOENT)
+			return -1;
+		error_free(err);
+		return 0;
 	}
 	notify_change(ctx);
 	return 0;

@@ -4,9 +4,10 @@
  *
  * Access control is the socket: peers are identified with SO_PEERCRED and
  * only root, the daemon's own uid and members of the configured group (the
- * peer's own groups, SO_PEERGROUPS) are served. Bodies are limited to API_MAX_BODY_BYTES: a declared
- * Content-Length above it is refused before the body is read; a chunked body
- * that grows past it is drained and refused.
+ * peer's own groups, SO_PEERGROUPS) are served. Bodies are limited to
+ * API_MAX_BODY_BYTES: a declared Content-Length above it is refused before
+ * the body is read; a chunked body that grows past it is drained and
+ * refused.
  *
  * Slow clients: up to API_CONN_LIMIT connections; while more than
  * API_CONN_LIMIT - API_CONN_RESERVE are open, the connections that have
