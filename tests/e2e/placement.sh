@@ -53,8 +53,18 @@ wait_regs
 sleep 0.5
 after=$(grep -c 'placed after a change' "$LOG")
 passes=$((after - before))
-[ "$passes" -ge 1 ] && [ "$passes" -le 8 ] &&
-	ok "8 concurrent registrations placed by $passes passes" || bad "8 registrations, $passes passes"
+# each one placed: by a placement pass, or by a tick that came first (a
+# tick places everything and drops the pass it makes needless: 0 passes)
+m=0 placed=0
+while [ $m -lt 8 ]; do
+	m=$((m + 1))
+	tid=$(sed -n 's/^vcpu 0 tid=//p' "$TMP/b$m")
+	grep -q "would write '$tid' to $TMP/cgroup/tenant-t/vm-b$m/vcpu0/cgroup.threads" "$LOG" &&
+		placed=$((placed + 1))
+done
+[ "$placed" -eq 8 ] && [ "$passes" -le 8 ] &&
+	ok "8 concurrent registrations placed by $passes passes (and ticks)" ||
+	bad "8 registrations: $placed placed, $passes passes"
 ctl vm list > "$TMP/list" 2>&1
 [ "$(grep -c '^b[1-8] ' "$TMP/list")" -eq 8 ] && ok "all 8 registered" || bad "$(cat "$TMP/list")"
 
