@@ -63,6 +63,13 @@ char *strstrip(char *s);
 
 bool str_has_prefix(const char *s, const char *prefix);
 
+/* Read the whole file at `path` (`what` names it in messages: "policy
+ * file"): 0 with *out (NUL after *len bytes, the caller frees it), or -1:
+ * errno of open/read, EFBIG when it has more than `max` bytes (read no
+ * further than one byte past the limit: works for pipes too). */
+int read_file_max(const char *path, const char *what, size_t max, char **out, size_t *len,
+		  struct error **err);
+
 /* Nanoseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
 /* An index by name over an array of structs that hold their name as a
  * char array at `offset` (offsetof(struct x, name)), `stride` bytes apart

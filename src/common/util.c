@@ -3,6 +3,7 @@
  * unsigned values, leading spaces, trailing junk, overflow. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -319,4 +320,38 @@ void name_index_clear(struct name_index *ix)
 	free(ix->slots);
 	ix->slots = NULL;
 	ix->cap = ix->n = 0;
+}
+
+int read_file_max(const char *path, const char *what, size_t max, char **out, size_t *len,
+		  struct error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return error_set_errno(err, errno, "cannot open %s %s", what, path);
+	size_t cap = 4096, n = 0;
+	_cleanup_free_ char *buf = xmalloc(cap);
+	for (;;) {
+		if (n + 1 >= cap) {
+			if (cap > max + 1)
+				break;
+			cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+			buf = xrealloc(buf, cap);
+		}
+		ssize_t r = read(fd, buf + n, cap - n - 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return error_set_errno(err, errno, "cannot read %s %s", what, path);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > max)
+		return error_set(err, EFBIG, "%s: %s is too large (more than %zu bytes)", path,
+				 what, max);
+	buf[n] = '\0';
+	*len = n;
+	*out = steal_ptr(&buf);
+	return 0;
 }

@@ -1012,35 +1012,10 @@ int policy_load_buffer(const char *buf, size_t len, const char *name,
 
 int policy_load_file(const char *path, struct policy **out, struct error **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return error_set_errno(err, errno, "cannot open policy file %s", path);
-
-	/* read at most one byte past the limit: enough to refuse a large file
-	 * without reading all of it, and works for pipes too */
-	size_t cap = 4096, len = 0;
-	_cleanup_free_ char *buf = xmalloc(cap);
-	for (;;) {
-		if (len == cap) {
-			if (cap > POLICY_MAX_BYTES)
-				break;
-			cap = cap * 2 > POLICY_MAX_BYTES + 1 ? POLICY_MAX_BYTES + 1 : cap * 2;
-			buf = xrealloc(buf, cap);
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return error_set_errno(err, errno, "cannot read policy file %s", path);
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > POLICY_MAX_BYTES)
-		return error_set(err, EFBIG,
-				 "%s: policy file is too large (more than %d bytes)", path,
-				 POLICY_MAX_BYTES);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	if (read_file_max(path, "policy file", POLICY_MAX_BYTES, &buf, &len, err) < 0)
+		return -1;
 	return policy_load_buffer(buf, len, path, out, err);
 }
 
