@@ -30,7 +30,7 @@ endif
 
 # libvirt: headers only; src/discover/libvirt.c loads it with dlopen() when
 # a backend first needs it (a --no-libvirt vcpud maps none of its libraries)
-PKGS := sqlite3 yaml-0.1 libmicrohttpd jansson libcgroup
+PKGS := sqlite3 yaml-0.1 libmicrohttpd jansson libcgroup gnutls
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) libvirt libvirt-qemu 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

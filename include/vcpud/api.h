@@ -76,7 +76,7 @@
  *   "libvirt":{"state","since_ms"|null,"error"|null}}: "degraded" whenever
  *   the last tick had errors or a VM is quarantined.
  * Errors: {"error":{"code":C,"message":M}} with status 400 "invalid",
- * 403 "forbidden", 404 "not_found", 405 "method_not_allowed", 409 "conflict",
+ * 401 "unauthorized" (TCP: no valid bearer token), 403 "forbidden", 404 "not_found", 405 "method_not_allowed", 409 "conflict",
  * 413 "too_large", 415 "unsupported_media_type", 500 "internal". */
 #ifndef VCPUD_API_H
 #define VCPUD_API_H
@@ -86,6 +86,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "vcpud/error.h"
@@ -211,6 +212,9 @@ struct api_ctx {
 	void *metrics_data;
 	/* requests answered, by status (100..599), since start */
 	uint64_t requests[500];
+	/* connections the server dropped: slow while the listener was full,
+	 * or over the per-peer limit */
+	uint64_t conns_dropped_slow, conns_dropped_peer;
 	/* tick durations, kept by the daemon: ticks_le[i] ticks of at most
 	 * API_TICK_BUCKETS_S[i] seconds (not cumulative), the rest over */
 	uint64_t ticks_le[API_TICK_BUCKETS];
@@ -266,7 +270,23 @@ struct api_server_config {
 	 * is created 0660 and owned by this group. */
 	gid_t group;
 	bool group_set;
+	/* --listen ADDR:PORT (NULL: the socket only): the same API over HTTPS
+	 * with the PEM files tls_cert (the chain) and tls_key (not readable by
+	 * others), or plain HTTP with insecure_http on a loopback address;
+	 * every request needs a bearer token of token_file (auth.h) */
+	const char *listen;
+	const char *tls_cert, *tls_key;
+	bool insecure_http;
+	const char *token_file;
 };
+
+/* --listen's address: "A.B.C.D:PORT" or "[IPV6]:PORT" (numeric, no name
+ * lookup), port 1..65535. 0, or -1 with EINVAL saying what is wrong. */
+struct sockaddr_storage;
+int api_listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+		     struct error **err);
+/* 127.0.0.0/8 or ::1 */
+bool api_addr_loopback(const struct sockaddr_storage *ss);
 
 /* Create the socket (refusing to replace a live one or a non-socket file;
  * a stale socket left by a crash is replaced) and start serving in external
@@ -287,6 +307,9 @@ void api_server_run(struct api_server *s);
  * stages of a tick that read the inventory before it. The API thus keeps
  * answering reads within one stage of a tick, however long the tick. */
 void api_server_serve_reads(struct api_server *s);
+/* Read the token file again (SIGHUP): the number of tokens, or -1 and
+ * *err with the old tokens kept. 0 without --listen. */
+int api_server_reload_tokens(struct api_server *s, struct error **err);
 /* Let the held requests go on (at the next api_server_run()). */
 void api_server_resume(struct api_server *s);
 void api_server_stop(struct api_server *s);

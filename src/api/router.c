@@ -692,6 +692,14 @@ static int metrics_write(struct api_ctx *ctx, FILE *f, struct error **err)
 		prom_sample(f, "vcpud_api_requests_total", (const char *[]){ "code", code, NULL },
 			    (double)ctx->requests[c]);
 	}
+	prom_family(f, "vcpud_api_connections_dropped_total", "counter",
+		    "API connections vcpud closed before a whole request: slow while the "
+		    "listener was nearly full, or over the per-peer limit");
+	prom_sample(f, "vcpud_api_connections_dropped_total",
+		    (const char *[]){ "reason", "slow", NULL }, (double)ctx->conns_dropped_slow);
+	prom_sample(f, "vcpud_api_connections_dropped_total",
+		    (const char *[]){ "reason", "peer_limit", NULL },
+		    (double)ctx->conns_dropped_peer);
 	static const struct {
 		const char *name, *help;
 	} tf[] = {

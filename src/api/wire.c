@@ -249,6 +249,7 @@ const char *api_code_for_status(int status)
 {
 	switch (status) {
 	case 400: return "invalid";
+	case 401: return "unauthorized";
 	case 403: return "forbidden";
 	case 404: return "not_found";
 	case 405: return "method_not_allowed";

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -28,13 +29,23 @@ static const struct cli_command *const commands[] = {
 };
 
 static const char main_usage[] =
-	"usage: vcpuctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
+	"usage: vcpuctl [--socket PATH | --url URL [--token-file FILE] [--cacert FILE]]\n"
+	"               [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
 	"       vcpuctl help [COMMAND] | --help | --version";
 
 static const char main_options[] =
 	"Global options:\n"
 	"  -s, --socket PATH     vcpud's API socket (default: $" CLI_SOCKET_ENV " if set,\n"
 	"                        else " CLI_DEFAULT_SOCKET ")\n"
+	"      --url URL         a vcpud on another host instead (vcpud --listen):\n"
+	"                        https://HOST:PORT, or http:// to loopback only\n"
+	"                        (default: $" CLI_URL_ENV " if set)\n"
+	"      --token-file FILE the bearer token for --url, on the file's first\n"
+	"                        line (default: $" CLI_TOKEN_FILE_ENV "); the file\n"
+	"                        must not be readable by others\n"
+	"      --cacert FILE     PEM CA certificates that --url's certificate must\n"
+	"                        chain to, or its own self-signed certificate\n"
+	"                        (default: $" CLI_CACERT_ENV ", else the system's)\n"
 	"  -j, --json            print the API's JSON instead of tables (errors too)\n"
 	"      --timeout SECONDS give up waiting for vcpud after this long (default 30)\n"
 	"  -h, --help            this help; `vcpuctl COMMAND --help` for a command\n"
@@ -47,7 +58,10 @@ static const char main_options[] =
 	"  3  not found (HTTP 404, or a missing file)\n"
 	"  4  conflict (HTTP 409: already exists, still in use, over quota)\n"
 	"  5  vcpud unreachable (no socket, nobody listening)\n"
-	"  6  permission denied (HTTP 401, 403, or no access to the socket)\n";
+	"  6  permission denied (HTTP 401, 403, or no access to the socket)\n"
+	"\n"
+	"Over --url, every command works as on the socket; the audit log names\n"
+	"the token (token:NAME) instead of the uid.\n";
 
 int cli_exit_for_status(long status)
 {
@@ -196,7 +210,7 @@ static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
 	_cleanup_error_ struct error *err = NULL;
 	struct client_reply r;
 	*reply = NULL;
-	if (client_request(ctx->socket_path, method, path, body, ctx->timeout_ms, &r, &err) < 0)
+	if (client_request(&ctx->target, method, path, body, ctx->timeout_ms, &r, &err) < 0)
 		return cli_transport_failed(ctx, err);
 	int rc = cli_exit_for_status(r.status);
 	if (rc == CLI_EXIT_OK) {
@@ -213,7 +227,9 @@ static int exchange(struct cli_ctx *ctx, const char *method, const char *path,
 	if ((flags & CLI_GET_JSON_ERRORS) && r.json)
 		cli_print_json(ctx->out, r.json);
 	const char *msg = client_error_message(r.json);
-	if (msg)
+	if (msg && r.status == 401 && !ctx->target.token)
+		cli_errorf(ctx, "%s (vcpuctl: --token-file or $%s)", msg, CLI_TOKEN_FILE_ENV);
+	else if (msg)
 		cli_errorf(ctx, "%s", msg);
 	else
 		cli_errorf(ctx, "vcpud answered %s %s with HTTP %ld", method, path, r.status);
@@ -507,7 +523,38 @@ static int help_command(struct cli_ctx *ctx, int argc, char **argv)
 	return cmd->run(ctx, 2, sub);
 }
 
-enum { OPT_TIMEOUT = 256 };
+enum { OPT_TIMEOUT = 256, OPT_URL, OPT_TOKEN_FILE, OPT_CACERT };
+
+/* The token on the first line of `path` (surrounding blanks dropped) into
+ * *out. A file others may read is refused: the token is a password. */
+static int read_token(const char *path, char **out, struct error **err)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && (st.st_mode & S_IROTH))
+		return error_set(err, EACCES, "token file %s may be read by anyone (mode %04o): "
+				 "chmod o-r it", path, (unsigned)(st.st_mode & 07777));
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	if (read_file_max(path, "token file", 16384, &buf, &len, err) < 0)
+		return -1;
+	int rc = 0;
+	if (memchr(buf, '\0', len)) {
+		rc = error_set(err, EINVAL, "token file %s has a NUL byte: not a token", path);
+	} else {
+		buf[strcspn(buf, "\n")] = '\0';
+		char *tok = strstrip(buf);
+		if (!*tok)
+			rc = error_set(err, EINVAL, "token file %s: no token on its first line",
+				       path);
+		else if (strpbrk(tok, " \t\r\v\f"))
+			rc = error_set(err, EINVAL, "token file %s: the token has a blank in it",
+				       path);
+		else
+			*out = xstrdup(tok);
+	}
+	explicit_bzero(buf, len);
+	return rc;
+}
 
 int cli_main(int argc, char **argv, FILE *out, FILE *errf)
 {
@@ -515,18 +562,23 @@ int cli_main(int argc, char **argv, FILE *out, FILE *errf)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "url", required_argument, NULL, OPT_URL },
+		{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+		{ "cacert", required_argument, NULL, OPT_CACERT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *env = getenv(CLI_SOCKET_ENV);
 	struct cli_ctx ctx = {
-		.socket_path = env && *env ? env : CLI_DEFAULT_SOCKET,
+		.target.socket_path = env && *env ? env : CLI_DEFAULT_SOCKET,
 		.timeout_ms = CLI_DEFAULT_TIMEOUT_MS,
 		.out = out,
 		.err = errf,
 	};
 	_cleanup_error_ struct error *err = NULL;
+	const char *url = NULL, *token_file = NULL, *cacert = NULL;
+	bool socket_given = false;
 
 	/* '+': stop at the command name, its options are its own */
 	optind = 0;
@@ -538,7 +590,18 @@ int cli_main(int argc, char **argv, FILE *out, FILE *errf)
 			if (!*optarg)
 				return cli_usage_error(&ctx, "--socket needs a path", main_usage,
 						       "vcpuctl");
-			ctx.socket_path = optarg;
+			ctx.target.socket_path = optarg;
+			socket_given = true;
+			break;
+		case OPT_URL:
+		case OPT_TOKEN_FILE:
+		case OPT_CACERT:
+			if (!*optarg)
+				return cli_usage_error(&ctx, c == OPT_URL ? "--url needs a URL" :
+						       c == OPT_CACERT ? "--cacert needs a file" :
+						       "--token-file needs a file", main_usage,
+						       "vcpuctl");
+			*(c == OPT_URL ? &url : c == OPT_CACERT ? &cacert : &token_file) = optarg;
 			break;
 		case 'j':
 			ctx.json = true;
@@ -567,6 +630,31 @@ int cli_main(int argc, char **argv, FILE *out, FILE *errf)
 	}
 	if (optind >= argc)
 		return cli_usage_error(&ctx, "missing COMMAND", main_usage, "vcpuctl");
+	if (url && socket_given)
+		return cli_usage_error(&ctx, "--socket and --url: one or the other", main_usage,
+				       "vcpuctl");
+	if (!url && !socket_given && (env = getenv(CLI_URL_ENV)) && *env)
+		url = env;
+	if (!url && (token_file || cacert))
+		return cli_usage_error(&ctx, token_file ? "--token-file goes with --url" :
+				       "--cacert goes with --url", main_usage, "vcpuctl");
+	_cleanup_free_ char *token = NULL;
+	if (url) {
+		struct client_url u;
+		if (client_url_parse(url, &u, &err) < 0)
+			return cli_usage_error(&ctx, err->msg, main_usage, "vcpuctl");
+		if (!token_file && (env = getenv(CLI_TOKEN_FILE_ENV)) && *env)
+			token_file = env;
+		if (!cacert && (env = getenv(CLI_CACERT_ENV)) && *env)
+			cacert = env;
+		if (token_file && read_token(token_file, &token, &err) < 0) {
+			cli_errorf(&ctx, "%s", err->msg);
+			return cli_exit_for_errno(error_code(err));
+		}
+		ctx.target.url = url;
+		ctx.target.token = token;
+		ctx.target.cacert = cacert;
+	}
 
 	int sub_argc = argc - optind;
 	char **sub_argv = argv + optind;

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "cli/client.h"
 #include "vcpud/error.h"
 
 #ifndef VCPUD_VERSION
@@ -26,6 +27,9 @@
 
 #define CLI_DEFAULT_SOCKET "/run/vcpud/vcpud.sock"
 #define CLI_SOCKET_ENV "VCPUD_SOCKET"
+#define CLI_URL_ENV "VCPUD_URL"
+#define CLI_TOKEN_FILE_ENV "VCPUD_TOKEN_FILE"
+#define CLI_CACERT_ENV "VCPUD_CACERT"
 #define CLI_DEFAULT_POLICY "/etc/vcpud/policy.yaml"
 #define CLI_DEFAULT_TIMEOUT_MS 30000L
 
@@ -50,7 +54,8 @@ int cli_exit_for_errno(int code);
 
 /* What every subcommand gets: global options and where to print. */
 struct cli_ctx {
-	const char *socket_path;   /* never NULL once cli_main() has run */
+	struct client_target target; /* socket_path never NULL once cli_main() has
+				      * run; url, token and cacert for --url */
 	bool json;                 /* --json: print the API's JSON */
 	long timeout_ms;
 	FILE *out;                 /* stdout (tests: a memstream) */

@@ -1,4 +1,5 @@
-/* client.c - one HTTP/JSON exchange with vcpud over its UNIX socket: an
+/* client.c - one HTTP/JSON exchange with vcpud over its UNIX socket or, for
+ * --url, over TCP (HTTPS through tls.c, or plain HTTP to loopback): an
  * HTTP/1.1 request with "Connection: close" on a non-blocking socket, every
  * step under one deadline, and the reply parsed by client_parse_head() and
  * client_parse_reply() (pure functions: tests/unit/test_cli_http.c and the
@@ -13,7 +14,9 @@
  * Failures to connect are classified so that vcpuctl can tell "daemon not
  * running" from "permission denied" and from a daemon that answered with
  * an error. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -27,6 +30,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/tls.h"
 #include "vcpud/util.h"
 
 /* --- the reply's parser -------------------------------------------------- */
@@ -288,9 +292,110 @@ int client_parse_reply(const char *buf, size_t len, bool at_eof, long *status, c
 	return 0;
 }
 
+/* --- the target ---------------------------------------------------------- */
+
+static bool host_loopback(const char *h)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (strcmp(h, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+int client_url_parse(const char *url, struct client_url *out, struct error **err)
+{
+	memset(out, 0, sizeof(*out));
+	const char *p;
+	if (strncmp(url, "https://", 8) == 0) {
+		out->tls = true;
+		p = url + 8;
+	} else if (strncmp(url, "http://", 7) == 0) {
+		p = url + 7;
+	} else {
+		return error_set(err, EINVAL, "URL '%s' is not https://HOST[:PORT] (or "
+				 "http:// to a loopback address)", url);
+	}
+	size_t auth = strcspn(p, "/?#");
+	if (p[auth] == '?' || p[auth] == '#' || strchr(p + auth, '?') || strchr(p + auth, '#'))
+		return error_set(err, EINVAL, "URL '%s': a query or fragment has no place in "
+				 "vcpud's address", url);
+	if (memchr(p, '@', auth))
+		return error_set(err, EINVAL, "URL '%s': credentials go in --token-file, not in "
+				 "the URL", url);
+	const char *hs = p, *he, *port = NULL;
+	if (*p == '[') {
+		he = memchr(p, ']', auth);
+		if (!he)
+			return error_set(err, EINVAL, "URL '%s': an IPv6 address without ']'", url);
+		hs = p + 1;
+		if (he + 1 < p + auth) {
+			if (he[1] != ':')
+				return error_set(err, EINVAL, "URL '%s': ':' must follow ']'", url);
+			port = he + 2;
+		}
+	} else {
+		const char *c = memchr(p, ':', auth);
+		he = c ? c : p + auth;
+		port = c ? c + 1 : NULL;
+	}
+	size_t hl = (size_t)(he - hs);
+	if (hl == 0 || hl >= sizeof(out->host))
+		return error_set(err, EINVAL, "URL '%s' has %s host", url, hl ? "too long a" : "no");
+	for (size_t i = 0; i < hl; i++)
+		if (!(hs[i] == '.' || hs[i] == '-' || hs[i] == ':' || hs[i] == '_' ||
+		      (hs[i] >= '0' && hs[i] <= '9') || (hs[i] >= 'a' && hs[i] <= 'z') ||
+		      (hs[i] >= 'A' && hs[i] <= 'Z')))
+			return error_set(err, EINVAL, "URL '%s': host '%.*s' has a character that "
+					 "no host name has", url, (int)hl, hs);
+	memcpy(out->host, hs, hl);
+	if (*p != '[' && strchr(out->host, ':'))
+		return error_set(err, EINVAL, "URL '%s': an IPv6 address is written [ADDR]", url);
+	uint64_t pn = out->tls ? 443 : 80;
+	if (port) {
+		size_t pl = (size_t)(p + auth - port);
+		char pb[8];
+		if (pl == 0 || pl >= sizeof(pb))
+			return error_set(err, EINVAL, "URL '%s': port is not 1..65535", url);
+		memcpy(pb, port, pl);
+		pb[pl] = '\0';
+		if (parse_u64(pb, 1, 65535, &pn, NULL) < 0)
+			return error_set(err, EINVAL, "URL '%s': port '%s' is not 1..65535", url, pb);
+	}
+	snprintf(out->port, sizeof(out->port), "%u", (unsigned)pn);
+	/* a path is a prefix (a proxy's): without its trailing slashes */
+	const char *ps = p + auth;
+	size_t pl = strlen(ps);
+	while (pl > 0 && ps[pl - 1] == '/')
+		pl--;
+	if (pl >= sizeof(out->prefix))
+		return error_set(err, EINVAL, "URL '%s': its path is too long", url);
+	for (size_t i = 0; i < pl; i++)
+		if ((unsigned char)ps[i] <= ' ' || ps[i] == 0x7f)
+			return error_set(err, EINVAL, "URL '%s': its path has a space or a control "
+					 "character", url);
+	memcpy(out->prefix, ps, pl);
+	if (!out->tls && !host_loopback(out->host))
+		return error_set(err, EINVAL, "URL '%s': plain http only to a loopback address "
+				 "(the token would cross the network in the clear): use https", url);
+	return 0;
+}
+
 /* --- the exchange -------------------------------------------------------- */
 
-static const char hint[] = "is vcpud running? use --socket or " CLI_SOCKET_ENV;
+/* One connection: the socket, and TLS on it for https. */
+struct conn {
+	int fd;
+	struct client_tls *tls;
+	const char *where;              /* the socket path or the URL */
+	bool url;
+};
+
+static const char socket_hint[] = "is vcpud running? use --socket or " CLI_SOCKET_ENV;
+static const char url_hint[] = "is vcpud listening there (vcpud --listen)? use --url or "
+			       CLI_URL_ENV;
 
 static int64_t now_ms(void)
 {
@@ -315,45 +420,41 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-static int timed_out(const char *socket_path, long timeout_ms, struct error **err)
+static int timed_out(const char *where, long timeout_ms, struct error **err)
 {
 	return error_set(err, ETIMEDOUT,
 			 "vcpud at %s did not answer within %ld s "
 			 "(a change may or may not have been applied)",
-			 socket_path, (timeout_ms + 999) / 1000);
+			 where, (timeout_ms + 999) / 1000);
 }
 
-static int connect_error(int code, const char *socket_path, struct error **err)
+static int connect_error(int code, const char *where, bool url, struct error **err)
 {
-	if (code == EACCES || code == EPERM)
+	if (!url && (code == EACCES || code == EPERM))
 		return error_set(err, EACCES,
 				 "permission denied connecting to vcpud at %s "
 				 "(run as root or as a member of the socket's group)",
-				 socket_path);
-	return error_set(err, ECONNREFUSED, "cannot reach vcpud at %s: %s (%s)", socket_path,
-			 strerror(code), hint);
+				 where);
+	return error_set(err, ECONNREFUSED, "cannot reach vcpud at %s: %s (%s)", where,
+			 strerror(code), url ? url_hint : socket_hint);
 }
 
-/* A connected non-blocking socket to socket_path in *fd. */
-static int dial(const char *socket_path, int64_t deadline, long timeout_ms, int *fd,
-		struct error **err)
+/* connect() a non-blocking socket s to sa, under the deadline: 0, or -1
+ * with *code (ETIMEDOUT for the deadline). */
+static int connect_by(int s, const struct sockaddr *sa, socklen_t sl, int64_t deadline,
+		      int *code)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s < 0)
-		return error_set_errno(err, errno, "cannot make a socket");
 	for (;;) {
-		if (connect(s, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-			break;
+		if (connect(s, sa, sl) == 0)
+			return 0;
 		int e = errno;
 		if (e == EINTR)
 			continue;
-		if (e == EAGAIN) {
+		if (e == EAGAIN && sa->sa_family == AF_UNIX) {
 			/* the listen backlog is full: a busy daemon, not a dead one */
 			if (now_ms() >= deadline) {
-				close(s);
-				return timed_out(socket_path, timeout_ms, err);
+				*code = ETIMEDOUT;
+				return -1;
 			}
 			struct timespec ts = { 0, 5 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
@@ -362,47 +463,116 @@ static int dial(const char *socket_path, int64_t deadline, long timeout_ms, int 
 		if (e == EINPROGRESS) {
 			int r = wait_fd(s, POLLOUT, deadline);
 			int so = 0;
-			socklen_t sl = sizeof(so);
-			if (r <= 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &so, &sl) < 0 || so) {
-				close(s);
-				return r == 0 ? timed_out(socket_path, timeout_ms, err) :
-						connect_error(so ? so : errno, socket_path, err);
+			socklen_t len = sizeof(so);
+			if (r == 0) {
+				*code = ETIMEDOUT;
+				return -1;
 			}
-			break;
+			if (r < 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &so, &len) < 0 || so) {
+				*code = so ? so : errno;
+				return -1;
+			}
+			return 0;
 		}
+		*code = e;
+		return -1;
+	}
+}
+
+static int dial_unix(const char *socket_path, int64_t deadline, long timeout_ms, int *fd,
+		     struct error **err)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return error_set_errno(err, errno, "cannot make a socket");
+	int code;
+	if (connect_by(s, (struct sockaddr *)&sun, sizeof(sun), deadline, &code) < 0) {
 		close(s);
-		return connect_error(e, socket_path, err);
+		return code == ETIMEDOUT ? timed_out(socket_path, timeout_ms, err) :
+					   connect_error(code, socket_path, false, err);
 	}
 	*fd = s;
 	return 0;
 }
 
-static char *request_text(const char *method, const char *path, const char *payload,
-			  size_t *len)
+/* Every address of the URL's host in turn, until one connects. */
+static int dial_tcp(const struct client_url *u, const char *where, int64_t deadline,
+		    long timeout_ms, int *fd, struct error **err)
 {
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(u->host, u->port, &hints, &res);
+	if (rc != 0)
+		return error_set(err, ECONNREFUSED, "cannot reach vcpud at %s: %s: %s", where,
+				 u->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+	int code = ECONNREFUSED;
+	for (struct addrinfo *a = res; a; a = a->ai_next) {
+		int s = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (s < 0) {
+			code = errno;
+			continue;
+		}
+		if (connect_by(s, a->ai_addr, a->ai_addrlen, deadline, &code) == 0) {
+			freeaddrinfo(res);
+			*fd = s;
+			return 0;
+		}
+		close(s);
+		if (code == ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	return code == ETIMEDOUT ? timed_out(where, timeout_ms, err) :
+				   connect_error(code, where, true, err);
+}
+
+static ssize_t conn_send(struct conn *c, const char *buf, size_t n)
+{
+	return c->tls ? client_tls_send(c->tls, buf, n) : send(c->fd, buf, n, MSG_NOSIGNAL);
+}
+
+static ssize_t conn_recv(struct conn *c, char *buf, size_t n)
+{
+	return c->tls ? client_tls_recv(c->tls, buf, n) : read(c->fd, buf, n);
+}
+
+static short conn_events(const struct conn *c, short plain)
+{
+	return c->tls ? client_tls_events(c->tls) : plain;
+}
+
+static char *request_text(const char *method, const char *path, const char *payload,
+			  const char *host, const char *token, size_t *len)
+{
+	_cleanup_free_ char *auth = token ? xasprintf("Authorization: Bearer %s\r\n", token) :
+					    xstrdup("");
 	char *t;
 	if (payload)
-		t = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: vcpuctl/%s\r\n"
+		t = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\n%sUser-Agent: vcpuctl/%s\r\n"
 			      "Accept: application/json\r\nConnection: close\r\n"
 			      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			      method, path, VCPUD_VERSION, strlen(payload), payload);
+			      method, path, host, auth, VCPUD_VERSION, strlen(payload), payload);
 	else
-		t = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: vcpuctl/%s\r\n"
+		t = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\n%sUser-Agent: vcpuctl/%s\r\n"
 			      "Accept: application/json\r\nConnection: close\r\n%s\r\n",
-			      method, path, VCPUD_VERSION,
+			      method, path, host, auth, VCPUD_VERSION,
 			      strcmp(method, "GET") == 0 ? "" : "Content-Length: 0\r\n");
+	if (auth[0])
+		explicit_bzero(auth, strlen(auth));
 	*len = strlen(t);
 	return t;
 }
 
 /* Send it all; a peer that closes first is not an error here (it may have
  * answered already: the reply tells). 0, or -1 with *err. */
-static int send_all(int fd, const char *t, size_t len, int64_t deadline, const char *socket_path,
+static int send_all(struct conn *c, const char *t, size_t len, int64_t deadline,
 		    long timeout_ms, struct error **err)
 {
 	size_t off = 0;
 	while (off < len) {
-		ssize_t n = send(fd, t + off, len - off, MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, t + off, len - off);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
@@ -410,25 +580,25 @@ static int send_all(int fd, const char *t, size_t len, int64_t deadline, const c
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			int r = wait_fd(fd, POLLOUT, deadline);
+			int r = wait_fd(c->fd, conn_events(c, POLLOUT), deadline);
 			if (r == 0)
-				return timed_out(socket_path, timeout_ms, err);
+				return timed_out(c->where, timeout_ms, err);
 			if (r < 0)
 				return error_set_errno(err, errno, "cannot send to vcpud at %s",
-						       socket_path);
+						       c->where);
 			continue;
 		}
 		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
 			return 0;
 		return error_set_errno(err, n < 0 ? errno : EIO, "cannot send to vcpud at %s",
-				       socket_path);
+				       c->where);
 	}
 	return 0;
 }
 
 /* Read the reply until it is whole (by its length) or the peer closes. */
-static int receive(int fd, int64_t deadline, const char *socket_path, long timeout_ms,
-		   long *status, char **body, size_t *body_len, struct error **err)
+static int receive(struct conn *c, int64_t deadline, long timeout_ms, long *status,
+		   char **body, size_t *body_len, struct error **err)
 {
 	size_t cap = 16384, len = 0;
 	_cleanup_free_ char *buf = xmalloc(cap);
@@ -438,27 +608,27 @@ static int receive(int fd, int64_t deadline, const char *socket_path, long timeo
 		if (len == cap) {
 			if (cap >= (size_t)CLIENT_MAX_REPLY_BYTES + CLIENT_MAX_HEAD_BYTES)
 				return error_set(err, EFBIG, "reply from vcpud at %s is larger than %ld bytes",
-						 socket_path, CLIENT_MAX_REPLY_BYTES);
+						 c->where, CLIENT_MAX_REPLY_BYTES);
 			cap *= 2;
 			if (cap > (size_t)CLIENT_MAX_REPLY_BYTES + CLIENT_MAX_HEAD_BYTES)
 				cap = (size_t)CLIENT_MAX_REPLY_BYTES + CLIENT_MAX_HEAD_BYTES;
 			buf = xrealloc(buf, cap);
 		}
-		ssize_t n = read(fd, buf + len, cap - len);
+		ssize_t n = conn_recv(c, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			int r = wait_fd(fd, POLLIN, deadline);
+			int r = wait_fd(c->fd, conn_events(c, POLLIN), deadline);
 			if (r == 0)
-				return timed_out(socket_path, timeout_ms, err);
+				return timed_out(c->where, timeout_ms, err);
 			if (r < 0)
 				return error_set_errno(err, errno, "cannot read from vcpud at %s",
-						       socket_path);
+						       c->where);
 			continue;
 		}
 		bool eof = n == 0 || (n < 0 && errno == ECONNRESET);
 		if (n < 0 && !eof)
-			return error_set_errno(err, errno, "cannot read from vcpud at %s", socket_path);
+			return error_set_errno(err, errno, "cannot read from vcpud at %s", c->where);
 		if (n > 0)
 			len += (size_t)n;
 		/* the whole reply is here when its head and its length say so
@@ -481,15 +651,20 @@ static int receive(int fd, int64_t deadline, const char *socket_path, long timeo
 			if (len == 0)
 				return error_set(err, EPROTO,
 						 "vcpud at %s closed the connection without a reply",
-						 socket_path);
+						 c->where);
 			return error_set(err, e->code, "unexpected reply from vcpud at %s: %s",
-					 socket_path, e->msg);
+					 c->where, e->msg);
 		}
 		return 0;
 	}
 }
 
-int client_request(const char *socket_path, const char *method, const char *path,
+const char *client_target_name(const struct client_target *t)
+{
+	return t->url ? t->url : t->socket_path;
+}
+
+int client_request(const struct client_target *t, const char *method, const char *path,
 		   const json_t *body, long timeout_ms, struct client_reply *out,
 		   struct error **err)
 {
@@ -497,7 +672,7 @@ int client_request(const char *socket_path, const char *method, const char *path
 	long status = 0;
 	_cleanup_free_ char *reply = NULL;
 	size_t rlen = 0;
-	if (client_request_raw(socket_path, method, path, body, timeout_ms, &status, &reply, &rlen,
+	if (client_request_raw(t, method, path, body, timeout_ms, &status, &reply, &rlen,
 			       err) < 0)
 		return -1;
 	json_t *json = NULL;
@@ -507,14 +682,14 @@ int client_request(const char *socket_path, const char *method, const char *path
 		if (!json)
 			return error_set(err, EPROTO,
 					 "unexpected reply from vcpud at %s (HTTP %ld): not JSON: %s",
-					 socket_path, status, jerr.text);
+					 client_target_name(t), status, jerr.text);
 	}
 	out->status = status;
 	out->json = json;
 	return 0;
 }
 
-int client_request_raw(const char *socket_path, const char *method, const char *path,
+int client_request_raw(const struct client_target *t, const char *method, const char *path,
 		       const json_t *body, long timeout_ms, long *status, char **reply,
 		       size_t *reply_len, struct error **err)
 {
@@ -522,11 +697,17 @@ int client_request_raw(const char *socket_path, const char *method, const char *
 	*reply = NULL;
 	*reply_len = 0;
 	struct sockaddr_un sun;
-	if (!socket_path || !*socket_path)
-		return error_set(err, EINVAL, "no socket path given");
-	if (strlen(socket_path) >= sizeof(sun.sun_path))
-		return error_set(err, EINVAL, "socket path %s is too long (at most %zu bytes)",
-				 socket_path, sizeof(sun.sun_path) - 1);
+	struct client_url u;
+	if (t->url) {
+		if (client_url_parse(t->url, &u, err) < 0)
+			return -1;
+	} else {
+		if (!t->socket_path || !*t->socket_path)
+			return error_set(err, EINVAL, "no socket path given");
+		if (strlen(t->socket_path) >= sizeof(sun.sun_path))
+			return error_set(err, EINVAL, "socket path %s is too long (at most %zu bytes)",
+					 t->socket_path, sizeof(sun.sun_path) - 1);
+	}
 	if (!path || path[0] != '/')
 		return error_set(err, EINVAL, "request path '%s' does not start with '/'",
 				 path ? path : "");
@@ -537,6 +718,11 @@ int client_request_raw(const char *socket_path, const char *method, const char *
 	for (const char *q = method; *q; q++)
 		if (!is_tchar((unsigned char)*q))
 			return error_set(err, EINVAL, "bad request method '%s'", method);
+	if (t->token)
+		for (const char *q = t->token; *q; q++)
+			if ((unsigned char)*q <= ' ' || *q == 0x7f)
+				return error_set(err, EINVAL, "the token has a space or a "
+						 "control character");
 	if (timeout_ms <= 0)
 		timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
 	int64_t deadline = now_ms() + timeout_ms;
@@ -547,15 +733,37 @@ int client_request_raw(const char *socket_path, const char *method, const char *
 		if (!payload)
 			return error_set(err, EINVAL, "cannot encode the request body as JSON");
 	}
+	_cleanup_free_ char *host = NULL, *full = NULL;
+	if (t->url) {
+		host = strchr(u.host, ':') ? xasprintf("[%s]:%s", u.host, u.port) :
+					     xasprintf("%s:%s", u.host, u.port);
+		full = xasprintf("%s%s", u.prefix, path);
+	}
 	size_t tlen;
-	_cleanup_free_ char *text = request_text(method, path, payload, &tlen);
+	_cleanup_free_ char *text = request_text(method, t->url ? full : path, payload,
+						 t->url ? host : "localhost",
+						 t->url ? t->token : NULL, &tlen);
 
-	_cleanup_close_ int fd = -1;
-	if (dial(socket_path, deadline, timeout_ms, &fd, err) < 0)
-		return -1;
-	if (send_all(fd, text, tlen, deadline, socket_path, timeout_ms, err) < 0)
-		return -1;
-	return receive(fd, deadline, socket_path, timeout_ms, status, reply, reply_len, err);
+	struct conn c = { .fd = -1, .where = client_target_name(t), .url = t->url != NULL };
+	int rc = -1;
+	if (t->url) {
+		if (dial_tcp(&u, c.where, deadline, timeout_ms, &c.fd, err) < 0)
+			goto out;
+		if (u.tls && client_tls_open(c.fd, u.host, t->cacert, deadline, c.where, &c.tls,
+					     err) < 0)
+			goto out;
+	} else if (dial_unix(t->socket_path, deadline, timeout_ms, &c.fd, err) < 0) {
+		goto out;
+	}
+	if (send_all(&c, text, tlen, deadline, timeout_ms, err) < 0)
+		goto out;
+	rc = receive(&c, deadline, timeout_ms, status, reply, reply_len, err);
+out:
+	explicit_bzero(text, tlen);
+	client_tls_close(c.tls);
+	if (c.fd >= 0)
+		close(c.fd);
+	return rc;
 }
 
 void client_reply_clear(struct client_reply *r)

@@ -29,7 +29,7 @@ static int metrics_run(struct cli_ctx *ctx, int argc, char **argv)
 	long status = 0;
 	_cleanup_free_ char *body = NULL;
 	size_t len = 0;
-	if (client_request_raw(ctx->socket_path, "GET", "/metrics", NULL, ctx->timeout_ms, &status,
+	if (client_request_raw(&ctx->target, "GET", "/metrics", NULL, ctx->timeout_ms, &status,
 			       &body, &len, &err) < 0)
 		return cli_transport_failed(ctx, err);
 	int rc = cli_exit_for_status(status);

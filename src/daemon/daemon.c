@@ -562,6 +562,23 @@ static int setup_cgroups(struct daemon *d, struct error **err)
 	return 0;
 }
 
+static void reload_tokens(struct daemon *d)
+{
+	_cleanup_error_ struct error *err = NULL;
+	int n = api_server_reload_tokens(d->server, &err);
+	if (n < 0)
+		log_error("SIGHUP: tokens not reloaded, keeping the current ones: %s", err->msg);
+	else if (d->opt->token_file) {
+		log_info("SIGHUP: %d token(s) of %s loaded", n, d->opt->token_file);
+		_cleanup_error_ struct error *e = NULL;
+		char det[32];
+		snprintf(det, sizeof(det), "{\"tokens\":%d}", n);
+		if (store_event_add(d->store, "vcpud", "tokens.reload", d->opt->token_file, det,
+				    &e) < 0)
+			log_warn("cannot record the token reload: %s", e->msg);
+	}
+}
+
 static void handle_signal(struct daemon *d)
 {
 	struct signalfd_siginfo si;
@@ -574,6 +591,7 @@ static void handle_signal(struct daemon *d)
 			break;
 		case SIGHUP:
 			reload_policy(d);
+			reload_tokens(d);
 			break;
 		default:
 			break;
@@ -679,6 +697,11 @@ static int daemon_start(struct daemon *d, struct error **err)
 		.socket_path = d->opt->socket_path,
 		.group = group,
 		.group_set = d->opt->socket_group != NULL,
+		.listen = d->opt->listen,
+		.tls_cert = d->opt->tls_cert,
+		.tls_key = d->opt->tls_key,
+		.insecure_http = d->opt->insecure_http,
+		.token_file = d->opt->token_file,
 	};
 	if (api_server_start(&d->api, &cfg, &d->server, err) < 0)
 		return -1;
@@ -734,8 +757,10 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		daemon_teardown(&d);
 		return 1;
 	}
-	log_info("vcpud ready: socket %s, database %s (schema %d), policy %s, cgroup root %s, "
-		 "tick %u ms%s", o->socket_path, o->db_path, store_schema_version(d.store),
+	log_info("vcpud ready: socket %s%s%s%s, database %s (schema %d), policy %s, cgroup root "
+		 "%s, tick %u ms%s", o->socket_path, o->listen ? ", " : "",
+		 o->listen ? (o->insecure_http ? "http://" : "https://") : "",
+		 o->listen ? o->listen : "", o->db_path, store_schema_version(d.store),
 		 policy_name(&d), d.cgroup_root, d.policy->interval_ms,
 		 o->dry_run ? ", dry-run" : "");
 	/* the first tick adopts whatever tree an earlier run left */

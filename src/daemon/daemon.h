@@ -32,6 +32,9 @@ struct daemon_options {
 	const char *host_root;     /* prefix for /proc and /sys reads ("/") */
 	const char *libvirt_uri;   /* NULL with --no-libvirt */
 	const char *socket_group;  /* NULL: root and our own uid only */
+	const char *listen;        /* --listen ADDR:PORT, NULL: none */
+	const char *tls_cert, *tls_key, *token_file;
+	bool insecure_http;
 	const char *log_file;      /* NULL: stderr */
 	enum log_level log_level;
 	enum daemon_sampler sampler;

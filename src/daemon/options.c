@@ -8,12 +8,14 @@
 #include <sys/stat.h>
 
 #include "daemon/daemon.h"
+#include "vcpud/api.h"
 #include "vcpud/libvirt.h"
 #include "vcpud/util.h"
 
 enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_HOST_ROOT,
        OPT_SOCKET_GROUP, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN, OPT_LIBVIRT_URI,
-       OPT_NO_LIBVIRT, OPT_SAMPLER };
+       OPT_NO_LIBVIRT, OPT_SAMPLER, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TOKEN_FILE,
+       OPT_INSECURE_HTTP };
 
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, OPT_DB },
@@ -28,6 +30,11 @@ static const struct option long_opts[] = {
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "sampler", required_argument, NULL, OPT_SAMPLER },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "insecure-http", no_argument, NULL, OPT_INSECURE_HTTP },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -53,6 +60,14 @@ void daemon_usage(FILE *f)
 		"  --no-libvirt          do not ask libvirt (VMs come from /proc and\n"
 		"                        registrations only)\n"
 		"  --socket-group NAME   also serve members of this group (SO_PEERCRED)\n"
+		"  --listen ADDR:PORT    also serve the API over HTTPS on this address\n"
+		"                        (A.B.C.D:PORT or [IPV6]:PORT; off by default);\n"
+		"                        every request needs a bearer token\n"
+		"  --tls-cert FILE       PEM certificate chain for --listen\n"
+		"  --tls-key FILE        its PEM private key (not readable by others)\n"
+		"  --token-file FILE     tokens of --listen: NAME ROLE SHA256HEX per line,\n"
+		"                        ROLE read (GET only) or admin\n"
+		"  --insecure-http       --listen without TLS: loopback addresses only\n"
 		"  --dry-run             log every intended cgroup write, change nothing\n"
 		"  --sampler KIND        how vCPU threads are read each tick: bpf (one\n"
 		"                        BPF task iterator walk for all VMs; needs root,\n"
@@ -64,8 +79,9 @@ void daemon_usage(FILE *f)
 		"  --log-file PATH       log here (append) instead of stderr\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n\n"
-		"Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the policy (a\n"
-		"policy that does not validate is refused and the old one stays).\n",
+		"Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the policy and the\n"
+		"token file (one that does not validate is refused and the old one\n"
+		"stays).\n",
 		DAEMON_DEFAULT_DB, DAEMON_DEFAULT_SOCKET, DAEMON_DEFAULT_POLICY,
 		LIBVIRT_DEFAULT_URI);
 }
@@ -105,6 +121,10 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 		case OPT_LIBVIRT_URI:
 		case OPT_SOCKET_GROUP:
 		case OPT_LOG_FILE:
+		case OPT_LISTEN:
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY:
+		case OPT_TOKEN_FILE:
 			if (need_value(name, optarg, err) < 0)
 				return -1;
 			if (c == OPT_DB)
@@ -123,6 +143,14 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				o.libvirt_uri = optarg;
 			else if (c == OPT_SOCKET_GROUP)
 				o.socket_group = optarg;
+			else if (c == OPT_LISTEN)
+				o.listen = optarg;
+			else if (c == OPT_TLS_CERT)
+				o.tls_cert = optarg;
+			else if (c == OPT_TLS_KEY)
+				o.tls_key = optarg;
+			else if (c == OPT_TOKEN_FILE)
+				o.token_file = optarg;
 			else
 				o.log_file = optarg;
 			break;
@@ -131,6 +159,7 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 				return error_wrap(err, "--log-level");
 			break;
 		case OPT_DRY_RUN: o.dry_run = true; break;
+		case OPT_INSECURE_HTTP: o.insecure_http = true; break;
 		case OPT_SAMPLER:
 			if (optarg && strcmp(optarg, "auto") == 0)
 				o.sampler = DAEMON_SAMPLER_AUTO;
@@ -154,6 +183,19 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 	}
 	if (optind < argc)
 		return error_set(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	if (!o.listen && (o.tls_cert || o.tls_key || o.token_file || o.insecure_http))
+		return error_set(err, EINVAL, "--%s is an option of --listen, which is not given",
+				 o.tls_cert ? "tls-cert" : o.tls_key ? "tls-key" :
+				 o.token_file ? "token-file" : "insecure-http");
+	if (o.listen && o.insecure_http && (o.tls_cert || o.tls_key))
+		return error_set(err, EINVAL, "--insecure-http and --%s: plain HTTP or TLS, "
+				 "not both", o.tls_cert ? "tls-cert" : "tls-key");
+	if (o.listen && !o.insecure_http && (!o.tls_cert || !o.tls_key))
+		return error_set(err, EINVAL, "--listen needs --tls-cert and --tls-key (or "
+				 "--insecure-http on a loopback address, for tests)");
+	if (o.listen && !o.token_file)
+		return error_set(err, EINVAL, "--listen needs --token-file: every request over "
+				 "TCP is authenticated");
 	*out = o;
 	return 0;
 }
@@ -202,6 +244,16 @@ int daemon_options_check(const struct daemon_options *o, gid_t *group_out,
 	struct stat hst;
 	if (stat(o->host_root, &hst) < 0 || !S_ISDIR(hst.st_mode))
 		return error_set(err, ENOENT, "--host-root %s is not a directory", o->host_root);
+	if (o->listen) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		if (api_listen_parse(o->listen, &ss, &sl, err) < 0)
+			return error_wrap(err, "--listen");
+		if (o->insecure_http && !api_addr_loopback(&ss))
+			return error_set(err, EINVAL, "--insecure-http serves plain HTTP on loopback "
+					 "addresses only, not on %s (tokens would cross the "
+					 "network in the clear)", o->listen);
+	}
 	if (o->socket_group) {
 		struct group gr, *res = NULL;
 		char buf[4096];

@@ -6,8 +6,11 @@
 
 #include <pthread.h>
 #include <poll.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include "cli/client.h"
+#include "vcpud/auth.h"
 #include "vcpud/api.h"
 
 /* The API over a registry on a fake host (registry_test_util.h): a fixture
@@ -681,19 +684,25 @@ struct client_call {
 	const char *sock, *method, *path, *body;
 	long status;
 	bool done;
+	const char *url, *token;       /* over TCP instead of sock */
 };
 
 static void *client_thread(void *arg)
 {
 	struct client_call *c = arg;
 	json_t *body = c->body ? json_loads(c->body, 0, NULL) : NULL;
-	struct client_reply r = { 0 };
 	struct error *err = NULL;
-	if (client_request(c->sock, c->method, c->path, body, 5000, &r, &err) == 0)
-		c->status = r.status;
+	struct client_target t = { .socket_path = c->sock, .url = c->url, .token = c->token };
+	char *reply = NULL;
+	size_t len;
+	long status;
+	/* raw: /metrics answers text */
+	if (client_request_raw(&t, c->method, c->path, body, 5000, &status, &reply, &len,
+			       &err) == 0)
+		c->status = status;
 	else
 		error_free(&err);
-	client_reply_clear(&r);
+	free(reply);
 	if (body)
 		json_decref(body);
 	__atomic_store_n(&c->done, true, __ATOMIC_SEQ_CST);
@@ -723,9 +732,9 @@ static void test_server_mid_tick(void **state)
 	struct error *err = NULL;
 	assert_int_equal(api_server_start(&f->ctx, &cfg, &srv, &err), 0);
 
-	struct client_call post = { sock, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":4}",
-				    0, false };
-	struct client_call get = { sock, "GET", "/v1/health", NULL, 0, false };
+	struct client_call post = { .sock = sock, .method = "POST", .path = "/v1/tenants",
+				    .body = "{\"name\":\"acme\",\"vcpus\":4}" };
+	struct client_call get = { .sock = sock, .method = "GET", .path = "/v1/health" };
 	pthread_t tp, tg;
 	assert_int_equal(pthread_create(&tp, NULL, client_thread, &post), 0);
 	/* "a tick" serving reads only: the POST is held */
@@ -747,13 +756,170 @@ static void test_server_mid_tick(void **state)
 
 	/* a change held when the server stops is answered or dropped, never
 	 * left hanging */
-	struct client_call post2 = { sock, "POST", "/v1/tenants", "{\"name\":\"b\",\"vcpus\":4}",
-				     0, false };
+	struct client_call post2 = { .sock = sock, .method = "POST", .path = "/v1/tenants",
+				     .body = "{\"name\":\"b\",\"vcpus\":4}" };
 	assert_int_equal(pthread_create(&tp, NULL, client_thread, &post2), 0);
 	serve_for(srv, api_server_serve_reads, NULL, 200);
 	api_server_stop(srv);
 	pthread_join(tp, NULL);
 	assert_true(post2.done);
+}
+
+/* A client call from a thread, served until it is answered: its status. */
+static long tcp_call(struct api_server *srv, const char *url, const char *token,
+		     const char *method, const char *path, const char *body)
+{
+	struct client_call c = { .method = method, .path = path, .body = body, .url = url,
+				 .token = token };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, client_thread, &c), 0);
+	serve_for(srv, api_server_run, &c.done, 5000);
+	pthread_join(t, NULL);
+	return c.status;
+}
+
+/* A free TCP port on loopback (bound, then let go). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	socklen_t l = sizeof(a);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void write_tokens(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* --listen (plain HTTP on loopback here; e2e/remote.sh does TLS): every
+ * request needs a token of the file; read tokens GET only; the audit log
+ * names the token; a reload replaces the tokens, a bad file keeps them; a
+ * peer holding many idle connections loses its own, not the service. */
+static void test_server_tcp_tokens(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *sock = path_join(f->rf.ts.dir, "api.sock", NULL);
+	_cleanup_free_ char *tokens = path_join(f->rf.ts.dir, "tokens", NULL);
+	uint8_t h[32];
+	char admin_hex[65], read_hex[65];
+	auth_sha256("admin-secret", 12, h);
+	for (int i = 0; i < 32; i++)
+		sprintf(admin_hex + 2 * i, "%02x", h[i]);
+	auth_sha256("read-secret", 11, h);
+	for (int i = 0; i < 32; i++)
+		sprintf(read_hex + 2 * i, "%02x", h[i]);
+	_cleanup_free_ char *text = xasprintf("# ops\nops admin %s\n\nmon read %s\n", admin_hex,
+					      read_hex);
+	write_tokens(tokens, text);
+	int port = free_port();
+	_cleanup_free_ char *listen = xasprintf("127.0.0.1:%d", port);
+	_cleanup_free_ char *url = xasprintf("http://127.0.0.1:%d", port);
+	struct api_server_config cfg = { .socket_path = sock, .listen = listen,
+					 .insecure_http = true, .token_file = tokens };
+	struct api_server *srv = NULL;
+	struct error *err = NULL;
+	assert_int_equal(api_server_start(&f->ctx, &cfg, &srv, &err), 0);
+
+	const char *body = "{\"name\":\"acme\",\"vcpus\":4}";
+	assert_int_equal(tcp_call(srv, url, NULL, "GET", "/v1/tenants", NULL), 401);
+	assert_int_equal(tcp_call(srv, url, "wrong", "GET", "/v1/tenants", NULL), 401);
+	assert_int_equal(tcp_call(srv, url, "read-secret", "GET", "/v1/tenants", NULL), 200);
+	assert_int_equal(tcp_call(srv, url, "read-secret", "GET", "/metrics", NULL), 200);
+	assert_int_equal(tcp_call(srv, url, "read-secret", "POST", "/v1/tenants", body), 403);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM tenants"), 0);
+	assert_int_equal(tcp_call(srv, url, "admin-secret", "POST", "/v1/tenants", body), 201);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM events WHERE "
+				"actor = 'token:ops' AND action = 'tenant.create'"), 1);
+	assert_int_equal(f->ctx.requests[401 - 100], 2);
+	assert_int_equal(f->ctx.requests[403 - 100], 1);
+	/* the socket needs no token, and takes none */
+	struct client_call c = { .sock = sock, .method = "GET", .path = "/v1/tenants" };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, client_thread, &c), 0);
+	serve_for(srv, api_server_run, &c.done, 5000);
+	pthread_join(t, NULL);
+	assert_int_equal(c.status, 200);
+
+	/* reload: ops is gone, mon is admin now */
+	_cleanup_free_ char *text2 = xasprintf("mon admin %s\n", read_hex);
+	write_tokens(tokens, text2);
+	assert_int_equal(api_server_reload_tokens(srv, &err), 1);
+	assert_int_equal(tcp_call(srv, url, "admin-secret", "GET", "/v1/tenants", NULL), 401);
+	assert_int_equal(tcp_call(srv, url, "read-secret", "DELETE", "/v1/tenants/acme", NULL),
+			 204);
+	/* a bad file is refused and the tokens stay */
+	write_tokens(tokens, "mon admin nothex\n");
+	assert_int_equal(api_server_reload_tokens(srv, &err), -1);
+	assert_non_null(strstr(err->msg, "tokens:1: the hash of token mon is 6 characters"));
+	error_free(&err);
+	assert_int_equal(tcp_call(srv, url, "read-secret", "GET", "/v1/health", NULL), 200);
+
+	/* one peer with 150 idle connections: its oldest go, a request from
+	 * the same address still gets through */
+	int fds[150];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(0x7f000001) };
+	for (int i = 0; i < 150; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+		serve_for(srv, api_server_run, NULL, 1);
+	}
+	serve_for(srv, api_server_run, NULL, 50);
+	assert_true(f->ctx.conns_dropped_peer >= 150 - 64);
+	assert_int_equal(tcp_call(srv, url, "read-secret", "GET", "/v1/health", NULL), 200);
+	for (int i = 0; i < 150; i++)
+		close(fds[i]);
+	api_server_stop(srv);
+}
+
+/* Start-up refusals of --listen: said, nothing left listening. */
+static void test_server_tcp_refusals(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *sock = path_join(f->rf.ts.dir, "api.sock", NULL);
+	_cleanup_free_ char *tokens = path_join(f->rf.ts.dir, "tokens", NULL);
+	write_tokens(tokens, "");
+	struct {
+		struct api_server_config cfg;
+		const char *msg;
+	} cases[] = {
+		{ { .listen = "10.1.2.3:8443", .insecure_http = true, .token_file = tokens },
+		  "plain HTTP on loopback addresses only" },
+		{ { .listen = "127.0.0.1:8443", .tls_cert = "/nonexistent/c.pem",
+		    .tls_key = "/nonexistent/k.pem", .token_file = tokens },
+		  "cannot open TLS certificate /nonexistent/c.pem" },
+		{ { .listen = "127.0.0.1:8443", .insecure_http = true,
+		    .token_file = "/nonexistent/tokens" }, "cannot read token file" },
+		{ { .listen = "127.0.0.1:8443", .insecure_http = true }, "needs --token-file" },
+		{ { .listen = "localhost:8443", .insecure_http = true, .token_file = tokens },
+		  "'localhost' is not an IPv4 address" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		cases[i].cfg.socket_path = sock;
+		struct api_server *srv = NULL;
+		struct error *err = NULL;
+		assert_int_equal(api_server_start(&f->ctx, &cases[i].cfg, &srv, &err), -1);
+		if (!strstr(err->msg, cases[i].msg))
+			fail_msg("case %zu: %s", i, err->msg);
+		error_free(&err);
+		assert_int_equal(access(sock, F_OK), -1);
+	}
+	/* a token file anyone may write to */
+	chmod(tokens, 0666);
+	struct api_server_config cfg = { .socket_path = sock, .listen = "127.0.0.1:8443",
+					 .insecure_http = true, .token_file = tokens };
+	struct api_server *srv = NULL;
+	struct error *err = NULL;
+	assert_int_equal(api_server_start(&f->ctx, &cfg, &srv, &err), -1);
+	assert_non_null(strstr(err->msg, "may be written by anyone"));
+	error_free(&err);
 }
 
 static void fake_metrics(void *data, FILE *f)
@@ -829,6 +995,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_pruned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_mid_tick, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_tcp_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_tcp_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test(test_wire_roundtrip),
 	};

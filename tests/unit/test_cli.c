@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -935,6 +936,75 @@ static void test_unreachable(void **state)
 	rmdir(dir);
 }
 
+/* --url and its options: usage errors said before anything is sent; a
+ * token file others may read is refused; VCPUD_URL is the default unless
+ * --socket is given; nobody listening is "unreachable". */
+static void test_remote_options(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/vcpuctl-test-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	_cleanup_free_ char *tok = path_join(dir, "token", NULL);
+	FILE *f = fopen(tok, "w");
+	fputs("  s3cret-token \nsecond line ignored\n", f);
+	fclose(f);
+	chmod(tok, 0600);
+	struct cap c;
+	const struct {
+		const char *a[6];
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ { "--url", "https://h:1", "--socket", "/x", "tenant", "list" }, CLI_EXIT_USAGE,
+		  "--socket and --url: one or the other" },
+		{ { "--token-file", "/x", "tenant", "list" }, CLI_EXIT_USAGE,
+		  "--token-file goes with --url" },
+		{ { "--cacert", "/x", "tenant", "list" }, CLI_EXIT_USAGE, "--cacert goes with --url" },
+		{ { "--url", "ftp://h", "tenant", "list" }, CLI_EXIT_USAGE,
+		  "is not https://HOST[:PORT]" },
+		{ { "--url", "http://192.0.2.1:80", "tenant", "list" }, CLI_EXIT_USAGE,
+		  "plain http only to a loopback address" },
+		{ { "--url", "", "tenant", "list" }, CLI_EXIT_USAGE, "--url needs a URL" },
+		{ { "--url", "https://127.0.0.1:9", "--token-file", "/nonexistent/t", "tenant",
+		    "list" }, CLI_EXIT_NOT_FOUND, "cannot open token file /nonexistent/t" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *argv[8] = { (char *)"vcpuctl" };
+		int argc = 1;
+		for (int k = 0; k < 6 && cases[i].a[k]; k++)
+			argv[argc++] = (char *)cases[i].a[k];
+		run_argv(&c, argc, argv);
+		if (c.rc != cases[i].rc || !strstr(c.err, cases[i].msg))
+			fail_msg("case %zu: rc %d: %s", i, c.rc, c.err);
+		cap_free(&c);
+	}
+	/* a token anyone may read */
+	chmod(tok, 0644);
+	RUN(&c, "--url", "http://127.0.0.1:9", "--token-file", tok, "tenant", "list");
+	assert_int_equal(c.rc, CLI_EXIT_FORBIDDEN);
+	assert_contains(c.err, "may be read by anyone (mode 0644): chmod o-r it");
+	cap_free(&c);
+	chmod(tok, 0600);
+	/* port 9 on loopback: nobody (discard is not run) */
+	RUN(&c, "--url", "http://127.0.0.1:9", "--token-file", tok, "tenant", "list");
+	assert_int_equal(c.rc, CLI_EXIT_UNREACHABLE);
+	assert_contains(c.err, "cannot reach vcpud at http://127.0.0.1:9: Connection refused "
+			"(is vcpud listening there (vcpud --listen)? use --url or VCPUD_URL)");
+	cap_free(&c);
+	/* VCPUD_URL is taken unless --socket is given */
+	setenv("VCPUD_URL", "http://127.0.0.1:9", 1);
+	RUN(&c, "tenant", "list");
+	assert_int_equal(c.rc, CLI_EXIT_UNREACHABLE);
+	assert_contains(c.err, "http://127.0.0.1:9");
+	cap_free(&c);
+	RUN(&c, "--socket", "/nonexistent-vcpuctl/x.sock", "tenant", "list");
+	assert_contains(c.err, "/nonexistent-vcpuctl/x.sock");
+	cap_free(&c);
+	unsetenv("VCPUD_URL");
+	unlink(tok);
+	rmdir(dir);
+}
+
 /* --- against a fake vcpud (cli_test_util.h) ----------------------------- */
 
 static const char acme_json[] =
@@ -1357,6 +1427,7 @@ int main(void)
 		cmocka_unit_test(test_list_from_reply),
 		cmocka_unit_test(test_main_help_and_usage),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_remote_options),
 		cmocka_unit_test(test_fake_create),
 		cmocka_unit_test(test_fake_show_and_list),
 		cmocka_unit_test(test_fake_set_delete),

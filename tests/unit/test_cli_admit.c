@@ -223,7 +223,7 @@ static char *render_admit(const char *json, int *rc, char **msg)
 	assert_int_equal(BUILD(&r, &err, "admit", "web", "--tenant", "acme", "--vcpus", "4"), 0);
 	char *out = NULL, *errs = NULL;
 	size_t olen, elen;
-	struct cli_ctx ctx = { .socket_path = "/nonexistent", .out = open_memstream(&out, &olen),
+	struct cli_ctx ctx = { .target.socket_path = "/nonexistent", .out = open_memstream(&out, &olen),
 			       .err = open_memstream(&errs, &elen) };
 	json_t *reply = load(json);
 	*rc = r.render(&ctx, &r, reply, &err);

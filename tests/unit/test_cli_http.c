@@ -325,7 +325,7 @@ static void test_exchange(void **state)
 	/* the request as the server reads it: a POST with its JSON body */
 	raw_start(&s, RAW_ANSWER, ok, sizeof(ok) - 1);
 	json_t *body = json_pack("{s:s}", "name", "web");
-	assert_int_equal(client_request(s.sock, "POST", "/v1/vms", body, 5000, &r, &err), 0);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "POST", "/v1/vms", body, 5000, &r, &err), 0);
 	json_decref(body);
 	assert_int_equal(r.status, 201);
 	assert_int_equal(json_integer_value(json_object_get(r.json, "a")), 1);
@@ -341,7 +341,7 @@ static void test_exchange(void **state)
 	/* a DELETE without a body says so; a GET says nothing of a length */
 	static const char gone[] = "HTTP/1.1 204 No Content\r\n\r\n";
 	raw_start(&s, RAW_ANSWER, gone, sizeof(gone) - 1);
-	assert_int_equal(client_request(s.sock, "DELETE", "/v1/vms/web", NULL, 5000, &r, &err), 0);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "DELETE", "/v1/vms/web", NULL, 5000, &r, &err), 0);
 	assert_int_equal(r.status, 204);
 	assert_null(r.json);
 	req = raw_finish(&s);
@@ -352,7 +352,7 @@ static void test_exchange(void **state)
 	/* a byte at a time, with the length known: whole, and no wait for a close */
 	static const char drip[] = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"b\":[1,2]}\n";
 	raw_start(&s, RAW_DRIBBLE, drip, sizeof(drip) - 1);
-	assert_int_equal(client_request(s.sock, "GET", "/v1/health", NULL, 5000, &r, &err), 0);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "GET", "/v1/health", NULL, 5000, &r, &err), 0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(json_object_get(r.json, "b")), 2);
 	client_reply_clear(&r);
@@ -365,7 +365,7 @@ static void test_exchange(void **state)
 	static const char early[] = "HTTP/1.1 413 Too Large\r\nContent-Length: 32\r\n\r\n"
 				    "{\"error\":{\"message\":\"too big!\"}}";
 	raw_start(&s, RAW_EARLY, early, sizeof(early) - 1);
-	assert_int_equal(client_request(s.sock, "GET", "/v1/x", NULL, 5000, &r, &err), 0);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "GET", "/v1/x", NULL, 5000, &r, &err), 0);
 	assert_int_equal(r.status, 413);
 	assert_string_equal(client_error_message(r.json), "too big!");
 	client_reply_clear(&r);
@@ -383,7 +383,7 @@ static void test_exchange_failures(void **state)
 	raw_start(&s, RAW_SILENT, NULL, 0);
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	assert_int_equal(client_request(s.sock, "GET", "/v1/health", NULL, 300, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "GET", "/v1/health", NULL, 300, &r, &err), -1);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	double took = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 	assert_true(took >= 0.29 && took < 5.0);
@@ -394,7 +394,7 @@ static void test_exchange_failures(void **state)
 
 	/* closed without a word */
 	raw_start(&s, RAW_CLOSE, NULL, 0);
-	assert_int_equal(client_request(s.sock, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
 	assert_int_equal(err->code, EPROTO);
 	assert_non_null(strstr(err->msg, "closed the connection without a reply"));
 	error_free(&err);
@@ -403,7 +403,7 @@ static void test_exchange_failures(void **state)
 	/* not HTTP */
 	static const char ssh[] = "SSH-2.0-OpenSSH_9.2\r\n";
 	raw_start(&s, RAW_ANSWER, ssh, sizeof(ssh) - 1);
-	assert_int_equal(client_request(s.sock, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
 	assert_int_equal(err->code, EPROTO);
 	assert_non_null(strstr(err->msg, "unexpected reply from vcpud at "));
 	assert_non_null(strstr(err->msg, "not an HTTP/1.x status line: 'SSH-2.0-OpenSSH_9.2'"));
@@ -413,21 +413,21 @@ static void test_exchange_failures(void **state)
 	/* cut short */
 	static const char cut[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":";
 	raw_start(&s, RAW_ANSWER, cut, sizeof(cut) - 1);
-	assert_int_equal(client_request(s.sock, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = s.sock }, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
 	assert_int_equal(err->code, EPROTO);
 	assert_non_null(strstr(err->msg, "reply ends after 5 of its 100 bytes"));
 	error_free(&err);
 	free(raw_finish(&s));
 
 	/* bad input never reaches a socket */
-	assert_int_equal(client_request("/nonexistent/x.sock", "GET", "/v1/a b", NULL, 5000, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = "/nonexistent/x.sock" }, "GET", "/v1/a b", NULL, 5000, &r, &err), -1);
 	assert_int_equal(err->code, EINVAL);
 	error_free(&err);
-	assert_int_equal(client_request("/nonexistent/x.sock", "GET", "/v1/a\r\nX: y", NULL, 5000, &r,
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = "/nonexistent/x.sock" }, "GET", "/v1/a\r\nX: y", NULL, 5000, &r,
 					&err), -1);
 	assert_int_equal(err->code, EINVAL);
 	error_free(&err);
-	assert_int_equal(client_request("/nonexistent/x.sock", "GE T", "/v1/a", NULL, 5000, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = "/nonexistent/x.sock" }, "GE T", "/v1/a", NULL, 5000, &r, &err), -1);
 	assert_int_equal(err->code, EINVAL);
 	error_free(&err);
 	/* a socket file that is not a socket */
@@ -436,13 +436,64 @@ static void test_exchange_failures(void **state)
 	char *f = path_join(dir, "plain", NULL);
 	FILE *fp = fopen(f, "w");
 	fclose(fp);
-	assert_int_equal(client_request(f, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
+	assert_int_equal(client_request(&(struct client_target){ .socket_path = f }, "GET", "/v1/health", NULL, 5000, &r, &err), -1);
 	assert_int_equal(err->code, ECONNREFUSED);
 	assert_non_null(strstr(err->msg, "cannot reach vcpud at "));
 	error_free(&err);
 	unlink(f);
 	free(f);
 	rmdir(dir);
+}
+
+static void test_url_parse(void **state)
+{
+	(void)state;
+	struct client_url u;
+	struct error *err = NULL;
+	assert_int_equal(client_url_parse("https://vcpud.example:8443", &u, &err), 0);
+	assert_true(u.tls);
+	assert_string_equal(u.host, "vcpud.example");
+	assert_string_equal(u.port, "8443");
+	assert_string_equal(u.prefix, "");
+	assert_int_equal(client_url_parse("https://10.0.0.5/", &u, &err), 0);
+	assert_string_equal(u.port, "443");
+	assert_string_equal(u.prefix, "");
+	assert_int_equal(client_url_parse("https://[2001:db8::7]:9443/vcpud//", &u, &err), 0);
+	assert_string_equal(u.host, "2001:db8::7");
+	assert_string_equal(u.port, "9443");
+	assert_string_equal(u.prefix, "/vcpud");
+	assert_int_equal(client_url_parse("http://127.0.0.1:8080", &u, &err), 0);
+	assert_false(u.tls);
+	assert_int_equal(client_url_parse("http://[::1]", &u, &err), 0);
+	assert_string_equal(u.port, "80");
+	assert_int_equal(client_url_parse("http://localhost:1", &u, &err), 0);
+	const struct {
+		const char *url, *msg;
+	} bad[] = {
+		{ "vcpud:8443", "is not https://HOST[:PORT]" },
+		{ "HTTPS://h", "is not https://" },
+		{ "https://", "has no host" },
+		{ "https://:8443", "has no host" },
+		{ "https://h:0", "port '0' is not 1..65535" },
+		{ "https://h:99999", "is not 1..65535" },
+		{ "https://h:", "port is not 1..65535" },
+		{ "https://user:pw@h", "credentials go in --token-file" },
+		{ "https://h/v1?x=1", "a query or fragment" },
+		{ "https://h#frag", "a query or fragment" },
+		{ "https://[::1", "an IPv6 address without ']'" },
+		{ "https://[::1]x", "':' must follow ']'" },
+		{ "https://h%20x", "has a character that no host name has" },
+		{ "https://h/a b", "its path has a space" },
+		{ "http://192.0.2.1", "plain http only to a loopback address" },
+		{ "http://vcpud.example", "plain http only to a loopback address" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(client_url_parse(bad[i].url, &u, &err), -1);
+		if (!strstr(err->msg, bad[i].msg))
+			fail_msg("'%s': %s", bad[i].url, err->msg);
+		assert_int_equal(err->code, EINVAL);
+		error_free(&err);
+	}
 }
 
 int main(void)
@@ -454,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_parse_prefixes),
 		cmocka_unit_test(test_exchange),
 		cmocka_unit_test(test_exchange_failures),
+		cmocka_unit_test(test_url_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

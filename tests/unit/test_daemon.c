@@ -95,6 +95,50 @@ static void test_bad_options(void **state)
 	assert_int_equal(parse(&o, &err, "--sampler", NULL), -1);
 	assert_non_null(strstr(err->msg, "needs a value"));
 	error_free(&err);
+	/* --listen and its options */
+	const struct {
+		const char *a[8];
+		const char *msg;
+	} lc[] = {
+		{ { "--tls-cert", "c.pem" }, "--tls-cert is an option of --listen" },
+		{ { "--token-file", "t" }, "--token-file is an option of --listen" },
+		{ { "--insecure-http" }, "--insecure-http is an option of --listen" },
+		{ { "--listen", "127.0.0.1:8443", "--token-file", "t" },
+		  "--listen needs --tls-cert and --tls-key" },
+		{ { "--listen", "127.0.0.1:8443", "--tls-cert", "c", "--tls-key", "k" },
+		  "--listen needs --token-file" },
+		{ { "--listen", "127.0.0.1:8443", "--insecure-http", "--tls-cert", "c",
+		    "--token-file", "t" }, "plain HTTP or TLS, not both" },
+		{ { "--listen=" }, "non-empty" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(lc); i++) {
+		char *argv[10] = { (char *)"vcpud" };
+		int argc = 1;
+		for (int k = 0; k < 8 && lc[i].a[k]; k++)
+			argv[argc++] = (char *)lc[i].a[k];
+		assert_int_equal(daemon_options_parse(argc, argv, &o, &err), -1);
+		if (!strstr(err->msg, lc[i].msg))
+			fail_msg("case %zu: %s", i, err->msg);
+		error_free(&err);
+	}
+	assert_int_equal(parse(&o, &err, "--listen", "[::1]:8443", "--tls-cert", "c.pem",
+			       "--tls-key", "k.pem", "--token-file", "t", NULL), 0);
+	assert_string_equal(o.listen, "[::1]:8443");
+	assert_string_equal(o.tls_cert, "c.pem");
+	assert_string_equal(o.tls_key, "k.pem");
+	assert_string_equal(o.token_file, "t");
+	gid_t g;
+	assert_int_equal(daemon_options_check(&o, &g, &err), 0);
+	assert_int_equal(parse(&o, &err, "--listen", "0.0.0.0:8080", "--insecure-http",
+			       "--token-file", "t", NULL), 0);
+	assert_int_equal(daemon_options_check(&o, &g, &err), -1);
+	assert_non_null(strstr(err->msg, "loopback addresses only, not on 0.0.0.0:8080"));
+	error_free(&err);
+	assert_int_equal(parse(&o, &err, "--listen", "host:1", "--insecure-http",
+			       "--token-file", "t", NULL), 0);
+	assert_int_equal(daemon_options_check(&o, &g, &err), -1);
+	assert_non_null(strstr(err->msg, "--listen: listen address 'host:1'"));
+	error_free(&err);
 	assert_int_equal(parse(&o, &err, "extra", NULL), -1);
 	assert_non_null(strstr(err->msg, "unexpected argument 'extra'"));
 	error_free(&err);
