@@ -1,7 +1,8 @@
 /* api.h - vcpud's HTTP/JSON API: the wire format shared by the daemon and
  * vcpuctl, and the request router the daemon's HTTP server calls.
  *
- * Endpoints (all JSON, UNIX socket, HTTP/1.1):
+ * Endpoints (all JSON, HTTP/1.1, on the UNIX socket and on --listen's TCP
+ * address, where every request needs a bearer token: server.c, auth.h):
  *   GET    /v1/health                 {"status":"ok","version":..,"schema_version":..}
  *   GET    /v1/tenants                {"tenants":[TENANT...]}
  *   POST   /v1/tenants                body TENANT (name, vcpus required) -> 201 TENANT
