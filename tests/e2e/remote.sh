@@ -11,6 +11,8 @@
 # others may read.
 SUITE=e2e-remote
 . "$(dirname "$0")/lib.sh"
+# a script error (set -u) must not leave a listening vcpud behind
+trap 'stop_daemon; rm -rf "$TMP"' EXIT INT TERM
 mkdir "$TMP/cgroup"
 HOSTILE=$BUILD/fixtures/hostile
 if ! command -v openssl >/dev/null; then
