@@ -19,6 +19,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "daemon/discovery.h"
+#include "daemon/notify.h"
 #include "daemon/heap.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
@@ -34,6 +35,7 @@ struct daemon {
 	struct policy *policy;
 	struct api_ctx api;
 	struct api_server *server;
+	struct notify notify;     /* systemd: READY, STATUS, WATCHDOG */
 	struct cgroup_engine *engine;
 	struct control *control;  /* sample, decide, record */
 	/* the last desired tree: kept while the plan's inputs keep its
@@ -465,6 +467,12 @@ static void tick(struct daemon *d)
 	events_prune(d);
 	health_update(d, started, sql0);
 	api_server_resume(d->server);
+	_cleanup_free_ char *st = xasprintf("%zu VMs, %zu tenants; tick %llu took %.1f ms%s%s",
+					    inv.n_vms, inv.n_tenants, (unsigned long long)d->ticks,
+					    (double)(now_mono_ns() - started) / 1e6,
+					    d->tick_error_msg ? "; degraded: " : "",
+					    d->tick_error_msg ? d->tick_error_msg : "");
+	notify_status(&d->notify, st);
 }
 
 /* A placement pass: what a change (an API call, a libvirt event) needs
@@ -590,8 +598,10 @@ static void handle_signal(struct daemon *d)
 			d->stop = true;
 			break;
 		case SIGHUP:
+			notify_reloading(&d->notify);
 			reload_policy(d);
 			reload_tokens(d);
+			notify_ready(&d->notify, "reloaded");
 			break;
 		default:
 			break;
@@ -751,9 +761,13 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 	struct daemon d = { .opt = o, .sig_fd = -1, .timer_fd = -1 };
 	_cleanup_error_ struct error *err = NULL;
 
+	notify_init(&d.notify);
 	if (daemon_start(&d, &err) < 0) {
 		log_error("%s", err->msg);
 		report_ready(&ready_fd, err->msg);
+		_cleanup_free_ char *st = xasprintf("failed to start: %s", err->msg);
+		notify_status(&d.notify, st);
+		notify_free(&d.notify);
 		daemon_teardown(&d);
 		return 1;
 	}
@@ -766,6 +780,13 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 	/* the first tick adopts whatever tree an earlier run left */
 	tick(&d);
 	report_ready(&ready_fd, "ok");
+	{
+		_cleanup_free_ char *st = xasprintf("serving %s%s%s", o->socket_path,
+						    o->listen ? " and " : "",
+						    o->listen ? o->listen : "");
+		notify_ready(&d.notify, st);
+	}
+	notify_watchdog(&d.notify);
 
 	while (!d.stop) {
 		struct pollfd pfd[4] = {
@@ -775,6 +796,9 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 			{ .fd = discovery_fd(d.disc), .events = POLLIN }, /* -1: ignored */
 		};
 		int timeout = api_server_timeout_ms(d.server);
+		int wd = notify_timeout_ms(&d.notify);
+		if (wd >= 0 && (timeout < 0 || wd < timeout))
+			timeout = wd;
 		if (d.place_due_ns) {
 			int64_t left = (d.place_due_ns - now_mono_ns() + 999999) / 1000000;
 			int place_ms = left > 0 ? (int)left : 0;
@@ -788,6 +812,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 			log_error("poll: %s", strerror(errno));
 			break;
 		}
+		notify_watchdog(&d.notify);
 		if (pfd[0].revents & POLLIN)
 			handle_signal(&d);
 		/* a domain started or stopped: discover and place it now */
@@ -808,7 +833,9 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		if (d.place_due_ns && now_mono_ns() >= d.place_due_ns && !d.stop)
 			place(&d);
 	}
+	notify_stopping(&d.notify);
 	daemon_teardown(&d);
+	notify_free(&d.notify);
 	log_info("vcpud stopped");
 	return 0;
 }

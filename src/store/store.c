@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "store/store_internal.h"
@@ -409,6 +410,24 @@ uint64_t store_rows(struct store *st)
 	return st->rows;
 }
 
+/* The database holds every tenant's quota and the audit log: readable by
+ * its owner and group, never by others (SQLite creates files 0644 less
+ * the umask; its -wal and -shm files take the database's mode when they
+ * are created). A file others could read, say from an older vcpud, loses
+ * that at the next start. */
+static void keep_private(const char *path)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		_cleanup_free_ char *f = xasprintf("%s%s", path, suffix[i]);
+		struct stat sb;
+		if (stat(f, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0007) &&
+		    chmod(f, sb.st_mode & 0770) < 0)
+			log_warn("database %s: cannot make it private (chmod o-rwx): %s", f,
+				 strerror(errno));
+	}
+}
+
 static int open_at(const char *path, int version, struct store **out, struct error **err)
 {
 	*out = NULL;
@@ -434,6 +453,7 @@ static int open_at(const char *path, int version, struct store **out, struct err
 		return error_set(err, EIO, "cannot open database %s: %s", path,
 				 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 	}
+	keep_private(path);
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	sqlite3_trace_v2(st->db, SQLITE_TRACE_STMT | SQLITE_TRACE_ROW, trace_stmt, st);

@@ -132,6 +132,19 @@ static void test_open_creates_wal_db(void **state)
 	assert_null(err);
 	assert_int_equal(store_schema_version(st), (int)store_migrations_count);
 	assert_string_equal(store_path(st), path);
+	/* not readable by others, nor its WAL (umask 022: SQLite made 0644) */
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0007, 0);
+	_cleanup_free_ char *wal = xasprintf("%s-wal", path);
+	if (stat(wal, &sb) == 0)
+		assert_int_equal(sb.st_mode & 0007, 0);
+	store_close(st);
+	/* an older database others could read loses that at the next open */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(store_open(path, &st, &err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0640);
 	store_close(st);
 
 	/* read back by another connection: WAL is a property of the file */
