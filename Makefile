@@ -18,6 +18,9 @@ BINDIR  ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 DATADIR ?= $(PREFIX)/share/vcpud
 SYSCONFDIR ?= /etc
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 CC      ?= cc
@@ -30,7 +33,7 @@ endif
 
 # libvirt: headers only; src/discover/libvirt.c loads it with dlopen() when
 # a backend first needs it (a --no-libvirt vcpud maps none of its libraries)
-PKGS := sqlite3 yaml-0.1 libmicrohttpd jansson libcgroup gnutls
+PKGS := sqlite3 yaml-0.1 libmicrohttpd jansson libcgroup gnutls libsystemd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) libvirt libvirt-qemu 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -66,7 +69,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard tests/bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all check deps run demo install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests fuzz fuzz-bins
+.PHONY: all man check deps run demo install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests fuzz fuzz-bins
 all: $(BUILD)/vcpud $(BUILD)/vcpuctl $(FIXTURE_BINS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE= on and off).
@@ -232,21 +235,46 @@ run: deps
 	$(BUILD)/vcpud --foreground --db $(RUNDIR)/vcpud.db --socket $(RUNDIR)/vcpud.sock \
 		--policy $(RUNDIR)/policy.yaml --cgroup-root $(RUNDIR)/cgroup --dry-run
 
-install: all
+# man pages: scdoc(1) sources in deploy/man
+MAN_SRCS := $(wildcard deploy/man/*.scd)
+MAN_PAGES := $(MAN_SRCS:deploy/man/%.scd=$(BUILD)/man/%)
+$(BUILD)/man/%: deploy/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@.tmp && mv $@.tmp $@
+man: $(MAN_PAGES)
+
+# Everything a host needs: the two programs, the unit, the man pages, the
+# bash completion, the libvirt hook, the policies (the installed policy
+# is never overwritten), the OpenAPI document.
+# (tests/e2e/service.sh installs an existing build: INSTALL_DEPS=)
+INSTALL_DEPS ?= all man
+install: $(INSTALL_DEPS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies \
-		$(DESTDIR)$(SYSCONFDIR)/vcpud
+		$(DESTDIR)$(SYSCONFDIR)/vcpud $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/vcpud $(DESTDIR)$(SBINDIR)/vcpud
 	install -m 0755 $(BUILD)/vcpuctl $(DESTDIR)$(BINDIR)/vcpuctl
 	install -m 0644 policies/*.yaml $(DESTDIR)$(DATADIR)/policies/
+	install -m 0644 deploy/openapi.yaml $(DESTDIR)$(DATADIR)/openapi.yaml
 	test -e $(DESTDIR)$(SYSCONFDIR)/vcpud/policy.yaml || \
 		install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/vcpud/policy.yaml
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' deploy/vcpud.service.in \
-		> $(DESTDIR)$(PREFIX)/lib/systemd/system/vcpud.service
+		> $(DESTDIR)$(UNITDIR)/vcpud.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vcpud.service
+	install -m 0644 deploy/bash-completion/vcpuctl $(DESTDIR)$(BASHCOMPDIR)/vcpuctl
+	install -d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d
+	sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' deploy/libvirt-hook-qemu \
+		> $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/vcpud
+	chmod 0755 $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/vcpud
+	install -m 0644 $(BUILD)/man/vcpuctl.1 $(DESTDIR)$(MANDIR)/man1/vcpuctl.1
+	install -m 0644 $(BUILD)/man/vcpud-policy.5 $(DESTDIR)$(MANDIR)/man5/vcpud-policy.5
+	install -m 0644 $(BUILD)/man/vcpud.8 $(DESTDIR)$(MANDIR)/man8/vcpud.8
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vcpud $(DESTDIR)$(BINDIR)/vcpuctl \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/vcpud.service
+		$(DESTDIR)$(UNITDIR)/vcpud.service $(DESTDIR)$(BASHCOMPDIR)/vcpuctl \
+		$(DESTDIR)$(MANDIR)/man1/vcpuctl.1 $(DESTDIR)$(MANDIR)/man5/vcpud-policy.5 \
+		$(DESTDIR)$(MANDIR)/man8/vcpud.8 $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/vcpud
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:

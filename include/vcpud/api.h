@@ -255,6 +255,14 @@ struct api_response {
 	const char *content_type;      /* NULL: application/json */
 };
 
+/* The routes the router serves: METHOD and path, {name} for a name
+ * segment ("/v1/tenants/{name}"), as deploy/openapi.yaml must list them
+ * (tests/unit/test_openapi.c). Fills at most max, returns how many. */
+struct api_route_info {
+	const char *method, *path;
+};
+size_t api_routes(struct api_route_info *out, size_t max);
+
 /* Route and handle one request. Never fails: errors become an error body.
  * The caller frees resp->body. */
 void api_handle(struct api_ctx *ctx, const struct api_request *req, struct api_response *resp);

@@ -582,6 +582,32 @@ static const struct route routes[] = {
 	{ R_EVENTS, "GET", h_events, false },
 };
 
+/* Each route id's path, as the OpenAPI document writes it. */
+static const char *const route_paths[R_LAST] = {
+	[R_HEALTH] = "/v1/health",       [R_TENANTS] = "/v1/tenants",
+	[R_TENANT] = "/v1/tenants/{name}", [R_VMS] = "/v1/vms",
+	[R_VM] = "/v1/vms/{name}",       [R_VM_ADMIT] = "/v1/vms/admit",
+	[R_VM_STATS] = "/v1/vms/{name}/stats", [R_HOST] = "/v1/host",
+	[R_TOP] = "/v1/top",             [R_EVENTS] = "/v1/events",
+};
+
+size_t api_routes(struct api_route_info *out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		/* GET and DELETE /v1/vms/admit are /v1/vms/{name} of a VM
+		 * named "admit" */
+		if (routes[i].id == R_VM_ADMIT && strcmp(routes[i].method, "POST") != 0)
+			continue;
+		if (n < max)
+			out[n] = (struct api_route_info){ routes[i].method, route_paths[routes[i].id] };
+		n++;
+	}
+	if (n < max)
+		out[n] = (struct api_route_info){ "GET", "/metrics" };
+	return n + 1;
+}
+
 /* Match the path to a route id; fills m->name for /v1/tenants/{name}.
  * Returns 0, or -1 with ENOENT (no such path) / EINVAL (bad name). */
 static int match_path(const char *path, struct route_match *m, struct error **err)
