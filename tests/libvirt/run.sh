@@ -74,7 +74,7 @@ tmp=$(mktemp -d /tmp/vcpud-libvirt.XXXXXX)
 lv=$tmp/lv
 vcpud_pid=""
 vcpud2_pid=""
-DOMS_D="vcpud-daemon-a vcpud-daemon-b vcpud-daemon-c vcpud-daemon-d"
+DOMS_D="vcpud-daemon-a vcpud-daemon-b vcpud-daemon-c vcpud-daemon-d vcpud-hook-big vcpud-hook-fit vcpud-hook-plain"
 cleanup() {
 	for p in $vcpud_pid $vcpud2_pid; do
 		kill -TERM "$p" 2>/dev/null
@@ -232,6 +232,82 @@ start_and_check() {
 		nok "vcpud: $1 not listed right within $3 ms of virsh start: $why"
 		return 1
 	fi
+}
+
+# The libvirt hook (deploy/libvirt-hook-qemu) in the private libvirtd's
+# config (hooks/qemu.d/vcpud; libvirtd reads its hooks when it starts, so it
+# is restarted): a domain over its tenant's quota does not start and
+# virsh's error has vcpud's reason; a fitting one starts, is admitted by the
+# hook and placed; virsh destroy releases its admission; a domain without
+# metadata starts as before.
+hook_part() {
+	echo "# the libvirt hook"
+	hd=$lv/etc/libvirt/hooks/qemu.d
+	mkdir -p "$hd" "$dd/hookconf/vcpud"
+	sed -e "s|@BINDIR@|$build|g" -e "s|@SYSCONFDIR@|$dd/hookconf|g" \
+		"$src/deploy/libvirt-hook-qemu" > "$hd/vcpud"
+	chmod 755 "$hd/vcpud"
+	printf 'VCPUD_SOCKET=%s\nVCPUD_HOOK_ON_DOWN=closed\n' "$dd/vcpud.sock" \
+		> "$dd/hookconf/vcpud/libvirt-hook.conf"
+	n_rc=$(grep -c 'libvirt: reconnected to' "$dd/vcpud.log")
+	sh "$here/privd.sh" stop "$lv"
+	if ! sh "$here/privd.sh" start "$lv"; then
+		nok "libvirtd restarted with the hook"
+		return
+	fi
+	t_ref=$(ms)
+	reconnected() { [ "$(grep -c 'libvirt: reconnected to' "$dd/vcpud.log")" -gt "$n_rc" ]; }
+	within 35000 reconnected || nok "vcpud: not reconnected 35 s after libvirtd's restart"
+	ctl tenant create small --vcpus 1 >/dev/null || nok "vcpuctl tenant create small"
+	used() { ctl --json tenant show "$1" | sed -n 's/.*"vcpus_used": \([0-9]*\).*/\1/p'; }
+
+	# over quota: 2 vCPUs for a tenant of 1
+	define_dom vcpud-hook-big small || nok "define vcpud-hook-big: $(cat "$dd/virsh.out")"
+	if virsh -q -c "$uri" start vcpud-hook-big > "$dd/virsh.out" 2>&1; then
+		nok "hook: vcpud-hook-big (over small's quota) started"
+	elif grep -q 'vcpud refused domain vcpud-hook-big: vm vcpud-hook-big not admitted: tenant small: 0 of 1 vCPUs used, 2 requested' "$dd/virsh.out"; then
+		ok "hook: a domain over its tenant's quota does not start; virsh says: $(tr '\n' ' ' < "$dd/virsh.out" | sed 's/.*unexpected exit status 1: //')"
+	else
+		nok "hook: vcpud-hook-big refused, but virsh says: $(cat "$dd/virsh.out")"
+	fi
+	st=$(virsh -q -c "$uri" domstate vcpud-hook-big 2>&1)
+	[ "$st" = "shut off" ] && [ "$(used small)" = 0 ] &&
+		ok "hook: vcpud-hook-big is shut off and nothing was booked for small" ||
+		nok "hook: vcpud-hook-big is '$st', small uses $(used small)"
+
+	# a fitting domain: admitted by the hook, started, placed
+	u0=$(used acme)
+	start_and_check vcpud-hook-fit acme 1000
+	[ "$(used acme)" = $((u0 + 2)) ] &&
+		ok "hook: vcpud-hook-fit's 2 vCPUs count against acme" ||
+		nok "hook: acme uses $(used acme), was $u0"
+	ctl events | grep -q 'vm.admit  *vm/vcpud-hook-fit' &&
+		ok "hook: the audit log has the hook's admission of vcpud-hook-fit" ||
+		nok "hook: no vm.admit of vcpud-hook-fit in the audit log"
+	ctl --json vm show vcpud-hook-fit | grep -q '"cpu_policy": "shared"' &&
+		ok "hook: vcpud-hook-fit has its placement" ||
+		nok "hook: vcpud-hook-fit has no placement: $(ctl --json vm show vcpud-hook-fit | tr -d '\n' | head -c 300)"
+
+	# a domain without metadata starts as it did
+	define_dom vcpud-hook-plain && virsh -q -c "$uri" start vcpud-hook-plain > "$dd/virsh.out" 2>&1 &&
+		ok "hook: a domain without vcpud's metadata starts" ||
+		nok "hook: vcpud-hook-plain: $(cat "$dd/virsh.out")"
+
+	# virsh destroy: release end releases the admission
+	virsh -q -c "$uri" destroy vcpud-hook-fit > "$dd/virsh.out" 2>&1 ||
+		nok "virsh destroy vcpud-hook-fit: $(cat "$dd/virsh.out")"
+	t_ref=$(ms)
+	released() { [ "$(used acme)" = "$u0" ]; }
+	within 3000 released &&
+		ok "hook: virsh destroy released vcpud-hook-fit's admission (acme back to $u0 vCPUs, ${took} ms)" ||
+		nok "hook: 3 s after virsh destroy acme uses $(used acme), want $u0"
+	ctl events | grep -Eq 'vm\.(release|unadmit)  *vm/vcpud-hook-fit' &&
+		ok "hook: the audit log has the release of vcpud-hook-fit" ||
+		nok "hook: no vm.release of vcpud-hook-fit in the audit log"
+	for dom in vcpud-hook-big vcpud-hook-fit vcpud-hook-plain; do
+		virsh -q -c "$uri" destroy "$dom" >/dev/null 2>&1
+		virsh -q -c "$uri" undefine "$dom" >/dev/null 2>&1
+	done
 }
 
 daemon_part() {
@@ -493,6 +569,8 @@ daemon_part() {
 	within 3000 gone_d &&
 		ok "vcpud-daemon-d undefined: gone ${took} ms later ($(vmline vcpud-daemon-d))" ||
 		nok "vcpud-daemon-d undefined 3 s ago: $why (want gone)"
+
+	hook_part
 
 	# the end: alive, nothing written under the cgroup root, exit 0
 	alive_pid "$vcpud_pid" && ok "vcpud alive at the end" || nok "vcpud died"
