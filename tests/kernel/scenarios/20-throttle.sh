@@ -177,6 +177,34 @@ ctl --json events | grep 'throttle\.cap' | grep -q '"victim": *"victim"' && pass
 	|| fail event-victim "events do not name the victim"
 
 say ""
+say "== GET /metrics with the caps in force (real cgroups: cpu.stat's throttled_usec)"
+# noisy1's cap as `top` and /metrics give it, read at one tick
+cap_top() { ctl top --once | awk '$1 == "noisy1" { print $7 }'; }
+metric() { ctl metrics | sed -n "s/^$1{tenant=\"$2\",vm=\"$3\"} //p"; }
+same=""
+for i in 1 2 3 4 5; do
+	c1=$(cap_top); m=$(metric vcpud_vm_cpu_cap_cores batch noisy1); c2=$(cap_top)
+	[ -n "$c1" ] && [ "$c1" = "$c2" ] && { same=1; break; }
+done
+say "noisy1: top cap ${c1:-?}% of a pCPU, vcpud_vm_cpu_cap_cores ${m:-absent}"
+if [ -n "$same" ] && [ -n "$m" ] &&
+	awk -v c="$c1" -v m="$m" 'BEGIN { d = c / 100 - m; exit !(d < 0.001 && d > -0.001) }'; then
+	pass metrics-cap "vcpud_vm_cpu_cap_cores of noisy1 is top's cap: $m cores, top's $c1 per cent of a pCPU"
+else
+	fail metrics-cap "noisy1: top ${c1:-?}/${c2:-?}%, vcpud_vm_cpu_cap_cores '${m:-absent}'"
+fi
+[ -z "$(metric vcpud_vm_cpu_cap_cores gold victim)" ] &&
+	pass metrics-no-cap "the victim (not capped) has no vcpud_vm_cpu_cap_cores" ||
+	fail metrics-no-cap "the victim has a cap metric: $(metric vcpud_vm_cpu_cap_cores gold victim)"
+t1=$(metric vcpud_vm_throttled_seconds_total batch noisy1)
+wait_next_tick; wait_next_tick
+t2=$(metric vcpud_vm_throttled_seconds_total batch noisy1)
+say "noisy1: vcpud_vm_throttled_seconds_total ${t1:-absent} -> ${t2:-absent} over two ticks"
+awk -v a="${t1:-x}" -v b="${t2:-x}" 'BEGIN { exit !(a + 0 > 0 && b + 0 > a + 0.05) }' &&
+	pass metrics-throttled "vcpud_vm_throttled_seconds_total of noisy1 grows while it is capped ($t1 -> $t2 s)" ||
+	fail metrics-throttled "vcpud_vm_throttled_seconds_total of noisy1: '${t1:-absent}' -> '${t2:-absent}'"
+
+say ""
 say "== the antagonists go idle: their caps are lifted"
 kill -USR2 "$N1" "$N2"
 lifted=""
