@@ -21,6 +21,7 @@ SYSCONFDIR ?= /etc
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+LIBEXECDIR ?= $(PREFIX)/libexec/vcpud
 DESTDIR ?=
 
 CC      ?= cc
@@ -251,7 +252,8 @@ INSTALL_DEPS ?= all man
 install: $(INSTALL_DEPS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/policies \
 		$(DESTDIR)$(SYSCONFDIR)/vcpud $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BUILD)/vcpud $(DESTDIR)$(SBINDIR)/vcpud
 	install -m 0755 $(BUILD)/vcpuctl $(DESTDIR)$(BINDIR)/vcpuctl
 	install -m 0644 policies/*.yaml $(DESTDIR)$(DATADIR)/policies/
@@ -260,7 +262,11 @@ install: $(INSTALL_DEPS)
 		install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/vcpud/policy.yaml
 	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' deploy/vcpud.service.in \
 		> $(DESTDIR)$(UNITDIR)/vcpud.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/vcpud.service
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' deploy/vcpud-tree.service.in \
+		> $(DESTDIR)$(UNITDIR)/vcpud-tree.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vcpud.service $(DESTDIR)$(UNITDIR)/vcpud-tree.service
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' deploy/vcpud-tree > $(DESTDIR)$(LIBEXECDIR)/vcpud-tree
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/vcpud-tree
 	install -m 0644 deploy/bash-completion/vcpuctl $(DESTDIR)$(BASHCOMPDIR)/vcpuctl
 	install -d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d
 	sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' deploy/libvirt-hook-qemu \
@@ -272,7 +278,8 @@ install: $(INSTALL_DEPS)
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vcpud $(DESTDIR)$(BINDIR)/vcpuctl \
-		$(DESTDIR)$(UNITDIR)/vcpud.service $(DESTDIR)$(BASHCOMPDIR)/vcpuctl \
+		$(DESTDIR)$(UNITDIR)/vcpud.service $(DESTDIR)$(UNITDIR)/vcpud-tree.service \
+		$(DESTDIR)$(LIBEXECDIR)/vcpud-tree $(DESTDIR)$(BASHCOMPDIR)/vcpuctl \
 		$(DESTDIR)$(MANDIR)/man1/vcpuctl.1 $(DESTDIR)$(MANDIR)/man5/vcpud-policy.5 \
 		$(DESTDIR)$(MANDIR)/man8/vcpud.8 $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/vcpud
 	rm -rf $(DESTDIR)$(DATADIR)

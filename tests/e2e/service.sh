@@ -24,16 +24,22 @@ else
 	bad "make install: $(tail -5 "$TMP/make.out")"
 fi
 for f in usr/sbin/vcpud usr/bin/vcpuctl usr/lib/systemd/system/vcpud.service \
+	usr/lib/systemd/system/vcpud-tree.service usr/libexec/vcpud/vcpud-tree \
 	usr/share/man/man8/vcpud.8 usr/share/man/man1/vcpuctl.1 usr/share/man/man5/vcpud-policy.5 \
 	usr/share/bash-completion/completions/vcpuctl usr/share/vcpud/openapi.yaml \
 	usr/share/vcpud/policies/default.yaml etc/vcpud/policy.yaml \
 	etc/libvirt/hooks/qemu.d/vcpud; do
 	check "installed: /$f" [ -s "$R/$f" ]
 done
-check "the programs and the hook are executable" [ -x "$R/usr/sbin/vcpud" ] && [ -x "$R/usr/bin/vcpuctl" ] \
-	&& [ -x "$R/etc/libvirt/hooks/qemu.d/vcpud" ]
-check "the unit names the installed vcpud" grep -q '^ExecStart=/usr/sbin/vcpud --foreground --policy /etc/vcpud/policy.yaml$' \
+check "the programs, the keeper and the hook are executable" [ -x "$R/usr/sbin/vcpud" ] && \
+	[ -x "$R/usr/bin/vcpuctl" ] && [ -x "$R/etc/libvirt/hooks/qemu.d/vcpud" ] && \
+	[ -x "$R/usr/libexec/vcpud/vcpud-tree" ]
+check "the unit names the installed vcpud" grep -q '^ExecStart=/usr/sbin/vcpud --foreground --policy /etc/vcpud/policy.yaml \\$' \
 	"$R/usr/lib/systemd/system/vcpud.service"
+check "vcpud's cgroup root is vcpud-tree.service's delegated group" grep -q \
+	'^	--cgroup-root /sys/fs/cgroup/machine.slice/vcpud-tree.service/vms$' "$R/usr/lib/systemd/system/vcpud.service"
+check "the tree unit runs the installed keeper" grep -q '^ExecStart=/usr/libexec/vcpud/vcpud-tree$' \
+	"$R/usr/lib/systemd/system/vcpud-tree.service"
 echo "# an installed policy is kept" >>"$R/etc/vcpud/policy.yaml"
 make -s -C "$SRC" BUILD="$BUILD" INSTALL_DEPS= DESTDIR="$R" PREFIX=/usr install >/dev/null 2>&1
 check "make install again keeps the installed policy" grep -q '^# an installed policy is kept' "$R/etc/vcpud/policy.yaml"
@@ -44,12 +50,19 @@ if command -v systemd-analyze >/dev/null; then
 	mkdir "$TMP/unit"
 	sed "s|^ExecStart=/usr/sbin/vcpud|ExecStart=$R/usr/sbin/vcpud|" \
 		"$R/usr/lib/systemd/system/vcpud.service" >"$TMP/unit/vcpud.service"
-	out=$(MANPATH="$R/usr/share/man" systemd-analyze verify "$TMP/unit/vcpud.service" 2>&1)
+	sed "s|^ExecStart=/usr/libexec|ExecStart=$R/usr/libexec|" \
+		"$R/usr/lib/systemd/system/vcpud-tree.service" >"$TMP/unit/vcpud-tree.service"
+	out=$(MANPATH="$R/usr/share/man" systemd-analyze verify "$TMP/unit/vcpud.service" \
+		"$TMP/unit/vcpud-tree.service" 2>&1)
 	rc=$?
 	if [ $rc = 0 ] && [ -z "$out" ]; then ok "systemd-analyze verify: no complaint"
 	else bad "systemd-analyze verify (rc $rc): $out"; fi
-	for k in Type=notify WatchdogSec= StateDirectoryMode=0750 UMask=0027; do
-		check "the unit has $k" grep -q "^$k" "$TMP/unit/vcpud.service"
+	for k in Type=notify WatchdogSec= StateDirectoryMode=0750 UMask=0027 Requires=vcpud-tree.service; do
+		check "vcpud.service has $k" grep -q "^$k" "$TMP/unit/vcpud.service"
+	done
+	check "vcpud.service delegates nothing (its group holds vcpud alone)" sh -c "! grep -q '^Delegate=' '$TMP/unit/vcpud.service'"
+	for k in "Delegate=cpu cpuset memory" KillMode=process RefuseManualStop=yes Slice=machine.slice; do
+		check "vcpud-tree.service has $k" grep -q "^$k" "$TMP/unit/vcpud-tree.service"
 	done
 else
 	bad "no systemd-analyze (deploy/debian-packages.txt lists systemd)"

@@ -10,7 +10,8 @@
 #   /bin/busybox + applet links    busybox-static (any busybox; libs follow ldd)
 #   /vcpud/build/{vcpud,vcpuctl}   if built
 #   /vcpud/build/fixtures/*        every built fixture
-#   /vcpud/tests/kernel/{lib.sh,scenarios/*.sh}, /vcpud/policies/*.yaml
+#   /vcpud/tests/kernel/{lib.sh,scenarios/*.sh}, /vcpud/policies/*.yaml,
+#   /vcpud/deploy/vcpud-tree
 #   every library `ldd` names for those binaries, the loader included
 # No kernel modules: cgroup2, cpu, cpuset and memcg are built into Debian's
 # kernel. Timestamps, owners and order are fixed, so the same inputs give the
@@ -41,7 +42,7 @@ done
 mkdir -p "$(dirname "$out")"
 rm -rf "$root"
 for d in bin sbin usr/bin usr/sbin proc sys dev tmp root etc run \
-	vcpud/build/fixtures vcpud/tests/kernel/scenarios vcpud/policies; do
+	vcpud/build/fixtures vcpud/tests/kernel/scenarios vcpud/policies vcpud/deploy; do
 	mkdir -p "$root/$d"
 done
 
@@ -94,6 +95,8 @@ done
 for f in "$src"/policies/*.yaml; do
 	[ -f "$f" ] && cp "$f" "$root/vcpud/policies/"
 done
+# the keeper of the systemd layout (scenario 23-systemd-tree)
+cp "$src/deploy/vcpud-tree" "$root/vcpud/deploy/vcpud-tree"
 
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
