@@ -319,6 +319,10 @@ void api_server_serve_reads(struct api_server *s);
 /* Read the token file again (SIGHUP): the number of tokens, or -1 and
  * *err with the old tokens kept. 0 without --listen. */
 int api_server_reload_tokens(struct api_server *s, struct error **err);
+/* Read --tls-cert and --tls-key again (SIGHUP): 1 when the new ones
+ * serve (new connections from now; open ones finish on the old, for at
+ * most 30 s), 0 without TLS, -1 and *err with the old ones kept. */
+int api_server_reload_tls(struct api_server *s, struct error **err);
 /* Let the held requests go on (at the next api_server_run()). */
 void api_server_resume(struct api_server *s);
 void api_server_stop(struct api_server *s);

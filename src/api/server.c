@@ -50,6 +50,8 @@
 #define API_CONN_RESERVE 256
 #define API_SLOW_HEADERS_MS 1000
 #define API_PEER_LIMIT 64
+/* a listener a TLS reload replaced serves its open connections this long */
+#define API_DRAIN_S 30
 /* TLS 1.2 and 1.3 only */
 #define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 /* the private key or certificate file is not larger than this */
@@ -82,12 +84,20 @@ struct listener {
 	char *cert_pem, *key_pem;       /* TLS: what MHD was given */
 	struct conn_track *conns;       /* every open connection */
 	size_t n_conns, cap_conns;
+	int64_t drain_until_ns;         /* replaced (a TLS reload): serves its open
+					 * connections until then, accepts none */
 };
+
+/* The socket is slot 0; --listen is slot 1 or 2, the other one holding the
+ * listener a TLS reload replaced while it drains. Slots never move: MHD's
+ * callbacks hold their address. */
+#define L_SLOTS 3
 
 struct api_server {
 	struct api_ctx *ctx;
-	struct listener l[2];
-	size_t n_l;
+	struct listener l[L_SLOTS];
+	int tcp;                        /* --listen's slot, 0: none */
+	char *tls_cert, *tls_key;       /* for a reload */
 	int epfd;                       /* the listeners' epoll fds */
 	char *socket_path;
 	bool group_set;
@@ -700,8 +710,14 @@ static int tls_material(const char *cert, const char *key, char **cert_pem, char
 
 static void listener_free(struct listener *l)
 {
-	if (l->mhd)
-		MHD_stop_daemon(l->mhd); /* closes the listen socket it was given */
+	if (l->mhd) {
+		const union MHD_DaemonInfo *di =
+			MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+		if (di && l->s)
+			epoll_ctl(l->s->epfd, EPOLL_CTL_DEL, di->epoll_fd, NULL);
+		MHD_stop_daemon(l->mhd); /* closes the listen socket it was given,
+					  * unless quiesced */
+	}
 	free(l->name);
 	free(l->cert_pem);
 	if (l->key_pem) {
@@ -768,11 +784,16 @@ static int tcp_start(struct api_server *s, const struct api_server_config *cfg,
 		log_warn("token file %s has no token: every request on %s will be refused",
 			 cfg->token_file, cfg->listen);
 	s->token_file = xstrdup(cfg->token_file);
-	struct listener *l = &s->l[s->n_l++];
+	s->tcp = 1;
+	struct listener *l = &s->l[1];
 	l->tcp = true;
 	l->name = xasprintf("%s://%s", tls ? "https" : "http", cfg->listen);
 	if (tls && tls_material(cfg->tls_cert, cfg->tls_key, &l->cert_pem, &l->key_pem, err) < 0)
 		return -1;
+	if (tls) {
+		s->tls_cert = xstrdup(cfg->tls_cert);
+		s->tls_key = xstrdup(cfg->tls_key);
+	}
 	int fd = make_tcp_socket(&ss, sl, cfg->listen, err);
 	if (fd < 0)
 		return -1;
@@ -800,7 +821,7 @@ int api_server_start(struct api_ctx *ctx, const struct api_server_config *cfg,
 	if (fd < 0)
 		goto fail;
 	s->socket_path = xstrdup(cfg->socket_path);
-	struct listener *l = &s->l[s->n_l++];
+	struct listener *l = &s->l[0];
 	l->name = xstrdup(cfg->socket_path);
 	if (listener_start(s, l, fd, false, err) < 0)
 		goto fail;
@@ -823,6 +844,43 @@ int api_server_reload_tokens(struct api_server *s, struct error **err)
 	return (int)t.n;
 }
 
+int api_server_reload_tls(struct api_server *s, struct error **err)
+{
+	if (!s || !s->tls_cert)
+		return 0;
+	struct listener *old = &s->l[s->tcp];
+	struct listener *nl = &s->l[s->tcp == 1 ? 2 : 1];
+	char *cert = NULL, *key = NULL;
+	if (tls_material(s->tls_cert, s->tls_key, &cert, &key, err) < 0)
+		return -1;
+	if (nl->mhd)
+		listener_free(nl); /* the listener of an earlier reload, still draining */
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(old->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+	int fd = di ? fcntl(di->listen_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd < 0) {
+		free(cert);
+		explicit_bzero(key, strlen(key));
+		free(key);
+		return error_set_errno(err, errno, "TLS reload: cannot share the listening socket");
+	}
+	/* the new listener accepts on the same socket before the old one
+	 * stops accepting: no connection is refused in between */
+	nl->tcp = true;
+	nl->name = xstrdup(old->name);
+	nl->cert_pem = cert;
+	nl->key_pem = key;
+	if (listener_start(s, nl, fd, true, err) < 0) {
+		listener_free(nl);
+		return error_wrap(err, "TLS reload: the old certificate stays");
+	}
+	MHD_socket q = MHD_quiesce_daemon(old->mhd);
+	if (q != MHD_INVALID_SOCKET)
+		close(q);
+	old->drain_until_ns = now_mono_ns() + (int64_t)API_DRAIN_S * 1000000000;
+	s->tcp = (int)(nl - s->l);
+	return 1;
+}
+
 int api_server_fd(const struct api_server *s)
 {
 	return s->epfd;
@@ -831,8 +889,12 @@ int api_server_fd(const struct api_server *s)
 int api_server_timeout_ms(const struct api_server *s)
 {
 	int best = -1;
-	for (size_t i = 0; i < s->n_l; i++) {
+	for (size_t i = 0; i < L_SLOTS; i++) {
 		MHD_UNSIGNED_LONG_LONG t;
+		if (!s->l[i].mhd)
+			continue;
+		if (s->l[i].drain_until_ns)
+			best = best < 0 || best > 1000 ? 1000 : best; /* to end the drain */
 		if (MHD_get_timeout(s->l[i].mhd, &t) != MHD_YES)
 			continue;
 		int ms = t > 60000 ? 60000 : (int)t;
@@ -844,9 +906,16 @@ int api_server_timeout_ms(const struct api_server *s)
 
 void api_server_run(struct api_server *s)
 {
-	for (size_t i = 0; i < s->n_l; i++) {
-		drop_slow(&s->l[i]);
-		MHD_run(s->l[i].mhd);
+	for (size_t i = 0; i < L_SLOTS; i++) {
+		struct listener *l = &s->l[i];
+		if (!l->mhd)
+			continue;
+		drop_slow(l);
+		MHD_run(l->mhd);
+		/* a replaced listener goes once its connections have, or after
+		 * API_DRAIN_S */
+		if (l->drain_until_ns && (l->n_conns == 0 || now_mono_ns() >= l->drain_until_ns))
+			listener_free(l);
 	}
 }
 
@@ -855,8 +924,9 @@ void api_server_serve_reads(struct api_server *s)
 	if (!s)
 		return;
 	s->reads_only = true;
-	for (size_t i = 0; i < s->n_l; i++)
-		MHD_run(s->l[i].mhd);
+	for (size_t i = 0; i < L_SLOTS; i++)
+		if (s->l[i].mhd)
+			MHD_run(s->l[i].mhd);
 	s->reads_only = false;
 }
 
@@ -874,7 +944,7 @@ void api_server_stop(struct api_server *s)
 	if (!s)
 		return;
 	api_server_resume(s);
-	for (size_t i = 0; i < s->n_l; i++)
+	for (size_t i = 0; i < L_SLOTS; i++)
 		listener_free(&s->l[i]);
 	if (s->socket_path)
 		unlink(s->socket_path);
@@ -882,6 +952,8 @@ void api_server_stop(struct api_server *s)
 		close(s->epfd);
 	auth_tokens_clear(&s->tokens);
 	free(s->token_file);
+	free(s->tls_cert);
+	free(s->tls_key);
 	free(s->socket_path);
 	free(s->held);
 	free(s);

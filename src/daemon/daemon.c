@@ -587,6 +587,22 @@ static void reload_tokens(struct daemon *d)
 	}
 }
 
+static void reload_tls(struct daemon *d)
+{
+	_cleanup_error_ struct error *err = NULL;
+	int r = api_server_reload_tls(d->server, &err);
+	if (r < 0) {
+		log_error("SIGHUP: %s", err->msg);
+		return;
+	}
+	if (r == 0)
+		return;
+	log_info("SIGHUP: TLS certificate %s reloaded: new connections get it", d->opt->tls_cert);
+	_cleanup_error_ struct error *e = NULL;
+	if (store_event_add(d->store, "vcpud", "tls.reload", d->opt->tls_cert, NULL, &e) < 0)
+		log_warn("cannot record the TLS reload: %s", e->msg);
+}
+
 static void handle_signal(struct daemon *d)
 {
 	struct signalfd_siginfo si;
@@ -601,6 +617,7 @@ static void handle_signal(struct daemon *d)
 			notify_reloading(&d->notify);
 			reload_policy(d);
 			reload_tokens(d);
+			reload_tls(d);
 			notify_ready(&d->notify, "reloaded");
 			break;
 		default:

@@ -79,9 +79,9 @@ void daemon_usage(FILE *f)
 		"  --log-file PATH       log here (append) instead of stderr\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n\n"
-		"Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the policy and the\n"
-		"token file (one that does not validate is refused and the old one\n"
-		"stays).\n",
+		"Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the policy, the\n"
+		"token file and the TLS certificate (one that does not validate is\n"
+		"refused and the old one stays).\n",
 		DAEMON_DEFAULT_DB, DAEMON_DEFAULT_SOCKET, DAEMON_DEFAULT_POLICY,
 		LIBVIRT_DEFAULT_URI);
 }

@@ -4,11 +4,11 @@
 # real TLS with a self-signed certificate made here by openssl, bearer
 # tokens of a token file. No token or a wrong one is 401, a read token's
 # change 403, an admin token works; `vcpuctl --url` prints what the socket
-# prints; the audit log names the token; SIGHUP reloads the tokens; a
-# certificate that is not trusted or names another host is refused by
-# vcpuctl; 128 half-open connections from one address do not lock out a
-# second client; start-up refuses plain HTTP off loopback and a key
-# others may read.
+# prints; the audit log names the token; SIGHUP reloads the tokens and the
+# certificate; a certificate that is not trusted or names another host is
+# refused by vcpuctl; 128 half-open connections from one address do not
+# lock out a second client; --listen on [::1]; start-up refuses plain
+# HTTP off loopback and a key others may read.
 SUITE=e2e-remote
 . "$(dirname "$0")/lib.sh"
 # a script error (set -u) must not leave a listening vcpud behind
@@ -135,6 +135,23 @@ check "a bad token file keeps the tokens" rctlq late tenant list
 check "the reload is in the audit log" sh -c "'$VCPUCTL' --socket '$SOCK' events | grep -q 'tokens.reload'"
 sed -i '$d' "$TMP/tokens"
 
+# --- SIGHUP reloads the certificate ------------------------------------------
+cert vcpud2 "IP:127.0.0.1,IP:::1,DNS:localhost" || bad "openssl makes a second certificate"
+cp "$TMP/vcpud.pem" "$TMP/vcpud1.pem"
+cp "$TMP/vcpud2.pem" "$TMP/vcpud.pem"
+cp "$TMP/vcpud2.key" "$TMP/vcpud.key"
+kill -HUP "$DAEMON_PID"
+wait_for "SIGHUP: the certificate is reloaded" 50 grep -q "TLS certificate $TMP/vcpud.pem reloaded" "$LOG"
+tls_ok() { "$VCPUCTL" --url "$URL" --cacert "$1" --token-file "$TMP/late.tok" tenant list >/dev/null 2>&1; }
+check "after SIGHUP new connections get the new certificate" tls_ok "$TMP/vcpud2.pem"
+check "... and the old one is no longer served" sh -c "! '$VCPUCTL' --url '$URL' --cacert '$TMP/vcpud1.pem' --token-file '$TMP/late.tok' tenant list >/dev/null 2>&1"
+echo "not a certificate" >"$TMP/vcpud.pem"
+kill -HUP "$DAEMON_PID"
+wait_for "SIGHUP: a broken certificate is refused and said" 50 grep -q "SIGHUP: TLS certificate $TMP/vcpud.pem with key" "$LOG"
+check "... and the served certificate stays" tls_ok "$TMP/vcpud2.pem"
+cp "$TMP/vcpud2.pem" "$TMP/vcpud.pem"
+check "the reload is in the audit log (tls.reload)" sh -c "'$VCPUCTL' --socket '$SOCK' events | grep -q 'tls.reload'"
+
 # --- one client with 128 half-open connections ------------------------------
 "$HOSTILE" "tcp:127.0.0.1:$PORT" idle 128 4 >"$TMP/idle.out" 2>&1 &
 hp=$!
@@ -164,6 +181,18 @@ rc=$?
 check "a certificate for another host: vcpuctl exits 1" [ $rc = 1 ]
 OUT="$(cat "$TMP/err")"; contains "... saying the name does not match" "does not match"
 check "the restart kept the tenants" sh -c "'$VCPUCTL' --socket '$SOCK' tenant show beta >/dev/null"
+stop_daemon
+
+# --- IPv6 ---------------------------------------------------------------------
+if start_daemon --listen "[::1]:$PORT" --token-file "$TMP/tokens" --tls-cert "$TMP/vcpud.pem" \
+	--tls-key "$TMP/vcpud.key"; then
+	check "--listen [::1]: vcpuctl --url https://[::1]:PORT" sh -c "'$VCPUCTL' --url 'https://[::1]:$PORT' \
+		--cacert '$TMP/vcpud.pem' --token-file '$TMP/late.tok' tenant show beta >/dev/null"
+	check "--listen [::1] is IPv6 only (127.0.0.1 is not served)" sh -c \
+		"! curl -s --max-time 2 --cacert '$TMP/vcpud.pem' 'https://127.0.0.1:$PORT/v1/health' >/dev/null"
+else
+	bad "vcpud starts with --listen [::1]:$PORT"
+fi
 stop_daemon
 
 # --- refused at start ----------------------------------------------------------
