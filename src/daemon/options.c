@@ -93,6 +93,26 @@ static int need_value(const char *opt, const char *v, struct error **err)
 	return 0;
 }
 
+/* The field an option with a string value sets, or NULL. */
+static const char **string_option(struct daemon_options *o, int c)
+{
+	switch (c) {
+	case OPT_DB: return &o->db_path;
+	case OPT_SOCKET: return &o->socket_path;
+	case OPT_POLICY: return &o->policy_path;
+	case OPT_CGROUP_ROOT: return &o->cgroup_root;
+	case OPT_HOST_ROOT: return &o->host_root;
+	case OPT_LIBVIRT_URI: return &o->libvirt_uri;
+	case OPT_SOCKET_GROUP: return &o->socket_group;
+	case OPT_LOG_FILE: return &o->log_file;
+	case OPT_LISTEN: return &o->listen;
+	case OPT_TLS_CERT: return &o->tls_cert;
+	case OPT_TLS_KEY: return &o->tls_key;
+	case OPT_TOKEN_FILE: return &o->token_file;
+	default: return NULL;
+	}
+}
+
 int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 			 struct error **err)
 {
@@ -112,48 +132,15 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 		for (const struct option *lo = long_opts; lo->name; lo++)
 			if (lo->val == c)
 				name = lo->name;
-		switch (c) {
-		case OPT_DB:
-		case OPT_SOCKET:
-		case OPT_POLICY:
-		case OPT_CGROUP_ROOT:
-		case OPT_HOST_ROOT:
-		case OPT_LIBVIRT_URI:
-		case OPT_SOCKET_GROUP:
-		case OPT_LOG_FILE:
-		case OPT_LISTEN:
-		case OPT_TLS_CERT:
-		case OPT_TLS_KEY:
-		case OPT_TOKEN_FILE:
+		const char **dst = string_option(&o, c);
+		if (dst) {
 			if (need_value(name, optarg, err) < 0)
 				return -1;
-			if (c == OPT_DB)
-				o.db_path = optarg;
-			else if (c == OPT_SOCKET)
-				o.socket_path = optarg;
-			else if (c == OPT_POLICY) {
-				o.policy_path = optarg;
-				o.policy_given = true;
-			}
-			else if (c == OPT_CGROUP_ROOT)
-				o.cgroup_root = optarg;
-			else if (c == OPT_HOST_ROOT)
-				o.host_root = optarg;
-			else if (c == OPT_LIBVIRT_URI)
-				o.libvirt_uri = optarg;
-			else if (c == OPT_SOCKET_GROUP)
-				o.socket_group = optarg;
-			else if (c == OPT_LISTEN)
-				o.listen = optarg;
-			else if (c == OPT_TLS_CERT)
-				o.tls_cert = optarg;
-			else if (c == OPT_TLS_KEY)
-				o.tls_key = optarg;
-			else if (c == OPT_TOKEN_FILE)
-				o.token_file = optarg;
-			else
-				o.log_file = optarg;
-			break;
+			*dst = optarg;
+			o.policy_given |= c == OPT_POLICY;
+			continue;
+		}
+		switch (c) {
 		case OPT_LOG_LEVEL:
 			if (log_level_from_string(optarg, &o.log_level, err) < 0)
 				return error_wrap(err, "--log-level");

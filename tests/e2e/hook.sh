@@ -2,7 +2,8 @@
 # hook.sh - the libvirt hook (deploy/libvirt-hook-qemu) as libvirt runs it,
 # against the real vcpud: arguments DOMAIN OPERATION SUB-OPERATION -, the
 # domain's XML on stdin. prepare begin admits a domain with vcpud's
-# metadata (its current vCPUs and <memory>), again without booking twice,
+# metadata (its <vcpu> count, the most it may run, and <memory>), again
+# without booking twice,
 # refuses one over quota or of an unknown tenant with vcpud's reason on
 # stderr, lets a domain without metadata (or with another namespace's
 # <tenant>) through untouched; release end releases; vcpud down: through
@@ -56,7 +57,8 @@ hook web prepare begin "$(domxml web "<vcpu placement='static'>2</vcpu>" "$META_
 check "the same domain started again: admitted as before, booked once" [ "$rc" = 0 ] && [ "$(used acme)" = 2 ]
 hook db prepare begin "$(domxml db "<vcpu placement='static' current='1'>4</vcpu>" \
 	'<v:tenant xmlns:v="urn:vcpud:1"> acme </v:tenant>')"
-check "current='1' of 4: 1 vCPU admitted (any prefix, blanks trimmed)" [ "$rc" = 0 ] && [ "$(used acme)" = 3 ]
+check "current='1' of 4: 4 vCPUs admitted, room to hot-plug (any prefix, blanks trimmed)" \
+	[ "$rc" = 0 ] && [ "$(used acme)" = 6 ]
 
 hook big prepare begin "$(domxml big "<vcpu>2</vcpu>" '<vcpud:tenant xmlns:vcpud="urn:vcpud:1">small</vcpud:tenant>')"
 check "over quota: exit 1" [ "$rc" = 1 ]
@@ -72,7 +74,7 @@ hook plain prepare begin "$(domxml plain "<vcpu>2</vcpu>")"
 check "no vcpud metadata: never blocked (exit 0)" [ "$rc" = 0 ] && [ -z "$err" ]
 hook other prepare begin "$(domxml other "<vcpu>2</vcpu>" '<o:tenant xmlns:o="urn:other:1">acme</o:tenant><!-- urn:vcpud:1 -->')"
 check "another namespace's <tenant>: not vcpud's (exit 0)" [ "$rc" = 0 ]
-check "... neither admitted" [ "$(used acme)" = 3 ] && ! ctl vm show plain >/dev/null 2>&1
+check "... neither admitted" [ "$(used acme)" = 6 ] && ! ctl vm show plain >/dev/null 2>&1
 for op in "start begin" "started begin" "stopped end" "migrate begin" "restore begin" "reconnect begin"; do
 	# shellcheck disable=SC2086
 	hook big $op "$(domxml big "<vcpu>2</vcpu>" '<vcpud:tenant xmlns:vcpud="urn:vcpud:1">small</vcpud:tenant>')"
@@ -82,7 +84,7 @@ ok "other operations are let through"
 
 hook web release end "$(domxml web "<vcpu>2</vcpu>" "$META_ACME")"
 check "release end: exit 0" [ "$rc" = 0 ]
-check "... web's admission is released" [ "$(used acme)" = 1 ] && ! ctl vm show web >/dev/null 2>&1
+check "... web's admission is released" [ "$(used acme)" = 4 ] && ! ctl vm show web >/dev/null 2>&1
 hook web release end "$(domxml web "<vcpu>2</vcpu>" "$META_ACME")"
 check "release end again: still exit 0" [ "$rc" = 0 ]
 OUT=$(ctl events)
