@@ -630,40 +630,44 @@ int cli_main(int argc, char **argv, FILE *out, FILE *errf)
 	}
 	if (optind >= argc)
 		return cli_usage_error(&ctx, "missing COMMAND", main_usage, "vcpuctl");
-	if (url && socket_given)
-		return cli_usage_error(&ctx, "--socket and --url: one or the other", main_usage,
-				       "vcpuctl");
-	if (!url && !socket_given && (env = getenv(CLI_URL_ENV)) && *env)
-		url = env;
-	if (!url && (token_file || cacert))
-		return cli_usage_error(&ctx, token_file ? "--token-file goes with --url" :
-				       "--cacert goes with --url", main_usage, "vcpuctl");
-	_cleanup_free_ char *token = NULL;
-	if (url) {
-		struct client_url u;
-		if (client_url_parse(url, &u, &err) < 0)
-			return cli_usage_error(&ctx, err->msg, main_usage, "vcpuctl");
-		if (!token_file && (env = getenv(CLI_TOKEN_FILE_ENV)) && *env)
-			token_file = env;
-		if (!cacert && (env = getenv(CLI_CACERT_ENV)) && *env)
-			cacert = env;
-		if (token_file && read_token(token_file, &token, &err) < 0) {
-			cli_errorf(&ctx, "%s", err->msg);
-			return cli_exit_for_errno(error_code(err));
-		}
-		ctx.target.url = url;
-		ctx.target.token = token;
-		ctx.target.cacert = cacert;
-	}
-
 	int sub_argc = argc - optind;
 	char **sub_argv = argv + optind;
-	if (strcmp(sub_argv[0], "help") == 0)
-		return help_command(&ctx, sub_argc, sub_argv);
-	const struct cli_command *cmd = command_find(sub_argv[0]);
-	if (!cmd) {
+	bool help = strcmp(sub_argv[0], "help") == 0;
+	const struct cli_command *cmd = help ? NULL : command_find(sub_argv[0]);
+	if (!help && !cmd) {
 		_cleanup_free_ char *m = xasprintf("unknown command '%s'", sub_argv[0]);
 		return cli_usage_error(&ctx, m, main_usage, "vcpuctl");
 	}
+	/* help and the commands that need no daemon (policy) take no
+	 * connection options from the environment */
+	_cleanup_free_ char *token = NULL; /* ctx.target.token: lives to the end */
+	if (!help && !cmd->offline) {
+		if (url && socket_given)
+			return cli_usage_error(&ctx, "--socket and --url: one or the other", main_usage,
+					       "vcpuctl");
+		if (!url && !socket_given && (env = getenv(CLI_URL_ENV)) && *env)
+			url = env;
+		if (!url && (token_file || cacert))
+			return cli_usage_error(&ctx, token_file ? "--token-file goes with --url" :
+					       "--cacert goes with --url", main_usage, "vcpuctl");
+		if (url) {
+			struct client_url u;
+			if (client_url_parse(url, &u, &err) < 0)
+				return cli_usage_error(&ctx, err->msg, main_usage, "vcpuctl");
+			if (!token_file && (env = getenv(CLI_TOKEN_FILE_ENV)) && *env)
+				token_file = env;
+			if (!cacert && (env = getenv(CLI_CACERT_ENV)) && *env)
+				cacert = env;
+			if (token_file && read_token(token_file, &token, &err) < 0) {
+				cli_errorf(&ctx, "%s", err->msg);
+				return cli_exit_for_errno(error_code(err));
+			}
+			ctx.target.url = url;
+			ctx.target.token = token;
+			ctx.target.cacert = cacert;
+		}
+	}
+	if (help)
+		return help_command(&ctx, sub_argc, sub_argv);
 	return cmd->run(&ctx, sub_argc, sub_argv);
 }

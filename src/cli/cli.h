@@ -68,6 +68,8 @@ struct cli_command {
 	const char *name;
 	const char *summary;       /* one line for `vcpuctl --help` */
 	int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+	bool offline;              /* needs no daemon: --url and the token are
+				    * not read for it */
 };
 
 extern const struct cli_command cli_cmd_tenant;

@@ -169,4 +169,5 @@ const struct cli_command cli_cmd_policy = {
 	.name = "policy",
 	.summary = "check or show a policy file (no daemon needed)",
 	.run = policy_run,
+	.offline = true,
 };

@@ -1000,6 +1000,19 @@ static void test_remote_options(void **state)
 	RUN(&c, "--socket", "/nonexistent-vcpuctl/x.sock", "tenant", "list");
 	assert_contains(c.err, "/nonexistent-vcpuctl/x.sock");
 	cap_free(&c);
+	/* commands that need no daemon do not read them: policy, help */
+	setenv("VCPUD_TOKEN_FILE", "/nonexistent/token", 1);
+	RUN(&c, "policy", "show", "--defaults");
+	assert_int_equal(c.rc, CLI_EXIT_OK);
+	cap_free(&c);
+	RUN(&c, "help", "tenant");
+	assert_int_equal(c.rc, CLI_EXIT_OK);
+	cap_free(&c);
+	RUN(&c, "tenant", "list");
+	assert_int_equal(c.rc, CLI_EXIT_NOT_FOUND);
+	assert_contains(c.err, "cannot open token file /nonexistent/token");
+	cap_free(&c);
+	unsetenv("VCPUD_TOKEN_FILE");
 	unsetenv("VCPUD_URL");
 	unlink(tok);
 	rmdir(dir);
