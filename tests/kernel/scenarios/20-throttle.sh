@@ -186,10 +186,10 @@ for i in 1 2 3 4 5; do
 	c1=$(cap_top); m=$(metric vcpud_vm_cpu_cap_cores batch noisy1); c2=$(cap_top)
 	[ -n "$c1" ] && [ "$c1" = "$c2" ] && { same=1; break; }
 done
-say "noisy1: top cap ${c1:-?}% of a pCPU, vcpud_vm_cpu_cap_cores ${m:-absent}"
+say "noisy1: top CAP ${c1:-?}, vcpud_vm_cpu_cap_cores ${m:-absent}"
 if [ -n "$same" ] && [ -n "$m" ] &&
 	awk -v c="$c1" -v m="$m" 'BEGIN { d = c / 100 - m; exit !(d < 0.001 && d > -0.001) }'; then
-	pass metrics-cap "vcpud_vm_cpu_cap_cores of noisy1 is top's cap: $m cores, top's $c1 per cent of a pCPU"
+	pass metrics-cap "vcpud_vm_cpu_cap_cores of noisy1 is top's cap: $m cores, top's CAP $c1"
 else
 	fail metrics-cap "noisy1: top ${c1:-?}/${c2:-?}%, vcpud_vm_cpu_cap_cores '${m:-absent}'"
 fi
