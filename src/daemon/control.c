@@ -81,6 +81,8 @@ struct tenant_rt {
 	struct cg_reading cg;
 	double throttled_frac;
 	unsigned vcpus;               /* this tick: its sampled VMs' vCPU threads */
+	struct cpuset cpus;           /* this tick: the CPUs they may run on */
+	bool cpus_known;
 	bool seen;
 };
 
@@ -779,22 +781,40 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	}
 	news_make(c, in);
 
-	/* per tenant: its own cap's throttling (counters are per cgroup) */
+	/* per tenant: its own cap's throttling (counters are per cgroup, and
+	 * add up over the CPUs its threads ran on: divided, as a VM's, by
+	 * min(vCPU threads, CPUs they may use), not by the threads alone,
+	 * which under 4:1 overcommit read a tenant's cap 4 times too low) */
 	name_index_build(&c->in_tenant_ix, in->tenants, in->n_tenants);
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		struct tenant_rt *tr = tenant_rt_get(c, in->tenants[i].name);
 		tr->seen = true;
 		tr->vcpus = 0;
+		tr->cpus_known = false;
+		cpuset_zero(&tr->cpus);
 	}
-	for (size_t j = 0; j < in->n_vms; j++)
-		if (vm_sampled(&in->vms[j]) && tenant_find(c, in, in->vms[j].tenant))
-			tenant_rt_get(c, in->vms[j].tenant)->vcpus += (unsigned)in->vms[j].n_threads;
+	for (size_t j = 0; j < in->n_vms; j++) {
+		const struct vm *v = &in->vms[j];
+		if (!vm_sampled(v) || !tenant_find(c, in, v->tenant))
+			continue;
+		struct tenant_rt *tr = tenant_rt_get(c, v->tenant);
+		tr->vcpus += (unsigned)v->n_threads;
+		struct vm_rt *r = vm_rt_get(c, v->name);
+		vm_cpus_refresh(c, r, v, in->tick);
+		if (r->cpus_known) {
+			cpuset_or(&tr->cpus, &tr->cpus, &r->cpus);
+			tr->cpus_known = true;
+		}
+	}
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *t = &in->tenants[i];
 		struct tenant_rt *tr = tenant_rt_get(c, t->name);
+		unsigned ncpu = tr->vcpus;
+		if (tr->cpus_known && cpuset_count(&tr->cpus) < ncpu)
+			ncpu = cpuset_count(&tr->cpus);
 		struct dir_of at = { in, t->name, NULL };
 		tr->throttled_frac = cg_throttled(&tr->cg, in->tick, tenant_dir_of, &at, now_ns,
-						  tr->vcpus);
+						  ncpu);
 	}
 
 	/* per VM: figures for the throttler */

@@ -410,9 +410,9 @@ static void test_missing_threads_are_not_fatal(void **state)
 /* cpu.stat of a VM's group as the throttler reads it: through a kept fd,
  * a group that is not there counts as not throttled (and is looked for
  * again), a group made anew is read from its new file. */
-static void put_cpu_stat(const struct cfx *f, uint64_t throttled_usec)
+static void put_cpu_stat_in(const struct cfx *f, const char *group, uint64_t throttled_usec)
 {
-	_cleanup_free_ char *dir = path_join(f->cgroot, "tenant-batch", "vm-noisy", NULL);
+	_cleanup_free_ char *dir = path_join(f->cgroot, group, NULL);
 	mkdir_p(dir);
 	_cleanup_free_ char *p = path_join(dir, "cpu.stat", NULL);
 	_cleanup_free_ char *text = xasprintf("usage_usec 1\nuser_usec 1\nsystem_usec 0\n"
@@ -420,6 +420,11 @@ static void put_cpu_stat(const struct cfx *f, uint64_t throttled_usec)
 					      "throttled_usec %llu\n",
 					      (unsigned long long)throttled_usec);
 	put_file(p, text);
+}
+
+static void put_cpu_stat(const struct cfx *f, uint64_t throttled_usec)
+{
+	put_cpu_stat_in(f, "tenant-batch/vm-noisy", throttled_usec);
 }
 
 static double noisy_throttled_pct(const struct cfx *f)
@@ -457,6 +462,30 @@ static void test_throttled_from_cpu_stat(void **state)
 	assert_true(noisy_throttled_pct(f) > 5.0);
 }
 
+/* A tenant's cap: its cpu.stat's throttled time adds up over the CPUs its
+ * threads ran on, so it is divided by min(vCPU threads, CPUs), as a VM's:
+ * 4 vCPU threads on 2 CPUs held back 50 ms in a 100 ms window is 25% of
+ * the window, not 12.5% (issue 11: the threads alone read a tenant's cap
+ * up to 4 times too low under 4:1 overcommit). */
+static void test_tenant_throttled_over_its_cpus(void **state)
+{
+	struct cfx *f = *state;
+	f->pol.throttle_enabled = false; /* figures only */
+	add_thread(f, &f->vms[0], 2, 103, 0.5, 0.5);
+	add_thread(f, &f->vms[0], 3, 104, 0.5, 0.5); /* 4 threads, CPUs 0-1 */
+	put_cpu_stat_in(f, "tenant-gold", 0);
+	tick(f);
+	put_cpu_stat_in(f, "tenant-gold", 0);
+	control_replanned(f->ctl, (const char *[]){ "victim" }, 1);
+	tick(f);
+	put_cpu_stat_in(f, "tenant-gold", (uint64_t)INTERVAL_MS * 1000 / 2);
+	tick(f);
+	double pct = json_real_value(json_object_get(top_vm(f, "victim"), "throttled_pct"));
+	/* the window is a little longer than INTERVAL_MS (sleep, tick) */
+	if (!(pct > 18.0 && pct <= 25.0 + 1e-9))
+		fail_msg("victim's throttled share %.1f%%, want about 25%%", pct);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
@@ -467,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_threads_are_not_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caps_survive_a_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttled_from_cpu_stat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_throttled_over_its_cpus, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
