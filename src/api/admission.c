@@ -47,6 +47,67 @@ static json_t *usage_json(const struct admit_node_usage *u, bool total)
 			 (int)u->dedicated_free_cores, "vms", (int)u->vms);
 }
 
+/* The NUMA nodes' families of GET /metrics, a row per node. */
+#define NODE(r) ((const struct admit_node_usage *)(r))
+
+static bool n_shared(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = NODE(row)->shared_pcpus;
+	return true;
+}
+
+static bool n_shared_admitted(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = NODE(row)->shared_admitted;
+	return true;
+}
+
+static bool n_overcommit(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = NODE(row)->shared_pcpus ? (double)NODE(row)->shared_admitted / NODE(row)->shared_pcpus
+				     : 0;
+	return NODE(row)->shared_pcpus > 0; /* no shared pool: no ratio */
+}
+
+static bool n_dedicated(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = NODE(row)->dedicated_pcpus;
+	return true;
+}
+
+static bool n_dedicated_used(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = NODE(row)->dedicated_used;
+	return true;
+}
+
+static const struct prom_col node_cols[] = {
+	{ "vcpud_node_shared_pcpus", "gauge", "pCPUs of the shared pool on the NUMA node",
+	  n_shared },
+	{ "vcpud_node_shared_vcpus_admitted", "gauge", "vCPUs of shared VMs admitted on the node",
+	  n_shared_admitted },
+	{ "vcpud_node_shared_overcommit_ratio", "gauge",
+	  "admitted shared vCPUs per shared pCPU on the node (the policy's cpu_ratio is the "
+	  "most admission allows)", n_overcommit },
+	{ "vcpud_node_dedicated_pcpus", "gauge", "pCPUs of the dedicated pool on the node",
+	  n_dedicated },
+	{ "vcpud_node_dedicated_pcpus_used", "gauge", "dedicated pCPUs given to VMs on the node",
+	  n_dedicated_used },
+};
+
+static void node_labels(const void *ctx, const void *row, char *buf, const char **l)
+{
+	(void)ctx;
+	snprintf(buf, PROM_LABEL_BUF, "%u", NODE(row)->node);
+	l[0] = "node";
+	l[1] = buf;
+}
+
 /* The host with the ledger's reservations (*res, the caller frees it) and
  * what they use of each node. */
 static int usage_load(struct registry *reg, struct admit_host *host,
@@ -125,32 +186,8 @@ int admission_node_metrics(struct registry *reg, FILE *f, struct error **err)
 	struct admit_usage u;
 	if (usage_load(reg, &host, &res, &u, err) < 0)
 		return -1;
-	static const struct {
-		const char *name, *help;
-	} nf[] = {
-		{ "vcpud_node_shared_pcpus", "pCPUs of the shared pool on the NUMA node" },
-		{ "vcpud_node_shared_vcpus_admitted", "vCPUs of shared VMs admitted on the node" },
-		{ "vcpud_node_shared_overcommit_ratio",
-		  "admitted shared vCPUs per shared pCPU on the node (the policy's cpu_ratio "
-		  "is the most admission allows)" },
-		{ "vcpud_node_dedicated_pcpus", "pCPUs of the dedicated pool on the node" },
-		{ "vcpud_node_dedicated_pcpus_used", "dedicated pCPUs given to VMs on the node" },
-	};
-	for (size_t k = 0; k < ARRAY_SIZE(nf); k++) {
-		prom_family(f, nf[k].name, "gauge", nf[k].help);
-		for (size_t i = 0; i < u.n_nodes; i++) {
-			const struct admit_node_usage *x = &u.nodes[i];
-			char node[16];
-			snprintf(node, sizeof(node), "%u", (unsigned)x->node);
-			const char *l[] = { "node", node, NULL };
-			double v = k == 0 ? x->shared_pcpus : k == 1 ? x->shared_admitted :
-				   k == 2 ? (x->shared_pcpus ? (double)x->shared_admitted /
-							     x->shared_pcpus : -1) :
-				   k == 3 ? x->dedicated_pcpus : x->dedicated_used;
-			if (v >= 0)
-				prom_sample(f, nf[k].name, l, v);
-		}
-	}
+	prom_rows(f, node_cols, ARRAY_SIZE(node_cols), u.nodes, u.n_nodes, sizeof(*u.nodes),
+		  node_labels, NULL);
 	admit_usage_clear(&u);
 	return 0;
 }

@@ -692,6 +692,71 @@ void api_tick_observe(struct api_ctx *ctx, double secs)
 	ctx->ticks_sum_s += secs;
 }
 
+/* The tenants' families of GET /metrics, a row per tenant. */
+static bool t_vcpus(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = ((const struct tenant *)row)->vcpus;
+	return true;
+}
+
+static bool t_vcpus_used(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = ((const struct tenant *)row)->vcpus_used;
+	return true;
+}
+
+static bool t_vms(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = ((const struct tenant *)row)->vm_count;
+	return true;
+}
+
+static bool t_memory(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	const struct tenant *t = row;
+	*v = (double)t->memory_bytes;
+	return t->memory_set;
+}
+
+static bool t_cpu_max(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	const struct tenant *t = row;
+	*v = t->cpu_max_cores;
+	return t->cpu_max_set;
+}
+
+static bool t_weight(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = ((const struct tenant *)row)->weight;
+	return true;
+}
+
+static const struct prom_col tenant_cols[] = {
+	{ "vcpud_tenant_vcpus_quota", "gauge", "the tenant's vCPU quota", t_vcpus },
+	{ "vcpud_tenant_vcpus_admitted", "gauge", "vCPUs of the tenant's admitted VMs",
+	  t_vcpus_used },
+	{ "vcpud_tenant_vms", "gauge", "the tenant's VMs", t_vms },
+	{ "vcpud_tenant_memory_quota_bytes", "gauge", "the tenant's memory quota (none: absent)",
+	  t_memory },
+	{ "vcpud_tenant_cpu_max_cores", "gauge", "the tenant's CPU cap in cores (none: absent)",
+	  t_cpu_max },
+	{ "vcpud_tenant_weight", "gauge", "the tenant's cpu.weight", t_weight },
+};
+
+static void tenant_labels(const void *ctx, const void *row, char *buf, const char **l)
+{
+	(void)ctx;
+	(void)buf;
+	l[0] = "tenant";
+	l[1] = ((const struct tenant *)row)->name;
+}
+
 /* GET /metrics, the API's families: build, ticks, API requests, tenants'
  * quotas and use, the nodes' shared pool; then the daemon's (ctx->metrics). */
 static int metrics_write(struct api_ctx *ctx, FILE *f, struct error **err)
@@ -726,37 +791,7 @@ static int metrics_write(struct api_ctx *ctx, FILE *f, struct error **err)
 	prom_sample(f, "vcpud_api_connections_dropped_total",
 		    (const char *[]){ "reason", "peer_limit", NULL },
 		    (double)ctx->conns_dropped_peer);
-	static const struct {
-		const char *name, *help;
-	} tf[] = {
-		{ "vcpud_tenant_vcpus_quota", "the tenant's vCPU quota" },
-		{ "vcpud_tenant_vcpus_admitted", "vCPUs of the tenant's admitted VMs" },
-		{ "vcpud_tenant_vms", "the tenant's VMs" },
-		{ "vcpud_tenant_memory_quota_bytes", "the tenant's memory quota (none: absent)" },
-		{ "vcpud_tenant_cpu_max_cores", "the tenant's CPU cap in cores (none: absent)" },
-		{ "vcpud_tenant_weight", "the tenant's cpu.weight" },
-	};
-	for (size_t k = 0; k < ARRAY_SIZE(tf); k++) {
-		prom_family(f, tf[k].name, "gauge", tf[k].help);
-		for (size_t i = 0; i < n; i++) {
-			const char *l[] = { "tenant", ts[i].name, NULL };
-			const struct tenant *t = &ts[i];
-			switch (k) {
-			case 0: prom_sample(f, tf[k].name, l, t->vcpus); break;
-			case 1: prom_sample(f, tf[k].name, l, t->vcpus_used); break;
-			case 2: prom_sample(f, tf[k].name, l, t->vm_count); break;
-			case 3:
-				if (t->memory_set)
-					prom_sample(f, tf[k].name, l, (double)t->memory_bytes);
-				break;
-			case 4:
-				if (t->cpu_max_set)
-					prom_sample(f, tf[k].name, l, t->cpu_max_cores);
-				break;
-			default: prom_sample(f, tf[k].name, l, t->weight); break;
-			}
-		}
-	}
+	prom_rows(f, tenant_cols, ARRAY_SIZE(tenant_cols), ts, n, sizeof(*ts), tenant_labels, NULL);
 	if (ctx->reg && admission_node_metrics(ctx->reg, f, err) < 0)
 		return -1;
 	if (ctx->metrics)

@@ -83,3 +83,21 @@ void prom_histogram(FILE *f, const char *name, const double *le, const uint64_t 
 	snprintf(s, sizeof(s), "%s_count", name);
 	prom_sample(f, s, NULL, (double)cum);
 }
+
+void prom_rows(FILE *f, const struct prom_col *cols, size_t n_cols, const void *rows,
+	       size_t n, size_t stride, prom_labels_fn *labels, const void *ctx)
+{
+	for (size_t k = 0; k < n_cols; k++) {
+		prom_family(f, cols[k].name, cols[k].type, cols[k].help);
+		for (size_t i = 0; i < n; i++) {
+			const void *row = (const char *)rows + i * stride;
+			double v;
+			if (!cols[k].value(ctx, row, &v))
+				continue;
+			char buf[PROM_LABEL_BUF];
+			const char *l[PROM_LABELS_MAX] = { NULL };
+			labels(ctx, row, buf, l);
+			prom_sample(f, cols[k].name, l, v);
+		}
+	}
+}

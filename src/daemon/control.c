@@ -662,57 +662,101 @@ json_t *control_top(struct control *c)
 	return c->top;
 }
 
+/* The per-vCPU and per-VM families of GET /metrics, from the last tick. */
+#define VROW(r) ((const struct vcpu_row *)(r))
+#define TROW(r) ((const struct top_row *)(r))
+
+static bool v_run(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = (double)VROW(row)->cpu_ns / 1e9;
+	return true;
+}
+
+static bool v_delay(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = (double)VROW(row)->delay_ns / 1e9;
+	return true;
+}
+
+static const struct prom_col vcpu_cols[] = {
+	{ "vcpud_vcpu_run_seconds_total", "counter",
+	  "time the vCPU thread ran on a pCPU (schedstat; restarts with the thread)", v_run },
+	{ "vcpud_vcpu_delay_seconds_total", "counter",
+	  "time the vCPU thread waited runnable for a pCPU: steal as the guest sees it "
+	  "(schedstat run_delay; restarts with the thread)", v_delay },
+};
+
+static void vcpu_labels(const void *ctx, const void *row, char *buf, const char **l)
+{
+	const struct top_row *tr = &((const struct control *)ctx)->rows[VROW(row)->row];
+	snprintf(buf, PROM_LABEL_BUF, "%u", VROW(row)->vcpu);
+	l[0] = "tenant";
+	l[1] = tr->tenant;
+	l[2] = "vm";
+	l[3] = tr->name;
+	l[4] = "vcpu";
+	l[5] = buf;
+}
+
+static bool m_usage(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = TROW(row)->usage_pct / 100;
+	return TROW(row)->valid;
+}
+
+static bool m_steal(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = TROW(row)->steal_pct / 100;
+	return TROW(row)->valid;
+}
+
+static bool m_throttled(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = (double)TROW(row)->throttled_usec / 1e6;
+	return TROW(row)->have_cg;
+}
+
+static bool m_cap(const void *ctx, const void *row, double *v)
+{
+	(void)ctx;
+	*v = (double)TROW(row)->cap_quota_us / (double)THROTTLE_PERIOD_US;
+	return TROW(row)->capped;
+}
+
+static const struct prom_col vm_cols[] = {
+	{ "vcpud_vm_usage_cores", "gauge",
+	  "the VM's vCPUs' CPU use over the last tick's window, in cores", m_usage },
+	{ "vcpud_vm_steal_ratio", "gauge",
+	  "the mean over the VM's vCPUs of the share of the window they waited for a "
+	  "pCPU (0-1)", m_steal },
+	{ "vcpud_vm_throttled_seconds_total", "counter",
+	  "time the VM's cgroup was held back by a CPU cap (cpu.stat throttled_usec)",
+	  m_throttled },
+	{ "vcpud_vm_cpu_cap_cores", "gauge",
+	  "the noisy-neighbour throttle's cap on the VM, in cores (absent: not capped)", m_cap },
+};
+
+static void vm_labels(const void *ctx, const void *row, char *buf, const char **l)
+{
+	(void)ctx;
+	(void)buf;
+	l[0] = "tenant";
+	l[1] = TROW(row)->tenant;
+	l[2] = "vm";
+	l[3] = TROW(row)->name;
+}
+
 void control_metrics(struct control *c, FILE *f)
 {
-	static const struct {
-		const char *name, *type, *help;
-	} vf[] = {
-		{ "vcpud_vcpu_run_seconds_total", "counter",
-		  "time the vCPU thread ran on a pCPU (schedstat; restarts with the thread)" },
-		{ "vcpud_vcpu_delay_seconds_total", "counter",
-		  "time the vCPU thread waited runnable for a pCPU: steal as the guest sees it "
-		  "(schedstat run_delay; restarts with the thread)" },
-	};
-	for (size_t x = 0; x < ARRAY_SIZE(vf); x++) {
-		prom_family(f, vf[x].name, vf[x].type, vf[x].help);
-		for (size_t i = 0; c->have_top && i < c->n_vrows; i++) {
-			const struct vcpu_row *r = &c->vrows[i];
-			const struct top_row *tr = &c->rows[r->row];
-			char vcpu[16];
-			snprintf(vcpu, sizeof(vcpu), "%u", r->vcpu);
-			const char *l[] = { "tenant", tr->tenant, "vm", tr->name, "vcpu", vcpu, NULL };
-			prom_sample(f, vf[x].name, l, (double)(x ? r->delay_ns : r->cpu_ns) / 1e9);
-		}
-	}
-	static const struct {
-		const char *name, *type, *help;
-	} mf[] = {
-		{ "vcpud_vm_usage_cores", "gauge",
-		  "the VM's vCPUs' CPU use over the last tick's window, in cores" },
-		{ "vcpud_vm_steal_ratio", "gauge",
-		  "the mean over the VM's vCPUs of the share of the window they waited for a "
-		  "pCPU (0-1)" },
-		{ "vcpud_vm_throttled_seconds_total", "counter",
-		  "time the VM's cgroup was held back by a CPU cap (cpu.stat throttled_usec)" },
-		{ "vcpud_vm_cpu_cap_cores", "gauge",
-		  "the noisy-neighbour throttle's cap on the VM, in cores (absent: not capped)" },
-	};
-	for (size_t x = 0; x < ARRAY_SIZE(mf); x++) {
-		prom_family(f, mf[x].name, mf[x].type, mf[x].help);
-		for (size_t i = 0; c->have_top && i < c->n_rows; i++) {
-			const struct top_row *r = &c->rows[i];
-			const char *l[] = { "tenant", r->tenant, "vm", r->name, NULL };
-			if (x == 0 && r->valid)
-				prom_sample(f, mf[x].name, l, r->usage_pct / 100);
-			else if (x == 1 && r->valid)
-				prom_sample(f, mf[x].name, l, r->steal_pct / 100);
-			else if (x == 2 && r->have_cg)
-				prom_sample(f, mf[x].name, l, (double)r->throttled_usec / 1e6);
-			else if (x == 3 && r->capped)
-				prom_sample(f, mf[x].name, l,
-					    (double)r->cap_quota_us / (double)THROTTLE_PERIOD_US);
-		}
-	}
+	prom_rows(f, vcpu_cols, ARRAY_SIZE(vcpu_cols), c->vrows, c->have_top ? c->n_vrows : 0,
+		  sizeof(*c->vrows), vcpu_labels, c);
+	prom_rows(f, vm_cols, ARRAY_SIZE(vm_cols), c->rows, c->have_top ? c->n_rows : 0,
+		  sizeof(*c->rows), vm_labels, c);
 	prom_family(f, "vcpud_throttle_actions_total", "counter",
 		    "the noisy-neighbour throttle's decisions since vcpud started, by action");
 	for (int k = 0; k < THROTTLE_ACTION_LAST; k++)
