@@ -872,9 +872,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		const struct tenant *t = tenant_find(c, in, v->tenant);
 		if (!vm_sampled(v) || !t)
 			continue;
-		struct vm_rt *r = vm_rt_get(c, v->name);
+		struct vm_rt *r = vm_rt_get(c, v->name); /* its CPUs: refreshed above */
 		r->seen = true;
-		vm_cpus_refresh(c, r, v, in->tick);
 		struct sample_agg *a = &agg[i];
 		sample_agg_add_all(a, c->out + k, v->n_threads);
 		k += v->n_threads;
