@@ -310,8 +310,10 @@ static void peer_check(struct api_server *s, struct MHD_Connection *conn, struct
 		 (unsigned)cred.uid, (int)cred.pid);
 }
 
+/* Queue the answer: body (freed here; NULL: none), its Content-Type
+ * (NULL: JSON), and a WWW-Authenticate challenge (NULL: none). */
 static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *body,
-				 const char *content_type)
+				 const char *content_type, const char *www_auth)
 {
 	struct MHD_Response *r;
 	if (body)
@@ -325,11 +327,15 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *
 	if (body)
 		MHD_add_response_header(r, "Content-Type",
 					content_type ? content_type : "application/json");
+	if (www_auth)
+		MHD_add_response_header(r, "WWW-Authenticate", www_auth);
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
+/* An error the server answers itself (the router never saw the request):
+ * counted with the router's answers for vcpud_api_requests_total. */
 static enum MHD_Result send_error_h(struct api_server *s, struct MHD_Connection *conn,
 				   int status, const char *msg, const char *www_auth)
 {
@@ -337,18 +343,7 @@ static enum MHD_Result send_error_h(struct api_server *s, struct MHD_Connection 
 	char *body = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	s->ctx->requests[status - 100]++;
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	if (www_auth)
-		MHD_add_response_header(r, "WWW-Authenticate", www_auth);
-	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return send_body(conn, status, body, NULL, www_auth);
 }
 
 static enum MHD_Result send_error(struct api_server *s, struct MHD_Connection *conn, int status,
@@ -516,7 +511,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	api_handle(s->ctx, &req, &resp);
 	log_debug("%s %s %s -> %d", st->actor, method, url, resp.status);
 	free(q.buf);
-	return send_body(conn, resp.status, resp.body, resp.content_type);
+	return send_body(conn, resp.status, resp.body, resp.content_type, NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
