@@ -162,16 +162,31 @@ fi
 
 # --- OpenAPI ----------------------------------------------------------------------------
 if perl -MJSON::Validator::Schema::OpenAPIv3 -MYAML::XS -e 1 2>/dev/null; then
-	out=$(perl -MJSON::Validator::Schema::OpenAPIv3 -e '
-		my $s = JSON::Validator::Schema::OpenAPIv3->new($ARGV[0]);
-		print "$_\n" for @{$s->errors}' "$R/usr/share/vcpud/openapi.yaml" 2>&1)
+	# spec_errors DOC: what the OpenAPI 3 schema finds wrong in DOC
+	spec_errors() {
+		perl -MJSON::Validator::Schema::OpenAPIv3 -e '
+			my $s = JSON::Validator::Schema::OpenAPIv3->new($ARGV[0]);
+			print "$_\n" for @{$s->errors}' "$1" 2>&1
+	}
+	# reply_errors METHOD PATH STATUS FILE: what the installed document
+	# finds wrong in FILE as the reply to METHOD PATH with STATUS
+	reply_errors() {
+		perl -MJSON::Validator::Schema::OpenAPIv3 -MJSON::PP -e '
+			my ($doc, $m, $p, $st, $file) = @ARGV;
+			local $/; open my $fh, "<", $file or die "$file: $!";
+			my $data = JSON::PP->new->decode(<$fh>);
+			my $s = JSON::Validator::Schema::OpenAPIv3->new($doc);
+			my %res = (body => sub { { exists => 1, value => $data,
+						  content_type => "application/json" } });
+			print "$_\n" for $s->validate_response([$m, $p, $st], \%res)' \
+			"$R/usr/share/vcpud/openapi.yaml" "$@" 2>&1
+	}
+	out=$(spec_errors "$R/usr/share/vcpud/openapi.yaml")
 	if [ -z "$out" ]; then ok "openapi.yaml passes the OpenAPI 3.0 schema"
 	else bad "openapi.yaml: $out"; fi
 	# a document with a mistake is caught (the validator validates)
 	sed 's/^  version: .*//' "$SRC/deploy/openapi.yaml" >"$TMP/bad.yaml"
-	out=$(perl -MJSON::Validator::Schema::OpenAPIv3 -e '
-		my $s = JSON::Validator::Schema::OpenAPIv3->new($ARGV[0]);
-		print "$_\n" for @{$s->errors}' "$TMP/bad.yaml" 2>&1)
+	out=$(spec_errors "$TMP/bad.yaml")
 	contains_out() { case "$out" in *"$1"*) return 0 ;; esac; return 1; }
 	check "... and a document without info.version does not" contains_out '/info/version'
 	# the live replies against the document's schemas
@@ -185,34 +200,19 @@ if perl -MJSON::Validator::Schema::OpenAPIv3 -MYAML::XS -e 1 2>/dev/null; then
 	q '/v1/events?limit=5' >"$TMP/events.json"
 	q /v1/tenants/nosuch >"$TMP/error.json"
 	ctl --json vm admit db --tenant acme --vcpus 2 >"$TMP/res.json"
-	# METHOD PATH STATUS FILE: the reply fits the document's response
 	for r in "get /v1/health 200 health" "get /v1/tenants/{name} 200 tenant" \
 		"get /v1/vms 200 vms" "get /v1/vms/{name} 200 vm" "get /v1/host 200 host" \
 		"get /v1/top 200 top" "get /v1/events 200 events" \
 		"get /v1/tenants/{name} 404 error" "post /v1/vms/admit 200 res"; do
 		# shellcheck disable=SC2086
 		set -- $r
-		out=$(perl -MJSON::Validator::Schema::OpenAPIv3 -MJSON::PP -e '
-			my ($doc, $m, $p, $st, $file) = @ARGV;
-			local $/; open my $fh, "<", $file or die "$file: $!";
-			my $data = JSON::PP->new->decode(<$fh>);
-			my $s = JSON::Validator::Schema::OpenAPIv3->new($doc);
-			my %res = (body => sub { { exists => 1, value => $data,
-						  content_type => "application/json" } });
-			print "$_\n" for $s->validate_response([$m, $p, $st], \%res)' \
-			"$R/usr/share/vcpud/openapi.yaml" "$1" "$2" "$3" "$TMP/$4.json" 2>&1)
+		out=$(reply_errors "$1" "$2" "$3" "$TMP/$4.json")
 		if [ -z "$out" ]; then ok "a live reply to $1 $2 ($3) fits the document"
 		else bad "$1 $2 $3 reply: $out"; fi
 	done
 	# and a reply that does not fit is caught
 	echo '{"status":"fine"}' >"$TMP/wrong.json"
-	out=$(perl -MJSON::Validator::Schema::OpenAPIv3 -MJSON::PP -e '
-		my ($doc, $file) = @ARGV; local $/; open my $fh, "<", $file or die;
-		my $data = JSON::PP->new->decode(<$fh>);
-		my $s = JSON::Validator::Schema::OpenAPIv3->new($doc);
-		my %res = (body => sub { { exists => 1, value => $data, content_type => "application/json" } });
-		print "$_\n" for $s->validate_response(["get", "/v1/health", 200], \%res)' \
-		"$R/usr/share/vcpud/openapi.yaml" "$TMP/wrong.json" 2>&1)
+	out=$(reply_errors get /v1/health 200 "$TMP/wrong.json")
 	check "... and a reply that does not fit is caught" contains_out '/body/status'
 else
 	bad "no JSON::Validator (deploy/debian-packages.txt lists libjson-validator-perl)"
