@@ -47,6 +47,10 @@ hook() {
 	err=$(cat "$TMP/hook.err")
 }
 used() { ctl --json tenant show "$1" | sed -n 's/.*"vcpus_used": \([0-9]*\).*/\1/p'; }
+# (check takes one command: these join the conditions of one check)
+exit_and_used() { [ "$rc" = "$1" ] && [ "$(used acme)" = "$2" ]; } # RC ACME-VCPUS-USED
+through_quietly() { [ "$rc" = 0 ] && [ -z "$err" ]; }
+used_without() { [ "$(used acme)" = "$1" ] && ! ctl vm show "$2" >/dev/null 2>&1; } # N VM
 
 hook web prepare begin "$(domxml web "<vcpu placement='static'>2</vcpu>" "$META_ACME")"
 check "prepare begin: a domain of acme is admitted (exit 0)" [ "$rc" = 0 ]
@@ -54,11 +58,11 @@ check "... its 2 vCPUs count against acme" [ "$(used acme)" = 2 ]
 OUT=$(ctl --json vm show web)
 contains "... as an admitted VM with a placement and its memory" '"memory_bytes": 134217728'
 hook web prepare begin "$(domxml web "<vcpu placement='static'>2</vcpu>" "$META_ACME")"
-check "the same domain started again: admitted as before, booked once" [ "$rc" = 0 ] && [ "$(used acme)" = 2 ]
+check "the same domain started again: admitted as before, booked once" exit_and_used 0 2
 hook db prepare begin "$(domxml db "<vcpu placement='static' current='1'>4</vcpu>" \
 	'<v:tenant xmlns:v="urn:vcpud:1"> acme </v:tenant>')"
 check "current='1' of 4: 4 vCPUs admitted, room to hot-plug (any prefix, blanks trimmed)" \
-	[ "$rc" = 0 ] && [ "$(used acme)" = 6 ]
+	exit_and_used 0 6
 
 hook big prepare begin "$(domxml big "<vcpu>2</vcpu>" '<vcpud:tenant xmlns:vcpud="urn:vcpud:1">small</vcpud:tenant>')"
 check "over quota: exit 1" [ "$rc" = 1 ]
@@ -71,10 +75,10 @@ hook 'bad name' prepare begin "$(domxml x "<vcpu>1</vcpu>" "$META_ACME")"
 check "a domain name vcpud cannot take: refused (exit 1)" [ "$rc" = 1 ]
 
 hook plain prepare begin "$(domxml plain "<vcpu>2</vcpu>")"
-check "no vcpud metadata: never blocked (exit 0)" [ "$rc" = 0 ] && [ -z "$err" ]
+check "no vcpud metadata: never blocked (exit 0)" through_quietly
 hook other prepare begin "$(domxml other "<vcpu>2</vcpu>" '<o:tenant xmlns:o="urn:other:1">acme</o:tenant><!-- urn:vcpud:1 -->')"
 check "another namespace's <tenant>: not vcpud's (exit 0)" [ "$rc" = 0 ]
-check "... neither admitted" [ "$(used acme)" = 6 ] && ! ctl vm show plain >/dev/null 2>&1
+check "... neither admitted" used_without 6 plain
 for op in "start begin" "started begin" "stopped end" "migrate begin" "restore begin" "reconnect begin"; do
 	# shellcheck disable=SC2086
 	hook big $op "$(domxml big "<vcpu>2</vcpu>" '<vcpud:tenant xmlns:vcpud="urn:vcpud:1">small</vcpud:tenant>')"
@@ -84,7 +88,7 @@ ok "other operations are let through"
 
 hook web release end "$(domxml web "<vcpu>2</vcpu>" "$META_ACME")"
 check "release end: exit 0" [ "$rc" = 0 ]
-check "... web's admission is released" [ "$(used acme)" = 4 ] && ! ctl vm show web >/dev/null 2>&1
+check "... web's admission is released" used_without 4 web
 hook web release end "$(domxml web "<vcpu>2</vcpu>" "$META_ACME")"
 check "release end again: still exit 0" [ "$rc" = 0 ]
 OUT=$(ctl events)
