@@ -1,5 +1,5 @@
-/* notify.h - systemd's service notifications (sd_notify(3), libsystemd)
- * for Type=notify: READY=1 once the socket serves and the first tick has
+/* notify.h - systemd's service notifications (the sd_notify(3) protocol,
+ * sent without blocking: notify.c) for Type=notify: READY=1 once the socket serves and the first tick has
  * run, STATUS= after each tick, RELOADING=1/READY=1 around a SIGHUP,
  * STOPPING=1 on the way out, and WATCHDOG=1 from the main loop every half
  * WatchdogSec= (so a loop that hangs is restarted by systemd; a thread
@@ -10,8 +10,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 struct notify {
+	int fd;                    /* -1: no NOTIFY_SOCKET */
+	struct sockaddr_un addr;
+	socklen_t addr_len;
 	uint64_t watchdog_usec;    /* WATCHDOG_USEC for this process, 0: none */
 	int64_t watchdog_next_ns;  /* monotonic: the next ping is due */
 	char *status;              /* the last STATUS= sent */

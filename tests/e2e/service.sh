@@ -8,7 +8,8 @@
 # OpenAPI 3 schema and the real replies of a live vcpud pass its schemas;
 # sd_notify: READY with a STATUS, a STATUS per tick, watchdog pings at
 # half WatchdogSec, RELOADING/READY on SIGHUP, STOPPING at the end, the
-# reason of a failed start; the database is not readable by others.
+# reason of a failed start, and a systemd that does not read its queue
+# does not stop vcpud's loop; the database is not readable by others.
 SUITE=e2e-service
 . "$(dirname "$0")/lib.sh"
 trap 'stop_daemon; rm -rf "$TMP"' EXIT INT TERM
@@ -31,9 +32,13 @@ for f in usr/sbin/vcpud usr/bin/vcpuctl usr/lib/systemd/system/vcpud.service \
 	etc/libvirt/hooks/qemu.d/vcpud; do
 	check "installed: /$f" [ -s "$R/$f" ]
 done
-check "the programs, the keeper and the hook are executable" [ -x "$R/usr/sbin/vcpud" ] && \
-	[ -x "$R/usr/bin/vcpuctl" ] && [ -x "$R/etc/libvirt/hooks/qemu.d/vcpud" ] && \
-	[ -x "$R/usr/libexec/vcpud/vcpud-tree" ]
+executables() {
+	for f in usr/sbin/vcpud usr/bin/vcpuctl etc/libvirt/hooks/qemu.d/vcpud \
+		usr/libexec/vcpud/vcpud-tree; do
+		[ -x "$R/$f" ] || return 1
+	done
+}
+check "the programs, the keeper and the hook are executable" executables
 check "the unit names the installed vcpud" grep -q '^ExecStart=/usr/sbin/vcpud --foreground --policy /etc/vcpud/policy.yaml \\$' \
 	"$R/usr/lib/systemd/system/vcpud.service"
 check "vcpud's cgroup root is vcpud-tree.service's delegated group" grep -q \
@@ -129,6 +134,24 @@ NOTIFY_SOCKET=$TMP/notify.sock "$VCPUD" --foreground --db "$DB" --socket "$SOCK"
 	>/dev/null 2>&1
 wait_for "a failed start: STATUS=failed to start: the reason" 30 \
 	grep -q '^STATUS=failed to start: cannot load the policy' "$TMP/notify2.out"
+kill $np 2>/dev/null
+wait $np 2>/dev/null
+
+# a PID 1 that does not read: its queue fills (max_dgram_qlen, 10 by
+# default) within a second of pings every 50 ms; vcpud's loop must not wait
+"$NOTIFY" "$TMP/notify.sock" 15 stall >"$TMP/notify3.out" 2>&1 &
+np=$!
+wait_for "a stalled notify socket is bound" 50 [ -S "$TMP/notify.sock" ]
+NOTIFY_SOCKET=$TMP/notify.sock WATCHDOG_USEC=100000 start_daemon ||
+	{ bad "vcpud starts under a stalled NOTIFY_SOCKET"; finish; exit 1; }
+sleep 2
+t1=$(ctl --json status | sed -n 's/.*"ticks": \([0-9]*\).*/\1/p')
+sleep 2.2
+t2=$(ctl --timeout 2 --json status | sed -n 's/.*"ticks": \([0-9]*\).*/\1/p')
+# a tick a second: 2 or more by 2 s after the start, 2 more 2.2 s later
+ticking() { [ -n "$t1" ] && [ -n "$t2" ] && [ "$t1" -ge 2 ] && [ "$t2" -ge $((t1 + 2)) ]; }
+check "systemd not reading its queue: ticks go on and the API answers ($t1 -> $t2 ticks)" ticking
+stop_daemon
 kill $np 2>/dev/null
 wait $np 2>/dev/null
 
