@@ -44,20 +44,17 @@ struct policy {
 	/* steal */
 	double steal_high_pct;         /* (0, 100]; default 30 */
 	double steal_low_pct;          /* [0, high); default 15 */
-	uint32_t breach_ticks;         /* 1..1000; default 3 */
-	uint32_t clear_ticks;          /* 1..1000; default 5 */
+	double breach_s;               /* [0.1, 3600] s of measured time; default 3 */
+	double clear_s;                /* [0.1, 3600] s; default 5 */
 	enum policy_steal_metric steal_metric; /* default POLICY_STEAL_MEAN */
-	double self_throttled_pct;     /* (0, 100]; default 5: a VM held back by its
-					* own or its tenant's cpu.max for this share
-					* of a tick or more is not a victim */
 	/* throttle (see src/throttle/ and policies/default.yaml) */
 	bool throttle_enabled;         /* default true */
 	bool throttle_dry_run;         /* default false */
 	double tighten_fraction;       /* (0, 0.95]; default 0.5 */
 	double burstable_floor_pct;    /* [1, 100] per vCPU; default 25 */
 	double best_effort_floor_pct;  /* [1, 100] per vCPU; default 5 */
-	uint32_t hold_ticks;           /* 1..100000; default 10 */
-	uint32_t hold_max_ticks;       /* hold_ticks..100000; default 300 */
+	double hold_s;                 /* [0.1, 86400] s; default 10 */
+	double hold_max_s;             /* [hold_s, 86400] s; default 300 */
 	double loosen_step_pct;        /* [1, 100] per vCPU; default 25 */
 	double idle_pct;               /* (0, 99]; default 50 */
 	uint32_t max_actions_per_tick; /* 1..1000; default 4 */

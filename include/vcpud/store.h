@@ -283,7 +283,7 @@ int store_samples_list(struct store *st, const char *vm, int64_t since_ts_ms, si
 
 /* A saved cap: the throttler's export with its hold as a wall-clock time. */
 struct store_throttle_cap {
-	struct throttle_saved c;      /* c.hold_left is not stored */
+	struct throttle_saved c;      /* c.hold_left_ms is not stored */
 	int64_t hold_until_ms;        /* unix ms; 0: no hold */
 };
 

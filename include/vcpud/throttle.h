@@ -7,58 +7,76 @@
  * Once per tick, after sampling, the daemon calls
  *
  *     throttle_params_from_policy(&params, policy);
- *     throttle_decide(&state, &params, tick, obs, n_obs, &result);
+ *     throttle_decide(&state, &params, tick, now_ms, obs, n_obs, &result);
  *
  * records result.actions as events and hands result.caps to plan_tree()
  * (struct plan_vm_cap { vm, quota_us }) at the next tick.
  *
  * Who is who (DESIGN.md "Noisy-neighbour throttling"):
- *  - a VM's steal is the mean over its vCPUs (or the max: steal.metric);
+ *  - a VM's steal is the mean over its vCPUs (or the max: steal.metric),
+ *    less the time it waited on its own or its tenant's cpu.max (the
+ *    throttler's cap included: self_throttled_frac), which is not
+ *    contention; what is left counts, however much it was held back;
  *  - a victim is a VM of a guaranteed or burstable tenant whose steal has
- *    been above steal.high_pct for steal.breach_ticks consecutive valid
- *    ticks, and which is not held back by a cap of its own: not by its own
- *    or its tenant's cpu.max (self_throttled_frac below
- *    steal.self_throttled_pct), and not by a cap of the throttler (a VM the
- *    throttler caps, or capped within the last lag ticks, accumulates
- *    run_delay because of that cap);
+ *    been above steal.high_pct for steal.breach_s seconds of judged
+ *    windows in a row;
  *  - its antagonists are the VMs whose effective CPUs intersect its own,
  *    that are neither guaranteed nor in throttle.exempt_tenants, and that
  *    belong to a lower class than the victim (best-effort < burstable <
  *    guaranteed) or, in the same class, use more than THROTTLE_FAIR_MARGIN
- *    x their weight-fair share of the shared pCPUs (tenants split the pCPUs
- *    by weight, a tenant's VMs by vCPUs). Ranked by usage above floor.
+ *    x their weight-fair share of the shared pCPUs (as CFS splits them:
+ *    tenants by weight, each counted by the part of its vCPUs there; a
+ *    tenant's VMs by their VM weights). Ranked by usage above floor.
  *  - a floor is never undercut: vcpus x throttle.best_effort_floor_pct or
  *    vcpus x throttle.burstable_floor_pct percent of one pCPU (at least the
  *    kernel's 1 ms per period); a burstable VM throttled only for using
- *    more than its share keeps at least that share.
+ *    more than its share keeps at least that share (and what it uses off
+ *    the shared CPUs).
+ *
+ * Time: runs (breach, clear), holds and back-off are seconds: of the
+ * windows' measured lengths (obs.window_s) for runs, of decide's clock
+ * (now_ms) for holds. A window shorter than params.min_window_s (an extra
+ * tick right after another) is not judged: like an invalid one it neither
+ * breaks nor extends a run. Only the lag counts ticks.
  *
  * The control law, per antagonist (all caps are quota_us per 100 ms period
- * for the whole VM):
- *  - CAP: a confirmed victim's steal is above steal.low_pct: the
- *    antagonist gets max(floor, tighten_fraction x usage);
+ * for the whole VM; a step cuts only the part of its usage on the CPUs it
+ * shares with the victim):
+ *  - CAP: a confirmed victim's steal is above its clear level (steal.
+ *    low_pct, see the residual below): the antagonist gets max(floor,
+ *    usage less (1 - tighten_fraction) of its shared part);
  *  - TIGHTEN: each further tick a victim of it (or another victim) stays
- *    above low_pct: max(floor, tighten_fraction x min(cap, usage)); every
- *    cap and tighten (re)starts the hold (throttle.hold_ticks);
- *  - LOOSEN: once every victim it was capped for has been at or below
- *    low_pct for max(steal.clear_ticks, lag) ticks since its last change
- *    and the hold has passed: + loosen_step_pct x vcpus, but no more than
- *    the victims' headroom allows: steal is taken as proportional to the
- *    capped antagonists' usage, and a step may not push the victim's
- *    steal (its highest over the last THROTTLE_STEAL_WINDOW ticks of its
- *    clear run) past THROTTLE_LOOSEN_TARGET x low_pct. A step
- *    under 1% of a pCPU per vCPU is not taken: the cap has settled; nor
- *    is a step for a VM that used less than idle_pct of its cap this tick
- *    (the idle rule below may lift it). Each step waits for the previous
- *    one to prove good (the same clear run);
- *  - BACKOFF: a victim goes above low_pct while a loosening step is being
- *    proved: back to the last good cap, and the hold doubles (up to
- *    throttle.hold_max_ticks);
+ *    above its clear level: the same from min(cap, usage); every cap and
+ *    tighten (re)starts the hold (throttle.hold_s);
+ *  - residual: a victim that still presses when every antagonist it names
+ *    is at its floor (and has been for the lag) has steal the caps cannot
+ *    remove (a guaranteed neighbour, the host): it is learnt (its steal
+ *    then), follows the victim's steal down, and makes the victim clear
+ *    at or below max(low_pct, residual + max(2, THROTTLE_RESID_MARGIN x
+ *    low_pct)) until it has been at or below low_pct for clear_s;
+ *  - LOOSEN: once every victim it was capped for has been at or below its
+ *    clear level (or without figures) for steal.clear_s and at least lag
+ *    ticks since its last change, and the hold has passed: + loosen_step_pct
+ *    x vcpus, no more than the victims' headroom allows (the model in
+ *    throttle.c: steal as the residual plus a part proportional to the
+ *    capped usage, and while the victim runs no better than every us
+ *    given back taken from it), but never less than a probe: half a step,
+ *    no more than keeps the predicted steal halfway from the clear level to
+ *    high_pct, at least 1% of a pCPU per vCPU. So no cap stays forever
+ *    because the model sees no room. Not for a VM that used less than
+ *    idle_pct of its cap this tick (the idle rule below may lift it).
+ *    Each step waits for the previous one to prove good (the same clear
+ *    time);
+ *  - BACKOFF: a victim goes above its clear level while a loosening step
+ *    is being proved: back to the last good cap, and the hold doubles (up
+ *    to throttle.hold_max_s): at most one probe and its back-off per hold;
  *  - RESTORE: the cap is lifted when a loosening step would reach the VM's
  *    vCPU count (or its pCPU count, if smaller); when the VM has used less
- *    than throttle.idle_pct of its cap for THROTTLE_IDLE_TICKS ticks (an
- *    antagonist gone quiet is freed at once, whatever the hold); when no
- *    victim of it remains (gone, or no longer sharing pCPUs); when the VM
- *    becomes guaranteed or exempt; when throttling is turned off.
+ *    than throttle.idle_pct of its cap for THROTTLE_IDLE_WINDOWS judged
+ *    windows (an antagonist gone quiet is freed at once, whatever the
+ *    hold); when no victim of it remains (gone, or no longer sharing
+ *    pCPUs); when the VM becomes guaranteed or exempt; when throttling is
+ *    turned off.
  * At most throttle.max_actions_per_tick actions per tick, most urgent
  * first: BACKOFF, then CAP/TIGHTEN by rank, then RESTORE, then LOOSEN; the
  * rest wait a tick. Restores forced by the policy (throttling off, dry-run
@@ -105,12 +123,19 @@
 #define THROTTLE_QUOTA_MIN_US 1000ULL  /* the kernel's smallest cpu.max quota */
 #define THROTTLE_LAG_DEFAULT 2         /* ticks from decide to a window showing it */
 #define THROTTLE_LAG_MAX 4
-#define THROTTLE_IDLE_TICKS 2          /* ticks under idle_pct of the cap to lift it */
+#define THROTTLE_IDLE_WINDOWS 2        /* judged windows under idle_pct of the cap
+					* to lift it */
 #define THROTTLE_FAIR_MARGIN 1.1       /* same class: antagonist above 1.1 x fair share */
 #define THROTTLE_LOOSEN_TARGET 0.6     /* loosening aims at 0.6 x steal.low_pct */
 #define THROTTLE_ACTIVE_PCT 1.0        /* VMs using less do not count in fair shares */
 #define THROTTLE_STEAL_WINDOW 8        /* loosening reads a victim's highest steal
-					* over its last this many valid ticks */
+					* over its last this many judged windows */
+#define THROTTLE_PROBE_FRACTION 0.5    /* a loosening step is at least this part of
+					* throttle.loosen_step_pct, whatever the
+					* model predicts */
+#define THROTTLE_RESID_MARGIN 0.25     /* a learnt residual steal R makes a victim
+					* clear at or below R + max(2, this x
+					* low_pct) points */
 
 /* --- inputs -------------------------------------------------------------- */
 
@@ -128,18 +153,27 @@ struct throttle_vm_obs {
 	struct cpuset cpus;           /* effective CPUs its vCPUs may run on (the
 				       * union of their cpuset.cpus.effective) */
 	bool valid;                   /* the figures below cover this tick's window */
+	double window_s;              /* that window's length in seconds of measured
+				       * wall time (shorter than min_window_s: not
+				       * judged, as if not valid) */
 	double usage_pct;             /* CPU used, summed over its vCPUs, % of one
 				       * pCPU (2 vCPUs flat out: 200) */
 	double steal_pct;             /* mean over its vCPUs of run_delay / wall, % */
 	double steal_max_pct;         /* its worst vCPU's */
-	double self_throttled_frac;   /* 0..1: share of the window it was held back
-				       * by its own VM-level cpu.max or its
-				       * tenant's, from cpu.stat throttled_usec /
-				       * (window x CPUs) of the VM and tenant
-				       * cgroups (counters are per cgroup, not
-				       * hierarchical: take the larger). The
-				       * throttler's own cap may be counted too: a
-				       * VM it caps is never a victim anyway. */
+	double self_throttled_frac;   /* 0..1: share of the window each of its vCPU
+				       * threads was held back by its own VM-level
+				       * cpu.max (the throttler's cap included) or
+				       * its tenant's: cpu.stat throttled_usec /
+				       * (window x min(vCPUs, CPUs)) of the VM
+				       * cgroup plus the same of the tenant's
+				       * (counters are per cgroup, not
+				       * hierarchical, and a throttled parent does
+				       * not count in its children). Subtracted
+				       * from its steal: waiting on its own cap is
+				       * not contention. */
+	double vm_weight;             /* its VM cgroup's cpu.weight (how the kernel
+				       * splits its tenant's share between the
+				       * tenant's VMs); 0: by vCPUs */
 };
 
 /* The policy's steal.* and throttle.* settings (throttle_params_from_policy()
@@ -150,14 +184,13 @@ struct throttle_params {
 	enum policy_steal_metric metric;
 	double high_pct;              /* steal.high_pct */
 	double low_pct;               /* steal.low_pct (< high_pct) */
-	uint32_t breach_ticks;        /* >= 1 */
-	uint32_t clear_ticks;         /* >= 1 */
-	double self_throttled_pct;    /* steal.self_throttled_pct */
+	double breach_s;              /* steal.breach_s, > 0 */
+	double clear_s;               /* steal.clear_s, > 0 */
 	double tighten_fraction;      /* (0, 1) */
 	double burstable_floor_pct;   /* per vCPU, % of one pCPU */
 	double best_effort_floor_pct;
-	uint32_t hold_ticks;          /* >= 1 */
-	uint32_t hold_max_ticks;      /* the doubled hold's ceiling */
+	double hold_s;                /* throttle.hold_s, > 0 */
+	double hold_max_s;            /* the doubled hold's ceiling */
 	double loosen_step_pct;       /* per vCPU, % of one pCPU */
 	double idle_pct;              /* % of the cap */
 	uint32_t max_actions_per_tick;/* >= 1 */
@@ -166,6 +199,9 @@ struct throttle_params {
 	uint32_t lag_ticks;           /* 1..THROTTLE_LAG_MAX; not a policy key:
 				       * THROTTLE_LAG_DEFAULT for the daemon's
 				       * tick order (see above) */
+	double min_window_s;          /* a shorter window is not judged (an extra
+				       * tick soon after another); not a policy
+				       * key: half of sampling.interval_ms */
 };
 
 /* Fill *out from a policy; exempt_tenants points into *p, which must
@@ -178,13 +214,21 @@ void throttle_params_from_policy(struct throttle_params *out, const struct polic
 struct throttle_vm_state {
 	char name[NAME_MAX_LEN + 1];
 	/* as a (possible) victim */
-	uint32_t breach_run;          /* valid ticks in a row above high_pct */
-	uint32_t clear_run;           /* valid ticks in a row at or below low_pct
-				       * (or not a possible victim) */
-	double recent_steal_pct[THROTTLE_STEAL_WINDOW]; /* its steal at its last
-				       * valid ticks, newest first */
+	double breach_s;              /* judged time in a row above high_pct */
+	double clear_s;               /* judged time in a row at or below its clear
+				       * level (or not a possible victim) */
+	uint32_t clear_n;             /* windows in that run */
+	double low_s;                 /* judged time in a row at or below low_pct */
+	double resid_pct;             /* residual steal the caps could not remove
+				       * (learnt when every antagonist named is at
+				       * its floor and it still presses); 0: none.
+				       * Its clear level is max(low_pct, this +
+				       * the margin). Forgotten once its steal has
+				       * been at or below low_pct for clear_s. */
+	double recent_steal_pct[THROTTLE_STEAL_WINDOW]; /* its steal in its last
+				       * judged windows, newest first */
 	bool engaged;                 /* confirmed victim, not yet clear for
-				       * clear_ticks */
+				       * clear_s */
 	bool victim;                  /* engaged, or above low_pct while a cap of
 				       * an antagonist names it (last tick) */
 	double steal_pct;             /* its steal (per metric) at the last valid tick */
@@ -195,11 +239,13 @@ struct throttle_vm_state {
 	uint64_t last_good_us;        /* the cap before the loosening step being
 				       * proved (BACKOFF returns there), 0 none */
 	bool probing;                 /* a loosening step not yet proved good */
-	uint64_t hold_until;          /* no loosening before this tick */
-	uint32_t hold_len;            /* the hold in ticks; doubles on BACKOFF */
-	uint32_t calm_run;            /* ticks since its last change with every
-				       * victim of it at or below low_pct */
-	uint32_t idle_run;            /* valid ticks in a row under idle_pct */
+	int64_t hold_until_ms;        /* no loosening before this (decide's clock) */
+	uint32_t hold_len_ms;         /* the hold; doubles on BACKOFF */
+	double calm_s;                /* judged time since its last change with
+				       * every victim of it at or below its clear
+				       * level */
+	uint32_t calm_n;              /* ticks in that run */
+	uint32_t idle_run;            /* judged windows in a row under idle_pct */
 	uint64_t changed_at;          /* tick of its last cap change */
 	int last_kind;                /* enum throttle_action_kind of that change */
 	uint64_t quota_hist[THROTTLE_LAG_MAX]; /* cap after each of the last
@@ -216,6 +262,7 @@ struct throttle_state {
 	size_t n_vms;
 	bool dry_run;                 /* the mode of the last tick */
 	uint64_t tick;                /* the last tick decided */
+	int64_t now_ms;               /* and its time */
 };
 
 void throttle_state_init(struct throttle_state *st);
@@ -233,7 +280,7 @@ const struct throttle_vm_state *throttle_state_find(const struct throttle_state 
  * step was being proved, the hold still to run and its length (doubled by
  * each BACKOFF: the back-off history), and the victims it is capped for.
  * Victim-side runs are not kept: they rebuild from the samples within
- * breach_ticks. The daemon stores these with wall-clock holds
+ * breach_s. The daemon stores these with wall-clock holds
  * (store_throttle_*) and adopts them before its first tick, so that a
  * restart neither lifts a cap nor forgets a doubled hold. */
 struct throttle_saved {
@@ -242,8 +289,8 @@ struct throttle_saved {
 	uint64_t quota_us;            /* THROTTLE_QUOTA_MIN_US.. */
 	uint64_t last_good_us;        /* 0: none */
 	bool probing;
-	uint32_t hold_len;            /* ticks */
-	uint32_t hold_left;           /* ticks of the hold still to run */
+	uint32_t hold_len_ms;
+	uint32_t hold_left_ms;        /* of the hold still to run */
 	int last_kind;                /* enum throttle_action_kind */
 	char (*victims)[NAME_MAX_LEN + 1];
 	size_t n_victims;
@@ -259,15 +306,16 @@ size_t throttle_state_export(const struct throttle_state *st, struct throttle_sa
 bool throttle_saved_equal(const struct throttle_saved *a, size_t na,
 			  const struct throttle_saved *b, size_t nb);
 
-/* Take saved caps over into an empty state, as of `tick` (the tick before
- * the next throttle_decide()): each is a cap in force since then, with
+/* Take saved caps over into an empty state, as of `tick` and `now_ms` (the
+ * tick before the next throttle_decide(), and the time on decide's clock):
+ * each is a cap in force since then, with
  * its hold, last good cap and victims. Entries with a bad name, a quota
  * below THROTTLE_QUOTA_MIN_US, or a repeated name are skipped. The caps
  * show up in throttle_state_caps() at once and are kept or changed by the
  * next decide as if the daemon had never stopped (a VM missing from that
  * decide's samples is dropped with its cap, as always). Returns how many
  * were adopted. */
-size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
+size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick, int64_t now_ms,
 			    const struct throttle_saved *v, size_t n);
 
 /* The enforced caps of st, sorted by VM name (what throttle_decide() last
@@ -332,7 +380,7 @@ struct throttle_action {
 	double floor_pct;             /* its floor, % of one pCPU */
 	uint64_t old_quota_us;        /* cap before, 0 = none */
 	uint64_t quota_us;            /* cap after, 0 = none (lifted) */
-	uint32_t hold_ticks;          /* the hold now in force (0 after RESTORE) */
+	uint32_t hold_ms;             /* the hold now in force (0 after RESTORE) */
 };
 
 /* A cap for the planner: quota_us per THROTTLE_PERIOD_US for the VM. */
@@ -352,13 +400,15 @@ struct throttle_result {
 /* Free what *r holds and zero it. */
 void throttle_result_clear(struct throttle_result *r);
 
-/* Decide one tick. `tick` increases by one per control-loop tick (gaps
- * are fine: holds count tick numbers). obs[0..n_obs) are this tick's VMs
+/* Decide one tick. `tick` increases by one per control-loop tick (gaps are
+ * fine; it counts the lag), `now_ms` is a monotonic clock in ms (runs,
+ * holds and back-off are measured on it and on the windows' lengths).
+ * obs[0..n_obs) are this tick's VMs
  * (n_obs 0 with obs NULL is fine). *out is cleared first (zero it before
  * the first call), then filled; the caller frees it with
  * throttle_result_clear(). Never fails; out-of-range params are clamped. */
 void throttle_decide(struct throttle_state *st, const struct throttle_params *p,
-		     uint64_t tick, const struct throttle_vm_obs *obs, size_t n_obs,
-		     struct throttle_result *out);
+		     uint64_t tick, int64_t now_ms, const struct throttle_vm_obs *obs,
+		     size_t n_obs, struct throttle_result *out);
 
 #endif

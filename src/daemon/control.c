@@ -93,6 +93,7 @@ struct control {
 	 * file */
 	bool own_proc;
 	int64_t interval_ns;
+	int64_t last_tick_ns;         /* when the last tick sampled (monotonic) */
 	struct sampler *sampler;
 	struct vm_rt *vms;
 	size_t n_vms, cap_vms;
@@ -473,7 +474,7 @@ static struct store_event_in action_event(const struct throttle_action *a)
 			    (unsigned long long)THROTTLE_PERIOD_US)
 		: xasprintf("max %llu", (unsigned long long)THROTTLE_PERIOD_US);
 	/* most telling first: the table in `vcpuctl events` cuts the tail */
-	json_t *d = json_pack("{s:s?,s:f,s:o,s:o,s:s,s:s,s:f,s:f,s:i,s:s,s:b}",
+	json_t *d = json_pack("{s:s?,s:f,s:o,s:o,s:s,s:s,s:f,s:f,s:f,s:s,s:b}",
 			      "victim", a->victim[0] ? a->victim : NULL,
 			      "victim_steal_pct", round(a->victim_steal_pct * 10) / 10,
 			      "cap_pct", cap_json(a->quota_us),
@@ -482,7 +483,7 @@ static struct store_event_in action_event(const struct throttle_action *a)
 			      "reason", throttle_reason_name(a->reason),
 			      "usage_pct", round(a->usage_pct * 10) / 10,
 			      "floor_pct", round(a->floor_pct * 10) / 10,
-			      "hold_ticks", (int)a->hold_ticks,
+			      "hold_s", a->hold_ms / 1000.0,
 			      "tenant", a->tenant,
 			      "dry_run", a->dry_run);
 	char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(6));
@@ -512,7 +513,7 @@ static void events_free(struct store_event_in *ev, size_t n)
  * state of them changed, the caps, in one transaction: after a crash the
  * store never holds a decision without the cap it set, or the reverse. A
  * failed write is logged and tried again at the next tick. */
-static void record(struct control *c, struct store *st, uint32_t interval_ms, int64_t now_ms)
+static void record(struct control *c, struct store *st, int64_t now_ms)
 {
 	struct throttle_saved *cur = NULL;
 	size_t n_cur = throttle_state_export(&c->ts, &cur);
@@ -531,8 +532,7 @@ static void record(struct control *c, struct store *st, uint32_t interval_ms, in
 	struct store_throttle_cap *caps = xcalloc(n_cur ? n_cur : 1, sizeof(*caps));
 	for (size_t i = 0; i < n_cur; i++) {
 		caps[i].c = cur[i];
-		caps[i].hold_until_ms = cur[i].hold_left
-			? now_ms + (int64_t)cur[i].hold_left * interval_ms : 0;
+		caps[i].hold_until_ms = cur[i].hold_left_ms ? now_ms + cur[i].hold_left_ms : 0;
 	}
 	_cleanup_error_ struct error *err = NULL;
 	if (store_throttle_record(st, ev, n_ev, save, caps, n_cur, &err) < 0) {
@@ -577,15 +577,14 @@ int control_adopt(struct control *c, struct store *st, size_t *adopted, struct e
 	if (store_throttle_load(st, &caps, &n, err) < 0)
 		return -1;
 	int64_t now_ms = now_real_ns() / 1000000;
-	int64_t interval_ms = c->interval_ns / 1000000 > 0 ? c->interval_ns / 1000000 : 1000;
 	struct throttle_saved *v = xcalloc(n ? n : 1, sizeof(*v));
 	for (size_t i = 0; i < n; i++) {
 		v[i] = caps[i].c;
 		int64_t left = caps[i].hold_until_ms - now_ms;
-		v[i].hold_left = left > 0 ? (uint32_t)((left + interval_ms - 1) / interval_ms) : 0;
+		v[i].hold_left_ms = left > 0 ? (uint32_t)(left < UINT32_MAX ? left : UINT32_MAX) : 0;
 	}
 	throttle_state_clear(&c->ts);
-	*adopted = throttle_state_adopt(&c->ts, 0, v, n);
+	*adopted = throttle_state_adopt(&c->ts, 0, now_mono_ns() / 1000000, v, n);
 	free(v);
 	store_throttle_caps_free(caps, n);
 	caps_from_state(c);
@@ -823,6 +822,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 			return error_set(err, EMFILE, "%s", serr->msg);
 		log_debug("sampler: %s", serr->msg); /* per-thread failures: out[] is filled */
 	}
+	/* the window every thread read last tick was measured over */
+	double window_s = c->last_tick_ns ? (double)(now_ns - c->last_tick_ns) / 1e9 : 0;
+	c->last_tick_ns = now_ns;
 	news_make(c, in);
 
 	/* per tenant: its own cap's throttling (counters are per cgroup, and
@@ -882,7 +884,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		struct dir_of at = { in, v->tenant, v->name };
 		double vf = cg_throttled(&r->cg, in->tick, vm_dir_of, &at, now_ns, nthr);
 		double tf = tenant_rt_get(c, t->name)->throttled_frac;
-		thr[i] = vf > tf ? vf : tf;
+		/* a throttled tenant does not count in its VMs' cgroups: add */
+		thr[i] = vf + tf < 1 ? vf + tf : 1;
 		struct throttle_vm_obs *o = &obs[n_obs++];
 		o->name = v->name;
 		o->tenant = v->tenant;
@@ -898,6 +901,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		o->steal_pct = sample_agg_steal_mean_pct(a);
 		o->steal_max_pct = a->steal_max_pct;
 		o->self_throttled_frac = thr[i];
+		o->window_s = window_s;
 	}
 	rt_sweep(c);
 
@@ -912,7 +916,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	 * would tighten forever: decide in the throttler's dry-run mode too */
 	if (in->engine_dry_run)
 		prm.dry_run = true;
-	throttle_decide(&c->ts, &prm, in->tick, obs, n_obs, &c->tr);
+	throttle_decide(&c->ts, &prm, in->tick, now_ns / 1000000, obs, n_obs, &c->tr);
 	*caps_changed = caps_take(c, &c->tr);
 
 	if (in->yield)
@@ -920,7 +924,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 
 	/* record: decisions as events with the caps, figures as history, the
 	 * top snapshot */
-	record(c, in->store, in->policy->interval_ms, now_ms);
+	record(c, in->store, now_ms);
 
 	/* no API read is answered from here until the rows are done: the
 	 * rows of /v1/top are replaced in place, its JSON dropped to be made

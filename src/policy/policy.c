@@ -110,18 +110,17 @@ static const struct policy_key policy_keys[] = {
 	K_U32("sampling.retention_s", retention_s, 10, 86400, 900),
 	K_DOUBLE("steal.high_pct", steal_high_pct, 0, true, 100, 30),
 	K_DOUBLE("steal.low_pct", steal_low_pct, 0, false, 100, 15),
-	K_U32("steal.breach_ticks", breach_ticks, 1, 1000, 3),
-	K_U32("steal.clear_ticks", clear_ticks, 1, 1000, 5),
+	K_DOUBLE("steal.breach_s", breach_s, 0.1, false, 3600, 3),
+	K_DOUBLE("steal.clear_s", clear_s, 0.1, false, 3600, 5),
 	K_ENUM("steal.metric", steal_metric, enum policy_steal_metric, steal_metric_names,
 	       POLICY_STEAL_MEAN),
-	K_DOUBLE("steal.self_throttled_pct", self_throttled_pct, 0, true, 100, 5),
 	K_BOOL("throttle.enabled", throttle_enabled, true),
 	K_BOOL("throttle.dry_run", throttle_dry_run, false),
 	K_DOUBLE("throttle.tighten_fraction", tighten_fraction, 0, true, 0.95, 0.5),
 	K_DOUBLE("throttle.burstable_floor_pct", burstable_floor_pct, 1, false, 100, 25),
 	K_DOUBLE("throttle.best_effort_floor_pct", best_effort_floor_pct, 1, false, 100, 5),
-	K_U32("throttle.hold_ticks", hold_ticks, 1, 100000, 10),
-	K_U32("throttle.hold_max_ticks", hold_max_ticks, 1, 100000, 300),
+	K_DOUBLE("throttle.hold_s", hold_s, 0.1, false, 86400, 10),
+	K_DOUBLE("throttle.hold_max_s", hold_max_s, 0.1, false, 86400, 300),
 	K_DOUBLE("throttle.loosen_step_pct", loosen_step_pct, 1, false, 100, 25),
 	K_DOUBLE("throttle.idle_pct", idle_pct, 0, true, 99, 50),
 	K_U32("throttle.max_actions_per_tick", max_actions_per_tick, 1, 1000, 4),
@@ -848,6 +847,30 @@ static int set_key(struct validator *v, size_t i, const struct ynode *key,
 	return r;
 }
 
+/* Keys of earlier versions of the policy format, and what to do instead.
+ * Refused, not converted: a tick count has no fixed length in time
+ * (sampling.interval_ms, and the extra ticks of API calls), so any
+ * conversion would guess. */
+#define IN_SECONDS "runs and holds are measured in seconds of wall time now, not in " \
+	"ticks (API calls and libvirt events add ticks, which made them shorter); give " \
+	"the time in seconds"
+static const char *retired_key(const char *path)
+{
+	static const char *const old_new[][2] = {
+		{ "steal.breach_ticks", "was replaced by steal.breach_s: " IN_SECONDS },
+		{ "steal.clear_ticks", "was replaced by steal.clear_s: " IN_SECONDS },
+		{ "throttle.hold_ticks", "was replaced by throttle.hold_s: " IN_SECONDS },
+		{ "throttle.hold_max_ticks", "was replaced by throttle.hold_max_s: " IN_SECONDS },
+		{ "steal.self_throttled_pct", "is no longer used: the time a VM is held back by "
+		  "its own or its tenant's cpu.max is subtracted from its steal instead of "
+		  "keeping it from being a victim; remove the key" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(old_new); i++)
+		if (strcmp(path, old_new[i][0]) == 0)
+			return old_new[i][1];
+	return NULL;
+}
+
 /* Validate the mapping `map` found at `section` ("" for the top level). */
 static int walk_mapping(struct validator *v, const char *section, const struct ynode *map,
 			struct error **err)
@@ -890,6 +913,9 @@ static int walk_mapping(struct validator *v, const char *section, const struct y
 				return -1;
 			continue;
 		}
+		const char *retired = retired_key(path);
+		if (retired)
+			return errf(v->name, key->mark, err, EINVAL, "%s %s", path, retired);
 		_cleanup_free_ char *kids = section_children(section);
 		_cleanup_free_ char *d = describe(key);
 		if (*section)
@@ -917,17 +943,15 @@ static int check_cross(struct validator *v, const struct ynode *root, struct err
 			    "got %g", p->steal_low_pct, p->steal_high_pct);
 	}
 
-	int ht = key_index("throttle.hold_ticks"), hm = key_index("throttle.hold_max_ticks");
-	if (p->hold_max_ticks < p->hold_ticks) {
+	int ht = key_index("throttle.hold_s"), hm = key_index("throttle.hold_max_s");
+	if (p->hold_max_s < p->hold_s) {
 		if (v->given[hm])
 			return errf(v->name, v->mark[hm], err, EINVAL,
-				    "throttle.hold_max_ticks must be at least throttle.hold_ticks "
-				    "(%u), got %u", (unsigned)p->hold_ticks,
-				    (unsigned)p->hold_max_ticks);
+				    "throttle.hold_max_s must be at least throttle.hold_s "
+				    "(%g), got %g", p->hold_s, p->hold_max_s);
 		return errf(v->name, v->given[ht] ? v->mark[ht] : root->mark, err, EINVAL,
-			    "throttle.hold_ticks must be at most throttle.hold_max_ticks (%u%s), "
-			    "got %u", (unsigned)p->hold_max_ticks,
-			    v->given[hm] ? "" : ", the default", (unsigned)p->hold_ticks);
+			    "throttle.hold_s must be at most throttle.hold_max_s (%g%s), "
+			    "got %g", p->hold_max_s, v->given[hm] ? "" : ", the default", p->hold_s);
 	}
 
 	int hk = key_index("host.housekeeping_cpus"), dd = key_index("host.dedicated_cpus");

@@ -36,7 +36,7 @@ static int cap_insert(struct store *st, sqlite3_stmt *s, const struct store_thro
 	    sqlite3_bind_int64(s, 3, (sqlite3_int64)c->quota_us) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 4, (sqlite3_int64)c->last_good_us) != SQLITE_OK ||
 	    sqlite3_bind_int(s, 5, c->probing) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 6, c->hold_len) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 6, c->hold_len_ms) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 7, cap->hold_until_ms > 0 ? cap->hold_until_ms : 0) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 8, last ? last : "cap", -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 9, vtext, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
@@ -71,7 +71,7 @@ int store_throttle_record(struct store *st, const struct store_event_in *ev, siz
 		/* INSERT ... SELECT: a VM released meanwhile is skipped */
 		if (n && store_prepare(st,
 				       "INSERT INTO throttle_caps (vm, dry, quota_us, last_good_us, "
-				       "probing, hold_len, hold_until_ms, last_action, victims, "
+				       "probing, hold_len_ms, hold_until_ms, last_action, victims, "
 				       "saved_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 "
 				       "WHERE EXISTS (SELECT 1 FROM vms WHERE name = ?1)",
 				       &s, "save a cap", err) < 0)
@@ -109,7 +109,7 @@ int store_throttle_load(struct store *st, struct store_throttle_cap **out, size_
 	STORE_LOCK(st);
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st,
-			  "SELECT vm, dry, quota_us, last_good_us, probing, hold_len, hold_until_ms, "
+			  "SELECT vm, dry, quota_us, last_good_us, probing, hold_len_ms, hold_until_ms, "
 			  "last_action, victims FROM throttle_caps ORDER BY vm",
 			  &s, "read the saved caps", err) < 0)
 		return -1;
@@ -125,7 +125,7 @@ int store_throttle_load(struct store *st, struct store_throttle_cap **out, size_
 		d->c.quota_us = (uint64_t)sqlite3_column_int64(s, 2);
 		d->c.last_good_us = (uint64_t)sqlite3_column_int64(s, 3);
 		d->c.probing = sqlite3_column_int(s, 4) != 0;
-		d->c.hold_len = (uint32_t)sqlite3_column_int64(s, 5);
+		d->c.hold_len_ms = (uint32_t)sqlite3_column_int64(s, 5);
 		d->hold_until_ms = sqlite3_column_int64(s, 6);
 		const char *last = (const char *)sqlite3_column_text(s, 7);
 		d->c.last_kind = THROTTLE_CAP;

@@ -78,20 +78,20 @@ void throttle_params_from_policy(struct throttle_params *out, const struct polic
 		.metric = p->steal_metric,
 		.high_pct = p->steal_high_pct,
 		.low_pct = p->steal_low_pct,
-		.breach_ticks = p->breach_ticks,
-		.clear_ticks = p->clear_ticks,
-		.self_throttled_pct = p->self_throttled_pct,
+		.breach_s = p->breach_s,
+		.clear_s = p->clear_s,
 		.tighten_fraction = p->tighten_fraction,
 		.burstable_floor_pct = p->burstable_floor_pct,
 		.best_effort_floor_pct = p->best_effort_floor_pct,
-		.hold_ticks = p->hold_ticks,
-		.hold_max_ticks = p->hold_max_ticks,
+		.hold_s = p->hold_s,
+		.hold_max_s = p->hold_max_s,
 		.loosen_step_pct = p->loosen_step_pct,
 		.idle_pct = p->idle_pct,
 		.max_actions_per_tick = p->max_actions_per_tick,
 		.exempt_tenants = p->exempt_tenants,
 		.n_exempt_tenants = p->n_exempt_tenants,
 		.lag_ticks = THROTTLE_LAG_DEFAULT,
+		.min_window_s = p->interval_ms / 2000.0,
 	};
 }
 
@@ -104,22 +104,22 @@ static struct throttle_params params_sane(const struct throttle_params *in)
 		p.high_pct = 30;
 	if (!(p.low_pct >= 0) || !(p.low_pct < p.high_pct))
 		p.low_pct = p.high_pct / 2;
-	if (p.breach_ticks < 1)
-		p.breach_ticks = 1;
-	if (p.clear_ticks < 1)
-		p.clear_ticks = 1;
-	if (!(p.self_throttled_pct > 0))
-		p.self_throttled_pct = 5;
+	if (!(p.breach_s > 0) || !(p.breach_s <= 86400))
+		p.breach_s = 3;
+	if (!(p.clear_s > 0) || !(p.clear_s <= 86400))
+		p.clear_s = 5;
 	if (!(p.tighten_fraction > 0) || !(p.tighten_fraction < 1))
 		p.tighten_fraction = 0.5;
 	if (!(p.burstable_floor_pct >= 0))
 		p.burstable_floor_pct = 25;
 	if (!(p.best_effort_floor_pct >= 0))
 		p.best_effort_floor_pct = 5;
-	if (p.hold_ticks < 1)
-		p.hold_ticks = 1;
-	if (p.hold_max_ticks < p.hold_ticks)
-		p.hold_max_ticks = p.hold_ticks;
+	if (!(p.hold_s > 0) || !(p.hold_s <= 86400))
+		p.hold_s = 10;
+	if (!(p.hold_max_s >= p.hold_s) || !(p.hold_max_s <= 86400))
+		p.hold_max_s = p.hold_s > 300 ? p.hold_s : 300;
+	if (!(p.min_window_s >= 0) || !(p.min_window_s <= 3600))
+		p.min_window_s = 0;
 	if (!(p.loosen_step_pct > 0))
 		p.loosen_step_pct = 25;
 	if (!(p.idle_pct >= 0) || !(p.idle_pct <= 100))
@@ -203,7 +203,7 @@ enum throttle_status throttle_vm_status(const struct throttle_state *st, const c
 	if (s->capped && s->dry)
 		return THROTTLE_STATUS_WOULD_CAP;
 	if (s->capped)
-		return st->tick < s->hold_until ? THROTTLE_STATUS_HOLD : THROTTLE_STATUS_CAPPED;
+		return st->now_ms < s->hold_until_ms ? THROTTLE_STATUS_HOLD : THROTTLE_STATUS_CAPPED;
 	if (s->victim)
 		return THROTTLE_STATUS_VICTIM;
 	return THROTTLE_STATUS_NONE;
@@ -240,11 +240,9 @@ size_t throttle_state_export(const struct throttle_state *st, struct throttle_sa
 		d->quota_us = s->quota_us;
 		d->last_good_us = s->last_good_us;
 		d->probing = s->probing;
-		d->hold_len = s->hold_len;
-		d->hold_left = s->hold_until > st->tick
-			? (uint32_t)(s->hold_until - st->tick < UINT32_MAX ? s->hold_until - st->tick
-									     : UINT32_MAX)
-			: 0;
+		d->hold_len_ms = s->hold_len_ms;
+		int64_t left = s->hold_until_ms - st->now_ms;
+		d->hold_left_ms = left > 0 ? (uint32_t)(left < UINT32_MAX ? left : UINT32_MAX) : 0;
 		d->last_kind = s->last_kind;
 		if (s->n_victims) {
 			d->victims = xcalloc(s->n_victims, sizeof(*d->victims));
@@ -265,7 +263,7 @@ bool throttle_saved_equal(const struct throttle_saved *a, size_t na,
 		const struct throttle_saved *x = &a[i], *y = &b[i];
 		if (strcmp(x->vm, y->vm) != 0 || x->dry != y->dry || x->quota_us != y->quota_us ||
 		    x->last_good_us != y->last_good_us || x->probing != y->probing ||
-		    x->hold_len != y->hold_len || x->last_kind != y->last_kind ||
+		    x->hold_len_ms != y->hold_len_ms || x->last_kind != y->last_kind ||
 		    x->n_victims != y->n_victims)
 			return false;
 		for (size_t k = 0; k < x->n_victims; k++)
@@ -275,10 +273,11 @@ bool throttle_saved_equal(const struct throttle_saved *a, size_t na,
 	return true;
 }
 
-size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
+size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick, int64_t now_ms,
 			    const struct throttle_saved *v, size_t n)
 {
 	st->tick = tick;
+	st->now_ms = now_ms;
 	size_t adopted = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct throttle_saved *d = &v[i];
@@ -301,8 +300,8 @@ size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick,
 		s->quota_us = d->quota_us;
 		s->last_good_us = d->last_good_us;
 		s->probing = d->probing;
-		s->hold_len = d->hold_len;
-		s->hold_until = tick + d->hold_left;
+		s->hold_len_ms = d->hold_len_ms;
+		s->hold_until_ms = now_ms + d->hold_left_ms;
 		s->changed_at = tick;
 		s->last_kind = (unsigned)d->last_kind < THROTTLE_ACTION_LAST ? d->last_kind
 									 : THROTTLE_CAP;
@@ -358,16 +357,19 @@ static void antagonist_reset(struct throttle_vm_state *s)
 	s->quota_us = 0;
 	s->last_good_us = 0;
 	s->probing = false;
-	s->hold_until = 0;
-	s->hold_len = 0;
-	s->calm_run = 0;
+	s->hold_until_ms = 0;
+	s->hold_len_ms = 0;
+	s->calm_s = 0;
+	s->calm_n = 0;
 	s->idle_run = 0;
 }
 
 static void victim_reset(struct throttle_vm_state *s)
 {
-	s->breach_run = 0;
-	s->clear_run = 0;
+	s->breach_s = 0;
+	s->clear_s = 0;
+	s->clear_n = 0;
+	s->resid_pct = 0;
 	s->engaged = false;
 	s->victim = false;
 }
@@ -389,9 +391,11 @@ struct view {
 	struct throttle_vm_state *s;
 	uint32_t vcpus;          /* >= 1 */
 	unsigned ncpus;          /* CPUs in o->cpus */
-	bool valid;
+	bool valid;              /* figures for a window long enough to judge */
+	double window_s;         /* its length (0 when not valid) */
 	double usage_pct;        /* sanitised figures (0 when not valid) */
-	double steal_pct;        /* per the metric */
+	double steal_pct;        /* per the metric, less the self-inflicted part */
+	double clear_pct;        /* a victim is clear at or below this */
 	bool exempt;
 	bool protect;            /* guaranteed or exempt: never capped */
 	bool eligible;           /* may be a victim this tick */
@@ -401,6 +405,7 @@ struct view {
 	uint64_t floor_us;       /* its class floor */
 	uint64_t limit_us;       /* a cap at or above this is no cap */
 	double headroom_us;      /* loosening room left, NAN until computed */
+	double probe_us;         /* the same up to the probe's target */
 };
 
 enum prio { PRIO_BACKOFF, PRIO_TIGHTEN, PRIO_RESTORE, PRIO_LOOSEN };
@@ -421,6 +426,7 @@ struct cand {
 struct tick {
 	struct throttle_params p;
 	uint64_t tick;
+	int64_t now_ms;
 	struct throttle_state *st;
 	struct view *v;
 	size_t n;
@@ -550,10 +556,15 @@ static void sync_state(struct tick *t, const struct throttle_vm_obs *obs, size_t
 		v->s = &vms[i];
 		v->vcpus = o->vcpus ? o->vcpus : 1;
 		v->ncpus = cpuset_count(&o->cpus);
-		v->valid = o->valid;
-		v->usage_pct = o->valid ? finite_or_zero(o->usage_pct) : 0;
+		v->valid = o->valid && isfinite(o->window_s) && o->window_s > 0 &&
+			   o->window_s >= t->p.min_window_s;
+		v->window_s = v->valid ? o->window_s : 0;
+		v->usage_pct = v->valid ? finite_or_zero(o->usage_pct) : 0;
+		/* waiting on its own or its tenant's cap is not contention */
 		double steal = t->p.metric == POLICY_STEAL_MAX ? o->steal_max_pct : o->steal_pct;
-		v->steal_pct = o->valid ? finite_or_zero(steal) : 0;
+		double self = finite_or_zero(o->self_throttled_frac);
+		steal = finite_or_zero(steal) - 100.0 * (self < 1 ? self : 1);
+		v->steal_pct = v->valid ? finite_or_zero(steal) : 0;
 		v->exempt = tenant_exempt(&t->p, o->tenant);
 		v->protect = o->class_ == TENANT_CLASS_GUARANTEED || v->exempt;
 		double floor_pct = o->class_ == TENANT_CLASS_BEST_EFFORT ? t->p.best_effort_floor_pct
@@ -562,6 +573,7 @@ static void sync_state(struct tick *t, const struct throttle_vm_obs *obs, size_t
 		uint32_t lim = v->ncpus && v->ncpus < v->vcpus ? v->ncpus : v->vcpus;
 		v->limit_us = (uint64_t)lim * THROTTLE_PERIOD_US;
 		v->headroom_us = NAN;
+		v->probe_us = NAN;
 		t->cand_of[i] = NONE;
 	}
 	free(ord);
@@ -592,6 +604,17 @@ static size_t named_victim(const struct tick *t, const struct throttle_vm_state 
 			best = w;
 	}
 	return best;
+}
+
+static uint32_t hold_ms(double s)
+{
+	return (uint32_t)llround(s * 1000.0);   /* params_sane(): at most a day */
+}
+
+static void calm_reset(struct throttle_vm_state *s)
+{
+	s->calm_s = 0;
+	s->calm_n = 0;
 }
 
 /* Apply one decision to view a's state and record it. */
@@ -625,16 +648,16 @@ static void apply(struct tick *t, size_t a, enum throttle_action_kind kind,
 		s->quota_us = quota_us;
 		s->last_good_us = 0;
 		s->probing = false;
-		s->hold_len = t->p.hold_ticks;
-		s->hold_until = t->tick + s->hold_len;
-		s->calm_run = 0;
+		s->hold_len_ms = hold_ms(t->p.hold_s);
+		s->hold_until_ms = t->now_ms + s->hold_len_ms;
+		calm_reset(s);
 		s->idle_run = 0;
 		break;
 	case THROTTLE_TIGHTEN:
 		s->quota_us = quota_us;
 		s->probing = false;
-		s->hold_until = t->tick + s->hold_len;
-		s->calm_run = 0;
+		s->hold_until_ms = t->now_ms + s->hold_len_ms;
+		calm_reset(s);
 		s->idle_run = 0;
 		break;
 	case THROTTLE_LOOSEN:
@@ -644,20 +667,20 @@ static void apply(struct tick *t, size_t a, enum throttle_action_kind kind,
 		} else {
 			s->last_good_us = s->quota_us;
 			s->probing = true;
-			s->calm_run = 0;
+			calm_reset(s);
 		}
 		s->quota_us = quota_us;
 		break;
 	case THROTTLE_BACKOFF:
 		if (s->last_good_us)
 			s->quota_us = s->last_good_us;
-		s->hold_len = s->hold_len > t->p.hold_max_ticks / 2 ? t->p.hold_max_ticks
-								   : 2 * s->hold_len;
-		if (s->hold_len < t->p.hold_ticks)
-			s->hold_len = t->p.hold_ticks;
-		s->hold_until = t->tick + s->hold_len;
+		s->hold_len_ms = s->hold_len_ms > hold_ms(t->p.hold_max_s) / 2
+			? hold_ms(t->p.hold_max_s) : 2 * s->hold_len_ms;
+		if (s->hold_len_ms < hold_ms(t->p.hold_s))
+			s->hold_len_ms = hold_ms(t->p.hold_s);
+		s->hold_until_ms = t->now_ms + s->hold_len_ms;
 		s->probing = false;
-		s->calm_run = 0;
+		calm_reset(s);
 		break;
 	case THROTTLE_RESTORE:
 		antagonist_reset(s);
@@ -672,7 +695,7 @@ static void apply(struct tick *t, size_t a, enum throttle_action_kind kind,
 	v->acted = true;
 
 	act.quota_us = s->capped ? s->quota_us : 0;
-	act.hold_ticks = s->capped ? s->hold_len : 0;
+	act.hold_ms = s->capped ? s->hold_len_ms : 0;
 	push_action(t, &act);
 }
 
@@ -725,40 +748,22 @@ static int cand_cmp(const void *x, const void *y)
 
 /* --- the victims' side ---------------------------------------------------- */
 
+#define EPS_S 1e-6   /* time sums of float windows: 3 x 1.0 s is 3 s */
+
+/* The steal at or below which a victim is clear: low_pct, or above its
+ * residual steal once one is learnt. */
+static double clear_level(const struct throttle_params *p, const struct throttle_vm_state *s)
+{
+	if (!(s->resid_pct > 0))
+		return p->low_pct;
+	double m = THROTTLE_RESID_MARGIN * p->low_pct;
+	double c = s->resid_pct + (m > 2 ? m : 2);
+	return c > p->low_pct ? c : p->low_pct;
+}
+
 static void victims_update(struct tick *t)
 {
 	const struct throttle_params *p = &t->p;
-	for (size_t i = 0; i < t->n; i++) {
-		struct view *v = &t->v[i];
-		struct throttle_vm_state *s = v->s;
-		/* a VM under a cap of ours this window waits because of it */
-		bool capped = s->capped || window_cap(t, s) != NO_CAP;
-		double self = v->o->self_throttled_frac;
-		v->eligible = v->o->class_ != TENANT_CLASS_BEST_EFFORT && !capped &&
-			      !(isfinite(self) && self * 100.0 >= p->self_throttled_pct);
-		if (!v->valid)
-			continue; /* frozen: neither breaks nor extends a run */
-		s->steal_pct = v->steal_pct;
-		memmove(&s->recent_steal_pct[1], &s->recent_steal_pct[0],
-			(THROTTLE_STEAL_WINDOW - 1) * sizeof(s->recent_steal_pct[0]));
-		s->recent_steal_pct[0] = v->steal_pct;
-		if (v->eligible && v->steal_pct > p->high_pct) {
-			if (s->breach_run < UINT32_MAX)
-				s->breach_run++;
-		} else {
-			s->breach_run = 0;
-		}
-		if (!v->eligible || v->steal_pct <= p->low_pct) {
-			if (s->clear_run < UINT32_MAX)
-				s->clear_run++;
-		} else {
-			s->clear_run = 0;
-		}
-		if (v->eligible && s->breach_run >= p->breach_ticks)
-			s->engaged = true;
-		if (s->clear_run >= p->clear_ticks)
-			s->engaged = false;
-	}
 	for (size_t i = 0; i < t->n; i++) {
 		const struct throttle_vm_state *s = t->v[i].s;
 		if (!s->capped)
@@ -771,38 +776,108 @@ static void victims_update(struct tick *t)
 	}
 	for (size_t i = 0; i < t->n; i++) {
 		struct view *v = &t->v[i];
-		v->pressing = v->valid && v->eligible && v->steal_pct > p->low_pct &&
+		struct throttle_vm_state *s = v->s;
+		/* A VM held back by a cap (its own, its tenant's, ours) is
+		 * judged on its steal less that wait (sync_state()): only
+		 * best-effort VMs are never victims. */
+		v->eligible = v->o->class_ != TENANT_CLASS_BEST_EFFORT;
+		if (!v->valid) {
+			v->clear_pct = clear_level(p, s);
+			continue; /* frozen: neither breaks nor extends a run */
+		}
+		s->steal_pct = v->steal_pct;
+		memmove(&s->recent_steal_pct[1], &s->recent_steal_pct[0],
+			(THROTTLE_STEAL_WINDOW - 1) * sizeof(s->recent_steal_pct[0]));
+		s->recent_steal_pct[0] = v->steal_pct;
+		if (s->resid_pct > 0) {
+			/* a residual follows the victim down (a burst learnt at
+			 * the floor is not its level), up only by learning */
+			double m = 0;
+			for (size_t k = 0; k < THROTTLE_STEAL_WINDOW; k++)
+				m = s->recent_steal_pct[k] > m ? s->recent_steal_pct[k] : m;
+			if (m < s->resid_pct)
+				s->resid_pct = m > 0 ? m : 0;
+		}
+		if (v->eligible && v->steal_pct > p->high_pct)
+			s->breach_s += v->window_s;
+		else
+			s->breach_s = 0;
+		if (!v->eligible || v->steal_pct <= p->low_pct)
+			s->low_s += v->window_s;
+		else
+			s->low_s = 0;
+		if (!v->eligible || s->low_s + EPS_S >= p->clear_s)
+			s->resid_pct = 0;   /* clear by the policy's own measure */
+		v->clear_pct = clear_level(p, s);
+		if (!v->eligible || v->steal_pct <= v->clear_pct) {
+			s->clear_s += v->window_s;
+			if (s->clear_n < UINT32_MAX)
+				s->clear_n++;
+		} else {
+			s->clear_s = 0;
+			s->clear_n = 0;
+		}
+		if (v->eligible && s->breach_s + EPS_S >= p->breach_s)
+			s->engaged = true;
+		if (s->clear_s + EPS_S >= p->clear_s)
+			s->engaged = false;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct view *v = &t->v[i];
+		v->pressing = v->valid && v->eligible && v->steal_pct > v->clear_pct &&
 			      (v->s->engaged || v->linked);
 		if (v->valid)
 			v->s->victim = v->s->engaged || v->pressing;
 	}
 }
 
-/* Loosening room for victim w, in us of cap over all its antagonists:
- * steal is taken as proportional to the usage of the capped antagonists
- * that name it, and may grow to THROTTLE_LOOSEN_TARGET x low_pct. */
-static double headroom_us(struct tick *t, size_t w)
+/* Loosening room for victim w, in us of cap over all its antagonists. Its
+ * steal is modelled as its residual (0 unless learnt) plus a part
+ * proportional to the usage of the capped antagonists that name it, and,
+ * while it runs and no residual is known, no better than the worst case:
+ * every us given back taken from it (its steal per vCPU grows by the step
+ * over its vCPUs; that is what a victim sees once the pCPUs are full and
+ * the model's steal is near 0). The room is shared by the caps that name
+ * it. A step may bring it to THROTTLE_LOOSEN_TARGET of the way from
+ * the residual to its clear level (*room), a probe halfway from the clear
+ * level to high_pct (*probe: a relapse that stays under high_pct). */
+static void headroom_us(struct tick *t, size_t w, double *room, double *probe)
 {
 	struct view *v = &t->v[w];
-	if (!isnan(v->headroom_us))
-		return v->headroom_us;
-	double s = v->steal_pct;
-	for (uint32_t i = 1; i < THROTTLE_STEAL_WINDOW && i < v->s->clear_run; i++)
-		if (v->s->recent_steal_pct[i] > s)
-			s = v->s->recent_steal_pct[i];
-	double used = 0;
-	for (size_t i = 0; i < t->n; i++) {
-		const struct view *a = &t->v[i];
-		if (a->s->capped && a->valid && victims_has(a->s, v->s->name))
-			used += a->usage_pct;
+	if (isnan(v->headroom_us)) {
+		double s = v->steal_pct;
+		for (uint32_t i = 1; i < THROTTLE_STEAL_WINDOW && i < v->s->clear_n; i++)
+			if (v->s->recent_steal_pct[i] > s)
+				s = v->s->recent_steal_pct[i];
+		double used = 0;
+		for (size_t i = 0; i < t->n; i++) {
+			const struct view *a = &t->v[i];
+			if (a->s->capped && a->valid && victims_has(a->s, v->s->name))
+				used += a->usage_pct;
+		}
+		double b = v->s->resid_pct > 0 ? v->s->resid_pct : 0;
+		double hi = t->p.high_pct > v->clear_pct ? t->p.high_pct : v->clear_pct + 2;
+		double tgt = b + THROTTLE_LOOSEN_TARGET * (v->clear_pct - b);
+		double ptgt = v->clear_pct + 0.5 * (hi - v->clear_pct);
+		double r = INFINITY, pr = INFINITY;
+		if (v->eligible && s - b >= 0.01 && used >= 0.01) {
+			r = used * ((tgt - b) / (s - b) - 1.0);
+			pr = used * ((ptgt - b) / (s - b) - 1.0);
+		}
+		if (v->eligible && v->usage_pct >= THROTTLE_ACTIVE_PCT && !(b > 0)) {
+			double wr = (tgt - s) * v->vcpus, wp = (ptgt - s) * v->vcpus;
+			r = wr < r ? wr : r;
+			pr = wp < pr ? wp : pr;
+		}
+		size_t ncaps = 0;
+		for (size_t i = 0; i < t->n; i++)
+			ncaps += t->v[i].s->capped && victims_has(t->v[i].s, v->s->name);
+		double per = ncaps ? (double)ncaps : 1;
+		v->headroom_us = r > 0 ? r / per * (double)THROTTLE_PERIOD_US / 100.0 : 0;
+		v->probe_us = pr > 0 ? pr / per * (double)THROTTLE_PERIOD_US / 100.0 : 0;
 	}
-	if (!v->eligible || s < 0.01 || used < 0.01) {
-		v->headroom_us = INFINITY;
-	} else {
-		double room_pct = used * (t->p.low_pct * THROTTLE_LOOSEN_TARGET / s - 1.0);
-		v->headroom_us = room_pct > 0 ? room_pct * (double)THROTTLE_PERIOD_US / 100.0 : 0;
-	}
-	return v->headroom_us;
+	*room = v->headroom_us;
+	*probe = v->probe_us;
 }
 
 /* --- the antagonists' side ------------------------------------------------ */
@@ -844,11 +919,17 @@ static void forced(struct tick *t)
 	}
 }
 
+/* Wall time since the last decide (0 for the first). */
+static double tick_gap_s(const struct tick *t)
+{
+	int64_t d = t->now_ms - t->st->now_ms;
+	return t->st->now_ms > 0 && d > 0 ? (double)d / 1000.0 : 0;
+}
+
 /* Every cap: prune its victims, then idle, relapse or loosening. */
 static void caps_walk(struct tick *t)
 {
 	const struct throttle_params *p = &t->p;
-	uint32_t settle = p->clear_ticks > p->lag_ticks ? p->clear_ticks : p->lag_ticks;
 	for (size_t i = 0; i < t->n; i++) {
 		struct view *a = &t->v[i];
 		struct throttle_vm_state *s = a->s;
@@ -881,58 +962,71 @@ static void caps_walk(struct tick *t)
 			} else {
 				s->idle_run = 0;
 			}
-			if (s->idle_run >= THROTTLE_IDLE_TICKS) {
+			if (s->idle_run >= THROTTLE_IDLE_WINDOWS) {
 				cand_set(t, i, THROTTLE_RESTORE, THROTTLE_REASON_IDLE, PRIO_RESTORE, 0,
 					 NONE);
 				continue;
 			}
 		}
 
-		bool press = false, calm = true;
+		/* A victim without figures (stopped, its threads unreadable)
+		 * counts as clear: it must not keep a cap forever, and relapse
+		 * is seen when its figures come back. */
+		bool press = false;
 		size_t worst = NONE;
 		for (size_t k = 0; k < s->n_victims; k++) {
 			size_t w = view_index(t, s->victims[k]);
 			const struct view *vw = &t->v[w];
-			if (!vw->valid) {
-				calm = false;
-			} else if (vw->pressing) {
+			if (vw->pressing) {
 				press = true;
-				calm = false;
 				if (worst == NONE || vw->steal_pct > t->v[worst].steal_pct)
 					worst = w;
 			}
 		}
 		if (press) {
-			s->calm_run = 0;
+			calm_reset(s);
 			if (s->probing)
 				cand_set(t, i, THROTTLE_BACKOFF, THROTTLE_REASON_RELAPSE, PRIO_BACKOFF,
 					 s->last_good_us, worst);
 			continue;
 		}
-		if (!calm)
-			continue; /* a victim without figures: wait */
-		if (s->calm_run < UINT32_MAX)
-			s->calm_run++;
-		if (s->probing && s->calm_run >= settle) {
+		/* calm time on the antagonist's own clock (its window, or the
+		 * tick's wall time when it has no figures: a cap must not stay
+		 * because nobody can be measured) */
+		s->calm_s += a->valid ? a->window_s : tick_gap_s(t);
+		if (s->calm_n < UINT32_MAX)
+			s->calm_n++;
+		bool settled = s->calm_s + EPS_S >= p->clear_s && s->calm_n >= p->lag_ticks;
+		if (s->probing && settled) {
 			s->probing = false;   /* the step proved good */
 			s->last_good_us = s->quota_us;
 		}
-		if (s->probing || s->calm_run < settle || t->tick < s->hold_until)
+		if (s->probing || !settled || t->now_ms < s->hold_until_ms)
 			continue;
 		if (s->idle_run)
 			continue; /* going quiet: the idle rule may lift it instead */
 
-		/* a loosening step, as large as every victim's room allows */
-		double step = p->loosen_step_pct * a->vcpus * (double)THROTTLE_PERIOD_US / 100.0;
+		/* A loosening step as large as every victim's room allows. When
+		 * the model leaves less than a probe (THROTTLE_PROBE_FRACTION
+		 * of a step), a probe all the same, as large as keeps the
+		 * predicted steal halfway below high_pct, and at least 1% of a
+		 * pCPU per vCPU: the model cannot see steal that comes from
+		 * elsewhere, so a cap it would keep forever is tried; a relapse
+		 * backs off and doubles the hold. */
+		double full = p->loosen_step_pct * a->vcpus * (double)THROTTLE_PERIOD_US / 100.0;
+		double step = full, pstep = THROTTLE_PROBE_FRACTION * full;
 		for (size_t k = 0; k < s->n_victims; k++) {
-			double room = headroom_us(t, view_index(t, s->victims[k]));
+			double room, probe;
+			headroom_us(t, view_index(t, s->victims[k]), &room, &probe);
 			if (room < step)
 				step = room;
+			if (probe < pstep)
+				pstep = probe;
 		}
-		if (step < (double)a->vcpus * THROTTLE_PERIOD_US / 100.0)
-			continue; /* settled: less than 1% of a pCPU per vCPU of room */
-		for (size_t k = 0; k < s->n_victims; k++)
-			t->v[view_index(t, s->victims[k])].headroom_us -= step;
+		double least = (double)a->vcpus * THROTTLE_PERIOD_US / 100.0;
+		if (step < THROTTLE_PROBE_FRACTION * full)
+			step = pstep > least ? pstep : least;
+
 		uint64_t q = s->quota_us + (uint64_t)llround(step);
 		if (q >= a->limit_us)
 			cand_set(t, i, THROTTLE_RESTORE, THROTTLE_REASON_CLEAR, PRIO_RESTORE, 0, NONE);
@@ -941,9 +1035,13 @@ static void caps_walk(struct tick *t)
 	}
 }
 
-/* Whether view a is an antagonist of victim vi; *floor_us gets the lowest
- * cap it may get on that victim's account. */
-static bool antagonist_of(struct tick *t, size_t vi, size_t ai, uint64_t *floor_us)
+/* Whether view a is an antagonist of victim vi. *floor_us gets the lowest
+ * cap it may get on that victim's account, *shared_frac the part of its
+ * CPUs it shares with the victim: each step cuts only that part of its
+ * usage (a VM on 16 CPUs that shares 1 with the victim loses 1/16 of what
+ * a step would take from a VM on the victim's CPUs alone). */
+static bool antagonist_of(struct tick *t, size_t vi, size_t ai, uint64_t *floor_us,
+			  double *shared_frac)
 {
 	const struct view *v = &t->v[vi], *a = &t->v[ai];
 	if (ai == vi || !a->valid || a->protect)
@@ -951,20 +1049,26 @@ static bool antagonist_of(struct tick *t, size_t vi, size_t ai, uint64_t *floor_
 	if (!cpuset_intersects(&v->o->cpus, &a->o->cpus))
 		return false;
 	int rv = class_rank(v->o->class_), ra = class_rank(a->o->class_);
+	if (ra > rv)
+		return false;
+	struct cpuset shared;
+	cpuset_and(&shared, &v->o->cpus, &a->o->cpus);
+	unsigned ns = cpuset_count(&shared);
+	double f = a->ncpus ? (double)ns / a->ncpus : 1;
+	if (f > 1)
+		f = 1;
+	*shared_frac = f;
 	if (ra < rv) {
 		*floor_us = a->floor_us;
 		return true;
 	}
-	if (ra > rv)
-		return false;
 
-	/* Same class: only beyond its weight-fair share of the shared pCPUs.
-	 * Tenants active there split them by weight, a tenant's VMs by vCPUs
-	 * (each VM counted by the part of its CPUs that is shared). */
-	struct cpuset shared;
-	cpuset_and(&shared, &v->o->cpus, &a->o->cpus);
-	unsigned ns = cpuset_count(&shared);
-	struct group { const char *tenant; double weight, vcpus; } *g =
+	/* Same class: only beyond its weight-fair share of the shared pCPUs,
+	 * as CFS splits them: tenants active there by weight, each counted
+	 * by the part of its vCPUs that run there (CFS spreads a group's
+	 * weight over the CPUs by its load), a tenant's VMs by their VM
+	 * weights (each counted by the part of its CPUs that is shared). */
+	struct group { const char *tenant; double weight, vc_all, vc_here, w_here; } *g =
 		xcalloc(t->n, sizeof(*g));
 	size_t ng = 0;
 	double mine = 0;
@@ -977,9 +1081,6 @@ static bool antagonist_of(struct tick *t, size_t vi, size_t ai, uint64_t *floor_
 		struct cpuset both;
 		cpuset_and(&both, &x->o->cpus, &shared);
 		unsigned nb = cpuset_count(&both);
-		if (!nb)
-			continue;
-		double vc = (double)x->vcpus * nb / x->ncpus;
 		const char *tn = x->o->tenant ? x->o->tenant : "";
 		size_t k = 0;
 		while (k < ng && strcmp(g[k].tenant, tn) != 0)
@@ -987,23 +1088,34 @@ static bool antagonist_of(struct tick *t, size_t vi, size_t ai, uint64_t *floor_
 		if (k == ng)
 			g[ng++] = (struct group){ .tenant = tn,
 						  .weight = x->o->weight ? x->o->weight : 1 };
-		g[k].vcpus += vc;
+		g[k].vc_all += x->vcpus;
+		if (!nb)
+			continue;
+		double part = (double)nb / x->ncpus;
+		double vw = x->o->vm_weight > 0 && isfinite(x->o->vm_weight) ? x->o->vm_weight
+									   : (double)x->vcpus;
+		g[k].vc_here += x->vcpus * part;
+		g[k].w_here += vw * part;
 		if (j == ai)
-			mine = vc;
+			mine = vw * part;
 	}
 	double wsum = 0, share = 0;
 	for (size_t k = 0; k < ng; k++)
-		wsum += g[k].weight;
+		if (g[k].vc_all > 0)
+			wsum += g[k].weight * g[k].vc_here / g[k].vc_all;
 	const char *atn = a->o->tenant ? a->o->tenant : "";
 	for (size_t k = 0; k < ng; k++)
-		if (strcmp(g[k].tenant, atn) == 0 && g[k].vcpus > 0)
-			share = g[k].weight / wsum * mine / g[k].vcpus;
+		if (strcmp(g[k].tenant, atn) == 0 && g[k].w_here > 0 && wsum > 0)
+			share = g[k].weight * g[k].vc_here / g[k].vc_all / wsum * mine /
+				g[k].w_here;
 	free(g);
 	double fair_pct = share * ns * 100.0;          /* of the shared pCPUs */
-	double used_pct = a->usage_pct * ns / (a->ncpus ? a->ncpus : 1);
+	double used_pct = a->usage_pct * f;
 	if (!(used_pct > fair_pct * THROTTLE_FAIR_MARGIN))
 		return false;
-	uint64_t fair_us = pct_to_us(fair_pct * (a->ncpus ? a->ncpus : 1) / ns);
+	/* its fair share there, and what it uses elsewhere */
+	double keep_us = (1 - f) * a->usage_pct * (double)THROTTLE_PERIOD_US / 100.0;
+	uint64_t fair_us = pct_to_us(fair_pct) + (uint64_t)llround(keep_us);
 	*floor_us = fair_us > a->floor_us ? fair_us : a->floor_us;
 	return true;
 }
@@ -1030,23 +1142,27 @@ static void victims_walk(struct tick *t)
 
 	for (size_t k = 0; k < np; k++) {
 		size_t vi = order[k];
+		size_t cut = 0, at_floor = 0;
 		for (size_t ai = 0; ai < t->n; ai++) {
 			uint64_t floor_us;
+			double f;
 			struct view *a = &t->v[ai];
 			struct throttle_vm_state *s = a->s;
-			if (a->acted || !antagonist_of(t, vi, ai, &floor_us))
+			if (a->acted || !antagonist_of(t, vi, ai, &floor_us, &f))
 				continue;
 			struct cand *c = t->cand_of[ai] == NONE ? NULL : &t->cands[t->cand_of[ai]];
 			if (c && (c->kind == THROTTLE_BACKOFF ||
 				  (c->kind == THROTTLE_RESTORE && c->reason == THROTTLE_REASON_IDLE)))
 				continue;
+			/* a step cuts the shared part of its usage by tighten_fraction */
+			double keep = 1 - (1 - p->tighten_fraction) * f;
 			double usage_us = a->usage_pct * (double)THROTTLE_PERIOD_US / 100.0;
 			uint64_t q;
 			enum throttle_action_kind kind;
 			if (!s->capped) {
 				if (usage_us <= (double)floor_us)
 					continue; /* a cap at its floor would not bind */
-				double x = p->tighten_fraction * usage_us;
+				double x = keep * usage_us;
 				q = x > (double)floor_us ? (uint64_t)llround(x) : floor_us;
 				if (q >= a->limit_us)
 					continue;
@@ -1057,7 +1173,7 @@ static void victims_walk(struct tick *t)
 					continue; /* the back-off cannot be seen yet */
 				double base = usage_us < (double)s->quota_us ? usage_us
 									     : (double)s->quota_us;
-				double x = p->tighten_fraction * base;
+				double x = keep * base;
 				q = x > (double)floor_us ? (uint64_t)llround(x) : floor_us;
 				kind = THROTTLE_TIGHTEN;
 				if (q >= s->quota_us) {
@@ -1066,6 +1182,9 @@ static void victims_walk(struct tick *t)
 					victims_add(s, t->v[vi].s->name);
 					if (c && c->kind != THROTTLE_TIGHTEN)
 						cand_drop(t, ai);
+					/* seen at that floor for at least the lag */
+					if (t->tick >= s->changed_at + p->lag_ticks)
+						at_floor++;
 					continue;
 				}
 			}
@@ -1082,6 +1201,20 @@ static void victims_walk(struct tick *t)
 			}
 			c->victims = xrealloc(c->victims, (c->n_victims + 1) * sizeof(size_t));
 			c->victims[c->n_victims++] = vi;
+			cut++;
+		}
+		/* Still pressing with every antagonist at its floor: the rest
+		 * of its steal is not theirs to give back. Learn it, so that
+		 * the victim counts as clear around it and the caps may be
+		 * probed off instead of staying forever. (Not from shadow caps:
+		 * dry-run caps change nothing, and would all be "learnt".) */
+		struct view *v = &t->v[vi];
+		if (!cut && at_floor && !p->dry_run) {
+			double r = v->steal_pct;   /* and the window before */
+			if (v->s->recent_steal_pct[1] > r)
+				r = v->s->recent_steal_pct[1];
+			if (r > v->s->resid_pct)
+				v->s->resid_pct = r;
 		}
 	}
 	free(order);
@@ -1102,13 +1235,13 @@ static void disable_all(struct tick *t)
 }
 
 void throttle_decide(struct throttle_state *st, const struct throttle_params *params,
-		     uint64_t tick, const struct throttle_vm_obs *obs, size_t n_obs,
-		     struct throttle_result *out)
+		     uint64_t tick, int64_t now_ms, const struct throttle_vm_obs *obs,
+		     size_t n_obs, struct throttle_result *out)
 {
 	throttle_result_clear(out);
-	struct tick t = { .p = params_sane(params), .tick = tick, .st = st, .out = out };
+	struct tick t = { .p = params_sane(params), .tick = tick, .now_ms = now_ms, .st = st,
+			  .out = out };
 	sync_state(&t, obs, n_obs);
-	st->tick = tick;
 
 	if (!t.p.enabled) {
 		disable_all(&t);
@@ -1130,6 +1263,9 @@ void throttle_decide(struct throttle_state *st, const struct throttle_params *pa
 			done++;
 		}
 	}
+
+	st->tick = tick;
+	st->now_ms = now_ms;
 
 	/* the caps for the planner, and this tick's caps for the lag */
 	size_t nc = 0;

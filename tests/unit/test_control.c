@@ -21,6 +21,7 @@
 #include "vcpud/tenant.h"
 
 #define INTERVAL_MS 100
+#define BREACH_WINDOWS 3      /* steal.breach_s: this many intervals */
 
 struct cfx {
 	struct reg_fx rf;
@@ -83,6 +84,7 @@ static int setup(void **state)
 	store_set_clock(f->rf.ts.st, NULL); /* samples are stamped with the real clock */
 	policy_defaults(&f->pol);
 	f->pol.interval_ms = INTERVAL_MS;
+	f->pol.breach_s = BREACH_WINDOWS * INTERVAL_MS / 1000.0;
 	f->cgroot = path_join(f->rf.ts.dir, "cgroup", NULL);
 	mkdir_p(f->cgroot);
 	struct error *err = NULL;
@@ -249,7 +251,8 @@ static void test_victim_gets_neighbour_capped(void **state)
 	/* the first tick has no window yet: nothing decided */
 	assert_false(tick(f));
 	assert_true(json_is_null(json_object_get(top_vm(f, "victim"), "steal_pct")));
-	/* steal above steal.high_pct (30) for steal.breach_ticks (3) windows */
+	/* steal above steal.high_pct (30) for steal.breach_s (3 windows of
+	 * at least an interval each: nanosleep()) */
 	bool changed = false;
 	int ticks = 1;
 	while (!changed && ticks < 12) {
@@ -257,7 +260,7 @@ static void test_victim_gets_neighbour_capped(void **state)
 		ticks++;
 	}
 	assert_true(changed);
-	assert_int_equal(ticks, 1 + (int)f->pol.breach_ticks);
+	assert_int_equal(ticks, 1 + BREACH_WINDOWS);
 	const struct plan_vm_cap *caps = control_caps(f->ctl, &n);
 	assert_int_equal(n, 1);
 	assert_string_equal(caps[0].vm, "noisy");
@@ -304,7 +307,7 @@ static void test_victim_gets_neighbour_capped(void **state)
 	control_history_pending(f->ctl, "victim", 0, &hs, &nh);
 	free(hs);
 	assert_true(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm = 'victim'") +
-			    (int64_t)nh >= (int64_t)f->pol.breach_ticks);
+			    (int64_t)nh >= (int64_t)BREACH_WINDOWS);
 	control_history_pending(f->ctl, "exited", 0, &hs, &nh);
 	free(hs);
 	assert_int_equal(nh, 0);
@@ -314,7 +317,7 @@ static void test_victim_gets_neighbour_capped(void **state)
 	free(hs);
 	assert_int_equal(nh, 0);
 	assert_true(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm = 'victim'") >=
-		    (int64_t)f->pol.breach_ticks);
+		    (int64_t)BREACH_WINDOWS);
 	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM vm_samples WHERE vm IN "
 				"('starting', 'exited')"), 0);
 

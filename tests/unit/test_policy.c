@@ -110,17 +110,16 @@ static void test_defaults(void **state)
 	assert_int_equal(p.interval_ms, 1000);
 	assert_true(p.steal_high_pct == 30);
 	assert_true(p.steal_low_pct == 15);
-	assert_int_equal(p.breach_ticks, 3);
-	assert_int_equal(p.clear_ticks, 5);
+	assert_true(p.breach_s == 3);
+	assert_true(p.clear_s == 5);
 	assert_true(p.throttle_enabled);
 	assert_false(p.throttle_dry_run);
 	assert_int_equal(p.steal_metric, POLICY_STEAL_MEAN);
-	assert_true(p.self_throttled_pct == 5);
 	assert_true(p.tighten_fraction == 0.5);
 	assert_true(p.burstable_floor_pct == 25);
 	assert_true(p.best_effort_floor_pct == 5);
-	assert_int_equal(p.hold_ticks, 10);
-	assert_int_equal(p.hold_max_ticks, 300);
+	assert_true(p.hold_s == 10);
+	assert_true(p.hold_max_s == 300);
 	assert_true(p.loosen_step_pct == 25);
 	assert_true(p.idle_pct == 50);
 	assert_int_equal(p.max_actions_per_tick, 4);
@@ -167,17 +166,16 @@ static void test_valid_full(void **state)
 	assert_int_equal(p->retention_s, 60);
 	assert_true(p->steal_high_pct == 42.5);
 	assert_true(p->steal_low_pct == 0);
-	assert_int_equal(p->breach_ticks, 1);
-	assert_int_equal(p->clear_ticks, 1000);
+	assert_true(p->breach_s == 0.5);
+	assert_true(p->clear_s == 1000);
 	assert_false(p->throttle_enabled);
 	assert_true(p->throttle_dry_run);
 	assert_int_equal(p->steal_metric, POLICY_STEAL_MAX);
-	assert_true(p->self_throttled_pct == 100);
 	assert_true(p->tighten_fraction == 0.25);
 	assert_true(p->burstable_floor_pct == 30);
 	assert_true(p->best_effort_floor_pct == 2.5);
-	assert_int_equal(p->hold_ticks, 20);
-	assert_int_equal(p->hold_max_ticks, 100000);
+	assert_true(p->hold_s == 20.5);
+	assert_true(p->hold_max_s == 86400);
 	assert_true(p->loosen_step_pct == 10);
 	assert_true(p->idle_pct == 40);
 	assert_int_equal(p->max_actions_per_tick, 1000);
@@ -294,7 +292,7 @@ static void test_demo_policy(void **state)
 	assert_int_equal(policy_load_file(path, &p, NULL), 0);
 	assert_true(p->steal_high_pct == 30);
 	assert_true(p->steal_low_pct == 15);
-	assert_int_equal(p->breach_ticks, 2);
+	assert_true(p->breach_s == 2);
 	assert_int_equal(p->interval_ms, 1000);
 }
 
@@ -307,7 +305,7 @@ static const struct broken {
 } broken[] = {
 	{ "unknown_key.yaml", 5, 3, EINVAL,
 	  "unknown key 'breach_tick' in steal (known keys: high_pct, low_pct, "
-	  "breach_ticks, clear_ticks, metric, self_throttled_pct)" },
+	  "breach_s, clear_s, metric)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
 	  "overcommit, admission, sampling, steal, throttle, discovery, events)" },
@@ -322,10 +320,16 @@ static const struct broken {
 	{ "quoted_number.yaml", 3, 13, EINVAL,
 	  "steal.high_pct must be a number, got the string \"30\" "
 	  "(write numbers without quotes)" },
-	{ "float_for_int.yaml", 3, 17, EINVAL,
-	  "steal.breach_ticks must be a whole number, got '2.5'" },
+	{ "float_for_int.yaml", 3, 19, EINVAL,
+	  "events.retention_days must be a whole number, got '2.5'" },
 	{ "leading_zero.yaml", 3, 16, EINVAL,
-	  "steal.clear_ticks must be a whole number without leading zeros, got '010'" },
+	  "sampling.retention_s must be a whole number without leading zeros, got '010'" },
+	{ "retired_key.yaml", 4, 3, EINVAL,
+	  "steal.breach_ticks was replaced by steal.breach_s: runs and holds are measured "
+	  "in seconds of wall time now, not in ticks" },
+	{ "retired_self_throttled.yaml", 3, 3, EINVAL,
+	  "steal.self_throttled_pct is no longer used: the time a VM is held back by its "
+	  "own or its tenant's cpu.max is subtracted from its steal" },
 	{ "out_of_range.yaml", 3, 16, ERANGE,
 	  "sampling.interval_ms must be between 100 and 60000, got 50" },
 	{ "gone_grace_out_of_range.yaml", 3, 17, ERANGE,
@@ -382,8 +386,8 @@ static const struct broken {
 	{ "quoted_bool.yaml", 3, 12, EINVAL,
 	  "throttle.dry_run must be true or false, got the string \"false\"" },
 	{ "section_not_mapping.yaml", 2, 8, EINVAL,
-	  "steal must be a mapping (with keys high_pct, low_pct, breach_ticks, clear_ticks, "
-	  "metric, self_throttled_pct), got '30'" },
+	  "steal must be a mapping (with keys high_pct, low_pct, breach_s, clear_s, "
+	  "metric), got '30'" },
 	{ "bad_metric.yaml", 3, 11, EINVAL,
 	  "steal.metric must be one of mean, max, got 'average'" },
 	{ "exempt_bad_name.yaml", 5, 7, EINVAL,
@@ -394,10 +398,10 @@ static const struct broken {
 	{ "exempt_not_list.yaml", 3, 19, EINVAL,
 	  "throttle.exempt_tenants must be a list of tenant names such as [infra, batch] "
 	  "([] for none), got 'infra'" },
-	{ "hold_max_below_hold.yaml", 5, 19, EINVAL,
-	  "throttle.hold_max_ticks must be at least throttle.hold_ticks (50), got 40" },
-	{ "hold_above_default_max.yaml", 3, 15, EINVAL,
-	  "throttle.hold_ticks must be at most throttle.hold_max_ticks (300, the default), "
+	{ "hold_max_below_hold.yaml", 5, 15, EINVAL,
+	  "throttle.hold_max_s must be at least throttle.hold_s (50), got 40" },
+	{ "hold_above_default_max.yaml", 3, 11, EINVAL,
+	  "throttle.hold_s must be at most throttle.hold_max_s (300, the default), "
 	  "got 301" },
 	{ "tighten_fraction_one.yaml", 3, 21, ERANGE,
 	  "throttle.tighten_fraction must be greater than 0 and at most 0.95, got 1" },
@@ -467,10 +471,11 @@ static void test_numbers(void **state)
 	assert_true(p->cpu_ratio > 0);
 	policy_free(p);
 	p = buf_ok("version: 1\nsampling: {interval_ms: 100}\nsteal: {high_pct: 100, "
-		   "low_pct: 99.999, breach_ticks: 1000}\n");
+		   "low_pct: 99.999, breach_s: 3600, clear_s: 0.1}\n");
 	assert_int_equal(p->interval_ms, 100);
 	assert_true(p->steal_high_pct == 100);
-	assert_int_equal(p->breach_ticks, 1000);
+	assert_true(p->breach_s == 3600);
+	assert_true(p->clear_s == 0.1);
 	policy_free(p);
 	p = buf_ok("version: 1\nsampling: {interval_ms: 60000}\n");
 	assert_int_equal(p->interval_ms, 60000);
@@ -520,10 +525,13 @@ static void test_numbers(void **state)
 	buf_bad("version: 1\nsteal: {high_pct: 100.5}\n", ERANGE, "t.yaml:2:19: ", "got 100.5");
 	buf_bad("version: 1\nsteal: {low_pct: -0.1}\n", ERANGE, "t.yaml:2:18: ",
 		"steal.low_pct must be between 0 and 100, got -0.1");
-	buf_bad("version: 1\nsteal: {breach_ticks: 0}\n", ERANGE, "t.yaml:2:23: ",
-		"steal.breach_ticks must be between 1 and 1000, got 0");
-	buf_bad("version: 1\nsteal: {clear_ticks: 1001}\n", ERANGE, "t.yaml:2:22: ",
-		"steal.clear_ticks must be between 1 and 1000, got 1001");
+	buf_bad("version: 1\nsteal: {breach_s: 0}\n", ERANGE, "t.yaml:2:19: ",
+		"steal.breach_s must be between 0.1 and 3600, got 0");
+	buf_bad("version: 1\nsteal: {clear_s: 3601}\n", ERANGE, "t.yaml:2:18: ",
+		"steal.clear_s must be between 0.1 and 3600, got 3601");
+	/* an old key in a flow mapping: where it is, and what replaced it */
+	buf_bad("version: 1\nthrottle: {hold_max_ticks: 9}\n", EINVAL, "t.yaml:2:12: ",
+		"throttle.hold_max_ticks was replaced by throttle.hold_max_s");
 	buf_bad("version: 1.0\n", EINVAL, "t.yaml:1:10: ", "version must be a whole number");
 	buf_bad("version: 0\n", ERANGE, "t.yaml:1:10: ", "version must be 1");
 	buf_bad("version:\n", EINVAL, "t.yaml:1:1: ", "version must be a whole number, got nothing");
@@ -553,24 +561,23 @@ static void test_throttle_keys(void **state)
 	(void)state;
 	struct policy *p;
 
-	p = buf_ok("version: 1\nsteal: {metric: \"max\", self_throttled_pct: 0.5}\n"
+	p = buf_ok("version: 1\nsteal: {metric: \"max\"}\n"
 		   "throttle: {tighten_fraction: 0.95, burstable_floor_pct: 100, "
-		   "best_effort_floor_pct: 1, hold_ticks: 100000, hold_max_ticks: 100000, "
+		   "best_effort_floor_pct: 1, hold_s: 86400, hold_max_s: 86400, "
 		   "loosen_step_pct: 1, idle_pct: 99, max_actions_per_tick: 1}\n");
 	assert_int_equal(p->steal_metric, POLICY_STEAL_MAX);
-	assert_true(p->self_throttled_pct == 0.5);
 	assert_true(p->tighten_fraction == 0.95);
 	assert_true(p->burstable_floor_pct == 100);
 	assert_true(p->best_effort_floor_pct == 1);
-	assert_int_equal(p->hold_ticks, 100000);
-	assert_int_equal(p->hold_max_ticks, 100000);
+	assert_true(p->hold_s == 86400);
+	assert_true(p->hold_max_s == 86400);
 	assert_true(p->loosen_step_pct == 1);
 	assert_true(p->idle_pct == 99);
 	assert_int_equal(p->max_actions_per_tick, 1);
 	policy_free(p);
-	/* hold_ticks equal to the maximum is fine */
-	p = buf_ok("version: 1\nthrottle: {hold_ticks: 300}\n");
-	assert_int_equal(p->hold_ticks, 300);
+	/* hold_s equal to the maximum is fine */
+	p = buf_ok("version: 1\nthrottle: {hold_s: 300}\n");
+	assert_true(p->hold_s == 300);
 	policy_free(p);
 
 	buf_bad("version: 1\nsteal: {metric: MAX}\n", EINVAL, "t.yaml:2:17: ",
@@ -578,18 +585,16 @@ static void test_throttle_keys(void **state)
 	buf_bad("version: 1\nsteal: {metric: ~}\n", EINVAL, "t.yaml:2:17: ",
 		"got nothing (null)");
 	buf_bad("version: 1\nsteal: {metric: [mean]}\n", EINVAL, "t.yaml:2:17: ", "got a list");
-	buf_bad("version: 1\nsteal: {self_throttled_pct: 0}\n", ERANGE, "t.yaml:2:29: ",
-		"steal.self_throttled_pct must be greater than 0 and at most 100, got 0");
 	buf_bad("version: 1\nthrottle: {tighten_fraction: 0}\n", ERANGE, "t.yaml:2:30: ",
 		"greater than 0 and at most 0.95, got 0");
 	buf_bad("version: 1\nthrottle: {burstable_floor_pct: 0.5}\n", ERANGE, "t.yaml:2:33: ",
 		"throttle.burstable_floor_pct must be between 1 and 100, got 0.5");
 	buf_bad("version: 1\nthrottle: {best_effort_floor_pct: 101}\n", ERANGE,
 		"t.yaml:2:35: ", "throttle.best_effort_floor_pct must be between 1 and 100");
-	buf_bad("version: 1\nthrottle: {hold_ticks: 0}\n", ERANGE, "t.yaml:2:24: ",
-		"throttle.hold_ticks must be between 1 and 100000, got 0");
-	buf_bad("version: 1\nthrottle: {hold_max_ticks: 100001}\n", ERANGE, "t.yaml:2:28: ",
-		"throttle.hold_max_ticks must be between 1 and 100000");
+	buf_bad("version: 1\nthrottle: {hold_s: 0}\n", ERANGE, "t.yaml:2:20: ",
+		"throttle.hold_s must be between 0.1 and 86400, got 0");
+	buf_bad("version: 1\nthrottle: {hold_max_s: 86401}\n", ERANGE, "t.yaml:2:24: ",
+		"throttle.hold_max_s must be between 0.1 and 86400");
 	buf_bad("version: 1\nthrottle: {loosen_step_pct: 100.5}\n", ERANGE, "t.yaml:2:29: ",
 		"got 100.5");
 	buf_bad("version: 1\nthrottle: {idle_pct: 99.5}\n", ERANGE, "t.yaml:2:22: ",
@@ -599,8 +604,8 @@ static void test_throttle_keys(void **state)
 	buf_bad("version: 1\nthrottle: {max_actions_per_tick: 2.0}\n", EINVAL, "t.yaml:2:34: ",
 		"must be a whole number");
 	/* hold_max below hold, both given: the maximum is blamed */
-	buf_bad("version: 1\nthrottle: {hold_max_ticks: 5, hold_ticks: 6}\n", EINVAL,
-		"t.yaml:2:28: ", "throttle.hold_max_ticks must be at least throttle.hold_ticks (6)");
+	buf_bad("version: 1\nthrottle: {hold_max_s: 5, hold_s: 6.5}\n", EINVAL,
+		"t.yaml:2:24: ", "throttle.hold_max_s must be at least throttle.hold_s (6.5)");
 
 	/* exempt tenants */
 	p = buf_ok("version: 1\nthrottle:\n  exempt_tenants:\n    - infra\n    - 'db.prod'\n");
@@ -809,7 +814,7 @@ static void test_structure(void **state)
 	/* sections must be mappings */
 	buf_bad("version: 1\nthrottle: [enabled]\n", EINVAL, "t.yaml:2:11: ",
 		"throttle must be a mapping (with keys enabled, dry_run, tighten_fraction, "
-		"burstable_floor_pct, best_effort_floor_pct, hold_ticks, hold_max_ticks, "
+		"burstable_floor_pct, best_effort_floor_pct, hold_s, hold_max_s, "
 		"loosen_step_pct, idle_pct, max_actions_per_tick, exempt_tenants), got a list");
 	buf_bad("version: 1\nhost: \"0-1\"\n", EINVAL, "t.yaml:2:7: ",
 		"host must be a mapping (with keys housekeeping_cpus, dedicated_cpus), "
@@ -930,17 +935,16 @@ static void test_equal(void **state)
 	DIFFERS(b.interval_ms = 999);
 	DIFFERS(b.steal_high_pct = 31);
 	DIFFERS(b.steal_low_pct = 14);
-	DIFFERS(b.breach_ticks = 4);
-	DIFFERS(b.clear_ticks = 6);
+	DIFFERS(b.breach_s = 3.5);
+	DIFFERS(b.clear_s = 6);
 	DIFFERS(b.throttle_enabled = false);
 	DIFFERS(b.throttle_dry_run = true);
 	DIFFERS(b.steal_metric = POLICY_STEAL_MAX);
-	DIFFERS(b.self_throttled_pct = 6);
 	DIFFERS(b.tighten_fraction = 0.75);
 	DIFFERS(b.burstable_floor_pct = 20);
 	DIFFERS(b.best_effort_floor_pct = 4);
-	DIFFERS(b.hold_ticks = 11);
-	DIFFERS(b.hold_max_ticks = 301);
+	DIFFERS(b.hold_s = 11);
+	DIFFERS(b.hold_max_s = 301);
 	DIFFERS(b.loosen_step_pct = 24);
 	DIFFERS(b.idle_pct = 49);
 	DIFFERS(b.max_actions_per_tick = 5);
@@ -1009,18 +1013,17 @@ static void test_to_yaml_defaults(void **state)
 			    "steal:\n"
 			    "  high_pct: 30.0\n"
 			    "  low_pct: 15.0\n"
-			    "  breach_ticks: 3\n"
-			    "  clear_ticks: 5\n"
+			    "  breach_s: 3.0\n"
+			    "  clear_s: 5.0\n"
 			    "  metric: mean\n"
-			    "  self_throttled_pct: 5.0\n"
 			    "throttle:\n"
 			    "  enabled: true\n"
 			    "  dry_run: false\n"
 			    "  tighten_fraction: 0.5\n"
 			    "  burstable_floor_pct: 25.0\n"
 			    "  best_effort_floor_pct: 5.0\n"
-			    "  hold_ticks: 10\n"
-			    "  hold_max_ticks: 300\n"
+			    "  hold_s: 10.0\n"
+			    "  hold_max_s: 300.0\n"
 			    "  loosen_step_pct: 25.0\n"
 			    "  idle_pct: 50.0\n"
 			    "  max_actions_per_tick: 4\n"

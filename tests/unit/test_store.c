@@ -212,6 +212,38 @@ static void test_two_connections_share_a_file(void **state)
 	store_close(other);
 }
 
+/* 008: a cap saved by a vcpud that counted holds in ticks keeps its cap
+ * and its wall-clock hold; its hold length becomes milliseconds (ticks of
+ * the default 1 s interval). */
+static void test_upgrade_throttle_holds_to_ms(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *path = new_db_path();
+	struct store *st = NULL;
+	struct error *err = NULL;
+	assert_int_equal(store_open_at_version(path, 7, &st, &err), 0);
+	assert_int_equal(st_exec(st, "INSERT INTO tenants (name, vcpus, weight, class, "
+				 "created_at, updated_at) VALUES ('t', 8, 100, 'best-effort', 1, 1);"
+				 "INSERT INTO vms (name, tenant, vcpus, source, created_at, "
+				 "updated_at) VALUES ('b1', 't', 2, 'registered', 1, 1);"
+				 "INSERT INTO throttle_caps (vm, dry, quota_us, last_good_us, probing, "
+				 "hold_len, hold_until_ms, last_action, victims, saved_ms) VALUES "
+				 "('b1', 0, 25000, 0, 0, 40, 1700000040000, 'backoff', '[\"g\"]', "
+				 "1700000000000)"), SQLITE_OK);
+	store_close(st);
+	assert_int_equal(store_open(path, &st, &err), 0);
+	struct store_throttle_cap *caps = NULL;
+	size_t n = 0;
+	assert_int_equal(store_throttle_load(st, &caps, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(caps[0].c.vm, "b1");
+	assert_int_equal(caps[0].c.quota_us, 25000);
+	assert_int_equal(caps[0].c.hold_len_ms, 40000);
+	assert_int_equal(caps[0].hold_until_ms, 1700000040000LL);
+	store_throttle_caps_free(caps, n);
+	store_close(st);
+}
+
 static void test_upgrade_from_version_1(void **state)
 {
 	(void)state;
@@ -1247,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(test_reopen_is_idempotent),
 		cmocka_unit_test_setup_teardown(test_two_connections_share_a_file, fx_setup, fx_teardown),
 		cmocka_unit_test(test_upgrade_from_version_1),
+		cmocka_unit_test(test_upgrade_throttle_holds_to_ms),
 		cmocka_unit_test(test_newer_version_refused),
 		cmocka_unit_test(test_foreign_file_refused),
 		cmocka_unit_test(test_garbage_file_refused),

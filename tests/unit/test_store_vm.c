@@ -802,7 +802,7 @@ static struct store_throttle_cap mk_cap(const char *vm, uint64_t quota, int64_t 
 	memset(&c, 0, sizeof(c));
 	snprintf(c.c.vm, sizeof(c.c.vm), "%s", vm);
 	c.c.quota_us = quota;
-	c.c.hold_len = 6;
+	c.c.hold_len_ms = 6000;
 	c.c.last_kind = THROTTLE_BACKOFF;
 	c.c.last_good_us = quota;
 	c.hold_until_ms = hold_until_ms;
@@ -842,7 +842,7 @@ static void test_throttle_caps(void **state)
 	assert_string_equal(got[0].c.vm, "noisy1");
 	assert_int_equal(got[0].c.quota_us, 25000);
 	assert_int_equal(got[0].c.last_good_us, 25000);
-	assert_int_equal(got[0].c.hold_len, 6);
+	assert_int_equal(got[0].c.hold_len_ms, 6000);
 	assert_int_equal(got[0].hold_until_ms, 1700000010000);
 	assert_int_equal(got[0].c.last_kind, THROTTLE_BACKOFF);
 	assert_false(got[0].c.dry);

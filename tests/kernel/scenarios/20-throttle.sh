@@ -4,7 +4,7 @@
 # victim) and a best-effort tenant's two VMs, 2 spinning vCPUs each, share
 # pCPUs 2-3. With throttling off the victim waits about half the time; once
 # it is switched on (policy reload, SIGHUP) vcpud caps both antagonists
-# within breach_ticks + 2 ticks, the victim's steal falls below low_pct
+# within breach_s + 2 s, the victim's steal falls below low_pct
 # within 5 more ticks and stays there, and when the antagonists go idle
 # their caps are lifted. Steal, throughput and the events are printed.
 . "$VCPUD_SRC/tests/kernel/lib.sh"
@@ -44,13 +44,13 @@ start_vm() { # NAME: a spinning 2-vCPU fake VM on pCPUs 2-3; sets VMPID
 	pinned_vm_start "$1" 0xc || abort_scenario "fakevm $1 did not start"
 }
 
-# hold_ticks 120: no loosening probe during the minute this scenario
+# hold_s 120: no loosening probe during the minute this scenario
 # watches the capped state (a probe that relapses backs off at once, but
 # its tick would read above low_pct); loosening and back-off on relapse
 # are covered by test_throttle's plant, lifting caps by the idle phase here
 sed -e 's/^  enabled: true/  enabled: false/' -e "s/^  high_pct: .*/  high_pct: $HIGH/" \
-	-e "s/^  low_pct: .*/  low_pct: $LOW/" -e "s/^  breach_ticks: .*/  breach_ticks: $BREACH/" \
-	-e "s/^  hold_ticks: .*/  hold_ticks: 120/" \
+	-e "s/^  low_pct: .*/  low_pct: $LOW/" -e "s/^  breach_s: .*/  breach_s: $BREACH/" \
+	-e "s/^  hold_s: .*/  hold_s: 120/" \
 	"$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
 # this shell, vcpuctl and vcpud are the host's own work: keep them on the
 # housekeeping CPUs 0-1, as on a real host, so that only the VMs contend on
@@ -227,7 +227,7 @@ say "== summary"
 say "victim steal:       ${steal_before}% before -> ${steal_after}% with the antagonists capped"
 say "victim CPU time:    ${usage_before}% -> ${usage_after}% of one pCPU (2 vCPUs)"
 say "victim throughput:  $tput_before -> $tput_after iterations/s ($(awk -v a="$tput_before" -v b="$tput_after" 'BEGIN { if (a > 0) printf "%+.0f%%", (b - a) * 100 / a; else print "n/a" }'); TCG iteration rates vary with host load)"
-say "breach to cap:      $breach_to_cap ticks (a tick is 1 s; the limit is breach_ticks + 2 = $((BREACH + 2)))"
+say "breach to cap:      $breach_to_cap ticks (a tick is 1 s; the limit is breach_s + 2 = $((BREACH + 2)))"
 say "cap to steal < $LOW%: $cap_to_low ticks"
 # under TCG iteration rates swing with host load (FACTS.md): the CPU time
 # the victim got (schedstat) is the signal

@@ -9,7 +9,7 @@
 
 POLICY=/tmp/policy.yaml
 sed -e 's/^  high_pct: .*/  high_pct: 30/' -e 's/^  low_pct: .*/  low_pct: 15/' \
-	-e 's/^  breach_ticks: .*/  breach_ticks: 2/' "$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
+	-e 's/^  breach_s: .*/  breach_s: 2/' "$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
 # the scenario's own processes stay on housekeeping CPUs 0-1 (see 20-throttle)
 taskset -p 0x3 $$ >/dev/null || note "cannot pin the scenario shell to CPUs 0-1"
 vcpud_start "$POLICY" || abort_scenario "vcpud did not start"

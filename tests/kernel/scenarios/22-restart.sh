@@ -8,10 +8,10 @@
 . "$VCPUD_SRC/tests/kernel/lib.sh"
 
 POLICY=/tmp/policy.yaml
-# hold_ticks 120: no loosening probe while the scenario watches the caps
+# hold_s 120: no loosening probe while the scenario watches the caps
 # (lifting them is left to the idle rule, as in 20-throttle)
 sed -e 's/^  high_pct: .*/  high_pct: 30/' -e 's/^  low_pct: .*/  low_pct: 15/' \
-	-e 's/^  breach_ticks: .*/  breach_ticks: 2/' -e 's/^  hold_ticks: .*/  hold_ticks: 120/' \
+	-e 's/^  breach_s: .*/  breach_s: 2/' -e 's/^  hold_s: .*/  hold_s: 120/' \
 	"$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
 taskset -p 0x3 $$ >/dev/null || note "cannot pin the scenario shell to CPUs 0-1"
 vcpud_start "$POLICY" || abort_scenario "vcpud did not start"
