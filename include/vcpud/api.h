@@ -27,6 +27,8 @@
  *   GET    /v1/host                   {"topology":{...},"pools":{...},"overcommit_ratio",
  *                                     "usage":[per node],"totals":{...},"reservations":[RES]}
  *   GET    /v1/vms/{name}             VM
+ *   PATCH  /v1/vms/{name}             {"weight": 1..10000 | null}: the VM's own
+ *                                     cpu.weight (null: the tenant's by vCPUs); VM
  *   DELETE /v1/vms/{name}[?missing_ok=1]
  *                                     release: the VM and/or its reservation; 204; its
  *                                     cgroups go at the next tick (404 when there is
@@ -145,6 +147,10 @@ json_t *api_vm_view_to_json(const struct registry_vm_view *v, const struct admit
 
 /* A register request: name, tenant, pid required; memory_bytes optional. */
 int api_vm_register_from_json(const json_t *obj, struct vm *out, struct error **err);
+
+/* PATCH /v1/vms/NAME: {"weight": 1..10000 | null}; *weight 0 for null
+ * (back to the default: the tenant's weight by vCPUs). */
+int api_vm_patch_from_json(const json_t *obj, uint32_t *weight, struct error **err);
 
 /* A VM as the server sent it (client side). vm_clear() it. */
 int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err);

@@ -6,7 +6,9 @@
  *   tenant: cpu.weight = weight; cpu.max = cpu_max_cores x period, or max;
  *           memory.max = memory quota, or max
  *   VM:     every non-gone VM with a pid; memory.max = its memory, or max;
- *           cpu.max = the throttle overlay's cap when one is given, else max
+ *           cpu.max = the throttle overlay's cap when one is given, else max;
+ *           cpu.weight = plan_vm_weight() (the kernel then splits the
+ *           tenant's share between its VMs by vCPUs, or as set)
  *   vCPU:   vcpuN with its thread; emulator/ gets every other thread.
  * With an admission ledger (plan_input.admission), a VM that has a
  * reservation is pinned: the VM domain to its CPUs plus the housekeeping
@@ -63,6 +65,12 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
  * and hand it to the engine in cgroup_tree.fingerprint (plan_tree()
  * leaves it 0). O(VMs + threads + reservations). */
 uint64_t plan_input_fingerprint(const struct plan_input *in);
+
+/* A VM's cpu.weight: `set` (its own, vcpuctl vm set --weight) when not 0,
+ * else the tenant's weight x its share of the tenant's vCPUs (those of the
+ * tenant's VMs in the tree), at least 1. */
+uint32_t plan_vm_weight(uint32_t tenant_weight, uint32_t set, uint32_t vcpus,
+			uint32_t tenant_vcpus);
 
 /* cpu.max quota for `cores` cores per PLAN_PERIOD_US (at least the kernel's
  * minimum of 1000 us). */

@@ -172,6 +172,13 @@ int store_vm_update_runtime(struct store *st, const char *name,
 			    const struct store_vm_runtime *rt,
 			    const struct store_reservation *admit, struct error **err);
 
+/* Set a VM's own cpu.weight (weight 0: back to the default, by vCPUs);
+ * event "vm.set" with the old and new weights. 1 when it changed, 0 when it
+ * already was that (nothing written), -1: ENOENT (no VM row), EINVAL (out
+ * of range). */
+int store_vm_set_weight(struct store *st, const char *name, uint32_t weight,
+			const char *actor, struct error **err);
+
 /* Release (delete) a VM and its vCPU rows, and its reservation when it has
  * one, in one transaction; events "vm.release" (and "vm.unadmit"). ENOENT
  * when there is neither a VM nor a reservation of that name. */

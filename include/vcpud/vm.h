@@ -52,6 +52,10 @@ struct vm {
 	uint32_t vcpus;            /* vCPU count: what counts against the quota */
 	bool memory_set;
 	int64_t memory_bytes;      /* per-VM memory.max, when memory_set */
+	uint32_t weight;           /* its own cpu.weight (TENANT_WEIGHT_MIN..MAX),
+				    * set by an operator; 0: the tenant's weight
+				    * x its share of the tenant's vCPUs
+				    * (plan_vm_weight()) */
 	enum vm_state state;
 	enum vm_source source;
 	char uuid[VM_UUID_LEN + 1]; /* "" when unknown */

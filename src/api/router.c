@@ -435,6 +435,30 @@ static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+/* PATCH /v1/vms/NAME: its own cpu.weight */
+static int h_vm_patch(struct api_ctx *ctx, const struct api_request *req,
+		      const struct route_match *m, json_t *body, int *status, json_t **out,
+		      struct error **err)
+{
+	uint32_t weight = 0;
+	if (need_registry(ctx, err) < 0 || api_vm_patch_from_json(body, &weight, err) < 0)
+		return -1;
+	int changed = store_vm_set_weight(ctx->store, m->name, weight, req->actor, err);
+	if (changed < 0)
+		return -1;
+	if (changed) {
+		if (weight)
+			log_info("VM %s: cpu.weight %u, set by %s", m->name, weight, req->actor);
+		else
+			log_info("VM %s: cpu.weight by vCPUs again, set by %s", m->name, req->actor);
+		notify_change(ctx);
+	}
+	if (vm_view_reply(ctx, m->name, out, err) < 0)
+		return -1;
+	*status = 200;
+	return 0;
+}
+
 /* DELETE /v1/vms/NAME[?missing_ok=1]: with missing_ok a VM that is not
  * there (released already: a retry) is not an error. */
 static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
@@ -573,6 +597,7 @@ static const struct route routes[] = {
 	{ R_VMS, "POST", h_vm_register, true },
 	{ R_VM, "GET", h_vm_get, false },
 	{ R_VM, "DELETE", h_vm_release, false },
+	{ R_VM, "PATCH", h_vm_patch, true },
 	{ R_VM_ADMIT, "POST", h_vm_admit, true },
 	{ R_VM_ADMIT, "GET", h_vm_get, false },     /* a VM named "admit" */
 	{ R_VM_ADMIT, "DELETE", h_vm_release, false },

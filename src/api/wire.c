@@ -177,6 +177,33 @@ int api_tenant_patch_from_json(const json_t *obj, struct tenant_patch *out, stru
 	return 0;
 }
 
+int api_vm_patch_from_json(const json_t *obj, uint32_t *weight, struct error **err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EINVAL, "request body must be a JSON object");
+	bool have = false;
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (strcmp(key, "weight") == 0) {
+			*weight = 0;
+			if (!json_is_null(v) &&
+			    get_uint(v, key, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX, weight, err) < 0)
+				return error_wrap(err, "weight (null: by vCPUs)");
+			have = true;
+		} else if (strcmp(key, "name") == 0 || strcmp(key, "tenant") == 0 ||
+			   strcmp(key, "vcpus") == 0) {
+			return error_set(err, EINVAL, "a VM's %s cannot be changed (release it and "
+					 "admit or register it again)", key);
+		} else {
+			return error_set(err, EINVAL, "unknown field '%s'", key);
+		}
+	}
+	if (!have)
+		return error_set(err, EINVAL, "nothing to change: give weight");
+	return 0;
+}
+
 int api_tenant_from_reply(const json_t *obj, struct tenant *out, struct error **err)
 {
 	if (!json_is_object(obj))
@@ -284,6 +311,7 @@ json_t *api_vm_to_json(const struct vm *v)
 			    v->memory_set ? json_integer(v->memory_bytes) : json_null());
 	json_object_set_new(o, "origin_cgroup",
 			    v->origin_cgroup[0] ? json_string(v->origin_cgroup) : json_null());
+	json_object_set_new(o, "weight", v->weight ? json_integer(v->weight) : json_null());
 	json_t *arr = json_array();
 	for (size_t i = 0; i < v->n_threads; i++) {
 		/* an unmanaged VM has no cgroup of vcpud's */
@@ -408,6 +436,8 @@ int api_vm_from_reply(const json_t *obj, struct vm *out, struct error **err)
 	json_t *m = json_object_get(obj, "memory_bytes");
 	v.memory_set = json_is_integer(m);
 	v.memory_bytes = v.memory_set ? json_integer_value(m) : 0;
+	json_int_t w = json_integer_value(json_object_get(obj, "weight")); /* null: 0 */
+	v.weight = w >= TENANT_WEIGHT_MIN && w <= TENANT_WEIGHT_MAX ? (uint32_t)w : 0;
 	vm_state_from_string(json_string_value(json_object_get(obj, "state")), &v.state, NULL);
 	vm_source_from_string(json_string_value(json_object_get(obj, "source")), &v.source, NULL);
 	const char *uuid = json_string_value(json_object_get(obj, "uuid"));

@@ -36,6 +36,7 @@ enum {
 	OPT_THREAD_POLICY,
 	OPT_DRY_RUN,
 	OPT_MISSING_OK,
+	OPT_WEIGHT,
 };
 
 static const struct option register_opts[] = {
@@ -74,6 +75,24 @@ static const char release_help[] =
 	"  --json             print the API's JSON\n"
 	"  -h, --help         this help\n";
 
+static const struct option set_opts[] = {
+	{ "weight", required_argument, NULL, OPT_WEIGHT },
+	CLI_OPTS_COMMON
+};
+
+static const char set_usage[] = "usage: vcpuctl vm set NAME --weight W|auto";
+
+static const char set_help[] =
+	"Changes a VM's own settings. Its VM cgroup's cpu.weight (how the kernel\n"
+	"splits its tenant's share between the tenant's VMs) is by default the\n"
+	"tenant's weight times the VM's share of the tenant's vCPUs; --weight sets\n"
+	"it (like libvirt's <shares>), --weight auto goes back to that default.\n"
+	"\n"
+	"Options:\n"
+	"  --weight W|auto    1..10000, or auto\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
 static const struct option stats_opts[] = {
 	{ "since", required_argument, NULL, OPT_SINCE },
 	CLI_OPTS_COMMON
@@ -95,6 +114,7 @@ static const char group_usage[] =
 	"       vcpuctl vm list\n"
 	"       vcpuctl vm show NAME\n"
 	"       vcpuctl vm release NAME [--missing-ok]\n"
+	"       vcpuctl vm set NAME --weight W|auto\n"
 	"       vcpuctl vm stats NAME [--since T]";
 
 static const char stats_usage[] = "usage: vcpuctl vm stats NAME [--since T]";
@@ -109,6 +129,7 @@ static const char group_help[] =
 	"          steal over the last 5 minutes (per minute, and the last samples)\n"
 	"release   stop managing a VM (the process is left alone) and free its\n"
 	"          admission reservation; its cgroups go at vcpud's next tick\n"
+	"set       change a VM's own cpu.weight (default: by vCPUs in its tenant)\n"
 	"stats     the VM's recent samples (usage and steal at each tick), as many as\n"
 	"          the policy keeps, or those from --since T on\n";
 
@@ -264,6 +285,10 @@ void cli_vm_print(FILE *f, const struct vm *v, const char *const *cgroups, const
 	fprintf(f, "uuid:     %s\n", v->uuid[0] ? v->uuid : "-");
 	fprintf(f, "vcpus:    %u\n", v->vcpus);
 	fprintf(f, "memory:   %s\n", mem);
+	if (v->weight)
+		fprintf(f, "weight:   %u (set)\n", v->weight);
+	else
+		fputs("weight:   by vCPUs\n", f);
 	fprintf(f, "created:  %s\n", created);
 	fprintf(f, "updated:  %s\n", updated);
 	if (reply)
@@ -722,12 +747,29 @@ static int build_release(const struct cli_args *a, struct cli_request *out, stru
 	return 0;
 }
 
+static int build_set(const struct cli_args *a, struct cli_request *out, struct error **err)
+{
+	const char *w = cli_arg(a, OPT_WEIGHT);
+	if (!w)
+		return error_set(err, EINVAL, "nothing to change: give --weight W|auto");
+	uint64_t v = 0;
+	if (strcmp(w, "auto") != 0 &&
+	    parse_u64(w, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX, &v, err) < 0)
+		return error_wrap(err, "--weight (or auto)");
+	out->method = "PATCH";
+	out->path = vm_path(a->name);
+	out->body = json_pack("{s:o}", "weight", v ? json_integer((json_int_t)v) : json_null());
+	out->render = render_show;
+	return 0;
+}
+
 static const struct cli_sub subs[] = {
 	{ "register", register_usage, register_help, register_opts, true, build_register },
 	{ "admit", admit_usage, admit_help, admit_opts, true, build_admit },
 	{ "list", "usage: vcpuctl vm list", plain_help, plain_opts, false, build_list },
 	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
 	{ "release", release_usage, release_help, release_opts, true, build_release },
+	{ "set", set_usage, set_help, set_opts, true, build_set },
 	{ "stats", stats_usage, stats_help, stats_opts, true, build_stats },
 };
 

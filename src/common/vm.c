@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "vcpud/tenant.h"
 #include "vcpud/util.h"
 #include "vcpud/vm.h"
 
@@ -51,6 +52,9 @@ int vm_validate(const struct vm *v, struct error **err)
 				 v->vcpus, VM_VCPUS_MAX);
 	if (v->pid < 0)
 		return error_set(err, EINVAL, "VM %s: invalid pid %d", v->name, (int)v->pid);
+	if (v->weight && (v->weight < TENANT_WEIGHT_MIN || v->weight > TENANT_WEIGHT_MAX))
+		return error_set(err, EINVAL, "VM %s: weight %u is out of range (%d..%d)", v->name,
+				 v->weight, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX);
 	if (v->memory_set && v->memory_bytes <= 0)
 		return error_set(err, EINVAL, "VM %s: memory must be positive", v->name);
 	if (v->origin_cgroup[0] && (v->origin_cgroup[0] != '/' ||

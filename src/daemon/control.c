@@ -18,6 +18,7 @@
 #include "vcpud/discover.h"
 #include "vcpud/log.h"
 #include "vcpud/path.h"
+#include "vcpud/plan.h"
 #include "vcpud/prom.h"
 #include "vcpud/sample.h"
 #include "vcpud/throttle.h"
@@ -81,6 +82,7 @@ struct tenant_rt {
 	struct cg_reading cg;
 	double throttled_frac;
 	unsigned vcpus;               /* this tick: its sampled VMs' vCPU threads */
+	uint32_t vm_vcpus;            /* and their vCPU counts (for VM weights) */
 	struct cpuset cpus;           /* this tick: the CPUs they may run on */
 	bool cpus_known;
 	bool seen;
@@ -836,6 +838,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		struct tenant_rt *tr = tenant_rt_get(c, in->tenants[i].name);
 		tr->seen = true;
 		tr->vcpus = 0;
+		tr->vm_vcpus = 0;
 		tr->cpus_known = false;
 		cpuset_zero(&tr->cpus);
 	}
@@ -845,6 +848,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 			continue;
 		struct tenant_rt *tr = tenant_rt_get(c, v->tenant);
 		tr->vcpus += (unsigned)v->n_threads;
+		tr->vm_vcpus += v->vcpus;
 		struct vm_rt *r = vm_rt_get(c, v->name);
 		vm_cpus_refresh(c, r, v, in->tick);
 		if (r->cpus_known) {
@@ -891,6 +895,9 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		o->tenant = v->tenant;
 		o->class_ = t->class_;
 		o->weight = t->weight;
+		/* the cpu.weight plan_tree() gives its VM cgroup */
+		o->vm_weight = plan_vm_weight(t->weight, v->weight, v->vcpus,
+					      tenant_rt_get(c, t->name)->vm_vcpus);
 		o->vcpus = v->vcpus;
 		if (r->cpus_known)
 			o->cpus = r->cpus;

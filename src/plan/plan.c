@@ -109,6 +109,17 @@ static void plan_pin(const struct admit_host *h, const struct admit_reservation 
 	}
 }
 
+uint32_t plan_vm_weight(uint32_t tenant_weight, uint32_t set, uint32_t vcpus,
+			uint32_t tenant_vcpus)
+{
+	if (set)
+		return set;
+	if (!tenant_vcpus || vcpus >= tenant_vcpus)
+		return tenant_weight ? tenant_weight : 1;
+	double w = (double)tenant_weight * vcpus / tenant_vcpus;
+	return w < 1 ? 1 : (uint32_t)llround(w);
+}
+
 static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s,
 		    const struct name_index *res_ix, struct fmt_memo *m)
 {
@@ -219,6 +230,7 @@ uint64_t plan_input_fingerprint(const struct plan_input *in)
 		h = hash_str(hash_str(h, v->name), v->tenant);
 		h = hash_u64(hash_u64(h, v->start_time), v->memory_set);
 		h = hash_u64(hash_u64(h, (uint64_t)v->memory_bytes), v->n_threads);
+		h = hash_u64(hash_u64(h, v->vcpus), v->weight);   /* its cpu.weight */
 		for (size_t k = 0; k < v->n_threads; k++)
 			h = hash_u64(hash_u64(h, v->threads[k].index), (uint64_t)v->threads[k].tid);
 	}
@@ -279,6 +291,10 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 		ts->memory_max = mem_max(tn->memory_set, tn->memory_bytes);
 		size_t nv = start[i + 1] - start[i];
 		ts->vms = xcalloc(nv ? nv : 1, sizeof(*ts->vms));
+		uint32_t tenant_vcpus = 0;   /* of its VMs in the tree: they share it */
+		for (size_t k = start[i]; k < start[i + 1]; k++)
+			if (name_valid(in->vms[by_tenant[k]].name))
+				tenant_vcpus += in->vms[by_tenant[k]].vcpus;
 		for (size_t k = start[i]; k < start[i + 1]; k++) {
 			const struct vm *v = &in->vms[by_tenant[k]];
 			if (!name_valid(v->name)) {
@@ -287,7 +303,9 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 				plan_fault(in, tn->name, v->name, m);
 				continue;
 			}
-			plan_vm(in, v, &ts->vms[ts->n_vms++], &res_ix, &memo);
+			struct cgroup_vm_spec *vs = &ts->vms[ts->n_vms++];
+			plan_vm(in, v, vs, &res_ix, &memo);
+			vs->weight = plan_vm_weight(tn->weight, v->weight, v->vcpus, tenant_vcpus);
 		}
 	}
 	fmt_memo_clear(&memo);

@@ -20,7 +20,7 @@
 
 #define VM_SELECT                                                                  \
 	"SELECT name, tenant, pid, vcpus, memory_bytes, state, source, uuid, "         \
-	"created_at, updated_at, origin_cgroup, start_time, state_since_ms FROM vms "
+	"created_at, updated_at, origin_cgroup, start_time, state_since_ms, weight FROM vms "
 
 /* The threads whose tid is known, in index order (what vm->threads holds). */
 #define VCPUS_SELECT "SELECT idx, tid FROM vcpus WHERE vm = ?1 AND tid IS NOT NULL ORDER BY idx"
@@ -70,6 +70,11 @@ static int vm_from_row(struct store *st, sqlite3_stmt *s, struct vm *v, struct e
 	int64_t start = sqlite3_column_int64(s, 11); /* NULL reads as 0: unknown */
 	v->start_time = start > 0 ? (uint64_t)start : 0;
 	v->state_since_ms = sqlite3_column_int64(s, 12);
+	int64_t w = sqlite3_column_int64(s, 13); /* NULL reads as 0: by vCPUs */
+	if (w < 0 || w > TENANT_WEIGHT_MAX)
+		return error_set(err, EIO, "database %s: VM '%s' has weight %" PRId64 " (%d..%d)",
+				 st->path, v->name, w, TENANT_WEIGHT_MIN, TENANT_WEIGHT_MAX);
+	v->weight = (uint32_t)w;
 	return 0;
 }
 
@@ -141,6 +146,11 @@ static json_t *pid_json(pid_t pid)
 	return store_json(pid > 0 ? json_integer(pid) : json_null());
 }
 
+static json_t *weight_json(uint32_t w)
+{
+	return store_json(w ? json_integer(w) : json_null());
+}
+
 static json_t *vm_json(const struct vm *v)
 {
 	json_t *threads = store_json(json_array());
@@ -149,7 +159,7 @@ static json_t *vm_json(const struct vm *v)
 			"{s:I, s:I}", "index", (json_int_t)v->threads[i].index,
 			"tid", (json_int_t)v->threads[i].tid)));
 	return store_json(json_pack(
-		"{s:s, s:s, s:o, s:I, s:o, s:s, s:s, s:o, s:o}",
+		"{s:s, s:s, s:o, s:I, s:o, s:s, s:s, s:o, s:o, s:o}",
 		"name", v->name,
 		"tenant", v->tenant,
 		"pid", pid_json(v->pid),
@@ -159,7 +169,7 @@ static json_t *vm_json(const struct vm *v)
 		"state", vm_state_to_string(v->state),
 		"source", vm_source_to_string(v->source),
 		"uuid", store_json(v->uuid[0] ? json_string(v->uuid) : json_null()),
-		"threads", threads));
+		"threads", threads, "weight", weight_json(v->weight)));
 }
 
 /* --- registration checks --------------------------------------------------------- */
@@ -286,8 +296,8 @@ static int vm_insert(struct store *st, const struct vm *v, int64_t now_ms, struc
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	if (store_prepare(st, "INSERT INTO vms (name, tenant, pid, vcpus, memory_bytes, "
 			  "state, source, uuid, created_at, updated_at, origin_cgroup, start_time, "
-			  "state_since_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, "
-			  "?12)", &s, "register a VM", err) < 0)
+			  "state_since_ms, weight) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, "
+			  "?10, ?11, ?12, ?13)", &s, "register a VM", err) < 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, v->name, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 2, v->tenant, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -305,7 +315,9 @@ static int vm_insert(struct store *st, const struct vm *v, int64_t now_ms, struc
 	    (v->start_time && v->start_time <= INT64_MAX
 		     ? sqlite3_bind_int64(s, 11, (int64_t)v->start_time)
 		     : sqlite3_bind_null(s, 11)) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 12, now_ms) != SQLITE_OK)
+	    sqlite3_bind_int64(s, 12, now_ms) != SQLITE_OK ||
+	    (v->weight ? sqlite3_bind_int64(s, 13, v->weight) : sqlite3_bind_null(s, 13)) !=
+		    SQLITE_OK)
 		return store_sql_error(st, err, "cannot register VM '%s'", v->name);
 	int rc = sqlite3_step(s);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
@@ -598,6 +610,47 @@ int store_vm_update_runtime(struct store *st, const char *name,
 	}
 	if (store_tx_commit(&tx, err) < 0)
 		return error_wrap(err, "cannot update VM '%s'", name);
+	return 1;
+}
+
+int store_vm_set_weight(struct store *st, const char *name, uint32_t weight,
+			const char *actor, struct error **err)
+{
+	if (!name)
+		return error_set(err, EINVAL, "cannot change a VM: no name given");
+	if (weight && (weight < TENANT_WEIGHT_MIN || weight > TENANT_WEIGHT_MAX))
+		return error_set(err, EINVAL, "cannot change VM '%.80s': weight %u is out of "
+				 "range (%d..%d)", name, weight, TENANT_WEIGHT_MIN,
+				 TENANT_WEIGHT_MAX);
+	STORE_LOCK(st);
+	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
+	if (store_tx_begin_durable(st, &tx, err) < 0)
+		return error_wrap(err, "cannot change VM '%.80s'", name);
+	_cleanup_(vm_clear) struct vm old = { 0 };
+	int found = vm_read(st, name, &old, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no VM '%.80s'", name);
+	if (old.weight == weight)
+		return 0; /* the same: nothing to write, nothing to log */
+	int64_t now_ms = store_now_ms(st);
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	if (store_prepare(st, "UPDATE vms SET weight = ?2, updated_at = max(?3, created_at) "
+			  "WHERE name = ?1", &s, "change a VM", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    (weight ? sqlite3_bind_int64(s, 2, weight) : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, now_ms / 1000) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot change VM '%s'", name);
+	if (step_done(st, s, "change", name, err) < 0)
+		return -1;
+	json_auto_t *details = store_json(json_pack("{s:o, s:o}", "old_weight",
+						    weight_json(old.weight), "weight",
+						    weight_json(weight)));
+	if (store_audit(st, now_ms, actor, "vm.set", "vm", name, details, err) < 0 ||
+	    store_tx_commit(&tx, err) < 0)
+		return error_wrap(err, "cannot change VM '%s'", name);
 	return 1;
 }
 

@@ -171,6 +171,7 @@ static const char web_show[] =
 	"uuid:     -\n"
 	"vcpus:    2\n"
 	"memory:   1G\n"
+	"weight:   by vCPUs\n"
 	"created:  2023-11-14T22:13:20Z\n"
 	"updated:  2023-11-14T23:13:20Z\n"
 	"\n"

@@ -464,6 +464,46 @@ static void test_vm_lifecycle(void **state)
 	f->ctx.last_error = NULL;
 	f->ctx.last_errors = 0;
 
+	/* its own cpu.weight: set, shown, audited; null goes back to the default */
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 200);
+	assert_true(json_is_null(json_object_get(j, "weight")));
+	json_decref(j);
+	assert_int_equal(call(f, "PATCH", "/v1/vms/db-1", "{\"weight\":250}", &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "weight")), 250);
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "weight")), 250);
+	json_decref(j);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM events WHERE action = "
+				"'vm.set' AND target = 'vm/db-1' AND json_extract(details, "
+				"'$.weight') = 250"), 1);
+	/* the same again writes nothing */
+	assert_int_equal(call(f, "PATCH", "/v1/vms/db-1", "{\"weight\":250}", NULL), 200);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM events WHERE action = "
+				"'vm.set'"), 1);
+	assert_int_equal(call(f, "PATCH", "/v1/vms/db-1", "{\"weight\":null}", &j), 200);
+	assert_true(json_is_null(json_object_get(j, "weight")));
+	json_decref(j);
+	static const struct { const char *body; int status; const char *msg; } bad[] = {
+		{ "{\"weight\":0}", 400, "weight" },
+		{ "{\"weight\":10001}", 400, "weight" },
+		{ "{\"weight\":\"5\"}", 400, "weight" },
+		{ "{}", 400, "nothing to change" },
+		{ "{\"vcpus\":4}", 400, "cannot be changed" },
+		{ "{\"colour\":1}", 400, "unknown field 'colour'" },
+		{ "[1]", 400, "JSON object" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int st = call(f, "PATCH", "/v1/vms/db-1", bad[i].body, &j);
+		if (st != bad[i].status || !strstr(err_msg(j), bad[i].msg))
+			fail_msg("PATCH %s: %d '%s'", bad[i].body, st, err_msg(j));
+		json_decref(j);
+	}
+	assert_int_equal(call(f, "PATCH", "/v1/vms/nope", "{\"weight\":5}", &j), 404);
+	json_decref(j);
+	assert_int_equal(st_int(f->rf.ts.st, "SELECT count(*) FROM events WHERE action = "
+				"'vm.set'"), 2);
+
 	/* release: the VM and its admission */
 	assert_int_equal(call(f, "DELETE", "/v1/vms/db-1", NULL, NULL), 204);
 	assert_int_equal(call(f, "GET", "/v1/vms/db-1", NULL, &j), 404);

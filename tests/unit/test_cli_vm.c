@@ -49,7 +49,7 @@ static const char db_json[] =
 static const char x_json[] =
 	"{\"name\":\"x\",\"tenant\":\"acme\",\"pid\":0,\"state\":\"paused\","
 	"\"source\":\"libvirt\",\"uuid\":\"6f1c2b1e-3d4a-4b5c-8d9e-0a1b2c3d4e5f\","
-	"\"vcpus\":1,\"memory_bytes\":1610612736,"
+	"\"vcpus\":1,\"memory_bytes\":1610612736,\"weight\":250,"
 	"\"vcpu_threads\":[{\"index\":0,\"tid\":0}],"
 	"\"created_at\":1700000000,\"updated_at\":1700000000,\"future_key\":[1]}";
 
@@ -148,6 +148,22 @@ static void test_build_list_show_release(void **state)
 
 	assert_int_equal(BUILD(&r, &err, "show", "--", "-x"), 0);
 	assert_string_equal(r.path, "/v1/vms/-x");
+	cli_request_clear(&r);
+
+	/* vm set: its own cpu.weight, or back to the default */
+	assert_int_equal(BUILD(&r, &err, "set", "web", "--weight", "250"), 0);
+	assert_string_equal(r.method, "PATCH");
+	assert_string_equal(r.path, "/v1/vms/web");
+	assert_string_equal(r.subject, "web");
+	assert_int_equal(json_integer_value(json_object_get(r.body, "weight")), 250);
+	uint32_t w = 1;
+	assert_int_equal(api_vm_patch_from_json(r.body, &w, NULL), 0); /* the server takes it */
+	assert_int_equal(w, 250);
+	cli_request_clear(&r);
+	assert_int_equal(BUILD(&r, &err, "set", "web", "--weight", "auto"), 0);
+	assert_true(json_is_null(json_object_get(r.body, "weight")));
+	assert_int_equal(api_vm_patch_from_json(r.body, &w, NULL), 0);
+	assert_int_equal(w, 0);
 	cli_request_clear(&r);
 	assert_null(err);
 }
@@ -263,6 +279,11 @@ static void test_build_usage_errors(void **state)
 		{ "vm release", "invalid VM name '.'", { "release", "." } },
 		{ "vm release", "unexpected argument 'y'", { "release", "x", "y" } },
 		{ "vm release", "unknown option '--force'", { "release", "x", "--force" } },
+		{ "vm set", "nothing to change", { "set", "x" } },
+		{ "vm set", "--weight (or auto)", { "set", "x", "--weight", "0" } },
+		{ "vm set", "--weight (or auto)", { "set", "x", "--weight", "10001" } },
+		{ "vm set", "--weight (or auto)", { "set", "x", "--weight", "AUTO" } },
+		{ "vm set", "missing VM NAME", { "set", "--weight", "5" } },
 		{ "vm register|list|show|release", "unknown vm command 'delete'", { "delete", "web" } },
 		{ "vm register|list|show|release", "unknown vm command ''", { "" } },
 	};
@@ -373,6 +394,7 @@ static void test_render_show(void **state)
 		"uuid:     -\n"
 		"vcpus:    16\n"
 		"memory:   none\n"
+		"weight:   by vCPUs\n"
 		"created:  2023-11-14T22:13:20Z\n"
 		"updated:  -\n"
 		"\n"
@@ -389,6 +411,7 @@ static void test_render_show(void **state)
 		"uuid:     6f1c2b1e-3d4a-4b5c-8d9e-0a1b2c3d4e5f\n"
 		"vcpus:    1\n"
 		"memory:   1536M\n"
+		"weight:   250 (set)\n"
 		"created:  2023-11-14T22:13:20Z\n"
 		"updated:  2023-11-14T22:13:20Z\n"
 		"\n"
@@ -428,6 +451,7 @@ static void test_render_admission_and_fault(void **state)
 		"uuid:     -\n"
 		"vcpus:    2\n"
 		"memory:   none\n"
+		"weight:   by vCPUs\n"
 		"created:  -\n"
 		"updated:  -\n"
 		"placement: shared pool (prefer), node 1, CPUs 10-15, memory nodes 1\n"

@@ -234,6 +234,57 @@ static void test_empty(void **state)
 
 /* --- VMs ----------------------------------------------------------------- */
 
+/* Each VM cgroup's cpu.weight: the tenant's weight by the VM's share of
+ * the tenant's vCPUs (of its VMs in the tree), so that the kernel splits a
+ * tenant's share as the throttler's fair share assumes; or the VM's own. */
+static void test_vm_weights(void **state)
+{
+	(void)state;
+	struct tenant ts[2] = { mk_tenant("acme"), mk_tenant("tiny") };
+	ts[0].weight = 300;
+	ts[1].weight = 1;
+	struct vm vms[] = {
+		mk_vm("a4", "acme", VM_STATE_RUNNING, 100, NULL, 0),
+		mk_vm("a2", "acme", VM_STATE_RUNNING, 101, NULL, 0),
+		mk_vm("a-gone", "acme", VM_STATE_GONE, 0, NULL, 0),  /* not in the tree */
+		mk_vm("a-set", "acme", VM_STATE_RUNNING, 103, NULL, 0),
+		mk_vm("t1", "tiny", VM_STATE_RUNNING, 104, NULL, 0),
+		mk_vm("t2", "tiny", VM_STATE_RUNNING, 105, NULL, 0),
+	};
+	vms[0].vcpus = 4;
+	vms[1].vcpus = 2;
+	vms[2].vcpus = 64;
+	vms[3].vcpus = 2;
+	vms[3].weight = 7;
+	struct plan_input in = { .root = ROOT, .tenants = ts, .n_tenants = 2, .vms = vms,
+				 .n_vms = ARRAY_SIZE(vms) };
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t = NULL;
+	assert_int_equal(plan_tree(&in, &t, NULL), 0);
+	const struct cgroup_tenant_spec *a = find_tenant(t, "acme");
+	assert_int_equal(a->n_vms, 3);
+	/* 8 vCPUs in the tree: 300 x 4/8, 300 x 2/8 (rounded), its own 7 */
+	assert_int_equal(a->vms[0].weight, 150);
+	assert_int_equal(a->vms[1].weight, 75);
+	assert_int_equal(a->vms[2].weight, 7);
+	const struct cgroup_tenant_spec *ti = find_tenant(t, "tiny");
+	assert_int_equal(ti->vms[0].weight, 1);   /* never below the kernel's 1 */
+	assert_int_equal(ti->vms[1].weight, 1);
+	assert_valid(t);
+	/* a weight change is a new plan */
+	uint64_t h = plan_input_fingerprint(&in);
+	vms[3].weight = 8;
+	assert_true(plan_input_fingerprint(&in) != h);
+	vms[3].weight = 7;
+	vms[1].vcpus = 3;
+	assert_true(plan_input_fingerprint(&in) != h);
+
+	assert_int_equal(plan_vm_weight(100, 0, 1, 1), 100);
+	assert_int_equal(plan_vm_weight(100, 0, 1, 0), 100);     /* nothing known: all */
+	assert_int_equal(plan_vm_weight(100, 0, 1, 3), 33);
+	assert_int_equal(plan_vm_weight(10000, 0, 1, 4096), 2);
+	assert_int_equal(plan_vm_weight(100, 9999, 1, 3), 9999);
+}
+
 static void test_vms(void **state)
 {
 	(void)state;
@@ -282,7 +333,7 @@ static void test_vms(void **state)
 	const struct cgroup_vm_spec *w = &a->vms[0];
 	assert_ptr_not_equal(w->name, vms[0].name);
 	assert_int_equal(w->pid, 1000);
-	assert_int_equal(w->weight, 0);
+	assert_int_equal(w->weight, 50);    /* 100 x 8 of acme's 16 planned vCPUs */
 	assert_unlimited_cpu(&w->cpu_max); /* no cap: explicit max */
 	assert_true(w->memory_max.set);
 	assert_false(w->memory_max.unlimited);
@@ -791,6 +842,7 @@ int main(void)
 		cmocka_unit_test(test_tenants),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_vms),
+		cmocka_unit_test(test_vm_weights),
 		cmocka_unit_test(test_vm_every_live_state),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_invalid_names),
