@@ -113,9 +113,13 @@ for s in $scenarios; do
 	# time limit (lib.sh's trap cleans up), KILL 2 s later (a shell waiting
 	# for a foreground command runs its trap only when that command ends)
 	rm -f /tmp/.vcpud-timeout
+	# a scenario that runs for minutes by design says so in a
+	# "# vcpud-timeout: SECS" line (only ever longer than the default)
+	stmo=$(sed -n 's/^# vcpud-timeout: *\([0-9][0-9]*\)$/\1/p' "$f" | head -n 1)
+	[ -n "$stmo" ] && [ "$stmo" -gt "$tmo" ] || stmo=$tmo
 	(cd /tmp && T_SCENARIO="$s" exec sh "$f") < /dev/null &
 	spid=$!
-	(sleep "$tmo"; : > /tmp/.vcpud-timeout; kill -TERM "$spid"; sleep 2; kill -KILL "$spid") \
+	(sleep "$stmo"; : > /tmp/.vcpud-timeout; kill -TERM "$spid"; sleep 2; kill -KILL "$spid") \
 		> /dev/null 2>&1 &
 	wpid=$!
 	wait "$spid"
@@ -127,7 +131,7 @@ for s in $scenarios; do
 	heartbeat
 	reset_cgroups
 	if [ -e /tmp/.vcpud-timeout ]; then
-		mark "$s" timeout FAIL "killed after ${tmo}s"
+		mark "$s" timeout FAIL "killed after ${stmo}s"
 	elif [ "$rc" -ne 0 ] && ! grep -q ' FAIL$' "$VCPUD_RESULTS"; then
 		mark "$s" exit FAIL "exited $rc without reporting a failure"
 	elif [ ! -s "$VCPUD_RESULTS" ]; then

@@ -260,6 +260,23 @@ pinned_vm_start() {
 	wait_for 20 grep -q '^fakevm ready' "/tmp/$_n.out"
 }
 
+# iters PID REPORT: total iterations of a fakevm's vCPUs so far (its
+# SIGUSR1 report, written to REPORT)
+iters() {
+	rm -f "$2"
+	kill -USR1 "$1"
+	wait_for 5 test -s "$2"
+	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^iters=/) { sub("iters=", "", $i); s += $i } } END { printf "%.0f\n", s }' "$2"
+}
+
+# throughput PID REPORT SECS: a fakevm's iterations per second over SECS
+throughput() {
+	_a=$(iters "$1" "$2"); _t0=$(cut -d' ' -f1 /proc/uptime)
+	sleep "$3"
+	_b=$(iters "$1" "$2"); _t1=$(cut -d' ' -f1 /proc/uptime)
+	awk -v a="$_a" -v b="$_b" -v t0="$_t0" -v t1="$_t1" 'BEGIN { printf "%.0f\n", (b - a) / (t1 - t0) }'
+}
+
 # --- cleanup ---------------------------------------------------------------
 
 # t_cleanup: kill what fakevm_start started (also runs on exit, via the trap)

@@ -13,8 +13,9 @@
 #   marker lines stay out of it and are summed up at the end as usual.
 # Env: VCPUD_BUILD (default <repo>/build), VCPUD_SRC (default <repo>),
 #   VCPUD_KERNEL_DIR (kernel cache, see fetch-kernel.sh),
-#   VCPUD_KERNEL_TIMEOUT (whole boot, s; default 900),
-#   VCPUD_SCENARIO_TIMEOUT (each scenario, s; default 300),
+#   VCPUD_KERNEL_TIMEOUT (whole boot, s; default 1800),
+#   VCPUD_SCENARIO_TIMEOUT (each scenario, s; default 300; a scenario that
+#   runs longer by design says "# vcpud-timeout: SECS"),
 #   VCPUD_QEMU_SMP (default 4), VCPUD_QEMU_MEM (MiB, default 512),
 #   VCPUD_KERNEL_STALL (s of console silence that mean a frozen guest;
 #   default 150: the guest prints a heartbeat every 30 s),
@@ -38,7 +39,7 @@ build=${VCPUD_BUILD:-$src/build}
 case "$build" in /*) ;; *) build=$(pwd)/$build ;; esac
 export VCPUD_SRC="$src" VCPUD_BUILD="$build"
 out=$build/kernel-test
-boot_timeout=${VCPUD_KERNEL_TIMEOUT:-900}
+boot_timeout=${VCPUD_KERNEL_TIMEOUT:-1800}
 scn_timeout=${VCPUD_SCENARIO_TIMEOUT:-300}
 smp=${VCPUD_QEMU_SMP:-4}
 mem=${VCPUD_QEMU_MEM:-512}

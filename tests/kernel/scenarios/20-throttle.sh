@@ -16,20 +16,6 @@ BREACH=2
 say() { echo "$*"; }
 ticks() { status_field ticks; }
 wait_next_tick() { vcpud_wait_ticks 1; }
-# iters OUT: total iterations of a fakevm's vCPUs so far (SIGUSR1 report)
-iters() {
-	rm -f "$2"
-	kill -USR1 "$1"
-	wait_for 5 test -s "$2"
-	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^iters=/) { sub("iters=", "", $i); s += $i } } END { printf "%.0f\n", s }' "$2"
-}
-# throughput PID REPORT SECS: iterations per second over SECS
-throughput() {
-	_a=$(iters "$1" "$2"); _t0=$(cut -d' ' -f1 /proc/uptime)
-	sleep "$3"
-	_b=$(iters "$1" "$2"); _t1=$(cut -d' ' -f1 /proc/uptime)
-	awk -v a="$_a" -v b="$_b" -v t0="$_t0" -v t1="$_t1" 'BEGIN { printf "%.0f\n", (b - a) / (t1 - t0) }'
-}
 # mean_fig VM N: "STEAL USAGE", the VM's means over its next N ticks
 mean_fig() {
 	_s=""

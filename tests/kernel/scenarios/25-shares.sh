@@ -1,0 +1,76 @@
+#!/bin/sh
+# 25-shares.sh - the share model the throttler assumes is the one the kernel
+# enforces. Two burstable tenants with cpu.weight 100 and 300, one spinning
+# 2-vCPU VM each, on the same 2 pCPUs and no caps (throttling off): CPU
+# shares 25/75 within 5 points. Then a second VM (1 vCPU) in the 300-weight
+# tenant: the tenant keeps 75%, split between its VMs by their VM weights
+# (vcpud writes the tenant's weight x the VM's share of its vCPUs: 200 and
+# 100), 50/25; `vcpuctl vm set --weight` moves that split. Shares come from
+# schedstat (read here) and from vcpud's own figures (`vcpuctl top`).
+. "$VCPUD_SRC/tests/kernel/lib.sh"
+
+POLICY=/tmp/policy.yaml
+S=$CG/vcpud.slice
+say() { echo "$*"; }
+start_vm() { # NAME VCPUS: a spinning fake VM on pCPUs 2-3; sets VMPID
+	_n=$1; _v=$2
+	taskset 0xc "$FAKEVM" --vcpus "$_v" --name "$_n" > "/tmp/$_n.out" 2>&1 &
+	VMPID=$!
+	T_PIDS="$T_PIDS $VMPID"
+	wait_for 20 grep -q '^fakevm ready' "/tmp/$_n.out" || abort_scenario "fakevm $_n did not start"
+}
+tids() { sed -n 's/^vcpu [0-9]* tid=\([0-9]*\)$/\1/p' "/tmp/$1.out" | tr '\n' ' '; }
+# share FRACTIONS TIDS: the summed cpu-time of TIDS, in % of the 2 pCPUs
+share() { echo "$1" | awk -v t=" $2 " 'index(t, " " $1 " ") { s += $2 } END { printf "%.1f\n", s * 50 }'; }
+top_usage() { ctl top --once | awk -v vm="$1" '$1 == vm { printf "%.1f\n", $5 / 2 }'; }
+
+sed -e 's/^  enabled: true/  enabled: false/' "$VCPUD_SRC/policies/demo.yaml" > "$POLICY"
+taskset -p 0x3 $$ >/dev/null || note "cannot pin the scenario shell to CPUs 0-1"
+vcpud_start "$POLICY" || abort_scenario "vcpud did not start"
+ctl tenant create light --vcpus 8 --weight 100 >/dev/null || abort_scenario "tenant light"
+ctl tenant create heavy --vcpus 8 --weight 300 >/dev/null || abort_scenario "tenant heavy"
+start_vm l1 2; L1=$VMPID
+start_vm h1 2; H1=$VMPID
+ctl vm register l1 --tenant light --pid "$L1" >/dev/null || abort_scenario "register l1"
+ctl vm register h1 --tenant heavy --pid "$H1" >/dev/null || abort_scenario "register h1"
+vcpud_wait_ticks 3
+cg_read "$S/tenant-light/cpu.weight"; expect_eq weight-light "$CG_VAL" 100 "tenant-light cpu.weight"
+cg_read "$S/tenant-heavy/cpu.weight"; expect_eq weight-heavy "$CG_VAL" 300 "tenant-heavy cpu.weight"
+cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1 "$CG_VAL" 300 "vm-h1 cpu.weight (all of its tenant's vCPUs)"
+
+fr=$(sched_fractions 10 $(tids l1) $(tids h1))
+l=$(share "$fr" "$(tids l1)"); h=$(share "$fr" "$(tids h1)")
+say "one VM each: light $l%, heavy $h% of pCPUs 2-3 (schedstat); vcpud: light $(top_usage l1)%, heavy $(top_usage h1)%"
+expect_range share-light "$l" 20 30 "light's share, % (weight 100 of 400)"
+expect_range share-heavy "$h" 70 80 "heavy's share, % (weight 300 of 400)"
+expect_range vcpud-light "$(top_usage l1)" 15 35 "light's share by vcpud's sampler, %"
+
+start_vm h2 1; H2=$VMPID
+ctl vm register h2 --tenant heavy --pid "$H2" >/dev/null || abort_scenario "register h2"
+vcpud_wait_ticks 3
+cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1-of-3 "$CG_VAL" 200 "vm-h1 cpu.weight (2 of 3 vCPUs)"
+cg_read "$S/tenant-heavy/vm-h2/cpu.weight"; expect_eq weight-h2-of-3 "$CG_VAL" 100 "vm-h2 cpu.weight (1 of 3 vCPUs)"
+fr=$(sched_fractions 10 $(tids l1) $(tids h1) $(tids h2))
+l=$(share "$fr" "$(tids l1)"); h1=$(share "$fr" "$(tids h1)"); h2=$(share "$fr" "$(tids h2)")
+ht=$(awk -v a="$h1" -v b="$h2" 'BEGIN { printf "%.1f", a + b }')
+say "two VMs in heavy: light $l%, heavy $ht% (h1 $h1%, h2 $h2%)"
+expect_range share-light-2 "$l" 20 30 "light's share with two heavy VMs, %"
+expect_range share-heavy-2 "$ht" 70 80 "heavy's share with two VMs, %"
+expect_range share-h1 "$h1" 45 55 "h1's share (VM weight 200 of heavy's 300), %"
+expect_range share-h2 "$h2" 20 30 "h2's share (VM weight 100 of heavy's 300), %"
+
+say "\$ vcpuctl vm set h2 --weight 200"
+ctl vm set h2 --weight 200 | grep '^weight'
+vcpud_wait_ticks 2
+cg_read "$S/tenant-heavy/vm-h2/cpu.weight"; expect_eq weight-h2-set "$CG_VAL" 200 "vm-h2 cpu.weight as set"
+fr=$(sched_fractions 10 $(tids l1) $(tids h1) $(tids h2))
+h1=$(share "$fr" "$(tids h1)"); h2=$(share "$fr" "$(tids h2)")
+say "h2 at weight 200: h1 $h1%, h2 $h2%"
+expect_range share-h1-set "$h1" 32 43 "h1's share (200 of 400), %"
+expect_range share-h2-set "$h2" 32 43 "h2's share (200 of 400, its 1 vCPU can take 50), %"
+ctl vm set h2 --weight auto >/dev/null
+vcpud_wait_ticks 2
+cg_read "$S/tenant-heavy/vm-h2/cpu.weight"; expect_eq weight-h2-auto "$CG_VAL" 100 "vm-h2 cpu.weight back to auto"
+ctl events | grep -q 'vm.set' && pass event-vm-set "vm.set audited" || fail event-vm-set "no vm.set event"
+vcpud_stop
+t_done
