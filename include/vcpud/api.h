@@ -33,6 +33,10 @@
  *                                     release: the VM and/or its reservation; 204; its
  *                                     cgroups go at the next tick (404 when there is
  *                                     none, 204 with missing_ok=1)
+ *   GET    /v1/vms/{name}/explain     why it is placed where it is and capped
+ *                                     or not: {"vm","tenant","class","state",
+ *                                     "placement","throttle","event",
+ *                                     "victim_event","explanation":[TEXT...]}
  *   GET    /v1/vms/{name}/stats?since_ms=T&limit=N
  *                                     {"vm":NAME,"interval_ms":N,"samples":[{"ts_ms",
  *                                      "usage_pct","steal_pct"}...]} oldest first: the
@@ -148,6 +152,11 @@ json_t *api_vm_view_to_json(const struct registry_vm_view *v, const struct admit
 /* A register request: name, tenant, pid required; memory_bytes optional. */
 int api_vm_register_from_json(const json_t *obj, struct vm *out, struct error **err);
 
+/* GET /v1/vms/NAME/explain (src/api/explain.c): ENOENT for a VM the
+ * registry does not know. */
+struct api_ctx;
+int api_explain_vm(struct api_ctx *ctx, const char *name, json_t **out, struct error **err);
+
 /* PATCH /v1/vms/NAME: {"weight": 1..10000 | null}; *weight 0 for null
  * (back to the default: the tenant's weight by vCPUs). */
 int api_vm_patch_from_json(const json_t *obj, uint32_t *weight, struct error **err);
@@ -201,6 +210,10 @@ struct api_ctx {
 	 * before the first tick. top NULL: none. */
 	json_t *(*top)(void *data);
 	void *top_data;
+	/* the throttler's view of one VM for GET /v1/vms/NAME/explain (a new
+	 * reference; NULL: the last tick did not see it). explain NULL: none */
+	json_t *(*explain)(void *data, const char *vm);
+	void *explain_data;
 	/* the rows of a VM's history not written to the store yet (the
 	 * daemon writes a VM's rows together, src/daemon/history.h), merged
 	 * into GET /v1/vms/NAME/stats: ts_ms >= since_ms, oldest first, *out

@@ -112,6 +112,11 @@ struct cgroup_vm_spec {
 	uint64_t start_time;           /* its start time (clock ticks after boot), 0 unknown */
 	uint32_t weight;               /* VM-level cpu.weight; 0 = leave alone */
 	struct cgroup_cpu_max cpu_max; /* VM-level cap (where the throttler caps) */
+	bool burst_set;                /* write cpu.max.burst (else leave alone) */
+	uint64_t burst_us;             /* at most the quota; written around cpu.max
+					* so that the burst never exceeds the quota
+					* in force (the kernel refuses that). A
+					* kernel without the file: said once */
 	struct cgroup_mem_max memory_max;
 	char *cpus;                    /* VM domain cpuset.cpus: must span its children's */
 	char *mems;                    /* cpuset.mems; NULL = leave alone */
@@ -120,9 +125,15 @@ struct cgroup_vm_spec {
 	size_t n_vcpus;
 };
 
+enum cgroup_idle { CGROUP_IDLE_LEAVE, CGROUP_IDLE_OFF, CGROUP_IDLE_ON };
+
 struct cgroup_tenant_spec {
 	char *name;                    /* name_valid(); directory "tenant-NAME" */
-	uint32_t weight;               /* cpu.weight; 0 = leave alone */
+	uint32_t weight;               /* cpu.weight; 0 = leave alone (and not
+					* written while cpu.idle is 1: the kernel
+					* refuses it) */
+	enum cgroup_idle cpu_idle;     /* cpu.idle (5.15+): SCHED_IDLE for the group.
+					* A kernel without the file: said once */
 	struct cgroup_cpu_max cpu_max; /* aggregate cap */
 	struct cgroup_mem_max memory_max;
 	char *cpus;                    /* pool; NULL = leave alone */

@@ -4,9 +4,11 @@
  *
  * Mapping (DESIGN.md "cgroup v2 layout"):
  *   tenant: cpu.weight = weight; cpu.max = cpu_max_cores x period, or max;
- *           memory.max = memory quota, or max
+ *           memory.max = memory quota, or max; cpu.idle = 1 for a
+ *           best-effort tenant when best_effort_idle, else 0
  *   VM:     every non-gone VM with a pid; memory.max = its memory, or max;
- *           cpu.max = the throttle overlay's cap when one is given, else max;
+ *           cpu.max = the throttle overlay's cap when one is given, else max,
+ *           with cpu.max.burst = burst_pct of the cap (0 when uncapped);
  *           cpu.weight = plan_vm_weight() (the kernel then splits the
  *           tenant's share between its VMs by vCPUs, or as set)
  *   vCPU:   vcpuN with its thread; emulator/ gets every other thread.
@@ -45,6 +47,10 @@ struct plan_input {
 	size_t n_vms;
 	const struct plan_vm_cap *caps;   /* may be NULL */
 	size_t n_caps;
+	/* policy: best-effort tenants' groups in cpu.idle (others not), and
+	 * a capped VM's cpu.max.burst in % of its cap (0..100; uncapped: 0) */
+	bool best_effort_idle;
+	double burst_pct;
 	/* topology, pools and reservations; NULL: no pinning at all */
 	const struct admit_host *admission;
 	/* called for a tenant or VM that cannot be planned (vm "" for a

@@ -56,10 +56,15 @@ struct policy {
 	double hold_s;                 /* [0.1, 86400] s; default 10 */
 	double hold_max_s;             /* [hold_s, 86400] s; default 300 */
 	double loosen_step_pct;        /* [1, 100] per vCPU; default 25 */
+	double burst_pct;              /* [0, 100] of a cap: its cpu.max.burst;
+					* default 100 */
 	double idle_pct;               /* (0, 99]; default 50 */
 	uint32_t max_actions_per_tick; /* 1..1000; default 4 */
 	char **exempt_tenants;         /* owned; valid tenant names, no duplicates */
 	size_t n_exempt_tenants;       /* default 0 (exempt_tenants NULL) */
+	/* classes */
+	bool best_effort_idle;         /* classes.best_effort.cpu_idle: best-effort
+					* tenants' groups in cpu.idle; default true */
 	/* discovery (see src/discover/scan.c and policies/default.yaml) */
 	bool discovery_proc;           /* find VMs in /proc by vCPU thread names;
 					* default true */

@@ -340,6 +340,14 @@ int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
 		     struct error **err);
 void store_events_free(struct store_event *ev, size_t n);
 
+/* The newest throttle.* event about VM vm (its target), or, as_victim,
+ * naming vm as its victim, among the last STORE_EVENT_SCAN_MAX events: 1
+ * and *out (store_event_clear() it), 0 when there is none. */
+#define STORE_EVENT_SCAN_MAX 50000
+int store_event_last_throttle(struct store *st, const char *vm, bool as_victim,
+			      struct store_event *out, struct error **err);
+void store_event_clear(struct store_event *e);
+
 /* store_event_list(), and *oldest_id: the id of the oldest event kept (0
  * when the log is empty), read in the same snapshot so that no pruning
  * falls between the two. A reader whose cursor is after_id missed events

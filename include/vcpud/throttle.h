@@ -323,6 +323,10 @@ size_t throttle_state_adopt(struct throttle_state *st, uint64_t tick, int64_t no
 struct throttle_cap;
 size_t throttle_state_caps(const struct throttle_state *st, struct throttle_cap **out);
 
+/* The steal at or below which VM s counts as clear as a victim: low_pct,
+ * or a margin above its learnt residual steal. */
+double throttle_clear_level(const struct throttle_params *p, const struct throttle_vm_state *s);
+
 /* For /v1/top: "none", "victim", "capped" (a cap the law may loosen),
  * "hold" (a cap within its hold), "would-cap" (a dry-run shadow cap). */
 enum throttle_status {

@@ -123,6 +123,31 @@ static int usage_load(struct registry *reg, struct admit_host *host,
 	return 0;
 }
 
+char *admission_node_use(struct registry *reg, unsigned node)
+{
+	struct admit_host host = registry_host(reg, NULL, 0);
+	if (!host.topo || !host.pools)
+		return NULL;
+	struct admit_reservation *res = NULL;
+	struct admit_usage u;
+	_cleanup_error_ struct error *e = NULL;
+	if (usage_load(reg, &host, &res, &u, &e) < 0)
+		return NULL;
+	char *text = NULL;
+	for (size_t i = 0; i < u.n_nodes && !text; i++) {
+		const struct admit_node_usage *n = &u.nodes[i];
+		if (n->node != node)
+			continue;
+		text = xasprintf("node %u: %u of %u shared vCPUs admitted (%g x %u shared pCPUs), "
+				 "%u of %u dedicated pCPUs in use", n->node, n->shared_admitted,
+				 n->shared_capacity, host.cpu_ratio, n->shared_pcpus,
+				 n->dedicated_used, n->dedicated_pcpus);
+	}
+	admit_usage_clear(&u);
+	free(res);
+	return text;
+}
+
 int admission_host_json(struct registry *reg, struct store *st, json_t **out,
 			struct error **err)
 {

@@ -26,8 +26,8 @@
 #define VCPUD_VERSION "0.1.0"
 #endif
 
-enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_VM_ADMIT, R_VM_STATS, R_HOST, R_TOP,
-		R_EVENTS, R_LAST };
+enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_VM_ADMIT, R_VM_STATS,
+		R_VM_EXPLAIN, R_HOST, R_TOP, R_EVENTS, R_LAST };
 
 struct route_match {
 	enum route_id id;
@@ -435,6 +435,18 @@ static int h_vm_get(struct api_ctx *ctx, const struct api_request *req,
 	return 0;
 }
 
+/* GET /v1/vms/NAME/explain */
+static int h_vm_explain(struct api_ctx *ctx, const struct api_request *req,
+			const struct route_match *m, json_t *body, int *status, json_t **out,
+			struct error **err)
+{
+	(void)req; (void)body;
+	if (need_registry(ctx, err) < 0 || api_explain_vm(ctx, m->name, out, err) < 0)
+		return -1;
+	*status = 200;
+	return 0;
+}
+
 /* PATCH /v1/vms/NAME: its own cpu.weight */
 static int h_vm_patch(struct api_ctx *ctx, const struct api_request *req,
 		      const struct route_match *m, json_t *body, int *status, json_t **out,
@@ -603,6 +615,7 @@ static const struct route routes[] = {
 	{ R_VM_ADMIT, "DELETE", h_vm_release, false },
 	{ R_HOST, "GET", h_host, false },
 	{ R_VM_STATS, "GET", h_vm_stats, false },
+	{ R_VM_EXPLAIN, "GET", h_vm_explain, false },
 	{ R_TOP, "GET", h_top, false },
 	{ R_EVENTS, "GET", h_events, false },
 };
@@ -613,6 +626,7 @@ static const char *const route_paths[R_LAST] = {
 	[R_TENANT] = "/v1/tenants/{name}", [R_VMS] = "/v1/vms",
 	[R_VM] = "/v1/vms/{name}",       [R_VM_ADMIT] = "/v1/vms/admit",
 	[R_VM_STATS] = "/v1/vms/{name}/stats", [R_HOST] = "/v1/host",
+	[R_VM_EXPLAIN] = "/v1/vms/{name}/explain",
 	[R_TOP] = "/v1/top",             [R_EVENTS] = "/v1/events",
 };
 
@@ -670,11 +684,17 @@ static int match_path(const char *path, struct route_match *m, struct error **er
 	if (str_has_prefix(path, "/v1/vms/")) {
 		const char *name = path + strlen("/v1/vms/");
 		size_t len = strlen(name);
-		const char *sfx = "/stats";
+		static const struct { const char *sfx; enum route_id id; } sub[] = {
+			{ "/stats", R_VM_STATS }, { "/explain", R_VM_EXPLAIN },
+		};
 		m->id = R_VM;
-		if (len > strlen(sfx) && strcmp(name + len - strlen(sfx), sfx) == 0) {
-			len -= strlen(sfx);
-			m->id = R_VM_STATS;
+		for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+			size_t sl = strlen(sub[i].sfx);
+			if (len > sl && strcmp(name + len - sl, sub[i].sfx) == 0) {
+				len -= sl;
+				m->id = sub[i].id;
+				break;
+			}
 		}
 		_cleanup_free_ char *n = xstrndup(name, len);
 		if (name_check("VM name", n, err) < 0)

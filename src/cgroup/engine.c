@@ -80,7 +80,11 @@ struct cgroup_engine {
 	char **replanned;
 	size_t n_replanned, cap_replanned;
 	struct tree_memo memo;
+	unsigned missing_said;       /* MISSING_* files said to be absent */
 };
+
+/* Files of newer kernels: absent on older ones, which is said once */
+enum { MISSING_IDLE = 1u << 0, MISSING_BURST = 1u << 1 };
 
 static void memo_clear(struct tree_memo *m)
 {
@@ -631,6 +635,89 @@ static bool cpu_max_same(struct rc *rc, const struct grp *g, char *cur, const vo
 	       (want->unlimited || c.quota_us == want->quota_us);
 }
 
+/* A file the kernel may not have: its text in *out (chomped) and 0; 1 when
+ * it is not there (said once per engine: `what` tells what is lost); -1 on
+ * another error (recorded). */
+static int g_read_optional(struct rc *rc, const struct grp *g, const char *file, unsigned bit,
+			   const char *what, char **out)
+{
+	_cleanup_free_ char *path = path_join(g->abs, file, NULL);
+	_cleanup_error_ struct error *e = NULL;
+	rc->st.reads++;
+	if (rc->e->ops->read_file(rc->e->ctx, path, out, &e) == 0) {
+		chomp(*out);
+		return 0;
+	}
+	if (op_code(e) != ENOENT)
+		return rc_fail(rc, op_code(e), "cannot read %s of %s: %s", file, g->name,
+			       strerror(op_code(e)));
+	if (!rc->e->dry_run && !(rc->e->missing_said & bit)) {
+		rc->e->missing_said |= bit;
+		log_warn("cgroup: this kernel has no %s (%s): %s", file, g->name, what);
+	}
+	return 1;
+}
+
+/* cpu.idle; whether the group is idle now (its cpu.weight must then be left
+ * alone: the kernel refuses it). */
+static bool knob_idle(struct rc *rc, const struct grp *g, enum cgroup_idle want)
+{
+	if (want == CGROUP_IDLE_LEAVE)
+		return false;
+	const char *value = want == CGROUP_IDLE_ON ? "1" : "0";
+	if (file_fresh(rc, g, "cpu.idle", value))
+		return want == CGROUP_IDLE_ON;
+	_cleanup_free_ char *cur = NULL;
+	int r = g_read_optional(rc, g, "cpu.idle", MISSING_IDLE,
+				"best-effort tenants are not made SCHED_IDLE (Linux 5.15+)", &cur);
+	if (r < 0 || (r == 1 && !rc->e->dry_run))
+		return false;
+	if (r == 1 || strcmp(cur, value) != 0) {
+		if (g_write(rc, g, "cpu.idle", value, cur) < 0)
+			return cur && strcmp(cur, "1") == 0;
+	}
+	file_known(rc, g, "cpu.idle", value);
+	return want == CGROUP_IDLE_ON;
+}
+
+static int knob_cpu_max(struct rc *rc, const struct grp *g, const struct cgroup_cpu_max *want);
+
+/* cpu.max with its cpu.max.burst: the kernel refuses a burst above the
+ * quota, in either order of writes, so a burst in force above the new
+ * quota is lowered first. */
+static void knob_cpu_max_burst(struct rc *rc, const struct grp *g,
+			       const struct cgroup_cpu_max *max, bool burst_set, uint64_t burst)
+{
+	char want[24];
+	snprintf(want, sizeof(want), "%" PRIu64, burst);
+	if (!burst_set || file_fresh(rc, g, "cpu.max.burst", want)) {
+		knob_cpu_max(rc, g, max);
+		return;
+	}
+	_cleanup_free_ char *cur = NULL;
+	int r = g_read_optional(rc, g, "cpu.max.burst", MISSING_BURST,
+				"caps have no burst allowance (Linux 5.14+)", &cur);
+	uint64_t now = 0;
+	_cleanup_error_ struct error *e = NULL;
+	if (r < 0 || (r == 1 && !rc->e->dry_run) ||
+	    (r == 0 && parse_u64(cur, 0, UINT64_MAX, &now, &e) < 0)) {
+		if (e)
+			log_warn("cgroup: %s cpu.max.burst reads '%s': %s", g->name, cur, e->msg);
+		knob_cpu_max(rc, g, max);
+		return;
+	}
+	if (r == 0 && now > burst && max->set && !max->unlimited && now > max->quota_us) {
+		if (g_write(rc, g, "cpu.max.burst", "0", cur) < 0)
+			return;
+		now = 0;
+	}
+	if (knob_cpu_max(rc, g, max) < 0)
+		return;
+	if ((r == 1 || now != burst) && g_write(rc, g, "cpu.max.burst", want, NULL) < 0)
+		return;
+	file_known(rc, g, "cpu.max.burst", want);
+}
+
 static int knob_cpu_max(struct rc *rc, const struct grp *g, const struct cgroup_cpu_max *want)
 {
 	if (!want->set)
@@ -945,7 +1032,7 @@ static void reconcile_vm(struct rc *rc, const struct grp *tenant, const struct c
 	knob_cpuset(rc, &vm, "cpuset.mems", spec->mems);
 	knob_mem_max(rc, &vm, &spec->memory_max);
 	knob_weight(rc, &vm, spec->weight);
-	knob_cpu_max(rc, &vm, &spec->cpu_max);
+	knob_cpu_max_burst(rc, &vm, &spec->cpu_max, spec->burst_set, spec->burst_us);
 
 	/* children threaded before the VM enables controllers for them */
 	bool ok = true;
@@ -1016,6 +1103,7 @@ static uint64_t vm_sum_val(const struct cgroup_tenant_spec *ts, const struct cgr
 	uint64_t h = hash_opt(hash_opt(HASH_SEED, ts->cpus), ts->mems);
 	h = hash_u64(hash_u64(hash_opt(h, v->name), (uint64_t)v->pid), v->start_time);
 	h = hash_mem_max(hash_cpu_max(hash_u64(h, v->weight), &v->cpu_max), &v->memory_max);
+	h = hash_u64(hash_u64(h, v->burst_set), v->burst_us);
 	h = hash_opt(hash_opt(hash_opt(h, v->cpus), v->mems), v->emulator_cpus);
 	h = hash_u64(h, v->n_vcpus);
 	for (size_t k = 0; v->vcpus && k < v->n_vcpus; k++) {
@@ -1130,7 +1218,8 @@ static void reconcile_tenant(struct rc *rc, const struct grp *root, size_t ti)
 	if (ensure_dir(rc, &t) == 0) {
 		knob_cpuset(rc, &t, "cpuset.cpus", spec->cpus);
 		knob_cpuset(rc, &t, "cpuset.mems", spec->mems);
-		knob_weight(rc, &t, spec->weight);
+		if (!knob_idle(rc, &t, spec->cpu_idle))
+			knob_weight(rc, &t, spec->weight);
 		knob_cpu_max(rc, &t, &spec->cpu_max);
 		knob_mem_max(rc, &t, &spec->memory_max);
 		if (ensure_subtree(rc, &t, CGROUP_CTRLS_DOMAIN) == 0)

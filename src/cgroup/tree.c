@@ -4,6 +4,7 @@
  * that becomes a path is checked with name_valid() here, and again by the
  * engine, so a bad name is rejected rather than sanitised. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,11 @@ static int validate_vm(const struct cgroup_vm_spec *vm, const struct cpuset *tcp
 	if (check_weight(vm->weight, err) < 0 || check_cpu_max(&vm->cpu_max, err) < 0 ||
 	    check_mem_max(&vm->memory_max, err) < 0)
 		return -1;
+	if (vm->burst_set && vm->burst_us &&
+	    (!vm->cpu_max.set || vm->cpu_max.unlimited || vm->burst_us > vm->cpu_max.quota_us))
+		return error_set(err, ERANGE, "cpu.max.burst %" PRIu64 " us above its quota "
+				 "(the kernel refuses a burst without a smaller quota)",
+				 vm->burst_us);
 	if (vm->n_vcpus && !vm->vcpus)
 		return error_set(err, EINVAL, "%zu vCPUs but no vCPU array", vm->n_vcpus);
 
@@ -239,6 +245,9 @@ static int check_tenant(const struct cgroup_tree *t, size_t i, struct cpuset *cp
 	for (size_t j = 0; j < i; j++)
 		if (t->tenants[j].name && strcmp(t->tenants[j].name, ts->name) == 0)
 			return error_set(err, EINVAL, "tenant '%s' is listed twice", ts->name);
+	if ((unsigned)ts->cpu_idle > CGROUP_IDLE_ON)
+		return error_set(err, EINVAL, "tenant '%s': cpu.idle setting %d is not one of "
+				 "leave, off, on", ts->name, (int)ts->cpu_idle);
 	if (check_weight(ts->weight, err) < 0 || check_cpu_max(&ts->cpu_max, err) < 0 ||
 	    check_mem_max(&ts->memory_max, err) < 0 ||
 	    check_cpulist("cpuset.cpus", ts->cpus, cpus, have_cpus, err) < 0 ||

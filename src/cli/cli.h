@@ -74,6 +74,7 @@ struct cli_command {
 
 extern const struct cli_command cli_cmd_tenant;
 extern const struct cli_command cli_cmd_vm;
+extern const struct cli_command cli_cmd_explain;
 extern const struct cli_command cli_cmd_host;
 extern const struct cli_command cli_cmd_policy;
 extern const struct cli_command cli_cmd_status;

@@ -663,6 +663,81 @@ json_t *control_top(struct control *c)
 	return c->top;
 }
 
+static json_t *pct_json(double v)
+{
+	return json_real(round(v * 10) / 10);
+}
+
+json_t *control_explain(struct control *c, const struct policy *pol, const char *vm)
+{
+	const struct top_row *r = NULL;
+	for (size_t i = 0; c->have_top && i < c->n_rows; i++)
+		if (strcmp(c->rows[i].name, vm) == 0)
+			r = &c->rows[i];
+	if (!r)
+		return NULL;
+	struct throttle_params prm;
+	throttle_params_from_policy(&prm, pol);
+	const struct throttle_vm_state *s = throttle_state_find(&c->ts, vm);
+	int64_t now_ms = c->ts.now_ms;
+	json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:b}", "status", r->throttle ? r->throttle : "none",
+			      "usage_pct", num_or_null(r->valid, r->usage_pct),
+			      "steal_pct", num_or_null(r->valid, r->steal_pct),
+			      "self_throttled_pct", num_or_null(r->live, r->throttled_pct),
+			      "dry_run", c->top_dry_run);
+	/* as a victim: its runs, and the caps that name it */
+	json_t *capped_for = json_array();
+	for (size_t i = 0; i < c->ts.n_vms; i++) {
+		const struct throttle_vm_state *a = &c->ts.vms[i];
+		for (size_t k = 0; a->capped && k < a->n_victims; k++)
+			if (strcmp(a->victims[k], vm) == 0)
+				json_array_append_new(capped_for, json_pack(
+					"{s:s,s:o,s:b}", "vm", a->name, "cap_pct", cap_json(a->quota_us),
+					"dry_run", a->dry));
+	}
+	if (s && (s->victim || s->engaged || json_array_size(capped_for) || s->breach_s > 0)) {
+		json_object_set_new(o, "victim", json_pack(
+			"{s:b,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+			"engaged", s->engaged, "pressing", s->victim,
+			"steal_pct", pct_json(s->steal_pct),
+			"high_pct", pct_json(prm.high_pct), "low_pct", pct_json(prm.low_pct),
+			"clear_level_pct", pct_json(throttle_clear_level(&prm, s)),
+			"resid_pct", s->resid_pct > 0 ? pct_json(s->resid_pct) : json_null(),
+			"breach_s", json_real(round(s->breach_s * 10) / 10),
+			"breach_need_s", json_real(prm.breach_s),
+			"clear_s", json_real(round(s->clear_s * 10) / 10),
+			"capped_for_it", capped_for));
+	} else {
+		json_decref(capped_for);
+		json_object_set_new(o, "victim", json_null());
+	}
+	/* as an antagonist: its cap */
+	if (s && s->capped) {
+		json_t *victims = json_array();
+		for (size_t k = 0; k < s->n_victims; k++)
+			json_array_append_new(victims, json_string(s->victims[k]));
+		int64_t left = s->hold_until_ms - now_ms;
+		_cleanup_free_ char *cpu_max = xasprintf("%llu %llu", (unsigned long long)s->quota_us,
+							 (unsigned long long)THROTTLE_PERIOD_US);
+		json_object_set_new(o, "cap", json_pack(
+			"{s:o,s:s,s:b,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:s?,s:o}",
+			"cap_pct", cap_json(s->quota_us), "cpu_max", cpu_max, "dry_run", s->dry,
+			"last_good_pct", s->last_good_us ? cap_json(s->last_good_us) : json_null(),
+			"probing", s->probing,
+			"hold_s", json_real(s->hold_len_ms / 1000.0),
+			"hold_left_s", json_real(left > 0 ? round(left / 100.0) / 10 : 0),
+			"calm_s", json_real(round(s->calm_s * 10) / 10),
+			"clear_need_s", json_real(prm.clear_s),
+			"idle_pct", json_real(prm.idle_pct),
+			"last_action", (unsigned)s->last_kind < THROTTLE_ACTION_LAST
+				? throttle_action_name(s->last_kind) : NULL,
+			"victims", victims));
+	} else {
+		json_object_set_new(o, "cap", json_null());
+	}
+	return o;
+}
+
 /* The per-vCPU and per-VM families of GET /metrics, from the last tick. */
 #define VROW(r) ((const struct vcpu_row *)(r))
 #define TROW(r) ((const struct top_row *)(r))

@@ -97,6 +97,12 @@ void control_history_pending(const struct control *c, const char *vm, int64_t si
  * NULL before the first tick), made at the first call after a tick. */
 json_t *control_top(struct control *c);
 
+/* The throttler's view of one VM for GET /v1/vms/NAME/explain: its last
+ * figures, whether it is a victim (its runs, clear level, residual, the
+ * caps that name it) and its cap (hold, last good cap, victims). NULL when
+ * the last tick did not see the VM. New reference. */
+json_t *control_explain(struct control *c, const struct policy *pol, const char *vm);
+
 /* GET /metrics' families of the last tick: per vCPU run and delay seconds,
  * per VM usage, steal, throttled seconds and cap, and the throttle's
  * actions so far. */

@@ -229,6 +229,8 @@ static void reconcile(struct daemon *d, const struct inventory *inv, bool in_tic
 		.vms = inv->vms, .n_vms = inv->n_vms,
 		.admission = &host,
 		.fault = plan_fault, .fault_data = d,
+		.best_effort_idle = d->policy->best_effort_idle,
+		.burst_pct = d->policy->burst_pct,
 	};
 	in.caps = control_caps(d->control, &in.n_caps);
 	/* the same inputs make the same tree, with the same plan faults
@@ -531,6 +533,12 @@ static json_t *api_top(void *data)
 	return control_top(d->control);
 }
 
+static json_t *api_explain(void *data, const char *vm)
+{
+	struct daemon *d = data;
+	return control_explain(d->control, d->policy, vm);
+}
+
 static void api_metrics(void *data, FILE *f)
 {
 	struct daemon *d = data;
@@ -710,6 +718,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 	d->api.after_change_data = d;
 	d->api.top = api_top;
 	d->api.top_data = d;
+	d->api.explain = api_explain;
+	d->api.explain_data = d;
 	d->api.metrics = api_metrics;
 	d->api.metrics_data = d;
 	d->api.samples_pending = api_samples_pending;
@@ -757,6 +767,8 @@ static void daemon_teardown(struct daemon *d)
 	cgroup_tree_freep(&d->tree);
 	d->api.top = NULL;
 	d->api.top_data = NULL;
+	d->api.explain = NULL;
+	d->api.explain_data = NULL;
 	d->api.metrics = NULL;
 	d->api.metrics_data = NULL;
 	control_free(d->control);

@@ -135,9 +135,15 @@ static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgro
 			     : cap->quota_us > CGROUP_QUOTA_MAX_US ? CGROUP_QUOTA_MAX_US
 								   : cap->quota_us;
 		s->cpu_max = cpu_max_quota(q);
+		/* a burst lets its vCPUs run on for a while when the period's
+		 * quota runs out, instead of all of them stopping at once */
+		double pct = in->burst_pct > 0 && in->burst_pct <= 100 ? in->burst_pct : 0;
+		s->burst_us = (uint64_t)((double)q * pct / 100.0);
 	} else {
 		s->cpu_max = cpu_max_unlimited();
+		s->burst_us = 0;
 	}
+	s->burst_set = true;
 	s->vcpus = xcalloc(v->n_threads ? v->n_threads : 1, sizeof(*s->vcpus));
 	for (size_t i = 0; i < v->n_threads; i++) {
 		s->vcpus[i].index = v->threads[i].index;
@@ -213,6 +219,7 @@ uint64_t plan_input_fingerprint(const struct plan_input *in)
 {
 	uint64_t h = hash_str(hash_str(HASH_SEED, "plan/1"), in->root ? in->root : "");
 	h = hash_host(h, in->admission);
+	h = hash_u64(hash_u64(h, in->best_effort_idle), (uint64_t)llround(in->burst_pct * 1000));
 	h = hash_u64(h, in->n_caps);
 	for (size_t i = 0; i < in->n_caps; i++)
 		h = hash_u64(hash_str(h, in->caps[i].vm), in->caps[i].quota_us);
@@ -220,6 +227,8 @@ uint64_t plan_input_fingerprint(const struct plan_input *in)
 	for (size_t i = 0; i < in->n_tenants; i++) {
 		const struct tenant *t = &in->tenants[i];
 		h = hash_u64(hash_u64(hash_str(h, t->name), t->weight), t->cpu_max_set);
+		if (in->best_effort_idle)   /* the class then sets cpu.idle */
+			h = hash_u64(h, (uint64_t)t->class_);
 		h = hash_double(h, t->cpu_max_cores);
 		h = hash_u64(hash_u64(h, t->memory_set), (uint64_t)t->memory_bytes);
 	}
@@ -286,6 +295,8 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 		struct cgroup_tenant_spec *ts = &t->tenants[t->n_tenants++];
 		ts->name = xstrdup(tn->name);
 		ts->weight = tn->weight;
+		ts->cpu_idle = in->best_effort_idle && tn->class_ == TENANT_CLASS_BEST_EFFORT
+			? CGROUP_IDLE_ON : CGROUP_IDLE_OFF;
 		ts->cpu_max = tn->cpu_max_set ? cpu_max_quota(plan_cores_to_quota_us(tn->cpu_max_cores))
 					      : cpu_max_unlimited();
 		ts->memory_max = mem_max(tn->memory_set, tn->memory_bytes);

@@ -123,6 +123,41 @@ static int events_select(struct store *st, int64_t after_id, int64_t since_ts_ms
 	return 0;
 }
 
+int store_event_last_throttle(struct store *st, const char *vm, bool as_victim,
+			      struct store_event *out, struct error **err)
+{
+	memset(out, 0, sizeof(*out));
+	STORE_LOCK(st);
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	/* by rowid from the newest: a bounded scan, never the whole log */
+	if (store_prepare(st, as_victim
+			  ? "SELECT id, ts_ms, actor, action, target, details FROM events "
+			    "WHERE id > (SELECT coalesce(max(id), 0) FROM events) - ?2 "
+			    "AND action LIKE 'throttle.%' AND json_valid(details) "
+			    "AND json_extract(details, '$.victim') = ?1 ORDER BY id DESC LIMIT 1"
+			  : "SELECT id, ts_ms, actor, action, target, details FROM events "
+			    "WHERE id > (SELECT coalesce(max(id), 0) FROM events) - ?2 "
+			    "AND target = 'vm/' || ?1 AND action LIKE 'throttle.%' "
+			    "ORDER BY id DESC LIMIT 1",
+			  &s, "find a throttle event", err) < 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, vm, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, STORE_EVENT_SCAN_MAX) != SQLITE_OK)
+		return store_sql_error(st, err, "cannot find a throttle event");
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sql_error(st, err, "cannot find a throttle event");
+	out->id = sqlite3_column_int64(s, 0);
+	out->ts_ms = sqlite3_column_int64(s, 1);
+	out->actor = column_dup(s, 2);
+	out->action = column_dup(s, 3);
+	out->target = column_dup(s, 4);
+	out->details = column_dup(s, 5);
+	return 1;
+}
+
 int store_event_list(struct store *st, int64_t after_id, int64_t since_ts_ms,
 		     size_t limit, struct store_event **out, size_t *n,
 		     struct error **err)
@@ -246,16 +281,23 @@ int store_event_prune(struct store *st, int64_t now_ms, uint32_t retention_days,
 	return 0;
 }
 
+void store_event_clear(struct store_event *e)
+{
+	if (!e)
+		return;
+	free(e->actor);
+	free(e->action);
+	free(e->target);
+	free(e->details);
+	memset(e, 0, sizeof(*e));
+}
+
 void store_events_free(struct store_event *ev, size_t n)
 {
 	if (!ev)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		free(ev[i].actor);
-		free(ev[i].action);
-		free(ev[i].target);
-		free(ev[i].details);
-	}
+	for (size_t i = 0; i < n; i++)
+		store_event_clear(&ev[i]);
 	free(ev);
 }
 

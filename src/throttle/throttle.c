@@ -761,6 +761,12 @@ static double clear_level(const struct throttle_params *p, const struct throttle
 	return c > p->low_pct ? c : p->low_pct;
 }
 
+double throttle_clear_level(const struct throttle_params *p, const struct throttle_vm_state *s)
+{
+	struct throttle_params q = params_sane(p);
+	return clear_level(&q, s);
+}
+
 static void victims_update(struct tick *t)
 {
 	const struct throttle_params *p = &t->p;

@@ -45,6 +45,19 @@ contains "own pCPUs" '"pcpus": "12,14"'
 expect_rc 4 "no third isolated core" ctl vm admit d2 --tenant acme --vcpus 1 --cpu-policy dedicated --thread-policy isolate
 contains "says why" "dedicated pool"
 expect_rc 2 "require with an odd count on SMT2" ctl vm admit d3 --tenant acme --vcpus 1 --cpu-policy dedicated --thread-policy require
+# explain: where admission put it and why, in sentences; an unknown name
+expect_rc 0 "explain a dedicated VM" ctl explain d1
+echo "$OUT" | sed "s/^/   /"
+contains "its pool and pCPUs" "admitted to the dedicated pool: pCPUs 12,14, one per vCPU, never"
+contains "the thread policy" "(thread policy isolate)"
+contains "the node's figures" "dedicated pCPUs in use"
+contains "not judged before it runs" "no figures of it from its last tick"
+expect_rc 0 "explain --json" ctl explain --json d1
+contains "JSON placement" '"pool": "dedicated"'
+expect_rc 3 "explain an unknown VM" ctl explain nosuch
+contains "says so" "no VM 'nosuch'"
+expect_rc 2 "explain without a name" ctl explain
+contains "usage" "usage: vcpuctl explain VM"
 
 # bad requests: nothing changes
 snapshot() { sqlite3 "$DB" "SELECT vm, tenant, vcpus, shares, pcpus FROM reservations ORDER BY vm; SELECT count(*) FROM events;"; }

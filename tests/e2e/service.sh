@@ -179,6 +179,8 @@ if [ -r "$BC" ] && command -v bash >/dev/null; then
 	check "completes tenant names from vcpud: tenant show a -> acme" \
 		[ "$(comp --socket "$SOCK" tenant show a)" = acme ]
 	check "completes VM names from vcpud: vm show w -> web" [ "$(comp --socket "$SOCK" vm show w)" = web ]
+	check "completes VM names to explain: explain w -> web" [ "$(comp --socket "$SOCK" explain w)" = web ]
+	check "completes vm set's option: vm set web --w -> --weight" [ "$(comp vm set web --w)" = --weight ]
 else
 	bad "no bash-completion (deploy/debian-packages.txt lists it)"
 fi
@@ -218,6 +220,9 @@ if perl -MJSON::Validator::Schema::OpenAPIv3 -MYAML::XS -e 1 2>/dev/null; then
 	q /v1/tenants/acme >"$TMP/tenant.json"
 	q /v1/vms >"$TMP/vms.json"
 	q /v1/vms/web >"$TMP/vm.json"
+	q /v1/vms/web/explain >"$TMP/explain.json"
+	curl -s --unix-socket "$SOCK" -X PATCH -H 'Content-Type: application/json' \
+		-d '{"weight":250}' http://localhost/v1/vms/web >"$TMP/patch.json"
 	q /v1/host >"$TMP/host.json"
 	q /v1/top >"$TMP/top.json"
 	q '/v1/events?limit=5' >"$TMP/events.json"
@@ -225,6 +230,7 @@ if perl -MJSON::Validator::Schema::OpenAPIv3 -MYAML::XS -e 1 2>/dev/null; then
 	ctl --json vm admit db --tenant acme --vcpus 2 >"$TMP/res.json"
 	for r in "get /v1/health 200 health" "get /v1/tenants/{name} 200 tenant" \
 		"get /v1/vms 200 vms" "get /v1/vms/{name} 200 vm" "get /v1/host 200 host" \
+		"get /v1/vms/{name}/explain 200 explain" "patch /v1/vms/{name} 200 patch" \
 		"get /v1/top 200 top" "get /v1/events 200 events" \
 		"get /v1/tenants/{name} 404 error" "post /v1/vms/admit 200 res"; do
 		# shellcheck disable=SC2086

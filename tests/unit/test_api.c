@@ -539,6 +539,93 @@ static void fake_pending(void *data, const char *vm, int64_t since_ms,
 			(*out)[(*n)++] = (struct store_sample){ NULL, ts, 100, 1 };
 }
 
+/* A throttler that caps "noisy" for "db-1" (the daemon's control_explain()
+ * makes these objects; test_control checks them). */
+static json_t *fake_explain(void *data, const char *vm)
+{
+	(void)data;
+	if (strcmp(vm, "noisy") == 0)
+		return json_pack("{s:s,s:f,s:f,s:f,s:b,s:n,s:{s:f,s:s,s:b,s:n,s:b,s:f,s:f,s:f,"
+				 "s:f,s:f,s:s,s:[s]}}",
+				 "status", "hold", "usage_pct", 24.9, "steal_pct", 70.1,
+				 "self_throttled_pct", 60.0, "dry_run", false, "victim",
+				 "cap", "cap_pct", 25.0, "cpu_max", "25000 100000", "dry_run", false,
+				 "last_good_pct", "probing", false, "hold_s", 10.0, "hold_left_s", 7.5,
+				 "calm_s", 0.0, "clear_need_s", 5.0, "idle_pct", 50.0, "last_action",
+				 "cap", "victims", "db-1");
+	if (strcmp(vm, "db-1") == 0)
+		return json_pack("{s:s,s:f,s:f,s:f,s:b,s:{s:b,s:b,s:f,s:f,s:f,s:f,s:n,s:f,s:f,"
+				 "s:f,s:[{s:s,s:f,s:b}]},s:n}",
+				 "status", "victim", "usage_pct", 150.0, "steal_pct", 40.0,
+				 "self_throttled_pct", 0.0, "dry_run", false, "victim", "engaged", true,
+				 "pressing", true, "steal_pct", 40.0, "high_pct", 30.0, "low_pct", 15.0,
+				 "clear_level_pct", 15.0, "resid_pct", "breach_s", 3.0,
+				 "breach_need_s", 3.0, "clear_s", 0.0, "capped_for_it", "vm", "noisy",
+				 "cap_pct", 25.0, "dry_run", false, "cap");
+	return NULL;
+}
+
+static void test_explain(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j;
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"acme\",\"vcpus\":8,"
+			      "\"class\":\"guaranteed\"}", NULL), 201);
+	assert_int_equal(call(f, "POST", "/v1/tenants", "{\"name\":\"scrap\",\"vcpus\":8,"
+			      "\"class\":\"best-effort\"}", NULL), 201);
+	assert_int_equal(call(f, "POST", "/v1/vms/admit", "{\"name\":\"db-1\",\"tenant\":"
+			      "\"acme\",\"vcpus\":2}", NULL), 201);
+	assert_int_equal(call(f, "POST", "/v1/vms/admit", "{\"name\":\"noisy\",\"tenant\":"
+			      "\"scrap\",\"vcpus\":2}", NULL), 201);
+	/* no throttler (or no tick yet): placement, and that it is not judged */
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1/explain", NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "class")), "guaranteed");
+	assert_true(json_is_null(json_object_get(j, "throttle")));
+	_cleanup_free_ char *all = json_dumps(json_object_get(j, "explanation"), 0);
+	assert_non_null(strstr(all, "belongs to tenant acme (guaranteed"));
+	assert_non_null(strstr(all, "admitted to the shared pool and pinned to CPUs"));
+	assert_non_null(strstr(all, "shared vCPUs admitted"));
+	assert_non_null(strstr(all, "no figures of it from its last tick"));
+	json_decref(j);
+
+	f->ctx.explain = fake_explain;
+	/* the cap, the event that set it, what lifts it */
+	assert_int_equal(st_exec(f->rf.ts.st, "INSERT INTO events (ts_ms, actor, action, target, "
+				 "details) VALUES (1700000000000, 'vcpud', 'throttle.cap', 'vm/noisy', "
+				 "'{\"victim\":\"db-1\",\"victim_steal_pct\":48.5,\"cap_pct\":25.0,"
+				 "\"reason\":\"steal\",\"usage_pct\":50.0,\"floor_pct\":10.0}')"),
+			 SQLITE_OK);
+	assert_int_equal(call(f, "GET", "/v1/vms/noisy/explain", NULL, &j), 200);
+	free(all);
+	all = json_dumps(json_object_get(j, "explanation"), 0);
+	assert_non_null(strstr(all, "capped at 25.0% of a pCPU (cpu.max 25000 100000) as an "
+			       "antagonist of db-1"));
+	assert_non_null(strstr(all, "throttle.cap of vm/noisy to 25.0% (reason steal; victim db-1 "
+			       "at 48.5% steal"));
+	assert_non_null(strstr(all, "What lifts it"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "event"),
+							      "action")), "throttle.cap");
+	json_decref(j);
+	/* its victim: the caps on its account, the same event naming it */
+	assert_int_equal(call(f, "GET", "/v1/vms/db-1/explain", NULL, &j), 200);
+	free(all);
+	all = json_dumps(json_object_get(j, "explanation"), 0);
+	assert_non_null(strstr(all, "It is a confirmed victim: steal 40.0%"));
+	assert_non_null(strstr(all, "Capped on its account: noisy (cap 25.0%)"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "victim_event"),
+							      "target")), "vm/noisy");
+	json_decref(j);
+	/* unknown and bad names */
+	assert_int_equal(call(f, "GET", "/v1/vms/nope/explain", NULL, &j), 404);
+	assert_non_null(strstr(err_msg(j), "no VM 'nope'"));
+	json_decref(j);
+	assert_int_equal(call(f, "GET", "/v1/vms/../explain", NULL, &j), 400);
+	json_decref(j);
+	assert_int_equal(call(f, "POST", "/v1/vms/db-1/explain", "{}", &j), 405);
+	json_decref(j);
+	f->ctx.explain = NULL;
+}
+
 static void test_top_and_stats(void **state)
 {
 	struct fixture *f = *state;
@@ -1069,6 +1156,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_with_vms_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_top_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_pruned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pages, setup, teardown),

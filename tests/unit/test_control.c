@@ -284,6 +284,29 @@ static void test_victim_gets_neighbour_capped(void **state)
 	assert_string_equal(jstr(d, "reason"), "steal");
 	json_decref(d);
 
+	/* explain: the cap with its victim, the victim with the cap on its
+	 * account, nothing for a VM the tick did not see */
+	json_t *ex = control_explain(f->ctl, &f->pol, "noisy");
+	assert_non_null(ex);
+	assert_string_equal(jstr(ex, "status"), "hold");
+	const json_t *cap = json_object_get(ex, "cap");
+	assert_true(json_is_object(cap));
+	assert_true(json_real_value(json_object_get(cap, "cap_pct")) > 80);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(cap, "victims"), 0)),
+			    "victim");
+	assert_true(json_real_value(json_object_get(cap, "hold_left_s")) > 0);
+	assert_true(json_is_null(json_object_get(ex, "victim")));
+	json_decref(ex);
+	ex = control_explain(f->ctl, &f->pol, "victim");
+	const json_t *vic = json_object_get(ex, "victim");
+	assert_true(json_is_true(json_object_get(vic, "engaged")));
+	assert_true(json_real_value(json_object_get(vic, "clear_level_pct")) == f->pol.steal_low_pct);
+	assert_string_equal(jstr(json_array_get(json_object_get(vic, "capped_for_it"), 0), "vm"),
+			    "noisy");
+	assert_true(json_is_null(json_object_get(ex, "cap")));
+	json_decref(ex);
+	assert_null(control_explain(f->ctl, &f->pol, "nosuch"));
+
 	/* /v1/top: figures, statuses, the VMs that are not sampled */
 	const json_t *v = top_vm(f, "victim");
 	double steal = json_real_value(json_object_get(v, "steal_pct"));

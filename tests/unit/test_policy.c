@@ -121,6 +121,8 @@ static void test_defaults(void **state)
 	assert_true(p.hold_s == 10);
 	assert_true(p.hold_max_s == 300);
 	assert_true(p.loosen_step_pct == 25);
+	assert_true(p.burst_pct == 100);
+	assert_true(p.best_effort_idle);
 	assert_true(p.idle_pct == 50);
 	assert_int_equal(p.max_actions_per_tick, 4);
 	assert_null(p.exempt_tenants);
@@ -177,6 +179,8 @@ static void test_valid_full(void **state)
 	assert_true(p->hold_s == 20.5);
 	assert_true(p->hold_max_s == 86400);
 	assert_true(p->loosen_step_pct == 10);
+	assert_true(p->burst_pct == 0);
+	assert_false(p->best_effort_idle);
 	assert_true(p->idle_pct == 40);
 	assert_int_equal(p->max_actions_per_tick, 1000);
 	assert_int_equal(p->n_exempt_tenants, 3);
@@ -308,7 +312,7 @@ static const struct broken {
 	  "breach_s, clear_s, metric)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
-	  "overcommit, admission, sampling, steal, throttle, discovery, events)" },
+	  "overcommit, admission, sampling, steal, throttle, classes, discovery, events)" },
 	{ "dotted_key.yaml", 2, 1, EINVAL, "unknown key 'steal.high_pct' at the top level" },
 	{ "wrong_type_mapping.yaml", 4, 5, EINVAL,
 	  "overcommit.cpu_ratio must be a number, got a mapping" },
@@ -595,6 +599,12 @@ static void test_throttle_keys(void **state)
 		"throttle.hold_s must be between 0.1 and 86400, got 0");
 	buf_bad("version: 1\nthrottle: {hold_max_s: 86401}\n", ERANGE, "t.yaml:2:24: ",
 		"throttle.hold_max_s must be between 0.1 and 86400");
+	buf_bad("version: 1\nthrottle: {burst_pct: 100.5}\n", ERANGE, "t.yaml:2:23: ",
+		"throttle.burst_pct must be between 0 and 100, got 100.5");
+	buf_bad("version: 1\nclasses: {best_effort: {cpu_idle: 1}}\n", EINVAL, "t.yaml:2:35: ",
+		"classes.best_effort.cpu_idle must be true or false");
+	buf_bad("version: 1\nclasses: {best_effort: {idle: true}}\n", EINVAL, "t.yaml:2:25: ",
+		"unknown key 'idle' in classes.best_effort (known keys: cpu_idle)");
 	buf_bad("version: 1\nthrottle: {loosen_step_pct: 100.5}\n", ERANGE, "t.yaml:2:29: ",
 		"got 100.5");
 	buf_bad("version: 1\nthrottle: {idle_pct: 99.5}\n", ERANGE, "t.yaml:2:22: ",
@@ -815,7 +825,8 @@ static void test_structure(void **state)
 	buf_bad("version: 1\nthrottle: [enabled]\n", EINVAL, "t.yaml:2:11: ",
 		"throttle must be a mapping (with keys enabled, dry_run, tighten_fraction, "
 		"burstable_floor_pct, best_effort_floor_pct, hold_s, hold_max_s, "
-		"loosen_step_pct, idle_pct, max_actions_per_tick, exempt_tenants), got a list");
+		"loosen_step_pct, burst_pct, idle_pct, max_actions_per_tick, exempt_tenants), "
+		"got a list");
 	buf_bad("version: 1\nhost: \"0-1\"\n", EINVAL, "t.yaml:2:7: ",
 		"host must be a mapping (with keys housekeeping_cpus, dedicated_cpus), "
 		"got the string \"0-1\"");
@@ -946,6 +957,8 @@ static void test_equal(void **state)
 	DIFFERS(b.hold_s = 11);
 	DIFFERS(b.hold_max_s = 301);
 	DIFFERS(b.loosen_step_pct = 24);
+	DIFFERS(b.burst_pct = 50);
+	DIFFERS(b.best_effort_idle = false);
 	DIFFERS(b.idle_pct = 49);
 	DIFFERS(b.max_actions_per_tick = 5);
 	DIFFERS(b.discovery_proc = false);
@@ -1025,9 +1038,13 @@ static void test_to_yaml_defaults(void **state)
 			    "  hold_s: 10.0\n"
 			    "  hold_max_s: 300.0\n"
 			    "  loosen_step_pct: 25.0\n"
+			    "  burst_pct: 100.0\n"
 			    "  idle_pct: 50.0\n"
 			    "  max_actions_per_tick: 4\n"
 			    "  exempt_tenants: []\n"
+			    "classes:\n"
+			    "  best_effort:\n"
+			    "    cpu_idle: true\n"
 			    "discovery:\n"
 			    "  proc: true\n"
 			    "  tenant_from_name: false\n"

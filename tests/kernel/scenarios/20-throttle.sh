@@ -154,6 +154,17 @@ set -- $(mean_fig victim 3)
 steal_after=$1 usage_after=$2
 tput_after=$(throughput "$VICTIM" /tmp/victim.rep 3)
 say "victim: steal ${steal_after}%, CPU ${usage_after}% (means of 3 ticks), throughput $tput_after iterations/s"
+say ""
+say "\$ vcpuctl explain noisy1"
+ex=$(ctl explain noisy1); echo "$ex"
+case "$ex" in *"capped at"*"as an antagonist of victim"*"What lifts it"*)
+	pass explain-antagonist "explain noisy1: its cap, its victim, what lifts it" ;;
+*) fail explain-antagonist "explain noisy1: $ex" ;; esac
+say "\$ vcpuctl explain victim"
+ex=$(ctl explain victim); echo "$ex"
+case "$ex" in *"victim:"*"Capped on its account: noisy"*)
+	pass explain-victim "explain victim: the caps on its account" ;;
+*) fail explain-victim "explain victim: $ex" ;; esac
 ev=$(ctl events)
 echo "$ev" | grep 'throttle.cap' | grep -q 'vm/noisy1' && pass event-noisy1 "throttle.cap of noisy1 recorded" \
 	|| fail event-noisy1 "no throttle.cap for noisy1"
