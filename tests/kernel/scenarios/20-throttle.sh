@@ -157,11 +157,13 @@ say "victim: steal ${steal_after}%, CPU ${usage_after}% (means of 3 ticks), thro
 say ""
 say "\$ vcpuctl explain noisy1"
 ex=$(ctl explain noisy1); echo "$ex"
+ex=$(echo "$ex" | tr '\n' ' ' | tr -s ' ')   # the sentences, unwrapped
 case "$ex" in *"capped at"*"as an antagonist of victim"*"What lifts it"*)
 	pass explain-antagonist "explain noisy1: its cap, its victim, what lifts it" ;;
 *) fail explain-antagonist "explain noisy1: $ex" ;; esac
 say "\$ vcpuctl explain victim"
 ex=$(ctl explain victim); echo "$ex"
+ex=$(echo "$ex" | tr '\n' ' ' | tr -s ' ')
 case "$ex" in *"victim:"*"Capped on its account: noisy"*)
 	pass explain-victim "explain victim: the caps on its account" ;;
 *) fail explain-victim "explain victim: $ex" ;; esac

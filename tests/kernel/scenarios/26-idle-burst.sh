@@ -3,10 +3,10 @@
 # defaults, measured. cpu.idle: a guaranteed 2-vCPU VM and a best-effort
 # tenant's two spinning 2-vCPU VMs on pCPUs 2-3, throttling off (no caps at
 # all): the victim's steal with classes.best_effort.cpu_idle false, then
-# true (policy reload). cpu.max.burst: one VM whose vCPUs spin half of each
-# 10 ms (about 1 pCPU on average, unevenly), capped by hand at 1 pCPU:
-# how often it is throttled, and for how long, with cpu.max.burst 0 and
-# with one period's worth of its cap (what vcpud writes by default).
+# true (policy reload). cpu.max.burst: one 2-vCPU VM whose vCPUs spin 80 ms
+# of every 200 (0.8 pCPU on average, 1.6 while busy), capped by hand at 1
+# pCPU: how often it is throttled, and for how long, with cpu.max.burst 0
+# and with one period's worth of its cap (what vcpud writes by default).
 . "$VCPUD_SRC/tests/kernel/lib.sh"
 
 POLICY=/tmp/policy.yaml
@@ -68,9 +68,9 @@ ctl --json status | grep -q '"last_tick_errors": *0' && pass idle-no-errors "tic
 	fail idle-no-errors "$(ctl --json status | head -c 300)"
 kill -KILL "$VICTIM" "$N1" "$N2" 2>/dev/null
 
-say "== cpu.max.burst: a VM using about 1 pCPU unevenly, capped at 1 pCPU"
+say "== cpu.max.burst: a VM using 0.8 pCPU in bursts of 1.6, capped at 1 pCPU"
 ctl tenant create bursty --vcpus 4 --class burstable >/dev/null
-start_vm b --duty 50; B=$VMPID
+start_vm b --duty 40 --duty-period 200; B=$VMPID
 ctl vm register b --tenant bursty --pid "$B" >/dev/null || abort_scenario "register b"
 vcpud_wait_ticks 2
 G=$CG/vcpud.slice/tenant-bursty/vm-b
