@@ -218,6 +218,7 @@ bench-scale-kernel: tests
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/kernel/run.sh --show 20-throttle
+	@sh tests/kernel/demo-plot.sh $(BUILD)/kernel-test $(BUILD)/demo/throttle.png
 
 # vcpud in the foreground on an SQLite file and a socket under ./run/,
 # touching no cgroups (--dry-run): try the CLI and the API by hand.

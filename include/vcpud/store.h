@@ -270,6 +270,8 @@ struct store_sample {
 	int64_t ts_ms;
 	double usage_pct;     /* % of one CPU, summed over vCPUs, >= 0 */
 	double steal_pct;     /* mean over vCPUs, clamped to 0..100 */
+	double cap_pct;       /* the throttle's cap then, % of one pCPU; NAN:
+			       * not capped (NULL in the table) */
 };
 
 /* Append samples (one transaction; VMs that are no longer registered are

@@ -7,6 +7,7 @@
  * api_status_for_errno() maps to the status; a refused request changes
  * nothing because the store runs each mutation in one transaction. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,9 +526,11 @@ static int h_vm_stats(struct api_ctx *ctx, const struct api_request *req,
 	size_t first = n > (size_t)limit ? n - (size_t)limit : 0;
 	json_t *arr = json_array();
 	for (size_t i = first; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:f,s:f}", "ts_ms",
+		json_array_append_new(arr, json_pack("{s:I,s:f,s:f,s:o}", "ts_ms",
 						     (json_int_t)s[i].ts_ms, "usage_pct",
-						     s[i].usage_pct, "steal_pct", s[i].steal_pct));
+						     s[i].usage_pct, "steal_pct", s[i].steal_pct,
+						     "cap_pct", isfinite(s[i].cap_pct)
+							     ? json_real(s[i].cap_pct) : json_null()));
 	free(s);
 	*out = json_pack("{s:s,s:i,s:o}", "vm", m->name, "interval_ms", (int)ctx->interval_ms,
 			 "samples", arr);

@@ -103,6 +103,7 @@ typedef int (*cli_render_fn)(struct cli_ctx *ctx, const struct cli_request *req,
 struct cli_request {
 	bool help;                 /* --help was given: print help, send nothing */
 	bool json;                 /* --json was given after the command */
+	bool ascii;                /* --ascii: no Unicode in what is drawn */
 	const char *usage;         /* usage line(s) of the (sub)command; static */
 	const char *help_text;     /* option descriptions; static, may be NULL */
 	const char *method;        /* "GET", "POST", "PATCH", "DELETE"; static */

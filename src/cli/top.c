@@ -207,8 +207,8 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 struct sample {
 	int64_t ts_ms;
-	bool has_usage, has_steal;
-	double usage, steal;
+	bool has_usage, has_steal, has_cap;
+	double usage, steal, cap;
 };
 
 static int sample_from_json(const json_t *s, size_t i, struct sample *out, struct error **err)
@@ -220,8 +220,73 @@ static int sample_from_json(const json_t *s, size_t i, struct sample *out, struc
 		return error_set(err, EPROTO, "sample %zu has no integer \"ts_ms\" >= 0", i + 1);
 	out->ts_ms = json_integer_value(ts);
 	if (figure(s, "usage_pct", "sample", i, &out->has_usage, &out->usage, err) < 0 ||
-	    figure(s, "steal_pct", "sample", i, &out->has_steal, &out->steal, err) < 0)
+	    figure(s, "steal_pct", "sample", i, &out->has_steal, &out->steal, err) < 0 ||
+	    figure(s, "cap_pct", "sample", i, &out->has_cap, &out->cap, err) < 0)
 		return -1;
+	return 0;
+}
+
+/* --- sparklines ------------------------------------------------------------ */
+
+static const char *const blocks[] = { "\u2581", "\u2582", "\u2583", "\u2584", "\u2585",
+				      "\u2586", "\u2587", "\u2588" };
+static const char ascii_levels[] = "_.-=+*#@";
+
+/* One character for v in [0, top] (8 levels), "none" when !has. */
+static void spark_put(FILE *f, bool ascii, bool has, double v, double top, const char *none)
+{
+	if (!has) {
+		fputs(none, f);
+		return;
+	}
+	int k = top > 0 ? (int)floor(v / top * 8) : 0;
+	k = k < 0 ? 0 : k > 7 ? 7 : k;
+	if (ascii)
+		fputc(ascii_levels[k], f);
+	else
+		fputs(blocks[k], f);
+}
+
+int cli_sparklines_print(FILE *f, const json_t *stats, size_t width, bool ascii,
+			 struct error **err)
+{
+	const json_t *arr = json_object_get(stats, "samples");
+	if (!json_is_array(arr))
+		return error_set(err, EPROTO, "no \"samples\" array in the reply");
+	size_t n = json_array_size(arr), first = n > width ? n - width : 0;
+	if (n == 0)
+		return 0;
+	_cleanup_free_ struct sample *s = xcalloc(n - first, sizeof(*s));
+	double cap_top = 0, usage_top = 0;
+	bool any_cap = false;
+	for (size_t i = first; i < n; i++) {
+		struct sample *x = &s[i - first];
+		if (sample_from_json(json_array_get(arr, i), i, x, err) < 0)
+			return -1;
+		if (x->has_cap && x->cap > cap_top)
+			cap_top = x->cap;
+		if (x->has_usage && x->usage > usage_top)
+			usage_top = x->usage;
+		any_cap |= x->has_cap;
+	}
+	size_t m = n - first;
+	char label[32];
+	fprintf(f, "%-21s", "steal  0-100%");
+	for (size_t i = 0; i < m; i++)
+		spark_put(f, ascii, s[i].has_steal, s[i].steal, 100, " ");
+	snprintf(label, sizeof(label), "usage  0-%.0f%%", usage_top);
+	fprintf(f, "\n%-21s", label);
+	for (size_t i = 0; i < m; i++)
+		spark_put(f, ascii, s[i].has_usage, s[i].usage, usage_top, " ");
+	if (any_cap) {
+		snprintf(label, sizeof(label), "cap    0-%.0f%%", cap_top);
+		fprintf(f, "\n%-21s", label);
+		for (size_t i = 0; i < m; i++)
+			spark_put(f, ascii, s[i].has_cap, s[i].cap, cap_top, ascii ? "." : "\u00b7");
+	} else {
+		fputs("\ncap    never capped in these samples", f);
+	}
+	fprintf(f, "\n       (the last %zu ticks, oldest first)\n", m);
 	return 0;
 }
 

@@ -44,6 +44,7 @@ int cli_top_render(FILE *f, const json_t *reply, struct error **err);
 /* What `vm show` asks for and prints. */
 #define CLI_HISTORY_WINDOW_MS (5 * 60 * 1000)
 #define CLI_HISTORY_LAST 10
+#define CLI_SPARK_WIDTH 60      /* ticks in `vm show`'s sparklines */
 
 /* One minute of samples (UTC minutes). Means and max are over the samples
  * that have the figure; n_usage / n_steal == 0: no figure that minute. */
@@ -66,6 +67,13 @@ int cli_history_summarize(const json_t *samples, struct cli_history_minute **out
  * USAGE% STEAL%; "no samples yet" when there are none. Times are UTC.
  * Nothing is printed for a malformed reply (-1, *err EPROTO). */
 int cli_history_print(FILE *f, const json_t *stats, size_t last_n, struct error **err);
+
+/* Sparklines of a /stats reply's last `width` samples: steal (0-100%),
+ * usage and the throttle's cap (0 to their highest), one character per
+ * tick; Unicode blocks, or ASCII ("_.-=+*#@"). Nothing for no samples. -1
+ * with *err (EPROTO) for a malformed reply. */
+int cli_sparklines_print(FILE *f, const json_t *stats, size_t width, bool ascii,
+			 struct error **err);
 
 /* A /stats reply for `vm stats`: every sample as TIME USAGE% STEAL%, or
  * "no samples yet". -1 with *err (EPROTO) for a malformed reply. */

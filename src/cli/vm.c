@@ -37,6 +37,7 @@ enum {
 	OPT_DRY_RUN,
 	OPT_MISSING_OK,
 	OPT_WEIGHT,
+	OPT_ASCII,
 };
 
 static const struct option register_opts[] = {
@@ -72,6 +73,21 @@ static const char release_help[] =
 	"Options:\n"
 	"  --missing-ok       a VM that is not there (released already) is no error\n"
 	"                     (for scripts that retry)\n"
+	"  --json             print the API's JSON\n"
+	"  -h, --help         this help\n";
+
+static const struct option show_opts[] = {
+	{ "ascii", no_argument, NULL, OPT_ASCII },
+	CLI_OPTS_COMMON
+};
+
+static const char show_help[] =
+	"Shows the VM, its vCPU threads with their cgroups, and its recent samples:\n"
+	"sparklines of its steal, usage and throttle cap per tick (Unicode blocks),\n"
+	"the last minutes' means and the last samples.\n"
+	"\n"
+	"Options:\n"
+	"  --ascii            draw the sparklines in plain ASCII (_.-=+*#@)\n"
 	"  --json             print the API's JSON\n"
 	"  -h, --help         this help\n";
 
@@ -112,7 +128,7 @@ static const char group_usage[] =
 	"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]\n"
 	"       vcpuctl vm admit " ADMIT_USAGE_ARGS "\n"
 	"       vcpuctl vm list\n"
-	"       vcpuctl vm show NAME\n"
+	"       vcpuctl vm show NAME [--ascii]\n"
 	"       vcpuctl vm release NAME [--missing-ok]\n"
 	"       vcpuctl vm set NAME --weight W|auto\n"
 	"       vcpuctl vm stats NAME [--since T]";
@@ -428,7 +444,7 @@ static char *stats_path(const char *name, bool since_set, int64_t since_ms)
  * extra to what was asked: a failure is a warning on stderr and leaves the
  * exit code alone (a vcpud without the endpoint, a VM gone meanwhile: 404,
  * "no samples yet"). */
-static void show_history(struct cli_ctx *ctx, const char *name)
+static void show_history(struct cli_ctx *ctx, const char *name, bool ascii)
 {
 	int64_t since = now_ms() - CLI_HISTORY_WINDOW_MS;
 	_cleanup_free_ char *path = stats_path(name, true, since > 0 ? since : 0);
@@ -450,7 +466,10 @@ static void show_history(struct cli_ctx *ctx, const char *name)
 		abort();
 	if (rc == CLI_EXIT_NOT_FOUND)
 		fputs("no samples yet\n", m);
-	else if (rc == CLI_EXIT_OK && cli_history_print(m, reply, CLI_HISTORY_LAST, &err) < 0)
+	else if (rc == CLI_EXIT_OK &&
+		 (cli_sparklines_print(m, reply, CLI_SPARK_WIDTH, ascii, &err) < 0 ||
+		  (json_array_size(json_object_get(reply, "samples")) && fputc('\n', m) == EOF) ||
+		  cli_history_print(m, reply, CLI_HISTORY_LAST, &err) < 0))
 		rc = -1;
 	fclose(m);
 	if (reply)
@@ -481,7 +500,7 @@ static int render_show(struct cli_ctx *ctx, const struct cli_request *req, const
 		return -1;
 	cli_vm_print(ctx->out, &v, cgroups, reply);
 	vm_clear(&v);
-	show_history(ctx, req->subject);
+	show_history(ctx, req->subject, req->ascii);
 	return 0;
 }
 
@@ -715,6 +734,7 @@ static int build_list(const struct cli_args *a, struct cli_request *out, struct 
 static int build_show(const struct cli_args *a, struct cli_request *out, struct error **err)
 {
 	(void)err;
+	out->ascii = cli_arg_set(a, OPT_ASCII);
 	out->method = "GET";
 	out->path = vm_path(a->name);
 	out->render = render_show;
@@ -767,7 +787,7 @@ static const struct cli_sub subs[] = {
 	{ "register", register_usage, register_help, register_opts, true, build_register },
 	{ "admit", admit_usage, admit_help, admit_opts, true, build_admit },
 	{ "list", "usage: vcpuctl vm list", plain_help, plain_opts, false, build_list },
-	{ "show", "usage: vcpuctl vm show NAME", plain_help, plain_opts, true, build_show },
+	{ "show", "usage: vcpuctl vm show NAME [--ascii]", show_help, show_opts, true, build_show },
 	{ "release", release_usage, release_help, release_opts, true, build_release },
 	{ "set", set_usage, set_help, set_opts, true, build_set },
 	{ "stats", stats_usage, stats_help, stats_opts, true, build_stats },

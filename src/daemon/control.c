@@ -1041,9 +1041,11 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		}
 		const struct sample_agg *a = &agg[i];
 		bool valid = live && a->n_valid > 0;
-		history_note(c->hist, v->name, valid, now_ms, a->usage_sum_pct,
-			     sample_agg_steal_mean_pct(a));
 		const struct throttle_vm_state *ts = throttle_state_find(&c->ts, v->name);
+		history_note(c->hist, v->name, valid, now_ms, a->usage_sum_pct,
+			     sample_agg_steal_mean_pct(a),
+			     ts && ts->capped && !ts->dry
+				     ? (double)ts->quota_us * 100.0 / (double)THROTTLE_PERIOD_US : NAN);
 		struct top_row *tr = &c->rows[c->n_rows++];
 		_Static_assert(sizeof(tr->name) == sizeof(v->name) &&
 			       sizeof(tr->tenant) == sizeof(v->tenant), "top row names");

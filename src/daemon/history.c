@@ -13,7 +13,7 @@
 
 struct hrow {
 	int64_t ts_ms;
-	double usage_pct, steal_pct;
+	double usage_pct, steal_pct, cap_pct;
 };
 
 struct hvm {
@@ -73,7 +73,7 @@ static struct hvm *hvm_get(struct history *h, const char *vm)
 }
 
 void history_note(struct history *h, const char *vm, bool sampled, int64_t ts_ms,
-		  double usage_pct, double steal_pct)
+		  double usage_pct, double steal_pct, double cap_pct)
 {
 	struct hvm *v = hvm_get(h, vm);
 	v->noted = true;
@@ -89,7 +89,7 @@ void history_note(struct history *h, const char *vm, bool sampled, int64_t ts_ms
 			v->cap = HISTORY_MAX_ROWS;
 		v->rows = xrealloc(v->rows, v->cap * sizeof(*v->rows));
 	}
-	v->rows[v->n++] = (struct hrow){ ts_ms, usage_pct, steal_pct };
+	v->rows[v->n++] = (struct hrow){ ts_ms, usage_pct, steal_pct, cap_pct };
 }
 
 /* Add v's rows to the write buffer. */
@@ -102,7 +102,8 @@ static void rows_out(struct history *h, const struct hvm *v, size_t *n_out)
 	for (size_t k = 0; k < v->n; k++)
 		h->out[(*n_out)++] = (struct store_sample){ v->name, v->rows[k].ts_ms,
 							    v->rows[k].usage_pct,
-							    v->rows[k].steal_pct };
+							    v->rows[k].steal_pct,
+							    v->rows[k].cap_pct };
 }
 
 /* Whether v's rows go to the store at this write: at its turn, at a stop
@@ -183,7 +184,8 @@ void history_pending(const struct history *h, const char *vm, int64_t since_ms,
 		if (v->rows[k].ts_ms >= since_ms)
 			(*out)[(*n)++] = (struct store_sample){ NULL, v->rows[k].ts_ms,
 								v->rows[k].usage_pct,
-								v->rows[k].steal_pct };
+								v->rows[k].steal_pct,
+								v->rows[k].cap_pct };
 }
 
 size_t history_waiting(const struct history *h)

@@ -28,9 +28,10 @@ struct history *history_new(void);
 void history_free(struct history *h);
 
 /* This tick's VMs, one call each, with the figures when it was sampled
- * (sampled false: a VM that is stopped or gone, only pruned). */
+ * (sampled false: a VM that is stopped or gone, only pruned) and the
+ * throttle's cap on it (% of one pCPU; NAN: none). */
 void history_note(struct history *h, const char *vm, bool sampled, int64_t ts_ms,
-		  double usage_pct, double steal_pct);
+		  double usage_pct, double steal_pct, double cap_pct);
 
 /* Write the rows of the VMs due at `tick` and of those no longer noted
  * (then forgotten), and prune the due ones' rows older than keep_since_ms.

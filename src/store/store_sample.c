@@ -20,18 +20,18 @@ static double clamp(double v, double lo, double hi)
 /* rows per INSERT statement (one prepared statement per count up to it) */
 #define SAMPLES_PER_INSERT 16
 
-/* "INSERT ... VALUES (?,?,?,?)" with k rows; kept for the process's life,
+/* "INSERT ... VALUES (?,?,?,?,?)" with k rows; kept for the process's life,
  * so that the statement cache's key stays valid */
 static const char *insert_sql(size_t k)
 {
 	static char *sql[SAMPLES_PER_INSERT + 1];
 	if (!sql[k]) {
-		size_t len = 80 + 10 * k;
+		size_t len = 96 + 12 * k;
 		char *q = xmalloc(len);
 		size_t o = (size_t)snprintf(q, len, "INSERT OR REPLACE INTO vm_samples "
-					    "(vm, ts_ms, usage_pct, steal_pct) VALUES ");
+					    "(vm, ts_ms, usage_pct, steal_pct, cap_pct) VALUES ");
 		for (size_t r = 0; r < k; r++)
-			o += (size_t)snprintf(q + o, len - o, "%s(?,?,?,?)", r ? "," : "");
+			o += (size_t)snprintf(q + o, len - o, "%s(?,?,?,?,?)", r ? "," : "");
 		sql[k] = q;
 	}
 	return sql[k];
@@ -72,13 +72,16 @@ int store_samples_add(struct store *st, const struct store_sample *rows, size_t 
 				return -1;
 			for (size_t r = 0; r < k; r++) {
 				const struct store_sample *x = &rows[j + r];
-				int b = (int)(4 * r);
+				int b = (int)(5 * r);
 				if (sqlite3_bind_text(ins, b + 1, x->vm, -1, SQLITE_STATIC) != SQLITE_OK ||
 				    sqlite3_bind_int64(ins, b + 2, x->ts_ms) != SQLITE_OK ||
 				    sqlite3_bind_double(ins, b + 3, clamp(x->usage_pct, 0, 1e6)) !=
 					    SQLITE_OK ||
 				    sqlite3_bind_double(ins, b + 4, clamp(x->steal_pct, 0, 100)) !=
-					    SQLITE_OK)
+					    SQLITE_OK ||
+				    (isfinite(x->cap_pct) && x->cap_pct >= 0
+					     ? sqlite3_bind_double(ins, b + 5, clamp(x->cap_pct, 0, 1e6))
+					     : sqlite3_bind_null(ins, b + 5)) != SQLITE_OK)
 					return store_sql_error(st, err, "cannot record the samples of "
 							       "VM '%s'", x->vm);
 			}
@@ -138,7 +141,7 @@ int store_samples_list(struct store *st, const char *vm, int64_t since_ts_ms, si
 
 	/* newest first with the limit, reversed below to oldest first */
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	if (store_prepare(st, "SELECT ts_ms, usage_pct, steal_pct FROM vm_samples "
+	if (store_prepare(st, "SELECT ts_ms, usage_pct, steal_pct, cap_pct FROM vm_samples "
 			  "WHERE vm = ?1 AND ts_ms >= ?2 ORDER BY ts_ms DESC LIMIT ?3", &s,
 			  "read samples", err) < 0)
 		return -1;
@@ -157,6 +160,8 @@ int store_samples_list(struct store *st, const char *vm, int64_t since_ts_ms, si
 		v[cnt].ts_ms = sqlite3_column_int64(s, 0);
 		v[cnt].usage_pct = sqlite3_column_double(s, 1);
 		v[cnt].steal_pct = sqlite3_column_double(s, 2);
+		v[cnt].cap_pct = sqlite3_column_type(s, 3) == SQLITE_NULL
+			? NAN : sqlite3_column_double(s, 3);
 		cnt++;
 	}
 	if (rc != SQLITE_DONE) {

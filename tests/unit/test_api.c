@@ -4,6 +4,7 @@
 #include "store_test_util.h"
 #include "registry_test_util.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <poll.h>
 #include <arpa/inet.h>
@@ -536,7 +537,7 @@ static void fake_pending(void *data, const char *vm, int64_t since_ms,
 	*n = 0;
 	for (int64_t ts = 2000; ts <= 4000; ts += 1000)
 		if (ts >= since_ms)
-			(*out)[(*n)++] = (struct store_sample){ NULL, ts, 100, 1 };
+			(*out)[(*n)++] = (struct store_sample){ NULL, ts, 100, 1, NAN };
 }
 
 /* A throttler that caps "noisy" for "db-1" (the daemon's control_explain()
@@ -653,11 +654,14 @@ static void test_top_and_stats(void **state)
 	strcpy(v.name, "web");
 	strcpy(v.tenant, "acme");
 	assert_int_equal(store_vm_create(f->ts.st, &v, "test", NULL), 0);
-	struct store_sample rows[] = { { "web", 1000, 150, 12.5 }, { "web", 2000, 160, 40 } };
+	struct store_sample rows[] = { { "web", 1000, 150, 12.5, NAN },
+				       { "web", 2000, 160, 40, 25.0 } };
 	assert_int_equal(store_samples_add(f->ts.st, rows, 2, NULL, 0, 0, NULL), 2);
 	assert_int_equal(call(f, "GET", "/v1/vms/web/stats?since_ms=1500", NULL, &j), 200);
 	json_t *smp = json_object_get(j, "samples");
 	assert_int_equal(json_array_size(smp), 1);
+	/* the throttle's cap at that tick (null: none) */
+	assert_true(json_real_value(json_object_get(json_array_get(smp, 0), "cap_pct")) == 25.0);
 	assert_true(json_real_value(json_object_get(json_array_get(smp, 0), "steal_pct")) == 40.0);
 	json_decref(j);
 	/* the rows still waiting in the daemon's history follow the stored

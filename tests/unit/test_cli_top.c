@@ -1392,6 +1392,50 @@ static void test_fake_events_follow(void **state)
 
 /* web_json and web_show: cli_test_util.h */
 
+/* The demo's story in one line each: steal high, then caps come and steal
+ * falls; ASCII for terminals without Unicode, the width bounded. */
+static void test_sparklines(void **state)
+{
+	(void)state;
+	json_t *j = json_loads(
+		"{\"samples\":[{\"ts_ms\":1,\"usage_pct\":100,\"steal_pct\":50,\"cap_pct\":null},"
+		"{\"ts_ms\":2,\"usage_pct\":200,\"steal_pct\":50,\"cap_pct\":null},"
+		"{\"ts_ms\":3,\"usage_pct\":150,\"steal_pct\":28,\"cap_pct\":50},"
+		"{\"ts_ms\":4,\"usage_pct\":180,\"steal_pct\":10,\"cap_pct\":25},"
+		"{\"ts_ms\":5,\"usage_pct\":190,\"steal_pct\":100,\"cap_pct\":12.5}]}", 0, NULL);
+	assert_non_null(j);
+	char *out = NULL;
+	size_t len;
+	FILE *f = open_memstream(&out, &len);
+	assert_int_equal(cli_sparklines_print(f, j, 60, true, NULL), 0);
+	fclose(f);
+	assert_string_equal(out, "steal  0-100%        ++-_@\n"
+				 "usage  0-200%        +@#@@\n"
+				 "cap    0-50%         ..@+-\n"
+				 "       (the last 5 ticks, oldest first)\n");
+	free(out);
+	/* the last 2 only, in Unicode */
+	f = open_memstream(&out, &len);
+	assert_int_equal(cli_sparklines_print(f, j, 2, false, NULL), 0);
+	fclose(f);
+	assert_string_equal(out, "steal  0-100%        \u2581\u2588\n"
+				 "usage  0-190%        \u2588\u2588\n"
+				 "cap    0-25%         \u2588\u2585\n"
+				 "       (the last 2 ticks, oldest first)\n");
+	free(out);
+	json_decref(j);
+	/* junk is refused */
+	j = json_loads("{\"samples\":[{\"ts_ms\":1,\"cap_pct\":\"x\"}]}", 0, NULL);
+	f = open_memstream(&out, &len);
+	struct error *err = NULL;
+	assert_int_equal(cli_sparklines_print(f, j, 60, true, &err), -1);
+	assert_non_null(strstr(err->msg, "cap_pct"));
+	error_free(&err);
+	fclose(f);
+	free(out);
+	json_decref(j);
+}
+
 static void test_fake_vm_show_history(void **state)
 {
 	(void)state;
@@ -1410,9 +1454,16 @@ static void test_fake_vm_show_history(void **state)
 	assert_in_range(since, before - 300000, after - 300000);
 	assert_true(str_has_prefix(c.out, web_show));
 	const char *hist = c.out + strlen(web_show);
-	assert_true(str_has_prefix(hist, "\nusage, last 5 minutes (UTC):\n"
-					 "MINUTE                SAMPLES  USAGE%  STEAL%  STEAL-MAX%\n"
-					 "2026-11-27T22:00:00Z  2        150.0   4.0     6.0\n"));
+	/* sparklines first: steal 0-100, usage and cap 0 to their highest */
+	const char *want_hist = "\nusage, last 5 minutes (UTC):\n"
+					 "steal  0-100%        \u2581\u2581\u2581 \u2583\u2581\n"
+					 "usage  0-200%        \u2585\u2588\u2583 \u2582\u2581\n"
+					 "cap    never capped in these samples\n"
+					 "       (the last 6 ticks, oldest first)\n"
+					 "\nMINUTE                SAMPLES  USAGE%  STEAL%  STEAL-MAX%\n"
+					 "2026-11-27T22:00:00Z  2        150.0   4.0     6.0\n";
+	if (!str_has_prefix(hist, want_hist))
+		fail_msg("got:\n%s\nwant:\n%s", hist, want_hist);
 	assert_contains(hist, "\nlast 6 samples:\nTIME                  USAGE%  STEAL%\n"
 			      "2026-11-27T22:00:00Z  100.0   2.0\n");
 	assert_true(strlen(hist) > 0 && hist[strlen(hist) - 1] == '\n');
@@ -1564,6 +1615,7 @@ int main(void)
 		cmocka_unit_test(test_fake_events),
 		cmocka_unit_test(test_fake_events_paging),
 		cmocka_unit_test(test_fake_events_follow),
+		cmocka_unit_test(test_sparklines),
 		cmocka_unit_test(test_fake_vm_show_history),
 		cmocka_unit_test(test_fake_vm_stats),
 	};

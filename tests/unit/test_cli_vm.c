@@ -603,7 +603,7 @@ static void test_main_help(void **state)
 
 	static const char *const group_lines[] = {
 		"usage: vcpuctl vm register NAME --tenant T --pid PID [--memory SIZE]\n",
-		"       vcpuctl vm list\n", "       vcpuctl vm show NAME\n",
+		"       vcpuctl vm list\n", "       vcpuctl vm show NAME [--ascii]\n",
 		"       vcpuctl vm release NAME [--missing-ok]\n", "VM and tenant names are 1 to 64",
 		"Run 'vcpuctl vm COMMAND --help'",
 	};
@@ -637,7 +637,8 @@ static void test_main_help(void **state)
 
 	RUN(&c, "vm", "help", "show");
 	assert_int_equal(c.rc, 0);
-	assert_true(str_has_prefix(c.out, "usage: vcpuctl vm show NAME\n"));
+	assert_true(str_has_prefix(c.out, "usage: vcpuctl vm show NAME [--ascii]\n"));
+	assert_contains(c.out, "--ascii");
 	cap_free(&c);
 
 	RUN(&c, "vm", "list", "--help");
@@ -689,7 +690,7 @@ static void test_main_usage_errors(void **state)
 		  "vcpuctl vm register",
 		  { "register", "web", "--tenant", "acme", "--pid", "9", "--memory", "12Q" } },
 		{ "invalid VM name '../x': use 1 to 64 of A-Z a-z 0-9 _ . - (not '.' or '..')",
-		  "usage: vcpuctl vm show NAME", "vcpuctl vm show",
+		  "usage: vcpuctl vm show NAME [--ascii]", "vcpuctl vm show",
 		  { "show", "../x" } },
 		{ "unexpected argument 'b'", "usage: vcpuctl vm release NAME [--missing-ok]",
 		  "vcpuctl vm release",

@@ -7,6 +7,8 @@
  * everything; a VM whose rows cannot be written keeps a bounded number. */
 #include "store_test_util.h"
 
+#include <math.h>
+
 #include "daemon/history.h"
 
 #define NVMS 12
@@ -72,7 +74,7 @@ static size_t pending(struct hfx *f, const char *vm, int64_t since)
 static int tick(struct hfx *f, uint64_t t, bool sampled, int64_t keep_since)
 {
 	for (int i = 0; i < NVMS; i++)
-		history_note(f->h, f->names[i], sampled, (int64_t)t * 1000, 10.0 * i, 1.0);
+		history_note(f->h, f->names[i], sampled, (int64_t)t * 1000, 10.0 * i, 1.0, NAN);
 	return history_write(f->h, f->ts.st, t, keep_since, NULL);
 }
 
@@ -151,7 +153,7 @@ static void test_released_vm_goes_out(void **state)
 	int64_t vm0 = stored(f, "vm-0") + (int64_t)pending(f, "vm-0", 0);
 	assert_int_equal(vm0, 3);
 	for (int i = 1; i < NVMS; i++)
-		history_note(f->h, f->names[i], true, (int64_t)t * 1000, 1.0, 1.0);
+		history_note(f->h, f->names[i], true, (int64_t)t * 1000, 1.0, 1.0, NAN);
 	assert_true(history_write(f->h, f->ts.st, t, 0, NULL) >= 0);
 	assert_int_equal(stored(f, "vm-0"), 3);
 	assert_int_equal(pending(f, "vm-0", 0), 0);
@@ -170,7 +172,7 @@ static void test_bounded_when_writes_fail(void **state)
 	 * number of rows, the newest */
 	assert_int_equal(st_exec(f->ts.st, "DROP TABLE vm_samples"), 0);
 	for (uint64_t t = 1; t <= 10 * HISTORY_FLUSH_TICKS; t++) {
-		history_note(f->h, "vm-5", true, (int64_t)t * 1000, 1.0, 1.0);
+		history_note(f->h, "vm-5", true, (int64_t)t * 1000, 1.0, 1.0, NAN);
 		struct error *err = NULL;
 		int w = history_write(f->h, f->ts.st, t, 0, &err);
 		if (w < 0)

@@ -278,11 +278,11 @@ static void test_upgrade_from_version_1(void **state)
 	assert_int_equal(event_count(st), 1);
 	/* the new table is there and works with its foreign key */
 	add_vm(st, "web-1", "acme", 2);
-	assert_int_equal(st_exec(st, "INSERT INTO vm_samples VALUES ('web-1', 1000, 150.0, 12.5)"),
+	assert_int_equal(st_exec(st, "INSERT INTO vm_samples (vm, ts_ms, usage_pct, steal_pct) VALUES ('web-1', 1000, 150.0, 12.5)"),
 			 SQLITE_OK);
-	assert_int_equal(st_exec(st, "INSERT INTO vm_samples VALUES ('ghost', 1000, 1.0, 1.0)"),
+	assert_int_equal(st_exec(st, "INSERT INTO vm_samples (vm, ts_ms, usage_pct, steal_pct) VALUES ('ghost', 1000, 1.0, 1.0)"),
 			 SQLITE_CONSTRAINT);
-	assert_int_equal(st_exec(st, "INSERT INTO vm_samples VALUES ('web-1', 2000, 1.0, 101.0)"),
+	assert_int_equal(st_exec(st, "INSERT INTO vm_samples (vm, ts_ms, usage_pct, steal_pct) VALUES ('web-1', 2000, 1.0, 101.0)"),
 			 SQLITE_CONSTRAINT);
 	assert_int_equal(store_integrity_check(st, &err), 0);
 	store_close(st);

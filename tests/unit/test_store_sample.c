@@ -3,6 +3,8 @@
  * keeps the newest, and refuse unknown or invalid VM names. */
 #include "store_test_util.h"
 
+#include <math.h>
+
 static int setup(void **state)
 {
 	struct tmp_store *f = xcalloc(1, sizeof(*f));
@@ -39,9 +41,9 @@ static void test_add_list_prune(void **state)
 	struct tmp_store *f = *state;
 	for (int64_t t = 1; t <= 10; t++) {
 		struct store_sample rows[] = {
-			{ "web", t * 1000, 150.0 + (double)t, (double)t },
-			{ "db", t * 1000, 10.0, 0.5 },
-			{ "gone-vm", t * 1000, 1.0, 1.0 },   /* not registered: skipped */
+			{ "web", t * 1000, 150.0 + (double)t, (double)t, t % 2 ? NAN : 25.0 * (double)t },
+			{ "db", t * 1000, 10.0, 0.5, NAN },
+			{ "gone-vm", t * 1000, 1.0, 1.0, NAN },   /* not registered: skipped */
 		};
 		assert_int_equal(store_samples_add(f->st, rows, 3, NULL, 0, 0, NULL), 2);
 	}
@@ -52,6 +54,8 @@ static void test_add_list_prune(void **state)
 	assert_int_equal(s[0].ts_ms, 1000);
 	assert_int_equal(s[9].ts_ms, 10000);
 	assert_true(s[9].usage_pct == 160.0 && s[9].steal_pct == 10.0);
+	assert_true(s[9].cap_pct == 250.0);   /* the cap then */
+	assert_true(isnan(s[8].cap_pct));      /* none */
 	free(s);
 	/* a limit keeps the newest, still oldest first */
 	assert_int_equal(store_samples_list(f->st, "web", 0, 3, &s, &n, NULL), 0);
@@ -63,7 +67,7 @@ static void test_add_list_prune(void **state)
 	assert_int_equal(n, 2);
 	free(s);
 	/* retention: the next add prunes everything before 6000 */
-	struct store_sample row = { "web", 11000, 1.0, 200.0 /* clamped */ };
+	struct store_sample row = { "web", 11000, 1.0, 200.0 /* clamped */, -5 /* none */ };
 	assert_int_equal(store_samples_add(f->st, &row, 1, NULL, 0, 6000, NULL), 1);
 	assert_int_equal(store_samples_list(f->st, "web", 0, 0, &s, &n, NULL), 0);
 	assert_int_equal(n, 6);
@@ -87,7 +91,7 @@ static void test_add_list_prune(void **state)
 static void test_release_drops_history(void **state)
 {
 	struct tmp_store *f = *state;
-	struct store_sample row = { "db", 1000, 5.0, 1.0 };
+	struct store_sample row = { "db", 1000, 5.0, 1.0, NAN };
 	assert_int_equal(store_samples_add(f->st, &row, 1, NULL, 0, 0, NULL), 1);
 	assert_int_equal(store_vm_delete(f->st, "db", "test", NULL), 0);
 	struct store_sample *s = NULL;

@@ -222,6 +222,29 @@ say "\$ vcpuctl events --since 5m"
 ctl events --since 5m | grep -v 'tenant.create'
 
 say ""
+say "== the story per tick (Unicode sparklines; --ascii for plain terminals)"
+for vm in victim noisy1; do
+	say "\$ vcpuctl vm show $vm   # its samples"
+	ctl vm show "$vm" | sed -n '/^steal /,/oldest first/p'
+done
+ctl vm show noisy1 | grep -q '^cap    0-' && pass sparkline-cap "vm show noisy1 draws its caps per tick" \
+	|| fail sparkline-cap "no cap sparkline in vm show noisy1"
+# the data of build/demo/throttle.png (tests/kernel/demo-plot.sh on the host)
+for vm in victim noisy1 noisy2; do
+	ctl --json vm stats "$vm" | awk -v vm="$vm" '
+		/"ts_ms"/ { v = $2; gsub(/[^0-9]/, "", v); ts = v }
+		/"usage_pct"/ { v = $2; gsub(/[,]/, "", v); u = v }
+		/"steal_pct"/ { v = $2; gsub(/[,]/, "", v); st = v }
+		/"cap_pct"/ { v = $2; gsub(/[,]/, "", v); print "@@VCPUD-DEMO sample", vm, ts, st, u, v }'
+done
+ctl --json events --since 10m | awk '/"throttle\./ || /"policy\.reload"/ {
+	ts = $0; sub(/.*"ts_ms": */, "", ts); sub(/[^0-9].*/, "", ts)
+	a = $0; sub(/.*"action": *"/, "", a); sub(/".*/, "", a)
+	t = $0; sub(/.*"target": *"/, "", t); sub(/".*/, "", t); sub(/^vm\//, "", t)
+	print "@@VCPUD-DEMO event", ts, a, t }'
+[ "$breach_ts" != none ] && echo "@@VCPUD-DEMO mark $breach_ts breach"
+
+say ""
 say "== summary"
 say "victim steal:       ${steal_before}% before -> ${steal_after}% with the antagonists capped"
 say "victim CPU time:    ${usage_before}% -> ${usage_after}% of one pCPU (2 vCPUs)"
