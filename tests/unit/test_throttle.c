@@ -743,6 +743,48 @@ static void test_same_class_fair_share(void **state)
 	world_free(&w);
 }
 
+/* Entitlement on the pCPUs actually shared: an antagonist that shares 2
+ * of its 16 CPUs with the victim is cut by that part only; a tenant whose
+ * VMs run mostly elsewhere brings only that part of its weight to the
+ * shared CPUs (CFS spreads a group's weight by its load). */
+static void test_shared_part(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	struct sim_vm *g = add_vm(&w, "g", "gold", TENANT_CLASS_GUARANTEED, 2, "0-1");
+	g->usage = 100;
+	g->steal = 50;
+	struct sim_vm *b = add_vm(&w, "wide", "scrap", TENANT_CLASS_BEST_EFFORT, 16, "0-15");
+	b->usage = 1600;
+	steps(&w, 2);
+	expect_action(&w, "wide", THROTTLE_CAP);
+	/* 1600% less half of its 2/16 on the shared CPUs: 1500% (not 800%) */
+	assert_int_equal(act_for(&w, "wide")->quota_us, 1500000);
+	world_free(&w);
+
+	/* same class: tenant "far" has 2 vCPUs on the victim's CPUs and 14
+	 * elsewhere, so its weight there is 100 x 2/16: against the victim's
+	 * tenant (100) its VM's fair share of the 2 CPUs is 12.5/112.5 */
+	world_init(&w);
+	w.p.burstable_floor_pct = 5;                   /* below the fair share */
+	struct sim_vm *v = add_vm(&w, "v", "a", TENANT_CLASS_BURSTABLE, 2, "0-1");
+	v->usage = 100;
+	v->steal = 45;
+	struct sim_vm *x = add_vm(&w, "x", "far", TENANT_CLASS_BURSTABLE, 2, "0-1");
+	x->usage = 100;
+	struct sim_vm *y = add_vm(&w, "y", "far", TENANT_CLASS_BURSTABLE, 14, "2-15");
+	y->usage = 1400;
+	steps(&w, 2);
+	expect_action(&w, "x", THROTTLE_CAP);
+	assert_null(act_for(&w, "y"));                 /* shares nothing with v */
+	const struct throttle_action *a = act_for(&w, "x");
+	/* its floor is that fair share: 200% x 12.5/112.5 = 22.2% */
+	assert_true(fabs(a->floor_pct - 200.0 * 12.5 / 112.5) < 0.1);
+	assert_int_equal(a->quota_us, 50000);          /* half its usage, above the floor */
+	world_free(&w);
+}
+
 static void test_max_actions_per_tick(void **state)
 {
 	(void)state;
@@ -1645,6 +1687,7 @@ int main(void)
 		cmocka_unit_test(test_exempt_never_capped),
 		cmocka_unit_test(test_only_sharing_pcpus),
 		cmocka_unit_test(test_same_class_fair_share),
+		cmocka_unit_test(test_shared_part),
 		cmocka_unit_test(test_max_actions_per_tick),
 		cmocka_unit_test(test_idle_antagonist_restored),
 		cmocka_unit_test(test_dry_run_acts_not),
