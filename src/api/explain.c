@@ -71,9 +71,7 @@ static void say(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
+	char *s = xvasprintf(fmt, ap);
 	va_end(ap);
 	json_array_append_new(t->lines, json_string(s));
 	free(s);

@@ -113,9 +113,7 @@ static void append(char **s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *more = NULL;
-	if (vasprintf(&more, fmt, ap) < 0)
-		abort();
+	char *more = xvasprintf(fmt, ap);
 	va_end(ap);
 	char *n = xasprintf("%s%s", *s ? *s : "", more);
 	free(more);

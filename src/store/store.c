@@ -41,9 +41,7 @@ int store_sql_error(struct store *st, struct error **err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *ctx = NULL;
-	if (vasprintf(&ctx, fmt, ap) < 0)
-		abort();
+	char *ctx = xvasprintf(fmt, ap);
 	va_end(ap);
 	const char *msg = st->db ? sqlite3_errmsg(st->db) : "no connection";
 	error_set(err, EIO, "%s: %s: %s", ctx, st->path, msg);

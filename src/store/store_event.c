@@ -77,6 +77,17 @@ static char *column_dup(sqlite3_stmt *s, int i)
 	return xstrdup(v ? (const char *)v : "");
 }
 
+/* A row of "SELECT id, ts_ms, actor, action, target, details". */
+static void event_from_row(sqlite3_stmt *s, struct store_event *e)
+{
+	e->id = sqlite3_column_int64(s, 0);
+	e->ts_ms = sqlite3_column_int64(s, 1);
+	e->actor = column_dup(s, 2);
+	e->action = column_dup(s, 3);
+	e->target = column_dup(s, 4);
+	e->details = column_dup(s, 5);
+}
+
 /* The SELECT of store_event_list(); the caller holds the lock. */
 static int events_select(struct store *st, int64_t after_id, int64_t since_ts_ms,
 			 size_t limit, struct store_event **out, size_t *n,
@@ -105,13 +116,7 @@ static int events_select(struct store *st, int64_t after_id, int64_t since_ts_ms
 			cap = cap ? cap * 2 : 32;
 			v = xrealloc(v, cap * sizeof(*v));
 		}
-		struct store_event *e = &v[count++];
-		e->id = sqlite3_column_int64(s, 0);
-		e->ts_ms = sqlite3_column_int64(s, 1);
-		e->actor = column_dup(s, 2);
-		e->action = column_dup(s, 3);
-		e->target = column_dup(s, 4);
-		e->details = column_dup(s, 5);
+		event_from_row(s, &v[count++]);
 	}
 	if (rc != SQLITE_DONE) {
 		store_sql_error(st, err, "cannot list events");
@@ -149,12 +154,7 @@ int store_event_last_throttle(struct store *st, const char *vm, bool as_victim,
 		return 0;
 	if (rc != SQLITE_ROW)
 		return store_sql_error(st, err, "cannot find a throttle event");
-	out->id = sqlite3_column_int64(s, 0);
-	out->ts_ms = sqlite3_column_int64(s, 1);
-	out->actor = column_dup(s, 2);
-	out->action = column_dup(s, 3);
-	out->target = column_dup(s, 4);
-	out->details = column_dup(s, 5);
+	event_from_row(s, out);
 	return 1;
 }
 

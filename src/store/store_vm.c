@@ -516,6 +516,21 @@ int store_vm_list(struct store *st, struct vm **out, size_t *n, struct error **e
 	return vm_rows(st, out, n, err);
 }
 
+/* Begin a write transaction (durable: synced at commit) and read VM `name`
+ * into *old: 0, or -1 (ENOENT: no such VM). The caller holds the lock. */
+static int vm_change_begin(struct store *st, struct store_tx *tx, bool durable,
+			   const char *name, const char *what, struct vm *old, struct error **err)
+{
+	if ((durable ? store_tx_begin_durable(st, tx, err) : store_tx_begin(st, tx, err)) < 0)
+		return error_wrap(err, "cannot %s VM '%.80s'", what, name);
+	int found = vm_read(st, name, old, err);
+	if (found < 0)
+		return -1;
+	if (!found)
+		return error_set(err, ENOENT, "no VM '%.80s'", name);
+	return 0;
+}
+
 int store_vm_update_runtime(struct store *st, const char *name,
 			    const struct store_vm_runtime *rt,
 			    const struct store_reservation *admit, struct error **err)
@@ -528,14 +543,9 @@ int store_vm_update_runtime(struct store *st, const char *name,
 				 name);
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin(st, &tx, err) < 0)
-		return error_wrap(err, "cannot update VM '%.80s'", name);
 	_cleanup_(vm_clear) struct vm old = { 0 };
-	int found = vm_read(st, name, &old, err);
-	if (found < 0)
+	if (vm_change_begin(st, &tx, false, name, "update", &old, err) < 0)
 		return -1;
-	if (!found)
-		return error_set(err, ENOENT, "no VM '%.80s'", name);
 
 	/* The new runtime, in the stored form: sorted by index, unknown tids
 	 * (0) left out as the table keeps them NULL. */
@@ -624,14 +634,9 @@ int store_vm_set_weight(struct store *st, const char *name, uint32_t weight,
 				 TENANT_WEIGHT_MAX);
 	STORE_LOCK(st);
 	_cleanup_(store_tx_endp) struct store_tx tx = { 0 };
-	if (store_tx_begin_durable(st, &tx, err) < 0)
-		return error_wrap(err, "cannot change VM '%.80s'", name);
 	_cleanup_(vm_clear) struct vm old = { 0 };
-	int found = vm_read(st, name, &old, err);
-	if (found < 0)
+	if (vm_change_begin(st, &tx, true, name, "change", &old, err) < 0)
 		return -1;
-	if (!found)
-		return error_set(err, ENOENT, "no VM '%.80s'", name);
 	if (old.weight == weight)
 		return 0; /* the same: nothing to write, nothing to log */
 	int64_t now_ms = store_now_ms(st);

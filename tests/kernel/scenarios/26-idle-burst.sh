@@ -15,6 +15,10 @@ start_vm() { # NAME ARGS...: a fake VM on pCPUs 2-3; sets VMPID
 	_n=$1; shift
 	pinned_vm_start "$_n" 0xc "$@" || abort_scenario "fakevm $_n did not start"
 }
+# victim_delay: the victim's mean delay (steal) over 5 s, from schedstat
+victim_delay() {
+	sched_fractions 5 $V | awk '{ s += $3; n++ } END { printf "%.1f\n", s * 100 / n }'
+}
 victim_steal() { # the victim's mean steal over 5 ticks, from vcpud's figures
 	_s=""
 	for _i in 1 2 3 4 5; do
@@ -43,8 +47,7 @@ say "== cpu.idle: no caps, best-effort tenant not idle"
 cg_read "$CG/vcpud.slice/tenant-batch/cpu.idle"
 expect_eq idle-off "$CG_VAL" 0 "tenant-batch cpu.idle with cpu_idle: false"
 off=$(victim_steal)
-fr=$(sched_fractions 5 $V)
-off_delay=$(echo "$fr" | awk '{ s += $3; n++ } END { printf "%.1f\n", s * 100 / n }')
+off_delay=$(victim_delay)
 say "victim steal: $off% (vcpud), $off_delay% (schedstat)"
 expect_range contended "$off" 30 75 "victim steal without cpu.idle, %"
 
@@ -57,8 +60,7 @@ expect_eq idle-on "$CG_VAL" 1 "tenant-batch cpu.idle with cpu_idle: true"
 cg_read "$CG/vcpud.slice/tenant-gold/cpu.idle"
 expect_eq idle-gold "$CG_VAL" 0 "tenant-gold (guaranteed) cpu.idle"
 on=$(victim_steal)
-fr=$(sched_fractions 5 $V)
-on_delay=$(echo "$fr" | awk '{ s += $3; n++ } END { printf "%.1f\n", s * 100 / n }')
+on_delay=$(victim_delay)
 say "victim steal with the best-effort tenant in cpu.idle: $on% (vcpud), $on_delay% (schedstat)"
 expect_range idle-protects "$on" 0 10 "victim steal with cpu.idle and no caps, %"
 grep -q "cannot write cpu.weight of tenant-batch" "$VCPUD_LOG" &&
