@@ -144,6 +144,9 @@ struct sample_agg {
 	double steal_sum_pct;   /* for the mean */
 	double steal_max_pct;
 	unsigned flags;         /* OR of the valid samples' flags */
+	int64_t window_ns;      /* the longest window of the valid samples (a
+				 * short tick's baseline is kept, so the next
+				 * window spans both) */
 };
 
 void sample_agg_add(struct sample_agg *a, const struct sample_vcpu *v);

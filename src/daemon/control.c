@@ -52,6 +52,11 @@ struct vm_rt {
 	uint64_t cpus_due;            /* the tick they are read again */
 	struct cg_reading cg;
 	bool seen;
+	/* windows too short for the throttler to judge (an extra tick right
+	 * after another), summed until they make one: time-weighted */
+	struct {
+		double w, usage, steal, steal_max, self;
+	} pend;
 };
 
 /* One VM's line of /v1/top, kept by the tick; the JSON is made from these
@@ -95,7 +100,6 @@ struct control {
 	 * file */
 	bool own_proc;
 	int64_t interval_ns;
-	int64_t last_tick_ns;         /* when the last tick sampled (monotonic) */
 	struct sampler *sampler;
 	struct vm_rt *vms;
 	size_t n_vms, cap_vms;
@@ -863,6 +867,35 @@ static char *vm_dir_of(const void *arg)
 	return cgroup_vm_dir(a->in->cgroup_root, a->tenant, a->vm, &dir, NULL) < 0 ? NULL : dir;
 }
 
+/* Extra ticks (API changes, libvirt events) make windows shorter than the
+ * throttler judges. Under a cpu.max period the sampler reports nothing and
+ * keeps its baseline (the next window spans both); from there to
+ * min_window_s they are summed here, weighted by their lengths, until they
+ * make one long enough, which is handed on (the last one's obs becomes the
+ * whole; the ones before stay short and are not judged). */
+static void pend_window(struct vm_rt *r, struct throttle_vm_obs *o, double min_window_s)
+{
+	if (!o->valid || !(o->window_s > 0))
+		return; /* the sampler's own baseline carries the time */
+	if (r->pend.w == 0 && o->window_s >= min_window_s)
+		return; /* the usual case: one tick, one window */
+	double w = o->window_s;
+	r->pend.w += w;
+	r->pend.usage += o->usage_pct * w;
+	r->pend.steal += o->steal_pct * w;
+	r->pend.self += o->self_throttled_frac * w;
+	if (o->steal_max_pct > r->pend.steal_max)
+		r->pend.steal_max = o->steal_max_pct;
+	if (r->pend.w < min_window_s)
+		return; /* still short: not judged */
+	o->window_s = r->pend.w;
+	o->usage_pct = r->pend.usage / r->pend.w;
+	o->steal_pct = r->pend.steal / r->pend.w;
+	o->self_throttled_frac = r->pend.self / r->pend.w;
+	o->steal_max_pct = r->pend.steal_max;
+	memset(&r->pend, 0, sizeof(r->pend));
+}
+
 int control_tick(struct control *c, const struct control_input *in, bool *caps_changed,
 		 struct error **err)
 {
@@ -899,9 +932,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 			return error_set(err, EMFILE, "%s", serr->msg);
 		log_debug("sampler: %s", serr->msg); /* per-thread failures: out[] is filled */
 	}
-	/* the window every thread read last tick was measured over */
-	double window_s = c->last_tick_ns ? (double)(now_ns - c->last_tick_ns) / 1e9 : 0;
-	c->last_tick_ns = now_ns;
+	/* the shortest window the throttler judges */
+	double min_window_s = in->policy->interval_ms / 2000.0;
 	news_make(c, in);
 
 	/* per tenant: its own cap's throttling (counters are per cgroup, and
@@ -983,7 +1015,8 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		o->steal_pct = sample_agg_steal_mean_pct(a);
 		o->steal_max_pct = a->steal_max_pct;
 		o->self_throttled_frac = thr[i];
-		o->window_s = window_s;
+		o->window_s = (double)a->window_ns / 1e9;
+		pend_window(r, o, min_window_s);
 	}
 	rt_sweep(c);
 

@@ -188,6 +188,8 @@ void sample_agg_add(struct sample_agg *a, const struct sample_vcpu *v)
 	if (a->n_valid == 1 || v->steal_pct > a->steal_max_pct)
 		a->steal_max_pct = v->steal_pct;
 	a->flags |= v->flags;
+	if (v->window_ns > a->window_ns)
+		a->window_ns = v->window_ns;
 }
 
 void sample_agg_add_all(struct sample_agg *a, const struct sample_vcpu *v, size_t n)
@@ -206,6 +208,8 @@ void sample_agg_merge(struct sample_agg *a, const struct sample_agg *b)
 	a->usage_sum_pct += b->usage_sum_pct;
 	a->steal_sum_pct += b->steal_sum_pct;
 	a->flags |= b->flags;
+	if (b->window_ns > a->window_ns)
+		a->window_ns = b->window_ns;
 }
 
 double sample_agg_steal_mean_pct(const struct sample_agg *a)

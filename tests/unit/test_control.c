@@ -139,11 +139,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Let an interval pass, advance every thread's counters by what it ran and
- * waited over it, and run one control tick. */
-static bool tick(struct cfx *f)
+/* Let ms pass, advance every thread's counters by what it ran and waited
+ * over it, and run one control tick. */
+static bool tick_after(struct cfx *f, long ms)
 {
-	struct timespec ts = { 0, INTERVAL_MS * 1000000L };
+	struct timespec ts = { 0, ms * 1000000L };
 	nanosleep(&ts, NULL);
 	int64_t now = now_mono_ns();
 	double dt = (double)(now - f->last_ns);
@@ -165,6 +165,12 @@ static bool tick(struct cfx *f)
 	return changed;
 }
 
+/* One tick an interval after the last. */
+static bool tick(struct cfx *f)
+{
+	return tick_after(f, INTERVAL_MS);
+}
+
 static const json_t *top_vm(const struct cfx *f, const char *name)
 {
 	json_t *top = control_top(f->ctl);
@@ -179,6 +185,44 @@ static const json_t *top_vm(const struct cfx *f, const char *name)
 
 /* A VM's CPUs: from its threads' status files under a fake proc (the
  * fixture says 0-1 for every thread). */
+/* Ticks closer together than half the interval (API changes, libvirt
+ * events) give windows too short to judge alone: they are summed until they
+ * make one, so the victim is still seen, after the same time. */
+static void test_short_windows_add_up(void **state)
+{
+	struct cfx *f = *state;
+	assert_false(tick(f));                  /* the first window */
+	bool changed = false;
+	int ticks = 0;
+	while (!changed && ticks < 40) {
+		changed = tick_after(f, INTERVAL_MS * 3 / 10);   /* 30 ms each */
+		ticks++;
+	}
+	assert_true(changed);
+	/* breach_s is 3 intervals: at least 10 windows of 30 ms, and not
+	 * many more (pairs of 30 ms are judged as 60 ms) */
+	assert_in_range(ticks, 10, 16);
+}
+
+/* Windows longer than a cpu.max period (the sampler reports them) but
+ * under half the interval (a slower policy interval, extra ticks): summed
+ * by the control loop into windows the throttler judges. */
+static void test_windows_summed_for_the_throttler(void **state)
+{
+	struct cfx *f = *state;
+	f->pol.interval_ms = 400;               /* judged from 200 ms */
+	assert_false(tick_after(f, 120));
+	bool changed = false;
+	int ticks = 0;
+	while (!changed && ticks < 20) {
+		changed = tick_after(f, 120);
+		ticks++;
+	}
+	assert_true(changed);
+	/* 120 ms windows in pairs: 240 ms judged; breach_s 0.3 s: the 4th */
+	assert_in_range(ticks, 4, 7);
+}
+
 static void test_vm_cpus_from_status(void **state)
 {
 	struct cfx *f = *state;
@@ -518,6 +562,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_victim_gets_neighbour_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_cpus_from_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_windows_add_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_windows_summed_for_the_throttler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_cpus_from_the_kernel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_threads_are_not_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caps_survive_a_restart, setup, teardown),
