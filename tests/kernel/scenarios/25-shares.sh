@@ -56,8 +56,14 @@ ht=$(awk -v a="$h1" -v b="$h2" 'BEGIN { printf "%.1f", a + b }')
 say "two VMs in heavy: light $l%, heavy $ht% (h1 $h1%, h2 $h2%)"
 expect_range share-light-2 "$l" 20 30 "light's share with two heavy VMs, %"
 expect_range share-heavy-2 "$ht" 70 80 "heavy's share with two VMs, %"
-expect_range share-h1 "$h1" 45 55 "h1's share (VM weight 200 of heavy's 300), %"
-expect_range share-h2 "$h2" 20 30 "h2's share (VM weight 100 of heavy's 300), %"
+# the tenants' split is the kernel's promise (within 5 points); inside a
+# tenant CFS spreads its weight by where the threads sit (runs: 50.0/24.9,
+# 53.4/20.1): by VM weight within 10 points, and h1 above h2
+expect_range share-h1 "$h1" 40 60 "h1's share (VM weight 200 of heavy's 300: 50), %"
+expect_range share-h2 "$h2" 15 35 "h2's share (VM weight 100 of heavy's 300: 25), %"
+awk -v a="$h1" -v b="$h2" 'BEGIN { exit !(a > b + 10) }' &&
+	pass share-h1-over-h2 "the 2-vCPU VM gets more than the 1-vCPU one: $h1% > $h2%" ||
+	fail share-h1-over-h2 "h1 $h1%, h2 $h2%"
 
 say "\$ vcpuctl vm set h2 --weight 200"
 ctl vm set h2 --weight 200 | grep '^weight'
