@@ -636,11 +636,13 @@ static bool cpu_max_same(struct rc *rc, const struct grp *g, char *cur, const vo
 }
 
 /* A file the kernel may not have: its text in *out (chomped) and 0; 1 when
- * it is not there (said once per engine: `what` tells what is lost); -1 on
- * another error (recorded). */
+ * it is not there (said once per engine, `what` telling what is lost, and
+ * not looked for again); -1 on another error (recorded). */
 static int g_read_optional(struct rc *rc, const struct grp *g, const char *file, unsigned bit,
 			   const char *what, char **out)
 {
+	if (!rc->e->dry_run && (rc->e->missing_said & bit))
+		return 1; /* known absent: a kernel does not grow files */
 	_cleanup_free_ char *path = path_join(g->abs, file, NULL);
 	_cleanup_error_ struct error *e = NULL;
 	rc->st.reads++;
