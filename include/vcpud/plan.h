@@ -72,6 +72,10 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
  * leaves it 0). O(VMs + threads + reservations). */
 uint64_t plan_input_fingerprint(const struct plan_input *in);
 
+/* Whether plan_tree() gives VM v groups (of its tenant, when the tenant is
+ * known): not gone, with a process, a valid name. */
+bool plan_vm_in_tree(const struct vm *v);
+
 /* A VM's cpu.weight: `set` (its own, vcpuctl vm set --weight) when not 0,
  * else the tenant's weight x its share of the tenant's vCPUs (those of the
  * tenant's VMs in the tree), at least 1. */

@@ -87,7 +87,9 @@ struct tenant_rt {
 	struct cg_reading cg;
 	double throttled_frac;
 	unsigned vcpus;               /* this tick: its sampled VMs' vCPU threads */
-	uint32_t vm_vcpus;            /* and their vCPU counts (for VM weights) */
+	uint32_t vm_vcpus;            /* this tick: the vCPUs of its VMs in the
+				       * tree, as plan_tree() counts them for VM
+				       * weights (a VM without threads yet too) */
 	struct cpuset cpus;           /* this tick: the CPUs they may run on */
 	bool cpus_known;
 	bool seen;
@@ -951,11 +953,14 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 	}
 	for (size_t j = 0; j < in->n_vms; j++) {
 		const struct vm *v = &in->vms[j];
-		if (!vm_sampled(v) || !tenant_find(c, in, v->tenant))
+		if (!tenant_find(c, in, v->tenant))
 			continue;
 		struct tenant_rt *tr = tenant_rt_get(c, v->tenant);
+		if (plan_vm_in_tree(v))
+			tr->vm_vcpus += v->vcpus;
+		if (!vm_sampled(v))
+			continue;
 		tr->vcpus += (unsigned)v->n_threads;
-		tr->vm_vcpus += v->vcpus;
 		struct vm_rt *r = vm_rt_get(c, v->name);
 		vm_cpus_refresh(c, r, v, in->tick);
 		if (r->cpus_known) {

@@ -38,9 +38,15 @@ static struct cgroup_mem_max mem_max(bool set, int64_t bytes)
 	return (struct cgroup_mem_max){ .set = true, .bytes = (uint64_t)bytes };
 }
 
+/* Planned (an invalid name is then reported as a fault, not planned) */
 static bool vm_planned(const struct vm *v)
 {
 	return v->state != VM_STATE_GONE && v->pid > 0;
+}
+
+bool plan_vm_in_tree(const struct vm *v)
+{
+	return vm_planned(v) && name_valid(v->name);
 }
 
 static const struct plan_vm_cap *find_cap(const struct plan_input *in, const char *vm)
@@ -304,7 +310,7 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 		ts->vms = xcalloc(nv ? nv : 1, sizeof(*ts->vms));
 		uint32_t tenant_vcpus = 0;   /* of its VMs in the tree: they share it */
 		for (size_t k = start[i]; k < start[i + 1]; k++)
-			if (name_valid(in->vms[by_tenant[k]].name))
+			if (plan_vm_in_tree(&in->vms[by_tenant[k]]))
 				tenant_vcpus += in->vms[by_tenant[k]].vcpus;
 		for (size_t k = start[i]; k < start[i + 1]; k++) {
 			const struct vm *v = &in->vms[by_tenant[k]];
