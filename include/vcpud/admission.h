@@ -22,10 +22,11 @@ json_t *admission_reservation_json(const struct registry *reg, const struct admi
 int admission_host_json(struct registry *reg, struct store *st, json_t **out,
 			struct error **err);
 
-/* One node's admission figures as a phrase ("node 0: 10 of 24 shared vCPUs
- * admitted (4 x 6 shared pCPUs), 2 of 4 dedicated pCPUs in use"), or NULL
- * (no topology, no such node). The caller frees it. */
-char *admission_node_use(struct registry *reg, unsigned node);
+/* The admission figures of nodes[0..n) as one phrase, the ledger read
+ * once ("node 0: 10 of 24 shared vCPUs admitted (4 x 6 shared pCPUs), 2
+ * of 4 dedicated pCPUs in use; node 1: ..."), or NULL (no topology, none
+ * of those nodes). The caller frees it. */
+char *admission_nodes_use(struct registry *reg, const unsigned *nodes, size_t n);
 
 /* GET /metrics' families of the NUMA nodes' pools (shared pCPUs, admitted
  * shared vCPUs and their ratio, dedicated pCPUs and those in use). No

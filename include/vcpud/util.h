@@ -26,6 +26,8 @@ char *xstrndup(const char *s, size_t n);
 /* Formatted, allocated string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* "2026-12-07T21:12:09Z" (UTC), or the number when it cannot be one. */
+char *utc_time_str(int64_t unix_s);
 
 static inline void freep(void *p) { free(*(void **)p); }
 static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }

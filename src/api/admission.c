@@ -123,10 +123,10 @@ static int usage_load(struct registry *reg, struct admit_host *host,
 	return 0;
 }
 
-char *admission_node_use(struct registry *reg, unsigned node)
+char *admission_nodes_use(struct registry *reg, const unsigned *nodes, size_t n)
 {
 	struct admit_host host = registry_host(reg, NULL, 0);
-	if (!host.topo || !host.pools)
+	if (!host.topo || !host.pools || !n)
 		return NULL;
 	struct admit_reservation *res = NULL;
 	struct admit_usage u;
@@ -134,15 +134,19 @@ char *admission_node_use(struct registry *reg, unsigned node)
 	if (usage_load(reg, &host, &res, &u, &e) < 0)
 		return NULL;
 	char *text = NULL;
-	for (size_t i = 0; i < u.n_nodes && !text; i++) {
-		const struct admit_node_usage *n = &u.nodes[i];
-		if (n->node != node)
-			continue;
-		text = xasprintf("node %u: %u of %u shared vCPUs admitted (%g x %u shared pCPUs), "
-				 "%u of %u dedicated pCPUs in use", n->node, n->shared_admitted,
-				 n->shared_capacity, host.cpu_ratio, n->shared_pcpus,
-				 n->dedicated_used, n->dedicated_pcpus);
-	}
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < u.n_nodes; i++) {
+			const struct admit_node_usage *x = &u.nodes[i];
+			if (x->node != nodes[k])
+				continue;
+			char *m = xasprintf("%s%snode %u: %u of %u shared vCPUs admitted (%g x %u "
+					    "shared pCPUs), %u of %u dedicated pCPUs in use",
+					    text ? text : "", text ? "; " : "", x->node,
+					    x->shared_admitted, x->shared_capacity, host.cpu_ratio,
+					    x->shared_pcpus, x->dedicated_used, x->dedicated_pcpus);
+			free(text);
+			text = m;
+		}
 	admit_usage_clear(&u);
 	free(res);
 	return text;

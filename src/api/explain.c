@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "vcpud/admission.h"
 #include "vcpud/api.h"
@@ -30,16 +29,6 @@ static const char *str(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 	return s ? s : "";
-}
-
-static char *clock_time(int64_t ms)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	char buf[32];
-	if (!gmtime_r(&t, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
-		return xstrdup("?");
-	return xstrdup(buf);
 }
 
 /* A throttle event as JSON ({"ts_ms","action","target","details"}), or null. */
@@ -111,18 +100,13 @@ static void say_placement(struct text *t, struct registry *reg, const json_t *vi
 		return;
 	}
 	const json_t *nodes = json_object_get(pl, "nodes");
-	char *figs = xstrdup("");
-	size_t i;
-	const json_t *n;
-	json_array_foreach(nodes, i, n) {
-		char *u = admission_node_use(reg, (unsigned)json_integer_value(n));
-		if (u) {
-			char *m = xasprintf("%s; %s", figs, u);
-			free(figs);
-			figs = m;
-			free(u);
-		}
-	}
+	size_t nn = json_array_size(nodes);
+	unsigned *ids = xcalloc(nn ? nn : 1, sizeof(*ids));
+	for (size_t i = 0; i < nn; i++)
+		ids[i] = (unsigned)json_integer_value(json_array_get(nodes, i));
+	_cleanup_free_ char *use = admission_nodes_use(reg, ids, nn);
+	free(ids);
+	char *figs = use ? xasprintf("; %s", use) : xstrdup("");
 	if (strcmp(str(pl, "pool"), "dedicated") == 0)
 		say(t, "It is admitted to the dedicated pool: pCPUs %s, one per vCPU, never "
 		    "overcommitted (thread policy %s)%s.", str(pl, "pcpus"), str(pl, "thread_policy"),
@@ -139,7 +123,8 @@ static void say_event(struct text *t, const json_t *ev, const char *why)
 	if (!json_is_object(ev))
 		return;
 	const json_t *d = json_object_get(ev, "details");
-	_cleanup_free_ char *when = clock_time(json_integer_value(json_object_get(ev, "ts_ms")));
+	_cleanup_free_ char *when = utc_time_str(json_integer_value(json_object_get(ev, "ts_ms")) /
+						 1000);
 	_cleanup_free_ char *cap = json_is_number(json_object_get(d, "cap_pct"))
 		? xasprintf("%.1f%%", num(d, "cap_pct")) : xstrdup("none");
 	const char *victim = str(d, "victim");

@@ -2,7 +2,6 @@
  * output.h). Everything prints to a FILE * so tests render into memory. */
 #include <stdarg.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/output.h"
 #include "vcpud/util.h"
@@ -95,12 +94,5 @@ void table_print(const struct table *t, FILE *f)
 
 char *output_time(int64_t unix_s)
 {
-	if (unix_s == 0)
-		return xstrdup("-");
-	time_t tt = (time_t)unix_s;
-	struct tm tm;
-	char buf[64];
-	if (!gmtime_r(&tt, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return xasprintf("%lld", (long long)unix_s);
-	return xstrdup(buf);
+	return unix_s == 0 ? xstrdup("-") : utc_time_str(unix_s);
 }

@@ -85,6 +85,16 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+char *utc_time_str(int64_t unix_s)
+{
+	time_t tt = (time_t)unix_s;
+	struct tm tm;
+	char buf[64];
+	if (!gmtime_r(&tt, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return xasprintf("%lld", (long long)unix_s);
+	return xstrdup(buf);
+}
+
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, struct error **err)
 {
 	if (!s || !isdigit((unsigned char)s[0]))
