@@ -134,8 +134,8 @@ static void say_event(struct text *t, const json_t *ev, const char *why)
 	    num(d, "usage_pct"), num(d, "floor_pct"));
 }
 
-static void say_throttle(struct text *t, const char *vm, const json_t *th, const json_t *ev,
-			 const json_t *vev, enum tenant_class cls)
+static void say_throttle(struct text *t, const json_t *th, const json_t *ev, const json_t *vev,
+			 enum tenant_class cls)
 {
 	if (!json_is_object(th)) {
 		say(t, "vcpud has no figures of it from its last tick (not running, not sampled "
@@ -195,7 +195,6 @@ static void say_throttle(struct text *t, const char *vm, const json_t *th, const
 		    cls == TENANT_CLASS_GUARANTEED ? " (a guaranteed VM is never capped)"
 		    : cls == TENANT_CLASS_BEST_EFFORT ? " (a best-effort VM is never a victim)" : "");
 	}
-	(void)vm;
 }
 
 int api_explain_vm(struct api_ctx *ctx, const char *name, json_t **out, struct error **err)
@@ -219,7 +218,7 @@ int api_explain_vm(struct api_ctx *ctx, const char *name, json_t **out, struct e
 	else
 		say(&t, "%s has no tenant vcpud knows: it is not managed.", name);
 	say(&t, "Its state is %s.", str(view, "state"));
-	say_throttle(&t, name, th, ev, vev,
+	say_throttle(&t, th, ev, vev,
 		     have_tenant ? tn.class_ : TENANT_CLASS_BURSTABLE);
 
 	*out = json_pack("{s:s,s:s?,s:s?,s:s,s:O,s:O,s:o,s:o,s:o,s:o}", "vm", name, "tenant",
