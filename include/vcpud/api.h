@@ -28,7 +28,7 @@
  *                                     "usage":[per node],"totals":{...},"reservations":[RES]}
  *   GET    /v1/vms/{name}             VM
  *   PATCH  /v1/vms/{name}             {"weight": 1..10000 | null}: the VM's own
- *                                     cpu.weight (null: the tenant's by vCPUs); VM
+ *                                     cpu.weight (null: 100 per vCPU); VM
  *   DELETE /v1/vms/{name}[?missing_ok=1]
  *                                     release: the VM and/or its reservation; 204; its
  *                                     cgroups go at the next tick (404 when there is

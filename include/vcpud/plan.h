@@ -76,11 +76,18 @@ uint64_t plan_input_fingerprint(const struct plan_input *in);
  * known): not gone, with a process, a valid name. */
 bool plan_vm_in_tree(const struct vm *v);
 
+/* A VM's automatic cpu.weight: this many per vCPU (a 1-vCPU VM has the
+ * kernel's default, 100), so that siblings split their tenant's share by
+ * vCPUs; at most CGROUP_WEIGHT_MAX (a VM of more than 100 vCPUs counts as
+ * 100). It is the VM's own: a VM coming or going changes no other VM's
+ * weight, and a placement pass writes the changed VM's files only. */
+#define PLAN_VM_WEIGHT_PER_VCPU 100u
+
 /* A VM's cpu.weight: `set` (its own, vcpuctl vm set --weight) when not 0,
- * else the tenant's weight x its share of the tenant's vCPUs (those of the
- * tenant's VMs in the tree), at least 1. */
-uint32_t plan_vm_weight(uint32_t tenant_weight, uint32_t set, uint32_t vcpus,
-			uint32_t tenant_vcpus);
+ * else PLAN_VM_WEIGHT_PER_VCPU x its vCPUs, within the kernel's 1..10000.
+ * Only the ratios between a tenant's VMs matter: the tenant's own
+ * cpu.weight sets its share against the other tenants. */
+uint32_t plan_vm_weight(uint32_t set, uint32_t vcpus);
 
 /* cpu.max quota for `cores` cores per PLAN_PERIOD_US (at least the kernel's
  * minimum of 1000 us). */

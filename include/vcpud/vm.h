@@ -53,8 +53,7 @@ struct vm {
 	bool memory_set;
 	int64_t memory_bytes;      /* per-VM memory.max, when memory_set */
 	uint32_t weight;           /* its own cpu.weight (TENANT_WEIGHT_MIN..MAX),
-				    * set by an operator; 0: the tenant's weight
-				    * x its share of the tenant's vCPUs
+				    * set by an operator; 0: 100 per vCPU
 				    * (plan_vm_weight()) */
 	enum vm_state state;
 	enum vm_source source;

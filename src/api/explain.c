@@ -14,6 +14,7 @@
 #include "vcpud/admission.h"
 #include "vcpud/api.h"
 #include "vcpud/log.h"
+#include "vcpud/plan.h"
 #include "vcpud/store.h"
 #include "vcpud/util.h"
 
@@ -88,11 +89,15 @@ static void say_placement(struct text *t, struct registry *reg, const json_t *vi
 			  const struct tenant *tn)
 {
 	const json_t *w = json_object_get(view, "weight");
+	json_int_t set = json_is_integer(w) ? json_integer_value(w) : 0;
+	json_int_t vcpus = json_integer_value(json_object_get(view, "vcpus"));
 	say(t, "%s belongs to tenant %s (%s, cpu.weight %u, %u of %u vCPUs in use); its VM "
-	    "cgroup's cpu.weight is %s.", str(view, "name"), tn->name,
+	    "cgroup's cpu.weight is %u, %s.", str(view, "name"), tn->name,
 	    tenant_class_to_string(tn->class_), tn->weight, tn->vcpus_used, tn->vcpus,
-	    json_is_integer(w) ? "its own (vcpuctl vm set --weight)"
-			       : "the tenant's weight by its share of the tenant's vCPUs");
+	    plan_vm_weight(set > 0 && set <= CGROUP_WEIGHT_MAX ? (uint32_t)set : 0,
+			   vcpus > 0 && vcpus <= TENANT_VCPUS_MAX ? (uint32_t)vcpus : 0),
+	    set ? "its own (vcpuctl vm set --weight)"
+		: "100 per vCPU (its tenant's share is split between its VMs by vCPUs)");
 	const json_t *pl = json_object_get(view, "placement");
 	if (!json_is_object(pl)) {
 		say(t, "It holds no admission: it is not pinned, and runs on the CPUs its cgroups "

@@ -100,9 +100,11 @@ static const char set_usage[] = "usage: vcpuctl vm set NAME --weight W|auto";
 
 static const char set_help[] =
 	"Changes a VM's own settings. Its VM cgroup's cpu.weight (how the kernel\n"
-	"splits its tenant's share between the tenant's VMs) is by default the\n"
-	"tenant's weight times the VM's share of the tenant's vCPUs; --weight sets\n"
-	"it (like libvirt's <shares>), --weight auto goes back to that default.\n"
+	"splits its tenant's share between the tenant's VMs; the tenant's own\n"
+	"weight sets its share against other tenants) is by default 100 per vCPU\n"
+	"(at most 10000); --weight sets it (like libvirt's <shares>: 200 for a\n"
+	"2-vCPU VM is its default, 400 counts it double), --weight auto goes back\n"
+	"to that default.\n"
 	"\n"
 	"Options:\n"
 	"  --weight W|auto    1..10000, or auto\n"

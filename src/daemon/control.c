@@ -87,9 +87,6 @@ struct tenant_rt {
 	struct cg_reading cg;
 	double throttled_frac;
 	unsigned vcpus;               /* this tick: its sampled VMs' vCPU threads */
-	uint32_t vm_vcpus;            /* this tick: the vCPUs of its VMs in the
-				       * tree, as plan_tree() counts them for VM
-				       * weights (a VM without threads yet too) */
 	struct cpuset cpus;           /* this tick: the CPUs they may run on */
 	bool cpus_known;
 	bool seen;
@@ -947,7 +944,6 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		struct tenant_rt *tr = tenant_rt_get(c, in->tenants[i].name);
 		tr->seen = true;
 		tr->vcpus = 0;
-		tr->vm_vcpus = 0;
 		tr->cpus_known = false;
 		cpuset_zero(&tr->cpus);
 	}
@@ -956,8 +952,6 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		if (!tenant_find(c, in, v->tenant))
 			continue;
 		struct tenant_rt *tr = tenant_rt_get(c, v->tenant);
-		if (plan_vm_in_tree(v))
-			tr->vm_vcpus += v->vcpus;
 		if (!vm_sampled(v))
 			continue;
 		tr->vcpus += (unsigned)v->n_threads;
@@ -1008,8 +1002,7 @@ int control_tick(struct control *c, const struct control_input *in, bool *caps_c
 		o->class_ = t->class_;
 		o->weight = t->weight;
 		/* the cpu.weight plan_tree() gives its VM cgroup */
-		o->vm_weight = plan_vm_weight(t->weight, v->weight, v->vcpus,
-					      tenant_rt_get(c, t->name)->vm_vcpus);
+		o->vm_weight = plan_vm_weight(v->weight, v->vcpus);
 		o->vcpus = v->vcpus;
 		if (r->cpus_known)
 			o->cpus = r->cpus;

@@ -115,15 +115,15 @@ static void plan_pin(const struct admit_host *h, const struct admit_reservation 
 	}
 }
 
-uint32_t plan_vm_weight(uint32_t tenant_weight, uint32_t set, uint32_t vcpus,
-			uint32_t tenant_vcpus)
+uint32_t plan_vm_weight(uint32_t set, uint32_t vcpus)
 {
 	if (set)
 		return set;
-	if (!tenant_vcpus || vcpus >= tenant_vcpus)
-		return tenant_weight ? tenant_weight : 1;
-	double w = (double)tenant_weight * vcpus / tenant_vcpus;
-	return w < 1 ? 1 : (uint32_t)llround(w);
+	if (!vcpus)
+		return 1;
+	if (vcpus >= CGROUP_WEIGHT_MAX / PLAN_VM_WEIGHT_PER_VCPU)
+		return CGROUP_WEIGHT_MAX;
+	return vcpus * PLAN_VM_WEIGHT_PER_VCPU;
 }
 
 static void plan_vm(const struct plan_input *in, const struct vm *v, struct cgroup_vm_spec *s,
@@ -308,10 +308,6 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 		ts->memory_max = mem_max(tn->memory_set, tn->memory_bytes);
 		size_t nv = start[i + 1] - start[i];
 		ts->vms = xcalloc(nv ? nv : 1, sizeof(*ts->vms));
-		uint32_t tenant_vcpus = 0;   /* of its VMs in the tree: they share it */
-		for (size_t k = start[i]; k < start[i + 1]; k++)
-			if (plan_vm_in_tree(&in->vms[by_tenant[k]]))
-				tenant_vcpus += in->vms[by_tenant[k]].vcpus;
 		for (size_t k = start[i]; k < start[i + 1]; k++) {
 			const struct vm *v = &in->vms[by_tenant[k]];
 			if (!name_valid(v->name)) {
@@ -322,7 +318,7 @@ int plan_tree(const struct plan_input *in, struct cgroup_tree **out, struct erro
 			}
 			struct cgroup_vm_spec *vs = &ts->vms[ts->n_vms++];
 			plan_vm(in, v, vs, &res_ix, &memo);
-			vs->weight = plan_vm_weight(tn->weight, v->weight, v->vcpus, tenant_vcpus);
+			vs->weight = plan_vm_weight(v->weight, v->vcpus);
 		}
 	}
 	fmt_memo_clear(&memo);

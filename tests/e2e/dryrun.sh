@@ -46,8 +46,8 @@ W=$(ctl --json status | field last_tick_writes)
 [ "$W" = 0 ] && ok "a steady tick would write nothing" || bad "a steady tick would write $W"
 
 # one change: one would-be write per knob it moves, one line each: the
-# tenant's cpu.weight, and its three VMs' (the tenant's weight by their
-# share of its vCPUs: 300 x 2/6)
+# tenant's cpu.weight only (its VMs' weights are their own, 100 per vCPU,
+# and do not move with it)
 I0=$(intents)
 LW=$(lines)
 # since_line N PATTERN: lines after line N of the log matching PATTERN
@@ -55,12 +55,12 @@ since_line() { tail -n +$(($1 + 1)) "$LOG" | grep -c "$2"; }
 expect_rc 0 "change acme's weight" ctl tenant set acme --weight 300
 wait_ticks 2 || bad "ticks go on"
 I1=$(intents)
-[ "$I1" = $((I0 + 4)) ] && ok "one change, 4 intents (the tenant's weight and its VMs')" \
+[ "$I1" = $((I0 + 1)) ] && ok "one change, 1 intent (the tenant's weight)" \
 	|| bad "one change, $((I1 - I0)) intents"
 grep -q "dry-run: would write '300' to $TMP/cgroup/tenant-acme/cpu.weight" "$LOG" \
 	&& ok "the new weight" || bad "no write of the new weight"
-[ "$(since_line "$LW" "would write '100' to $TMP/cgroup/tenant-acme/vm-web-[123]/cpu.weight")" = 3 ] \
-	&& ok "its VMs' weights follow (100 each)" \
+[ "$(since_line "$LW" "vm-web-[123]/cpu.weight")" = 0 ] \
+	&& ok "its VMs' weights stay (200 each: 2 vCPUs)" \
 	|| bad "VM weights: $(tail -n +$((LW + 1)) "$LOG" | grep 'vm-web-./cpu.weight' | tr '\n' ';')"
 LW=$(lines)
 expect_rc 0 "web-1's own weight" ctl vm set web-1 --weight 77
@@ -69,8 +69,8 @@ grep -q "dry-run: would write '77' to $TMP/cgroup/tenant-acme/vm-web-1/cpu.weigh
 	&& ok "vm set --weight reaches its cgroup" || bad "no write of web-1's weight 77"
 expect_rc 0 "web-1 back to auto" ctl vm set web-1 --weight auto
 wait_ticks 2 || bad "ticks go on"
-[ "$(since_line "$LW" "would write '100' to $TMP/cgroup/tenant-acme/vm-web-1/cpu.weight")" = 1 ] \
-	&& ok "auto: back to 100" || bad "web-1 not back to 100"
+[ "$(since_line "$LW" "would write '200' to $TMP/cgroup/tenant-acme/vm-web-1/cpu.weight")" = 1 ] \
+	&& ok "auto: back to 200 (100 per vCPU)" || bad "web-1 not back to 200"
 L0=$(lines)
 wait_ticks 3 || bad "three ticks"
 [ "$(lines)" = "$L0" ] && ok "quiet again" || bad "not quiet after the change: $(tail -n +$((L0 + 1)) "$LOG" | head -5)"

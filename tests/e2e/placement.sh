@@ -17,22 +17,29 @@ n=0
 while [ $n -lt 24 ]; do
 	n=$((n + 1))
 	start_fake "$TMP/f$n" --vcpus 2 --idle || bad "fakevm $n"
+	tid=$(sed -n 's/^vcpu 0 tid=//p' "$TMP/f$n")
 	ctl vm register "v$n" --tenant t --pid "$FPID" >/dev/null || bad "register v$n"
-	# one pass per registration: wait for it
+	# wait for it to be placed (by its pass, or by a tick that came first)
 	j=0
-	while [ "$(grep -c 'placed after a change' "$LOG")" -lt $n ] && [ $j -lt 40 ]; do
+	until grep -q "would write '$tid' to $TMP/cgroup/tenant-t/vm-v$n/vcpu0/" "$LOG" ||
+		[ $j -ge 40 ]; do
 		sleep 0.05; j=$((j + 1))
 	done
 done
-reads=$(sed -n 's/.*placed after a change: \([0-9]*\) reads.*/\1/p' "$LOG")
-npass=$(echo "$reads" | grep -c .)
-most=$(echo "$reads" | sort -n | tail -1)
-echo "# reads of the $npass placement passes: $(echo "$reads" | tr '\n' ' ')"
-# a pass placing one 2-vCPU VM reads about 30 files; reading the 24 VMs'
-# files again would be some 700
-[ "$npass" -ge 12 ] && [ "${most:-999}" -le 80 ] &&
-	ok "each of $npass placement passes read at most $most files, whatever the VMs before" ||
-	bad "placement passes: $npass, reading up to $most files"
+passes=$(sed -n 's/.*placed after a change: \([0-9]*\) reads, \([0-9]*\) writes.*/\1 \2/p' "$LOG")
+npass=$(echo "$passes" | grep -c .)
+median=$(echo "$passes" | sort -n | awk '{ r[NR] = $1 } END { print r[int((NR + 1) / 2)] + 0 }')
+most=$(echo "$passes" | awk '$1 > m { m = $1 } END { print m + 0 }')
+mostw=$(echo "$passes" | awk '$2 > m { m = $2 } END { print m + 0 }')
+echo "# reads/writes of the $npass placement passes: $(echo "$passes" | tr ' \n' '/ ')"
+# a pass placing one 2-vCPU VM reads about 30 files and writes 19 (its
+# own); reading the 24 VMs' files again would be some 700, and a write to
+# every sibling (a weight that moved with the tenant's vCPUs) 24 more. A
+# pass may also re-read a VM or two whose known values fell due (the
+# engine's verify_ticks, spread over VMs): some 25 reads each, no write.
+[ "$npass" -ge 12 ] && [ "$median" -le 40 ] && [ "$most" -le 200 ] && [ "$mostw" -le 25 ] &&
+	ok "$npass placement passes read $median files (at most $most) and wrote at most $mostw, whatever the VMs before" ||
+	bad "placement passes: $npass, reading $median files (at most $most), writing up to $mostw"
 
 # a burst: 8 registrations at once share passes
 m=0

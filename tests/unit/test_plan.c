@@ -234,9 +234,10 @@ static void test_empty(void **state)
 
 /* --- VMs ----------------------------------------------------------------- */
 
-/* Each VM cgroup's cpu.weight: the tenant's weight by the VM's share of
- * the tenant's vCPUs (of its VMs in the tree), so that the kernel splits a
- * tenant's share as the throttler's fair share assumes; or the VM's own. */
+/* Each VM cgroup's cpu.weight: 100 per vCPU, so that the kernel splits a
+ * tenant's share by vCPUs as the throttler's fair share assumes; or the
+ * VM's own. A VM's weight is its own: another VM coming or going, or the
+ * tenant's weight changing, does not move it. */
 static void test_vm_weights(void **state)
 {
 	(void)state;
@@ -262,14 +263,30 @@ static void test_vm_weights(void **state)
 	assert_int_equal(plan_tree(&in, &t, NULL), 0);
 	const struct cgroup_tenant_spec *a = find_tenant(t, "acme");
 	assert_int_equal(a->n_vms, 3);
-	/* 8 vCPUs in the tree: 300 x 4/8, 300 x 2/8 (rounded), its own 7 */
-	assert_int_equal(a->vms[0].weight, 150);
-	assert_int_equal(a->vms[1].weight, 75);
+	/* 4 and 2 vCPUs, its own 7 */
+	assert_int_equal(a->vms[0].weight, 400);
+	assert_int_equal(a->vms[1].weight, 200);
 	assert_int_equal(a->vms[2].weight, 7);
 	const struct cgroup_tenant_spec *ti = find_tenant(t, "tiny");
-	assert_int_equal(ti->vms[0].weight, 1);   /* never below the kernel's 1 */
-	assert_int_equal(ti->vms[1].weight, 1);
+	assert_int_equal(ti->vms[0].weight, 100);  /* the tenant's weight is not theirs */
+	assert_int_equal(ti->vms[1].weight, 100);
 	assert_valid(t);
+	/* the gone VM coming back, the tenant's weight: the others' stay */
+	vms[2].state = VM_STATE_RUNNING;
+	vms[2].pid = 102;
+	ts[0].weight = 50;
+	_cleanup_(cgroup_tree_freep) struct cgroup_tree *t2 = NULL;
+	assert_int_equal(plan_tree(&in, &t2, NULL), 0);
+	a = find_tenant(t2, "acme");
+	assert_int_equal(a->n_vms, 4);
+	for (size_t i = 0; i < a->n_vms; i++)
+		assert_int_equal(a->vms[i].weight, strcmp(a->vms[i].name, "a4") == 0      ? 400
+						   : strcmp(a->vms[i].name, "a2") == 0    ? 200
+						   : strcmp(a->vms[i].name, "a-gone") == 0 ? 6400
+											   : 7);
+	vms[2].state = VM_STATE_GONE;
+	vms[2].pid = 0;
+	ts[0].weight = 300;
 	/* a weight change is a new plan */
 	uint64_t h = plan_input_fingerprint(&in);
 	vms[3].weight = 8;
@@ -278,11 +295,13 @@ static void test_vm_weights(void **state)
 	vms[1].vcpus = 3;
 	assert_true(plan_input_fingerprint(&in) != h);
 
-	assert_int_equal(plan_vm_weight(100, 0, 1, 1), 100);
-	assert_int_equal(plan_vm_weight(100, 0, 1, 0), 100);     /* nothing known: all */
-	assert_int_equal(plan_vm_weight(100, 0, 1, 3), 33);
-	assert_int_equal(plan_vm_weight(10000, 0, 1, 4096), 2);
-	assert_int_equal(plan_vm_weight(100, 9999, 1, 3), 9999);
+	assert_int_equal(plan_vm_weight(0, 1), 100);
+	assert_int_equal(plan_vm_weight(0, 0), 1);          /* no vCPUs known yet */
+	assert_int_equal(plan_vm_weight(0, 99), 9900);
+	assert_int_equal(plan_vm_weight(0, 100), 10000);
+	assert_int_equal(plan_vm_weight(0, 4096), 10000);   /* the kernel's most */
+	assert_int_equal(plan_vm_weight(9999, 1), 9999);
+	assert_int_equal(plan_vm_weight(1, 64), 1);
 }
 
 static void test_vms(void **state)

@@ -4,8 +4,7 @@
 # 2-vCPU VM each, on the same 2 pCPUs and no caps (throttling off): CPU
 # shares 25/75 within 5 points. Then a second VM (1 vCPU) in the 300-weight
 # tenant: the tenant keeps 75%, split between its VMs by their VM weights
-# (vcpud writes the tenant's weight x the VM's share of its vCPUs: 200 and
-# 100), 50/25; `vcpuctl vm set --weight` moves that split. Shares come from
+# (vcpud writes 100 per vCPU: 200 and 100), 50/25; `vcpuctl vm set --weight` moves that split. Shares come from
 # schedstat (read here) and from vcpud's own figures (`vcpuctl top`).
 . "$VCPUD_SRC/tests/kernel/lib.sh"
 
@@ -36,7 +35,7 @@ ctl vm register h1 --tenant heavy --pid "$H1" >/dev/null || abort_scenario "regi
 vcpud_wait_ticks 3
 cg_read "$S/tenant-light/cpu.weight"; expect_eq weight-light "$CG_VAL" 100 "tenant-light cpu.weight"
 cg_read "$S/tenant-heavy/cpu.weight"; expect_eq weight-heavy "$CG_VAL" 300 "tenant-heavy cpu.weight"
-cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1 "$CG_VAL" 300 "vm-h1 cpu.weight (all of its tenant's vCPUs)"
+cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1 "$CG_VAL" 200 "vm-h1 cpu.weight (100 per vCPU)"
 
 fr=$(sched_fractions 10 $(tids l1) $(tids h1))
 l=$(share "$fr" "$(tids l1)"); h=$(share "$fr" "$(tids h1)")
@@ -48,8 +47,8 @@ expect_range vcpud-light "$(top_usage l1)" 15 35 "light's share by vcpud's sampl
 start_vm h2 1; H2=$VMPID
 ctl vm register h2 --tenant heavy --pid "$H2" >/dev/null || abort_scenario "register h2"
 vcpud_wait_ticks 3
-cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1-of-3 "$CG_VAL" 200 "vm-h1 cpu.weight (2 of 3 vCPUs)"
-cg_read "$S/tenant-heavy/vm-h2/cpu.weight"; expect_eq weight-h2-of-3 "$CG_VAL" 100 "vm-h2 cpu.weight (1 of 3 vCPUs)"
+cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1-of-3 "$CG_VAL" 200 "vm-h1 cpu.weight (unchanged by h2)"
+cg_read "$S/tenant-heavy/vm-h2/cpu.weight"; expect_eq weight-h2-of-3 "$CG_VAL" 100 "vm-h2 cpu.weight (1 vCPU)"
 fr=$(sched_fractions 10 $(tids l1) $(tids h1) $(tids h2))
 l=$(share "$fr" "$(tids l1)"); h1=$(share "$fr" "$(tids h1)"); h2=$(share "$fr" "$(tids h2)")
 ht=$(awk -v a="$h1" -v b="$h2" 'BEGIN { printf "%.1f", a + b }')
