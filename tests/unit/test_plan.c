@@ -268,8 +268,8 @@ static void test_vm_weights(void **state)
 	assert_int_equal(a->vms[1].weight, 200);
 	assert_int_equal(a->vms[2].weight, 7);
 	const struct cgroup_tenant_spec *ti = find_tenant(t, "tiny");
-	assert_int_equal(ti->vms[0].weight, 100);  /* the tenant's weight is not theirs */
-	assert_int_equal(ti->vms[1].weight, 100);
+	assert_int_equal(ti->vms[0].weight, 800);  /* the tenant's weight (1) is not theirs */
+	assert_int_equal(ti->vms[1].weight, 800);
 	assert_valid(t);
 	/* the gone VM coming back, the tenant's weight: the others' stay */
 	vms[2].state = VM_STATE_RUNNING;
@@ -352,7 +352,7 @@ static void test_vms(void **state)
 	const struct cgroup_vm_spec *w = &a->vms[0];
 	assert_ptr_not_equal(w->name, vms[0].name);
 	assert_int_equal(w->pid, 1000);
-	assert_int_equal(w->weight, 50);    /* 100 x 8 of acme's 16 planned vCPUs */
+	assert_int_equal(w->weight, 800);   /* 100 per vCPU, 8 vCPUs */
 	assert_unlimited_cpu(&w->cpu_max); /* no cap: explicit max */
 	assert_true(w->memory_max.set);
 	assert_false(w->memory_max.unlimited);
