@@ -35,7 +35,7 @@ endif
 # libvirt: headers only; src/discover/libvirt.c loads it with dlopen() when
 # a backend first needs it (a --no-libvirt vcpud maps none of its libraries)
 PKGS := sqlite3 yaml-0.1 libmicrohttpd jansson libcgroup gnutls libsystemd
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) libvirt libvirt-qemu 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) libcurl libvirt libvirt-qemu 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -53,7 +53,10 @@ LIBS = $(PKG_LIBS) -lm
 # Library modules (everything but the two main()s), in dependency order.
 MODULES := common store policy cgroup topology discover plan sample throttle registry api
 LIB_SRCS := $(filter-out %.bpf.c,$(foreach m,$(MODULES),$(wildcard src/$(m)/*.c)))
-DAEMON_SRCS := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c))
+# the fleet ledger (etcd over libcurl) is the daemon's alone: vcpuctl does
+# not link libcurl
+DAEMON_SRCS := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c)) $(wildcard src/fleet/*.c)
+DAEMON_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 CLI_SRCS := $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 GEN_SCHEMA := $(BUILD)/gen/schema.c
 
@@ -105,14 +108,14 @@ $(BUILD)/libvcpuctl.a: $(CLI_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/vcpud: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpud.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 
 $(BUILD)/vcpuctl: $(BUILD)/obj/src/cli/main.o $(BUILD)/libvcpuctl.a $(BUILD)/libvcpud.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpuctl.a $(BUILD)/libvcpud.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS) -lcmocka
 # test_libvirt also drives libvirt itself (defines domains on test:///)
 $(BUILD)/tests/test_libvirt: LIBS += $(shell pkg-config --libs libvirt libvirt-qemu 2>/dev/null)
 
@@ -123,7 +126,7 @@ $(BUILD)/fixtures/%: $(BUILD)/obj/tests/fixtures/%.o
 # libFuzzer targets (make fuzz builds them with clang in build-fuzz)
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libvcpudd.a $(BUILD)/libvcpuctl.a $(BUILD)/libvcpud.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 $(BUILD)/obj/tests/fuzz/fuzz_api.o: ALL_CFLAGS += -DFUZZ_SRC_DIR='"$(CURDIR)"'
 fuzz-bins: $(FUZZ_BINS)
 

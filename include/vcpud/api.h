@@ -257,6 +257,19 @@ struct api_ctx {
 	int64_t libvirt_since_ms;
 	const char *libvirt_error;
 	const char *sampler;           /* "bpf" or "pread"; NULL: not known */
+	/* where tenants and quotas are decided (vcpud/ledger.h); NULL: the
+	 * local ledger */
+	struct ledger *ledger;
+	bool ledger_busy;              /* an admission waits for the ledger */
+	uint64_t next_ticket;
+	uint64_t pending_ticket;       /* a handler's API_STATUS_PENDING ticket */
+	/* set by the server: the answer to the request that got `ticket`
+	 * (body JSON text, owned by the callee), and a call that runs held
+	 * requests again */
+	void (*deliver)(void *data, uint64_t ticket, int status, char *body);
+	void *deliver_data;
+	void (*wake_held)(void *data);
+	void *wake_held_data;
 };
 
 struct api_request {
@@ -268,8 +281,18 @@ struct api_request {
 	const char *actor;             /* "uid:1000" from SO_PEERCRED */
 };
 
+/* A handler's answer that is not one yet: API_STATUS_PENDING, the answer
+ * comes later through ctx->deliver with resp->ticket (the fleet ledger
+ * answers on its own time); API_STATUS_HOLD, run the request again when
+ * the server's held requests are resumed (the ledger is busy with one
+ * admission: the next waits for it, so that both are decided on what the
+ * first one booked). The server keeps the connection suspended meanwhile. */
+#define API_STATUS_PENDING 1
+#define API_STATUS_HOLD 2
+
 struct api_response {
 	int status;
+	uint64_t ticket;               /* with API_STATUS_PENDING */
 	char *body;                    /* JSON text or NULL (204); owned */
 	const char *content_type;      /* NULL: application/json */
 };

@@ -38,6 +38,10 @@ struct policy {
 	uint32_t gone_grace_s;         /* seconds a gone VM keeps its admission,
 					* 0..86400; default 60; 0 frees it in the
 					* tick that finds the VM gone */
+	/* fleet (vcpud --fleet): see policies/default.yaml */
+	uint32_t fleet_timeout_ms;     /* 100..60000; default 2000 */
+	uint32_t fleet_lease_ttl_s;    /* 2..600; default 10 */
+	uint32_t fleet_evict_dead_after_s; /* 0 (never, default)..a year */
 	/* sampling */
 	uint32_t interval_ms;          /* 100..60000; default 1000 */
 	uint32_t retention_s;          /* per-VM sample history kept, 10..86400; default 900 */

@@ -221,6 +221,19 @@ void registry_fault_get(const struct registry *r, size_t i, const char **name,
 int registry_admit(struct registry *r, const struct admit_request *req, bool dry_run,
 		   const char *actor, struct admit_placement *out, struct error **err);
 
+/* With the fleet ledger (vcpud --fleet) a tenant's quota is decided by a
+ * booking in etcd, not against this host's reservations: admission here
+ * checks the host's capacity only. */
+void registry_set_fleet_quotas(struct registry *r, bool on);
+/* Whether VM vm holds a reservation here (its tenant in *tenant). */
+bool registry_reservation_of(struct registry *r, const char *vm, char tenant[NAME_MAX_LEN + 1]);
+/* This host's reservations as bookings (for the fleet's reconciliation);
+ * *out freed with free(). */
+struct ledger_booking;
+size_t registry_bookings(struct registry *r, struct ledger_booking **out);
+/* Counts the changes of the reservations held in memory. */
+uint64_t registry_ledger_gen(const struct registry *r);
+
 /* Register a running VM (v->pid set; threads found in /proc by the caller
  * or not): its identity (start time) is read from /proc; a PID held by a
  * live VM is refused (EEXIST) unless that VM's process is gone (then it is

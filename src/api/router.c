@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/fleet.h"
 #include "vcpud/admission.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
+#include "vcpud/ledger.h"
 #include "vcpud/log.h"
 #include "vcpud/policy.h"
 #include "vcpud/prom.h"
@@ -28,7 +30,7 @@
 #endif
 
 enum route_id { R_HEALTH, R_TENANTS, R_TENANT, R_VMS, R_VM, R_VM_ADMIT, R_VM_STATS,
-		R_VM_EXPLAIN, R_HOST, R_TOP, R_EVENTS, R_LAST };
+		R_VM_EXPLAIN, R_HOST, R_TOP, R_EVENTS, R_FLEET_HOSTS, R_FLEET_EVICT, R_LAST };
 
 struct route_match {
 	enum route_id id;
@@ -98,6 +100,8 @@ static int h_health(struct api_ctx *ctx, const struct api_request *req,
 			 "last_tick_errors", (int)ctx->last_errors, "last_error",
 			 ctx->last_error ? json_string(ctx->last_error) : json_null(),
 			 "quarantined", (json_int_t)nq, "quarantined_vms", qv, "libvirt", lv);
+	json_object_set_new(*out, "ledger", ctx->ledger ? ctx->ledger->ops->status(ctx->ledger)
+							: json_pack("{s:s}", "backend", "local"));
 	*status = 200;
 	return 0;
 }
@@ -121,7 +125,7 @@ static int h_tenant_list(struct api_ctx *ctx, const struct api_request *req,
 		return -1;
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, api_tenant_to_json(&ts[i]));
+		json_array_append_new(arr, api_tenant_json(ctx, &ts[i]));
 	*out = json_pack("{s:o}", "tenants", arr);
 	*status = 200;
 	return 0;
@@ -135,6 +139,8 @@ static int h_tenant_create(struct api_ctx *ctx, const struct api_request *req,
 	struct tenant t;
 	if (api_tenant_create_from_json(body, &t, err) < 0)
 		return -1;
+	if (ledger_is_fleet(ctx->ledger))
+		return api_fleet_tenant_create(ctx, req->actor, &t, status);
 	if (store_tenant_create(ctx->store, &t, req->actor, err) < 0)
 		return -1;
 	if (store_tenant_get(ctx->store, t.name, &t, err) < 0)
@@ -155,7 +161,7 @@ static int h_tenant_get(struct api_ctx *ctx, const struct api_request *req,
 	struct tenant t;
 	if (store_tenant_get(ctx->store, m->name, &t, err) < 0)
 		return -1;
-	*out = api_tenant_to_json(&t);
+	*out = api_tenant_json(ctx, &t);
 	*status = 200;
 	return 0;
 }
@@ -168,6 +174,8 @@ static int h_tenant_patch(struct api_ctx *ctx, const struct api_request *req,
 	struct tenant t;
 	if (api_tenant_patch_from_json(body, &p, err) < 0)
 		return -1;
+	if (ledger_is_fleet(ctx->ledger))
+		return api_fleet_tenant_update(ctx, req->actor, m->name, &p, status);
 	if (store_tenant_update(ctx->store, m->name, &p, req->actor, &t, err) < 0)
 		return -1;
 	if (store_tenant_get(ctx->store, m->name, &t, err) < 0)
@@ -184,6 +192,10 @@ static int h_tenant_delete(struct api_ctx *ctx, const struct api_request *req,
 			   json_t **out, struct error **err)
 {
 	(void)body;
+	if (ledger_is_fleet(ctx->ledger)) {
+		*out = NULL;
+		return api_fleet_tenant_delete(ctx, req->actor, m->name, status);
+	}
 	if (store_tenant_delete(ctx->store, m->name, req->actor, err) < 0)
 		return -1;
 	log_info("tenant %s deleted by %s", m->name, req->actor);
@@ -203,6 +215,8 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 	bool dry_run = false;
 	if (need_registry(ctx, err) < 0 || api_admit_from_json(body, &ar, &dry_run, err) < 0)
 		return -1;
+	if (ledger_is_fleet(ctx->ledger) && !dry_run)
+		return api_fleet_admit(ctx, req->actor, &ar, status, out, err);
 	struct admit_placement pl;
 	if (registry_admit(ctx->reg, &ar, dry_run, req->actor, &pl, err) < 0) {
 		if (err && *err && (*err)->code == EAGAIN)
@@ -414,6 +428,12 @@ static int h_vm_register(struct api_ctx *ctx, const struct api_request *req,
 	v.threads = th;
 	v.n_threads = nth;
 	v.vcpus = th[nth - 1].index + 1; /* indexes are sorted; gaps are hot-unplugged */
+	if (ledger_is_fleet(ctx->ledger) && !registry_reservation_of(ctx->reg, v.name, NULL)) {
+		/* booked in the fleet first */
+		int frc = api_fleet_register(ctx, req->actor, &v, status);
+		vm_clear(&v);
+		return frc;
+	}
 	int rc = registry_register(ctx->reg, &v, req->actor, err);
 	vm_clear(&v);
 	if (rc < 0)
@@ -485,6 +505,8 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 		return -1;
 	*out = NULL;
 	*status = 204;
+	char tenant[NAME_MAX_LEN + 1] = "";
+	bool booked = registry_reservation_of(ctx->reg, m->name, tenant);
 	if (registry_release(ctx->reg, m->name, req->actor, ctx->release_process,
 			     ctx->after_change_data, err) < 0) {
 		if (!missing_ok || !err || !*err || (*err)->code != ENOENT)
@@ -492,6 +514,10 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 		error_free(err);
 		return 0;
 	}
+	/* the fleet's booking goes too (what fails is released by the next
+	 * reconciliation of the bookings) */
+	if (booked && ledger_is_fleet(ctx->ledger))
+		ledger_unbook(ctx->ledger, tenant, m->name);
 	notify_change(ctx);
 	return 0;
 }
@@ -601,6 +627,30 @@ struct route {
 	bool needs_body;
 };
 
+/* GET /v1/fleet/hosts */
+static int h_fleet_hosts(struct api_ctx *ctx, const struct api_request *req,
+			 const struct route_match *m, json_t *body, int *status, json_t **out,
+			 struct error **err)
+{
+	(void)m; (void)body; (void)out;
+	if (!ledger_is_fleet(ctx->ledger))
+		return error_set(err, ENOENT, "this vcpud keeps its tenants on this host only (it "
+				 "runs without --fleet): there is no fleet of hosts");
+	return api_fleet_hosts(ctx, req->actor, status);
+}
+
+/* POST /v1/fleet/hosts/{name}/evict */
+static int h_fleet_evict(struct api_ctx *ctx, const struct api_request *req,
+			 const struct route_match *m, json_t *body, int *status, json_t **out,
+			 struct error **err)
+{
+	(void)body; (void)out;
+	if (!ledger_is_fleet(ctx->ledger))
+		return error_set(err, ENOENT, "this vcpud keeps its tenants on this host only (it "
+				 "runs without --fleet): there is no fleet of hosts");
+	return api_fleet_evict(ctx, req->actor, m->name, status);
+}
+
 static const struct route routes[] = {
 	{ R_HEALTH, "GET", h_health, false },
 	{ R_TENANTS, "GET", h_tenant_list, false },
@@ -621,6 +671,8 @@ static const struct route routes[] = {
 	{ R_VM_EXPLAIN, "GET", h_vm_explain, false },
 	{ R_TOP, "GET", h_top, false },
 	{ R_EVENTS, "GET", h_events, false },
+	{ R_FLEET_HOSTS, "GET", h_fleet_hosts, false },
+	{ R_FLEET_EVICT, "POST", h_fleet_evict, false },
 };
 
 /* Each route id's path, as the OpenAPI document writes it. */
@@ -631,6 +683,7 @@ static const char *const route_paths[R_LAST] = {
 	[R_VM_STATS] = "/v1/vms/{name}/stats", [R_HOST] = "/v1/host",
 	[R_VM_EXPLAIN] = "/v1/vms/{name}/explain",
 	[R_TOP] = "/v1/top",             [R_EVENTS] = "/v1/events",
+	[R_FLEET_HOSTS] = "/v1/fleet/hosts", [R_FLEET_EVICT] = "/v1/fleet/hosts/{name}/evict",
 };
 
 size_t api_routes(struct api_route_info *out, size_t max)
@@ -703,6 +756,22 @@ static int match_path(const char *path, struct route_match *m, struct error **er
 		if (name_check("VM name", n, err) < 0)
 			return -1;
 		strcpy(m->name, n);
+		return 0;
+	}
+	if (strcmp(path, "/v1/fleet/hosts") == 0) {
+		m->id = R_FLEET_HOSTS;
+		return 0;
+	}
+	if (str_has_prefix(path, "/v1/fleet/hosts/")) {
+		const char *name = path + strlen("/v1/fleet/hosts/");
+		size_t len = strlen(name);
+		if (len <= strlen("/evict") || strcmp(name + len - strlen("/evict"), "/evict") != 0)
+			return error_set(err, ENOENT, "no such endpoint: %.200s", path);
+		_cleanup_free_ char *n = xstrndup(name, len - strlen("/evict"));
+		if (name_check("host name", n, err) < 0)
+			return -1;
+		strcpy(m->name, n);
+		m->id = R_FLEET_EVICT;
 		return 0;
 	}
 	if (str_has_prefix(path, "/v1/tenants/")) {
@@ -933,6 +1002,8 @@ static void api_handle_(struct api_ctx *ctx, const struct api_request *req,
 		return;
 	}
 	resp->status = status;
+	if (status == API_STATUS_PENDING)
+		resp->ticket = ctx->pending_ticket;
 	resp->body = out ? json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
 	json_decref(out);
 }

@@ -106,6 +106,10 @@ struct api_server {
 	bool reads_only;                /* inside api_server_serve_reads() */
 	struct MHD_Connection **held;   /* suspended until api_server_resume() */
 	size_t n_held;
+	struct pending *pending;        /* suspended until their answer comes */
+	size_t n_pending;
+	struct pending *early;          /* answers given before the request waited */
+	size_t n_early;
 	char *token_file;
 	struct auth_tokens tokens;
 	int64_t auth_log_ns;            /* refusals are logged once a second */
@@ -259,6 +263,22 @@ struct req_state {
 	bool too_large;
 	bool denied;
 	char actor[AUTH_NAME_MAX + 8];
+	/* an answer that comes later (API_STATUS_PENDING): its ticket, and
+	 * the answer once api_server's deliver() has it */
+	uint64_t ticket;
+	bool answered;
+	int answer_status;
+	char *answer_body;
+};
+
+/* A request waiting for its answer (suspended), or an answer that came
+ * before its request was suspended (conn NULL: the ledger answered at once). */
+struct pending {
+	uint64_t ticket;
+	struct MHD_Connection *conn;
+	struct req_state *st;
+	int status;
+	char *body;
 };
 
 /* Whether the peer on `fd` has `group`: its primary group, or one of the
@@ -332,6 +352,51 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, int status, char *
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+/* An answer that came later, counted as the router counts its own. */
+static void count_status(struct api_server *s, int status)
+{
+	if (status >= 100 && status < 600)
+		s->ctx->requests[status - 100]++;
+}
+
+/* Keep a request waiting: it runs again when api_server_resume() is called
+ * (MHD calls us again with the same state). */
+static enum MHD_Result hold(struct api_server *s, struct MHD_Connection *conn)
+{
+	s->held = xrealloc(s->held, (s->n_held + 1) * sizeof(*s->held));
+	s->held[s->n_held++] = conn;
+	MHD_suspend_connection(conn);
+	return MHD_YES;
+}
+
+/* ctx->deliver: the answer to a request that was told API_STATUS_PENDING
+ * (body: JSON text, owned from here). */
+static void deliver(void *data, uint64_t ticket, int status, char *body)
+{
+	struct api_server *s = data;
+	for (size_t i = 0; i < s->n_pending; i++) {
+		struct pending *p = &s->pending[i];
+		if (p->ticket != ticket)
+			continue;
+		p->st->answered = true;
+		p->st->answer_status = status;
+		free(p->st->answer_body);
+		p->st->answer_body = body;
+		MHD_resume_connection(p->conn);
+		s->pending[i] = s->pending[--s->n_pending];
+		return;
+	}
+	/* the request has not been suspended yet: the handler that made the
+	 * ticket is still running (a ledger that answers at once) */
+	s->early = xrealloc(s->early, (s->n_early + 1) * sizeof(*s->early));
+	s->early[s->n_early++] = (struct pending){ ticket, NULL, NULL, status, body };
+}
+
+static void wake_held(void *data)
+{
+	api_server_resume(data);
 }
 
 /* An error the server answers itself (the router never saw the request):
@@ -488,14 +553,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_error(s, conn, 413, msg);
 	}
 
-	if (s->reads_only && !is_read(method)) {
+	if (st->answered) {
+		/* resumed by deliver(): the answer came */
+		st->answered = false;
+		st->ticket = 0;
+		log_debug("%s %s %s -> %d (after waiting)", st->actor, method, url,
+			  st->answer_status);
+		count_status(s, st->answer_status);
+		return send_body(conn, st->answer_status, steal_ptr(&st->answer_body), NULL, NULL);
+	}
+
+	if (s->reads_only && !is_read(method))
 		/* a change, in the middle of a tick: after it (MHD calls us
 		 * again with the same state once resumed) */
-		s->held = xrealloc(s->held, (s->n_held + 1) * sizeof(*s->held));
-		s->held[s->n_held++] = conn;
-		MHD_suspend_connection(conn);
-		return MHD_YES;
-	}
+		return hold(s, conn);
 
 	struct query_builder q = { NULL, 0 };
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
@@ -509,8 +580,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	};
 	struct api_response resp;
 	api_handle(s->ctx, &req, &resp);
-	log_debug("%s %s %s -> %d", st->actor, method, url, resp.status);
 	free(q.buf);
+	if (resp.status == API_STATUS_HOLD) {
+		free(resp.body);
+		return hold(s, conn);
+	}
+	if (resp.status == API_STATUS_PENDING) {
+		free(resp.body);
+		for (size_t i = 0; i < s->n_early; i++) {
+			if (s->early[i].ticket != resp.ticket)
+				continue;
+			int status = s->early[i].status;
+			char *body = s->early[i].body;
+			s->early[i] = s->early[--s->n_early];
+			log_debug("%s %s %s -> %d", st->actor, method, url, status);
+			count_status(s, status);
+			return send_body(conn, status, body, NULL, NULL);
+		}
+		st->ticket = resp.ticket;
+		s->pending = xrealloc(s->pending, (s->n_pending + 1) * sizeof(*s->pending));
+		s->pending[s->n_pending++] = (struct pending){ resp.ticket, conn, st, 0, NULL };
+		MHD_suspend_connection(conn);
+		return MHD_YES;
+	}
+	log_debug("%s %s %s -> %d", st->actor, method, url, resp.status);
 	return send_body(conn, resp.status, resp.body, resp.content_type, NULL);
 }
 
@@ -527,6 +620,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	struct req_state *st = *con_cls;
 	if (st) {
+		struct api_server *s = l->s;
+		for (size_t i = 0; i < s->n_pending; i++)
+			if (s->pending[i].st == st)
+				s->pending[i] = s->pending[--s->n_pending];
+		free(st->answer_body);
 		free(st->buf);
 		free(st);
 		*con_cls = NULL;
@@ -800,6 +898,10 @@ int api_server_start(struct api_ctx *ctx, const struct api_server_config *cfg,
 {
 	struct api_server *s = xcalloc(1, sizeof(*s));
 	s->ctx = ctx;
+	ctx->deliver = deliver;
+	ctx->deliver_data = s;
+	ctx->wake_held = wake_held;
+	ctx->wake_held_data = s;
 	s->group_set = cfg->group_set;
 	s->group = cfg->group;
 	s->self_uid = geteuid();
@@ -939,8 +1041,20 @@ void api_server_stop(struct api_server *s)
 	if (!s)
 		return;
 	api_server_resume(s);
+	/* requests still waiting for the ledger: answered, not dropped */
+	while (s->n_pending) {
+		json_t *j = api_error_json(503, "vcpud is stopping");
+		deliver(s, s->pending[0].ticket, 503, json_dumps(j, JSON_COMPACT));
+		json_decref(j);
+	}
 	for (size_t i = 0; i < L_SLOTS; i++)
 		listener_free(&s->l[i]);
+	for (size_t i = 0; i < s->n_early; i++)
+		free(s->early[i].body);
+	free(s->early);
+	free(s->pending);
+	s->ctx->deliver = NULL;
+	s->ctx->wake_held = NULL;
 	if (s->socket_path)
 		unlink(s->socket_path);
 	if (s->epfd >= 0)

@@ -267,6 +267,12 @@ int api_status_for_errno(int e)
 		return 409;
 	case EFBIG:
 		return 413;
+	case EDQUOT:
+		return 409;
+	case ETIMEDOUT:
+	case ECONNREFUSED:
+	case ECANCELED:
+		return 503;
 	default:
 		return 500;
 	}
@@ -283,6 +289,7 @@ const char *api_code_for_status(int status)
 	case 409: return "conflict";
 	case 413: return "too_large";
 	case 415: return "unsupported_media_type";
+	case 503: return "unavailable";
 	default: return "internal";
 	}
 }

@@ -22,6 +22,7 @@ static const struct cli_command *const commands[] = {
 	&cli_cmd_vm,
 	&cli_cmd_explain,
 	&cli_cmd_host,
+	&cli_cmd_fleet,
 	&cli_cmd_policy,
 	&cli_cmd_status,
 	&cli_cmd_top,

@@ -76,6 +76,7 @@ extern const struct cli_command cli_cmd_tenant;
 extern const struct cli_command cli_cmd_vm;
 extern const struct cli_command cli_cmd_explain;
 extern const struct cli_command cli_cmd_host;
+extern const struct cli_command cli_cmd_fleet;
 extern const struct cli_command cli_cmd_policy;
 extern const struct cli_command cli_cmd_status;
 extern const struct cli_command cli_cmd_top;

@@ -260,6 +260,13 @@ static int render_show(struct cli_ctx *ctx, const struct cli_request *req, const
 	if (api_tenant_from_reply(reply, &t, err) < 0)
 		return -1;
 	cli_tenant_print(ctx->out, &t);
+	/* vcpud --fleet: the quota is the fleet's, and so is its use */
+	const json_t *fl = json_object_get(reply, "fleet");
+	if (json_is_object(fl))
+		fprintf(ctx->out, "fleet used:  %lld vCPUs of %u, on all hosts\n",
+			(long long)json_integer_value(json_object_get(fl, "vcpus_used")), t.vcpus);
+	else if (json_is_null(fl))
+		fprintf(ctx->out, "fleet used:  not read from etcd yet\n");
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -21,9 +22,12 @@
 #include "daemon/discovery.h"
 #include "daemon/notify.h"
 #include "daemon/heap.h"
+#include "api/fleet.h"
 #include "vcpud/api.h"
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
+#include "vcpud/ledger.h"
+#include "vcpud/log.h"
 #include "vcpud/plan.h"
 #include "vcpud/policy.h"
 #include "vcpud/store.h"
@@ -64,8 +68,19 @@ struct daemon {
 	char *libvirt_error;     /* what /v1/health shows (d->api borrows it) */
 	int64_t stage_start_ns;  /* monotonic: the tick's current stage began */
 	int64_t stage_max_ns;    /* its longest stage so far: the API waits that long */
+	struct ledger *ledger;   /* tenants and quotas: local, or the fleet's */
+	uint64_t bookings_gen;   /* the reservations last handed to the fleet */
+	int64_t bookings_due_ns; /* ... and when to hand them again anyway */
+	bool fleet_read;         /* the fleet's tenants were read once */
+	char **kept_said;        /* local tenants not in the fleet, said once */
+	size_t n_kept_said;
 	bool stop;
 };
+
+/* This host's reservations are handed to the fleet ledger when they
+ * change, and this often anyway (it releases what the host no longer
+ * has, and books what it has unbooked). */
+#define BOOKINGS_SYNC_NS (30 * (int64_t)1000000000)
 
 /* Within a tick's reconcile and sampling, API reads are answered at least
  * this often. */
@@ -417,6 +432,148 @@ static void lifecycle(struct daemon *d, struct inventory *inv, bool discover, bo
  * once; discover (the sources, merged by the registry); plan and
  * reconcile; sample, decide, record; when the decision changed a cap,
  * plan and reconcile again at once so it takes effect in this tick. */
+/* --- the fleet ledger's side -------------------------------------------------- */
+
+static void place_soon(struct daemon *d, bool discover);
+
+static bool kept_said(struct daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_kept_said; i++)
+		if (strcmp(d->kept_said[i], name) == 0)
+			return true;
+	d->kept_said = xrealloc(d->kept_said, (d->n_kept_said + 1) * sizeof(*d->kept_said));
+	d->kept_said[d->n_kept_said++] = xstrdup(name);
+	return false;
+}
+
+/* The fleet's tenants: the local copy made to match (the fleet is the
+ * truth; a local tenant it does not have goes, unless VMs here still
+ * count against it). */
+static void on_fleet_tenants(void *data, const struct tenant *ts, size_t n)
+{
+	struct daemon *d = data;
+	bool changed = false;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_error_ struct error *e = NULL;
+		int rc = api_fleet_tenant_copy(d->store, &ts[i], "fleet", &e);
+		if (rc < 0)
+			log_warn("fleet: tenant %s not copied here: %s", ts[i].name, e->msg);
+		else if (rc > 0) {
+			log_info("fleet: tenant %s copied from the fleet: %u vCPUs, weight %u",
+				 ts[i].name, ts[i].vcpus, ts[i].weight);
+			changed = true;
+		}
+	}
+	_cleanup_free_ struct tenant *local = NULL;
+	size_t nl = 0;
+	_cleanup_error_ struct error *le = NULL;
+	if (store_tenant_list(d->store, &local, &nl, &le) < 0) {
+		log_warn("fleet: cannot list the local tenants: %s", le->msg);
+		nl = 0;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		bool in_fleet = false;
+		for (size_t j = 0; j < n && !in_fleet; j++)
+			in_fleet = strcmp(ts[j].name, local[i].name) == 0;
+		if (in_fleet)
+			continue;
+		if (local[i].vm_count || local[i].vcpus_used) {
+			if (!kept_said(d, local[i].name))
+				log_warn("fleet: tenant %s is not in the fleet, but %u of its VMs are "
+					 "here: kept until they are released", local[i].name,
+					 local[i].vm_count);
+			continue;
+		}
+		_cleanup_error_ struct error *e = NULL;
+		if (store_tenant_delete(d->store, local[i].name, "fleet", &e) < 0)
+			log_warn("fleet: tenant %s, gone from the fleet, stays here: %s",
+				 local[i].name, e->msg);
+		else {
+			log_info("fleet: tenant %s is gone from the fleet: deleted here",
+				 local[i].name);
+			changed = true;
+		}
+	}
+	if (!d->fleet_read) {
+		log_info("fleet: %zu tenants read from etcd", n);
+		d->fleet_read = true;
+	}
+	if (changed)
+		place_soon(d, false);
+}
+
+static void on_fleet_notice(void *data, const char *action, const char *target, json_t *details)
+{
+	struct daemon *d = data;
+	_cleanup_free_ char *det = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS)
+					   : NULL;
+	_cleanup_error_ struct error *e = NULL;
+	if (store_event_add(d->store, "fleet", action, target, det, &e) < 0)
+		log_warn("fleet: cannot record %s of %s: %s", action, target, e->msg);
+}
+
+/* This host's reservations to the fleet ledger when they changed (or
+ * every BOOKINGS_SYNC_NS). Not while an admission waits for the ledger:
+ * its booking is in etcd before its reservation is here. */
+static void sync_bookings(struct daemon *d)
+{
+	if (!ledger_is_fleet(d->ledger) || d->api.ledger_busy)
+		return;
+	uint64_t gen = registry_ledger_gen(d->reg);
+	int64_t now = now_mono_ns();
+	if (gen == d->bookings_gen && now < d->bookings_due_ns)
+		return;
+	struct ledger_booking *b = NULL;
+	size_t n = registry_bookings(d->reg, &b);
+	ledger_sync_bookings(d->ledger, b, n);
+	free(b);
+	d->bookings_gen = gen;
+	d->bookings_due_ns = now + BOOKINGS_SYNC_NS;
+}
+
+static int ledger_start(struct daemon *d, struct error **err)
+{
+	if (!d->opt->fleet) {
+		d->ledger = ledger_local_new();
+		d->api.ledger = d->ledger;
+		return 0;
+	}
+	char **urls = NULL;
+	size_t n = 0;
+	if (fleet_urls_parse(d->opt->fleet, &urls, &n, err) < 0)
+		return -1;
+	char host[256] = "";
+	const char *host_id = d->opt->host_id;
+	if (!host_id) {
+		/* the kernel's name for this host: no NSS lookup */
+		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		char *dot = strchr(host, '.');
+		if (dot)
+			*dot = '\0';
+		host_id = host;
+	}
+	struct fleet_config fc = {
+		.urls = (const char *const *)urls, .n_urls = n,
+		.cacert = d->opt->fleet_cacert, .cert = d->opt->fleet_cert, .key = d->opt->fleet_key,
+		.host_id = host_id, .prefix = "/vcpud/",
+		.timeout_ms = d->policy->fleet_timeout_ms,
+		.lease_ttl_s = d->policy->fleet_lease_ttl_s,
+		.evict_dead_after_s = d->policy->fleet_evict_dead_after_s,
+		.on_tenants = on_fleet_tenants, .on_notice = on_fleet_notice, .data = d,
+	};
+	int rc = fleet_new(&fc, &d->ledger, err);
+	fleet_urls_free(urls);
+	if (rc < 0)
+		return -1;
+	d->api.ledger = d->ledger;
+	registry_set_fleet_quotas(d->reg, true);
+	log_info("fleet: host %s, tenants and quotas in etcd at %s (timeout %u ms); until it is "
+		 "read, the tenants last copied here are enforced", host_id, d->opt->fleet,
+		 d->policy->fleet_timeout_ms);
+	return 0;
+}
+
 static void tick(struct daemon *d)
 {
 	int64_t started = now_mono_ns();
@@ -467,6 +624,7 @@ static void tick(struct daemon *d)
 			reconcile(d, &inv, true);
 	}
 	events_prune(d);
+	sync_bookings(d);
 	health_update(d, started, sql0);
 	api_server_resume(d->server);
 	_cleanup_free_ char *st = xasprintf("%zu VMs, %zu tenants; tick %llu took %.1f ms%s%s",
@@ -682,6 +840,8 @@ static int daemon_start(struct daemon *d, struct error **err)
 		return -1;
 	if (setup_cgroups(d, err) < 0)
 		return -1;
+	if (ledger_start(d, err) < 0)
+		return -1;
 	/* the caps an earlier run set are still in cpu.max: take them over
 	 * before the first tick, which would otherwise lift them */
 	size_t adopted = 0;
@@ -747,7 +907,15 @@ static int daemon_start(struct daemon *d, struct error **err)
 
 static void daemon_teardown(struct daemon *d)
 {
+	/* the fleet's threads first: what still waits for it is answered
+	 * (ECANCELED) while the server can still deliver */
+	ledger_free(d->ledger);
+	d->ledger = NULL;
+	d->api.ledger = NULL;
 	api_server_stop(d->server);
+	for (size_t i = 0; i < d->n_kept_said; i++)
+		free(d->kept_said[i]);
+	free(d->kept_said);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	if (d->timer_fd >= 0)
@@ -818,11 +986,12 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 	notify_watchdog(&d.notify);
 
 	while (!d.stop) {
-		struct pollfd pfd[4] = {
+		struct pollfd pfd[5] = {
 			{ .fd = d.sig_fd, .events = POLLIN },
 			{ .fd = d.timer_fd, .events = POLLIN },
 			{ .fd = api_server_fd(d.server), .events = POLLIN },
 			{ .fd = discovery_fd(d.disc), .events = POLLIN }, /* -1: ignored */
+			{ .fd = ledger_fd(d.ledger), .events = POLLIN },  /* -1: ignored */
 		};
 		int timeout = api_server_timeout_ms(d.server);
 		int wd = notify_timeout_ms(&d.notify);
@@ -834,7 +1003,7 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 			if (timeout < 0 || place_ms < timeout)
 				timeout = place_ms;
 		}
-		int rc = poll(pfd, 4, timeout);
+		int rc = poll(pfd, 5, timeout);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -844,6 +1013,9 @@ int daemon_run(const struct daemon_options *o, int ready_fd)
 		notify_watchdog(&d.notify);
 		if (pfd[0].revents & POLLIN)
 			handle_signal(&d);
+		/* the fleet ledger's answers: admissions, tenants, notices */
+		if (pfd[4].revents & POLLIN)
+			ledger_dispatch(d.ledger);
 		/* a domain started or stopped: discover and place it now */
 		if ((pfd[3].revents & POLLIN) && discovery_dispatch(d.disc))
 			place_soon(&d, true);

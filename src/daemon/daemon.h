@@ -35,6 +35,9 @@ struct daemon_options {
 	const char *listen;        /* --listen ADDR:PORT, NULL: none */
 	const char *tls_cert, *tls_key, *token_file;
 	bool insecure_http;
+	const char *fleet;         /* --fleet URL[,URL...], NULL: the local ledger */
+	const char *host_id;       /* NULL: the hostname */
+	const char *fleet_cacert, *fleet_cert, *fleet_key;
 	const char *log_file;      /* NULL: stderr */
 	enum log_level log_level;
 	enum daemon_sampler sampler;

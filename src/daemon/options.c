@@ -15,7 +15,8 @@
 enum { OPT_DB = 0x100, OPT_SOCKET, OPT_POLICY, OPT_CGROUP_ROOT, OPT_HOST_ROOT,
        OPT_SOCKET_GROUP, OPT_LOG_LEVEL, OPT_LOG_FILE, OPT_DRY_RUN, OPT_LIBVIRT_URI,
        OPT_NO_LIBVIRT, OPT_SAMPLER, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TOKEN_FILE,
-       OPT_INSECURE_HTTP };
+       OPT_INSECURE_HTTP, OPT_FLEET, OPT_HOST_ID, OPT_FLEET_CACERT, OPT_FLEET_CERT,
+       OPT_FLEET_KEY };
 
 static const struct option long_opts[] = {
 	{ "db", required_argument, NULL, OPT_DB },
@@ -35,6 +36,11 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "insecure-http", no_argument, NULL, OPT_INSECURE_HTTP },
+	{ "fleet", required_argument, NULL, OPT_FLEET },
+	{ "host-id", required_argument, NULL, OPT_HOST_ID },
+	{ "fleet-cacert", required_argument, NULL, OPT_FLEET_CACERT },
+	{ "fleet-cert", required_argument, NULL, OPT_FLEET_CERT },
+	{ "fleet-key", required_argument, NULL, OPT_FLEET_KEY },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -68,6 +74,14 @@ void daemon_usage(FILE *f)
 		"  --token-file FILE     tokens of --listen: NAME ROLE SHA256HEX per line,\n"
 		"                        ROLE read (GET only) or admin\n"
 		"  --insecure-http       --listen without TLS: loopback addresses only\n"
+		"  --fleet URL[,URL...]  keep tenants and their quotas in this etcd\n"
+		"                        cluster (its client URLs, http:// or https://),\n"
+		"                        shared by every vcpud of the fleet\n"
+		"  --host-id NAME        this host's name in the fleet (default: the\n"
+		"                        hostname)\n"
+		"  --fleet-cacert FILE   PEM CA that signed etcd's certificates (https)\n"
+		"  --fleet-cert FILE     PEM client certificate for etcd, and its\n"
+		"  --fleet-key FILE      PEM private key\n"
 		"  --dry-run             log every intended cgroup write, change nothing\n"
 		"  --sampler KIND        how vCPU threads are read each tick: bpf (one\n"
 		"                        BPF task iterator walk for all VMs; needs root,\n"
@@ -109,6 +123,11 @@ static const char **string_option(struct daemon_options *o, int c)
 	case OPT_TLS_CERT: return &o->tls_cert;
 	case OPT_TLS_KEY: return &o->tls_key;
 	case OPT_TOKEN_FILE: return &o->token_file;
+	case OPT_FLEET: return &o->fleet;
+	case OPT_HOST_ID: return &o->host_id;
+	case OPT_FLEET_CACERT: return &o->fleet_cacert;
+	case OPT_FLEET_CERT: return &o->fleet_cert;
+	case OPT_FLEET_KEY: return &o->fleet_key;
 	default: return NULL;
 	}
 }
@@ -180,6 +199,12 @@ int daemon_options_parse(int argc, char **argv, struct daemon_options *out,
 	if (o.listen && !o.insecure_http && (!o.tls_cert || !o.tls_key))
 		return error_set(err, EINVAL, "--listen needs --tls-cert and --tls-key (or "
 				 "--insecure-http on a loopback address, for tests)");
+	if (!o.fleet && (o.host_id || o.fleet_cacert || o.fleet_cert || o.fleet_key))
+		return error_set(err, EINVAL, "--%s is an option of --fleet, which is not given",
+				 o.host_id ? "host-id" : o.fleet_cacert ? "fleet-cacert" :
+				 o.fleet_cert ? "fleet-cert" : "fleet-key");
+	if (!o.fleet_cert != !o.fleet_key)
+		return error_set(err, EINVAL, "--fleet-cert and --fleet-key go together");
 	if (o.listen && !o.token_file)
 		return error_set(err, EINVAL, "--listen needs --token-file: every request over "
 				 "TCP is authenticated");

@@ -131,6 +131,9 @@ static const struct policy_key policy_keys[] = {
 	K_BOOL("discovery.tenant_from_name", discovery_tenant_from_name, false),
 	K_U32("events.retention_days", events_retention_days, 1, 3650, 30),
 	K_U32("events.max_rows", events_max_rows, 1000, 100000000, 1000000),
+	K_U32("fleet.timeout_ms", fleet_timeout_ms, 100, 60000, 2000),
+	K_U32("fleet.lease_ttl_s", fleet_lease_ttl_s, 2, 600, 10),
+	K_U32("fleet.evict_dead_after_s", fleet_evict_dead_after_s, 0, 31536000, 0),
 };
 #define NKEYS ARRAY_SIZE(policy_keys)
 

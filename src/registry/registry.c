@@ -21,6 +21,7 @@
 #include "vcpud/cgroup.h"
 #include "vcpud/discover.h"
 #include "vcpud/procfs.h"
+#include "vcpud/ledger.h"
 #include "vcpud/log.h"
 #include "vcpud/registry.h"
 #include "vcpud/util.h"
@@ -49,7 +50,7 @@ struct ledger_tenant {
  * store write succeeded, by the function that made it. Decision and write happen in one call on
  * the daemon's one thread (the API server runs in its loop), so nothing
  * changes the reservations between the check and the write. */
-struct ledger {
+struct res_ledger {
 	bool loaded;
 	struct admit_reservation **res; /* owned, sorted by VM name */
 	size_t n_res, cap_res;
@@ -71,7 +72,7 @@ struct registry {
 	/* messages already logged (warnings that would repeat every tick) */
 	char **said;
 	size_t n_said;
-	struct ledger ledger;
+	struct res_ledger ledger;
 	/* registered VMs whose vCPU threads were read from /proc: the task
 	 * directory is read again only when the process's thread count
 	 * changes or the entry falls due (THREADS_RECHECK_PASSES) */
@@ -92,6 +93,7 @@ struct registry {
 	bool ledger_checked;
 	uint64_t ledger_checked_gen;
 	struct store_mark ledger_checked_mark;
+	bool fleet_quotas;         /* tenants' quotas are the fleet ledger's */
 	struct pollfd *pfds;       /* one pass's poll of the pidfds */
 	size_t pfds_cap;
 	bool thread_news;          /* registry_thread_news() brings thread counts */
@@ -287,10 +289,10 @@ int registry_ledger_load(struct registry *r, struct admit_reservation **out, siz
 	return 0;
 }
 
-/* --- the ledger in memory (struct ledger) -------------------------------------- */
+/* --- the ledger in memory (struct res_ledger) -------------------------------------- */
 
 /* Index of `vm` in the sorted reservations (*found), or where it goes. */
-static size_t ledger_pos(const struct ledger *l, const char *vm, bool *found)
+static size_t ledger_pos(const struct res_ledger *l, const char *vm, bool *found)
 {
 	size_t lo = 0, hi = l->n_res;
 	while (lo < hi) {
@@ -317,7 +319,7 @@ static const struct admit_reservation *ledger_find(const struct registry *r, con
 }
 
 /* The tenant's entry, made when missing. */
-static struct ledger_tenant *ledger_tenant(struct ledger *l, const char *name)
+static struct ledger_tenant *ledger_tenant(struct res_ledger *l, const char *name)
 {
 	size_t lo = 0, hi = l->n_tenants;
 	while (lo < hi) {
@@ -342,7 +344,7 @@ static struct ledger_tenant *ledger_tenant(struct ledger *l, const char *name)
 /* Count a reservation in (+1) or out (-1) of its tenant's and the host's use. */
 static void ledger_account(struct registry *r, const struct admit_reservation *res, int delta)
 {
-	struct ledger *l = &r->ledger;
+	struct res_ledger *l = &r->ledger;
 	struct ledger_tenant *t = ledger_tenant(l, res->tenant);
 	int64_t mem = res->memory_set ? res->memory_bytes : 0;
 	if (delta > 0) {
@@ -360,7 +362,7 @@ static void ledger_account(struct registry *r, const struct admit_reservation *r
 
 static void ledger_reset(struct registry *r)
 {
-	struct ledger *l = &r->ledger;
+	struct res_ledger *l = &r->ledger;
 	r->ledger_gen++;
 	for (size_t i = 0; i < l->n_res; i++)
 		free(l->res[i]);
@@ -374,7 +376,7 @@ static void ledger_reset(struct registry *r)
  * same VM. Nothing while the ledger is not loaded (it will be read whole). */
 static void ledger_put(struct registry *r, const struct admit_reservation *res)
 {
-	struct ledger *l = &r->ledger;
+	struct res_ledger *l = &r->ledger;
 	if (!l->loaded)
 		return;
 	r->ledger_gen++;
@@ -411,7 +413,7 @@ static void ledger_put_row(struct registry *r, const struct store_reservation *r
 /* A reservation just deleted from the store. */
 static void ledger_drop(struct registry *r, const char *vm)
 {
-	struct ledger *l = &r->ledger;
+	struct res_ledger *l = &r->ledger;
 	bool found;
 	size_t i = ledger_pos(l, vm, &found);
 	if (!found)
@@ -427,7 +429,7 @@ static void ledger_drop(struct registry *r, const char *vm)
 static void ledger_rebuild(struct registry *r, const struct admit_reservation *res, size_t n)
 {
 	ledger_reset(r);
-	struct ledger *l = &r->ledger;
+	struct res_ledger *l = &r->ledger;
 	if (r->topo)
 		admit_ledger_init(&l->use, r->topo);
 	l->loaded = true;
@@ -468,10 +470,10 @@ int registry_ledger_check(struct registry *r, struct error **err)
 	if (!r->ledger.loaded)
 		return 0; /* read whole when first needed: nothing to differ */
 	/* a fresh ledger of what the store holds, swapped in for the compare */
-	struct ledger mine = r->ledger;
+	struct res_ledger mine = r->ledger;
 	memset(&r->ledger, 0, sizeof(r->ledger));
 	ledger_rebuild(r, res, n);
-	struct ledger fresh = r->ledger;
+	struct res_ledger fresh = r->ledger;
 	r->ledger = mine;
 	_cleanup_free_ char *why = NULL;
 	if (fresh.n_res != mine.n_res)
@@ -494,7 +496,7 @@ int registry_ledger_check(struct registry *r, struct error **err)
 					r->ledger.tenants[i].name);
 	if (!why && fresh.use.topo && !admit_ledger_equal(&fresh.use, &r->ledger.use))
 		why = xstrdup("the host's use (nodes, pCPUs) differs");
-	struct ledger keep = r->ledger;
+	struct res_ledger keep = r->ledger;
 	r->ledger = fresh;
 	ledger_reset(r);
 	r->ledger = keep;
@@ -519,6 +521,12 @@ static int decide(struct registry *r, const struct tenant *t, const struct admit
 		return -1;
 	struct admit_tenant at = { .vcpus_quota = t->vcpus, .memory_set = t->memory_set,
 				   .memory_quota_bytes = t->memory_bytes };
+	if (r->fleet_quotas) {
+		/* booked in the fleet's ledger before (or, for a VM found
+		 * running, after) this host's own checks */
+		at.vcpus_quota = UINT32_MAX;
+		at.memory_set = false;
+	}
 	strcpy(at.name, t->name);
 	struct ledger_tenant *lt = ledger_tenant(&r->ledger, t->name);
 	at.vcpus_used = lt->vcpus > UINT32_MAX ? UINT32_MAX : (uint32_t)lt->vcpus;
@@ -526,6 +534,47 @@ static int decide(struct registry *r, const struct tenant *t, const struct admit
 	struct admit_host host = registry_host(r, NULL, 0);
 	return admit_vm_ledger(&host, &r->ledger.use, req->vm ? ledger_find(r, req->vm) : NULL,
 			       &at, req, out, err);
+}
+
+void registry_set_fleet_quotas(struct registry *r, bool on)
+{
+	r->fleet_quotas = on;
+}
+
+bool registry_reservation_of(struct registry *r, const char *vm, char tenant[NAME_MAX_LEN + 1])
+{
+	_cleanup_error_ struct error *e = NULL;
+	if (ledger_ensure(r, &e) < 0)
+		return false;
+	const struct admit_reservation *own = ledger_find(r, vm);
+	if (own && tenant)
+		snprintf(tenant, NAME_MAX_LEN + 1, "%s", own->tenant);
+	return own != NULL;
+}
+
+size_t registry_bookings(struct registry *r, struct ledger_booking **out)
+{
+	*out = NULL;
+	_cleanup_error_ struct error *e = NULL;
+	if (ledger_ensure(r, &e) < 0)
+		return 0;
+	struct res_ledger *l = &r->ledger;
+	struct ledger_booking *v = xcalloc(l->n_res ? l->n_res : 1, sizeof(*v));
+	for (size_t i = 0; i < l->n_res; i++) {
+		const struct admit_reservation *a = l->res[i];
+		snprintf(v[i].tenant, sizeof(v[i].tenant), "%s", a->tenant);
+		snprintf(v[i].vm, sizeof(v[i].vm), "%s", a->vm);
+		v[i].vcpus = a->vcpus;
+		v[i].memory_set = a->memory_set;
+		v[i].memory_bytes = a->memory_bytes;
+	}
+	*out = v;
+	return l->n_res;
+}
+
+uint64_t registry_ledger_gen(const struct registry *r)
+{
+	return r->ledger_gen;
 }
 
 int registry_admit(struct registry *r, const struct admit_request *req, bool dry_run,

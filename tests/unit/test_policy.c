@@ -191,6 +191,9 @@ static void test_valid_full(void **state)
 	assert_true(p->discovery_tenant_from_name);
 	assert_int_equal(p->events_retention_days, 3650);
 	assert_int_equal(p->events_max_rows, 1000);
+	assert_int_equal(p->fleet_timeout_ms, 100);
+	assert_int_equal(p->fleet_lease_ttl_s, 600);
+	assert_int_equal(p->fleet_evict_dead_after_s, 3600);
 
 	/* and no key is at its default */
 	struct policy d;
@@ -312,7 +315,8 @@ static const struct broken {
 	  "breach_s, clear_s, metric)" },
 	{ "unknown_top_key.yaml", 4, 1, EINVAL,
 	  "unknown key 'throtle' at the top level (known keys: version, host, "
-	  "overcommit, admission, sampling, steal, throttle, classes, discovery, events)" },
+	  "overcommit, admission, sampling, steal, throttle, classes, discovery, events, "
+	  "fleet)" },
 	{ "dotted_key.yaml", 2, 1, EINVAL, "unknown key 'steal.high_pct' at the top level" },
 	{ "wrong_type_mapping.yaml", 4, 5, EINVAL,
 	  "overcommit.cpu_ratio must be a number, got a mapping" },
@@ -763,6 +767,25 @@ static void test_events_keys(void **state)
 		"events must be a mapping (with keys retention_days, max_rows), got a list");
 }
 
+/* fleet.*: vcpud --fleet's etcd timeouts, lease and eviction */
+static void test_fleet_keys(void **state)
+{
+	(void)state;
+	struct policy *p = buf_ok("version: 1\nfleet: {timeout_ms: 500, evict_dead_after_s: 60}\n");
+	assert_int_equal(p->fleet_timeout_ms, 500);
+	assert_int_equal(p->fleet_lease_ttl_s, 10); /* default kept */
+	assert_int_equal(p->fleet_evict_dead_after_s, 60);
+	round_trip(p);
+	policy_free(p);
+	buf_bad("version: 1\nfleet: {timeout_ms: 99}\n", ERANGE, "t.yaml:2:21: ",
+		"fleet.timeout_ms must be between 100 and 60000, got 99");
+	buf_bad("version: 1\nfleet: {lease_ttl_s: 1}\n", ERANGE, "t.yaml:2:22: ",
+		"fleet.lease_ttl_s must be between 2 and 600, got 1");
+	buf_bad("version: 1\nfleet: {urls: x}\n", EINVAL, "t.yaml:2:9: ",
+		"unknown key 'urls' in fleet (known keys: timeout_ms, lease_ttl_s, "
+		"evict_dead_after_s)");
+}
+
 static void test_cpulists(void **state)
 {
 	(void)state;
@@ -1050,7 +1073,11 @@ static void test_to_yaml_defaults(void **state)
 			    "  tenant_from_name: false\n"
 			    "events:\n"
 			    "  retention_days: 30\n"
-			    "  max_rows: 1000000\n");
+			    "  max_rows: 1000000\n"
+			    "fleet:\n"
+			    "  timeout_ms: 2000\n"
+			    "  lease_ttl_s: 10\n"
+			    "  evict_dead_after_s: 0\n");
 	round_trip(&d);
 	policy_clear(&d);
 }
@@ -1129,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(test_every_fixture_is_checked),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_booleans),
+		cmocka_unit_test(test_fleet_keys),
 		cmocka_unit_test(test_cpulists),
 		cmocka_unit_test(test_throttle_keys),
 		cmocka_unit_test(test_discovery_keys),
