@@ -8,10 +8,13 @@
 #   "NAME: WARN: TEXT" line: it passed, but something happened on the way
 #   that its reader should know (the kernel tier's guest froze and a
 #   scenario ran again in a fresh boot).
-# Usage: tests/run.sh BUILD_DIR [unit|e2e|kernel|libvirt]...   (default: all four)
+# Usage: tests/run.sh BUILD_DIR [unit|e2e|fleet|kernel|libvirt]...   (default: all five)
 #
 # unit    - every build/tests/test_* cmocka binary (no root, seconds)
 # e2e     - every tests/e2e/*.sh: the real vcpud and vcpuctl on temp files
+# fleet   - tests/fleet/run.sh: a real 3-member etcd cluster on loopback and
+#           three vcpud hosts sharing tenant quotas through it (--fleet;
+#           about a minute; SKIPs without the etcd binary)
 # kernel  - tests/kernel/run.sh: scenarios in a QEMU-booted Debian kernel
 # libvirt - tests/libvirt/run.sh: the libvirt backend and vcpud (--dry-run)
 #           against a private libvirtd and real KVM domains (root, about a
@@ -23,7 +26,7 @@
 set -u
 build=${1:?usage: run.sh BUILD_DIR [tier...]}
 shift
-tiers=${*:-unit e2e kernel libvirt}
+tiers=${*:-unit e2e fleet kernel libvirt}
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$build" && pwd)
 export VCPUD_BUILD="$build" VCPUD_SRC="$(dirname "$here")"
@@ -100,6 +103,12 @@ for tier in $tiers; do
 			run_suite "kernel" sh "$here/kernel/run.sh"
 		else
 			run_suite "kernel" echo "kernel: SKIP: no $here/kernel/run.sh"
+		fi ;;
+	fleet)
+		if [ -f "$here/fleet/run.sh" ]; then
+			run_suite "fleet" sh "$here/fleet/run.sh" "$build"
+		else
+			run_suite "fleet" echo "fleet: SKIP: no $here/fleet/run.sh"
 		fi ;;
 	libvirt)
 		if [ -f "$here/libvirt/run.sh" ]; then

@@ -1,0 +1,287 @@
+#!/bin/sh
+# run.sh - the fleet tier: a real 3-member etcd cluster on loopback ports
+# (tests/fleet/etcd.sh) and three vcpud hosts on this machine (each its own
+# database, socket, fixture topology and cgroup root, --dry-run, --fleet
+# pointing at the cluster), driven with vcpuctl as operators would:
+#   - a tenant created on host a is enforced on host c within 1 s;
+#   - 150 concurrent 1-vCPU admissions spread over the hosts for a fleet
+#     quota of 64: exactly 64 admitted; `fleet hosts` and every host's
+#     `tenant show` agree; a quota lowered below use refuses new admissions
+#     everywhere and changes nothing running;
+#   - one etcd member down: admissions work; two down (no quorum): refused
+#     within fleet.timeout_ms + 500 ms naming the cause, the ticks keep
+#     their pace; members back: admissions work, with no vcpud restart, and
+#     a VM released meanwhile has its booking released;
+#   - kill -9 of a host: dead after its lease's TTL, its bookings still
+#     count until `fleet evict` frees them (audited);
+#   - a host restarted with etcd down enforces the tenants it copied and
+#     says that etcd is out of reach.
+# Prints "fleet: N passed, N failed" (or "fleet: SKIP: why"). Usage:
+#   tests/fleet/run.sh BUILD_DIR
+set -u
+BUILD=$(cd "${1:-build}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+VCPUD=$BUILD/vcpud
+VCPUCTL=$BUILD/vcpuctl
+if ! command -v etcd >/dev/null 2>&1; then
+	echo "fleet: SKIP: no etcd binary (make deps: deploy/install-deps.sh unpacks Debian's)"
+	exit 0
+fi
+. "$SRC/tests/fleet/etcd.sh"
+
+TMP=$(mktemp -d /tmp/vcpud-fleet.XXXXXX)
+chmod 755 "$TMP"
+PASS=0
+FAIL=0
+T0=$(date +%s)
+ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+note() { echo "# $*"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+HOSTS="a b c"
+stop_host() { # H [SIGNAL]
+	[ -f "$TMP/$1/pid" ] || return 0
+	kill "-${2:-TERM}" "$(cat "$TMP/$1/pid")" 2>/dev/null
+	_i=0
+	while kill -0 "$(cat "$TMP/$1/pid")" 2>/dev/null && [ $_i -lt 100 ]; do
+		sleep 0.05; _i=$((_i + 1))
+	done
+	rm -f "$TMP/$1/pid"
+}
+cleanup() {
+	for h in $HOSTS; do stop_host "$h"; done
+	etcd_cluster_stop >/dev/null 2>&1
+}
+trap 'cleanup; rm -rf "$TMP"' INT TERM
+
+# the hosts: a 64-CPU fixture topology each (admission has room for all
+# 150), no /proc discovery, a 3 s lease (a dead host shows in seconds)
+mkdir -p "$TMP/host"
+ln -s "$SRC/tests/fixtures/topology/64c-nosmt/sys" "$TMP/host/sys"
+ln -s /proc "$TMP/host/proc"
+sed -e 's/^  proc: true/  proc: false/' -e 's/^  lease_ttl_s: 10/  lease_ttl_s: 3/' \
+	"$SRC/policies/default.yaml" > "$TMP/policy.yaml"
+ctl() { h=$1; shift; "$VCPUCTL" -s "$TMP/$h/sock" "$@"; }
+start_host() { # H
+	mkdir -p "$TMP/$1/cg"
+	"$VCPUD" --foreground --db "$TMP/$1/vcpud.db" --socket "$TMP/$1/sock" \
+		--policy "$TMP/policy.yaml" --cgroup-root "$TMP/$1/cg" --host-root "$TMP/host" \
+		--dry-run --no-libvirt --log-level debug --fleet "$FLEET_URLS" \
+		--host-id "fleet-$1" >>"$TMP/$1/log" 2>&1 &
+	echo $! > "$TMP/$1/pid"
+	_i=0
+	while [ $_i -lt 100 ]; do
+		[ -S "$TMP/$1/sock" ] && ctl "$1" status >/dev/null 2>&1 && return 0
+		kill -0 "$(cat "$TMP/$1/pid")" 2>/dev/null || break
+		sleep 0.05; _i=$((_i + 1))
+	done
+	echo "host $1 did not start:"; tail -20 "$TMP/$1/log"
+	return 1
+}
+# field JSON KEY...: a value of `vcpuctl --json` output
+jget() { python3 -c 'import json,sys
+d=json.load(sys.stdin)
+for k in sys.argv[1:]:
+    d=d[int(k)] if isinstance(d,list) else d.get(k)
+print(d)' "$@"; }
+# the fleet's vCPUs booked by host H, as host Q sees them
+booked() { ctl "$2" --json fleet hosts | python3 -c 'import json,sys
+h=[x for x in json.load(sys.stdin)["hosts"] if x["host"]==sys.argv[1]]
+print(h[0]["vcpus"] if h else 0)' "fleet-$1"; }
+fleet_used() { ctl "$1" --json tenant show "$2" | jget fleet vcpus_used; }
+finish() {
+	for h in $HOSTS; do
+		if [ "$FAIL" -ne 0 ] && [ -f "$TMP/$h/log" ]; then
+			echo "--- host $h's log (tail, without the API's GETs)"
+			grep -v ' GET /v1/[^ ]* -> 200' "$TMP/$h/log" | tail -15
+		fi
+	done
+	cleanup
+	left=$(pgrep -f "$TMP" | wc -l)
+	[ "$left" -eq 0 ] && ok "cleanup: no etcd member or vcpud of ours left" ||
+		bad "cleanup: $left processes of $TMP left: $(pgrep -af "$TMP")"
+	rm -rf "$TMP"
+	echo "# $(($(date +%s) - T0)) s in all"
+	echo "fleet: $PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+	exit $?
+}
+
+mkdir -p "$TMP/etcd"
+if ! etcd_cluster_start "$TMP/etcd" 3; then
+	bad "a 3-member etcd cluster on loopback"
+	finish
+fi
+FLEET_URLS=$ETCD_URLS  # etcd_cluster_stop clears ETCD_URLS; a host started later needs them
+ok "3 etcd members: $FLEET_URLS"
+for h in $HOSTS; do
+	start_host "$h" || { bad "host $h"; finish; }
+done
+ok "3 vcpud hosts with --fleet"
+
+# --- a tenant created on a is enforced on c within 1 s ------------------------------
+t=$(now_ms)
+ctl a tenant create web --vcpus 64 >/dev/null || bad "tenant create on a"
+seen=
+while [ $(($(now_ms) - t)) -lt 3000 ]; do
+	ctl c tenant show web >/dev/null 2>&1 && { seen=$(($(now_ms) - t)); break; }
+	sleep 0.02
+done
+[ -n "$seen" ] && [ "$seen" -le 1000 ] && ok "tenant web created on a is on c after $seen ms" ||
+	bad "tenant web on c after ${seen:-more than 3000} ms"
+ctl b tenant create web --vcpus 8 >/dev/null 2>&1 &&
+	bad "tenant web created twice" || ok "creating web again on b: refused (it exists in the fleet)"
+
+# --- 150 concurrent admissions for a quota of 64 -------------------------------------
+note "150 concurrent 1-vCPU admissions over 3 hosts, fleet quota 64"
+t=$(now_ms)
+i=0
+adm=""
+while [ $i -lt 150 ]; do
+	i=$((i + 1))
+	case $((i % 3)) in 0) h=a ;; 1) h=b ;; *) h=c ;; esac
+	( ctl "$h" vm admit "q$i" --tenant web --vcpus 1 >"$TMP/adm.$i" 2>&1; echo $? > "$TMP/rc.$i" ) &
+	adm="$adm $!"
+done
+# these, not the hosts and etcd members also started in the background
+for p in $adm; do wait "$p"; done
+took=$(($(now_ms) - t))
+admitted=$(cat "$TMP"/rc.* | grep -c '^0$')
+quota_refused=$(grep -l 'do not fit' "$TMP"/adm.* | wc -l)
+other=$((150 - admitted - quota_refused))
+note "150 admissions in $took ms ($((150000 / (took > 0 ? took : 1))) a second): $admitted admitted, $quota_refused over the quota, $other else"
+[ "$admitted" -eq 64 ] && ok "exactly 64 admitted" || bad "$admitted admitted, not 64"
+[ "$other" -eq 0 ] && ok "the 86 others refused by the fleet quota, none for another reason" ||
+	bad "$other admissions failed otherwise: $(grep -hv 'do not fit\|admitted' "$TMP"/adm.* | sort | uniq -c | head -5)"
+sum=0
+for h in $HOSTS; do
+	b=$(booked "$h" a)
+	res=$(ctl "$h" --json host | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["reservations"]))')
+	note "host $h: $b vCPUs booked in the fleet, $res reservations here"
+	[ "$b" = "$res" ] || bad "host $h: $b booked in the fleet, $res reservations here"
+	sum=$((sum + b))
+done
+[ "$sum" -eq 64 ] && ok "fleet hosts: 64 vCPUs booked in all (each host's bookings = its reservations)" ||
+	bad "fleet hosts: $sum vCPUs booked"
+for h in $HOSTS; do
+	u=$(fleet_used "$h" web)
+	[ "$u" = 64 ] && ok "host $h's tenant show: fleet used 64" || bad "host $h's tenant show: fleet used $u"
+done
+
+# --- a quota lowered below use ----------------------------------------------------
+ctl b tenant set web --vcpus 32 >/dev/null || bad "lower web's quota on b"
+sleep 0.3
+for h in $HOSTS; do
+	OUT=$(ctl "$h" vm admit "low-$h" --tenant web --vcpus 1 2>&1) &&
+		bad "host $h admitted over a lowered quota" ||
+		case $OUT in *"do not fit"*) ok "host $h refuses with the quota at 32 and 64 used: $OUT" ;;
+		*) bad "host $h: $OUT" ;; esac
+done
+[ "$(fleet_used a web)" = 64 ] && ok "the 64 admitted stay (nothing running changes)" ||
+	bad "fleet use $(fleet_used a web) after the quota was lowered"
+ctl c tenant set web --vcpus 200 >/dev/null || bad "raise web's quota"
+sleep 0.3
+
+# --- etcd members lost, and back ----------------------------------------------------
+etcd_member_kill 3 || bad "kill member 3"
+okn=0
+for h in $HOSTS; do
+	ctl "$h" vm admit "one-$h" --tenant web --vcpus 1 >/dev/null 2>&1 && okn=$((okn + 1))
+done
+[ "$okn" -eq 3 ] && ok "one member of 3 down: admissions on each host work" ||
+	bad "one member down: $okn of 3 admissions worked"
+ticks() { ctl "$1" --json status | jget ticks; }
+etcd_member_kill 2 || bad "kill member 2"
+note "two members of 3 down: no quorum"
+t0=$(now_ms)
+k0a=$(ticks a) k0b=$(ticks b) k0c=$(ticks c)
+worst=0
+n=0
+while [ $n -lt 4 ]; do
+	n=$((n + 1))
+	for h in $HOSTS; do
+		t=$(now_ms)
+		OUT=$(ctl "$h" vm admit "nq-$h-$n" --tenant web --vcpus 1 2>&1) && bad "admitted without quorum on $h"
+		d=$(($(now_ms) - t))
+		[ $d -gt $worst ] && worst=$d
+		case $OUT in *"no quorum"*|*unreachable*) ;; *) bad "host $h without quorum: $OUT" ;; esac
+	done
+done
+note "last refusal: $OUT"
+[ $worst -le 2500 ] && ok "12 admissions without quorum refused, the slowest in $worst ms (fleet.timeout_ms 2000 + 500)" ||
+	bad "an admission without quorum took $worst ms"
+# a VM released while etcd cannot commit: its booking goes when etcd is back
+ctl b vm release one-b >/dev/null && ok "one-b released on b without quorum (its booking waits)" ||
+	bad "release one-b without quorum"
+el=$(($(now_ms) - t0))
+for h in $HOSTS; do
+	eval "k0=\$k0$h"
+	k1=$(ticks "$h")
+	# 1 s ticks: the ticks made in the window against its length
+	pace=$(awk -v k=$((k1 - k0)) -v ms="$el" 'BEGIN { printf "%.2f", k / (ms / 1000) }')
+	awk -v p="$pace" 'BEGIN { exit !(p >= 0.8 && p <= 1.2) }' &&
+		ok "host $h ticked $((k1 - k0)) times in $el ms without quorum ($pace a second, policy 1)" ||
+		bad "host $h: $((k1 - k0)) ticks in $el ms ($pace a second)"
+done
+pids="$(cat "$TMP/a/pid") $(cat "$TMP/b/pid") $(cat "$TMP/c/pid")"
+etcd_member_start 2 || bad "member 2 back"
+etcd_member_start 3 || bad "member 3 back"
+t=$(now_ms)
+back=
+while [ $(($(now_ms) - t)) -lt 20000 ]; do
+	ctl a vm admit back-a --tenant web --vcpus 1 >/dev/null 2>&1 && { back=$(($(now_ms) - t)); break; }
+	sleep 0.2
+done
+[ -n "$back" ] && ok "members back: admissions work again ${back} ms later" ||
+	bad "no admission within 20 s of the members' return"
+[ "$pids" = "$(cat "$TMP/a/pid") $(cat "$TMP/b/pid") $(cat "$TMP/c/pid")" ] &&
+	kill -0 $pids 2>/dev/null && ok "no vcpud was restarted" || bad "a vcpud is gone"
+t=$(now_ms)
+want=$(($(ctl b --json host | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["reservations"]))')))
+rel=
+while [ $(($(now_ms) - t)) -lt 10000 ]; do
+	[ "$(booked b a)" = "$want" ] && { rel=$(($(now_ms) - t)); break; }
+	sleep 0.2
+done
+[ -n "$rel" ] && ok "one-b's booking released by b's reconciliation ${rel} ms after etcd came back (b books $want)" ||
+	bad "host b books $(booked b a) in the fleet, has $want reservations"
+
+# --- a host killed ---------------------------------------------------------------
+cb=$(booked c a)
+used=$(fleet_used a web)
+stop_host c KILL
+t=$(now_ms)
+dead=
+while [ $(($(now_ms) - t)) -lt 10000 ]; do
+	ctl a --json fleet hosts | python3 -c 'import json,sys
+h=[x for x in json.load(sys.stdin)["hosts"] if x["host"]=="fleet-c"]
+sys.exit(0 if h and not h[0]["live"] else 1)' && { dead=$(($(now_ms) - t)); break; }
+	sleep 0.2
+done
+[ -n "$dead" ] && ok "kill -9 of host c: dead in fleet hosts after $dead ms (lease TTL 3 s)" ||
+	bad "host c not dead after 10 s"
+[ "$(fleet_used a web)" = "$used" ] && [ "$(booked c a)" = "$cb" ] &&
+	ok "host c's $cb vCPUs still count in web's use ($used)" || bad "c's bookings: $(booked c a), use $(fleet_used a web)"
+OUT=$(ctl a fleet evict fleet-b 2>&1) && bad "a live host evicted" ||
+	case $OUT in *"is live"*) ok "a live host is not evicted: $OUT" ;; *) bad "evict b: $OUT" ;; esac
+OUT=$(ctl a fleet evict fleet-c 2>&1) && ok "$OUT" || bad "evict c: $OUT"
+sleep 0.3
+[ "$(fleet_used b web)" = "$((used - cb))" ] && ok "web's use down by $cb to $((used - cb)), seen on b" ||
+	bad "web's use on b: $(fleet_used b web), want $((used - cb))"
+ctl a events | grep -q 'fleet.evict.*fleet-c' && ok "the eviction is audited (fleet.evict)" ||
+	bad "no fleet.evict event"
+
+# --- a host restarted while etcd is out of reach -------------------------------------
+etcd_cluster_stop >/dev/null 2>&1
+stop_host b
+start_host b && ok "host b starts with etcd out of reach" || bad "host b did not start without etcd"
+OUT=$(ctl b tenant show web 2>&1)
+case $OUT in *"vcpus:       200"*) ok "b enforces the last known quota of web (200)" ;; *) bad "b: $OUT" ;; esac
+sleep 1.5
+st=$(ctl b --json status | jget ledger state)
+[ "$st" = unreachable ] && ok "b says etcd is unreachable" || bad "b's ledger state: $st"
+OUT=$(ctl b vm admit late --tenant web --vcpus 1 2>&1) && bad "admitted with etcd gone" ||
+	ok "admissions fail closed without etcd: $OUT"
+
+finish
