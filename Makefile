@@ -5,6 +5,7 @@
 #                         run every test tier (unit, end-to-end, real kernel)
 #   make demo             the main job: noisy-neighbour throttling live in a
 #                         real kernel (QEMU sandbox), ends by itself
+#   make demo-fleet       three hosts sharing one tenant's quota through etcd
 #   make run              vcpud in the foreground on ./run/ (no cgroups)
 #   make bench-scale      vcpud's costs with 100, 500, 1000 idle fake VMs
 #                         (SCALE_N="100 500" SCALE_VCPUS=8; long)
@@ -73,7 +74,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard tests/bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all man check deps run demo install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests fuzz fuzz-bins
+.PHONY: all man check deps run demo demo-fleet install uninstall clean unit e2e kernel bench bench-scale bench-scale-kernel tests fuzz fuzz-bins
 all: $(BUILD)/vcpud $(BUILD)/vcpuctl $(FIXTURE_BINS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE= on and off).
@@ -181,6 +182,11 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory tests
 	@sh tests/run.sh $(BUILD)
+
+# Three vcpud hosts sharing one tenant's quota through a real etcd cluster
+# (loopback, dry-run): about 15 s, ends by itself.
+demo-fleet: deps all
+	@sh tests/fleet/demo.sh $(BUILD)
 
 unit: tests
 	@sh tests/run.sh $(BUILD) unit

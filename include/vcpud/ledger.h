@@ -64,9 +64,10 @@ struct ledger_ops {
 	 * booking the same VM with the same figures again is a success) */
 	void (*book)(struct ledger *l, const struct ledger_booking *b, ledger_done_fn done,
 		     void *data);
-	/* give a VM's booking back (nothing to wait for: what fails is
-	 * released by the next ledger_sync_bookings()) */
-	void (*unbook)(struct ledger *l, const char *tenant, const char *vm);
+	/* give a VM's booking back; done (may be NULL: nothing waits) when it
+	 * is (what fails is released by the next ledger_sync_bookings()) */
+	void (*unbook)(struct ledger *l, const char *tenant, const char *vm, ledger_done_fn done,
+		       void *data);
 	/* this host's bookings as its reservations say: the ledger releases
 	 * what this host no longer has and books what it has unbooked */
 	void (*sync_bookings)(struct ledger *l, const struct ledger_booking *local, size_t n);
@@ -126,7 +127,7 @@ static inline void ledger_book(struct ledger *l, const struct ledger_booking *b,
 }
 static inline void ledger_unbook(struct ledger *l, const char *tenant, const char *vm)
 {
-	l->ops->unbook(l, tenant, vm);
+	l->ops->unbook(l, tenant, vm, NULL, NULL);
 }
 static inline void ledger_sync_bookings(struct ledger *l, const struct ledger_booking *local,
 					size_t n)

@@ -21,7 +21,8 @@
 #include "vcpud/store.h"
 #include "vcpud/util.h"
 
-enum pend_kind { P_T_CREATE, P_T_UPDATE, P_T_DELETE, P_ADMIT, P_REGISTER, P_HOSTS, P_EVICT };
+enum pend_kind { P_T_CREATE, P_T_UPDATE, P_T_DELETE, P_ADMIT, P_REGISTER, P_RELEASE, P_HOSTS,
+		 P_EVICT };
 
 struct pend {
 	struct api_ctx *ctx;
@@ -374,6 +375,30 @@ int api_fleet_register(struct api_ctx *ctx, const char *actor, struct vm *v, int
 	pending(ctx, p, status);
 	ctx->ledger_busy = true;
 	ledger_book(ctx->ledger, &b, on_register_booked, p);
+	return 0;
+}
+
+static void on_unbooked(void *data, int rc, const struct error *err, json_t *result)
+{
+	(void)result;
+	struct pend *p = data;
+	/* released here whatever the fleet said: what it could not take back
+	 * now, this host's reconciliation of its bookings does later */
+	if (rc < 0)
+		log_warn("VM %s released; its booking in the fleet stays until etcd answers: %s",
+			 p->name, err ? err->msg : "?");
+	answer(p, 204, NULL);
+	pend_free(p);
+}
+
+int api_fleet_release(struct api_ctx *ctx, const char *actor, const char *tenant, const char *vm,
+		      int *status)
+{
+	struct pend *p = pend_new(P_RELEASE, actor);
+	snprintf(p->name, sizeof(p->name), "%s", vm);
+	snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
+	pending(ctx, p, status);
+	ctx->ledger->ops->unbook(ctx->ledger, tenant, vm, on_unbooked, p);
 	return 0;
 }
 

@@ -34,6 +34,9 @@ int api_fleet_admit(struct api_ctx *ctx, const char *actor, const struct admit_r
 /* A running VM without a reservation: booked, then registered; v's
  * threads are taken (v is cleared) unless it is held. */
 int api_fleet_register(struct api_ctx *ctx, const char *actor, struct vm *v, int *status);
+/* After this host released VM vm: its booking given back, then 204. */
+int api_fleet_release(struct api_ctx *ctx, const char *actor, const char *tenant, const char *vm,
+		      int *status);
 int api_fleet_hosts(struct api_ctx *ctx, const char *actor, int *status);
 int api_fleet_evict(struct api_ctx *ctx, const char *actor, const char *host, int *status);
 

@@ -514,11 +514,12 @@ static int h_vm_release(struct api_ctx *ctx, const struct api_request *req,
 		error_free(err);
 		return 0;
 	}
-	/* the fleet's booking goes too (what fails is released by the next
-	 * reconciliation of the bookings) */
-	if (booked && ledger_is_fleet(ctx->ledger))
-		ledger_unbook(ctx->ledger, tenant, m->name);
 	notify_change(ctx);
+	/* the fleet's booking goes too, before the answer: a client that was
+	 * told 204 may admit the VM on another host at once (what fails is
+	 * released by the next reconciliation of the bookings) */
+	if (booked && ledger_is_fleet(ctx->ledger))
+		return api_fleet_release(ctx, req->actor, tenant, m->name, status);
 	return 0;
 }
 

@@ -1148,6 +1148,9 @@ static void run_op(struct fleet *f, struct op *o)
 		if (o->rc == 0)
 			recent_add(f, &o->b);
 		break;
+	case OP_UNBOOK:
+		o->rc = do_unbook(f, o->b.tenant, o->b.vm, o->deadline_ns, &o->err);
+		break;
 	case OP_T_CREATE:
 		o->rc = do_t_create(f, &o->t, o->deadline_ns, &o->err);
 		if (o->rc == 0)
@@ -1412,12 +1415,17 @@ static void f_book(struct ledger *l, const struct ledger_booking *b, ledger_done
 	submit(F(l), o);
 }
 
-static void f_unbook(struct ledger *l, const char *tenant, const char *vm)
+static void f_unbook(struct ledger *l, const char *tenant, const char *vm, ledger_done_fn done,
+		     void *data)
 {
-	struct op *o = op_new(F(l), OP_UNBOOK, NULL, NULL);
+	struct op *o = op_new(F(l), OP_UNBOOK, done, data);
 	snprintf(o->b.tenant, sizeof(o->b.tenant), "%s", tenant);
 	snprintf(o->b.vm, sizeof(o->b.vm), "%s", vm);
-	submit_bg(F(l), o);
+	/* a release someone waits for is a client's operation */
+	if (done)
+		submit(F(l), o);
+	else
+		submit_bg(F(l), o);
 }
 
 static void f_sync(struct ledger *l, const struct ledger_booking *local, size_t n)

@@ -21,16 +21,15 @@
 set -u
 BUILD=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-VCPUD=$BUILD/vcpud
-VCPUCTL=$BUILD/vcpuctl
 if ! command -v etcd >/dev/null 2>&1; then
 	echo "fleet: SKIP: no etcd binary (make deps: deploy/install-deps.sh unpacks Debian's)"
 	exit 0
 fi
-. "$SRC/tests/fleet/etcd.sh"
+. "$SRC/tests/fleet/lib.sh"
 
-TMP=$(mktemp -d /tmp/vcpud-fleet.XXXXXX)
-chmod 755 "$TMP"
+# the hosts: a 64-CPU fixture topology each (admission has room for all
+# 150), no /proc discovery, a 3 s lease (a dead host shows in seconds)
+fleet_setup 's/^  lease_ttl_s: 10/  lease_ttl_s: 3/'
 PASS=0
 FAIL=0
 T0=$(date +%s)
@@ -38,47 +37,8 @@ ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
 bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
 note() { echo "# $*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
 HOSTS="a b c"
-stop_host() { # H [SIGNAL]
-	[ -f "$TMP/$1/pid" ] || return 0
-	kill "-${2:-TERM}" "$(cat "$TMP/$1/pid")" 2>/dev/null
-	_i=0
-	while kill -0 "$(cat "$TMP/$1/pid")" 2>/dev/null && [ $_i -lt 100 ]; do
-		sleep 0.05; _i=$((_i + 1))
-	done
-	rm -f "$TMP/$1/pid"
-}
-cleanup() {
-	for h in $HOSTS; do stop_host "$h"; done
-	etcd_cluster_stop >/dev/null 2>&1
-}
-trap 'cleanup; rm -rf "$TMP"' INT TERM
-
-# the hosts: a 64-CPU fixture topology each (admission has room for all
-# 150), no /proc discovery, a 3 s lease (a dead host shows in seconds)
-mkdir -p "$TMP/host"
-ln -s "$SRC/tests/fixtures/topology/64c-nosmt/sys" "$TMP/host/sys"
-ln -s /proc "$TMP/host/proc"
-sed -e 's/^  proc: true/  proc: false/' -e 's/^  lease_ttl_s: 10/  lease_ttl_s: 3/' \
-	"$SRC/policies/default.yaml" > "$TMP/policy.yaml"
-ctl() { h=$1; shift; "$VCPUCTL" -s "$TMP/$h/sock" "$@"; }
-start_host() { # H
-	mkdir -p "$TMP/$1/cg"
-	"$VCPUD" --foreground --db "$TMP/$1/vcpud.db" --socket "$TMP/$1/sock" \
-		--policy "$TMP/policy.yaml" --cgroup-root "$TMP/$1/cg" --host-root "$TMP/host" \
-		--dry-run --no-libvirt --log-level debug --fleet "$FLEET_URLS" \
-		--host-id "fleet-$1" >>"$TMP/$1/log" 2>&1 &
-	echo $! > "$TMP/$1/pid"
-	_i=0
-	while [ $_i -lt 100 ]; do
-		[ -S "$TMP/$1/sock" ] && ctl "$1" status >/dev/null 2>&1 && return 0
-		kill -0 "$(cat "$TMP/$1/pid")" 2>/dev/null || break
-		sleep 0.05; _i=$((_i + 1))
-	done
-	echo "host $1 did not start:"; tail -20 "$TMP/$1/log"
-	return 1
-}
+trap 'fleet_teardown' INT TERM
 # field JSON KEY...: a value of `vcpuctl --json` output
 jget() { python3 -c 'import json,sys
 d=json.load(sys.stdin)
@@ -97,7 +57,7 @@ finish() {
 			grep -v ' GET /v1/[^ ]* -> 200' "$TMP/$h/log" | tail -15
 		fi
 	done
-	cleanup
+	fleet_stop_all
 	left=$(pgrep -f "$TMP" | wc -l)
 	[ "$left" -eq 0 ] && ok "cleanup: no etcd member or vcpud of ours left" ||
 		bad "cleanup: $left processes of $TMP left: $(pgrep -af "$TMP")"
@@ -108,12 +68,10 @@ finish() {
 	exit $?
 }
 
-mkdir -p "$TMP/etcd"
-if ! etcd_cluster_start "$TMP/etcd" 3; then
+if ! fleet_etcd 3; then
 	bad "a 3-member etcd cluster on loopback"
 	finish
 fi
-FLEET_URLS=$ETCD_URLS  # etcd_cluster_stop clears ETCD_URLS; a host started later needs them
 ok "3 etcd members: $FLEET_URLS"
 for h in $HOSTS; do
 	start_host "$h" || { bad "host $h"; finish; }
@@ -180,6 +138,18 @@ for h in $HOSTS; do
 done
 [ "$(fleet_used a web)" = 64 ] && ok "the 64 admitted stay (nothing running changes)" ||
 	bad "fleet use $(fleet_used a web) after the quota was lowered"
+# a release gives the booking back before it answers: at the quota's
+# edge, another host admits at once
+ctl c tenant set web --vcpus 64 >/dev/null || bad "web's quota back to 64"
+onA=""
+for f in "$TMP"/rc.*; do
+	i=${f##*.}
+	[ $((i % 3)) -eq 0 ] && [ "$(cat "$f")" = 0 ] && { onA=q$i; break; }
+done
+ctl a vm release "$onA" >/dev/null || bad "release $onA on a"
+OUT=$(ctl c vm admit swap-c --tenant web --vcpus 1 2>&1) &&
+	ok "$onA released on a, swap-c admitted on c at once (quota 64, 64 used)" ||
+	bad "after a release on a, c: $OUT"
 ctl c tenant set web --vcpus 200 >/dev/null || bad "raise web's quota"
 sleep 0.3
 
