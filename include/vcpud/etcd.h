@@ -86,6 +86,15 @@ int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t deadline_ns
 
 /* --- watch -------------------------------------------------------------------- */
 
+/* A watch's stream: JSON objects one after another, cut anywhere by the
+ * transport. Fed what arrives, it calls on_event(data, revision) for each
+ * message with events; -1 (EPROTO, EIO, EFBIG) when the stream cannot go
+ * on: not JSON, etcd's error or cancellation, or a message too large. */
+struct etcd_stream;
+struct etcd_stream *etcd_stream_new(void (*on_event)(void *data, int64_t revision), void *data);
+void etcd_stream_free(struct etcd_stream *s);
+int etcd_stream_feed(struct etcd_stream *s, const char *p, size_t n, struct error **err);
+
 /* Watch keys under `prefix` from revision `from` (0: now) until *stop is
  * set or the stream breaks: on_event(data, revision) once per batch of
  * events. Returns 0 when stopped, -1 when the stream broke or could not

@@ -294,8 +294,10 @@ char *etcd_unb64(const char *s, size_t *n)
 				return NULL;
 			}
 		}
-		/* '=' only at the end: xx==, xxx= */
-		if (s[i + 2] == '=' && s[i + 3] != '=') {
+		/* '=' only at the end: xx==, xxx=; and the bits past the last
+		 * byte zero (one text for each value: the canonical one) */
+		if ((s[i + 2] == '=' && s[i + 3] != '=') ||
+		    (s[i + 2] == '=' && (v[1] & 0xf)) || (s[i + 3] == '=' && (v[2] & 0x3))) {
 			free(out);
 			return NULL;
 		}
@@ -452,11 +454,88 @@ int etcd_range(struct etcd *e, const char *key, bool prefix, int64_t deadline_ns
 
 /* --- watch -------------------------------------------------------------------- */
 
-struct watch_ctx {
+struct etcd_stream {
 	struct buf b;
-	atomic_bool *stop;
 	void (*on_event)(void *data, int64_t revision);
 	void *data;
+};
+
+struct etcd_stream *etcd_stream_new(void (*on_event)(void *data, int64_t revision), void *data)
+{
+	struct etcd_stream *s = xcalloc(1, sizeof(*s));
+	s->on_event = on_event;
+	s->data = data;
+	return s;
+}
+
+void etcd_stream_free(struct etcd_stream *s)
+{
+	if (!s)
+		return;
+	free(s->b.p);
+	free(s);
+}
+
+int etcd_stream_feed(struct etcd_stream *s, const char *p, size_t n, struct error **err)
+{
+	if (on_data((char *)p, 1, n, &s->b) != n)
+		return error_set(err, EFBIG, "a watch message larger than %u bytes", ETCD_REPLY_MAX);
+	size_t off = 0;
+	int rc = 0;
+	for (;;) {
+		while (off < s->b.len && strchr(" \t\r\n", s->b.p[off]))
+			off++;
+		if (off == s->b.len)
+			break;
+		if (s->b.p[off] != '{' && s->b.p[off] != '[') {
+			rc = error_set(err, EPROTO, "a watch message that is not JSON: %.40s",
+				       s->b.p + off);
+			break;
+		}
+		json_error_t je;
+		json_t *j = json_loadb(s->b.p + off, s->b.len - off, JSON_DISABLE_EOF_CHECK, &je);
+		if (!j) {
+			/* an object cut short, between tokens or in one (a "tr"
+			 * of true, a "\\" of an escape, ending what it has): the
+			 * rest is coming */
+			if (strstr(je.text, "end of file") || strstr(je.text, "end of input") ||
+			    ((size_t)je.position + off >= s->b.len && str_has_prefix(je.text, "invalid")))
+				break;
+			rc = error_set(err, EPROTO, "a watch message that is not JSON: %s", je.text);
+			break;
+		}
+		off += je.position;
+		const json_t *res = json_object_get(j, "result");
+		const json_t *ej = json_object_get(j, "error");
+		if (!json_is_object(j) || ej ||
+		    (res && json_is_true(json_object_get(res, "canceled")))) {
+			const json_t *src = ej ? ej : res;
+			const char *why = json_string_value(json_object_get(src, "message"));
+			if (!why)
+				why = json_string_value(json_object_get(res, "cancel_reason"));
+			if (!why && json_is_string(ej))
+				why = json_string_value(ej);
+			rc = error_set(err, EIO, "the watch ended: %s",
+				       !json_is_object(j) ? "a message that is not an object"
+				       : why		  ? why
+							  : "canceled");
+			json_decref(j);
+			break;
+		}
+		if (res && json_array_size(json_object_get(res, "events")) > 0)
+			s->on_event(s->data, etcd_int(json_object_get(res, "header"), "revision"));
+		json_decref(j);
+	}
+	memmove(s->b.p, s->b.p + off, s->b.len - off);
+	s->b.len -= off;
+	if (s->b.p)
+		s->b.p[s->b.len] = '\0';
+	return rc;
+}
+
+struct watch_ctx {
+	struct etcd_stream *s;
+	atomic_bool *stop;
 	char *error;               /* why the stream ended, NULL: stopped */
 };
 
@@ -464,44 +543,11 @@ static size_t on_watch_data(char *p, size_t size, size_t nmemb, void *data)
 {
 	struct watch_ctx *w = data;
 	size_t n = size * nmemb;
-	if (on_data(p, size, nmemb, &w->b) != n) {
-		w->error = xstrdup("a watch message too large");
+	_cleanup_error_ struct error *e = NULL;
+	if (etcd_stream_feed(w->s, p, n, &e) < 0) {
+		w->error = xstrdup(e->msg);
 		return 0;
 	}
-	size_t off = 0;
-	for (;;) {
-		while (off < w->b.len && strchr(" \t\r\n", w->b.p[off]))
-			off++;
-		if (off == w->b.len)
-			break;
-		json_error_t je;
-		json_t *j = json_loadb(w->b.p + off, w->b.len - off, JSON_DISABLE_EOF_CHECK, &je);
-		if (!j) {
-			if (strstr(je.text, "premature end of input") || strstr(je.text, "end of file"))
-				break; /* the rest is still coming */
-			w->error = xasprintf("a watch message that is not JSON: %s", je.text);
-			return 0;
-		}
-		off += je.position;
-		const json_t *res = json_object_get(j, "result");
-		const json_t *ej = json_object_get(j, "error");
-		if (ej || (res && json_is_true(json_object_get(res, "canceled")))) {
-			const char *why = json_string_value(json_object_get(ej ? ej : res,
-									     "message"));
-			if (!why)
-				why = json_string_value(json_object_get(res, "cancel_reason"));
-			w->error = xasprintf("the watch ended: %s", why ? why : "canceled");
-			json_decref(j);
-			return 0;
-		}
-		if (res && json_array_size(json_object_get(res, "events")) > 0)
-			w->on_event(w->data, etcd_int(json_object_get(res, "header"), "revision"));
-		json_decref(j);
-	}
-	memmove(w->b.p, w->b.p + off, w->b.len - off);
-	w->b.len -= off;
-	if (w->b.p)
-		w->b.p[w->b.len] = '\0';
 	return n;
 }
 
@@ -528,7 +574,7 @@ int etcd_watch(struct etcd *e, const char *prefix, int64_t from, atomic_bool *st
 	_cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	_cleanup_free_ char *url = xasprintf("%s/v3/watch", m->url);
-	struct watch_ctx w = { .stop = stop, .on_event = on_event, .data = data };
+	struct watch_ctx w = { .s = etcd_stream_new(on_event, data), .stop = stop };
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -541,7 +587,7 @@ int etcd_watch(struct etcd *e, const char *prefix, int64_t from, atomic_bool *st
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 	CURLcode rc = curl_easy_perform(h);
 	curl_slist_free_all(hdr);
-	free(w.b.p);
+	etcd_stream_free(w.s);
 	if (atomic_load(stop)) {
 		free(w.error);
 		return 0;
