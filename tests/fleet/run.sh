@@ -254,4 +254,65 @@ st=$(ctl b --json status | jget ledger state)
 OUT=$(ctl b vm admit late --tenant web --vcpus 1 2>&1) && bad "admitted with etcd gone" ||
 	ok "admissions fail closed without etcd: $OUT"
 
+# --- etcd over TLS, with client certificates ---------------------------------------
+# a CA, etcd's certificate for 127.0.0.1, and a client's
+T=$TMP/tls
+mkdir -p "$T"
+cert() { # NAME CN [EXT]
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$T/$1.key" -subj "/CN=$2" \
+		-out "$T/$1.csr" 2>/dev/null &&
+	openssl x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+		-days 1 ${3:+-extfile "$3"} -out "$T/$1.pem" 2>/dev/null
+}
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -subj "/CN=fleet test CA" \
+	-days 1 -out "$T/ca.pem" 2>/dev/null
+# etcd 3.4's JSON gateway dials etcd's gRPC with the server's own
+# certificate: with --client-cert-auth it must be a client's too
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > "$T/srv.ext"
+printf 'extendedKeyUsage=clientAuth\n' > "$T/cli.ext"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/other.key" -subj "/CN=another CA" \
+	-days 1 -out "$T/other.pem" 2>/dev/null
+if cert srv 127.0.0.1 "$T/srv.ext" && cert cli fleet-tls "$T/cli.ext"; then
+	ports=$(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+	cp=${ports% *} pp=${ports#* }
+	etcd --name tls1 --data-dir "$T/data" --listen-client-urls "https://127.0.0.1:$cp" \
+		--advertise-client-urls "https://127.0.0.1:$cp" \
+		--listen-peer-urls "http://127.0.0.1:$pp" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+		--initial-cluster "tls1=http://127.0.0.1:$pp" --cert-file "$T/srv.pem" \
+		--key-file "$T/srv.key" --client-cert-auth --trusted-ca-file "$T/ca.pem" \
+		>"$T/etcd.log" 2>&1 &
+	tls_pid=$!
+	i=0
+	until curl -s --cacert "$T/ca.pem" --cert "$T/cli.pem" --key "$T/cli.key" \
+		"https://127.0.0.1:$cp/health" 2>/dev/null | grep -q true; do
+		i=$((i + 1)); [ $i -gt 100 ] && break
+		sleep 0.1
+	done
+	FLEET_URLS=https://127.0.0.1:$cp
+	start_host t --fleet-cacert "$T/ca.pem" --fleet-cert "$T/cli.pem" \
+		--fleet-key "$T/cli.key" || bad "host t (TLS)"
+	OUT=$(ctl t tenant create secure --vcpus 2 2>&1) && ctl t vm admit s1 --tenant secure \
+		--vcpus 2 >/dev/null 2>&1 &&
+		ok "etcd over TLS with a client certificate: tenant created, VM booked" ||
+		bad "etcd over TLS: $OUT"
+	start_host n --fleet-cacert "$T/ca.pem" || bad "host n"
+	OUT=$(ctl n tenant create insecure --vcpus 2 2>&1) &&
+		bad "etcd took a client without a certificate" ||
+		ok "a host without a client certificate is refused: $OUT"
+	start_host w --fleet-cacert "$T/other.pem" --fleet-cert "$T/cli.pem" \
+		--fleet-key "$T/cli.key" || bad "host w"
+	OUT=$(ctl w tenant create wrong --vcpus 2 2>&1) &&
+		bad "a server signed by another CA was trusted" ||
+		ok "a host that does not trust etcd's CA refuses it: $OUT"
+	for h in t n w; do stop_host "$h"; done
+	kill "$tls_pid" 2>/dev/null
+	wait "$tls_pid" 2>/dev/null
+else
+	bad "openssl could not make the test certificates"
+fi
+
 finish
