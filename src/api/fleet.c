@@ -326,6 +326,27 @@ int api_fleet_admit(struct api_ctx *ctx, const char *actor, const struct admit_r
 	return 0;
 }
 
+int api_fleet_dry_check(struct api_ctx *ctx, const struct admit_request *ar, struct error **err)
+{
+	struct tenant t;
+	struct ledger_tenant_use u;
+	if (store_tenant_get_limits(ctx->store, ar->tenant, &t, err) < 0)
+		return -1;
+	if (!ctx->ledger->ops->tenant_use(ctx->ledger, ar->tenant, &u))
+		return error_set(err, ETIMEDOUT, "fleet: the tenants' use was not read from etcd "
+				 "yet: a dry run cannot say whether tenant %s has room", ar->tenant);
+	if (u.vcpus + ar->vcpus > t.vcpus)
+		return error_set(err, EDQUOT, "tenant %s: %llu of its %u vCPUs are booked in the "
+				 "fleet (as last read), %u more do not fit", t.name,
+				 (unsigned long long)u.vcpus, t.vcpus, ar->vcpus);
+	if (t.memory_set && ar->memory_set && u.memory_bytes + ar->memory_bytes > t.memory_bytes)
+		return error_set(err, EDQUOT, "tenant %s: %lld of its %lld bytes of memory are "
+				 "booked in the fleet (as last read), %lld more do not fit", t.name,
+				 (long long)u.memory_bytes, (long long)t.memory_bytes,
+				 (long long)ar->memory_bytes);
+	return 0;
+}
+
 static void on_register_booked(void *data, int rc, const struct error *err, json_t *result)
 {
 	(void)result;

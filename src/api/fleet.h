@@ -31,6 +31,9 @@ int api_fleet_tenant_delete(struct api_ctx *ctx, const char *actor, const char *
 /* This host's checks now, then the booking. */
 int api_fleet_admit(struct api_ctx *ctx, const char *actor, const struct admit_request *ar,
 		    int *status, json_t **out, struct error **err);
+/* A dry run's fleet quota: the tenant's use as last read from etcd (the
+ * watch keeps it within a second) against its quota; EDQUOT when over. */
+int api_fleet_dry_check(struct api_ctx *ctx, const struct admit_request *ar, struct error **err);
 /* A running VM without a reservation: booked, then registered; v's
  * threads are taken (v is cleared) unless it is held. */
 int api_fleet_register(struct api_ctx *ctx, const char *actor, struct vm *v, int *status);

@@ -223,6 +223,11 @@ static int h_vm_admit(struct api_ctx *ctx, const struct api_request *req,
 			(*err)->code = EIO;
 		return -1;
 	}
+	/* a dry run with the fleet ledger: this host's checks above, the
+	 * fleet's quota against its use as last read */
+	if (dry_run && !pl.existing && ledger_is_fleet(ctx->ledger) &&
+	    api_fleet_dry_check(ctx, &ar, err) < 0)
+		return -1;
 	struct vm v;
 	bool registered = store_vm_get(ctx->store, ar.vm, &v, NULL) == 0;
 	if (registered)

@@ -17,7 +17,8 @@
 # the cluster's size, ports and token in DIR/cluster, so that a script run
 # with ETCD_DIR in its environment can source this file and use the
 # functions too. Member I listens on 127.0.0.1:BASE+2(I-1) for clients and
-# on the next port for its peers; BASE is random in 20000..40000, its 2N
+# on the next port for its peers; BASE is random from 20000 up to the
+# kernel's ephemeral ports (ip_local_port_range, 32768), its 2N
 # ports checked unused (ss, else /proc/net/tcp). A process is signalled only
 # if it is ours: the PID from DIR/mI.pid running $ETCD_BIN with
 # --data-dir=DIR/mI (etcd_cluster_stop also: with the cluster's token).
@@ -305,7 +306,12 @@ etcd_cluster_start() {
 		_etcd_a=1
 		while :; do
 			_etcd_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-			_etcd_base=$((20000 + _etcd_r % (20000 - 2 * _etcd_n)))
+			# below the kernel's ephemeral ports (ip_local_port_range,
+			# 32768.. by default): a member restarted later must find
+			# its ports free, not taken as some connection's source port
+			_etcd_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+			[ "$_etcd_lo" -gt 21000 ] 2>/dev/null || _etcd_lo=32768
+			_etcd_base=$((20000 + _etcd_r % (_etcd_lo - 20000 - 2 * _etcd_n)))
 			_etcd_free "$_etcd_base" $((2 * _etcd_n)) && break
 			if [ "$_etcd_a" -ge 50 ]; then
 				_etcd_say "etcd_cluster_start: no $((2 * _etcd_n)) free ports in 50 tries"

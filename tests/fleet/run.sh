@@ -136,6 +136,10 @@ for h in $HOSTS; do
 		case $OUT in *"do not fit"*) ok "host $h refuses with the quota at 32 and 64 used: $OUT" ;;
 		*) bad "host $h: $OUT" ;; esac
 done
+OUT=$(ctl c vm admit dry-c --tenant web --vcpus 1 --dry-run 2>&1) &&
+	bad "a dry run over the fleet quota passed: $OUT" ||
+	case $OUT in *"as last read"*) ok "a dry run checks the fleet quota too: $OUT" ;;
+	*) bad "dry run: $OUT" ;; esac
 [ "$(fleet_used a web)" = 64 ] && ok "the 64 admitted stay (nothing running changes)" ||
 	bad "fleet use $(fleet_used a web) after the quota was lowered"
 # a release gives the booking back before it answers: at the quota's
