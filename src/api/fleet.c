@@ -161,6 +161,20 @@ static void on_tenant_done(void *data, int rc, const struct error *err, json_t *
 {
 	struct pend *p = data;
 	struct api_ctx *ctx = p->ctx;
+	/* deleting a tenant the fleet does not have: the one on this host
+	 * only (kept from before it joined) goes */
+	if (rc < 0 && p->kind == P_T_DELETE && err && err->code == ENOENT) {
+		_cleanup_error_ struct error *e = NULL;
+		if (store_tenant_delete(ctx->store, p->name, p->actor, &e) == 0) {
+			log_info("tenant %s, on this host only, deleted by %s", p->name, p->actor);
+			notify_change(ctx);
+			answer(p, 204, NULL);
+		} else {
+			answer_error(p, api_status_for_errno(e->code), e->msg);
+		}
+		pend_free(p);
+		return;
+	}
 	if (rc < 0) {
 		answer_error(p, fleet_status(err), err ? err->msg : "fleet: failed");
 		pend_free(p);

@@ -74,6 +74,8 @@ struct daemon {
 	bool fleet_read;         /* the fleet's tenants were read once */
 	char **kept_said;        /* local tenants not in the fleet, said once */
 	size_t n_kept_said;
+	char **fleet_seen;       /* tenants the fleet held at some read of this run */
+	size_t n_fleet_seen;
 	bool stop;
 };
 
@@ -436,24 +438,35 @@ static void lifecycle(struct daemon *d, struct inventory *inv, bool discover, bo
 
 static void place_soon(struct daemon *d, bool discover);
 
-static bool kept_said(struct daemon *d, const char *name)
+/* Whether name is in the list; added when it is not (false then). */
+static bool listed_or_add(char ***list, size_t *n, const char *name)
 {
-	for (size_t i = 0; i < d->n_kept_said; i++)
-		if (strcmp(d->kept_said[i], name) == 0)
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*list)[i], name) == 0)
 			return true;
-	d->kept_said = xrealloc(d->kept_said, (d->n_kept_said + 1) * sizeof(*d->kept_said));
-	d->kept_said[d->n_kept_said++] = xstrdup(name);
+	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+	(*list)[(*n)++] = xstrdup(name);
 	return false;
 }
 
+static bool kept_said(struct daemon *d, const char *name)
+{
+	return listed_or_add(&d->kept_said, &d->n_kept_said, name);
+}
+
 /* The fleet's tenants: the local copy made to match (the fleet is the
- * truth; a local tenant it does not have goes, unless VMs here still
- * count against it). */
+ * truth). A local tenant the fleet no longer has (it had it at an earlier
+ * read of this run: deleted in the fleet) goes, unless VMs here still
+ * count against it; one the fleet never had in this run (this host kept
+ * tenants before it joined, or the fleet lost it while this host was
+ * down) stays and is said once: admissions for it are refused (no tenant
+ * in the fleet) until an operator creates it in the fleet or deletes it. */
 static void on_fleet_tenants(void *data, const struct tenant *ts, size_t n)
 {
 	struct daemon *d = data;
 	bool changed = false;
 	for (size_t i = 0; i < n; i++) {
+		listed_or_add(&d->fleet_seen, &d->n_fleet_seen, ts[i].name);
 		_cleanup_error_ struct error *e = NULL;
 		int rc = api_fleet_tenant_copy(d->store, &ts[i], "fleet", &e);
 		if (rc < 0)
@@ -477,6 +490,17 @@ static void on_fleet_tenants(void *data, const struct tenant *ts, size_t n)
 			in_fleet = strcmp(ts[j].name, local[i].name) == 0;
 		if (in_fleet)
 			continue;
+		bool seen = false;
+		for (size_t j = 0; j < d->n_fleet_seen && !seen; j++)
+			seen = strcmp(d->fleet_seen[j], local[i].name) == 0;
+		if (!seen) {
+			if (!kept_said(d, local[i].name))
+				log_warn("fleet: tenant %s is on this host only, not in the fleet: its "
+					 "VMs here are kept, new ones refused; create it in the fleet "
+					 "(vcpuctl tenant create) or delete it (vcpuctl tenant delete)",
+					 local[i].name);
+			continue;
+		}
 		if (local[i].vm_count || local[i].vcpus_used) {
 			if (!kept_said(d, local[i].name))
 				log_warn("fleet: tenant %s is not in the fleet, but %u of its VMs are "
@@ -916,6 +940,9 @@ static void daemon_teardown(struct daemon *d)
 	for (size_t i = 0; i < d->n_kept_said; i++)
 		free(d->kept_said[i]);
 	free(d->kept_said);
+	for (size_t i = 0; i < d->n_fleet_seen; i++)
+		free(d->fleet_seen[i]);
+	free(d->fleet_seen);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
 	if (d->timer_fd >= 0)

@@ -1279,7 +1279,7 @@ static void *bg_main(void *arg)
 			op_free(o);
 		}
 		if (f->sync_pending && !atomic_load(&f->last_fail_ns))
-			run_sync(f, now_mono_ns() + 4 * probe);
+			run_sync(f, now_mono_ns() + 2 * probe);
 		if (f->evict_after_s && now_mono_ns() >= f->sweep_due_ns) {
 			sweep_dead(f, now_mono_ns() + probe);
 			f->sweep_due_ns = now_mono_ns() + (int64_t)FLEET_SWEEP_MS * 1000000;

@@ -91,6 +91,35 @@ done
 ctl b tenant create web --vcpus 8 >/dev/null 2>&1 &&
 	bad "tenant web created twice" || ok "creating web again on b: refused (it exists in the fleet)"
 
+# a tenant deleted on b goes from a and c
+ctl a tenant create gone --vcpus 4 >/dev/null || bad "tenant gone on a"
+sleep 0.5
+ctl b tenant delete gone >/dev/null || bad "delete gone on b"
+t=$(now_ms)
+while [ $(($(now_ms) - t)) -lt 3000 ] && { ctl a tenant show gone || ctl c tenant show gone; } \
+	>/dev/null 2>&1; do sleep 0.02; done
+! ctl a tenant show gone >/dev/null 2>&1 && ! ctl c tenant show gone >/dev/null 2>&1 &&
+	ok "tenant gone deleted on b is gone from a and c after $(($(now_ms) - t)) ms" ||
+	bad "tenant gone still on a or c"
+
+# a host that had tenants of its own before it joined keeps them, says so,
+# and refuses admissions for them until they are in the fleet
+start_host d --no-fleet || bad "host d alone"
+ctl d tenant create legacy --vcpus 4 >/dev/null || bad "tenant legacy on d alone"
+stop_host d
+start_host d || bad "host d in the fleet"
+sleep 0.5
+ctl d tenant show legacy >/dev/null 2>&1 && ok "d keeps its own tenant legacy after joining" ||
+	bad "d lost its tenant legacy"
+grep -q "tenant legacy is on this host only" "$TMP/d/log" && ok "d says legacy is on this host only" ||
+	bad "d did not say legacy is local"
+OUT=$(ctl d vm admit l1 --tenant legacy --vcpus 1 2>&1) && bad "admitted for a tenant not in the fleet" ||
+	case $OUT in *"no tenant 'legacy' in the fleet"*) ok "an admission for legacy: $OUT" ;;
+	*) bad "legacy admission: $OUT" ;; esac
+ctl d tenant delete legacy >/dev/null 2>&1 && ! ctl d tenant show legacy >/dev/null 2>&1 &&
+	ok "legacy deleted on d (the fleet never had it)" || bad "legacy not deleted on d"
+stop_host d
+
 # --- 150 concurrent admissions for a quota of 64 -------------------------------------
 note "150 concurrent 1-vCPU admissions over 3 hosts, fleet quota 64"
 t=$(now_ms)
