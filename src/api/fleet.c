@@ -264,19 +264,41 @@ int api_fleet_tenant_delete(struct api_ctx *ctx, const char *actor, const char *
 
 /* --- admissions, registrations --------------------------------------------------- */
 
+/* Book p's VM (p->name, p->tenant) in the fleet: the request waits, and
+ * the ledger is busy until done. */
+static void book(struct api_ctx *ctx, struct pend *p, uint32_t vcpus, bool memory_set,
+		 int64_t memory_bytes, ledger_done_fn done, int *status)
+{
+	struct ledger_booking b = { .vcpus = vcpus, .memory_set = memory_set,
+				    .memory_bytes = memory_bytes };
+	strcpy(b.tenant, p->tenant);
+	strcpy(b.vm, p->name);
+	pending(ctx, p, status);
+	ctx->ledger_busy = true;
+	ledger_book(ctx->ledger, &b, done, p);
+}
+
+/* A booking's answer: the ledger is free for the next admission; a
+ * refusal answered (and false returned). */
+static bool booked(struct pend *p, int rc, const struct error *err)
+{
+	ledger_free_again(p->ctx);
+	if (rc == 0)
+		return true;
+	log_info("VM %s of tenant %s refused by the fleet's ledger: %s", p->name, p->tenant,
+		 err ? err->msg : "?");
+	answer_error(p, fleet_status(err), err ? err->msg : "fleet: failed");
+	pend_free(p);
+	return false;
+}
+
 static void on_admit_booked(void *data, int rc, const struct error *err, json_t *result)
 {
 	(void)result;
 	struct pend *p = data;
 	struct api_ctx *ctx = p->ctx;
-	ledger_free_again(ctx);
-	if (rc < 0) {
-		log_info("VM %s of tenant %s refused by the fleet's ledger: %s", p->name, p->tenant,
-			 err ? err->msg : "?");
-		answer_error(p, fleet_status(err), err ? err->msg : "fleet: failed");
-		pend_free(p);
+	if (!booked(p, rc, err))
 		return;
-	}
 	_cleanup_error_ struct error *e = NULL;
 	struct admit_placement pl;
 	if (registry_admit(ctx->reg, &p->ar, false, p->actor, &pl, &e) < 0) {
@@ -330,13 +352,7 @@ int api_fleet_admit(struct api_ctx *ctx, const char *actor, const struct admit_r
 	p->ar = *ar;
 	p->ar.vm = p->name;
 	p->ar.tenant = p->tenant;
-	struct ledger_booking b = { .vcpus = ar->vcpus, .memory_set = ar->memory_set,
-				    .memory_bytes = ar->memory_bytes };
-	strcpy(b.tenant, p->tenant);
-	strcpy(b.vm, p->name);
-	pending(ctx, p, status);
-	ctx->ledger_busy = true;
-	ledger_book(ctx->ledger, &b, on_admit_booked, p);
+	book(ctx, p, ar->vcpus, ar->memory_set, ar->memory_bytes, on_admit_booked, status);
 	return 0;
 }
 
@@ -366,12 +382,8 @@ static void on_register_booked(void *data, int rc, const struct error *err, json
 	(void)result;
 	struct pend *p = data;
 	struct api_ctx *ctx = p->ctx;
-	ledger_free_again(ctx);
-	if (rc < 0) {
-		answer_error(p, fleet_status(err), err ? err->msg : "fleet: failed");
-		pend_free(p);
+	if (!booked(p, rc, err))
 		return;
-	}
 	_cleanup_error_ struct error *e = NULL;
 	if (registry_register(ctx->reg, &p->v, p->actor, &e) < 0) {
 		ledger_unbook(ctx->ledger, p->tenant, p->name);
@@ -403,13 +415,7 @@ int api_fleet_register(struct api_ctx *ctx, const char *actor, struct vm *v, int
 	snprintf(p->tenant, sizeof(p->tenant), "%s", v->tenant);
 	p->v = *v;
 	memset(v, 0, sizeof(*v)); /* its threads are the pend's now */
-	struct ledger_booking b = { .vcpus = p->v.vcpus, .memory_set = p->v.memory_set,
-				    .memory_bytes = p->v.memory_bytes };
-	strcpy(b.tenant, p->tenant);
-	strcpy(b.vm, p->name);
-	pending(ctx, p, status);
-	ctx->ledger_busy = true;
-	ledger_book(ctx->ledger, &b, on_register_booked, p);
+	book(ctx, p, p->v.vcpus, p->v.memory_set, p->v.memory_bytes, on_register_booked, status);
 	return 0;
 }
 

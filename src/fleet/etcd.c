@@ -133,6 +133,21 @@ static CURL *handle(struct etcd *e, struct member *m)
 	return h;
 }
 
+/* A POST of JSON `body` to member m's `path`, what comes back to fn(data):
+ * the header list to free once it is done. */
+static struct curl_slist *post_setup(CURL *h, const struct member *m, const char *path,
+				     const char *body, curl_write_callback fn, void *data)
+{
+	_cleanup_free_ char *url = xasprintf("%s%s", m->url, path);
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(h, CURLOPT_URL, url); /* libcurl keeps a copy */
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fn);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, data);
+	return hdr;
+}
+
 enum outcome { OK, REFUSED, TIMEDOUT, FAILED };
 
 /* One attempt on member m within ms. */
@@ -144,14 +159,8 @@ static enum outcome attempt(struct etcd *e, struct member *m, const char *path, 
 		*why = xstrdup("cannot make a curl handle");
 		return FAILED;
 	}
-	_cleanup_free_ char *url = xasprintf("%s%s", m->url, path);
 	struct buf b = { 0 };
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	struct curl_slist *hdr = post_setup(h, m, path, body, on_data, &b);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
 	CURLcode rc = curl_easy_perform(h);
@@ -573,14 +582,8 @@ int etcd_watch(struct etcd *e, const char *prefix, int64_t from, atomic_bool *st
 	json_t *body = json_pack("{s:o}", "create_request", req);
 	_cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	_cleanup_free_ char *url = xasprintf("%s/v3/watch", m->url);
 	struct watch_ctx w = { .s = etcd_stream_new(on_event, data), .stop = stop };
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_watch_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+	struct curl_slist *hdr = post_setup(h, m, "/v3/watch", text, on_watch_data, &w);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);

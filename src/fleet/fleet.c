@@ -316,6 +316,20 @@ static int txn(struct fleet *f, json_t *compare, json_t *success, json_t *failur
 	return note(f, rc, err);
 }
 
+/* A compare-and-swap: the compares (consumed) all hold, and the ops
+ * (consumed) are applied: 1; one does not (someone changed it since it
+ * was read): 0, nothing applied; -1 etcd did not answer. */
+static int cas(struct fleet *f, json_t *compare, json_t *ops, int64_t deadline,
+	       struct error **err)
+{
+	json_t *reply = NULL;
+	if (txn(f, compare, ops, NULL, deadline, &reply, err) < 0)
+		return -1;
+	int won = json_is_true(json_object_get(reply, "succeeded"));
+	json_decref(reply);
+	return won;
+}
+
 /* The kvs of the txn reply's i-th response_range. */
 static int txn_kvs(const json_t *reply, size_t i, struct etcd_kv **kvs, size_t *n,
 		   struct error **err)
@@ -417,16 +431,12 @@ static int do_book(struct fleet *f, const struct ledger_booking *b, int64_t dead
 			u.memory_bytes += b->memory_bytes;
 		_cleanup_free_ char *uv = use_value(&u);
 		_cleanup_free_ char *bv = booking_value(b);
-		json_t *reply = NULL;
-		if (txn(f, json_pack("[o,o,o]", etcd_cmp_mod(kt, tm), etcd_cmp_mod(ku, um),
-				     etcd_cmp_version(kb, 0)),
-			json_pack("[o,o]", etcd_op_put(ku, uv, 0), etcd_op_put(kb, bv, 0)), NULL,
-			deadline, &reply, err) < 0)
-			return -1;
-		bool won = json_is_true(json_object_get(reply, "succeeded"));
-		json_decref(reply);
-		if (won)
-			return 0;
+		int won = cas(f, json_pack("[o,o,o]", etcd_cmp_mod(kt, tm), etcd_cmp_mod(ku, um),
+					   etcd_cmp_version(kb, 0)),
+			      json_pack("[o,o]", etcd_op_put(ku, uv, 0), etcd_op_put(kb, bv, 0)),
+			      deadline, err);
+		if (won != 0)
+			return won < 0 ? -1 : 0;
 		pause_a_little(i);
 	}
 	return error_set(err, EAGAIN, "tenant %s: the fleet's ledger kept changing: %d tries "
@@ -477,11 +487,9 @@ static int drop_bookings(struct fleet *f, const char *tenant, const char *host,
 								    : 0;
 		_cleanup_free_ char *uv = use_value(&u);
 		json_array_append_new(ops, etcd_op_put(ku, uv, 0));
-		json_t *reply = NULL;
-		if (txn(f, cmp, ops, NULL, deadline, &reply, err) < 0)
+		int won = cas(f, cmp, ops, deadline, err);
+		if (won < 0)
 			goto out;
-		bool won = json_is_true(json_object_get(reply, "succeeded"));
-		json_decref(reply);
 		if (won) {
 			*freed = gone;
 			rc = 0;
@@ -673,12 +681,10 @@ static int do_t_create(struct fleet *f, const struct tenant *t, int64_t deadline
 {
 	_cleanup_free_ char *kt = k_tenant(f, t->name);
 	_cleanup_free_ char *v = tenant_value(t);
-	json_t *reply = NULL;
-	if (txn(f, json_pack("[o]", etcd_cmp_version(kt, 0)), json_pack("[o]", etcd_op_put(kt, v, 0)),
-		NULL, deadline, &reply, err) < 0)
+	int won = cas(f, json_pack("[o]", etcd_cmp_version(kt, 0)),
+		      json_pack("[o]", etcd_op_put(kt, v, 0)), deadline, err);
+	if (won < 0)
 		return -1;
-	bool won = json_is_true(json_object_get(reply, "succeeded"));
-	json_decref(reply);
 	if (!won)
 		return error_set(err, EEXIST, "tenant '%s' already exists in the fleet", t->name);
 	return 0;
@@ -702,12 +708,10 @@ static int do_t_update(struct fleet *f, const char *name, const struct tenant_pa
 		if (rc < 0 || tenant_apply_patch(&t, p, err) < 0)
 			return -1;
 		_cleanup_free_ char *v = tenant_value(&t);
-		json_t *reply = NULL;
-		if (txn(f, json_pack("[o]", etcd_cmp_mod(kt, mod)),
-			json_pack("[o]", etcd_op_put(kt, v, 0)), NULL, deadline, &reply, err) < 0)
+		int won = cas(f, json_pack("[o]", etcd_cmp_mod(kt, mod)),
+			      json_pack("[o]", etcd_op_put(kt, v, 0)), deadline, err);
+		if (won < 0)
 			return -1;
-		bool won = json_is_true(json_object_get(reply, "succeeded"));
-		json_decref(reply);
 		if (won) {
 			*out = t;
 			return 0;
@@ -739,15 +743,11 @@ static int do_t_delete(struct fleet *f, const char *name, int64_t deadline, stru
 			return error_set(err, EBUSY, "tenant '%s' has %" PRIu64 " vCPUs booked in the "
 					 "fleet: release its VMs first (vcpuctl fleet hosts)", name,
 					 u.vcpus);
-		json_t *reply = NULL;
-		if (txn(f, json_pack("[o,o]", etcd_cmp_mod(kt, tm), etcd_cmp_mod(ku, um)),
-			json_pack("[o,o]", etcd_op_delete(kt), etcd_op_delete(ku)), NULL, deadline,
-			&reply, err) < 0)
-			return -1;
-		bool won = json_is_true(json_object_get(reply, "succeeded"));
-		json_decref(reply);
-		if (won)
-			return 0;
+		int won = cas(f, json_pack("[o,o]", etcd_cmp_mod(kt, tm), etcd_cmp_mod(ku, um)),
+			      json_pack("[o,o]", etcd_op_delete(kt), etcd_op_delete(ku)), deadline,
+			      err);
+		if (won != 0)
+			return won < 0 ? -1 : 0;
 		pause_a_little(i);
 	}
 	return error_set(err, EAGAIN, "tenant %s kept changing in the fleet", name);

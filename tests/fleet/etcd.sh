@@ -366,22 +366,22 @@ etcd_member_url() {
 	echo "http://127.0.0.1:$_etcd_cport"
 }
 
-etcd_member_stop() {
-	_etcd_load && _etcd_member "${1:-}" || return 1
-	if ! _etcd_pid "$1"; then
-		_etcd_say "etcd_member_stop: m$1 does not run"
+# _etcd_member_end WHO GRACE I: end running member I, SIGKILL after GRACE s
+_etcd_member_end() {
+	_etcd_load && _etcd_member "${3:-}" || return 1
+	if ! _etcd_pid "$3"; then
+		_etcd_say "$1: m$3 does not run"
 		return 1
 	fi
-	_etcd_end 5 "$1"
+	_etcd_end "$2" "$3"
+}
+
+etcd_member_stop() {
+	_etcd_member_end etcd_member_stop 5 "${1:-}"
 }
 
 etcd_member_kill() {
-	_etcd_load && _etcd_member "${1:-}" || return 1
-	if ! _etcd_pid "$1"; then
-		_etcd_say "etcd_member_kill: m$1 does not run"
-		return 1
-	fi
-	_etcd_end 0 "$1"
+	_etcd_member_end etcd_member_kill 0 "${1:-}"
 }
 
 etcd_member_start() {
