@@ -47,8 +47,10 @@
 #define FLEET_TXN_TRIES 64
 /* the watcher's pause before it watches again after a broken stream */
 #define FLEET_REWATCH_MS 500
-/* how often dead hosts are looked for (fleet.evict_dead_after_s > 0) */
+/* how often dead hosts are looked for (fleet.evict_dead_after_s > 0): a
+ * quarter of that, within these bounds */
 #define FLEET_SWEEP_MS 5000
+#define FLEET_SWEEP_MIN_MS 500
 
 enum op_kind {
 	OP_BOOK, OP_UNBOOK, OP_SYNC, OP_T_CREATE, OP_T_UPDATE, OP_T_DELETE, OP_HOSTS, OP_EVICT,
@@ -1282,7 +1284,11 @@ static void *bg_main(void *arg)
 			run_sync(f, now_mono_ns() + 2 * probe);
 		if (f->evict_after_s && now_mono_ns() >= f->sweep_due_ns) {
 			sweep_dead(f, now_mono_ns() + probe);
-			f->sweep_due_ns = now_mono_ns() + (int64_t)FLEET_SWEEP_MS * 1000000;
+			int64_t every = (int64_t)f->evict_after_s * 1000 / 4;
+			every = every < FLEET_SWEEP_MIN_MS ? FLEET_SWEEP_MIN_MS
+			      : every > FLEET_SWEEP_MS	   ? FLEET_SWEEP_MS
+							   : every;
+			f->sweep_due_ns = now_mono_ns() + every * 1000000;
 		}
 		/* until something is due, asked for, or changed */
 		pthread_mutex_lock(&f->lock);

@@ -275,6 +275,25 @@ sleep 0.3
 ctl a events | grep -q 'fleet.evict.*fleet-c' && ok "the eviction is audited (fleet.evict)" ||
 	bad "no fleet.evict event"
 
+# fleet.evict_dead_after_s: a host dead that long is evicted by the others
+sed 's/^  evict_dead_after_s: 0/  evict_dead_after_s: 2/' "$TMP/policy.yaml" > "$TMP/policy-evict.yaml"
+start_host x || bad "host x"
+ctl x vm admit x1 --tenant web --vcpus 2 >/dev/null || bad "x1 on x"
+start_host e --policy "$TMP/policy-evict.yaml" || bad "host e (evict_dead_after_s 2)"
+[ "$(booked x e)" = 2 ] || bad "x books $(booked x e), not 2"
+stop_host x KILL
+t=$(now_ms)
+gone=
+while [ $(($(now_ms) - t)) -lt 15000 ]; do
+	[ "$(booked x e)" = 0 ] && { gone=$(($(now_ms) - t)); break; }
+	sleep 0.2
+done
+[ -n "$gone" ] && ok "kill -9 of host x: its bookings evicted by e ${gone} ms later (lease 3 s + evict_dead_after_s 2)" ||
+	bad "x's bookings still there 15 s after its death: $(booked x e)"
+ctl e events | grep -q 'fleet .*fleet.evict.*fleet-x' && ok "the automatic eviction is audited (actor fleet)" ||
+	bad "no fleet.evict of fleet-x on e: $(ctl e events | tail -3)"
+stop_host e
+
 # --- a host restarted while etcd is out of reach -------------------------------------
 etcd_cluster_stop >/dev/null 2>&1
 stop_host b
