@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vcpud/admit.h"
 #include "vcpud/error.h"
@@ -228,9 +229,9 @@ void registry_set_fleet_quotas(struct registry *r, bool on);
 /* Whether VM vm holds a reservation here (its tenant in *tenant). */
 bool registry_reservation_of(struct registry *r, const char *vm, char tenant[NAME_MAX_LEN + 1]);
 /* This host's reservations as bookings (for the fleet's reconciliation);
- * *out freed with free(). */
+ * *out freed with free(). -1 when they cannot be read (not "none"). */
 struct ledger_booking;
-size_t registry_bookings(struct registry *r, struct ledger_booking **out);
+ssize_t registry_bookings(struct registry *r, struct ledger_booking **out);
 /* Counts the changes of the reservations held in memory. */
 uint64_t registry_ledger_gen(const struct registry *r);
 

@@ -264,6 +264,22 @@ int api_fleet_tenant_delete(struct api_ctx *ctx, const char *actor, const char *
 
 /* --- admissions, registrations --------------------------------------------------- */
 
+static void given_back(void *data, int rc, const struct error *err, json_t *result)
+{
+	(void)data; (void)result;
+	if (rc < 0)
+		log_warn("fleet: a booking not used here stays until the reconciliation: %s",
+			 err ? err->msg : "?");
+}
+
+/* The booking of a VM this host could not take after all: given back by
+ * the worker, in order with the bookings (a retry booking it again right
+ * after is not undone by this). */
+static void give_back(struct api_ctx *ctx, struct pend *p)
+{
+	ctx->ledger->ops->unbook(ctx->ledger, p->tenant, p->name, given_back, NULL);
+}
+
 /* Book p's VM (p->name, p->tenant) in the fleet: the request waits, and
  * the ledger is busy until done. */
 static void book(struct api_ctx *ctx, struct pend *p, uint32_t vcpus, bool memory_set,
@@ -303,7 +319,7 @@ static void on_admit_booked(void *data, int rc, const struct error *err, json_t 
 	struct admit_placement pl;
 	if (registry_admit(ctx->reg, &p->ar, false, p->actor, &pl, &e) < 0) {
 		/* the host changed while the fleet booked: give the booking back */
-		ledger_unbook(ctx->ledger, p->tenant, p->name);
+		give_back(ctx, p);
 		answer_error(p, api_status_for_errno(e->code == EAGAIN ? EIO : e->code), e->msg);
 		pend_free(p);
 		return;
@@ -386,7 +402,7 @@ static void on_register_booked(void *data, int rc, const struct error *err, json
 		return;
 	_cleanup_error_ struct error *e = NULL;
 	if (registry_register(ctx->reg, &p->v, p->actor, &e) < 0) {
-		ledger_unbook(ctx->ledger, p->tenant, p->name);
+		give_back(ctx, p);
 		answer_error(p, api_status_for_errno(e->code), e->msg);
 		pend_free(p);
 		return;

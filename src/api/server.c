@@ -110,6 +110,7 @@ struct api_server {
 	size_t n_pending;
 	struct pending *early;          /* answers given before the request waited */
 	size_t n_early;
+	bool stopping;                  /* api_server_stop() runs */
 	char *token_file;
 	struct auth_tokens tokens;
 	int64_t auth_log_ns;            /* refusals are logged once a second */
@@ -563,6 +564,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_body(conn, st->answer_status, steal_ptr(&st->answer_body), NULL, NULL);
 	}
 
+	if (s->stopping)
+		/* a held request resumed by api_server_stop(): the ledger and
+		 * the rest are going away */
+		return send_error(s, conn, 503, "vcpud is stopping");
+
 	if (s->reads_only && !is_read(method))
 		/* a change, in the middle of a tick: after it (MHD calls us
 		 * again with the same state once resumed) */
@@ -1001,6 +1007,18 @@ int api_server_timeout_ms(const struct api_server *s)
 	return best;
 }
 
+/* Whether a request of listener l is suspended (held or pending). */
+static bool waits_on(struct api_server *s, struct listener *l)
+{
+	for (size_t i = 0; i < s->n_held; i++)
+		if (conn_find(l, s->held[i]))
+			return true;
+	for (size_t i = 0; i < s->n_pending; i++)
+		if (conn_find(l, s->pending[i].conn))
+			return true;
+	return false;
+}
+
 void api_server_run(struct api_server *s)
 {
 	for (size_t i = 0; i < L_SLOTS; i++) {
@@ -1010,8 +1028,11 @@ void api_server_run(struct api_server *s)
 		drop_slow(l);
 		MHD_run(l->mhd);
 		/* a replaced listener goes once its connections have, or after
-		 * API_DRAIN_S */
-		if (l->drain_until_ns && (l->n_conns == 0 || now_mono_ns() >= l->drain_until_ns))
+		 * API_DRAIN_S; not while one of its requests is suspended (MHD
+		 * refuses to stop with one: it waits for the ledger, or for the
+		 * admission before it, both bounded) */
+		if (l->drain_until_ns && (l->n_conns == 0 || now_mono_ns() >= l->drain_until_ns) &&
+		    !waits_on(s, l))
 			listener_free(l);
 	}
 }
@@ -1040,6 +1061,7 @@ void api_server_stop(struct api_server *s)
 {
 	if (!s)
 		return;
+	s->stopping = true;
 	api_server_resume(s);
 	/* requests still waiting for the ledger: answered, not dropped */
 	while (s->n_pending) {
@@ -1047,6 +1069,11 @@ void api_server_stop(struct api_server *s)
 		deliver(s, s->pending[0].ticket, 503, json_dumps(j, JSON_COMPACT));
 		json_decref(j);
 	}
+	/* MHD stops a daemon only once no connection is suspended: the ones
+	 * just resumed are taken up by a last run */
+	for (size_t i = 0; i < L_SLOTS; i++)
+		if (s->l[i].mhd)
+			MHD_run(s->l[i].mhd);
 	for (size_t i = 0; i < L_SLOTS; i++)
 		listener_free(&s->l[i]);
 	for (size_t i = 0; i < s->n_early; i++)

@@ -548,8 +548,10 @@ static void sync_bookings(struct daemon *d)
 	if (gen == d->bookings_gen && now < d->bookings_due_ns)
 		return;
 	struct ledger_booking *b = NULL;
-	size_t n = registry_bookings(d->reg, &b);
-	ledger_sync_bookings(d->ledger, b, n);
+	ssize_t n = registry_bookings(d->reg, &b);
+	if (n < 0)
+		return; /* the reservations could not be read: not "none" */
+	ledger_sync_bookings(d->ledger, b, (size_t)n);
 	free(b);
 	d->bookings_gen = gen;
 	d->bookings_due_ns = now + BOOKINGS_SYNC_NS;
@@ -572,10 +574,7 @@ static int ledger_start(struct daemon *d, struct error **err)
 		/* the kernel's name for this host: no NSS lookup */
 		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
 			snprintf(host, sizeof(host), "localhost");
-		char *dot = strchr(host, '.');
-		if (dot)
-			*dot = '\0';
-		host_id = host;
+		host_id = host; /* whole: node1.dc1 and node1.dc2 are two hosts */
 	}
 	struct fleet_config fc = {
 		.urls = (const char *const *)urls, .n_urls = n,

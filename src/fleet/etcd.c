@@ -179,8 +179,11 @@ static enum outcome attempt(struct etcd *e, struct member *m, const char *path, 
 	json_error_t je;
 	json_t *j = b.p ? json_loadb(b.p, b.len, 0, &je) : NULL;
 	if (!j || !json_is_object(j)) {
-		*why = xasprintf("HTTP %ld, a reply that is not a JSON object: %.120s", status,
-				 b.p ? b.p : "");
+		/* what came, printable ASCII only (it ends up in JSON) */
+		char shown[121] = "";
+		for (size_t i = 0; b.p && i < b.len && i < sizeof(shown) - 1; i++)
+			shown[i] = b.p[i] >= 0x20 && b.p[i] < 0x7f ? b.p[i] : '?';
+		*why = xasprintf("HTTP %ld, a reply that is not a JSON object: %s", status, shown);
 		json_decref(j);
 		free(b.p);
 		return FAILED;

@@ -45,6 +45,9 @@
 #define FLEET_FAIL_FAST_MS 1000
 /* a transaction that lost a race is tried again at most this often */
 #define FLEET_TXN_TRIES 64
+/* bookings dropped in one transaction (2 + 2 of these ops each, under
+ * etcd's default --max-txn-ops of 128) */
+#define FLEET_TXN_CHUNK 60
 /* the watcher's pause before it watches again after a broken stream */
 #define FLEET_REWATCH_MS 500
 /* how often dead hosts are looked for (fleet.evict_dead_after_s > 0): a
@@ -90,6 +93,7 @@ struct op {
 struct recent {
 	char tenant[NAME_MAX_LEN + 1], vm[NAME_MAX_LEN + 1];
 	int64_t at_ns;
+	bool released;             /* a release, not a booking */
 };
 #define FLEET_RECENT_NS (120 * (int64_t)1000000000)
 
@@ -138,6 +142,7 @@ struct fleet {
 	int64_t synced_ms;              /* the tenants last read */
 	int64_t revision;
 	int64_t lease;
+	bool conflict;                  /* another vcpud holds this host's name */
 	size_t n_unbooked;
 	atomic_bool stop;
 	_Atomic int64_t last_fail_ns;   /* the last call that found etcd out of reach */
@@ -239,6 +244,11 @@ static void use_parse(const char *value, struct use *u)
 	json_decref(o);
 }
 
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 static char *use_value(const struct use *u)
 {
 	return xasprintf("{\"memory_bytes\":%" PRId64 ",\"vcpus\":%" PRIu64 "}", u->memory_bytes,
@@ -251,7 +261,8 @@ static void booking_parse(const char *value, struct ledger_booking *b)
 	json_int_t v = json_integer_value(json_object_get(o, "vcpus"));
 	const json_t *m = json_object_get(o, "memory_bytes");
 	b->vcpus = v > 0 && v <= TENANT_VCPUS_MAX ? (uint32_t)v : 0;
-	b->memory_set = json_is_integer(m) && json_integer_value(m) > 0;
+	b->memory_set = json_is_integer(m) && json_integer_value(m) > 0 &&
+			json_integer_value(m) <= TENANT_MEMORY_MAX;
 	b->memory_bytes = b->memory_set ? json_integer_value(m) : 0;
 	json_decref(o);
 }
@@ -344,9 +355,12 @@ static int txn_kvs(const json_t *reply, size_t i, struct etcd_kv **kvs, size_t *
 }
 
 /* Read several keys in one snapshot: kv[i] (empty when absent). */
+static void kvs_clear(struct etcd_kv *kv, size_t n);
+
 static int read_keys(struct fleet *f, char *const *keys, size_t n, int64_t deadline,
 		     struct etcd_kv *kv, struct error **err)
 {
+	memset(kv, 0, n * sizeof(*kv));
 	json_t *ops = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(ops, etcd_op_range(keys[i], false));
@@ -366,6 +380,8 @@ static int read_keys(struct fleet *f, char *const *keys, size_t n, int64_t deadl
 		etcd_kvs_free(kvs, m);
 	}
 	json_decref(reply);
+	if (rc < 0)
+		kvs_clear(kv, n);
 	return rc;
 }
 
@@ -419,18 +435,19 @@ static int do_book(struct fleet *f, const struct ledger_booking *b, int64_t dead
 		use_parse(kv[1].value, &u);
 		int64_t tm = kv[0].mod_revision, um = kv[1].mod_revision;
 		kvs_clear(kv, 3);
-		if (u.vcpus + b->vcpus > t.vcpus)
+		if (u.vcpus > t.vcpus || b->vcpus > t.vcpus - u.vcpus)
 			return error_set(err, EDQUOT, "tenant %s: %" PRIu64 " of its %u vCPUs are "
 					 "booked in the fleet, %u more do not fit", t.name, u.vcpus,
 					 t.vcpus, b->vcpus);
-		if (t.memory_set && b->memory_set && u.memory_bytes + b->memory_bytes > t.memory_bytes)
+		if (t.memory_set && b->memory_set &&
+		    (u.memory_bytes > t.memory_bytes || b->memory_bytes > t.memory_bytes - u.memory_bytes))
 			return error_set(err, EDQUOT, "tenant %s: %" PRId64 " of its %" PRId64 " bytes "
 					 "of memory are booked in the fleet, %" PRId64 " more do "
 					 "not fit", t.name, u.memory_bytes, t.memory_bytes,
 					 b->memory_bytes);
-		u.vcpus += b->vcpus;
+		u.vcpus += b->vcpus; /* at most the quota (checked above) */
 		if (b->memory_set)
-			u.memory_bytes += b->memory_bytes;
+			u.memory_bytes = sat_add(u.memory_bytes, b->memory_bytes);
 		_cleanup_free_ char *uv = use_value(&u);
 		_cleanup_free_ char *bv = booking_value(b);
 		int won = cas(f, json_pack("[o,o,o]", etcd_cmp_mod(kt, tm), etcd_cmp_mod(ku, um),
@@ -448,11 +465,14 @@ static int do_book(struct fleet *f, const struct ledger_booking *b, int64_t dead
 /* Take bookings of one tenant on `host` (names in vms) out: one
  * transaction with the use. *freed: what they held. */
 static int drop_bookings(struct fleet *f, const char *tenant, const char *host,
-			 char *const *vms, size_t n, int64_t deadline, struct use *freed,
-			 struct error **err)
+			 char *const *vms, size_t n, bool host_dead, int64_t deadline,
+			 struct use *freed, struct error **err)
 {
 	memset(freed, 0, sizeof(*freed));
 	_cleanup_free_ char *ku = k_use(f, tenant);
+	/* evicting (host_dead): in the same transaction, the host has no
+	 * lease (it did not come back between the look and the delete) */
+	_cleanup_free_ char *kh = xasprintf("%shost/%s", f->prefix, host);
 	char **keys = xcalloc(n + 1, sizeof(*keys));
 	keys[0] = ku;
 	for (size_t i = 0; i < n; i++)
@@ -466,14 +486,16 @@ static int drop_bookings(struct fleet *f, const char *tenant, const char *host,
 		use_parse(kv[0].value, &u);
 		json_t *cmp = json_array(), *ops = json_array();
 		json_array_append_new(cmp, etcd_cmp_mod(ku, kv[0].mod_revision));
+		if (host_dead)
+			json_array_append_new(cmp, etcd_cmp_version(kh, 0));
 		for (size_t i = 1; i <= n; i++) {
 			if (!kv[i].key)
 				continue;
 			struct ledger_booking b = { 0 };
 			booking_parse(kv[i].value, &b);
-			gone.vcpus += b.vcpus;
+			gone.vcpus += b.vcpus; /* each at most TENANT_VCPUS_MAX */
 			if (b.memory_set)
-				gone.memory_bytes += b.memory_bytes;
+				gone.memory_bytes = sat_add(gone.memory_bytes, b.memory_bytes);
 			json_array_append_new(cmp, etcd_cmp_mod(keys[i], kv[i].mod_revision));
 			json_array_append_new(ops, etcd_op_delete(keys[i]));
 		}
@@ -497,6 +519,19 @@ static int drop_bookings(struct fleet *f, const char *tenant, const char *host,
 			rc = 0;
 			goto out;
 		}
+		if (host_dead) {
+			struct etcd_kv hk;
+			char *hkeys[1] = { kh };
+			if (read_keys(f, hkeys, 1, deadline, &hk, err) < 0)
+				goto out;
+			bool back = hk.key != NULL;
+			etcd_kv_clear(&hk);
+			if (back) {
+				error_set(err, EBUSY, "host %s is live again (it took a lease): "
+					  "its bookings stay", host);
+				goto out;
+			}
+		}
 		pause_a_little(tr);
 	}
 	error_set(err, EAGAIN, "tenant %s: the fleet's ledger kept changing", tenant);
@@ -514,7 +549,7 @@ static int do_unbook(struct fleet *f, const char *tenant, const char *vm, int64_
 {
 	char *vms[1] = { (char *)vm };
 	struct use freed;
-	return drop_bookings(f, tenant, f->host, vms, 1, deadline, &freed, err);
+	return drop_bookings(f, tenant, f->host, vms, 1, false, deadline, &freed, err);
 }
 
 /* Every booking: (tenant, host, vm, figures). */
@@ -555,7 +590,7 @@ static int read_bookings(struct fleet *f, int64_t deadline, struct bk **out, siz
 	return 0;
 }
 
-static void recent_add(struct fleet *f, const struct ledger_booking *b)
+static void recent_add(struct fleet *f, const struct ledger_booking *b, bool released)
 {
 	int64_t now = now_mono_ns();
 	pthread_mutex_lock(&f->lock);
@@ -569,18 +604,20 @@ static void recent_add(struct fleet *f, const struct ledger_booking *b)
 	snprintf(r->tenant, sizeof(r->tenant), "%s", b->tenant);
 	snprintf(r->vm, sizeof(r->vm), "%s", b->vm);
 	r->at_ns = now;
+	r->released = released;
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Booked by the worker after `since` (a reconciliation's list was taken
- * then): the reservation may not be in that list yet. */
-static bool recent_since(struct fleet *f, const char *tenant, const char *vm, int64_t since)
+/* Booked (or released) by the worker after `since` (a reconciliation's
+ * list was taken then): the list may not say so yet. */
+static bool recent_since(struct fleet *f, const char *tenant, const char *vm, int64_t since,
+			 bool released)
 {
 	bool found = false;
 	pthread_mutex_lock(&f->lock);
 	for (size_t i = 0; i < f->n_recent && !found; i++)
-		found = f->recent[i].at_ns >= since && strcmp(f->recent[i].vm, vm) == 0 &&
-			strcmp(f->recent[i].tenant, tenant) == 0;
+		found = f->recent[i].at_ns >= since && f->recent[i].released == released &&
+			strcmp(f->recent[i].vm, vm) == 0 && strcmp(f->recent[i].tenant, tenant) == 0;
 	pthread_mutex_unlock(&f->lock);
 	return found;
 }
@@ -614,7 +651,7 @@ static int do_sync(struct fleet *f, const struct ledger_booking *local, size_t n
 		for (size_t j = 0; j < n_local && !have; j++)
 			have = strcmp(local[j].vm, all[i].vm) == 0 &&
 			       strcmp(local[j].tenant, all[i].tenant) == 0;
-		if (have || recent_since(f, all[i].tenant, all[i].vm, taken_ns))
+		if (have || recent_since(f, all[i].tenant, all[i].vm, taken_ns, false))
 			continue;
 		rc = do_unbook(f, all[i].tenant, all[i].vm, deadline, err);
 		if (rc == 0) {
@@ -632,7 +669,8 @@ static int do_sync(struct fleet *f, const struct ledger_booking *local, size_t n
 			have = strcmp(all[i].host, f->host) == 0 &&
 			       strcmp(local[j].vm, all[i].vm) == 0 &&
 			       strcmp(local[j].tenant, all[i].tenant) == 0;
-		if (have)
+		/* released since the list was taken: not booked again */
+		if (have || recent_since(f, local[j].tenant, local[j].vm, taken_ns, true))
 			continue;
 		_cleanup_error_ struct error *e = NULL;
 		if (do_book(f, &local[j], deadline, &e) == 0) {
@@ -804,7 +842,8 @@ static json_t *host_entry(json_t *arr, const char *host)
 
 static void add_int(json_t *o, const char *key, json_int_t v)
 {
-	json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + v));
+	json_object_set_new(o, key, json_integer(sat_add(json_integer_value(json_object_get(o, key)),
+							 v)));
 }
 
 static int host_cmp(const void *a, const void *b)
@@ -900,12 +939,17 @@ static int do_evict(struct fleet *f, const char *host, int64_t deadline, json_t 
 				vms[nv++] = all[j].vm;
 				all[j].tenant[0] = '\0';
 			}
-		struct use freed;
-		rc = drop_bookings(f, tenant, host, vms, nv, deadline, &freed, err);
-		if (rc == 0) {
-			total.vcpus += freed.vcpus;
-			total.memory_bytes += freed.memory_bytes;
-			count += nv;
+		/* etcd takes at most --max-txn-ops (128 by default) in one
+		 * transaction: a tenant's bookings go by FLEET_TXN_CHUNK */
+		for (size_t at = 0; at < nv && rc == 0; at += FLEET_TXN_CHUNK) {
+			size_t k = nv - at < FLEET_TXN_CHUNK ? nv - at : FLEET_TXN_CHUNK;
+			struct use freed;
+			rc = drop_bookings(f, tenant, host, vms + at, k, true, deadline, &freed, err);
+			if (rc == 0) {
+				total.vcpus += freed.vcpus;
+				total.memory_bytes = sat_add(total.memory_bytes, freed.memory_bytes);
+				count += k;
+			}
 		}
 		free(vms);
 	}
@@ -943,13 +987,36 @@ static int lease_take(struct fleet *f, int64_t deadline, struct error **err)
 	json_t *v = json_pack("{s:s,s:i,s:s}", "host", f->host, "pid", (int)getpid(), "since", since);
 	_cleanup_free_ char *vs = json_dumps(v, JSON_COMPACT);
 	json_decref(v);
-	if (txn(f, NULL, json_pack("[o,o]", etcd_op_put(kh, vs, id), etcd_op_put(ks, vs, 0)), NULL,
-		deadline, &reply, err) < 0)
+	/* the host's name is taken only if nobody holds it: two vcpuds with
+	 * one --host-id would release each other's bookings */
+	int won = cas(f, json_pack("[o]", etcd_cmp_version(kh, 0)),
+		      json_pack("[o,o]", etcd_op_put(kh, vs, id), etcd_op_put(ks, vs, 0)), deadline,
+		      err);
+	if (won <= 0) {
+		_cleanup_free_ char *ids = xasprintf("%" PRId64, id);
+		json_t *rq = json_pack("{s:s}", "ID", ids);
+		_cleanup_error_ struct error *re = NULL;
+		if (etcd_post(thread_etcd, "/v3/lease/revoke", rq, deadline, &reply, &re) == 0)
+			json_decref(reply);
+		json_decref(rq);
+	}
+	if (won < 0)
 		return -1;
-	json_decref(reply);
 	pthread_mutex_lock(&f->lock);
-	f->lease = id;
+	bool was = f->conflict;
+	f->conflict = !won;
+	if (won)
+		f->lease = id;
 	pthread_mutex_unlock(&f->lock);
+	if (!won) {
+		if (!was)
+			log_error("fleet: host name %s is held by another live vcpud (or by this "
+				  "host's last run, until its lease runs out in at most %u s): not "
+				  "booking anything until it is free (--host-id)", f->host,
+				  f->lease_ttl_s);
+		return error_set(err, EBUSY, "fleet: host name %s is held by another live vcpud "
+				 "(--host-id must differ on each host)", f->host);
+	}
 	log_info("fleet: host %s joined (lease %" PRId64 ", %u s)", f->host, id, f->lease_ttl_s);
 	return 0;
 }
@@ -1074,7 +1141,7 @@ static void sweep_dead(struct fleet *f, int64_t deadline)
 	}
 	for (size_t i = 0; i < f->n_dead; i++)
 		f->dead[i].seen = false;
-	int64_t now = wall_ms();
+	int64_t now = now_mono_ns() / 1000000; /* a wall clock step must not evict */
 	for (size_t pass = 0; pass < n_seen + n; pass++) {
 		const char *h = pass < n_seen ? host_of(seen[pass].key) : all[pass - n_seen].host;
 		if (!name_valid(h) || kvs_has_host(live, n_live, h) || strcmp(h, f->host) == 0)
@@ -1124,11 +1191,22 @@ static bool refuse_now(struct fleet *f, struct op *o)
 	int64_t now = now_mono_ns();
 	int64_t last = atomic_load(&f->last_fail_ns);
 	bool late = now >= o->deadline_ns;
-	if (!late && !(last && now - last < (int64_t)FLEET_FAIL_FAST_MS * 1000000))
-		return false;
 	pthread_mutex_lock(&f->lock);
+	/* down for a whole fleet.timeout_ms, and again just now: not a leader
+	 * election (a second or so), which a call rides through */
+	bool down = f->link == LINK_UNREACHABLE &&
+		    wall_ms() - f->link_since_ms >= (int64_t)f->timeout_ms;
+	bool conflict = f->conflict;
 	_cleanup_free_ char *why = xstrdup(f->last_error ? f->last_error : "");
 	pthread_mutex_unlock(&f->lock);
+	if (conflict) {
+		o->rc = error_set(&o->err, EBUSY, "fleet: host name %s is held by another live "
+				  "vcpud (--host-id must differ on each host): nothing is booked",
+				  f->host);
+		return true;
+	}
+	if (!late && !(down && last && now - last < (int64_t)FLEET_FAIL_FAST_MS * 1000000))
+		return false;
 	if (late)
 		o->rc = error_set(&o->err, ETIMEDOUT, "fleet: etcd did not answer within "
 				  "fleet.timeout_ms (%u ms; no quorum, or unreachable)%s%s",
@@ -1146,11 +1224,13 @@ static void run_op(struct fleet *f, struct op *o)
 	struct tenant t;
 	switch (o->kind) {
 	case OP_BOOK:
+		/* before the transaction: a reconciliation that reads the booking
+		 * once it is committed must find it here */
+		recent_add(f, &o->b, false);
 		o->rc = do_book(f, &o->b, o->deadline_ns, &o->err);
-		if (o->rc == 0)
-			recent_add(f, &o->b);
 		break;
 	case OP_UNBOOK:
+		recent_add(f, &o->b, true);
 		o->rc = do_unbook(f, o->b.tenant, o->b.vm, o->deadline_ns, &o->err);
 		break;
 	case OP_T_CREATE:
@@ -1280,9 +1360,14 @@ static void *bg_main(void *arg)
 			}
 			op_free(o);
 		}
-		if (f->sync_pending && !atomic_load(&f->last_fail_ns))
+		/* only as the holder of this host's name (another vcpud with
+		 * the same --host-id would lose its bookings to this list) */
+		pthread_mutex_lock(&f->lock);
+		bool joined = f->lease && !f->conflict;
+		pthread_mutex_unlock(&f->lock);
+		if (joined && f->sync_pending && !atomic_load(&f->last_fail_ns))
 			run_sync(f, now_mono_ns() + 2 * probe);
-		if (f->evict_after_s && now_mono_ns() >= f->sweep_due_ns) {
+		if (joined && f->evict_after_s && now_mono_ns() >= f->sweep_due_ns) {
 			sweep_dead(f, now_mono_ns() + probe);
 			int64_t every = (int64_t)f->evict_after_s * 1000 / 4;
 			every = every < FLEET_SWEEP_MIN_MS ? FLEET_SWEEP_MIN_MS
@@ -1486,7 +1571,8 @@ static json_t *f_status(struct ledger *l)
 		json_array_append_new(eps, json_string(f->urls[i]));
 	pthread_mutex_lock(&f->lock);
 	json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I}", "backend", "fleet",
-			      "host", f->host, "endpoints", eps, "state", link_names[f->link],
+			      "host", f->host, "endpoints", eps, "state",
+			      f->conflict ? "host-id-taken" : link_names[f->link],
 			      "since_ms", f->link_since_ms ? json_integer(f->link_since_ms)
 							   : json_null(),
 			      "error", f->last_error && f->link != LINK_CONNECTED

@@ -552,12 +552,14 @@ bool registry_reservation_of(struct registry *r, const char *vm, char tenant[NAM
 	return own != NULL;
 }
 
-size_t registry_bookings(struct registry *r, struct ledger_booking **out)
+ssize_t registry_bookings(struct registry *r, struct ledger_booking **out)
 {
 	*out = NULL;
 	_cleanup_error_ struct error *e = NULL;
-	if (ledger_ensure(r, &e) < 0)
-		return 0;
+	if (ledger_ensure(r, &e) < 0) {
+		warn_once(r, "admission: the reservations cannot be read: %s", e->msg);
+		return -1;
+	}
 	struct res_ledger *l = &r->ledger;
 	struct ledger_booking *v = xcalloc(l->n_res ? l->n_res : 1, sizeof(*v));
 	for (size_t i = 0; i < l->n_res; i++) {
@@ -569,7 +571,7 @@ size_t registry_bookings(struct registry *r, struct ledger_booking **out)
 		v[i].memory_bytes = a->memory_bytes;
 	}
 	*out = v;
-	return l->n_res;
+	return (ssize_t)l->n_res;
 }
 
 uint64_t registry_ledger_gen(const struct registry *r)

@@ -88,6 +88,16 @@ while [ $(($(now_ms) - t)) -lt 3000 ]; do
 done
 [ -n "$seen" ] && [ "$seen" -le 1000 ] && ok "tenant web created on a is on c after $seen ms" ||
 	bad "tenant web on c after ${seen:-more than 3000} ms"
+# a second vcpud with host a's name books nothing (it would release a's
+# bookings as not its own)
+start_host z --host-id fleet-a || bad "host z"
+sleep 0.5
+OUT=$(ctl z tenant create dup --vcpus 1 2>&1) && bad "a host with a taken name changed the fleet" ||
+	case $OUT in *"held by another live vcpud"*) ok "a second vcpud named fleet-a is refused: $OUT" ;;
+	*) bad "host z: $OUT" ;; esac
+[ "$(ctl z --json status | jget ledger state)" = host-id-taken ] &&
+	ok "its status says host-id-taken" || bad "z's ledger state: $(ctl z --json status | jget ledger state)"
+stop_host z
 ctl b tenant create web --vcpus 8 >/dev/null 2>&1 &&
 	bad "tenant web created twice" || ok "creating web again on b: refused (it exists in the fleet)"
 
