@@ -2,7 +2,7 @@
 #
 #   make                  build build/vcpud and build/vcpuctl
 #   make check            install missing Debian packages (as root), build,
-#                         run every test tier (unit, end-to-end, real kernel)
+#                         run every test tier (unit, end-to-end, fleet, kernel, libvirt)
 #   make demo             the main job: noisy-neighbour throttling live in a
 #                         real kernel (QEMU sandbox), ends by itself
 #   make demo-fleet       three hosts sharing one tenant's quota through etcd
