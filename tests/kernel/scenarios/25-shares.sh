@@ -19,6 +19,14 @@ start_vm() { # NAME VCPUS: a spinning fake VM on pCPUs 2-3; sets VMPID
 	wait_for 20 grep -q '^fakevm ready' "/tmp/$_n.out" || abort_scenario "fakevm $_n did not start"
 }
 tids() { sed -n 's/^vcpu [0-9]* tid=\([0-9]*\)$/\1/p' "/tmp/$1.out" | tr '\n' ' '; }
+# placed VM: every vCPU thread of VM in its vcpuN group (the shares are
+# measured on threads the kernel splits by the tenants' weights)
+placed() {
+	for _t in $(tids "$1"); do
+		grep -q "/vm-$1/vcpu[0-9]*\$" "/proc/$_t/cgroup" 2>/dev/null || return 1
+	done
+}
+where() { for _t in $(tids "$1"); do printf '%s:%s ' "$_t" "$(cut -d: -f3 "/proc/$_t/cgroup")"; done; }
 # share FRACTIONS TIDS: the summed cpu-time of TIDS, in % of the 2 pCPUs
 share() { echo "$1" | awk -v t=" $2 " 'index(t, " " $1 " ") { s += $2 } END { printf "%.1f\n", s * 50 }'; }
 top_usage() { ctl top --once | awk -v vm="$1" '$1 == vm { printf "%.1f\n", $5 / 2 }'; }
@@ -36,6 +44,9 @@ vcpud_wait_ticks 3
 cg_read "$S/tenant-light/cpu.weight"; expect_eq weight-light "$CG_VAL" 100 "tenant-light cpu.weight"
 cg_read "$S/tenant-heavy/cpu.weight"; expect_eq weight-heavy "$CG_VAL" 300 "tenant-heavy cpu.weight"
 cg_read "$S/tenant-heavy/vm-h1/cpu.weight"; expect_eq weight-h1 "$CG_VAL" 200 "vm-h1 cpu.weight (100 per vCPU)"
+wait_for 10 placed l1 && wait_for 10 placed h1 &&
+	pass placed "l1's and h1's vCPU threads in their vcpu groups" ||
+	fail placed "vCPU threads not placed: l1 $(where l1), h1 $(where h1)"
 
 fr=$(sched_fractions 10 $(tids l1) $(tids h1))
 l=$(share "$fr" "$(tids l1)"); h=$(share "$fr" "$(tids h1)")
