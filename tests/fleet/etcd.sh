@@ -159,8 +159,11 @@ _etcd_launch() {
 	# files in /proc have the size 0)
 	_etcd_x=0
 	until _etcd_ours $! "$1"; do
-		# shellcheck disable=SC2002
-		if [ -z "$(cat "/proc/$!/cmdline" 2>/dev/null | tr -d '\0')" ]; then
+		# gone, or a zombie: it exited (an empty command line alone is
+		# not that: it is empty for a moment while env runs execve, and a
+		# wait on a member that runs would never return)
+		_etcd_st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$!/stat" 2>/dev/null)
+		if [ -z "$_etcd_st" ] || [ "$_etcd_st" = Z ]; then
 			_etcd_say "m$1 did not start ($ETCD_BIN exited)"
 			wait $! 2>/dev/null || :
 			return 1
