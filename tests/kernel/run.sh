@@ -266,6 +266,15 @@ $done_here"
 	echo "--- last 40 lines of $log"
 	tail -n 40 "$log" | sed 's/^/| /'
 	echo "---"
+	# a guest that froze before any scenario began (TCG stopping in the
+	# firmware or the kernel's early boot) is booted once more: nothing
+	# of vcpud's ran, and the next boot usually does not freeze
+	if [ "$ended" = frozen ] && [ -z "$in_progress" ] && [ -z "$done_here" ] &&
+		[ -z "${boot_again:-}" ]; then
+		boot_again=1
+		notes="${notes:+$notes; }boot $n froze before any scenario began, and was booted again"
+		continue
+	fi
 	# what is left: the scenarios not finished, after the one it ended in
 	left=""
 	for s in $remaining; do
