@@ -197,23 +197,10 @@ static void on_tenant_done(void *data, int rc, const struct error *err, json_t *
 		pend_free(p);
 		return;
 	}
+	/* what the fleet holds now (the worker's api_tenant_to_json()) */
 	struct tenant ft = p->t;
-	if (result) {
-		/* what the fleet holds now (api_tenant_to_json()) */
-		const json_t *j = result;
-		snprintf(ft.name, sizeof(ft.name), "%s", json_string_value(json_object_get(j, "name"))
-							    ?: p->name);
-		ft.vcpus = (uint32_t)json_integer_value(json_object_get(j, "vcpus"));
-		ft.weight = (uint32_t)json_integer_value(json_object_get(j, "weight"));
-		const json_t *c = json_object_get(j, "cpu_max_cores");
-		ft.cpu_max_set = json_is_number(c);
-		ft.cpu_max_cores = ft.cpu_max_set ? json_number_value(c) : 0;
-		const json_t *m = json_object_get(j, "memory_bytes");
-		ft.memory_set = json_is_integer(m);
-		ft.memory_bytes = ft.memory_set ? json_integer_value(m) : 0;
-		tenant_class_from_string(json_string_value(json_object_get(j, "class")) ?: "",
-					 &ft.class_, NULL);
-	}
+	if (result && api_tenant_from_reply(result, &ft, &e) < 0)
+		error_free(&e); /* ft untouched: what was asked */
 	if (api_fleet_tenant_copy(ctx->store, &ft, p->actor, &e) < 0 ||
 	    store_tenant_get(ctx->store, ft.name, &t, &e) < 0) {
 		_cleanup_free_ char *m = xasprintf("tenant %s was changed in the fleet, but its "
